@@ -1,0 +1,235 @@
+"""The library entry point: :func:`run` a scenario on a market and get Polars frames back."""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import polars as pl
+
+from estimator import aggregate
+from estimator import book as bk
+from estimator.engine import RoundResult, evaluate_round
+from estimator.errors import InputError, InputWarnings, Problem
+from estimator.mandates import Execution
+from estimator.market import Market, load_market, sha256
+from estimator.paths import resolve_market, resolve_scenario
+from estimator.report import Format, write_reports
+from estimator.scenario import Scenario, apply_scenario, load_scenario
+from estimator.solve import DEFAULT_SOLVER, ProblemCache
+from rules import Book
+
+HOLDER_COLUMNS = [
+    "holder_id",
+    "holder_type",
+    "mandate",
+    "mandate_execution",
+    "status",
+    "triggered_rules",
+    "binding_rules",
+    "equity_before",
+    "equity_after",
+    "account_equity_before",
+    "account_equity_after",
+    "gross_assets_before",
+    "gross_assets_after",
+    "cash_before",
+    "cash_after",
+    "leverage_pre",
+    "leverage_before",
+    "leverage_after",
+    "vol_before",
+    "vol_after",
+    "cure_reserve",
+    "cure_credit",
+    "sold",
+    "bought",
+    "shortfall",
+    "compliant",
+]
+
+
+@dataclass
+class RunResult:
+    """Everything a run produced, as Polars frames, plus its manifest."""
+
+    scenario: Scenario
+    assets: pl.DataFrame  # forced flow per asset
+    trades: pl.DataFrame  # per holder × asset
+    holders: pl.DataFrame  # per holder: status, rules, balance sheet before/after
+    summary: pl.DataFrame  # per holder type × asset class
+    manifest: dict
+    warnings: InputWarnings = field(default_factory=InputWarnings)
+
+    def tables(self) -> dict[str, pl.DataFrame]:
+        return {
+            "assets": self.assets,
+            "trades": self.trades,
+            "holders": self.holders,
+            "summary": self.summary,
+        }
+
+    def write(self, out_dir: str | Path, fmt: Format = "csv") -> list[Path]:
+        """Write every table and ``manifest.json`` into ``out_dir`` atomically."""
+        return write_reports(Path(out_dir), self.tables(), self.manifest, fmt)
+
+
+def _scenario(scenario: str | Path | Scenario) -> tuple[Scenario, Path | None]:
+    if isinstance(scenario, Scenario):
+        return scenario, None
+    path = resolve_scenario(scenario)
+    return load_scenario(path), path
+
+
+def run(
+    scenario: str | Path | Scenario,
+    market: str | Path | Market | None = None,
+    *,
+    execution: Execution | str | None = None,
+    participation: float = 0.2,
+    solver: str = DEFAULT_SOLVER,
+    solver_options: dict | None = None,
+) -> RunResult:
+    """Apply ``scenario`` to ``market`` and estimate every holder's forced trades.
+
+    ``scenario``: a shipped scenario's name, a TOML path, or a :class:`Scenario`.
+    ``market``: a :class:`Market` (e.g. from :func:`build_market` on your own frames), a bundle
+    folder, or None for the scenario's own ``market``.
+    """
+    started = time.perf_counter()
+    if not 0 < participation <= 1:
+        raise InputError(
+            [
+                Problem(
+                    "options",
+                    f"expected 0 < participation ≤ 1, got {participation}",
+                    field="participation",
+                )
+            ]
+        )
+    spec, spec_path = _scenario(scenario)
+    if not isinstance(market, Market):
+        if market is not None:  # given by the caller: relative to the working directory
+            market = load_market(resolve_market(market))
+        else:  # named in the scenario: relative to the scenario file
+            relative = spec_path.parent if spec_path is not None else None
+            market = load_market(resolve_market(spec.market, relative))
+    exec_style = Execution(execution) if execution is not None else None
+    timings: dict[str, float] = {"load": time.perf_counter() - started}
+
+    t = time.perf_counter()
+    warnings = InputWarnings(list(market.warnings.items))
+    pre = bk.holder_book(bk.position_frame(market.positions, market.assets), market.holders)
+    shocked = apply_scenario(market.assets, spec, str(spec_path or spec.name), warnings)
+    pos = bk.position_frame(market.positions, shocked)
+    holders = (
+        market.holders.join(bk.futures_settlement(pos), on="holder_id", how="left")
+        .with_columns(pl.col(Book.CASH) + pl.col("variation_margin").fill_null(0.0))
+        .drop("variation_margin")
+        .join(pre.select("holder_id", pl.col("leverage").alias(Book.LEVERAGE_PRE)), on="holder_id")
+    )
+    timings["scenario"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    cache = ProblemCache(
+        k=sum(c.startswith("risk_g") for c in shocked.columns),
+        solver=solver,
+        **(solver_options or {}),
+    )
+    result = evaluate_round(
+        shocked, holders, market.positions, market.mandates, execution=exec_style, cache=cache
+    )
+    timings["evaluate_and_solve"] = time.perf_counter() - t
+
+    return _assemble(
+        spec,
+        spec_path,
+        market,
+        shocked,
+        result,
+        participation,
+        solver,
+        exec_style,
+        warnings,
+        timings,
+        started,
+    )
+
+
+def _holder_table(result: RoundResult, holders: pl.DataFrame) -> pl.DataFrame:
+    def per_equity(col: str, when: str) -> pl.Expr:
+        equity = pl.col(f"equity_{when}")
+        return pl.when(equity > 0).then(pl.col(f"{col}_{when}") / equity)
+
+    h = result.holders.with_columns(
+        vol_before=per_equity(Book.RISK, "before"), vol_after=per_equity(Book.RISK, "after")
+    )
+    rule_metrics = sorted(c for c in h.columns if c.endswith((".metric_before", ".metric_after")))
+    cols = [c for c in HOLDER_COLUMNS if c in h.columns] + rule_metrics
+    return h.select(cols).sort("holder_id")
+
+
+def _assemble(
+    spec,
+    spec_path,
+    market,
+    shocked,
+    result,
+    participation,
+    solver,
+    exec_style,
+    warnings,
+    timings,
+    started,
+) -> RunResult:
+    assets = aggregate.asset_flows(result.trades, shocked, participation)
+    summary = aggregate.by_type_and_class(result.trades, market.holders, shocked)
+    holders = _holder_table(result, market.holders)
+    statuses = dict(sorted(holders.group_by("status").len().iter_rows()))
+    timings["total"] = time.perf_counter() - started
+    manifest = {
+        "tool": "forced-flow",
+        "version": _version("forced-flow"),
+        "scenario": {
+            "name": spec.name,
+            "path": str(spec_path) if spec_path else None,
+            "sha256": sha256(spec_path) if spec_path else None,
+        },
+        "market": {
+            "name": market.name,
+            "base_currency": market.base_currency,
+            "inputs": market.sources,
+        },
+        "parameters": {
+            "participation": participation,
+            "solver": solver,
+            "execution_override": exec_style.value if exec_style else None,
+        },
+        "versions": {p: _version(p) for p in ("polars", "cvxpy", "pydantic", "clarabel", "numpy")}
+        | {"python": platform.python_version()},
+        "counts": {
+            "holders": holders.height,
+            "positions": market.positions.height,
+            "assets": market.assets.height,
+            "trades": result.trades.height,
+            "compiled_problems": result.compiled_problems,
+        },
+        "statuses": statuses,
+        "totals": {
+            "sell_value": float(assets["sell_value"].sum()),
+            "buy_value": float(assets["buy_value"].sum()),
+        },
+        "warnings": [str(w) for w in warnings.items],
+        "timings_seconds": {k: round(v, 4) for k, v in timings.items()},
+    }
+    return RunResult(spec, assets, result.trades, holders, summary, manifest, warnings)
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None

@@ -1,0 +1,190 @@
+"""The ``forced-flow`` command line: a thin typer layer over :mod:`estimator`'s public API.
+
+Exit codes: 0 ok, 1 the run failed, 2 bad usage or bad input (nothing is written).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from estimator.api import RunResult, run
+from estimator.errors import InputError, RunError
+from estimator.mandates import Execution, Mandate
+from estimator.market import load_market
+from estimator.paths import resolve_market, resolve_scenario, shipped_scenarios
+from estimator.scenario import Scenario, load_scenario
+
+app = typer.Typer(
+    name="forced-flow",
+    help="Estimate forced flows: who must trade under a market scenario, and how much.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+ScenarioArg = Annotated[
+    str, typer.Argument(help="A shipped scenario's name (e.g. 'demo') or a scenario TOML file.")
+]
+MarketOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--market", "-m", help="Market bundle folder or shipped name; default: the scenario's."
+    ),
+]
+
+
+def _fail_input(exc: InputError) -> typer.Exit:
+    err.print(
+        f"[bold red]error:[/] {len(exc.problems)} problem(s) in the inputs; nothing was written."
+    )
+    for problem in exc.problems:
+        err.print(f"  • {problem}", markup=False, highlight=False)
+    return typer.Exit(2)
+
+
+def _money(value: float) -> str:
+    for unit, size in (("tn", 1e12), ("bn", 1e9), ("m", 1e6), ("k", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:,.2f}{unit}"
+    return f"{value:,.0f}"
+
+
+def _summary(result: RunResult, top: int) -> None:
+    totals = result.manifest["totals"]
+    out.print(
+        f"[bold]{result.scenario.name}[/]: forced selling {_money(totals['sell_value'])}, "
+        f"forced buying {_money(totals['buy_value'])}"
+    )
+    table = Table(title=f"Top {top} assets by forced flow as % of ADV")
+    for col in ("asset", "class", "net flow", "% ADV", "days"):
+        table.add_column(col, justify="right" if col not in ("asset", "class") else "left")
+    ranked = result.assets.filter(pl.col("net_value") != 0).sort(
+        ["pct_adv", "asset_id"], descending=[True, False]
+    )
+    for row in ranked.head(top).iter_rows(named=True):
+        table.add_row(
+            row["asset_id"],
+            row["asset_class"],
+            _money(row["net_value"]),
+            f"{row['pct_adv']:.1f}",
+            f"{row['days_to_absorb']:.2f}",
+        )
+    out.print(table)
+    by_type = (
+        result.holders.group_by("holder_type")
+        .agg(holders=pl.len(), forced=(pl.col("status") != "ok").sum(), sold=pl.col("sold").sum())
+        .sort("holder_type")
+    )
+    types = Table(title="Holders by type")
+    for col in ("holder type", "holders", "not ok", "sold"):
+        types.add_column(col, justify="left" if col == "holder type" else "right")
+    for row in by_type.iter_rows(named=True):
+        types.add_row(
+            row["holder_type"], str(row["holders"]), str(row["forced"]), _money(row["sold"])
+        )
+    out.print(types)
+    statuses = ", ".join(f"{k}: {v}" for k, v in result.manifest["statuses"].items())
+    out.print(f"Statuses — {statuses}")
+    for warning in result.warnings.items:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+@app.command("run")
+def run_command(
+    scenario: ScenarioArg,
+    market: MarketOpt = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Report folder; default reports/<scenario>.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv or parquet.")] = "csv",
+    execution: Annotated[
+        Execution | None,
+        typer.Option("--execution", "-e", help="Override every mandate's execution style."),
+    ] = None,
+    participation: Annotated[
+        float, typer.Option("--participation", "-p", help="Share of ADV absorbed per day (0-1].")
+    ] = 0.2,
+    solver: Annotated[str, typer.Option(help="cvxpy solver for min_cost execution.")] = "CLARABEL",
+    top: Annotated[int, typer.Option(help="Assets shown in the summary.")] = 10,
+) -> None:
+    """Apply SCENARIO, estimate every holder's forced trades and write the reports."""
+    if fmt not in ("csv", "parquet"):
+        err.print(f"[bold red]error:[/] --format must be csv or parquet, got {fmt!r}")
+        raise typer.Exit(2)
+    try:
+        result = run(
+            scenario, market, execution=execution, participation=participation, solver=solver
+        )
+        target = out_dir or Path("reports") / result.scenario.name
+        written = result.write(target, fmt)  # type: ignore[arg-type]
+    except InputError as exc:
+        raise _fail_input(exc) from exc
+    except RunError as exc:
+        err.print(f"[bold red]run failed:[/] {exc}")
+        raise typer.Exit(1) from exc
+    _summary(result, top)
+    out.print(f"Reports: {target}/ ({', '.join(p.name for p in written)})")
+
+
+@app.command("validate")
+def validate_command(
+    scenario: Annotated[
+        str | None, typer.Argument(help="Scenario to check with its market.")
+    ] = None,
+    market: MarketOpt = None,
+) -> None:
+    """Check every input (scenario, market tables, risk model, mandates) and list every problem."""
+    try:
+        spec_path = None
+        if scenario is not None:
+            spec_path = resolve_scenario(scenario)
+            spec = load_scenario(spec_path)
+            where = (
+                resolve_market(market) if market else resolve_market(spec.market, spec_path.parent)
+            )
+        else:
+            where = resolve_market(market or "default")
+        loaded = load_market(where)
+    except InputError as exc:
+        raise _fail_input(exc) from exc
+    for warning in loaded.warnings.items:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    out.print(
+        f"ok: market '{loaded.name}' — {loaded.assets.height} assets, "
+        f"{loaded.holders.height} holders, "
+        f"{loaded.positions.height} positions, {len(loaded.mandates)} mandates"
+        + (f"; scenario {spec_path}" if spec_path else "")
+    )
+
+
+@app.command("schema")
+def schema_command(
+    kind: Annotated[str, typer.Argument(help="mandate or scenario")] = "mandate",
+) -> None:
+    """Print the JSON schema of mandate or scenario TOML files."""
+    models = {"mandate": Mandate, "scenario": Scenario}
+    if kind not in models:
+        err.print(f"[bold red]error:[/] expected 'mandate' or 'scenario', got {kind!r}")
+        raise typer.Exit(2)
+    typer.echo(json.dumps(models[kind].model_json_schema(), indent=2))
+
+
+@app.command("scenarios")
+def scenarios_command() -> None:
+    """List the shipped scenarios."""
+    for name, path in shipped_scenarios().items():
+        spec = load_scenario(path)
+        out.print(f"[bold]{name}[/] — {spec.description}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,106 @@
+"""Column contracts of every input table, as dataframely schemas.
+
+Each column carries its description (the README's data dictionary is generated from these).
+Every schema has a hidden ``__line__`` column: the line of the source file a row came from, so
+a failed rule names the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import dataframely as dy
+import polars as pl
+
+LINE = "__line__"
+
+INSTRUMENTS = ("cash", "future")
+
+
+class _Sourced(dy.Schema):
+    line = dy.Int64(alias=LINE, description="line of the source file (1 = header)")
+
+
+class Assets(_Sourced):
+    asset_id = dy.String(primary_key=True, description="unique asset identifier")
+    asset_class = dy.String(description="e.g. equity, govt_bond, corp_bond, equity_future")
+    instrument = dy.String(
+        check=lambda c: c.is_in(INSTRUMENTS),
+        description="`cash` (securities: value is in equity) or `future` (marked to cash daily)",
+    )
+    price = dy.Float64(min_exclusive=0, description="price per unit (bonds: per 100 nominal)")
+    multiplier = dy.Float64(
+        nullable=True, min_exclusive=0, description="contract multiplier (futures; default 1)"
+    )
+    adv = dy.Float64(min_exclusive=0, description="average daily traded value, base currency")
+    vol = dy.Float64(min=0, description="annualised return volatility")
+    duration = dy.Float64(nullable=True, min=0, description="modified duration, years (bonds)")
+    convexity = dy.Float64(nullable=True, description="convexity, years² (bonds)")
+    rating_sp = dy.String(nullable=True, description="S&P/Fitch-scale rating, e.g. BBB-")
+    rating_moodys = dy.String(nullable=True, description="Moody's-scale rating, e.g. Baa3")
+    margin_rate = dy.Float64(
+        nullable=True, min=0, max=1, description="maintenance margin rate (share of exposure)"
+    )
+    half_spread_bps = dy.Float64(
+        nullable=True, min=0, description="half bid-ask spread in basis points (default 5)"
+    )
+
+
+class Holders(_Sourced):
+    holder_id = dy.String(primary_key=True, description="unique holder identifier")
+    holder_type = dy.String(description="e.g. vol_control_fund, hedge_fund, margin_account")
+    mandate = dy.String(
+        nullable=True, description="mandate name; empty: the mandate whose `applies_to` matches"
+    )
+    cash = dy.Float64(description="account cash; negative = borrowing in the account")
+    other_debt = dy.Float64(nullable=True, min=0, description="debt outside the account")
+    non_tradable = dy.Float64(nullable=True, min=0, description="value of non-tradable holdings")
+    cash_reserve = dy.Float64(
+        nullable=True, min=0, description="external cash usable to cure a margin call"
+    )
+    credit_line = dy.Float64(
+        nullable=True, min=0, description="undrawn credit usable to cure a margin call"
+    )
+
+
+class Positions(_Sourced):
+    holder_id = dy.String(primary_key=True, description="holder (see holders)")
+    asset_id = dy.String(primary_key=True, description="asset (see assets)")
+    quantity = dy.Float64(description="units held (futures: contracts); negative = short")
+
+
+class FactorLoadings(_Sourced):
+    asset_id = dy.String(primary_key=True, description="asset")
+    factor = dy.String(primary_key=True, description="factor name")
+    loading = dy.Float64(description="exposure of the asset's return to the factor")
+
+
+class FactorCovariance(_Sourced):
+    factor_i = dy.String(primary_key=True, description="factor name")
+    factor_j = dy.String(primary_key=True, description="factor name")
+    covariance = dy.Float64(description="annualised covariance of factor returns")
+
+
+class SpecificRisk(_Sourced):
+    asset_id = dy.String(primary_key=True, description="asset")
+    specific_vol = dy.Float64(min=0, description="annualised idiosyncratic volatility")
+
+
+class Covariance(_Sourced):
+    asset_i = dy.String(primary_key=True, description="asset")
+    asset_j = dy.String(primary_key=True, description="asset")
+    covariance = dy.Float64(description="annualised covariance of asset returns")
+
+
+#: Defaults filled into optional numeric columns after validation.
+DEFAULTS: dict[type[dy.Schema], dict[str, float]] = {
+    Assets: {"multiplier": 1.0},
+    Holders: {"other_debt": 0.0, "non_tradable": 0.0, "cash_reserve": 0.0, "credit_line": 0.0},
+}
+
+
+def columns(schema: type[dy.Schema]) -> dict[str, dy.Column]:
+    """The schema's user-facing columns (without ``__line__``)."""
+    return {name: col for name, col in schema.columns().items() if name != LINE}
+
+
+def polars_dtype(column: dy.Column) -> pl.DataType:
+    return column.dtype

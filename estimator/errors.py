@@ -1,0 +1,54 @@
+"""One error tree. Each class says what the caller should do about it.
+
+* :class:`InputError` — fix the input named in the message (CLI exit code 2).
+* :class:`RunError` — the run itself failed; report it as a bug (CLI exit code 1).
+
+A holder that cannot comply is *not* an error: it is a result with a status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input: where it is and what was expected."""
+
+    file: str
+    message: str
+    row: int | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.row is not None:
+            where += f", row {self.row}"
+        if self.field is not None:
+            where += f", field '{self.field}'"
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class InputError(Exception):
+    """Inputs are wrong. Fix each listed problem and run again; nothing was written."""
+
+    problems: list[Problem] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        head = f"{len(self.problems)} problem(s) in the inputs:"
+        return "\n".join([head, *(f"  - {p}" for p in self.problems)])
+
+
+class RunError(Exception):
+    """The estimator failed on valid inputs; nothing was written. Please report it."""
+
+
+@dataclass
+class InputWarnings:
+    """Non-fatal findings (e.g. a scenario selector that matches nothing)."""
+
+    items: list[Problem] = field(default_factory=list)
+
+    def add(self, problem: Problem) -> None:
+        self.items.append(problem)

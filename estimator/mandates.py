@@ -1,0 +1,92 @@
+"""Mandates: which holders a set of rules binds, and how the holder executes forced trades."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from estimator.errors import InputError, Problem
+from estimator.toml_files import load_toml
+from rules import Rule
+
+
+class Execution(StrEnum):
+    """How a forced holder trades.
+
+    * ``pro_rata`` — every eligible position by one common fraction (fire-sale convention);
+    * ``min_cost`` — the cheapest trades that satisfy every rule (cvxpy, strictly convex cost).
+    """
+
+    PRO_RATA = "pro_rata"
+    MIN_COST = "min_cost"
+
+
+class Cure(StrEnum):
+    """Sources of cash a holder may use to cure a deficiency before trading."""
+
+    CASH_RESERVE = "cash_reserve"
+    CREDIT_LINE = "credit_line"
+
+
+class AppliesTo(BaseModel):
+    """Holders a mandate binds when their own ``mandate`` column is empty."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    holder_types: list[str] = Field(default_factory=list)
+    holder_ids: list[str] = Field(default_factory=list)
+
+
+class Mandate(BaseModel):
+    """A named set of rules with an execution style."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, description="referenced by the holders' `mandate` column")
+    description: str = ""
+    applies_to: AppliesTo = Field(default_factory=AppliesTo)
+    execution: Execution = Execution.PRO_RATA
+    cure: list[Cure] = Field(
+        default_factory=lambda: [Cure.CASH_RESERVE, Cure.CREDIT_LINE],
+        description="cash sources used, in order, before trading (empty: trade at once)",
+    )
+    rules: list[Rule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_rule_per_kind(self) -> Self:
+        kinds = [r.kind for r in self.rules]
+        dupes = sorted({k for k in kinds if kinds.count(k) > 1})
+        if dupes:
+            raise ValueError(f"at most one rule of each kind per mandate; repeated: {dupes}")
+        return self
+
+
+def load_mandates(folder: Path) -> dict[str, Mandate]:
+    """Every ``*.toml`` in ``folder``, keyed by mandate name (names must be unique)."""
+    if not folder.is_dir():
+        raise InputError([Problem(str(folder), "mandate folder not found")])
+    mandates: dict[str, Mandate] = {}
+    problems: list[Problem] = []
+    origin: dict[str, Path] = {}
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            mandate = load_toml(path, Mandate)
+        except InputError as exc:
+            problems.extend(exc.problems)
+            continue
+        if mandate.name in mandates:
+            problems.append(
+                Problem(
+                    str(path), f"mandate name also used in {origin[mandate.name]}", field="name"
+                )
+            )
+        mandates[mandate.name] = mandate
+        origin[mandate.name] = path
+    if problems:
+        raise InputError(problems)
+    if not mandates:
+        raise InputError([Problem(str(folder), "no mandate files (*.toml) found")])
+    return mandates

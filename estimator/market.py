@@ -1,0 +1,253 @@
+"""A market bundle: assets, risk model, holders, positions and mandates, checked together.
+
+On disk a bundle is a folder with a ``market.toml`` naming its files (paths relative to it)::
+
+    name = "default"
+    assets = "assets.csv"
+    holders = "holders.csv"
+    positions = "positions.csv"
+    mandates = "../../../mandates"
+    [risk_model]                  # either a factor model …
+    factor_loadings = "factor_loadings.csv"
+    factor_covariance = "factor_covariance.csv"
+    specific_risk = "specific_risk.csv"
+    # covariance = "covariance.csv"   # … or a full covariance
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Self
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from estimator import contracts, risk
+from estimator.errors import InputError, InputWarnings, Problem
+from estimator.mandates import Mandate, load_mandates
+from estimator.tables import TableSource, load_table
+from estimator.toml_files import load_toml
+
+
+class RiskModelFiles(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    factor_loadings: str | None = None
+    factor_covariance: str | None = None
+    specific_risk: str | None = None
+    covariance: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        factor = [self.factor_loadings, self.factor_covariance, self.specific_risk]
+        if self.covariance is not None and any(f is not None for f in factor):
+            raise ValueError("give either a factor model or a full covariance, not both")
+        if self.covariance is None and not all(f is not None for f in factor):
+            raise ValueError(
+                "a factor model needs factor_loadings, factor_covariance, specific_risk"
+            )
+        return self
+
+
+class MarketFile(BaseModel):
+    """The ``market.toml`` of a bundle."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    description: str = ""
+    base_currency: str = "USD"
+    assets: str
+    holders: str
+    positions: str
+    mandates: str
+    risk_model: RiskModelFiles | None = None
+
+
+@dataclass
+class Market:
+    """Validated inputs of one run. ``assets`` carries the risk-model rows (``risk_g*``)."""
+
+    assets: pl.DataFrame
+    holders: pl.DataFrame
+    positions: pl.DataFrame
+    mandates: dict[str, Mandate]
+    name: str = "custom"
+    base_currency: str = "USD"
+    sources: dict[str, str] = field(default_factory=dict)  # label → sha256
+    warnings: InputWarnings = field(default_factory=InputWarnings)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _risk_rows(
+    files: RiskModelFiles | None, root: Path, assets: pl.DataFrame, warnings: InputWarnings
+) -> tuple[pl.DataFrame, dict[str, Path]]:
+    if files is None:
+        warnings.add(Problem("market.toml", "no risk model: assets are treated as uncorrelated"))
+        return risk.diagonal(assets), {}
+    if files.covariance is not None:
+        path = root / files.covariance
+        cov = load_table(path, contracts.Covariance, str(path), warnings)
+        return risk.from_covariance(cov, str(path)), {"covariance": path}
+    assert files.factor_loadings and files.factor_covariance and files.specific_risk
+    paths = {
+        "factor_loadings": root / files.factor_loadings,
+        "factor_covariance": root / files.factor_covariance,
+        "specific_risk": root / files.specific_risk,
+    }
+    loadings = load_table(paths["factor_loadings"], contracts.FactorLoadings, None, warnings)
+    fcov = load_table(paths["factor_covariance"], contracts.FactorCovariance, None, warnings)
+    spec = load_table(paths["specific_risk"], contracts.SpecificRisk, None, warnings)
+    labels = (
+        str(paths["factor_loadings"]),
+        str(paths["factor_covariance"]),
+        str(paths["specific_risk"]),
+    )
+    return risk.from_factor_model(loadings, fcov, spec, labels), paths
+
+
+def load_market(path: str | Path) -> Market:
+    """Load and check a bundle folder (or its ``market.toml``)."""
+    path = Path(path)
+    toml_path = path / "market.toml" if path.is_dir() else path
+    spec = load_toml(toml_path, MarketFile)
+    root = toml_path.parent
+    warnings = InputWarnings()
+    files = {k: root / getattr(spec, k) for k in ("assets", "holders", "positions")}
+    problems: list[Problem] = []
+    frames: dict[str, pl.DataFrame] = {}
+    schemas = {
+        "assets": contracts.Assets,
+        "holders": contracts.Holders,
+        "positions": contracts.Positions,
+    }
+    for key, schema in schemas.items():
+        try:
+            frames[key] = load_table(files[key], schema, str(files[key]), warnings)
+        except InputError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise InputError(problems)
+    risk_rows, risk_paths = _risk_rows(spec.risk_model, root, frames["assets"], warnings)
+    mandates = load_mandates((root / spec.mandates).resolve())
+    market = build_market(
+        frames["assets"],
+        frames["holders"],
+        frames["positions"],
+        mandates,
+        risk_rows=risk_rows,
+        labels={k: str(v) for k, v in files.items()},
+        warnings=warnings,
+    )
+    market.name = spec.name
+    market.base_currency = spec.base_currency
+    all_paths = {**files, **risk_paths, "market": toml_path}
+    market.sources = {k: sha256(p) for k, p in sorted(all_paths.items())}
+    return market
+
+
+def build_market(
+    assets: TableSource,
+    holders: TableSource,
+    positions: TableSource,
+    mandates: dict[str, Mandate],
+    *,
+    risk_rows: pl.DataFrame | None = None,
+    labels: dict[str, str] | None = None,
+    warnings: InputWarnings | None = None,
+) -> Market:
+    """Check tables against each other (ids, mandates, risk model) and join the risk rows."""
+    labels = labels or {"assets": "assets", "holders": "holders", "positions": "positions"}
+    warnings = warnings if warnings is not None else InputWarnings()
+    assets = load_table(assets, contracts.Assets, labels["assets"], warnings)
+    holders = load_table(holders, contracts.Holders, labels["holders"], warnings)
+    positions = load_table(positions, contracts.Positions, labels["positions"], warnings)
+    problems = _reference_problems(assets, holders, positions, labels)
+    holders, mandate_problems = _assign_mandates(holders, mandates, labels["holders"])
+    problems += mandate_problems
+    if risk_rows is None:
+        risk_rows = risk.diagonal(assets)
+        warnings.add(Problem(labels["assets"], "no risk model: assets are treated as uncorrelated"))
+    unknown = risk_rows.join(assets, on="asset_id", how="anti")["asset_id"].to_list()
+    if unknown:
+        problems.append(Problem("risk model", f"assets not in the asset table: {unknown[:10]}"))
+    missing = assets.join(risk_rows, on="asset_id", how="anti")["asset_id"].to_list()
+    if missing:
+        problems.append(Problem("risk model", f"assets without risk-model rows: {missing[:10]}"))
+    if problems:
+        raise InputError(problems)
+    assets = assets.join(risk_rows, on="asset_id", how="left")
+    off = assets.filter((risk.model_vol(assets) - pl.col("vol")).abs() > 0.1 * pl.col("vol") + 1e-4)
+    for asset_id in off["asset_id"].head(10):
+        warnings.add(
+            Problem(
+                labels["assets"],
+                f"asset {asset_id}: vol differs from the risk model's by >10%",
+                field="vol",
+            )
+        )
+    return Market(
+        assets=assets.drop(contracts.LINE).sort("asset_id"),
+        holders=holders.drop(contracts.LINE).sort("holder_id"),
+        positions=positions.drop(contracts.LINE).sort("holder_id", "asset_id"),
+        mandates=mandates,
+        warnings=warnings,
+    )
+
+
+def _reference_problems(
+    assets: pl.DataFrame, holders: pl.DataFrame, positions: pl.DataFrame, labels: dict[str, str]
+) -> list[Problem]:
+    problems = []
+    for key, table, label in (("asset_id", assets, "asset"), ("holder_id", holders, "holder")):
+        bad = positions.join(table.select(key), on=key, how="anti").sort(contracts.LINE)
+        problems += [
+            Problem(labels["positions"], f"unknown {label} {value!r}", line, key)
+            for line, value in bad.select(contracts.LINE, key).head(20).iter_rows()
+        ]
+    return problems
+
+
+def _assign_mandates(
+    holders: pl.DataFrame, mandates: dict[str, Mandate], label: str
+) -> tuple[pl.DataFrame, list[Problem]]:
+    """Fill empty ``mandate`` cells from the mandates' ``applies_to`` (ids beat types)."""
+
+    def candidates(key: str, pairs: list[tuple[str, str]]) -> pl.DataFrame:
+        frame = pl.DataFrame(pairs, schema={key: pl.String, "m": pl.String}, orient="row")
+        return frame.group_by(key).agg(pl.col("m").sort().alias(f"by_{key}"))
+
+    by_id = candidates(
+        "holder_id", [(h, n) for n, m in mandates.items() for h in m.applies_to.holder_ids]
+    )
+    by_type = candidates(
+        "holder_type", [(t, n) for n, m in mandates.items() for t in m.applies_to.holder_types]
+    )
+    h = (
+        holders.join(by_id, on="holder_id", how="left")
+        .join(by_type, on="holder_type", how="left")
+        .with_columns(options=pl.coalesce("by_holder_id", "by_holder_type").fill_null([]))
+    )
+    unknown = h.filter(pl.col("mandate").is_not_null() & ~pl.col("mandate").is_in(list(mandates)))
+    unassigned = h.filter(pl.col("mandate").is_null() & (pl.col("options").list.len() != 1))
+    problems = [
+        Problem(label, f"unknown mandate {name!r} (known: {sorted(mandates)})", line, "mandate")
+        for line, name in unknown.select(contracts.LINE, "mandate").head(20).iter_rows()
+    ]
+    problems += [
+        Problem(
+            label,
+            (f"several mandates apply: {opts}" if opts else "no mandate applies")
+            + "; name one in the mandate column",
+            line,
+            "mandate",
+        )
+        for line, opts in unassigned.select(contracts.LINE, "options").head(20).iter_rows()
+    ]
+    assigned = pl.coalesce("mandate", pl.col("options").list.first())
+    return h.with_columns(mandate=assigned).select(holders.columns), problems

@@ -1,0 +1,50 @@
+"""Where the shipped scenarios, markets and mandates live (source tree or installed wheel)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def data_root() -> Path:
+    """Folder holding ``scenarios/`` and ``mandates/``."""
+    source_tree = _PACKAGE.parent
+    if (source_tree / "scenarios").is_dir() and (source_tree / "mandates").is_dir():
+        return source_tree
+    return _PACKAGE / "_data"
+
+
+def scenarios_dir() -> Path:
+    return data_root() / "scenarios"
+
+
+def markets_dir() -> Path:
+    return scenarios_dir() / "markets"
+
+
+def mandates_dir() -> Path:
+    return data_root() / "mandates"
+
+
+def shipped_scenarios() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(scenarios_dir().glob("*.toml"))}
+
+
+def resolve_scenario(name_or_path: str | Path) -> Path:
+    """A path to a TOML file, or the name of a shipped scenario."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        return path
+    return shipped_scenarios().get(str(name_or_path), path)
+
+
+def resolve_market(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
+    """A bundle folder: a shipped market's name, or a path (relative to the scenario file)."""
+    shipped = markets_dir() / str(name_or_path)
+    if shipped.is_dir():
+        return shipped
+    path = Path(name_or_path)
+    if not path.is_absolute() and relative_to is not None:
+        path = relative_to / path
+    return path

@@ -1,0 +1,107 @@
+"""The risk model as per-asset factor rows: ``Σ = G Gᵀ + diag(s²)``.
+
+A factor model ``Σ = B Ω Bᵀ + diag(s²)`` becomes ``G = B L`` with ``Ω = L Lᵀ`` (eigen
+factorisation, so a positive semi-definite Ω with zero eigenvalues is fine). A full covariance is
+the special case ``B = I``, ``s = 0``. The rows are joined to assets by ``asset_id``; a holder's
+ex-ante volatility is then ``σ(x) = √(‖Gᵀx‖² + ‖s∘x‖²)`` — no N×N matrix is ever formed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from estimator.errors import InputError, Problem
+
+SPECIFIC = "specific_vol"
+
+
+def factor_column(j: int) -> str:
+    return f"risk_g{j}"
+
+
+def _psd_root(matrix: np.ndarray, label: str) -> np.ndarray:
+    """L with ``L Lᵀ = matrix``; refuses a matrix that is not symmetric PSD."""
+    if not np.allclose(matrix, matrix.T, rtol=1e-9, atol=1e-12):
+        raise InputError([Problem(label, "covariance matrix is not symmetric")])
+    values, vectors = np.linalg.eigh(matrix)
+    if values.min() < -1e-10 * max(values.max(), 1e-300):
+        raise InputError(
+            [
+                Problem(
+                    label,
+                    f"covariance is not positive semi-definite (eigenvalue {values.min():.3g})",
+                )
+            ]
+        )
+    return vectors * np.sqrt(np.clip(values, 0, None))
+
+
+def _square(frame: pl.DataFrame, row: str, col: str, names: list[str], label: str) -> np.ndarray:
+    """Long (row, col, covariance) → dense matrix ordered by ``names``; symmetric entries filled."""
+    index = {n: i for i, n in enumerate(names)}
+    mat = np.full((len(names), len(names)), np.nan)
+    for r, c, v in frame.select(row, col, "covariance").iter_rows():
+        mat[index[r], index[c]] = v
+    mat = np.where(np.isnan(mat), mat.T, mat)
+    if np.isnan(mat).any():
+        i, j = np.argwhere(np.isnan(mat))[0]
+        raise InputError([Problem(label, f"no covariance for ({names[i]}, {names[j]})")])
+    return mat
+
+
+def from_factor_model(
+    loadings: pl.DataFrame,
+    factor_cov: pl.DataFrame,
+    specific: pl.DataFrame,
+    labels: tuple[str, str, str] = ("factor_loadings", "factor_covariance", "specific_risk"),
+) -> pl.DataFrame:
+    """Per-asset rows ``asset_id, risk_g0…, specific_vol`` of a factor model."""
+    factors = sorted(set(factor_cov["factor_i"]) | set(factor_cov["factor_j"]))
+    unknown = sorted(set(loadings["factor"]) - set(factors))
+    if unknown:
+        raise InputError(
+            [Problem(labels[0], f"factors without covariance: {unknown}", field="factor")]
+        )
+    root = _psd_root(_square(factor_cov, "factor_i", "factor_j", factors, labels[1]), labels[1])
+    wide = (
+        loadings.pivot(on="factor", index="asset_id", values="loading")
+        .join(specific.select("asset_id"), on="asset_id", how="full", coalesce=True)
+        .sort("asset_id")
+    )
+    B = wide.select(
+        [pl.col(f).fill_null(0.0) if f in wide.columns else pl.lit(0.0).alias(f) for f in factors]
+    )
+    G = B.to_numpy() @ root
+    rows = pl.DataFrame({factor_column(j): G[:, j] for j in range(G.shape[1])})
+    out = pl.concat([wide.select("asset_id"), rows], how="horizontal")
+    return out.join(specific.select("asset_id", SPECIFIC), on="asset_id", how="left").with_columns(
+        pl.col(SPECIFIC).fill_null(0.0)
+    )
+
+
+def from_covariance(cov: pl.DataFrame, label: str = "covariance") -> pl.DataFrame:
+    """Per-asset rows of a full asset covariance (small universes)."""
+    names = sorted(set(cov["asset_i"]) | set(cov["asset_j"]))
+    G = _psd_root(_square(cov, "asset_i", "asset_j", names, label), label)
+    rows = pl.DataFrame({factor_column(j): G[:, j] for j in range(G.shape[1])})
+    return pl.concat([pl.DataFrame({"asset_id": names}), rows], how="horizontal").with_columns(
+        pl.lit(0.0).alias(SPECIFIC)
+    )
+
+
+def diagonal(assets: pl.DataFrame) -> pl.DataFrame:
+    """Uncorrelated assets with volatility ``vol`` (used when no risk model is given)."""
+    return assets.select(
+        "asset_id", pl.lit(0.0).alias(factor_column(0)), pl.col("vol").alias(SPECIFIC)
+    )
+
+
+def factor_columns(frame: pl.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c.startswith("risk_g")]
+
+
+def model_vol(frame: pl.DataFrame) -> pl.Expr:
+    """Each asset's total volatility under the model: ``√(Σ_j G_ij² + s_i²)``."""
+    cols = factor_columns(frame)
+    return (pl.sum_horizontal([pl.col(c) ** 2 for c in cols]) + pl.col(SPECIFIC) ** 2).sqrt()

@@ -1,0 +1,182 @@
+"""Scenarios: named market shocks applied to the asset table, in file order, compounding.
+
+Effects of one shock on the selected assets (all optional, several may be combined):
+
+* ``price_return`` r: ``P ← P·(1 + r)``;
+* ``yield_change_bp`` / ``spread_change_bp`` Δy (bp): bonds reprice through duration ``D`` and,
+  where given, convexity ``C``: ``r = −D·Δy + ½·C·Δy²`` with ``Δy = bp / 10 000``;
+* ``vol_multiplier`` k and ``vol_change`` Δσ: ``σ ← max(k·σ + Δσ, 0)``; the asset's risk-model
+  row is rescaled by the same ratio, keeping correlations;
+* ``margin_rate_multiplier`` and ``margin_rate_change``: ``m ← clip(k·m + Δm, 0, 1)`` on assets
+  with a margin rate.
+
+Shocks apply one after another, so two price shocks on one asset compound:
+``(1 + r₁)(1 + r₂) − 1``. A selector that matches nothing is a warning.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from estimator import risk
+from estimator.errors import InputError, InputWarnings, Problem
+from estimator.toml_files import load_toml
+
+
+class Selector(BaseModel):
+    """Which assets a shock hits: every listed criterion must hold (lists match any entry)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    all: bool = False
+    asset_ids: list[str] = Field(default_factory=list)
+    asset_classes: list[str] = Field(default_factory=list)
+    instruments: list[str] = Field(default_factory=list)
+    ratings: list[str] = Field(default_factory=list, description="S&P/Fitch or Moody's, exact")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        given = [self.asset_ids, self.asset_classes, self.instruments, self.ratings]
+        if not self.all and not any(given):
+            raise ValueError(
+                "select something: asset_ids, asset_classes, instruments, ratings or all"
+            )
+        return self
+
+    def expr(self) -> pl.Expr:
+        conds = [pl.lit(True)]
+        if self.asset_ids:
+            conds.append(pl.col("asset_id").is_in(self.asset_ids))
+        if self.asset_classes:
+            conds.append(pl.col("asset_class").is_in(self.asset_classes))
+        if self.instruments:
+            conds.append(pl.col("instrument").is_in(self.instruments))
+        if self.ratings:
+            rated = pl.col("rating_sp").is_in(self.ratings) | pl.col("rating_moodys").is_in(
+                self.ratings
+            )
+            conds.append(rated.fill_null(False))
+        return pl.all_horizontal(conds)
+
+
+class Shock(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    select: Selector
+    price_return: float | None = Field(None, gt=-1)
+    yield_change_bp: float | None = None
+    spread_change_bp: float | None = None
+    vol_multiplier: float | None = Field(None, ge=0)
+    vol_change: float | None = None
+    margin_rate_multiplier: float | None = Field(None, ge=0)
+    margin_rate_change: float | None = None
+
+    @model_validator(mode="after")
+    def _has_effect(self) -> Self:
+        effects = self.model_dump(exclude={"select"}, exclude_none=True)
+        if not effects:
+            raise ValueError("a shock needs at least one effect (price_return, yield_change_bp, …)")
+        return self
+
+    @property
+    def rate_bp(self) -> float:
+        return (self.yield_change_bp or 0.0) + (self.spread_change_bp or 0.0)
+
+
+class Scenario(BaseModel):
+    """A named set of shocks and the market bundle it runs on."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    market: str = Field("default", description="bundle name shipped with the tool, or a path")
+    shocks: list[Shock] = Field(default_factory=list)
+
+
+def load_scenario(path: Path) -> Scenario:
+    return load_toml(path, Scenario)
+
+
+def apply_scenario(
+    assets: pl.DataFrame,
+    scenario: Scenario,
+    label: str = "scenario",
+    warnings: InputWarnings | None = None,
+) -> pl.DataFrame:
+    """Shocked assets with ``price_pre`` and ``vol_pre`` kept beside the new values."""
+    warnings = warnings if warnings is not None else InputWarnings()
+    out = assets.with_columns(price_pre=pl.col("price"), vol_pre=pl.col("vol"))
+    problems: list[Problem] = []
+    for i, shock in enumerate(scenario.shocks):
+        where = f"shocks.{i}"
+        hit = shock.select.expr()
+        n_hit = out.select(hit.sum()).item()
+        if n_hit == 0:
+            warnings.add(
+                Problem(label, "selector matches no asset; shock has no effect", field=where)
+            )
+            continue
+        if shock.rate_bp:
+            no_dur = out.filter(hit & pl.col("duration").is_null())["asset_id"].to_list()
+            if no_dur:
+                problems.append(
+                    Problem(
+                        label,
+                        f"yield/spread shock hits assets without duration: {no_dur[:10]}",
+                        field=where,
+                    )
+                )
+                continue
+        out = out.with_columns(_shocked(shock, hit))
+        if shock.margin_rate_change is not None or shock.margin_rate_multiplier is not None:
+            no_rate = out.filter(hit & pl.col("margin_rate").is_null()).height
+            if no_rate:
+                warnings.add(
+                    Problem(
+                        label,
+                        f"{no_rate} selected asset(s) have no margin_rate; unchanged",
+                        field=where,
+                    )
+                )
+    if problems:
+        raise InputError(problems)
+    bad = out.filter(pl.col("price") <= 0)["asset_id"].to_list()
+    if bad:
+        raise InputError(
+            [Problem(label, f"shocks drive prices to zero or below: {bad[:10]}", field="shocks")]
+        )
+    ratio = pl.when(pl.col("vol_pre") > 0).then(pl.col("vol") / pl.col("vol_pre")).otherwise(1.0)
+    scaled = [pl.col(c) * ratio for c in [*risk.factor_columns(out), risk.SPECIFIC]]
+    return out.with_columns(scaled)
+
+
+def _shocked(shock: Shock, hit: pl.Expr) -> list[pl.Expr]:
+    exprs = []
+    growth = pl.lit(1.0)
+    if shock.price_return is not None:
+        growth = growth * (1 + shock.price_return)
+    if shock.rate_bp:
+        dy = shock.rate_bp / 10_000
+        growth = growth * (
+            1 - pl.col("duration") * dy + 0.5 * pl.col("convexity").fill_null(0.0) * dy**2
+        )
+    if shock.price_return is not None or shock.rate_bp:
+        exprs.append(
+            pl.when(hit).then(pl.col("price") * growth).otherwise(pl.col("price")).alias("price")
+        )
+    if shock.vol_multiplier is not None or shock.vol_change is not None:
+        vol = (
+            pl.col("vol") * (shock.vol_multiplier if shock.vol_multiplier is not None else 1.0)
+            + (shock.vol_change or 0.0)
+        ).clip(lower_bound=0.0)
+        exprs.append(pl.when(hit).then(vol).otherwise(pl.col("vol")).alias("vol"))
+    if shock.margin_rate_multiplier is not None or shock.margin_rate_change is not None:
+        k = shock.margin_rate_multiplier if shock.margin_rate_multiplier is not None else 1.0
+        rate = (pl.col("margin_rate") * k + (shock.margin_rate_change or 0.0)).clip(0.0, 1.0)
+        exprs.append(pl.when(hit).then(rate).otherwise(pl.col("margin_rate")).alias("margin_rate"))
+    return exprs

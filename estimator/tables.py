@@ -1,0 +1,157 @@
+"""Read an input table from CSV, Parquet or a Polars frame and check it against its contract.
+
+Every problem is collected (up to a limit) with the file, line and field it is in; the caller
+gets either a clean, typed frame or an :class:`~estimator.errors.InputError` listing them all.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import dataframely as dy
+import polars as pl
+
+from estimator.contracts import DEFAULTS, LINE, columns
+from estimator.errors import InputError, InputWarnings, Problem
+
+MAX_PROBLEMS = 50
+
+TableSource = str | Path | pl.DataFrame | pl.LazyFrame
+
+
+def _scan(source: TableSource, label: str) -> pl.DataFrame:
+    """All columns as read, with ``__line__`` (header = line 1 for CSV, row 1 for frames)."""
+    if isinstance(source, pl.LazyFrame):
+        source = source.collect()
+    if isinstance(source, pl.DataFrame):
+        if LINE in source.columns:  # already read from a file: keep its lines
+            return source
+        return source.with_row_index(LINE, offset=1).with_columns(pl.col(LINE).cast(pl.Int64))
+    path = Path(source)
+    if not path.is_file():
+        raise InputError([Problem(label, "file not found")])
+    if path.stat().st_size == 0:
+        raise InputError([Problem(label, "file is empty: expected a header row and data rows")])
+    try:
+        if path.suffix.lower() in {".parquet", ".pq"}:
+            lf = pl.scan_parquet(path)
+            offset = 1
+        else:
+            lf = pl.scan_csv(path, infer_schema=False)
+            offset = 2
+        frame = lf.with_row_index(LINE, offset=offset).collect()
+    except (pl.exceptions.ComputeError, OSError) as exc:
+        raise InputError([Problem(label, f"cannot be read: {exc}")]) from exc
+    return frame.with_columns(pl.col(LINE).cast(pl.Int64))
+
+
+def _check_columns(
+    frame: pl.DataFrame, schema: type[dy.Schema], label: str, warnings: InputWarnings
+) -> list[Problem]:
+    expected = columns(schema)
+    present = [c for c in frame.columns if c != LINE]
+    problems: list[Problem] = []
+    for name in present:
+        if name in expected:
+            continue
+        close = difflib.get_close_matches(name, [c for c in expected if c not in present], n=1)
+        if close:
+            problems.append(
+                Problem(label, f"unknown column (did you mean '{close[0]}'?)", field=name)
+            )
+        else:
+            warnings.add(Problem(label, "unknown column, ignored", field=name))
+    for name, col in expected.items():
+        if name not in present and not col.nullable:
+            problems.append(
+                Problem(label, f"required column is missing ({_expect(col)})", field=name)
+            )
+    return problems
+
+
+def _expect(col: dy.Column) -> str:
+    kind = "a number" if col.dtype.is_numeric() else "text"
+    return f"expected {kind}" + ("" if col.nullable else ", required")
+
+
+def _cast(
+    frame: pl.DataFrame, schema: type[dy.Schema], label: str
+) -> tuple[pl.DataFrame, list[Problem]]:
+    """Cast every column to its contract type; unparsable cells become problems."""
+    expected = columns(schema)
+    exprs, problems = [], []
+    for name, col in expected.items():
+        if name not in frame.columns:
+            exprs.append(pl.lit(None, dtype=col.dtype).alias(name))
+            continue
+        raw = pl.col(name)
+        if frame.schema[name] == pl.String:
+            raw = pl.when(raw.str.strip_chars() == "").then(None).otherwise(raw.str.strip_chars())
+        exprs.append(raw.cast(col.dtype, strict=False).alias(name))
+    typed = frame.select(pl.col(LINE), *exprs)
+    for name, col in expected.items():
+        if name not in frame.columns or not col.dtype.is_numeric():
+            continue
+        bad = frame.filter(pl.col(name).is_not_null() & typed[name].is_null())
+        for line, value in bad.select(LINE, name).head(MAX_PROBLEMS).iter_rows():
+            problems.append(Problem(label, f"expected a number, got {value!r}", line, name))
+    return typed, problems
+
+
+def _describe(rule: str, schema: type[dy.Schema]) -> tuple[str | None, str]:
+    """(field, message) for a dataframely rule name such as ``price|min_exclusive``."""
+    if rule == "primary_key":
+        keys = [n for n, c in columns(schema).items() if c.primary_key]
+        return ", ".join(keys), "duplicate key: another row has the same " + " + ".join(keys)
+    name, _, check = rule.partition("|")
+    col = columns(schema).get(name)
+    messages = {
+        "nullability": "missing value: a value is required",
+        "nan": "NaN is not allowed",
+        "inf": "infinite values are not allowed",
+        "dtype": f"wrong type: expected {getattr(col, 'dtype', '?')}",
+    }
+    if check in messages:
+        return name, messages[check]
+    bounds = {"min": "≥", "min_exclusive": ">", "max": "≤", "max_exclusive": "<"}
+    if check in bounds and col is not None:
+        return name, f"expected a value {bounds[check]} {getattr(col, check)}"
+    if check == "check" and name == "instrument":
+        return name, "expected one of: cash, future"
+    return name, f"fails the check '{check}'"
+
+
+def load_table(
+    source: TableSource,
+    schema: type[dy.Schema],
+    label: str | None = None,
+    warnings: InputWarnings | None = None,
+) -> pl.DataFrame:
+    """Read ``source`` and return it typed and validated, or raise :class:`InputError`.
+
+    Optional numeric columns that are absent or empty get their documented defaults.
+    """
+    label = label or (str(source) if isinstance(source, (str, Path)) else schema.__name__.lower())
+    warnings = warnings if warnings is not None else InputWarnings()
+    frame = _scan(source, label)
+    problems = _check_columns(frame, schema, label, warnings)
+    if problems:
+        raise InputError(problems)
+    if frame.height == 0:
+        raise InputError([Problem(label, "no data rows: expected at least one")])
+    typed, problems = _cast(frame, schema, label)
+    if problems:
+        raise InputError(problems[:MAX_PROBLEMS])
+    good, failure = schema.filter(typed, cast=True)
+    if failure.invalid().height:
+        details = failure.details()
+        rule_cols = [c for c in details.columns if "|" in c or c == "primary_key"]
+        for row in details.head(MAX_PROBLEMS).iter_rows(named=True):
+            for rule in rule_cols:
+                if row[rule] == "invalid":
+                    field, message = _describe(rule, schema)
+                    problems.append(Problem(label, message, row[LINE], field))
+        raise InputError(sorted(problems, key=lambda p: (p.row or 0, p.field or ""))[:MAX_PROBLEMS])
+    defaults = DEFAULTS.get(schema, {})
+    return good.with_columns(pl.col(c).fill_null(v) for c, v in defaults.items())

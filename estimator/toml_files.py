@@ -1,0 +1,40 @@
+"""Read a TOML file into a pydantic model, turning every failure into located problems."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from estimator.errors import InputError, Problem
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def validation_problems(exc: ValidationError, label: str) -> list[Problem]:
+    """One problem per pydantic error, naming the dotted field path (``rules.0.target``)."""
+    return [Problem(label, err["msg"], field=_field(err["loc"])) for err in exc.errors()]
+
+
+def load_toml(path: Path, model: type[M]) -> M:
+    """Parse ``path`` (duplicate keys are a TOML error) and validate it as ``model``."""
+    label = str(path)
+    if not path.is_file():
+        raise InputError([Problem(label, "file not found")])
+    text = path.read_text(encoding="utf-8")
+    if not text.strip():
+        raise InputError([Problem(label, "file is empty")])
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError([Problem(label, f"not valid TOML: {exc}")]) from exc
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(validation_problems(exc, label)) from exc

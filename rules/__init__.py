@@ -1,0 +1,37 @@
+"""The rule vocabulary: one module per rule kind, joined in the discriminated union :data:`Rule`.
+
+The union is the registry: a mandate's ``[[rules]]`` entry is parsed by its ``kind``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, get_args
+
+from pydantic import Field
+
+from rules._base import Book, Level, ProblemSpace, RuleBase, Vec
+from rules.leverage import Leverage
+from rules.margin import Margin
+from rules.vol_target import VolTarget
+
+Rule = Annotated[VolTarget | Leverage | Margin, Field(discriminator="kind")]
+
+#: Every rule class, in the order the README documents them.
+RULE_TYPES: tuple[type[RuleBase], ...] = get_args(get_args(Rule)[0])
+
+#: Every rule kind name.
+RULE_KINDS: tuple[str, ...] = tuple(t.model_fields["kind"].default for t in RULE_TYPES)
+
+__all__ = [
+    "RULE_KINDS",
+    "RULE_TYPES",
+    "Book",
+    "Level",
+    "Leverage",
+    "Margin",
+    "ProblemSpace",
+    "Rule",
+    "RuleBase",
+    "Vec",
+    "VolTarget",
+]

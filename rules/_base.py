@@ -1,0 +1,174 @@
+"""What every rule kind shares: the book vocabulary, enforcement levels and the problem space.
+
+A rule sees a holder through the *book*: one row per holder with the balance-sheet columns named
+in :class:`Book`, plus per-position vectors named in :class:`Vec` when it is compiled to cvxpy.
+The estimator computes both; rules only read them, so this package never imports the estimator.
+
+Notation (the README's table): ``x`` exposures of tradable positions, ``u`` trades (value, at the
+post-shock price), ``x⁺ = x + u``, ``E`` holder equity, ``AE`` account equity, ``A`` gross assets,
+``G = Σ|x|`` gross exposure, ``c`` indicator of cash instruments (futures settle to cash, so
+trading them moves no cash), ``σ(x) = √(xᵀΣx)`` ex-ante volatility in currency.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING, ClassVar
+
+import cvxpy as cp
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+class Level(StrEnum):
+    """Where a rule is enforced: its trigger level (must not be crossed) or its restore level."""
+
+    TRIGGER = "trigger"
+    RESTORE = "restore"
+
+
+class Book:
+    """Holder-level columns every rule may read (currency amounts in the base currency)."""
+
+    EQUITY = "equity"  # E = account equity + non-tradable − other debt
+    ACCOUNT_EQUITY = "account_equity"  # AE = Σ value + cash
+    GROSS_ASSETS = "gross_assets"  # A = G + non-tradable + max(cash, 0)
+    GROSS_EXPOSURE = "gross_exposure"  # G = Σ |x|
+    CASH = "cash"
+    NON_TRADABLE = "non_tradable"
+    OTHER_DEBT = "other_debt"
+    CASH_EXPOSURE = "cash_exposure"  # V = Σ c·x, net exposure of cash instruments
+    RISK = "risk"  # σ(x), annualised, currency
+    MARGIN_RATED = "margin_rated"  # Σ m_i |x_i| over assets that carry their own margin rate
+    MARGIN_UNRATED = "margin_unrated"  # Σ |x_i| over assets without one
+    LEVERAGE_PRE = "leverage_pre"  # A / E before the scenario's shocks
+
+
+class Vec:
+    """Per-position vectors (length n, padded with zeros) a rule's constraints may use."""
+
+    X0 = "x0"  # exposures before the trade
+    IS_CASH = "is_cash"  # 1 for cash instruments, 0 for futures
+    RISK_FACTOR = "risk_factor"  # (k, n): Σ = Fᵀ F + diag(s²) restricted to the holder's assets
+    RISK_SPECIFIC = "risk_specific"  # s, specific volatility
+    MARGIN_RATE = "margin_rate"  # m_i, the asset's own rate or null (filled by the rule)
+    CASH0 = "cash0"  # scalar: account cash before the trade
+
+
+class ProblemSpace:
+    """The variables and named parameters of one compiled problem shape.
+
+    ``u`` are trades and ``x_plus`` the post-trade exposures, tied by ``x_plus == x0 + u``.
+    Parameters are created once, by name, and re-bound for every holder that is solved.
+    """
+
+    def __init__(self, n: int, k: int) -> None:
+        self.n = n
+        self.k = k
+        self.u = cp.Variable(n, name="u")
+        self.x_plus = cp.Variable(n, name="x_plus")
+        self.params: dict[str, cp.Parameter] = {}
+
+    def param(
+        self, name: str, shape: tuple[int, ...] = (), *, nonneg: bool = False
+    ) -> cp.Parameter:
+        """The parameter called ``name``, created on first use."""
+        if name not in self.params:
+            self.params[name] = cp.Parameter(shape, name=name, nonneg=nonneg)
+        return self.params[name]
+
+    def vec(self, name: str, *, nonneg: bool = False) -> cp.Parameter:
+        """A per-position parameter of length n."""
+        return self.param(name, (self.n,), nonneg=nonneg)
+
+
+def _positive_part(expr: pl.Expr) -> pl.Expr:
+    return pl.max_horizontal(expr, pl.lit(0.0))
+
+
+class RuleBase(BaseModel):
+    """A declarative mandate rule: its Polars expressions and cvxpy constraints side by side.
+
+    Subclasses document their math and implement :meth:`bound`, :meth:`lhs`, :meth:`fraction`,
+    :meth:`triggered` and :meth:`constraints`. A rule is a constraint ``lhs(x) ≤ bound(level)``;
+    :meth:`breach` is ``max(lhs − bound, 0)``, equal to cvxpy's ``constraint.violation()``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str
+    #: Rule kinds whose moves can add risk; those run pro-rata only.
+    can_add_risk: ClassVar[bool] = False
+
+    # --- Polars -------------------------------------------------------------------------------
+    def lhs(self) -> pl.Expr:
+        """The constrained quantity, in currency, on the book."""
+        raise NotImplementedError
+
+    def bound(self, level: Level) -> pl.Expr:
+        """The right-hand side at ``level``, in currency."""
+        raise NotImplementedError
+
+    def breach(self, level: Level) -> pl.Expr:
+        """How far the book is over the rule at ``level``: ``max(lhs − bound, 0)``."""
+        return _positive_part(self.lhs() - self.bound(level))
+
+    def triggered(self) -> pl.Expr:
+        """True where the rule forces a de-risking trade (breach at the trigger level)."""
+        return self.breach(Level.TRIGGER) > 0
+
+    def triggered_up(self) -> pl.Expr:
+        """True where the rule forces a re-risking trade (only rules that can add risk)."""
+        return pl.lit(False)
+
+    def fraction(self, level: Level) -> pl.Expr:
+        """Largest f ≥ 0 with the rule holding at ``level`` after scaling every position by f.
+
+        A negative value means no such f exists: even selling everything leaves a breach.
+        """
+        raise NotImplementedError
+
+    def fraction_up(self) -> pl.Expr:
+        """Scale f > 1 a re-risking rule wants (null for rules that cannot add risk)."""
+        return pl.lit(None, dtype=pl.Float64)
+
+    def cure_need(self, level: Level) -> pl.Expr:
+        """Cash that, added to the account, satisfies the rule at ``level`` (0 if none can)."""
+        return pl.lit(0.0)
+
+    def metric(self) -> pl.Expr:
+        """A readable headline number for reports (e.g. the vol ratio)."""
+        raise NotImplementedError
+
+    def holder_inputs(self, level: Level) -> dict[str, pl.Expr]:
+        """Scalar parameters of the constraints at ``level``, in currency, by parameter name."""
+        return {self.bound_name: self.bound(level)}
+
+    def position_inputs(self) -> Mapping[str, pl.Expr]:
+        """Extra per-position columns the constraints need, as expressions on positions."""
+        return {}
+
+    # --- cvxpy --------------------------------------------------------------------------------
+    @property
+    def shape_key(self) -> str:
+        """Rules with the same key compile to the same constraint structure."""
+        return self.kind
+
+    def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
+        """The rule as named cvxpy constraints on ``p.x_plus``/``p.u``, parameters from ``p``.
+
+        Scalar parameters are named after holder-level columns (e.g. ``"vol_target.bound"``)
+        and vector parameters after :class:`Vec` or :meth:`position_inputs`; the estimator binds
+        them by name, all currency amounts divided by one per-holder scale.
+        """
+        raise NotImplementedError
+
+    @property
+    def bound_name(self) -> str:
+        return f"{self.kind}.bound"
+
+    def constraint_name(self, relation: str) -> str:
+        return f"{self.kind}.{relation}"

@@ -1,0 +1,433 @@
+"""Regenerate the small embedded default market in ``scenarios/markets/default``.
+
+Deterministic: no randomness, every number below is a documented assumption chosen to be of a
+realistic order (not a calibration). Run ``python tools/build_default_market.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+OUT = Path(__file__).resolve().parent.parent / "scenarios" / "markets" / "default"
+
+# Factors: equity market return, change in government yield (decimal), change in credit spread.
+FACTORS = ["equity", "rates", "credit"]
+FACTOR_VOL = np.array(
+    [0.16, 0.009, 0.006]
+)  # assumption: 16% equity vol, 90bp/60bp yield/spread vol
+FACTOR_CORR = np.array([[1.0, 0.2, -0.6], [0.2, 1.0, -0.3], [-0.6, -0.3, 1.0]])
+
+# asset_id, class, instrument, price, multiplier, adv ($), beta_eq, duration, convexity, spec vol,
+# rating_sp, rating_moodys, margin_rate, half_spread_bps
+ASSETS = [
+    ("EQ_MEGA1", "equity", "cash", 420.0, None, 9e9, 1.10, None, None, 0.18, None, None, None, 1.0),
+    ("EQ_MEGA2", "equity", "cash", 180.0, None, 7e9, 1.20, None, None, 0.20, None, None, None, 1.0),
+    ("EQ_MEGA3", "equity", "cash", 150.0, None, 5e9, 0.95, None, None, 0.17, None, None, None, 1.0),
+    ("EQ_BANK1", "equity", "cash", 60.0, None, 2e9, 1.15, None, None, 0.20, None, None, None, 2.0),
+    (
+        "EQ_BANK2",
+        "equity",
+        "cash",
+        45.0,
+        None,
+        1.2e9,
+        1.25,
+        None,
+        None,
+        0.22,
+        None,
+        None,
+        None,
+        2.0,
+    ),
+    (
+        "EQ_ENERGY",
+        "equity",
+        "cash",
+        95.0,
+        None,
+        1.5e9,
+        1.00,
+        None,
+        None,
+        0.25,
+        None,
+        None,
+        None,
+        2.0,
+    ),
+    (
+        "EQ_HEALTH",
+        "equity",
+        "cash",
+        140.0,
+        None,
+        1.1e9,
+        0.75,
+        None,
+        None,
+        0.16,
+        None,
+        None,
+        None,
+        2.0,
+    ),
+    ("EQ_STAPLE", "equity", "cash", 70.0, None, 9e8, 0.60, None, None, 0.14, None, None, None, 2.0),
+    ("EQ_MID1", "equity", "cash", 38.0, None, 2.5e8, 1.30, None, None, 0.30, None, None, None, 4.0),
+    ("EQ_MID2", "equity", "cash", 22.0, None, 1.5e8, 1.35, None, None, 0.32, None, None, None, 5.0),
+    (
+        "EQ_SMALL1",
+        "equity",
+        "cash",
+        12.0,
+        None,
+        4e7,
+        1.40,
+        None,
+        None,
+        0.40,
+        None,
+        None,
+        0.30,
+        10.0,
+    ),
+    (
+        "EQ_SMALL2",
+        "equity",
+        "cash",
+        8.0,
+        None,
+        2.5e7,
+        1.50,
+        None,
+        None,
+        0.45,
+        None,
+        None,
+        0.30,
+        12.0,
+    ),
+    ("UST2Y", "govt_bond", "cash", 99.5, None, 6e10, 0.0, 1.9, 4.5, 0.002, "AA+", "Aaa", None, 0.3),
+    (
+        "UST10Y",
+        "govt_bond",
+        "cash",
+        97.0,
+        None,
+        4e10,
+        0.0,
+        8.3,
+        80.0,
+        0.004,
+        "AA+",
+        "Aaa",
+        None,
+        0.5,
+    ),
+    (
+        "UST30Y",
+        "govt_bond",
+        "cash",
+        92.0,
+        None,
+        1e10,
+        0.0,
+        17.5,
+        400.0,
+        0.006,
+        "AA+",
+        "Aaa",
+        None,
+        1.0,
+    ),
+    (
+        "BUND10Y",
+        "govt_bond",
+        "cash",
+        98.0,
+        None,
+        1.5e10,
+        0.0,
+        8.6,
+        85.0,
+        0.005,
+        "AAA",
+        "Aaa",
+        None,
+        0.5,
+    ),
+    (
+        "GILT10Y",
+        "govt_bond",
+        "cash",
+        96.0,
+        None,
+        8e9,
+        0.0,
+        8.0,
+        75.0,
+        0.006,
+        "AA",
+        "Aa3",
+        None,
+        0.8,
+    ),
+    ("IG_A_6Y", "corp_bond", "cash", 99.0, None, 6e7, 0.0, 5.2, 33.0, 0.010, "A", "A2", None, 8.0),
+    (
+        "IG_BBBP_7Y",
+        "corp_bond",
+        "cash",
+        98.0,
+        None,
+        5e7,
+        0.0,
+        5.9,
+        41.0,
+        0.012,
+        "BBB+",
+        "Baa1",
+        None,
+        10.0,
+    ),
+    (
+        "IG_BBB_8Y",
+        "corp_bond",
+        "cash",
+        97.5,
+        None,
+        4e7,
+        0.0,
+        6.4,
+        48.0,
+        0.014,
+        "BBB",
+        "Baa2",
+        None,
+        12.0,
+    ),
+    (
+        "IG_BBBM_10Y",
+        "corp_bond",
+        "cash",
+        96.0,
+        None,
+        3e7,
+        0.0,
+        7.5,
+        66.0,
+        0.016,
+        "BBB-",
+        "Baa3",
+        None,
+        15.0,
+    ),
+    (
+        "HY_BBP_5Y",
+        "corp_bond",
+        "cash",
+        94.0,
+        None,
+        2e7,
+        0.0,
+        4.2,
+        21.0,
+        0.030,
+        "BB+",
+        "Ba1",
+        None,
+        25.0,
+    ),
+    (
+        "HY_B_5Y",
+        "corp_bond",
+        "cash",
+        88.0,
+        None,
+        1.5e7,
+        0.0,
+        3.9,
+        18.0,
+        0.045,
+        "B",
+        "B2",
+        None,
+        40.0,
+    ),
+    (
+        "ES_FUT",
+        "equity_future",
+        "future",
+        5000.0,
+        50.0,
+        2e11,
+        1.00,
+        None,
+        None,
+        0.01,
+        None,
+        None,
+        0.06,
+        0.3,
+    ),
+    (
+        "NQ_FUT",
+        "equity_future",
+        "future",
+        18000.0,
+        20.0,
+        8e10,
+        1.25,
+        None,
+        None,
+        0.05,
+        None,
+        None,
+        0.07,
+        0.4,
+    ),
+    (
+        "TY_FUT",
+        "bond_future",
+        "future",
+        110.0,
+        1000.0,
+        6e10,
+        0.0,
+        6.5,
+        55.0,
+        0.003,
+        None,
+        None,
+        0.025,
+        0.3,
+    ),
+    (
+        "FGBL_FUT",
+        "bond_future",
+        "future",
+        132.0,
+        1000.0,
+        2.5e10,
+        0.0,
+        8.0,
+        75.0,
+        0.004,
+        None,
+        None,
+        0.03,
+        0.4,
+    ),
+]
+
+# holder_id, type, mandate (blank: by applies_to), cash, other_debt, non_tradable, reserve, credit
+HOLDERS = [
+    ("VC_FUND_A", "vol_control_fund", "vol_control", 2.0e9, 0.0, 0.0, 0.0, 0.0),
+    ("VC_FUND_B", "vol_control_fund", "vol_control", 1.2e9, 0.0, 0.0, 0.0, 0.0),
+    ("RP_FUND_A", "risk_parity_fund", "risk_parity", 3.0e9, 0.0, 0.0, 0.0, 0.0),
+    ("HF_MACRO", "hedge_fund", "hedge_fund", -1.5e9, 0.0, 5.0e7, 0.0, 0.0),
+    ("HF_CREDIT", "hedge_fund", "hedge_fund_pro_rata", -6.5e8, 0.0, 0.0, 0.0, 0.0),
+    ("LETF_2X", "leveraged_etf", "leveraged_etf", -3.945e8, 0.0, 0.0, 0.0, 0.0),
+    ("RETAIL_1", "margin_account", "", -3.0e5, 0.0, 0.0, 0.0, 0.0),
+    ("RETAIL_2", "margin_account", "", -2.0e5, 0.0, 0.0, 2.0e4, 0.0),
+    ("RETAIL_3", "margin_account", "", -1.5e5, 0.0, 0.0, 0.0, 2.0e5),
+    ("RETAIL_4", "margin_account", "", -3.3e5, 0.0, 0.0, 0.0, 0.0),
+]
+
+# holder_id, asset_id, quantity
+POSITIONS = [
+    ("VC_FUND_A", "ES_FUT", 4800.0),
+    ("VC_FUND_A", "TY_FUT", 7200.0),
+    ("VC_FUND_B", "ES_FUT", 2150.0),
+    ("VC_FUND_B", "NQ_FUT", 370.0),
+    ("VC_FUND_B", "FGBL_FUT", 3100.0),
+    ("RP_FUND_A", "ES_FUT", 3200.0),
+    ("RP_FUND_A", "TY_FUT", 32000.0),
+    ("RP_FUND_A", "FGBL_FUT", 12000.0),
+    ("RP_FUND_A", "IG_A_6Y", 3.2e6),
+    ("HF_MACRO", "EQ_MEGA1", 2.0e6),
+    ("HF_MACRO", "EQ_MEGA2", 3.0e6),
+    ("HF_MACRO", "EQ_BANK1", 5.0e6),
+    ("HF_MACRO", "EQ_MID1", 6.0e6),
+    ("HF_MACRO", "UST10Y", 5.0e6),
+    ("HF_MACRO", "EQ_STAPLE", -2.0e6),
+    ("HF_CREDIT", "IG_BBBP_7Y", 3.0e6),
+    ("HF_CREDIT", "IG_BBB_8Y", 3.5e6),
+    ("HF_CREDIT", "IG_BBBM_10Y", 3.0e6),
+    ("HF_CREDIT", "HY_BBP_5Y", 2.0e6),
+    ("HF_CREDIT", "HY_B_5Y", 1.0e6),
+    ("HF_CREDIT", "EQ_BANK2", -3.0e6),
+    ("LETF_2X", "EQ_MEGA1", 7.0e5),
+    ("LETF_2X", "EQ_MEGA2", 1.5e6),
+    ("LETF_2X", "EQ_MEGA3", 1.5e6),
+    ("RETAIL_1", "EQ_MID2", 2.7e4),
+    ("RETAIL_2", "EQ_SMALL1", 3.3e4),
+    ("RETAIL_3", "EQ_MID1", 8.0e3),
+    ("RETAIL_4", "EQ_SMALL2", 6.0e4),
+]
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    cov = np.outer(FACTOR_VOL, FACTOR_VOL) * FACTOR_CORR
+    rows, loads, spec = [], [], []
+    for a in ASSETS:
+        aid, cls, inst, price, mult, adv, beta, dur, cvx, svol, sp, md, mr, hs = a
+        b = np.array([beta, -(dur or 0.0), -(dur or 0.0) if cls == "corp_bond" else 0.0])
+        if cls == "bond_future":
+            b[1] = -(dur or 0.0)
+        vol = math.sqrt(float(b @ cov @ b) + svol**2)
+        rows.append(
+            dict(
+                asset_id=aid,
+                asset_class=cls,
+                instrument=inst,
+                price=price,
+                multiplier=mult,
+                adv=adv,
+                vol=round(vol, 6),
+                duration=dur,
+                convexity=cvx,
+                rating_sp=sp,
+                rating_moodys=md,
+                margin_rate=mr,
+                half_spread_bps=hs,
+            )
+        )
+        loads += [
+            dict(asset_id=aid, factor=f, loading=float(v))
+            for f, v in zip(FACTORS, b, strict=True)
+            if v
+        ]
+        spec.append(dict(asset_id=aid, specific_vol=svol))
+    pl.DataFrame(rows).write_csv(OUT / "assets.csv")
+    pl.DataFrame(loads).write_csv(OUT / "factor_loadings.csv")
+    pl.DataFrame(spec).write_csv(OUT / "specific_risk.csv")
+    fc = [
+        dict(factor_i=FACTORS[i], factor_j=FACTORS[j], covariance=float(cov[i, j]))
+        for i in range(3)
+        for j in range(3)
+        if j >= i
+    ]
+    pl.DataFrame(fc).write_csv(OUT / "factor_covariance.csv")
+    cols = [
+        "holder_id",
+        "holder_type",
+        "mandate",
+        "cash",
+        "other_debt",
+        "non_tradable",
+        "cash_reserve",
+        "credit_line",
+    ]
+    pl.DataFrame(HOLDERS, schema=cols, orient="row").write_csv(OUT / "holders.csv")
+    pl.DataFrame(POSITIONS, schema=["holder_id", "asset_id", "quantity"], orient="row").write_csv(
+        OUT / "positions.csv"
+    )
+
+
+if __name__ == "__main__":
+    main()
