@@ -29,7 +29,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ScenarioArg = Annotated[
     str, typer.Argument(help="A shipped scenario's name (e.g. 'demo') or a scenario TOML file.")

@@ -244,8 +244,8 @@ def evaluate_round(
     )
     solved_trades, outcomes = _min_cost(decisions, pos, mandates, cache)
     decisions = decisions.join(outcomes, on="holder_id", how="left")
-    solved_ok = outcomes.filter(pl.col("solved"))["holder_id"]
-    trades = pl.concat([prorata.filter(~pl.col("holder_id").is_in(solved_ok)), solved_trades])
+    solved_ok = outcomes.filter(pl.col("solved")).select("holder_id")
+    trades = pl.concat([prorata.join(solved_ok, on="holder_id", how="anti"), solved_trades])
     decisions = decisions.with_columns(
         binding_rules=pl.when(pl.col("solved"))
         .then(pl.col("solver_binding"))

@@ -1,0 +1,98 @@
+"""The command line: exit codes, messages, outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from estimator import cli
+from estimator.errors import RunError
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["validate"], ["schema"], ["scenarios"]])
+def test_help(command: list[str]) -> None:
+    result = runner.invoke(cli.app, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.output
+
+
+def test_run_demo_writes_reports(tmp_path: Path) -> None:
+    result = runner.invoke(cli.app, ["run", "demo", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert "forced selling" in result.output
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assets = pl.read_csv(tmp_path / "r" / "assets.csv")
+    # the manifest's total equals the report's column sum
+    assert manifest["totals"]["sell_value"] == pytest.approx(assets["sell_value"].sum(), rel=1e-9)
+    assert set(manifest["market"]["inputs"]) >= {"assets", "holders", "positions", "market"}
+    assert assets["asset_id"].to_list() == sorted(assets["asset_id"].to_list())
+
+
+def test_run_parquet_and_execution_override(tmp_path: Path) -> None:
+    args = ["run", "demo", "-o", str(tmp_path / "p"), "-f", "parquet", "-e", "min_cost"]
+    result = runner.invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    holders = pl.read_parquet(tmp_path / "p" / "holders.parquet")
+    assert set(holders["mandate_execution"]) == {"min_cost"}
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["run", "demo", "--format", "xlsx"], "csv or parquet"),
+        (["run", "demo", "--participation", "1.5"], "participation"),
+        (["run", "no_such_scenario"], "file not found"),
+        (["run", "demo", "--execution", "fastest"], "fastest"),
+        (["schema", "portfolio"], "mandate"),
+    ],
+)
+def test_bad_usage_exits_2(args: list[str], fragment: str, tmp_path: Path) -> None:
+    result = runner.invoke(
+        cli.app, [*args, "--out", str(tmp_path / "x")] if args[0] == "run" else args
+    )
+    assert result.exit_code == 2, result.output
+    assert fragment in result.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_run_failure_exits_1(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def broken(*_: object, **__: object) -> None:
+        raise RunError("boom")
+
+    monkeypatch.setattr(cli, "run", broken)
+    result = runner.invoke(cli.app, ["run", "demo", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1
+    assert "boom" in result.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_validate_default_and_scenario() -> None:
+    result = runner.invoke(cli.app, ["validate"])
+    assert result.exit_code == 0, result.output
+    assert "ok: market 'default'" in result.output
+    result = runner.invoke(cli.app, ["validate", "demo"])
+    assert result.exit_code == 0, result.output
+
+
+def test_schema_lists_every_rule_kind() -> None:
+    result = runner.invoke(cli.app, ["schema", "mandate"])
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    kinds = {
+        d["properties"]["kind"]["const"]
+        for d in schema["$defs"].values()
+        if "kind" in d.get("properties", {})
+    }
+    assert kinds == {"vol_target", "leverage", "margin"}
+
+
+def test_scenarios_lists_demo() -> None:
+    result = runner.invoke(cli.app, ["scenarios"])
+    assert result.exit_code == 0
+    assert "demo" in result.output

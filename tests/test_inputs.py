@@ -1,0 +1,227 @@
+"""Bad input: a clear error naming file, row and field; exit code 2; no report written."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from estimator.cli import app
+from estimator.paths import mandates_dir, markets_dir
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> Path:
+    """A writable copy of the default market with its mandates beside it."""
+    market = tmp_path / "market"
+    shutil.copytree(markets_dir() / "default", market)
+    shutil.copytree(mandates_dir(), tmp_path / "mandates")
+    toml = market / "market.toml"
+    toml.write_text(toml.read_text().replace('"../../../mandates"', '"../mandates"'))
+    (tmp_path / "calm.toml").write_text('name = "calm"\nmarket = "market"\n')
+    return market
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def _run(bundle: Path, *extra: str) -> tuple[int, str, Path]:
+    out = bundle.parent / "out"
+    result = runner.invoke(
+        app, ["run", str(bundle.parent / "calm.toml"), "--out", str(out), *extra]
+    )
+    return result.exit_code, result.output, out
+
+
+def test_valid_bundle_runs(bundle: Path) -> None:
+    code, output, out = _run(bundle)
+    assert code == 0, output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "assets.csv",
+        "holders.csv",
+        "manifest.json",
+        "summary.csv",
+        "trades.csv",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "expected"),
+    [
+        # misspelled column
+        (
+            "assets.csv",
+            "asset_id,asset_class,instrument,price",
+            "asset_id,asset_class,instrument,prce",
+            ["assets.csv", "field 'prce'", "did you mean 'price'"],
+        ),
+        # missing required column
+        (
+            "positions.csv",
+            "holder_id,asset_id,quantity",
+            "holder_id,asset_id,qty",
+            ["positions.csv", "field 'quantity'", "missing"],
+        ),
+        # wrong type
+        (
+            "assets.csv",
+            "EQ_MEGA1,equity,cash,420.0",
+            "EQ_MEGA1,equity,cash,abc",
+            ["assets.csv", "row 2", "field 'price'", "expected a number, got 'abc'"],
+        ),
+        # NaN in a required number
+        (
+            "assets.csv",
+            "EQ_MEGA1,equity,cash,420.0",
+            "EQ_MEGA1,equity,cash,NaN",
+            ["row 2", "field 'price'", "NaN"],
+        ),
+        # null in a required number
+        (
+            "holders.csv",
+            "VC_FUND_A,vol_control_fund,vol_control,2000000000.0",
+            "VC_FUND_A,vol_control_fund,vol_control,",
+            ["holders.csv", "row 2", "field 'cash'", "missing value"],
+        ),
+        # price ≤ 0
+        (
+            "assets.csv",
+            "EQ_MEGA1,equity,cash,420.0",
+            "EQ_MEGA1,equity,cash,0",
+            ["row 2", "field 'price'", "> 0"],
+        ),
+        # ADV ≤ 0
+        ("assets.csv", "420.0,,9000000000.0", "420.0,,-5", ["row 2", "field 'adv'", "> 0"]),
+        # duplicate asset id
+        (
+            "assets.csv",
+            "EQ_MEGA2,equity",
+            "EQ_MEGA1,equity",
+            ["assets.csv", "field 'asset_id'", "duplicate key"],
+        ),
+        # duplicate holder + asset
+        (
+            "positions.csv",
+            "VC_FUND_A,TY_FUT",
+            "VC_FUND_A,ES_FUT",
+            ["positions.csv", "duplicate key", "holder_id + asset_id"],
+        ),
+        # unknown asset in positions
+        (
+            "positions.csv",
+            "VC_FUND_A,TY_FUT",
+            "VC_FUND_A,NOPE",
+            ["positions.csv", "row 3", "field 'asset_id'", "unknown asset 'NOPE'"],
+        ),
+        # unknown holder in positions
+        (
+            "positions.csv",
+            "VC_FUND_A,TY_FUT",
+            "GHOST,TY_FUT",
+            ["positions.csv", "row 3", "field 'holder_id'", "unknown holder 'GHOST'"],
+        ),
+        # unknown mandate
+        (
+            "holders.csv",
+            "vol_control_fund,vol_control,2000000000.0",
+            "vol_control_fund,nope,2000000000.0",
+            ["holders.csv", "row 2", "field 'mandate'", "unknown mandate 'nope'"],
+        ),
+        # unknown instrument
+        (
+            "assets.csv",
+            "EQ_MEGA1,equity,cash",
+            "EQ_MEGA1,equity,swap",
+            ["row 2", "field 'instrument'", "cash, future"],
+        ),
+    ],
+)
+def test_bad_table_cell(bundle: Path, file: str, old: str, new: str, expected: list[str]) -> None:
+    _edit(bundle / file, old, new)
+    code, output, out = _run(bundle)
+    assert code == 2, output
+    flat = " ".join(output.split())
+    for fragment in expected:
+        assert fragment in flat, f"{fragment!r} missing from:\n{output}"
+    assert not out.exists()
+
+
+def test_empty_file(bundle: Path) -> None:
+    (bundle / "holders.csv").write_text("")
+    code, output, out = _run(bundle)
+    assert code == 2
+    assert "holders.csv" in output and "empty" in output
+    assert not out.exists()
+
+
+def test_header_only_file(bundle: Path) -> None:
+    (bundle / "positions.csv").write_text("holder_id,asset_id,quantity\n")
+    code, output, _ = _run(bundle)
+    assert code == 2
+    assert "no data rows" in output
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ('kind = "vol_target"', 'kind = "vol_targett"', ["vol_control.toml", "rules.0"]),
+        (
+            "target = 0.10       # τ, annualised",
+            "target = 0.10\ncolour = 1",
+            ["vol_control.toml", "colour", "Extra inputs"],
+        ),
+        (
+            "tolerance = 0.05    # acts beyond 10.5%",
+            "tolerance = -0.05",
+            ["vol_control.toml", "tolerance", "greater than or equal to 0"],
+        ),
+        (
+            "tolerance = 0.05    # acts beyond 10.5%",
+            "tolerance = 0.05\ntolerance = 0.06",
+            ["vol_control.toml", "not valid TOML"],
+        ),
+    ],
+)
+def test_bad_mandate(bundle: Path, old: str, new: str, expected: list[str]) -> None:
+    _edit(bundle.parent / "mandates" / "vol_control.toml", old, new)
+    code, output, out = _run(bundle)
+    assert code == 2, output
+    flat = " ".join(output.split())
+    for fragment in expected:
+        assert fragment in flat, f"{fragment!r} missing from:\n{output}"
+    assert not out.exists()
+
+
+def test_selector_matching_nothing_warns(bundle: Path) -> None:
+    (bundle.parent / "calm.toml").write_text(
+        'name = "calm"\nmarket = "market"\n'
+        '[[shocks]]\nselect = { asset_ids = ["NOPE"] }\nprice_return = -0.1\n'
+    )
+    code, output, _ = _run(bundle)
+    assert code == 0
+    assert "warning" in output and "matches no asset" in output
+
+
+def test_unknown_scenario_key(bundle: Path) -> None:
+    (bundle.parent / "calm.toml").write_text('name = "calm"\nmarket = "market"\nshock = []\n')
+    code, output, _ = _run(bundle)
+    assert code == 2
+    assert "calm.toml" in output and "shock" in output
+
+
+def test_failed_run_keeps_previous_report(bundle: Path) -> None:
+    code, _, out = _run(bundle)
+    assert code == 0
+    before = (out / "holders.csv").read_text()
+    _edit(bundle / "assets.csv", "EQ_MEGA1,equity,cash,420.0", "EQ_MEGA1,equity,cash,abc")
+    code, _, _ = _run(bundle)
+    assert code == 2
+    assert (out / "holders.csv").read_text() == before
+    assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == []
