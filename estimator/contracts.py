@@ -1,6 +1,7 @@
 """Column contracts of every input table, as dataframely schemas.
 
-Each column carries its description (the README's data dictionary is generated from these).
+Each column carries its description; the README's data dictionary mirrors them (a test keeps
+the two in sync).
 Every schema has a hidden ``__line__`` column: the line of the source file a row came from, so
 a failed rule names the file, the line and the field.
 """

@@ -24,7 +24,8 @@ def neutralise(frame: pl.DataFrame) -> pl.DataFrame:
     """Text columns safe for spreadsheets; numbers unchanged (−0.0 written as 0.0)."""
     text = [c for c, t in frame.schema.items() if t == pl.String]
     floats = [c for c, t in frame.schema.items() if t.is_float()]
-    return frame.with_columns(pl.col(floats) + 0.0).with_columns(  # + 0.0 turns −0.0 into 0.0
+    signless_zero = [pl.when(pl.col(c) == 0).then(0.0).otherwise(c).alias(c) for c in floats]
+    return frame.with_columns(signless_zero).with_columns(
         pl.when(pl.col(c).str.contains(_FORMULA))
         .then("'" + pl.col(c))
         .otherwise(pl.col(c))

@@ -80,7 +80,7 @@ class CompiledProblem:
             return Outcome(np.zeros(n), False, str(status), [])
         u = np.asarray(self.space.u.value)[:n]
         binding = sorted(name for name, c in self.constraints.items() if _is_tight(c))
-        return Outcome(u, status == cp.OPTIMAL, str(status), binding)
+        return Outcome(u, True, str(status), binding)
 
 
 def _is_tight(c: cp.Constraint, tol: float = 1e-6) -> bool:

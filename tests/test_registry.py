@@ -1,0 +1,67 @@
+"""The rule vocabulary: every kind registered, documented, shipped and compiled (DPP)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import estimator
+import rules
+from estimator.mandates import Execution, load_mandates
+from estimator.paths import mandates_dir, shipped_scenarios
+from estimator.solve import CompiledProblem
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("rule_type", rules.RULE_TYPES, ids=rules.RULE_KINDS)
+def test_rule_is_documented_and_frozen(rule_type: type[rules.RuleBase]) -> None:
+    module = __import__(rule_type.__module__, fromlist=["_"])
+    assert module.__doc__ and "Math." in module.__doc__
+    assert rule_type.model_config["frozen"] and rule_type.model_config["extra"] == "forbid"
+    kind = rule_type.model_fields["kind"].default
+    assert f"`{kind}`" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("kind", rules.RULE_KINDS)
+def test_rule_kind_is_shipped_in_a_mandate(kind: str) -> None:
+    shipped = {r.kind for m in load_mandates(mandates_dir()).values() for r in m.rules}
+    assert kind in shipped
+
+
+def test_rules_never_import_estimator() -> None:
+    for path in (ROOT / "rules").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            assert not any(n.split(".")[0] == "estimator" for n in names), path
+
+
+def test_every_shape_compiles_as_dpp() -> None:
+    """One problem per shape; CompiledProblem refuses a non-DPP one."""
+    for mandate in load_mandates(mandates_dir()).values():
+        problem = CompiledProblem(mandate.rules, n=8, k=3)
+        assert problem.problem.is_dcp(dpp=True)
+        assert all(name.split(".")[0] in rules.RULE_KINDS for name in problem.constraints)
+
+
+@pytest.mark.parametrize("name", sorted(shipped_scenarios()))
+@pytest.mark.parametrize("execution", list(Execution))
+def test_every_shipped_scenario_runs(name: str, execution: Execution) -> None:
+    result = estimator.run(name, execution=execution)
+    assert result.holders.height > 0
+    assert set(result.holders["status"]) <= {
+        "ok",
+        "cured",
+        "forced",
+        "liquidated",
+        "insolvent",
+        "solver_failed",
+    }
+    assert "solver_failed" not in set(result.holders["status"])
