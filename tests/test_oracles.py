@@ -1,0 +1,334 @@
+"""Hand-computed oracles: each expected number is worked out in the comments, not read back."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import polars as pl
+import pytest
+
+import estimator
+from estimator import Mandate, Scenario
+from estimator.api import RunResult
+
+REL = 1e-9
+
+
+def _assets(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    base = {"asset_class": "equity", "instrument": "cash", "adv": 1e9, "vol": 0.2}
+    return pl.DataFrame([{**base, **r} for r in rows])
+
+
+def _holders(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    base = {"holder_type": "fund", "mandate": "m", "cash": 0.0}
+    return pl.DataFrame([{**base, **r} for r in rows])
+
+
+def _run(
+    assets: list[dict[str, Any]],
+    holders: list[dict[str, Any]],
+    positions: list[tuple[str, str, float]],
+    rules: list[dict[str, Any]],
+    shocks: list[dict[str, Any]],
+    execution: str = "pro_rata",
+) -> RunResult:
+    pos = pl.DataFrame(positions, schema=["holder_id", "asset_id", "quantity"], orient="row")
+    mandate = Mandate(name="m", execution=execution, rules=rules)
+    market = estimator.build_market(_assets(assets), _holders(holders), pos, {"m": mandate})
+    return estimator.run(Scenario(name="s", shocks=shocks), market)
+
+
+def _holder(result: RunResult, holder_id: str = "h") -> dict[str, Any]:
+    return result.holders.filter(pl.col("holder_id") == holder_id).row(0, named=True)
+
+
+def _trade_quantities(result: RunResult, holder_id: str = "h") -> dict[str, float]:
+    t = result.trades.filter(pl.col("holder_id") == holder_id)
+    return dict(zip(t["asset_id"], t["trade_quantity"], strict=True))
+
+
+def _all(**effects: float) -> list[dict[str, Any]]:
+    return [{"select": {"all": True}, **effects}]
+
+
+# --- vol_target --------------------------------------------------------------------------------
+
+
+def test_vol_target_single_asset_scaled_by_ten_eighteenths() -> None:
+    # x = 10 × 100 = 1000, cash 0 → E = 1000. vol 0.09 × 2 = 0.18 → σ/E = 18% > 10%.
+    # σ is homogeneous: keep f = 0.10 / 0.18 = 10/18, trade = −(1 − 10/18) × 10 = −4.444…
+    result = _run(
+        [{"asset_id": "a", "price": 100.0, "vol": 0.09}],
+        [{"holder_id": "h"}],
+        [("h", "a", 10.0)],
+        [{"kind": "vol_target", "target": 0.1}],
+        _all(vol_multiplier=2.0),
+    )
+    h = _holder(result)
+    assert h["status"] == "forced"
+    assert math.isclose(h["vol_before"], 0.18, rel_tol=REL)
+    assert math.isclose(h["vol_after"], 0.10, rel_tol=REL)
+    q = _trade_quantities(result)
+    assert math.isclose(q["a"], -(1 - 10 / 18) * 10.0, rel_tol=REL)
+
+
+def test_vol_target_diagonal_book_scaled_by_ten_eighteenths() -> None:
+    # Two uncorrelated assets, x = (600, 800) with vols (0.15·k, 0.1125·k):
+    # σ² = (600·0.15)² + (800·0.1125)² = 90² + 90² → σ = 90·√2 ≈ 127.279 (k = 1).
+    # Cash 0 → E = 1400. Choose k so σ/E = 0.18: k = 0.18·1400 / (90·√2).
+    k = 0.18 * 1400 / (90 * math.sqrt(2))
+    result = _run(
+        [
+            {"asset_id": "a", "price": 6.0, "vol": 0.15 * k},
+            {"asset_id": "b", "price": 8.0, "vol": 0.1125 * k},
+        ],
+        [{"holder_id": "h"}],
+        [("h", "a", 100.0), ("h", "b", 100.0)],
+        [{"kind": "vol_target", "target": 0.1}],
+        [],
+    )
+    assert math.isclose(_holder(result)["vol_before"], 0.18, rel_tol=1e-12)
+    q = _trade_quantities(result)
+    for asset in ("a", "b"):
+        assert math.isclose(q[asset], -(1 - 10 / 18) * 100.0, rel_tol=REL)
+
+
+# --- margin ------------------------------------------------------------------------------------
+
+# Long 10 shares at P0 = 100, bought with 50% initial margin: loan 500 (cash −500).
+# AE(P) = 10P − 500; maintenance 25%: call when AE < 2.5P ⇔ 7.5P < 500 ⇔ P < 66.67 = ⅔·P0.
+_MARGIN_ASSET = [{"asset_id": "a", "price": 100.0}]
+_MARGIN_RULE = [{"kind": "margin", "maintenance_rate": 0.25, "restore": "maintenance"}]
+
+
+@pytest.mark.parametrize(("eps", "called"), [(1e-6, False), (-1e-6, True)])
+def test_margin_call_threshold_at_two_thirds(eps: float, called: bool) -> None:
+    ret = -1 / 3 + eps  # P = 100·(2/3 + eps)
+    result = _run(
+        _MARGIN_ASSET,
+        [{"holder_id": "h", "cash": -500.0}],
+        [("h", "a", 10.0)],
+        _MARGIN_RULE,
+        _all(price_return=ret),
+    )
+    h = _holder(result)
+    assert (h["triggered_rules"] == "margin") is called
+    assert (result.trades.height > 0) is called
+    assert h["status"] == ("forced" if called else "ok")
+
+
+def test_margin_minimal_cure_sale_back_to_maintenance() -> None:
+    # P = 60: X = 600, AE = 600 − 500 = 100, requirement 150 > 100 → called.
+    # Sale = X − AE/0.25 = 600 − 400 = 200 (value), i.e. 200/60 shares.
+    result = _run(
+        _MARGIN_ASSET,
+        [{"holder_id": "h", "cash": -500.0}],
+        [("h", "a", 10.0)],
+        _MARGIN_RULE,
+        _all(price_return=-0.4),
+    )
+    h = _holder(result)
+    assert h["status"] == "forced"
+    t = result.trades.row(0, named=True)
+    assert math.isclose(t["trade_value"], -200.0, rel_tol=1e-9)
+    assert math.isclose(t["trade_quantity"], -200.0 / 60.0, rel_tol=1e-9)
+    assert math.isclose(h["sold"], 200.0, rel_tol=1e-9)
+    # after: x = 400, requirement 100 = AE exactly
+    assert math.isclose(h["margin.metric_after"], 0.0, abs_tol=1e-9)
+
+
+def test_margin_cured_entirely_by_reserve() -> None:
+    # Need at P = 60: R − AE = 150 − 100 = 50; reserve 80 covers it → 50 drawn, no trade.
+    result = _run(
+        _MARGIN_ASSET,
+        [{"holder_id": "h", "cash": -500.0, "cash_reserve": 80.0}],
+        [("h", "a", 10.0)],
+        _MARGIN_RULE,
+        _all(price_return=-0.4),
+    )
+    h = _holder(result)
+    assert h["status"] == "cured"
+    assert result.trades.height == 0
+    assert math.isclose(h["cure_reserve"], 50.0, rel_tol=1e-9)
+    assert h["compliant"]
+
+
+def test_margin_partial_reserve_reduces_the_sale() -> None:
+    # Reserve 20 < need 50: AE becomes 100 + 20 = 120; sale = 600 − 120/0.25 = 120.
+    result = _run(
+        _MARGIN_ASSET,
+        [{"holder_id": "h", "cash": -500.0, "cash_reserve": 20.0}],
+        [("h", "a", 10.0)],
+        _MARGIN_RULE,
+        _all(price_return=-0.4),
+    )
+    h = _holder(result)
+    assert h["status"] == "forced"
+    assert math.isclose(h["cure_reserve"], 20.0, rel_tol=1e-12)
+    t = result.trades.row(0, named=True)
+    assert math.isclose(t["trade_value"], -120.0, rel_tol=1e-9)
+    # cash: −500 + 20 (reserve) + 120 (proceeds) = −360
+    assert math.isclose(h["cash_after"], -360.0, rel_tol=1e-9)
+
+
+# --- leverage ----------------------------------------------------------------------------------
+
+
+def test_leverage_threshold_sale_is_a_minus_target_e() -> None:
+    # Two longs: 10 × 100 and 5 × 200 → X = 2000, cash −1000 → E = 1000, A = 2000 (L = 2).
+    # −20%: X = 1600, E = 600, A = 1600, L = 2.67 > max 2.5 → restore to 2:
+    # sale = A − 2·E = 1600 − 1200 = 400; pro-rata fraction 400/1600 = 1/4 of each position.
+    result = _run(
+        [{"asset_id": "a", "price": 100.0}, {"asset_id": "b", "price": 200.0}],
+        [{"holder_id": "h", "cash": -1000.0}],
+        [("h", "a", 10.0), ("h", "b", 5.0)],
+        [{"kind": "leverage", "max": 2.5, "target": 2.0}],
+        _all(price_return=-0.2),
+    )
+    h = _holder(result)
+    assert h["status"] == "forced"
+    assert math.isclose(h["leverage_before"], 1600 / 600, rel_tol=1e-12)
+    assert math.isclose(h["sold"], 400.0, rel_tol=1e-9)
+    q = _trade_quantities(result)
+    assert math.isclose(q["a"], -2.5, rel_tol=1e-9)
+    assert math.isclose(q["b"], -1.25, rel_tol=1e-9)
+    assert math.isclose(h["leverage_after"], 2.0, rel_tol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("ret", "expected_trade"),
+    [
+        # 200 × 1 on cash −100: E = 100, A = 200, L0 = 2.
+        # −20%: x = 160, E = 60, A = 160; target A = 120 → sell 40.
+        (-0.2, -40.0),
+        # +20%: x = 240, E = 140, A = 240; target A = 280 → buy 40 (borrowing more).
+        (0.2, 40.0),
+    ],
+)
+def test_leverage_targeting_returns_to_two_times(ret: float, expected_trade: float) -> None:
+    result = _run(
+        [{"asset_id": "a", "price": 1.0}],
+        [{"holder_id": "h", "cash": -100.0}],
+        [("h", "a", 200.0)],
+        [{"kind": "leverage", "mode": "targeting"}],
+        _all(price_return=ret),
+    )
+    h = _holder(result)
+    assert math.isclose(h["leverage_pre"], 2.0, rel_tol=1e-12)
+    assert h["status"] == "forced"
+    t = result.trades.row(0, named=True)
+    assert math.isclose(t["trade_value"], expected_trade, rel_tol=1e-9)
+    assert math.isclose(t["trade_quantity"], expected_trade / (1 + ret), rel_tol=1e-9)
+    assert math.isclose(h["leverage_after"], 2.0, rel_tol=1e-9)
+
+
+# --- insolvency --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("execution", ["pro_rata", "min_cost"])
+def test_insolvent_holder_sells_everything(execution: str) -> None:
+    # 10 × 100 + 4 × 50 = 1200 on cash −1100 → E = 100. −20%: X = 960, E = −140.
+    result = _run(
+        [{"asset_id": "a", "price": 100.0}, {"asset_id": "b", "price": 50.0}],
+        [{"holder_id": "h", "cash": -1100.0}],
+        [("h", "a", 10.0), ("h", "b", 4.0)],
+        [{"kind": "leverage", "max": 20.0}],
+        _all(price_return=-0.2),
+        execution=execution,
+    )
+    h = _holder(result)
+    assert h["status"] == "insolvent"
+    assert math.isclose(h["shortfall"], 140.0, rel_tol=1e-9)
+    assert math.isclose(h["equity_before"], -140.0, rel_tol=1e-9)
+    assert h["leverage_before"] is None
+    assert h["leverage_after"] is None
+    q = _trade_quantities(result)
+    assert q == pytest.approx({"a": -10.0, "b": -4.0}, rel=1e-12)
+
+
+# --- futures and bonds -------------------------------------------------------------------------
+
+
+def test_future_loss_settles_to_cash_and_has_no_equity_value() -> None:
+    # 2 contracts × mult 50 at 4000, cash 100 000. −10% → P = 3600.
+    # Variation margin = 2 × 50 × (3600 − 4000) = −40 000 → cash 60 000.
+    # AE = cash only (future value 0) = 60 000; exposure 2·50·3600 = 360 000;
+    # A = 360 000 + 60 000 = 420 000 → leverage 7.
+    result = _run(
+        [
+            {
+                "asset_id": "fut",
+                "asset_class": "equity_future",
+                "instrument": "future",
+                "price": 4000.0,
+                "multiplier": 50.0,
+            }
+        ],
+        [{"holder_id": "h", "cash": 100_000.0}],
+        [("h", "fut", 2.0)],
+        [{"kind": "leverage", "max": 100.0}],
+        _all(price_return=-0.1),
+    )
+    h = _holder(result)
+    assert h["status"] == "ok"
+    assert math.isclose(h["cash_before"], 60_000.0, rel_tol=1e-12)
+    assert math.isclose(h["account_equity_before"], 60_000.0, rel_tol=1e-12)
+    assert math.isclose(h["equity_before"], 60_000.0, rel_tol=1e-12)
+    assert math.isclose(h["gross_assets_before"], 420_000.0, rel_tol=1e-12)
+    assert math.isclose(h["leverage_before"], 7.0, rel_tol=1e-12)
+    # pre-shock: AE = 100 000, A = 400 000 + 100 000 → L0 = 5
+    assert math.isclose(h["leverage_pre"], 5.0, rel_tol=1e-12)
+
+
+def test_future_trade_moves_no_cash() -> None:
+    # Same future, cash 100 000, leverage max 5 / target 4 after −10%:
+    # E = 60 000, A = 360 000·f + 60 000 ≤ 4·60 000 → f = 0.5: sell 1 contract; cash unchanged.
+    result = _run(
+        [
+            {
+                "asset_id": "fut",
+                "instrument": "future",
+                "price": 4000.0,
+                "multiplier": 50.0,
+            }
+        ],
+        [{"holder_id": "h", "cash": 100_000.0}],
+        [("h", "fut", 2.0)],
+        [{"kind": "leverage", "max": 5.0, "target": 4.0}],
+        _all(price_return=-0.1),
+    )
+    h = _holder(result)
+    assert h["status"] == "forced"
+    assert _trade_quantities(result)["fut"] == pytest.approx(-1.0, rel=1e-9)
+    assert math.isclose(h["cash_after"], 60_000.0, rel_tol=1e-12)
+
+
+def test_yield_shock_reprices_by_duration_and_convexity() -> None:
+    # D = 7, C = 60, +100bp: r = −7·0.01 + ½·60·0.0001 = −0.07 + 0.003 → P = 100·0.933 = 93.3.
+    assets = _assets(
+        [
+            {
+                "asset_id": "bond",
+                "asset_class": "govt_bond",
+                "price": 100.0,
+                "duration": 7.0,
+                "convexity": 60.0,
+            },
+            {"asset_id": "eq", "price": 50.0},
+        ]
+    )
+    holders = _holders([{"holder_id": "h"}])
+    pos = pl.DataFrame({"holder_id": ["h"], "asset_id": ["bond"], "quantity": [10.0]})
+    mandate = Mandate(name="m", rules=[{"kind": "leverage", "max": 10.0}])
+    market = estimator.build_market(assets, holders, pos, {"m": mandate})
+    scenario = Scenario(
+        name="rates",
+        shocks=[{"select": {"asset_classes": ["govt_bond"]}, "yield_change_bp": 100.0}],
+    )
+    shocked = estimator.apply_scenario(market.assets, scenario)
+    prices = dict(zip(shocked["asset_id"], shocked["price"], strict=True))
+    assert math.isclose(prices["bond"], 93.3, rel_tol=1e-12)
+    assert prices["eq"] == 50.0
+    result = estimator.run(scenario, market)
+    assert math.isclose(_holder(result)["equity_before"], 933.0, rel_tol=1e-12)
