@@ -30,6 +30,8 @@ HOLDER_COLUMNS = [
     "status",
     "triggered_rules",
     "binding_rules",
+    "binding_constraints",
+    "solver_status",
     "equity_before",
     "equity_after",
     "account_equity_before",
@@ -165,7 +167,9 @@ def _holder_table(result: RoundResult, holders: pl.DataFrame) -> pl.DataFrame:
         return pl.when(equity > 0).then(pl.col(f"{col}_{when}") / equity)
 
     h = result.holders.with_columns(
-        vol_before=per_equity(Book.RISK, "before"), vol_after=per_equity(Book.RISK, "after")
+        pl.col("binding_constraints", "solver_status").fill_null(""),
+        vol_before=per_equity(Book.RISK, "before"),
+        vol_after=per_equity(Book.RISK, "after"),
     )
     rule_metrics = sorted(c for c in h.columns if c.endswith((".metric_before", ".metric_after")))
     cols = [c for c in HOLDER_COLUMNS if c in h.columns] + rule_metrics

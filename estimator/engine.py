@@ -11,7 +11,8 @@ Decision per holder (vectorised per mandate):
 3. Each rule r gives ``f_r``, the largest scale of the whole book at which it holds — at its
    restore level if triggered, at its trigger level otherwise. ``f* = min_r f_r``.
    De-risking: ``f = clip(f*, 0, 1)``; ``f* < 0`` means no sale complies → liquidate.
-   Re-risking only (no rule forces a sale): ``f = max(f*, 1)``.
+   Re-risking only (no rule forces a sale): ``f = max(f*, 1)``. A scale within ``NOISE`` of 1
+   is 1: a cure that exactly meets the need leaves nothing to sell.
 4. ``pro_rata``: ``u = (f − 1)·x``. ``min_cost``: cvxpy (:mod:`estimator.solve`) for de-risking.
 """
 
@@ -26,7 +27,7 @@ from estimator import book as bk
 from estimator import risk
 from estimator.mandates import Cure, Execution, Mandate
 from estimator.solve import IMPACT_KAPPA, MIN_DAILY_VOL, ProblemCache
-from rules import Book, Level, RuleBase, Vec
+from rules import NOISE, Book, Level, RuleBase, Vec
 
 TOLERANCE = 1e-7  # relative: breaches smaller than this × scale count as compliant
 
@@ -113,6 +114,8 @@ def decide(book: pl.DataFrame, mandate: Mandate) -> pl.DataFrame:
     f = (
         pl.when(pl.col("insolvent"))
         .then(0.0)
+        .when((f_star - 1.0).abs() <= NOISE)
+        .then(1.0)
         .when(pl.col("any_down"))
         .then(f_star.clip(0.0, 1.0))
         .when(pl.col("any_up"))

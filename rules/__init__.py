@@ -9,7 +9,7 @@ from typing import Annotated, get_args
 
 from pydantic import Field
 
-from rules._base import Book, Level, ProblemSpace, RuleBase, Vec
+from rules._base import NOISE, Book, Level, ProblemSpace, RuleBase, Vec, book_scale, exceeds
 from rules.leverage import Leverage
 from rules.margin import Margin
 from rules.vol_target import VolTarget
@@ -23,6 +23,7 @@ RULE_TYPES: tuple[type[RuleBase], ...] = get_args(get_args(Rule)[0])
 RULE_KINDS: tuple[str, ...] = tuple(t.model_fields["kind"].default for t in RULE_TYPES)
 
 __all__ = [
+    "NOISE",
     "RULE_KINDS",
     "RULE_TYPES",
     "Book",
@@ -34,4 +35,6 @@ __all__ = [
     "RuleBase",
     "Vec",
     "VolTarget",
+    "book_scale",
+    "exceeds",
 ]

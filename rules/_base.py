@@ -85,6 +85,22 @@ class ProblemSpace:
         return self.param(name, (self.n,), nonneg=nonneg)
 
 
+#: Relative size of rounding noise. A rule acts only on a breach larger than ``NOISE · S`` with
+#: ``S = max(G, |E|)`` the book's scale: a book sitting exactly at its limit (``A = L₀·E`` up to
+#: one ulp) is at the limit, not over it.
+NOISE = 1e-9
+
+
+def book_scale() -> pl.Expr:
+    """``S = max(G, |E|)``, the currency size against which rounding noise is judged."""
+    return pl.max_horizontal(pl.col(Book.GROSS_EXPOSURE), pl.col(Book.EQUITY).abs())
+
+
+def exceeds(amount: pl.Expr) -> pl.Expr:
+    """True where a currency ``amount`` is more than rounding noise: ``amount > NOISE · S``."""
+    return amount > NOISE * book_scale()
+
+
 def _positive_part(expr: pl.Expr) -> pl.Expr:
     return pl.max_horizontal(expr, pl.lit(0.0))
 
@@ -117,8 +133,9 @@ class RuleBase(BaseModel):
         return _positive_part(self.lhs() - self.bound(level))
 
     def triggered(self) -> pl.Expr:
-        """True where the rule forces a de-risking trade (breach at the trigger level)."""
-        return self.breach(Level.TRIGGER) > 0
+        """True where the rule forces a de-risking trade: a breach at the trigger level beyond
+        rounding noise (:func:`exceeds`)."""
+        return exceeds(self.breach(Level.TRIGGER))
 
     def triggered_up(self) -> pl.Expr:
         """True where the rule forces a re-risking trade (only rules that can add risk)."""

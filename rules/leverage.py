@@ -29,7 +29,7 @@ import cvxpy as cp
 import polars as pl
 from pydantic import Field, PositiveFloat, model_validator
 
-from rules._base import Book, Level, ProblemSpace, RuleBase, Vec
+from rules._base import Book, Level, ProblemSpace, RuleBase, Vec, exceeds
 
 _E = pl.col(Book.EQUITY)
 _A = pl.col(Book.GROSS_ASSETS)
@@ -97,7 +97,7 @@ class Leverage(RuleBase):
     def triggered_up(self) -> pl.Expr:
         if self.mode != "targeting":
             return pl.lit(False)
-        return (_G > 0) & (pl.col(Book.LEVERAGE_PRE) * (1 - self.tolerance) * _E > _A)
+        return (_G > 0) & exceeds(pl.col(Book.LEVERAGE_PRE) * (1 - self.tolerance) * _E - _A)
 
     def fraction_up(self) -> pl.Expr:
         if self.mode != "targeting":

@@ -20,7 +20,7 @@ import cvxpy as cp
 import polars as pl
 from pydantic import Field, PositiveFloat
 
-from rules._base import Book, Level, ProblemSpace, RuleBase, Vec
+from rules._base import Book, Level, ProblemSpace, RuleBase, Vec, exceeds
 
 _E = pl.col(Book.EQUITY)
 _RISK = pl.col(Book.RISK)
@@ -73,7 +73,7 @@ class VolTarget(RuleBase):
     def triggered_up(self) -> pl.Expr:
         if not self.relever:
             return pl.lit(False)
-        return (_RISK > 0) & (self.target * (1 - self.tolerance) * _E > _RISK)
+        return (_RISK > 0) & exceeds(self.target * (1 - self.tolerance) * _E - _RISK)
 
     def fraction_up(self) -> pl.Expr:
         if not self.relever:

@@ -1,4 +1,5 @@
-"""Shared fixtures; hypothesis is derandomised in CI (HYPOTHESIS_PROFILE=ci)."""
+"""Hypothesis profiles: ``ci`` (the default) replays a derandomised set of examples, so every
+run of ``make test`` checks the same cases; ``fuzz`` (``make fuzz``) draws fresh ones."""
 
 from __future__ import annotations
 
@@ -14,6 +15,6 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(
-    "dev", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "fuzz", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -7,6 +7,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from scipy.optimize import brentq
 
 import estimator
 from estimator import Mandate, Scenario
@@ -332,3 +333,90 @@ def test_yield_shock_reprices_by_duration_and_convexity() -> None:
     assert prices["eq"] == 50.0
     result = estimator.run(scenario, market)
     assert math.isclose(_holder(result)["equity_before"], 933.0, rel_tol=1e-12)
+
+
+def test_leverage_targeting_without_shock_does_not_trade() -> None:
+    # A future (value 0 in equity): A = 56.96875·50·138.7221… + cash, E = cash, L0 = A/E.
+    # Nothing moves, so A = L0·E exactly in real numbers: no trigger, no trade.
+    result = _run(
+        [
+            {
+                "asset_id": "f",
+                "instrument": "future",
+                "price": 138.72210046851345,
+                "multiplier": 50.0,
+            }
+        ],
+        [{"holder_id": "h", "cash": 592711.8495799218}],
+        [("h", "f", 56.96875)],
+        [{"kind": "leverage", "mode": "targeting"}],
+        [],
+    )
+    assert _holder(result)["status"] == "ok"
+    assert result.trades.height == 0
+
+
+# --- min_cost ----------------------------------------------------------------------------------
+
+
+def test_min_cost_single_asset_is_the_closed_form_sale() -> None:
+    # One position: the only trades that restore σ ≤ τE are sales of at least (1 − 10/18)·x,
+    # and the cheapest is exactly that, whatever the cost coefficients.
+    result = _run(
+        [{"asset_id": "a", "price": 100.0, "vol": 0.09, "adv": 5e3, "half_spread_bps": 15.0}],
+        [{"holder_id": "h"}],
+        [("h", "a", 10.0)],
+        [{"kind": "vol_target", "target": 0.1}],
+        _all(vol_multiplier=2.0),
+        execution="min_cost",
+    )
+    h = _holder(result)
+    assert (h["status"], h["solver_status"]) == ("forced", "optimal")
+    assert h["binding_constraints"] == "vol_target.risk<=bound"
+    assert math.isclose(_trade_quantities(result)["a"], -(1 - 10 / 18) * 10.0, rel_tol=1e-7)
+
+
+def test_min_cost_two_assets_match_an_independent_kkt_solution() -> None:
+    # Uncorrelated longs x = (10 000, 15 000), vols s = (0.3, 0.2), cash 0: E = 25 000,
+    # σ = √(3000² + 3000²) ≈ 4243 = 17% of E; target 10% → B = 2500. Selling w ≥ 0 costs
+    # Σ h_i·w_i + β_i·w_i^{3/2} with h = bps/10⁴, β = (s/√252)/√ADV. Stationarity of the
+    # Lagrangian on the binding risk constraint gives, per asset,
+    #     h_i + 1.5·β_i·√w_i = λ·s_i²·(x_i − w_i)/B,
+    # solved here by nested root finding (w_i(λ) per asset, then λ such that σ(x − w) = B).
+    x = [10_000.0, 15_000.0]
+    s = [0.3, 0.2]
+    adv = [1e6, 5e5]
+    bps = [10.0, 2.0]
+    h = [b / 1e4 for b in bps]
+    beta = [si / math.sqrt(252) / math.sqrt(a) for si, a in zip(s, adv, strict=True)]
+    bound = 0.1 * sum(x)
+
+    def sale(i: int, lam: float) -> float:
+        def gap(w: float) -> float:
+            return h[i] + 1.5 * beta[i] * math.sqrt(w) - lam * s[i] ** 2 * (x[i] - w) / bound
+
+        return 0.0 if gap(0.0) >= 0 else brentq(gap, 0.0, x[i], xtol=1e-12, rtol=1e-15)
+
+    def risk_gap(lam: float) -> float:
+        return math.hypot(*(s[i] * (x[i] - sale(i, lam)) for i in range(2))) - bound
+
+    lam = brentq(risk_gap, 1e-9, 100.0, xtol=1e-15, rtol=1e-15)
+    expected = [sale(i, lam) for i in range(2)]
+    assert all(0 < w < xi for w, xi in zip(expected, x, strict=True))  # both assets trade
+
+    result = _run(
+        [
+            {"asset_id": "a", "price": 100.0, "vol": s[0], "adv": adv[0], "half_spread_bps": 10},
+            {"asset_id": "b", "price": 50.0, "vol": s[1], "adv": adv[1], "half_spread_bps": 2},
+        ],
+        [{"holder_id": "h"}],
+        [("h", "a", 100.0), ("h", "b", 300.0)],
+        [{"kind": "vol_target", "target": 0.1}],
+        [],
+        execution="min_cost",
+    )
+    assert _holder(result)["binding_constraints"] == "vol_target.risk<=bound"
+    trades = result.trades.filter(pl.col("holder_id") == "h")
+    got = dict(zip(trades["asset_id"], trades["trade_value"], strict=True))
+    for asset, w in zip("ab", expected, strict=True):
+        assert math.isclose(-got[asset], w, rel_tol=1e-6, abs_tol=1e-7 * sum(x)), (asset, w)

@@ -1,0 +1,206 @@
+"""Done means: after the estimator's trades every holder complies, is liquidated or insolvent.
+
+The post-trade book is re-marked here from the trades (not taken from the estimator) and the
+rules are re-evaluated with their Polars expressions, not with the solver.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+import estimator
+from estimator import Mandate, Scenario
+from estimator import book as bk
+from estimator.mandates import Execution
+from estimator.market import Market
+from rules import RULE_KINDS, Level
+
+VARIANTS: dict[str, list[dict[str, Any]]] = {
+    "vol_target": [
+        {"kind": "vol_target", "target": 0.1},
+        {"kind": "vol_target", "target": 0.15, "tolerance": 0.1, "gross_cap": 2.5},
+        {"kind": "vol_target", "target": 0.3, "relever": True, "tolerance": 0.05},
+    ],
+    "leverage": [
+        {"kind": "leverage", "max": 2.5, "target": 2.0},
+        {"kind": "leverage", "max": 3.0},
+        {"kind": "leverage", "mode": "targeting", "tolerance": 0.02},
+    ],
+    "margin": [
+        {"kind": "margin", "maintenance_rate": 0.6},
+        {"kind": "margin", "maintenance_rate": 0.4, "restore": "initial", "initial_ratio": 1.6},
+    ],
+}
+
+SCENARIO = Scenario(
+    name="stress",
+    shocks=[
+        {"select": {"all": True}, "price_return": -0.15, "vol_multiplier": 1.6},
+        {"select": {"instruments": ["future"]}, "price_return": -0.05},
+    ],
+)
+
+
+def _market(rng: np.random.Generator, mandates: dict[str, Mandate], n_holders: int) -> Market:
+    n_assets = 6
+    instrument = ["cash"] * 4 + ["future"] * 2
+    assets = pl.DataFrame(
+        {
+            "asset_id": [f"a{i}" for i in range(n_assets)],
+            "asset_class": ["equity" if i == "cash" else "equity_future" for i in instrument],
+            "instrument": instrument,
+            "price": rng.uniform(10, 100, n_assets),
+            "multiplier": [1.0] * 4 + [10.0] * 2,
+            "adv": rng.uniform(1e6, 1e8, n_assets),
+            "vol": rng.uniform(0.1, 0.5, n_assets),
+            "margin_rate": [None, 0.45, None, 0.55, 0.35, None],
+            "half_spread_bps": rng.uniform(1, 20, n_assets),
+        }
+    )
+    prices = dict(zip(assets["asset_id"], assets["price"] * assets["multiplier"], strict=True))
+    holders, positions = [], []
+    names = sorted(mandates)
+    for h in range(n_holders):
+        hid = f"h{h:02d}"
+        held = rng.choice(n_assets, size=int(rng.integers(2, 6)), replace=False)
+        gross, value = 0.0, 0.0
+        for i in sorted(held):
+            q = float(rng.uniform(10, 100)) * (-1 if rng.random() < 0.2 else 1)
+            positions.append({"holder_id": hid, "asset_id": f"a{i}", "quantity": q})
+            gross += abs(q * prices[f"a{i}"])
+            value += q * prices[f"a{i}"] if instrument[i] == "cash" else 0.0
+        nt, debt = rng.uniform(0, 0.1) * gross, rng.uniform(0, 0.1) * gross
+        equity = rng.uniform(0.2, 0.6) * gross
+        holders.append(
+            {
+                "holder_id": hid,
+                "holder_type": "fund",
+                "mandate": names[h % len(names)],
+                "cash": equity - value - nt + debt,
+                "other_debt": debt,
+                "non_tradable": nt,
+                "cash_reserve": rng.uniform(0, 0.03) * gross if rng.random() < 0.5 else 0.0,
+                "credit_line": rng.uniform(0, 0.03) * gross if rng.random() < 0.5 else 0.0,
+            }
+        )
+    return estimator.build_market(assets, pl.DataFrame(holders), pl.DataFrame(positions), mandates)
+
+
+@pytest.mark.parametrize("execution", list(Execution))
+@pytest.mark.parametrize("kind", RULE_KINDS)
+def test_every_holder_ends_compliant_liquidated_or_insolvent(
+    kind: str, execution: Execution
+) -> None:
+    rng = np.random.default_rng(zlib.crc32(f"{kind}/{execution.value}".encode()))
+    mandates = {
+        f"{kind}{i}": Mandate(name=f"{kind}{i}", rules=[spec])
+        for i, spec in enumerate(VARIANTS[kind])
+    }
+    market = _market(rng, mandates, n_holders=24)
+    result = estimator.run(SCENARIO, market, execution=execution)
+    h = result.holders.sort("holder_id")
+
+    # at least half the cases trigger their rule
+    triggered = h["triggered_rules"] != ""
+    assert triggered.mean() >= 0.5, h.select("holder_id", "triggered_rules")
+    assert "solver_failed" not in set(h["status"])
+
+    # re-mark the post-trade book from the trades
+    shocked = estimator.apply_scenario(market.assets, SCENARIO)
+    pre = bk.holder_book(bk.position_frame(market.positions, market.assets), market.holders)
+    trades = result.trades.select("holder_id", "asset_id", "trade_quantity", "trade_value")
+    positions_after = (
+        market.positions.join(trades, on=["holder_id", "asset_id"], how="left")
+        .with_columns(pl.col("trade_quantity", "trade_value").fill_null(0.0))
+        .join(shocked.select("asset_id", "instrument"), on="asset_id")
+    )
+    cash_out = positions_after.group_by("holder_id").agg(
+        cash_out=pl.col("trade_value").filter(pl.col("instrument") == "cash").sum()
+    )
+    holders_after = (
+        market.holders.drop("cash")
+        .join(h.select("holder_id", "cash_before", "cure_reserve", "cure_credit"), on="holder_id")
+        .join(cash_out, on="holder_id", how="left")
+        .join(pre.select("holder_id", leverage_pre="leverage"), on="holder_id")
+        .with_columns(
+            cash=pl.col("cash_before")
+            + pl.col("cure_reserve")
+            + pl.col("cure_credit")
+            - pl.col("cash_out").fill_null(0.0),
+            other_debt=pl.col("other_debt") + pl.col("cure_credit"),
+        )
+    )
+    shocked_book = bk.holder_book(
+        bk.position_frame(market.positions, shocked), holders_after
+    ).select("holder_id", scale=pl.max_horizontal("gross_exposure", pl.col("equity").abs()))
+    after = bk.holder_book(
+        bk.position_frame(
+            positions_after.select(
+                "holder_id", "asset_id", quantity=pl.col("quantity") + pl.col("trade_quantity")
+            ),
+            shocked,
+        ),
+        holders_after,
+    ).join(shocked_book, on="holder_id")
+
+    for name, mandate in mandates.items():
+        rule = mandate.rules[0]
+        mine = h.filter(pl.col("mandate") == name).select("holder_id", "status", "triggered_rules")
+        sub = after.join(mine, on="holder_id").with_columns(
+            breach_restore=rule.breach(Level.RESTORE), breach_trigger=rule.breach(Level.TRIGGER)
+        )
+        for row in sub.iter_rows(named=True):
+            if row["status"] in ("liquidated", "insolvent"):
+                continue
+            acted = kind in row["triggered_rules"].split(";")
+            breach = row["breach_restore"] if acted else row["breach_trigger"]
+            assert breach <= 1e-6 * row["scale"], (name, row)
+
+    if execution is Execution.PRO_RATA:
+        forced = h.filter(pl.col("status").is_in(["forced", "liquidated"]))["holder_id"]
+        assert forced.len() > 0
+        for hid in forced:
+            held = market.positions.filter(pl.col("holder_id") == hid)
+            t = result.trades.filter(pl.col("holder_id") == hid)
+            assert t.height == held.height  # every position trades
+            ratios = (t["trade_quantity"] / t["quantity_before"]).to_numpy()
+            assert np.ptp(ratios) <= 1e-9, (hid, ratios)
+            assert ratios[0] >= -1 - 1e-12
+
+
+def test_min_cost_clarabel_and_scs_agree() -> None:
+    rng = np.random.default_rng(7)
+    mandates = {
+        "combo": Mandate(
+            name="combo",
+            execution="min_cost",
+            rules=[
+                {"kind": "vol_target", "target": 0.12, "gross_cap": 3.0},
+                {"kind": "leverage", "max": 3.0, "target": 2.5},
+                {"kind": "margin", "maintenance_rate": 0.3},
+            ],
+        )
+    }
+    market = _market(rng, mandates, n_holders=6)
+    clarabel = estimator.run(SCENARIO, market, solver="CLARABEL")
+    scs = estimator.run(
+        SCENARIO,
+        market,
+        solver="SCS",
+        solver_options={"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 200_000},
+    )
+    assert (clarabel.holders["status"] == "forced").sum() >= 3
+    assert clarabel.holders["status"].to_list() == scs.holders["status"].to_list()
+    a, b = clarabel.assets.sort("asset_id"), scs.assets.sort("asset_id")
+    assert a["asset_id"].to_list() == b["asset_id"].to_list()
+    biggest = float(a["sell_value"].abs().max())
+    assert biggest > 0
+    for col in ("sell_value", "buy_value", "net_value"):
+        for x, y in zip(a[col], b[col], strict=True):
+            assert math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-6 * biggest), (col, x, y)
