@@ -11,9 +11,25 @@ from __future__ import annotations
 import dataframely as dy
 import polars as pl
 
+from rules.ratings import accepted
+
 LINE = "__line__"
 
 INSTRUMENTS = ("cash", "future")
+
+#: What a failed ``check`` on a column means, for error messages.
+CHECK_MESSAGES = {
+    "instrument": "expected one of: cash, future",
+    "rating_sp": "expected an S&P rating (AAA … C, SD, D), NR, WR or empty",
+    "rating_fitch": "expected a Fitch rating (AAA … C, RD, D), NR, WR or empty",
+    "rating_moodys": "expected a Moody's rating (Aaa … C), NR, WR or empty",
+}
+
+
+def _rating(column: str, description: str) -> dy.String:
+    return dy.String(
+        nullable=True, check=lambda c: c.is_in(accepted(column)), description=description
+    )
 
 
 class _Sourced(dy.Schema):
@@ -35,8 +51,9 @@ class Assets(_Sourced):
     vol = dy.Float64(min=0, description="annualised return volatility")
     duration = dy.Float64(nullable=True, min=0, description="modified duration, years (bonds)")
     convexity = dy.Float64(nullable=True, description="convexity, years² (bonds)")
-    rating_sp = dy.String(nullable=True, description="S&P/Fitch-scale rating, e.g. BBB-")
-    rating_moodys = dy.String(nullable=True, description="Moody's-scale rating, e.g. Baa3")
+    rating_sp = _rating("rating_sp", "S&P rating, e.g. BBB-; NR/WR/empty = unrated")
+    rating_moodys = _rating("rating_moodys", "Moody's rating, e.g. Baa3; NR/WR/empty = unrated")
+    rating_fitch = _rating("rating_fitch", "Fitch rating, e.g. BBB-; NR/WR/empty = unrated")
     margin_rate = dy.Float64(
         nullable=True, min=0, max=1, description="maintenance margin rate (share of exposure)"
     )

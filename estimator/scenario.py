@@ -8,7 +8,10 @@ Effects of one shock on the selected assets (all optional, several may be combin
 * ``vol_multiplier`` k and ``vol_change`` Δσ: ``σ ← max(k·σ + Δσ, 0)``; the asset's risk-model
   row is rescaled by the same ratio, keeping correlations;
 * ``margin_rate_multiplier`` and ``margin_rate_change``: ``m ← clip(k·m + Δm, 0, 1)`` on assets
-  with a margin rate.
+  with a margin rate;
+* rating actions: ``rating_sp``, ``rating_moodys``, ``rating_fitch`` set an agency's rating;
+  ``downgrade_notches`` n moves every agency rating n notches down its scale (negative: up),
+  clamped at AAA/Aaa and C; unrated and defaulted ratings stay as they are.
 
 Shocks apply one after another, so two price shocks on one asset compound:
 ``(1 + r₁)(1 + r₂) − 1``. A selector that matches nothing is a warning.
@@ -20,11 +23,19 @@ from pathlib import Path
 from typing import Self
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from estimator import risk
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.toml_files import load_toml
+from rules.ratings import AGENCY_COLUMNS, accepted, shift_expr
 
 
 class Selector(BaseModel):
@@ -56,9 +67,7 @@ class Selector(BaseModel):
         if self.instruments:
             conds.append(pl.col("instrument").is_in(self.instruments))
         if self.ratings:
-            rated = pl.col("rating_sp").is_in(self.ratings) | pl.col("rating_moodys").is_in(
-                self.ratings
-            )
+            rated = pl.any_horizontal(pl.col(c).is_in(self.ratings) for c in AGENCY_COLUMNS)
             conds.append(rated.fill_null(False))
         return pl.all_horizontal(conds)
 
@@ -74,6 +83,17 @@ class Shock(BaseModel):
     vol_change: float | None = None
     margin_rate_multiplier: float | None = Field(None, ge=0)
     margin_rate_change: float | None = None
+    rating_sp: str | None = None
+    rating_moodys: str | None = None
+    rating_fitch: str | None = None
+    downgrade_notches: int | None = None
+
+    @field_validator("rating_sp", "rating_moodys", "rating_fitch")
+    @classmethod
+    def _known_rating(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and value not in accepted(info.field_name):
+            raise ValueError(f"unknown rating {value!r} on the {info.field_name} scale")
+        return value
 
     @model_validator(mode="after")
     def _has_effect(self) -> Self:
@@ -179,4 +199,11 @@ def _shocked(shock: Shock, hit: pl.Expr) -> list[pl.Expr]:
         k = shock.margin_rate_multiplier if shock.margin_rate_multiplier is not None else 1.0
         rate = (pl.col("margin_rate") * k + (shock.margin_rate_change or 0.0)).clip(0.0, 1.0)
         exprs.append(pl.when(hit).then(rate).otherwise(pl.col("margin_rate")).alias("margin_rate"))
+    for column in AGENCY_COLUMNS:
+        rating = pl.col(column)
+        if shock.downgrade_notches:
+            rating = shift_expr(column, shock.downgrade_notches)
+        if getattr(shock, column) is not None:
+            rating = pl.lit(getattr(shock, column))
+        exprs.append(pl.when(hit).then(rating).otherwise(pl.col(column)).alias(column))
     return exprs

@@ -12,7 +12,7 @@ from pathlib import Path
 import dataframely as dy
 import polars as pl
 
-from estimator.contracts import DEFAULTS, LINE, columns
+from estimator.contracts import CHECK_MESSAGES, DEFAULTS, LINE, columns
 from estimator.errors import InputError, InputWarnings, Problem
 
 MAX_PROBLEMS = 50
@@ -117,8 +117,8 @@ def _describe(rule: str, schema: type[dy.Schema]) -> tuple[str | None, str]:
     bounds = {"min": "≥", "min_exclusive": ">", "max": "≤", "max_exclusive": "<"}
     if check in bounds and col is not None:
         return name, f"expected a value {bounds[check]} {getattr(col, check)}"
-    if check == "check" and name == "instrument":
-        return name, "expected one of: cash, future"
+    if check == "check" and name in CHECK_MESSAGES:
+        return name, CHECK_MESSAGES[name]
     return name, f"fails the check '{check}'"
 
 
