@@ -27,7 +27,7 @@ from estimator import book as bk
 from estimator import risk
 from estimator.mandates import Cure, Execution, Mandate
 from estimator.solve import IMPACT_KAPPA, MIN_DAILY_VOL, ProblemCache
-from rules import NOISE, Book, Level, RuleBase, Vec
+from rules import NOISE, Book, Level, RuleBase, Vec, book_scale
 
 TOLERANCE = 1e-7  # relative: breaches smaller than this × scale count as compliant
 
@@ -319,7 +319,7 @@ def check_compliance(
     :data:`TOLERANCE` × max(Σ|x| before, |E|).
     """
     levels = [c for c in decisions.columns if c.endswith((".down", ".up"))]
-    scale = pl.max_horizontal(pl.col(Book.GROSS_EXPOSURE), pl.col(Book.EQUITY).abs(), 1e-9)
+    scale = pl.max_horizontal(book_scale(), 1e-9)
     flags = decisions.select("holder_id", "mandate", *levels, scale=scale)
     joined = after.drop("mandate").join(flags, on="holder_id")
     parts = []

@@ -83,10 +83,12 @@ class Shock(BaseModel):
     vol_change: float | None = None
     margin_rate_multiplier: float | None = Field(None, ge=0)
     margin_rate_change: float | None = None
-    rating_sp: str | None = None
-    rating_moodys: str | None = None
-    rating_fitch: str | None = None
-    downgrade_notches: int | None = None
+    rating_sp: str | None = Field(None, description="new S&P rating, e.g. BB+")
+    rating_moodys: str | None = Field(None, description="new Moody's rating, e.g. Ba1")
+    rating_fitch: str | None = Field(None, description="new Fitch rating, e.g. BB+")
+    downgrade_notches: int | None = Field(
+        None, description="move every agency rating n notches down its scale (negative: up)"
+    )
 
     @field_validator("rating_sp", "rating_moodys", "rating_fitch")
     @classmethod

@@ -108,9 +108,13 @@ class CompiledProblem:
         status = self._run(solver, opts)
         if status not in _SOLVED and opts:
             status = self._run(solver, {})
-            status += " (solver defaults)" if status in _SOLVED else ""
-        if status.split(" ")[0] not in _SOLVED or self.space.u.value is None:
+            if status in _SOLVED:
+                return self._outcome(n, f"{status} (solver defaults)")
+        if status not in _SOLVED or self.space.u.value is None:
             return Outcome(np.zeros(n), False, status, [])
+        return self._outcome(n, status)
+
+    def _outcome(self, n: int, status: str) -> Outcome:
         u = np.asarray(self.space.u.value)[:n]
         binding = sorted(name for name, c in self.constraints.items() if _is_tight(c))
         return Outcome(u, True, status, binding)

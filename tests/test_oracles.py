@@ -49,6 +49,10 @@ def _trade_quantities(result: RunResult, holder_id: str = "h") -> dict[str, floa
     return dict(zip(t["asset_id"], t["trade_quantity"], strict=True))
 
 
+def _future(asset_id: str, price: float, multiplier: float) -> dict[str, Any]:
+    return {"asset_id": asset_id, "instrument": "future", "price": price, "multiplier": multiplier}
+
+
 def _all(**effects: float) -> list[dict[str, Any]]:
     return [{"select": {"all": True}, **effects}]
 
@@ -286,14 +290,7 @@ def test_future_trade_moves_no_cash() -> None:
     # Same future, cash 100 000, leverage max 5 / target 4 after −10%:
     # E = 60 000, A = 360 000·f + 60 000 ≤ 4·60 000 → f = 0.5: sell 1 contract; cash unchanged.
     result = _run(
-        [
-            {
-                "asset_id": "fut",
-                "instrument": "future",
-                "price": 4000.0,
-                "multiplier": 50.0,
-            }
-        ],
+        [_future("fut", 4000.0, 50.0)],
         [{"holder_id": "h", "cash": 100_000.0}],
         [("h", "fut", 2.0)],
         [{"kind": "leverage", "max": 5.0, "target": 4.0}],
@@ -339,14 +336,7 @@ def test_leverage_targeting_without_shock_does_not_trade() -> None:
     # A future (value 0 in equity): A = 56.96875·50·138.7221… + cash, E = cash, L0 = A/E.
     # Nothing moves, so A = L0·E exactly in real numbers: no trigger, no trade.
     result = _run(
-        [
-            {
-                "asset_id": "f",
-                "instrument": "future",
-                "price": 138.72210046851345,
-                "multiplier": 50.0,
-            }
-        ],
+        [_future("f", 138.72210046851345, 50.0)],
         [{"holder_id": "h", "cash": 592711.8495799218}],
         [("h", "f", 56.96875)],
         [{"kind": "leverage", "mode": "targeting"}],

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
 import estimator
-from estimator import Scenario
+from estimator import Scenario, cli
 from estimator.contracts import Assets
 from estimator.errors import InputError
+from estimator.market import load_market
+from estimator.paths import resolve_market, resolve_scenario
+from estimator.scenario import load_scenario
 from estimator.tables import load_table
 from rules.ratings import SP_FITCH, composite_expr, notch
 
@@ -151,3 +157,24 @@ def test_unknown_rating_in_assets_names_row_and_field(tmp_path) -> None:
 def test_unknown_rating_in_a_scenario_is_rejected() -> None:
     with pytest.raises(ValidationError, match="unknown rating 'BB' on the rating_moodys scale"):
         Scenario(name="s", shocks=[{"select": {"all": True}, "rating_moodys": "BB"}])
+
+
+def test_unknown_rating_in_a_scenario_file_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    scenario = tmp_path / "bad.toml"
+    scenario.write_text('name = "bad"\n[[shocks]]\nselect = { all = true }\nrating_moodys = "BB"\n')
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli.app, ["run", str(scenario), "--out", str(out)])
+    assert result.exit_code == 2
+    assert "bad.toml" in result.output
+    assert "shocks.0.rating_moodys" in result.output
+    assert "unknown rating 'BB'" in result.output
+    assert not out.exists()
+
+
+def test_demo_scenario_cuts_the_bbb_minus_bond_to_junk() -> None:
+    market = load_market(resolve_market("default"))
+    before = market.assets.filter(pl.col("rating_sp") == "BBB-")["asset_id"].to_list()
+    assert before  # the shipped market has a bond on the edge of investment grade
+    shocked = estimator.apply_scenario(market.assets, load_scenario(resolve_scenario("demo")))
+    after = dict(zip(shocked["asset_id"], shocked["rating_sp"], strict=True))
+    assert [after[a] for a in before] == ["BB+"] * len(before)
