@@ -24,10 +24,10 @@ import numpy as np
 import polars as pl
 
 from estimator import book as bk
-from estimator import risk
+from estimator import risk, scoped
 from estimator.mandates import Cure, Execution, Mandate
 from estimator.solve import IMPACT_KAPPA, MIN_DAILY_VOL, ProblemCache
-from rules import NOISE, Book, Level, RuleBase, Vec, book_scale
+from rules import NOISE, Book, Level, RuleBase, Vec
 
 TOLERANCE = 1e-7  # relative: breaches smaller than this × scale count as compliant
 
@@ -63,28 +63,37 @@ def _level_expr(rule: RuleBase, active: pl.Expr, method: str) -> pl.Expr:
 
 
 def decide(book: pl.DataFrame, mandate: Mandate) -> pl.DataFrame:
-    """Decisions for the holders of one mandate (``book`` filtered to them)."""
-    rules = mandate.rules
+    """Decisions for the holders of one mandate (``book``: their rows, :func:`scoped.annotate`d).
+
+    Position rules come with their trigger flags (``{kind}.down``); whole-book rules are
+    evaluated here on ``book`` and give the common scale.
+    """
+    rules = scoped.scale_rules(mandate)
+    placed = scoped.position_rules(mandate)
     E = pl.col(Book.EQUITY)
-    down = {r.kind: r.triggered() & (E > 0) for r in rules}
-    up = {r.kind: r.triggered_up() & (E > 0) for r in rules}
-    before = [Book.EQUITY, Book.ACCOUNT_EQUITY, Book.GROSS_ASSETS, Book.CASH, Book.RISK, "leverage"]
     out = book.with_columns(
-        *[pl.col(c).alias(f"{c}_before") for c in before],
         insolvent=E <= 0,
-        **{f"{k}.down": v for k, v in down.items()},
-        **{f"{k}.up": v for k, v in up.items()},
-        **{f"{r.kind}.metric_before": r.metric() for r in rules},
+        **{f"{r.kind}.down": r.triggered() & (E > 0) for r in rules},
+        **{f"{r.kind}.up": r.triggered_up() & (E > 0) for r in rules},
     )
-    any_down = pl.any_horizontal([pl.col(f"{k}.down") for k in down])
-    any_up = pl.any_horizontal([pl.col(f"{k}.up") for k in up]) & ~any_down
+    kinds = [r.kind for r in mandate.rules]
+    any_down = pl.any_horizontal([pl.col(f"{k}.down") for k in kinds])
+    any_up = pl.any_horizontal([pl.lit(False), *[pl.col(f"{r.kind}.up") for r in rules]])
     need = pl.max_horizontal(
-        [
+        [pl.lit(0.0)]
+        + [
             pl.when(pl.col(f"{r.kind}.down")).then(r.cure_need(Level.RESTORE)).otherwise(0.0)
             for r in rules
         ]
     )
-    out = out.with_columns(any_down=any_down, any_up=any_up, cure_need=need)
+    out = out.with_columns(
+        any_down=any_down,
+        any_up=any_up & ~any_down,
+        positions_down=pl.any_horizontal(
+            [pl.lit(False), *[pl.col(f"{r.kind}.down") for r in placed]]
+        ),
+        cure_need=need,
+    )
     remaining = pl.col("cure_need")
     used: dict[str, pl.Expr] = {}
     for source in mandate.cure:
@@ -101,16 +110,17 @@ def decide(book: pl.DataFrame, mandate: Mandate) -> pl.DataFrame:
     )
     out = bk.restate(out)
     active = {r.kind: pl.col(f"{r.kind}.down") | pl.col(f"{r.kind}.up") for r in rules}
+    active |= {r.kind: pl.col(f"{r.kind}.down") for r in placed}
     out = out.with_columns(
         **{f"{r.kind}.f": _level_expr(r, active[r.kind], "fraction") for r in rules},
     )
-    for r in rules:
+    for r in mandate.rules:
         restore, trigger = r.holder_inputs(Level.RESTORE), r.holder_inputs(Level.TRIGGER)
         out = out.with_columns(
             pl.when(active[r.kind]).then(restore[name]).otherwise(trigger[name]).alias(name)
             for name in restore
         )
-    f_star = pl.min_horizontal([pl.col(f"{r.kind}.f") for r in rules])
+    f_star = pl.min_horizontal([pl.lit(float("inf")), *[pl.col(f"{r.kind}.f") for r in rules]])
     f = (
         pl.when(pl.col("insolvent"))
         .then(0.0)
@@ -135,91 +145,151 @@ def decide(book: pl.DataFrame, mandate: Mandate) -> pl.DataFrame:
         )
         for r in rules
     }
+    tight |= {r.kind: pl.col(f"{r.kind}.down") & ~pl.col("insolvent") for r in placed}
     return out.with_columns(
-        triggered_rules=_names({k: pl.col(f"{k}.down") | pl.col(f"{k}.up") for k in down}),
-        binding_rules=_names(tight),
+        triggered_rules=_names({k: active[k] for k in kinds}),
+        binding_rules=_names({k: tight[k] for k in kinds}),
         mandate_execution=pl.lit(mandate.execution.value),
     )
 
 
-def _min_cost(
-    decisions: pl.DataFrame,
-    pos: pl.DataFrame,
-    mandates: dict[str, Mandate],
-    cache: ProblemCache,
+def _solve_mandate(
+    chosen: pl.DataFrame, pos_m: pl.DataFrame, mandate: Mandate, cache: ProblemCache
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Trades (holder_id, asset_id, trade_value) and outcomes for holders solved with cvxpy."""
+    """Trades (holder_id, asset_id, trade_value) and outcomes for ``chosen`` holders, by cvxpy.
+
+    ``chosen`` are decision rows (book at the start of the round, cures applied); every rule
+    enters at its level (restore where it acted, trigger otherwise).
+    """
+    gcols = risk.factor_columns(pos_m)
+    daily_vol = (pl.col("vol") / np.sqrt(252)).clip(lower_bound=MIN_DAILY_VOL)
+    scalar_names = sorted({n for r in mandate.rules for n in r.holder_inputs(Level.RESTORE)})
+    levels = {}
+    for r in mandate.rules:
+        active = pl.col(f"{r.kind}.down")
+        if f"{r.kind}.up" in chosen.columns:
+            active = active | pl.col(f"{r.kind}.up")
+        restore, trigger = r.position_inputs(Level.RESTORE), r.position_inputs(Level.TRIGGER)
+        levels |= {k: pl.when(active).then(restore[k]).otherwise(trigger[k]) for k in restore}
+    flags = [c for c in chosen.columns if c.endswith((".down", ".up"))]
+    holder_cols = [Book.CASH, Book.NON_TRADABLE, *flags]
+    mpos = (
+        pos_m.join(chosen.select("holder_id", *holder_cols), on="holder_id")
+        .with_columns(
+            half_spread=pl.col("half_spread_bps").fill_null(5.0) / 10_000,
+            impact=IMPACT_KAPPA * daily_vol / pl.col("adv").sqrt(),
+            is_cash_f=pl.col("is_cash").cast(pl.Float64),
+            **levels,
+        )
+        .sort("holder_id", "asset_id")
+    )
+    vec_cols = {
+        Vec.X0: "exposure",
+        "half_spread": "half_spread",
+        "impact": "impact",
+        Vec.IS_CASH: "is_cash_f",
+        Vec.RISK_SPECIFIC: risk.SPECIFIC,
+        **{k: k for k in levels},
+    }
+    arrays = {k: mpos[c].to_numpy() for k, c in vec_cols.items()}
+    rows = mpos.select(gcols).to_numpy()
+    ids = mpos["holder_id"].to_numpy()
+    assets = mpos["asset_id"].to_numpy()
+    hrows = chosen.sort("holder_id").select("holder_id", Book.EQUITY, *scalar_names)
+    order = hrows["holder_id"].to_numpy()
+    starts = np.searchsorted(ids, order, side="left")
+    ends = np.searchsorted(ids, order, side="right")
+    trade_frames, outcomes = [], []
+    for (hid, equity, *svals), a, b in zip(hrows.iter_rows(), starts, ends, strict=True):
+        scalars = {Book.EQUITY: equity, **dict(zip(scalar_names, svals, strict=True))}
+        vectors = {k: v[a:b] for k, v in arrays.items()}
+        res = cache.solve_holder(mandate.rules, scalars, vectors, rows[a:b])
+        kinds = sorted({name.split(".", 1)[0] for name in res.binding})
+        outcomes.append((hid, res.ok, res.status, ";".join(kinds), ";".join(res.binding)))
+        if res.ok:
+            trade_frames.append(
+                pl.DataFrame({"holder_id": ids[a:b], "asset_id": assets[a:b], "trade_value": res.u})
+            )
+    trades = pl.concat(trade_frames) if trade_frames else _EMPTY_TRADES
+    result = pl.DataFrame(outcomes, schema=_OUTCOME_SCHEMA, orient="row")
+    return trades, result
+
+
+_EMPTY_TRADES = pl.DataFrame(
+    schema={"holder_id": pl.String, "asset_id": pl.String, "trade_value": pl.Float64}
+)
+_OUTCOME_SCHEMA = {
+    "holder_id": pl.String,
+    "solved": pl.Boolean,
+    "solver_status": pl.String,
+    "solver_binding": pl.String,
+    "binding_constraints": pl.String,
+}
+
+
+@dataclass
+class _MandateRound:
+    decisions: pl.DataFrame
+    trades: pl.DataFrame  # holder_id, asset_id, trade_value
+
+
+def _pro_rata(
+    pos_m: pl.DataFrame, book_m: pl.DataFrame, holders_m: pl.DataFrame, mandate: Mandate
+) -> _MandateRound:
+    """Position rules' trades, then the common scale of the re-marked book:
+    ``u = f·x¹ − x⁰`` with ``x¹`` the exposures after the position rules."""
+    pos1, book1 = scoped.allocate(pos_m, book_m, holders_m, mandate)
+    decisions = decide(book1, mandate)
+    moved = pos1.group_by("holder_id").agg(
+        _moved=((pl.col("exposure") - pl.col("exposure_start")) * pl.col("is_cash")).sum()
+    )
+    decisions = (  # cash before any trade (cures included); the trades settle in _settle
+        decisions.join(moved, on="holder_id", how="left")
+        .with_columns(pl.col(Book.CASH) + pl.col("_moved").fill_null(0.0))
+        .drop("_moved")
+    )
+    trades = pos1.join(decisions.select("holder_id", "scale_factor"), on="holder_id").select(
+        "holder_id",
+        "asset_id",
+        trade_value=pl.col("scale_factor") * pl.col("exposure") - pl.col("exposure_start"),
+    )
+    return _MandateRound(decisions, trades)
+
+
+def _min_cost(
+    pos_m: pl.DataFrame,
+    book_m: pl.DataFrame,
+    mandate: Mandate,
+    cache: ProblemCache,
+    fallback: _MandateRound,
+) -> _MandateRound:
+    """cvxpy trades for holders a rule forces to sell; the pro-rata result for everyone else
+    and for any holder whose solve fails (status ``solver_failed``)."""
+    decisions = decide(book_m, mandate)
     chosen = decisions.filter(
-        (pl.col("mandate_execution") == Execution.MIN_COST.value)
-        & pl.col("any_down")
+        pl.col("any_down")
         & ~pl.col("infeasible")
         & ~pl.col("insolvent")
-        & (pl.col("scale_factor") < 1.0)
+        & ((pl.col("scale_factor") < 1.0) | pl.col("positions_down"))
     )
-    trade_frames, outcomes = [], []
-    gcols = risk.factor_columns(pos)
-    daily_vol = (pl.col("vol") / np.sqrt(252)).clip(lower_bound=MIN_DAILY_VOL)
-    base = pos.join(chosen.select("holder_id", "mandate"), on="holder_id", how="semi").with_columns(
-        half_spread=pl.col("half_spread_bps").fill_null(5.0) / 10_000,
-        impact=IMPACT_KAPPA * daily_vol / pl.col("adv").sqrt(),
-        is_cash_f=pl.col("is_cash").cast(pl.Float64),
+    if chosen.is_empty():
+        return fallback
+    trades, outcomes = _solve_mandate(chosen, pos_m, mandate, cache)
+    solved = outcomes.filter(pl.col("solved")).select("holder_id")
+    rows = pl.concat(
+        [
+            decisions.join(solved, on="holder_id", how="semi"),
+            fallback.decisions.join(solved, on="holder_id", how="anti"),
+        ],
+        how="diagonal_relaxed",
+    ).join(outcomes, on="holder_id", how="left")
+    rows = rows.with_columns(
+        binding_rules=pl.when(pl.col("solved"))
+        .then(pl.col("solver_binding"))
+        .otherwise(pl.col("binding_rules"))
     )
-    for name, mandate in sorted(mandates.items()):
-        holders = chosen.filter(pl.col("mandate") == name)
-        if holders.is_empty():
-            continue
-        extra = {k: v for r in mandate.rules for k, v in r.position_inputs().items()}
-        mpos = base.join(holders.select("holder_id"), on="holder_id", how="semi").with_columns(
-            **extra
-        )
-        mpos = mpos.sort("holder_id", "asset_id")
-        scalar_names = sorted({n for r in mandate.rules for n in r.holder_inputs(Level.RESTORE)})
-        vec_cols = {
-            Vec.X0: "exposure",
-            "half_spread": "half_spread",
-            "impact": "impact",
-            Vec.IS_CASH: "is_cash_f",
-            Vec.RISK_SPECIFIC: risk.SPECIFIC,
-            **{k: k for k in extra},
-        }
-        arrays = {k: mpos[c].to_numpy() for k, c in vec_cols.items()}
-        rows = mpos.select(gcols).to_numpy()
-        ids = mpos["holder_id"].to_numpy()
-        assets = mpos["asset_id"].to_numpy()
-        bounds = np.searchsorted(ids, holders["holder_id"].sort().to_numpy(), side="left")
-        ends = np.searchsorted(ids, holders["holder_id"].sort().to_numpy(), side="right")
-        hrows = holders.sort("holder_id").select("holder_id", Book.EQUITY, *scalar_names)
-        for (hid, equity, *svals), a, b in zip(hrows.iter_rows(), bounds, ends, strict=True):
-            scalars = {Book.EQUITY: equity, **dict(zip(scalar_names, svals, strict=True))}
-            vectors = {k: v[a:b] for k, v in arrays.items()}
-            res = cache.solve_holder(mandate.rules, scalars, vectors, rows[a:b])
-            kinds = sorted({name.split(".", 1)[0] for name in res.binding})
-            outcomes.append((hid, res.ok, res.status, ";".join(kinds), ";".join(res.binding)))
-            if res.ok:
-                trade_frames.append(
-                    pl.DataFrame(
-                        {"holder_id": ids[a:b], "asset_id": assets[a:b], "trade_value": res.u}
-                    )
-                )
-    trades = (
-        pl.concat(trade_frames)
-        if trade_frames
-        else pl.DataFrame(
-            schema={"holder_id": pl.String, "asset_id": pl.String, "trade_value": pl.Float64}
-        )
-    )
-    result = pl.DataFrame(
-        outcomes,
-        schema={
-            "holder_id": pl.String,
-            "solved": pl.Boolean,
-            "solver_status": pl.String,
-            "solver_binding": pl.String,
-            "binding_constraints": pl.String,
-        },
-        orient="row",
-    )
-    return trades, result
+    all_trades = pl.concat([fallback.trades.join(solved, on="holder_id", how="anti"), trades])
+    return _MandateRound(rows, all_trades)
 
 
 def evaluate_round(
@@ -237,23 +307,22 @@ def evaluate_round(
     cache = cache or ProblemCache(k=len(risk.factor_columns(assets)))
     pos = bk.position_frame(positions, assets)
     book = bk.holder_book(pos, holders)
-    parts = [
-        decide(book.filter(pl.col("mandate") == name), mandate)
-        for name, mandate in sorted(mandates.items())
-    ]
-    decisions = pl.concat([p for p in parts if p.height], how="diagonal_relaxed").sort("holder_id")
-    prorata = pos.join(decisions.select("holder_id", "scale_factor"), on="holder_id").select(
-        "holder_id", "asset_id", trade_value=(pl.col("scale_factor") - 1.0) * pl.col("exposure")
-    )
-    solved_trades, outcomes = _min_cost(decisions, pos, mandates, cache)
-    decisions = decisions.join(outcomes, on="holder_id", how="left")
-    solved_ok = outcomes.filter(pl.col("solved")).select("holder_id")
-    trades = pl.concat([prorata.join(solved_ok, on="holder_id", how="anti"), solved_trades])
-    decisions = decisions.with_columns(
-        binding_rules=pl.when(pl.col("solved"))
-        .then(pl.col("solver_binding"))
-        .otherwise(pl.col("binding_rules"))
-    )
+    rounds = []
+    for _, mandate in sorted(mandates.items()):
+        pos_m, book_m = scoped.rule_frames(pos, book, mandate)
+        if book_m.is_empty():
+            continue
+        book_m = scoped.annotate(book_m, mandate)
+        holders_m = holders.join(book_m.select("holder_id"), on="holder_id", how="semi")
+        result = _pro_rata(pos_m, book_m, holders_m, mandate)
+        if mandate.execution is Execution.MIN_COST:
+            result = _min_cost(pos_m, book_m, mandate, cache, result)
+        rounds.append(result)
+    decisions = pl.concat([r.decisions for r in rounds], how="diagonal_relaxed").sort("holder_id")
+    for col, dtype in _OUTCOME_SCHEMA.items():
+        if col not in decisions.columns:
+            decisions = decisions.with_columns(pl.lit(None, dtype=dtype).alias(col))
+    trades = pl.concat([r.trades for r in rounds])
     return _settle(pos, decisions, trades, holders, mandates, cache.compiled)
 
 
@@ -288,8 +357,10 @@ def _settle(
         "holder_id", "asset_id", quantity=pl.col("quantity") + pl.col("trade_quantity")
     ).sort("holder_id", "asset_id")
     assets = pos.drop("holder_id", "quantity", "exposure", "value", "is_cash").unique("asset_id")
-    after = bk.holder_book(bk.position_frame(positions_after, assets), holders_after)
-    after = check_compliance(after, decisions, mandates)
+    pos_after = bk.position_frame(positions_after, assets)
+    after = check_compliance(
+        pos_after, bk.holder_book(pos_after, holders_after), decisions, mandates
+    )
     holders_out = _status(decisions, after, traded)
     trades_out = (
         traded.filter(pl.col("trade_value") != 0)
@@ -310,27 +381,31 @@ def _settle(
 
 
 def check_compliance(
-    after: pl.DataFrame, decisions: pl.DataFrame, mandates: dict[str, Mandate]
+    pos_after: pl.DataFrame,
+    after: pl.DataFrame,
+    decisions: pl.DataFrame,
+    mandates: dict[str, Mandate],
 ) -> pl.DataFrame:
     """Re-evaluate every rule on the post-trade book with the Polars expressions.
 
     Each rule is checked at the level it was enforced at (restore if it acted, trigger otherwise);
     ``breach_after`` is the largest remaining breach in currency, ``compliant`` allows
-    :data:`TOLERANCE` × max(Σ|x| before, |E|).
+    :data:`TOLERANCE` × max(Σ|x|, |E|) before the round.
     """
     levels = [c for c in decisions.columns if c.endswith((".down", ".up"))]
-    scale = pl.max_horizontal(book_scale(), 1e-9)
-    flags = decisions.select("holder_id", "mandate", *levels, scale=scale)
-    joined = after.drop("mandate").join(flags, on="holder_id")
+    flags = decisions.select("holder_id", *levels, scale=pl.col(scoped.SCALE_BEFORE))
     parts = []
-    for name, mandate in sorted(mandates.items()):
-        sub = joined.filter(pl.col("mandate") == name)
+    for mandate in mandates.values():
+        sub = scoped.rule_frames(pos_after, after, mandate)[1]
         if sub.is_empty():
             continue
-        breaches = [
-            _level_expr(r, pl.col(f"{r.kind}.down") | pl.col(f"{r.kind}.up"), "breach")
-            for r in mandate.rules
-        ]
+        sub = sub.join(flags, on="holder_id")
+
+        def active(kind: str, sub: pl.DataFrame = sub) -> pl.Expr:
+            up = pl.col(f"{kind}.up") if f"{kind}.up" in sub.columns else pl.lit(False)
+            return pl.col(f"{kind}.down").fill_null(False) | up.fill_null(False)
+
+        breaches = [_level_expr(r, active(r.kind), "breach") for r in mandate.rules]
         sub = sub.with_columns(
             breach_after=pl.max_horizontal(breaches),
             **{f"{r.kind}.metric_after": r.metric() for r in mandate.rules},
@@ -372,7 +447,8 @@ def _status(decisions: pl.DataFrame, after: pl.DataFrame, traded: pl.DataFrame) 
         .with_columns(pl.col("sold", "bought", "remaining").fill_null(0.0))
     )
     traded_any = (pl.col("sold") + pl.col("bought")) > 0
-    all_sold = traded_any & (pl.col("remaining") <= TOLERANCE * pl.col(f"{Book.GROSS_EXPOSURE}"))
+    gross = pl.col(f"{Book.GROSS_EXPOSURE}_before")
+    all_sold = traded_any & (pl.col("remaining") <= TOLERANCE * gross)
     status = (
         pl.when(pl.col("insolvent"))
         .then(pl.lit(Status.INSOLVENT))

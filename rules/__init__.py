@@ -9,12 +9,23 @@ from typing import Annotated, get_args
 
 from pydantic import Field
 
-from rules._base import NOISE, Book, Level, ProblemSpace, RuleBase, Vec, book_scale, exceeds
+from rules._base import (
+    NOISE,
+    Book,
+    Level,
+    PositionRule,
+    ProblemSpace,
+    RuleBase,
+    Vec,
+    book_scale,
+    exceeds,
+)
 from rules.leverage import Leverage
 from rules.margin import Margin
+from rules.rating_floor import RatingFloor
 from rules.vol_target import VolTarget
 
-Rule = Annotated[VolTarget | Leverage | Margin, Field(discriminator="kind")]
+Rule = Annotated[VolTarget | Leverage | Margin | RatingFloor, Field(discriminator="kind")]
 
 #: Every rule class, in the order the README documents them.
 RULE_TYPES: tuple[type[RuleBase], ...] = get_args(get_args(Rule)[0])
@@ -30,7 +41,9 @@ __all__ = [
     "Level",
     "Leverage",
     "Margin",
+    "PositionRule",
     "ProblemSpace",
+    "RatingFloor",
     "Rule",
     "RuleBase",
     "Vec",

@@ -164,8 +164,9 @@ class RuleBase(BaseModel):
         """Scalar parameters of the constraints at ``level``, in currency, by parameter name."""
         return {self.bound_name: self.bound(level)}
 
-    def position_inputs(self) -> Mapping[str, pl.Expr]:
-        """Extra per-position columns the constraints need, as expressions on positions."""
+    def position_inputs(self, level: Level) -> Mapping[str, pl.Expr]:
+        """Extra per-position columns the constraints need at ``level``, as expressions on the
+        positions joined with their holder's book row (weights, not currency amounts)."""
         return {}
 
     # --- cvxpy --------------------------------------------------------------------------------
@@ -189,3 +190,38 @@ class RuleBase(BaseModel):
 
     def constraint_name(self, relation: str) -> str:
         return f"{self.kind}.{relation}"
+
+
+class PositionRule(RuleBase):
+    """A rule that trades some positions, not the whole book by one common scale.
+
+    Such a rule reads per-holder sums over flagged positions (e.g. exposure rated below a floor),
+    so besides the :class:`RuleBase` expressions it declares:
+
+    * :meth:`position_columns` — per-position columns on the position frame (the flags);
+    * :meth:`holder_sums` — aggregations of those over each holder's positions, joined to the
+      book under the names its :meth:`lhs` and :meth:`bound` read;
+    * :meth:`trade` — the closed-form pro-rata trade of every position, on the positions joined
+      with their holder's book row.
+
+    The estimator applies position rules first, re-marks the book, then scales the whole book
+    for the remaining (whole-book) rules.
+    """
+
+    def position_columns(self) -> dict[str, pl.Expr]:
+        return {}
+
+    def holder_sums(self) -> dict[str, pl.Expr]:
+        raise NotImplementedError
+
+    def trade(self, level: Level) -> pl.Expr:
+        """Pro-rata trade value of every position to restore the rule at ``level``."""
+        raise NotImplementedError
+
+    def fraction(self, level: Level) -> pl.Expr:
+        """Whole-book scaling does not apply: the rule never limits the common scale."""
+        return pl.lit(float("inf"))
+
+    def column(self, name: str) -> str:
+        """Name of one of this rule's own columns (positions or book)."""
+        return f"{self.kind}.{name}"

@@ -67,7 +67,7 @@ class Margin(RuleBase):
         """Margin excess: ``AE − R(x)`` (negative means a call)."""
         return _AE - self.lhs()
 
-    def position_inputs(self) -> Mapping[str, pl.Expr]:
+    def position_inputs(self, level: Level) -> Mapping[str, pl.Expr]:
         return {self.rate_name: pl.col("margin_rate").fill_null(self.maintenance_rate)}
 
     def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from estimator import cli
 from estimator.errors import RunError
+from rules import RULE_KINDS
 
 runner = CliRunner()
 
@@ -89,7 +90,7 @@ def test_schema_lists_every_rule_kind() -> None:
         for d in schema["$defs"].values()
         if "kind" in d.get("properties", {})
     }
-    assert kinds == {"vol_target", "leverage", "margin"}
+    assert kinds == set(RULE_KINDS)
 
 
 def test_scenarios_lists_demo() -> None:

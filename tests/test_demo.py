@@ -8,12 +8,13 @@ import polars as pl
 
 import estimator
 from estimator.scenario import Scenario
+from rules import RULE_KINDS
 
 
 def test_demo_forces_every_rule_kind() -> None:
     result = estimator.run("demo")
     triggered = set(";".join(result.holders["triggered_rules"]).split(";")) - {""}
-    assert triggered == {"vol_target", "leverage", "margin"}
+    assert triggered == set(RULE_KINDS)
     statuses = set(result.holders["status"])
     assert {"forced", "cured", "insolvent"} <= statuses
     # per-asset flows are the sum of holder trades, by asset id
@@ -28,3 +29,14 @@ def test_default_market_starts_compliant() -> None:
     result = estimator.run(calm, estimator.load_market("scenarios/markets/default"))
     assert result.holders["status"].to_list() == ["ok"] * result.holders.height
     assert result.trades.height == 0
+
+
+def test_demo_fallen_angel_is_sold_in_full_by_the_ig_fund() -> None:
+    # IG_BBBM_10Y (BBB-/Baa3) is cut to BB+/Ba1: lower of two ratings is junk, tolerated share 0.
+    result = estimator.run("demo")
+    sold = result.trades.filter(pl.col("holder_id") == "IG_FUND")
+    assert sold["asset_id"].to_list() == ["IG_BBBM_10Y"]
+    assert sold["trade_quantity"].to_list() == [-5.0e5]
+    fund = result.holders.filter(pl.col("holder_id") == "IG_FUND").row(0, named=True)
+    assert fund["triggered_rules"] == "rating_floor"
+    assert fund["compliant"]

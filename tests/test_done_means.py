@@ -19,7 +19,7 @@ from estimator import Mandate, Scenario
 from estimator import book as bk
 from estimator.mandates import Execution
 from estimator.market import Market
-from rules import RULE_KINDS, Level
+from rules import RULE_KINDS, Level, PositionRule
 
 VARIANTS: dict[str, list[dict[str, Any]]] = {
     "vol_target": [
@@ -36,6 +36,12 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
         {"kind": "margin", "maintenance_rate": 0.6},
         {"kind": "margin", "maintenance_rate": 0.4, "restore": "initial", "initial_ratio": 1.6},
     ],
+    "rating_floor": [
+        {"kind": "rating_floor"},
+        {"kind": "rating_floor", "floor": "Baa3", "share": 0.1, "composite": "middle"},
+        {"kind": "rating_floor", "floor": "A-", "share": 0.3, "restore_share": 0.2},
+        {"kind": "rating_floor", "floor": "BBB", "share": 0.05, "unrated": "breach"},
+    ],
 }
 
 SCENARIO = Scenario(
@@ -43,6 +49,7 @@ SCENARIO = Scenario(
     shocks=[
         {"select": {"all": True}, "price_return": -0.15, "vol_multiplier": 1.6},
         {"select": {"instruments": ["future"]}, "price_return": -0.05},
+        {"select": {"all": True}, "downgrade_notches": 1},
     ],
 )
 
@@ -61,6 +68,9 @@ def _market(rng: np.random.Generator, mandates: dict[str, Mandate], n_holders: i
             "vol": rng.uniform(0.1, 0.5, n_assets),
             "margin_rate": [None, 0.45, None, 0.55, 0.35, None],
             "half_spread_bps": rng.uniform(1, 20, n_assets),
+            "rating_sp": ["BBB", "BBB-", "BBB-", None, None, None],
+            "rating_moodys": ["Baa3", "Baa2", "A3", "NR", None, None],
+            "rating_fitch": ["BBB-", "BBB", None, None, None, None],
         }
     )
     prices = dict(zip(assets["asset_id"], assets["price"] * assets["multiplier"], strict=True))
@@ -139,20 +149,25 @@ def test_every_holder_ends_compliant_liquidated_or_insolvent(
     shocked_book = bk.holder_book(
         bk.position_frame(market.positions, shocked), holders_after
     ).select("holder_id", scale=pl.max_horizontal("gross_exposure", pl.col("equity").abs()))
-    after = bk.holder_book(
-        bk.position_frame(
-            positions_after.select(
-                "holder_id", "asset_id", quantity=pl.col("quantity") + pl.col("trade_quantity")
-            ),
-            shocked,
+    positions_after_frame = bk.position_frame(
+        positions_after.select(
+            "holder_id", "asset_id", quantity=pl.col("quantity") + pl.col("trade_quantity")
         ),
-        holders_after,
-    ).join(shocked_book, on="holder_id")
+        shocked,
+    )
+    after = bk.holder_book(positions_after_frame, holders_after).join(shocked_book, on="holder_id")
 
     for name, mandate in mandates.items():
         rule = mandate.rules[0]
         mine = h.filter(pl.col("mandate") == name).select("holder_id", "status", "triggered_rules")
-        sub = after.join(mine, on="holder_id").with_columns(
+        sub = after.join(mine, on="holder_id")
+        if isinstance(rule, PositionRule):  # the rule's own sums over the post-trade positions
+            flagged = _flagged(rule, positions_after_frame)
+            sums = flagged.group_by("holder_id").agg(**rule.holder_sums())
+            sub = sub.join(sums, on="holder_id", how="left").with_columns(
+                pl.col(list(rule.holder_sums())).fill_null(0.0)
+            )
+        sub = sub.with_columns(
             breach_restore=rule.breach(Level.RESTORE), breach_trigger=rule.breach(Level.TRIGGER)
         )
         for row in sub.iter_rows(named=True):
@@ -165,13 +180,23 @@ def test_every_holder_ends_compliant_liquidated_or_insolvent(
     if execution is Execution.PRO_RATA:
         forced = h.filter(pl.col("status").is_in(["forced", "liquidated"]))["holder_id"]
         assert forced.len() > 0
+        before = bk.position_frame(market.positions, shocked)
         for hid in forced:
             held = market.positions.filter(pl.col("holder_id") == hid)
             t = result.trades.filter(pl.col("holder_id") == hid)
-            assert t.height == held.height  # every position trades
+            rule = market.mandates[h.filter(pl.col("holder_id") == hid)["mandate"][0]].rules[0]
+            if isinstance(rule, PositionRule):  # exactly the flagged positions trade
+                flagged = _flagged(rule, before.filter(pl.col("holder_id") == hid))
+                held = flagged.filter(pl.col(rule.column("selected")))
+                assert sorted(t["asset_id"]) == sorted(held["asset_id"])
+            assert t.height == held.height  # every (eligible) position trades
             ratios = (t["trade_quantity"] / t["quantity_before"]).to_numpy()
             assert np.ptp(ratios) <= 1e-9, (hid, ratios)
             assert ratios[0] >= -1 - 1e-12
+
+
+def _flagged(rule: PositionRule, positions: pl.DataFrame) -> pl.DataFrame:
+    return positions.with_columns(**rule.position_columns())
 
 
 def test_min_cost_clarabel_and_scs_agree() -> None:

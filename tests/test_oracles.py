@@ -3,59 +3,23 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import polars as pl
 import pytest
+from oracle_kit import (
+    REL,
+    asset_frame,
+    everywhere,
+    future,
+    holder,
+    holder_frame,
+    run_case,
+    trade_quantities,
+)
 from scipy.optimize import brentq
 
 import estimator
 from estimator import Mandate, Scenario
-from estimator.api import RunResult
-
-REL = 1e-9
-
-
-def _assets(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    base = {"asset_class": "equity", "instrument": "cash", "adv": 1e9, "vol": 0.2}
-    return pl.DataFrame([{**base, **r} for r in rows])
-
-
-def _holders(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    base = {"holder_type": "fund", "mandate": "m", "cash": 0.0}
-    return pl.DataFrame([{**base, **r} for r in rows])
-
-
-def _run(
-    assets: list[dict[str, Any]],
-    holders: list[dict[str, Any]],
-    positions: list[tuple[str, str, float]],
-    rules: list[dict[str, Any]],
-    shocks: list[dict[str, Any]],
-    execution: str = "pro_rata",
-) -> RunResult:
-    pos = pl.DataFrame(positions, schema=["holder_id", "asset_id", "quantity"], orient="row")
-    mandate = Mandate(name="m", execution=execution, rules=rules)
-    market = estimator.build_market(_assets(assets), _holders(holders), pos, {"m": mandate})
-    return estimator.run(Scenario(name="s", shocks=shocks), market)
-
-
-def _holder(result: RunResult, holder_id: str = "h") -> dict[str, Any]:
-    return result.holders.filter(pl.col("holder_id") == holder_id).row(0, named=True)
-
-
-def _trade_quantities(result: RunResult, holder_id: str = "h") -> dict[str, float]:
-    t = result.trades.filter(pl.col("holder_id") == holder_id)
-    return dict(zip(t["asset_id"], t["trade_quantity"], strict=True))
-
-
-def _future(asset_id: str, price: float, multiplier: float) -> dict[str, Any]:
-    return {"asset_id": asset_id, "instrument": "future", "price": price, "multiplier": multiplier}
-
-
-def _all(**effects: float) -> list[dict[str, Any]]:
-    return [{"select": {"all": True}, **effects}]
-
 
 # --- vol_target --------------------------------------------------------------------------------
 
@@ -63,18 +27,18 @@ def _all(**effects: float) -> list[dict[str, Any]]:
 def test_vol_target_single_asset_scaled_by_ten_eighteenths() -> None:
     # x = 10 × 100 = 1000, cash 0 → E = 1000. vol 0.09 × 2 = 0.18 → σ/E = 18% > 10%.
     # σ is homogeneous: keep f = 0.10 / 0.18 = 10/18, trade = −(1 − 10/18) × 10 = −4.444…
-    result = _run(
+    result = run_case(
         [{"asset_id": "a", "price": 100.0, "vol": 0.09}],
         [{"holder_id": "h"}],
         [("h", "a", 10.0)],
         [{"kind": "vol_target", "target": 0.1}],
-        _all(vol_multiplier=2.0),
+        everywhere(vol_multiplier=2.0),
     )
-    h = _holder(result)
+    h = holder(result)
     assert h["status"] == "forced"
     assert math.isclose(h["vol_before"], 0.18, rel_tol=REL)
     assert math.isclose(h["vol_after"], 0.10, rel_tol=REL)
-    q = _trade_quantities(result)
+    q = trade_quantities(result)
     assert math.isclose(q["a"], -(1 - 10 / 18) * 10.0, rel_tol=REL)
 
 
@@ -83,7 +47,7 @@ def test_vol_target_diagonal_book_scaled_by_ten_eighteenths() -> None:
     # σ² = (600·0.15)² + (800·0.1125)² = 90² + 90² → σ = 90·√2 ≈ 127.279 (k = 1).
     # Cash 0 → E = 1400. Choose k so σ/E = 0.18: k = 0.18·1400 / (90·√2).
     k = 0.18 * 1400 / (90 * math.sqrt(2))
-    result = _run(
+    result = run_case(
         [
             {"asset_id": "a", "price": 6.0, "vol": 0.15 * k},
             {"asset_id": "b", "price": 8.0, "vol": 0.1125 * k},
@@ -93,8 +57,8 @@ def test_vol_target_diagonal_book_scaled_by_ten_eighteenths() -> None:
         [{"kind": "vol_target", "target": 0.1}],
         [],
     )
-    assert math.isclose(_holder(result)["vol_before"], 0.18, rel_tol=1e-12)
-    q = _trade_quantities(result)
+    assert math.isclose(holder(result)["vol_before"], 0.18, rel_tol=1e-12)
+    q = trade_quantities(result)
     for asset in ("a", "b"):
         assert math.isclose(q[asset], -(1 - 10 / 18) * 100.0, rel_tol=REL)
 
@@ -110,14 +74,14 @@ _MARGIN_RULE = [{"kind": "margin", "maintenance_rate": 0.25, "restore": "mainten
 @pytest.mark.parametrize(("eps", "called"), [(1e-6, False), (-1e-6, True)])
 def test_margin_call_threshold_at_two_thirds(eps: float, called: bool) -> None:
     ret = -1 / 3 + eps  # P = 100·(2/3 + eps)
-    result = _run(
+    result = run_case(
         _MARGIN_ASSET,
         [{"holder_id": "h", "cash": -500.0}],
         [("h", "a", 10.0)],
         _MARGIN_RULE,
-        _all(price_return=ret),
+        everywhere(price_return=ret),
     )
-    h = _holder(result)
+    h = holder(result)
     assert (h["triggered_rules"] == "margin") is called
     assert (result.trades.height > 0) is called
     assert h["status"] == ("forced" if called else "ok")
@@ -126,14 +90,14 @@ def test_margin_call_threshold_at_two_thirds(eps: float, called: bool) -> None:
 def test_margin_minimal_cure_sale_back_to_maintenance() -> None:
     # P = 60: X = 600, AE = 600 − 500 = 100, requirement 150 > 100 → called.
     # Sale = X − AE/0.25 = 600 − 400 = 200 (value), i.e. 200/60 shares.
-    result = _run(
+    result = run_case(
         _MARGIN_ASSET,
         [{"holder_id": "h", "cash": -500.0}],
         [("h", "a", 10.0)],
         _MARGIN_RULE,
-        _all(price_return=-0.4),
+        everywhere(price_return=-0.4),
     )
-    h = _holder(result)
+    h = holder(result)
     assert h["status"] == "forced"
     t = result.trades.row(0, named=True)
     assert math.isclose(t["trade_value"], -200.0, rel_tol=1e-9)
@@ -145,14 +109,14 @@ def test_margin_minimal_cure_sale_back_to_maintenance() -> None:
 
 def test_margin_cured_entirely_by_reserve() -> None:
     # Need at P = 60: R − AE = 150 − 100 = 50; reserve 80 covers it → 50 drawn, no trade.
-    result = _run(
+    result = run_case(
         _MARGIN_ASSET,
         [{"holder_id": "h", "cash": -500.0, "cash_reserve": 80.0}],
         [("h", "a", 10.0)],
         _MARGIN_RULE,
-        _all(price_return=-0.4),
+        everywhere(price_return=-0.4),
     )
-    h = _holder(result)
+    h = holder(result)
     assert h["status"] == "cured"
     assert result.trades.height == 0
     assert math.isclose(h["cure_reserve"], 50.0, rel_tol=1e-9)
@@ -161,14 +125,14 @@ def test_margin_cured_entirely_by_reserve() -> None:
 
 def test_margin_partial_reserve_reduces_the_sale() -> None:
     # Reserve 20 < need 50: AE becomes 100 + 20 = 120; sale = 600 − 120/0.25 = 120.
-    result = _run(
+    result = run_case(
         _MARGIN_ASSET,
         [{"holder_id": "h", "cash": -500.0, "cash_reserve": 20.0}],
         [("h", "a", 10.0)],
         _MARGIN_RULE,
-        _all(price_return=-0.4),
+        everywhere(price_return=-0.4),
     )
-    h = _holder(result)
+    h = holder(result)
     assert h["status"] == "forced"
     assert math.isclose(h["cure_reserve"], 20.0, rel_tol=1e-12)
     t = result.trades.row(0, named=True)
@@ -184,18 +148,18 @@ def test_leverage_threshold_sale_is_a_minus_target_e() -> None:
     # Two longs: 10 × 100 and 5 × 200 → X = 2000, cash −1000 → E = 1000, A = 2000 (L = 2).
     # −20%: X = 1600, E = 600, A = 1600, L = 2.67 > max 2.5 → restore to 2:
     # sale = A − 2·E = 1600 − 1200 = 400; pro-rata fraction 400/1600 = 1/4 of each position.
-    result = _run(
+    result = run_case(
         [{"asset_id": "a", "price": 100.0}, {"asset_id": "b", "price": 200.0}],
         [{"holder_id": "h", "cash": -1000.0}],
         [("h", "a", 10.0), ("h", "b", 5.0)],
         [{"kind": "leverage", "max": 2.5, "target": 2.0}],
-        _all(price_return=-0.2),
+        everywhere(price_return=-0.2),
     )
-    h = _holder(result)
+    h = holder(result)
     assert h["status"] == "forced"
     assert math.isclose(h["leverage_before"], 1600 / 600, rel_tol=1e-12)
     assert math.isclose(h["sold"], 400.0, rel_tol=1e-9)
-    q = _trade_quantities(result)
+    q = trade_quantities(result)
     assert math.isclose(q["a"], -2.5, rel_tol=1e-9)
     assert math.isclose(q["b"], -1.25, rel_tol=1e-9)
     assert math.isclose(h["leverage_after"], 2.0, rel_tol=1e-9)
@@ -212,14 +176,14 @@ def test_leverage_threshold_sale_is_a_minus_target_e() -> None:
     ],
 )
 def test_leverage_targeting_returns_to_two_times(ret: float, expected_trade: float) -> None:
-    result = _run(
+    result = run_case(
         [{"asset_id": "a", "price": 1.0}],
         [{"holder_id": "h", "cash": -100.0}],
         [("h", "a", 200.0)],
         [{"kind": "leverage", "mode": "targeting"}],
-        _all(price_return=ret),
+        everywhere(price_return=ret),
     )
-    h = _holder(result)
+    h = holder(result)
     assert math.isclose(h["leverage_pre"], 2.0, rel_tol=1e-12)
     assert h["status"] == "forced"
     t = result.trades.row(0, named=True)
@@ -234,21 +198,21 @@ def test_leverage_targeting_returns_to_two_times(ret: float, expected_trade: flo
 @pytest.mark.parametrize("execution", ["pro_rata", "min_cost"])
 def test_insolvent_holder_sells_everything(execution: str) -> None:
     # 10 × 100 + 4 × 50 = 1200 on cash −1100 → E = 100. −20%: X = 960, E = −140.
-    result = _run(
+    result = run_case(
         [{"asset_id": "a", "price": 100.0}, {"asset_id": "b", "price": 50.0}],
         [{"holder_id": "h", "cash": -1100.0}],
         [("h", "a", 10.0), ("h", "b", 4.0)],
         [{"kind": "leverage", "max": 20.0}],
-        _all(price_return=-0.2),
+        everywhere(price_return=-0.2),
         execution=execution,
     )
-    h = _holder(result)
+    h = holder(result)
     assert h["status"] == "insolvent"
     assert math.isclose(h["shortfall"], 140.0, rel_tol=1e-9)
     assert math.isclose(h["equity_before"], -140.0, rel_tol=1e-9)
     assert h["leverage_before"] is None
     assert h["leverage_after"] is None
-    q = _trade_quantities(result)
+    q = trade_quantities(result)
     assert q == pytest.approx({"a": -10.0, "b": -4.0}, rel=1e-12)
 
 
@@ -260,7 +224,7 @@ def test_future_loss_settles_to_cash_and_has_no_equity_value() -> None:
     # Variation margin = 2 × 50 × (3600 − 4000) = −40 000 → cash 60 000.
     # AE = cash only (future value 0) = 60 000; exposure 2·50·3600 = 360 000;
     # A = 360 000 + 60 000 = 420 000 → leverage 7.
-    result = _run(
+    result = run_case(
         [
             {
                 "asset_id": "fut",
@@ -273,9 +237,9 @@ def test_future_loss_settles_to_cash_and_has_no_equity_value() -> None:
         [{"holder_id": "h", "cash": 100_000.0}],
         [("h", "fut", 2.0)],
         [{"kind": "leverage", "max": 100.0}],
-        _all(price_return=-0.1),
+        everywhere(price_return=-0.1),
     )
-    h = _holder(result)
+    h = holder(result)
     assert h["status"] == "ok"
     assert math.isclose(h["cash_before"], 60_000.0, rel_tol=1e-12)
     assert math.isclose(h["account_equity_before"], 60_000.0, rel_tol=1e-12)
@@ -289,22 +253,22 @@ def test_future_loss_settles_to_cash_and_has_no_equity_value() -> None:
 def test_future_trade_moves_no_cash() -> None:
     # Same future, cash 100 000, leverage max 5 / target 4 after −10%:
     # E = 60 000, A = 360 000·f + 60 000 ≤ 4·60 000 → f = 0.5: sell 1 contract; cash unchanged.
-    result = _run(
-        [_future("fut", 4000.0, 50.0)],
+    result = run_case(
+        [future("fut", 4000.0, 50.0)],
         [{"holder_id": "h", "cash": 100_000.0}],
         [("h", "fut", 2.0)],
         [{"kind": "leverage", "max": 5.0, "target": 4.0}],
-        _all(price_return=-0.1),
+        everywhere(price_return=-0.1),
     )
-    h = _holder(result)
+    h = holder(result)
     assert h["status"] == "forced"
-    assert _trade_quantities(result)["fut"] == pytest.approx(-1.0, rel=1e-9)
+    assert trade_quantities(result)["fut"] == pytest.approx(-1.0, rel=1e-9)
     assert math.isclose(h["cash_after"], 60_000.0, rel_tol=1e-12)
 
 
 def test_yield_shock_reprices_by_duration_and_convexity() -> None:
     # D = 7, C = 60, +100bp: r = −7·0.01 + ½·60·0.0001 = −0.07 + 0.003 → P = 100·0.933 = 93.3.
-    assets = _assets(
+    assets = asset_frame(
         [
             {
                 "asset_id": "bond",
@@ -316,7 +280,7 @@ def test_yield_shock_reprices_by_duration_and_convexity() -> None:
             {"asset_id": "eq", "price": 50.0},
         ]
     )
-    holders = _holders([{"holder_id": "h"}])
+    holders = holder_frame([{"holder_id": "h"}])
     pos = pl.DataFrame({"holder_id": ["h"], "asset_id": ["bond"], "quantity": [10.0]})
     mandate = Mandate(name="m", rules=[{"kind": "leverage", "max": 10.0}])
     market = estimator.build_market(assets, holders, pos, {"m": mandate})
@@ -329,20 +293,20 @@ def test_yield_shock_reprices_by_duration_and_convexity() -> None:
     assert math.isclose(prices["bond"], 93.3, rel_tol=1e-12)
     assert prices["eq"] == 50.0
     result = estimator.run(scenario, market)
-    assert math.isclose(_holder(result)["equity_before"], 933.0, rel_tol=1e-12)
+    assert math.isclose(holder(result)["equity_before"], 933.0, rel_tol=1e-12)
 
 
 def test_leverage_targeting_without_shock_does_not_trade() -> None:
     # A future (value 0 in equity): A = 56.96875·50·138.7221… + cash, E = cash, L0 = A/E.
     # Nothing moves, so A = L0·E exactly in real numbers: no trigger, no trade.
-    result = _run(
-        [_future("f", 138.72210046851345, 50.0)],
+    result = run_case(
+        [future("f", 138.72210046851345, 50.0)],
         [{"holder_id": "h", "cash": 592711.8495799218}],
         [("h", "f", 56.96875)],
         [{"kind": "leverage", "mode": "targeting"}],
         [],
     )
-    assert _holder(result)["status"] == "ok"
+    assert holder(result)["status"] == "ok"
     assert result.trades.height == 0
 
 
@@ -352,18 +316,18 @@ def test_leverage_targeting_without_shock_does_not_trade() -> None:
 def test_min_cost_single_asset_is_the_closed_form_sale() -> None:
     # One position: the only trades that restore σ ≤ τE are sales of at least (1 − 10/18)·x,
     # and the cheapest is exactly that, whatever the cost coefficients.
-    result = _run(
+    result = run_case(
         [{"asset_id": "a", "price": 100.0, "vol": 0.09, "adv": 5e3, "half_spread_bps": 15.0}],
         [{"holder_id": "h"}],
         [("h", "a", 10.0)],
         [{"kind": "vol_target", "target": 0.1}],
-        _all(vol_multiplier=2.0),
+        everywhere(vol_multiplier=2.0),
         execution="min_cost",
     )
-    h = _holder(result)
+    h = holder(result)
     assert (h["status"], h["solver_status"]) == ("forced", "optimal")
     assert h["binding_constraints"] == "vol_target.risk<=bound"
-    assert math.isclose(_trade_quantities(result)["a"], -(1 - 10 / 18) * 10.0, rel_tol=1e-7)
+    assert math.isclose(trade_quantities(result)["a"], -(1 - 10 / 18) * 10.0, rel_tol=1e-7)
 
 
 def test_min_cost_two_assets_match_an_independent_kkt_solution() -> None:
@@ -394,7 +358,7 @@ def test_min_cost_two_assets_match_an_independent_kkt_solution() -> None:
     expected = [sale(i, lam) for i in range(2)]
     assert all(0 < w < xi for w, xi in zip(expected, x, strict=True))  # both assets trade
 
-    result = _run(
+    result = run_case(
         [
             {"asset_id": "a", "price": 100.0, "vol": s[0], "adv": adv[0], "half_spread_bps": 10},
             {"asset_id": "b", "price": 50.0, "vol": s[1], "adv": adv[1], "half_spread_bps": 2},
@@ -405,7 +369,7 @@ def test_min_cost_two_assets_match_an_independent_kkt_solution() -> None:
         [],
         execution="min_cost",
     )
-    assert _holder(result)["binding_constraints"] == "vol_target.risk<=bound"
+    assert holder(result)["binding_constraints"] == "vol_target.risk<=bound"
     trades = result.trades.filter(pl.col("holder_id") == "h")
     got = dict(zip(trades["asset_id"], trades["trade_value"], strict=True))
     for asset, w in zip("ab", expected, strict=True):

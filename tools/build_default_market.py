@@ -335,6 +335,7 @@ HOLDERS = [
     ("RETAIL_2", "margin_account", "", -2.0e5, 0.0, 0.0, 2.0e4, 0.0),
     ("RETAIL_3", "margin_account", "", -1.5e5, 0.0, 0.0, 0.0, 2.0e5),
     ("RETAIL_4", "margin_account", "", -3.3e5, 0.0, 0.0, 0.0, 0.0),
+    ("IG_FUND", "ig_bond_fund", "ig_only", 5.0e7, 0.0, 0.0, 0.0, 0.0),
 ]
 
 # holder_id, asset_id, quantity
@@ -367,6 +368,12 @@ POSITIONS = [
     ("RETAIL_2", "EQ_SMALL1", 3.3e4),
     ("RETAIL_3", "EQ_MID1", 8.0e3),
     ("RETAIL_4", "EQ_SMALL2", 6.0e4),
+    # investment-grade-only bond fund, about 1bn: its BBB- bond is the demo's fallen angel
+    ("IG_FUND", "IG_A_6Y", 4.0e6),
+    ("IG_FUND", "IG_BBBP_7Y", 3.0e6),
+    ("IG_FUND", "IG_BBB_8Y", 2.0e6),
+    ("IG_FUND", "IG_BBBM_10Y", 5.0e5),
+    ("IG_FUND", "UST10Y", 1.0e6),
 ]
 
 

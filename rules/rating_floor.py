@@ -1,0 +1,154 @@
+"""``rating_floor`` — a minimum credit rating (investment-grade-only funds and the like).
+
+Math. A position is *below the floor* when its composite rating (:mod:`rules.ratings`: the
+lowest of the agencies' notches, or the index-style middle) is worse than the floor's notch —
+or when no agency rates it and the mandate treats unrated as a breach. Only long holdings of
+cash instruments count: a short or a derivative is not a holding of the issuer. With
+``B = Σ_{below} x_i`` the exposure below the floor and ``A`` total (gross) assets, the rule is::
+
+    B ≤ s·A          (s: tolerated share; 0 = nothing below the floor)
+
+* trigger: ``B > s·A``; restore: ``B⁺ ≤ s_r·A⁺`` with ``s_r ≤ s`` (default ``s_r = s``).
+
+Selling ``d`` of the below-floor holdings lowers ``Σ|x|`` by ``d`` and raises cash by ``d``, so
+with ``A = Σ|x| + N + max(C, 0)``::
+
+    A(d) = A₀ − d + max(C + d, 0),   A₀ = Σ|x| + N
+
+Total assets are unchanged when the holder has no borrowing (``C ≥ 0``); while proceeds repay
+borrowing they shrink one for one. ``B − d ≤ s·A(d)`` is monotone in ``d``, so the least sale is
+
+* ``d = (B − s·A₀) / (1 − s)`` when that leaves ``C + d ≤ 0`` (still repaying borrowing),
+* ``d = B − s·(A₀ + C)`` otherwise (cash ≥ 0 after the sale; for ``C ≥ 0`` this is ``B − s·A``),
+
+clipped to ``[0, B]``. Pro-rata, every below-floor holding is sold by the common fraction
+``d / B``. With ``s = 0`` the whole position goes; a downgrade *to* the floor is not below it.
+
+Minimal cost (convex because trades never flip a sign, so ``|x⁺_i| = sign(x_i)·x⁺_i``)::
+
+    Σ_i (b_i − s·sign(x_i))·x⁺_i + s·κ·Σ_i c_i·u_i  ≤  s·(N + κ·C)
+
+with ``b_i`` the below-floor flag, ``c_i`` the cash-instrument flag and ``κ = 1`` when ``C ≥ 0``
+(then ``max(C⁺, 0) = C⁺``, exact) or ``κ = 0`` when the holder borrows (``max(C⁺, 0) ≥ 0``:
+conservative — the solve may sell slightly more than the least sale).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal, Self
+
+import cvxpy as cp
+import polars as pl
+from pydantic import Field, field_validator, model_validator
+
+from rules._base import Book, Level, PositionRule, ProblemSpace
+from rules.ratings import AGENCY_COLUMNS, Composite, composite_expr, notch
+
+_A = pl.col(Book.GROSS_ASSETS)
+_G = pl.col(Book.GROSS_EXPOSURE)
+_N = pl.col(Book.NON_TRADABLE)
+_C = pl.col(Book.CASH)
+_X = pl.col("exposure")
+
+
+class RatingFloor(PositionRule):
+    """Keep the share of total assets rated below a floor at or under a tolerated share."""
+
+    kind: Literal["rating_floor"] = "rating_floor"
+    floor: str = Field(
+        "BBB-", description="lowest acceptable rating, any agency's scale (BBB- = Baa3)"
+    )
+    share: float = Field(
+        0.0, ge=0, lt=1, description="s: tolerated share of total assets below the floor"
+    )
+    restore_share: float | None = Field(
+        None, ge=0, lt=1, description="s_r ≤ s: share restored to once triggered (default s)"
+    )
+    composite: Composite = Field(
+        "lowest", description="lowest: worst agency; middle: middle of 3, lower of 2 (indices)"
+    )
+    unrated: Literal["exempt", "breach"] = Field(
+        "exempt", description="unrated holdings (empty, NR, WR): allowed, or below the floor"
+    )
+
+    @field_validator("floor")
+    @classmethod
+    def _known_rating(cls, value: str) -> str:
+        notch(value)  # raises with the accepted scales
+        return value
+
+    @model_validator(mode="after")
+    def _levels(self) -> Self:
+        if self.restore_share is not None and self.restore_share > self.share:
+            raise ValueError(
+                f"`restore_share` ({self.restore_share}) must be at or below `share` ({self.share})"
+            )
+        return self
+
+    def _share(self, level: Level) -> float:
+        if level is Level.RESTORE and self.restore_share is not None:
+            return self.restore_share
+        return self.share
+
+    @property
+    def below(self) -> str:
+        return self.column("below")
+
+    @property
+    def selected(self) -> str:
+        return self.column("selected")
+
+    # --- Polars -------------------------------------------------------------------------------
+    def position_columns(self) -> dict[str, pl.Expr]:
+        rating = composite_expr(list(AGENCY_COLUMNS), self.composite)
+        worse = rating > notch(self.floor)
+        if self.unrated == "breach":
+            worse = worse.fill_null(True)
+        held = pl.col("is_cash") & (_X > 0)
+        return {self.selected: held & worse.fill_null(False)}
+
+    def holder_sums(self) -> dict[str, pl.Expr]:
+        return {self.below: _X.filter(pl.col(self.selected)).sum()}
+
+    def lhs(self) -> pl.Expr:
+        return pl.col(self.below)
+
+    def bound(self, level: Level) -> pl.Expr:
+        return self._share(level) * _A
+
+    def sale(self, level: Level) -> pl.Expr:
+        """``d``, the least sale of below-floor holdings (module docstring), in currency."""
+        s, B = self._share(level), pl.col(self.below)
+        a0 = _G + _N
+        repaying = (B - s * a0) / (1 - s)
+        d = pl.when((_C < 0) & (repaying <= -_C)).then(repaying).otherwise(B - s * (a0 + _C))
+        return d.clip(pl.lit(0.0), B)
+
+    def trade(self, level: Level) -> pl.Expr:
+        B = pl.col(self.below)
+        sold_share = pl.when(B > 0).then(self.sale(level) / B).otherwise(0.0)
+        return pl.when(pl.col(self.selected)).then(-sold_share * _X).otherwise(0.0)
+
+    def metric(self) -> pl.Expr:
+        """Share of total assets below the floor, ``B / A``."""
+        return pl.when(_A > 0).then(pl.col(self.below) / _A)
+
+    def holder_inputs(self, level: Level) -> dict[str, pl.Expr]:
+        kappa = (_C >= 0).cast(pl.Float64)
+        return {self.bound_name: self._share(level) * (_N + kappa * _C)}
+
+    def position_inputs(self, level: Level) -> Mapping[str, pl.Expr]:
+        s = self._share(level)
+        kappa = (_C >= 0).cast(pl.Float64)
+        return {
+            self.column("weights"): pl.col(self.selected).cast(pl.Float64) - s * _X.sign(),
+            self.column("cash_weights"): s * kappa * pl.col("is_cash").cast(pl.Float64),
+        }
+
+    # --- cvxpy --------------------------------------------------------------------------------
+    def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
+        w = p.vec(self.column("weights"))
+        cw = p.vec(self.column("cash_weights"), nonneg=True)
+        lhs = w @ p.x_plus + cw @ p.u
+        return {self.constraint_name("below_floor<=share"): lhs <= p.param(self.bound_name)}

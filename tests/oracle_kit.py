@@ -1,0 +1,54 @@
+"""Small markets for hand-computed oracles: one mandate ``m``, assets and holders with defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+import estimator
+from estimator import Mandate, Scenario
+from estimator.api import RunResult
+
+REL = 1e-9
+
+
+def asset_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    base = {"asset_class": "equity", "instrument": "cash", "adv": 1e9, "vol": 0.2}
+    return pl.DataFrame([{**base, **r} for r in rows])
+
+
+def holder_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    base = {"holder_type": "fund", "mandate": "m", "cash": 0.0}
+    return pl.DataFrame([{**base, **r} for r in rows])
+
+
+def run_case(
+    assets: list[dict[str, Any]],
+    holders: list[dict[str, Any]],
+    positions: list[tuple[str, str, float]],
+    rules: list[dict[str, Any]],
+    shocks: list[dict[str, Any]],
+    execution: str = "pro_rata",
+) -> RunResult:
+    pos = pl.DataFrame(positions, schema=["holder_id", "asset_id", "quantity"], orient="row")
+    mandate = Mandate(name="m", execution=execution, rules=rules)
+    market = estimator.build_market(asset_frame(assets), holder_frame(holders), pos, {"m": mandate})
+    return estimator.run(Scenario(name="s", shocks=shocks), market)
+
+
+def holder(result: RunResult, holder_id: str = "h") -> dict[str, Any]:
+    return result.holders.filter(pl.col("holder_id") == holder_id).row(0, named=True)
+
+
+def trade_quantities(result: RunResult, holder_id: str = "h") -> dict[str, float]:
+    t = result.trades.filter(pl.col("holder_id") == holder_id)
+    return dict(zip(t["asset_id"], t["trade_quantity"], strict=True))
+
+
+def future(asset_id: str, price: float, multiplier: float) -> dict[str, Any]:
+    return {"asset_id": asset_id, "instrument": "future", "price": price, "multiplier": multiplier}
+
+
+def everywhere(**effects: float) -> list[dict[str, Any]]:
+    return [{"select": {"all": True}, **effects}]
