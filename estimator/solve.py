@@ -3,7 +3,8 @@
 For a holder with exposures ``x`` the problem is::
 
     minimise    Σ_i h_i·|u_i| + β_i·|u_i|^{3/2}
-    subject to  x⁺ = x + u,    u between −x and 0 (sell down longs, buy back shorts),
+    subject to  x⁺ = x + u,    u between −x and 0 (sell down longs, buy back shorts;
+                                              rules that buy also add to held positions),
                 every rule's constraints (triggered rules at their restore level,
                 the others at their trigger level)
 
@@ -12,10 +13,15 @@ impact coefficient (``σ_d = σ / √252``, floored at 10⁻⁴ so the objective
 impact cost per unit traded ``κ·σ_d·√(|u|/ADV)``). Strict convexity makes the optimal trades
 unique, so per-asset flows do not depend on the solver.
 
-Conic form. Trades only reduce positions, so ``u = −φ∘x`` with ``φ ∈ [0, 1]`` the fraction of
-each position traded, ``|u_i| = φ_i·|x_i|``, and the cost is ``a·φ + b·t`` with
-``a_i = h_i·|x_i|``, ``b_i = β_i·|x_i|^{3/2}`` and ``t_i ≥ φ_i^{3/2}`` written exactly as the
-power cone ``t_i^{2/3}·1^{1/3} ≥ φ_i``. Currency is divided by a per-holder scale
+Conic form. De-risking trades only reduce positions, so ``u = −φ∘x`` with ``φ ∈ [0, 1]`` the
+fraction of each position traded, ``|u_i| = φ_i·|x_i|``. Rules that buy (``rule.buys``, e.g.
+rebalancing) add ``ψ ≥ 0``, the fraction bought: ``u = (ψ − φ)∘x`` and ``|u_i| = (φ_i + ψ_i)·|x_i|``
+at the optimum (selling and buying the same asset only adds cost); purchases go into assets the
+holder already holds, and ``φ`` may exceed 1 (a net short class rebalanced to a long target
+turns its positions over) unless a rule's convex form needs fixed signs. With ``τ`` the
+fraction traded (``φ``, or ``φ + ψ``) the cost is
+``a·τ + b·t`` with ``a_i = h_i·|x_i|``, ``b_i = β_i·|x_i|^{3/2}`` and ``t_i ≥ τ_i^{3/2}`` written
+exactly as the power cone ``t_i^{2/3}·1^{1/3} ≥ τ_i``. Currency is divided by a per-holder scale
 ``S = max(Σ|x|, |E|)`` and the objective by ``c = max_i(a_i + b_i)``, the dearest full exit, so
 every number the solver sees is of order one. Slots without a position (padding, zero
 exposures) move nothing whatever ``φ`` is; they get costs ``−1·φ + 1·t``, which pins them at the
@@ -79,19 +85,27 @@ class CompiledProblem:
         p = ProblemSpace(n, k)
         x0 = p.vec(Vec.X0)
         spread, impact = p.vec("spread_cost"), p.vec("impact_cost", nonneg=True)
-        phi = cp.Variable(n, name="fraction_traded")
+        phi = cp.Variable(n, name="fraction_sold")
         t = cp.Variable(n, name="impact_epigraph")
         self.constraints: dict[str, cp.Constraint] = {}
         for rule in rules:
             self.constraints.update(rule.constraints(p))
-        base = [
-            p.u == -cp.multiply(x0, phi),
+        buys = any(rule.buys for rule in rules)
+        base = [phi >= 0]
+        if not buys or any(rule.fixed_signs for rule in rules):
+            base += [phi <= 1]  # never through zero
+        if buys:  # purchases too: u = x∘(ψ − φ), traded φ + ψ
+            psi = cp.Variable(n, name="fraction_bought", nonneg=True)
+            traded = phi + psi
+            base += [p.u == cp.multiply(x0, psi - phi)]
+        else:
+            traded = phi
+            base += [p.u == -cp.multiply(x0, phi)]
+        base += [
             p.x_plus == x0 + p.u,
-            phi >= 0,
-            phi <= 1,
-            cp.PowCone3D(t, np.ones(n), phi, 2 / 3),  # t ≥ φ^{3/2}
+            cp.PowCone3D(t, np.ones(n), traded, 2 / 3),  # t ≥ (traded)^{3/2}
         ]
-        cost = spread @ phi + impact @ t
+        cost = spread @ traded + impact @ t
         self.problem = cp.Problem(cp.Minimize(cost), base + list(self.constraints.values()))
         if not self.problem.is_dcp(dpp=True):
             raise RunError(

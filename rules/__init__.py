@@ -23,9 +23,12 @@ from rules._base import (
 from rules.leverage import Leverage
 from rules.margin import Margin
 from rules.rating_floor import RatingFloor
+from rules.rebalancing import RebalancingBand
 from rules.vol_target import VolTarget
 
-Rule = Annotated[VolTarget | Leverage | Margin | RatingFloor, Field(discriminator="kind")]
+Rule = Annotated[
+    VolTarget | Leverage | Margin | RatingFloor | RebalancingBand, Field(discriminator="kind")
+]
 
 #: Every rule class, in the order the README documents them.
 RULE_TYPES: tuple[type[RuleBase], ...] = get_args(get_args(Rule)[0])
@@ -44,6 +47,7 @@ __all__ = [
     "PositionRule",
     "ProblemSpace",
     "RatingFloor",
+    "RebalancingBand",
     "Rule",
     "RuleBase",
     "Vec",

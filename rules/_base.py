@@ -118,6 +118,10 @@ class RuleBase(BaseModel):
     kind: str
     #: Rule kinds whose moves can add risk; those run pro-rata only.
     can_add_risk: ClassVar[bool] = False
+    #: Rule kinds whose forced trades include purchases (min-cost may then add to positions).
+    buys: ClassVar[bool] = False
+    #: Rule kinds whose convex form assumes no trade flips a position's sign.
+    fixed_signs: ClassVar[bool] = False
 
     # --- Polars -------------------------------------------------------------------------------
     def lhs(self) -> pl.Expr:

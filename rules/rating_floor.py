@@ -72,6 +72,8 @@ class RatingFloor(PositionRule):
         "exempt", description="unrated holdings (empty, NR, WR): allowed, or below the floor"
     )
 
+    fixed_signs = True
+
     @field_validator("floor")
     @classmethod
     def _known_rating(cls, value: str) -> str:

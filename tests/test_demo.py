@@ -40,3 +40,17 @@ def test_demo_fallen_angel_is_sold_in_full_by_the_ig_fund() -> None:
     fund = result.holders.filter(pl.col("holder_id") == "IG_FUND").row(0, named=True)
     assert fund["triggered_rules"] == "rating_floor"
     assert fund["compliant"]
+
+
+def test_demo_pension_buys_equities_and_sells_bonds_back_to_sixty_forty() -> None:
+    # The crash takes the pension's equities below 55% of total assets: contrarian flow.
+    result = estimator.run("demo")
+    trades = result.trades.filter(pl.col("holder_id") == "PENSION_60_40").join(
+        result.assets.select("asset_id", "asset_class"), on="asset_id"
+    )
+    by_class = dict(trades.group_by("asset_class").agg(pl.col("trade_value").sum()).iter_rows())
+    assert by_class["equity"] > 0 > by_class["govt_bond"]
+    assert math.isclose(by_class["equity"], -by_class["govt_bond"], rel_tol=1e-9)
+    pension = result.holders.filter(pl.col("holder_id") == "PENSION_60_40").row(0, named=True)
+    assert pension["rebalancing_band.metric_before"] > 0.05
+    assert abs(pension["rebalancing_band.metric_after"]) <= 1e-9

@@ -59,6 +59,16 @@ MANDATES: dict[str, Mandate] = {
                 {"kind": "margin", "maintenance_rate": 0.2},
             ],
         ),
+        Mandate(
+            name="bal",
+            rules=[
+                {
+                    "kind": "rebalancing_band",
+                    "weights": {"equity": 0.6, "equity_future": 0.3},
+                    "band": 0.1,
+                }
+            ],
+        ),
         Mandate(name="ig", rules=[{"kind": "rating_floor", "share": 0.1, "unrated": "breach"}]),
         Mandate(
             name="igcombo",
@@ -276,8 +286,10 @@ def test_scaling_books_scales_trades(
     for key in set(t0) | set(t1):
         v0, v1 = t0.get(key, 0.0), t1.get(key, 0.0)
         # Pro-rata is a closed form. A min-cost solve sees the same numbers up to rounding
-        # (currency is divided by the book's size) and is accurate to ~10⁻⁶ of the book.
-        accuracy = 1e-9 if execution == "pro_rata" else 1e-5
+        # (currency is divided by the book's size), but where the cost is nearly flat around
+        # its minimum (zero spreads, deep ADV) an objective accurate to ε places the optimum
+        # only to ~√ε: 10⁻⁸ solver tolerances give ~10⁻⁴ of the book.
+        accuracy = 1e-9 if execution == "pro_rata" else 1e-3
         tol = accuracy * k * gross[key[0]]
         assert math.isclose(v1, k * v0, rel_tol=accuracy, abs_tol=tol), (key, v0, v1)
 

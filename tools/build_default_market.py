@@ -336,6 +336,7 @@ HOLDERS = [
     ("RETAIL_3", "margin_account", "", -1.5e5, 0.0, 0.0, 0.0, 2.0e5),
     ("RETAIL_4", "margin_account", "", -3.3e5, 0.0, 0.0, 0.0, 0.0),
     ("IG_FUND", "ig_bond_fund", "ig_only", 5.0e7, 0.0, 0.0, 0.0, 0.0),
+    ("PENSION_60_40", "pension_fund", "pension_60_40", 0.0, 0.0, 0.0, 0.0, 0.0),
 ]
 
 # holder_id, asset_id, quantity
@@ -374,6 +375,16 @@ POSITIONS = [
     ("IG_FUND", "IG_BBB_8Y", 2.0e6),
     ("IG_FUND", "IG_BBBM_10Y", 5.0e5),
     ("IG_FUND", "UST10Y", 1.0e6),
+    # a 60/40 pension of about 10bn, at its policy weights before the shock
+    ("PENSION_60_40", "EQ_MEGA1", 3.5e6),
+    ("PENSION_60_40", "EQ_MEGA2", 8.5e6),
+    ("PENSION_60_40", "EQ_MEGA3", 6.5e6),
+    ("PENSION_60_40", "EQ_BANK1", 8.5e6),
+    ("PENSION_60_40", "EQ_HEALTH", 5.5e6),
+    ("PENSION_60_40", "EQ_STAPLE", 1.0e7),
+    ("PENSION_60_40", "UST10Y", 2.1e7),
+    ("PENSION_60_40", "UST30Y", 1.1e7),
+    ("PENSION_60_40", "BUND10Y", 1.0e7),
 ]
 
 

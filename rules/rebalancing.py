@@ -1,0 +1,224 @@
+"""``rebalancing_band`` — policy weights per asset class with tolerance bands (pensions, balanced
+and target-date funds).
+
+Math. Weights are fractions of total assets ``V = Σ value + N + C``: securities at market,
+non-tradable holdings and cash (net of any account borrowing) — not of equity, which for a
+pension is its surplus over liabilities. Futures are worth nothing on the balance sheet (their
+P&L is settled to cash) but their notional counts in their class's exposure, as an overlay does.
+Every trade at market leaves ``V`` unchanged: a security bought for cash, or a future. For each
+policy class c with target weight ``t_c`` and band ``b_c``::
+
+    X_c = Σ_{i ∈ c} x_i,      deviation  δ_c = X_c − t_c·V
+
+* trigger: some class outside its band, ``|δ_c| > b_c·V``;
+* restore: every class inside its band. Classes outside it move to ``R_c = t_c·V`` (``restore =
+  "target"``) or to the nearer band edge, ``R_c = clip(X_c, (t_c − b_c)V, (t_c + b_c)V)``
+  (``"edge"``): class trade ``D_c = R_c − X_c``. Classes inside their band do not move, except
+  to fund purchases.
+
+Funding: a class trade moves cash by ``κ_c·T_c``, with ``κ_c = X_c^sec / X_c`` the share of the
+class held in securities (futures settle no purchase price). Net purchases ``Σ κ_c·D_c`` are paid
+from cash down to zero, then by selling in-band classes that sit above target — every
+overweight ``O_c = max(δ_c, 0)`` by one common share ``f ∈ [0, 1]``, so they move towards target
+and stay inside their bands; anything still missing is borrowed in the account. Net sale
+proceeds stay in cash.
+
+Pro-rata, each class trade ``T_c`` is spread over the class's positions in proportion to their
+holdings, ``u_i = T_c·x_i / X_c``. A policy class the holder does not hold at all has nothing to
+spread a purchase over: it stays out of its band and the holder is reported not compliant.
+Example: a 60/40 pension with ±5% bands whose equities fall
+from 60 to 45 has V = 85 and equity weight 52.9%: both classes are out, equities are bought
+``0.6·85 − 45 = 6`` and bonds sold 6, back to 60/40.
+
+Minimal cost: per class ``lo_c ≤ Σ_{i ∈ c} x⁺_i ≤ hi_c`` — the restore interval for classes
+that acted, the band for the others — and net purchases ``Σ c_i·u_i ≤ max(C, 0) + L`` with ``L``
+the borrowing the pro-rata trades need (so the pro-rata trades are always feasible, and the
+solve never borrows where selling an overweight class would do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal, Self
+
+import cvxpy as cp
+import polars as pl
+from pydantic import Field, model_validator
+
+from rules._base import NOISE, Book, Level, PositionRule, ProblemSpace, Vec, book_scale
+
+_X = pl.col("exposure")
+_C = pl.col(Book.CASH)
+#: Total assets V = Σ value + N + C (see the module docstring).
+TOTAL_ASSETS = pl.col(Book.ACCOUNT_EQUITY) + pl.col(Book.NON_TRADABLE)
+
+
+class RebalancingBand(PositionRule):
+    """Keep every policy asset class within its band around the target weight."""
+
+    kind: Literal["rebalancing_band"] = "rebalancing_band"
+    weights: dict[str, float] = Field(
+        min_length=1, description="target weight t_c of total assets per asset class"
+    )
+    band: float = Field(0.05, ge=0, le=1, description="b: ± band around every target weight")
+    bands: dict[str, float] = Field(
+        default_factory=dict, description="per-class bands overriding `band`"
+    )
+    restore: Literal["target", "edge"] = Field(
+        "target", description="classes outside their band return to target or to the band edge"
+    )
+
+    buys = True
+
+    @model_validator(mode="after")
+    def _policy(self) -> Self:
+        bad = {c: w for c, w in self.weights.items() if not 0 <= w <= 1}
+        if bad:
+            raise ValueError(f"weights must be between 0 and 1; got {bad}")
+        total = sum(self.weights.values())
+        if total > 1 + 1e-9:
+            raise ValueError(f"weights sum to {total:g}, more than 1 (of total assets)")
+        negative = {c: b for c, b in self.bands.items() if b < 0}
+        if negative:
+            raise ValueError(f"bands must be ≥ 0; got {negative}")
+        unknown = sorted(set(self.bands) - set(self.weights))
+        if unknown:
+            raise ValueError(f"`bands` names classes without a weight: {unknown}")
+        return self
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted(self.weights)
+
+    def _band(self, c: str) -> float:
+        return self.bands.get(c, self.band)
+
+    def _x(self, c: str) -> pl.Expr:
+        return pl.col(self.column(f"x.{c}"))
+
+    def _dev(self, c: str) -> pl.Expr:
+        return self._x(c) - self.weights[c] * TOTAL_ASSETS
+
+    def _excess(self, c: str) -> pl.Expr:
+        """``|δ_c| − b_c·V``: how far class c is outside its band (negative inside)."""
+        return self._dev(c).abs() - self._band(c) * TOTAL_ASSETS
+
+    def _out(self, c: str) -> pl.Expr:
+        return self._excess(c) > NOISE * book_scale()
+
+    # --- Polars -------------------------------------------------------------------------------
+    def holder_sums(self) -> dict[str, pl.Expr]:
+        sums = {}
+        for c in self.classes:
+            mine = pl.col("asset_class") == c
+            sums[self.column(f"x.{c}")] = _X.filter(mine).sum()
+            sums[self.column(f"cash_x.{c}")] = _X.filter(mine & pl.col("is_cash")).sum()
+        return sums
+
+    def _cash_share(self, c: str) -> pl.Expr:
+        """``κ_c``: the share of a class trade that moves cash (its securities, not futures)."""
+        x = self._x(c)
+        return pl.when(x != 0).then(pl.col(self.column(f"cash_x.{c}")) / x).otherwise(0.0)
+
+    def lhs(self) -> pl.Expr:
+        return pl.max_horizontal([self._excess(c) for c in self.classes])
+
+    def bound(self, level: Level) -> pl.Expr:
+        return pl.lit(0.0)
+
+    def breach(self, level: Level) -> pl.Expr:
+        """Largest ``(|δ_c| − b_c·V)⁺`` (both levels: after a trade every class is in band)."""
+        return pl.max_horizontal([*[self._excess(c) for c in self.classes], pl.lit(0.0)])
+
+    def triggered(self) -> pl.Expr:
+        return pl.any_horizontal([self._out(c) for c in self.classes])
+
+    def metric(self) -> pl.Expr:
+        """Largest drift from policy, ``max_c |X_c/V − t_c|``."""
+        V = TOTAL_ASSETS
+        return pl.when(V > 0).then(
+            pl.max_horizontal([self._dev(c).abs() for c in self.classes]) / V
+        )
+
+    def _restored(self, c: str) -> pl.Expr:
+        V, t, b = TOTAL_ASSETS, self.weights[c], self._band(c)
+        if self.restore == "target":
+            return t * V
+        return self._x(c).clip((t - b) * V, (t + b) * V)
+
+    def _funding(self) -> tuple[dict[str, pl.Expr], pl.Expr, pl.Expr]:
+        """Moves ``D_c``, the in-band overweights ``O_c`` and the share ``f`` of them sold."""
+        moves = {  # a class with no holdings has nothing to spread a trade over
+            c: pl.when(self._out(c) & (self._x(c) != 0))
+            .then(self._restored(c) - self._x(c))
+            .otherwise(0.0)
+            for c in self.classes
+        }
+        over = {
+            c: pl.when(self._out(c)).then(0.0).otherwise(self._dev(c).clip(lower_bound=0.0))
+            for c in self.classes
+        }
+        spend = pl.sum_horizontal([moves[c] * self._cash_share(c) for c in self.classes])
+        need = (spend - _C.clip(lower_bound=0.0)).clip(lower_bound=0.0)
+        pool = pl.sum_horizontal([over[c] * self._cash_share(c) for c in self.classes])
+        sold = pl.when(pool > 0).then((need / pool).clip(0.0, 1.0)).otherwise(0.0)
+        borrowed = need - sold * pool.clip(lower_bound=0.0)
+        return {c: moves[c] - sold * over[c] for c in self.classes}, borrowed, sold
+
+    def class_trades(self) -> dict[str, pl.Expr]:
+        """``T_c``: the moves of out-of-band classes plus the funding sales (module docstring)."""
+        return self._funding()[0]
+
+    def borrowing(self) -> pl.Expr:
+        """New account borrowing of the pro-rata trades: purchases beyond cash and overweights."""
+        return self._funding()[1]
+
+    def trade(self, level: Level) -> pl.Expr:
+        trades = self.class_trades()
+        out = pl.lit(0.0)
+        for c in self.classes:
+            spread = pl.when(self._x(c) != 0).then(trades[c] * _X / self._x(c)).otherwise(0.0)
+            out = pl.when(pl.col("asset_class") == c).then(spread).otherwise(out)
+        return out
+
+    def holder_inputs(self, level: Level) -> dict[str, pl.Expr]:
+        V = TOTAL_ASSETS
+        room = _C.clip(lower_bound=0.0)
+        if level is Level.RESTORE:
+            room = room + self.borrowing()
+        inputs = {self.column("cash_room"): room}
+        for c in self.classes:
+            t, b = self.weights[c], self._band(c)
+            lo, hi = (t - b) * V, (t + b) * V
+            if level is Level.RESTORE:
+                acted = self._out(c)
+                r = 0.0 if self.restore == "target" else b
+                lo = pl.when(acted).then((t - r) * V).otherwise(lo)
+                hi = pl.when(acted).then((t + r) * V).otherwise(hi)
+            empty = self._x(c) == 0  # nothing held: Σ x⁺ stays 0, leave the class alone
+            inputs[self.column(f"lo.{c}")] = pl.when(empty).then(0.0).otherwise(lo)
+            inputs[self.column(f"hi.{c}")] = pl.when(empty).then(0.0).otherwise(hi)
+        return inputs
+
+    def position_inputs(self, level: Level) -> Mapping[str, pl.Expr]:
+        return {
+            self.column(f"member.{c}"): (pl.col("asset_class") == c).cast(pl.Float64)
+            for c in self.classes
+        }
+
+    # --- cvxpy --------------------------------------------------------------------------------
+    @property
+    def shape_key(self) -> str:
+        return f"{self.kind}:{','.join(self.classes)}"
+
+    def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
+        out: dict[str, cp.Constraint] = {}
+        for c in self.classes:
+            held = p.vec(self.column(f"member.{c}"), nonneg=True) @ p.x_plus
+            out[self.constraint_name(f"{c}>=lower")] = held >= p.param(self.column(f"lo.{c}"))
+            out[self.constraint_name(f"{c}<=upper")] = held <= p.param(self.column(f"hi.{c}"))
+        cash = p.vec(Vec.IS_CASH, nonneg=True)
+        out[self.constraint_name("no_new_borrowing")] = cash @ p.u <= p.param(
+            self.column("cash_room")
+        )
+        return out

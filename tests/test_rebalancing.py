@@ -1,0 +1,185 @@
+"""``rebalancing_band`` oracles, each trade worked out by hand in the comments."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import polars as pl
+import pytest
+from oracle_kit import holder, run_case
+from pydantic import ValidationError
+
+from estimator import Mandate
+from estimator.api import RunResult
+
+EXECUTIONS = ["pro_rata", "min_cost"]
+SIXTY_FORTY = {"kind": "rebalancing_band", "weights": {"equity": 0.6, "govt_bond": 0.4}}
+
+
+def _asset(asset_id: str, asset_class: str) -> dict[str, Any]:
+    return {"asset_id": asset_id, "asset_class": asset_class, "price": 100.0}
+
+
+def _traded(result: RunResult, holder_id: str = "h") -> dict[str, float]:
+    t = result.trades.filter(pl.col("holder_id") == holder_id)
+    return dict(zip(t["asset_id"], t["trade_value"], strict=True))
+
+
+def _equity_falls(r: float) -> list[dict[str, Any]]:
+    return [{"select": {"asset_classes": ["equity"]}, "price_return": r}]
+
+
+@pytest.mark.parametrize("execution", EXECUTIONS)
+def test_sixty_forty_outside_five_percent_returns_to_target(execution: str) -> None:
+    # Equities 600, bonds 400. Equities −25% → 450; V = 850; equity weight 52.9% < 55%, bonds
+    # 47.1% > 45%: both out. Target: equities 0.6·850 = 510 (buy 60), bonds 340 (sell 60).
+    result = run_case(
+        [_asset("eq", "equity"), _asset("ust", "govt_bond")],
+        [{"holder_id": "h", "holder_type": "pension"}],
+        [("h", "eq", 6.0), ("h", "ust", 4.0)],
+        [SIXTY_FORTY],
+        _equity_falls(-0.25),
+        execution,
+    )
+    assert _traded(result) == pytest.approx({"eq": 60.0, "ust": -60.0}, rel=1e-6)
+    h = holder(result)
+    assert h["status"] == "forced"
+    assert h["compliant"]
+    assert math.isclose(h["rebalancing_band.metric_before"], 0.6 - 450 / 850, rel_tol=1e-12)
+    assert abs(h["rebalancing_band.metric_after"]) <= 1e-9
+    assert math.isclose(h["cash_after"], 0.0, abs_tol=1e-6)
+
+
+@pytest.mark.parametrize("execution", EXECUTIONS)
+def test_edge_mode_stops_at_the_band(execution: str) -> None:
+    # Same book: equities to 55% of 850 = 467.5 (buy 17.5), bonds to 45% = 382.5 (sell 17.5).
+    result = run_case(
+        [_asset("eq", "equity"), _asset("ust", "govt_bond")],
+        [{"holder_id": "h"}],
+        [("h", "eq", 6.0), ("h", "ust", 4.0)],
+        [SIXTY_FORTY | {"restore": "edge"}],
+        _equity_falls(-0.25),
+        execution,
+    )
+    assert _traded(result) == pytest.approx({"eq": 17.5, "ust": -17.5}, rel=1e-6)
+
+
+def test_inside_the_band_nothing_trades() -> None:
+    # Equities −10% → 540 of 940 = 57.4%, inside 55–65%.
+    result = run_case(
+        [_asset("eq", "equity"), _asset("ust", "govt_bond")],
+        [{"holder_id": "h"}],
+        [("h", "eq", 6.0), ("h", "ust", 4.0)],
+        [SIXTY_FORTY],
+        _equity_falls(-0.10),
+    )
+    assert result.trades.is_empty()
+    assert holder(result)["status"] == "ok"
+
+
+def test_a_rally_sells_equities() -> None:
+    # Equities +40% → 840 of 1240 = 67.7% > 65%: back to 60% = 744 (sell 96), bonds 496 (buy 96).
+    result = run_case(
+        [_asset("eq", "equity"), _asset("ust", "govt_bond")],
+        [{"holder_id": "h"}],
+        [("h", "eq", 6.0), ("h", "ust", 4.0)],
+        [SIXTY_FORTY],
+        _equity_falls(0.40),
+    )
+    assert _traded(result) == pytest.approx({"eq": -96.0, "ust": 96.0}, rel=1e-9)
+
+
+THREE_CLASSES = {
+    "kind": "rebalancing_band",
+    "weights": {"equity": 0.5, "govt_bond": 0.3, "corp_bond": 0.2},
+}
+
+
+def test_purchases_are_funded_by_overweight_classes() -> None:
+    # Equities 500 → 400 (−20%), govt 300, corp 200, no cash: V = 900. Equity 44.4% < 45%: out;
+    # govt 33.3% and corp 22.2% are inside their bands. Buy 0.5·900 − 400 = 50, funded by the
+    # overweights: govt 300 − 270 = 30 and corp 200 − 180 = 20, each sold in full (pool = 50).
+    # Within equities, two stocks held 240/160 share the purchase 30/20.
+    result = run_case(
+        [
+            _asset("e1", "equity"),
+            _asset("e2", "equity"),
+            _asset("g", "govt_bond"),
+            _asset("c", "corp_bond"),
+        ],
+        [{"holder_id": "h"}],
+        [("h", "e1", 3.0), ("h", "e2", 2.0), ("h", "g", 3.0), ("h", "c", 2.0)],
+        [THREE_CLASSES],
+        _equity_falls(-0.20),
+    )
+    assert _traded(result) == pytest.approx({"e1": 30.0, "e2": 20.0, "g": -30.0, "c": -20.0})
+    assert math.isclose(holder(result)["cash_after"], 0.0, abs_tol=1e-9)
+
+
+def test_purchases_are_paid_from_cash_first() -> None:
+    # As above with 100 cash: V = 1000, equity 40% → buy 500 − 400 = 100 from cash; no sales.
+    result = run_case(
+        [_asset("e", "equity"), _asset("g", "govt_bond"), _asset("c", "corp_bond")],
+        [{"holder_id": "h", "cash": 100.0}],
+        [("h", "e", 5.0), ("h", "g", 3.0), ("h", "c", 2.0)],
+        [THREE_CLASSES],
+        _equity_falls(-0.20),
+    )
+    assert _traded(result) == pytest.approx({"e": 100.0})
+    assert math.isclose(holder(result)["cash_after"], 0.0, abs_tol=1e-9)
+
+
+@pytest.mark.parametrize("execution", EXECUTIONS)
+def test_what_cash_and_overweights_cannot_fund_is_borrowed(execution: str) -> None:
+    # Policy names only equities (60% ± 5%); 500 equities, 500 in a non-policy class, no cash:
+    # V = 1000, equity 50% → buy 100 with nothing to fund it: borrowed, cash −100. V stays
+    # 1000 (600 + 500 − 100), so equities are at 60% afterwards.
+    result = run_case(
+        [_asset("e", "equity"), _asset("re", "real_estate")],
+        [{"holder_id": "h"}],
+        [("h", "e", 5.0), ("h", "re", 5.0)],
+        [{"kind": "rebalancing_band", "weights": {"equity": 0.6}}],
+        [{"select": {"all": True}, "price_return": 0.0}],
+        execution,
+    )
+    assert _traded(result) == pytest.approx({"e": 100.0}, rel=1e-6)
+    assert math.isclose(holder(result)["cash_after"], -100.0, rel_tol=1e-6)
+    assert holder(result)["compliant"]
+
+
+def test_min_cost_sells_the_cheaper_overweight_class() -> None:
+    # The three-class book: 50 must be raised from govt (overweight 30, band floor 25% = 225,
+    # so up to 75 can go) and corp (up to 200 − 135 = 65). Corp is 40× dearer to trade, so
+    # min-cost sells govt only, 50 of it — pro-rata would have split 30/20.
+    result = run_case(
+        [
+            _asset("e", "equity"),
+            _asset("g", "govt_bond") | {"half_spread_bps": 1.0},
+            _asset("c", "corp_bond") | {"half_spread_bps": 40.0},
+        ],
+        [{"holder_id": "h"}],
+        [("h", "e", 5.0), ("h", "g", 3.0), ("h", "c", 2.0)],
+        [THREE_CLASSES],
+        _equity_falls(-0.20),
+        "min_cost",
+    )
+    traded = _traded(result)
+    assert traded["e"] == pytest.approx(50.0, rel=1e-6)
+    assert traded["g"] == pytest.approx(-50.0, rel=1e-4)
+    assert abs(traded.get("c", 0.0)) <= 1e-3
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"band": -0.01}, "greater than or equal to 0"),
+        ({"bands": {"equity": -0.02}}, "bands must be ≥ 0"),
+        ({"weights": {"equity": 0.7, "govt_bond": 0.4}}, "more than 1"),
+        ({"weights": {"equity": 1.2}}, "between 0 and 1"),
+        ({"bands": {"cash": 0.02}}, "without a weight"),
+    ],
+)
+def test_bad_policy_is_rejected(spec: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Mandate(name="m", rules=[SIXTY_FORTY | spec])
