@@ -125,7 +125,9 @@ def run(
     t = time.perf_counter()
     warnings = InputWarnings(list(market.warnings.items))
     pre = bk.holder_book(bk.position_frame(market.positions, market.assets), market.holders)
-    shocked = apply_scenario(market.assets, spec, str(spec_path or spec.name), warnings)
+    shocked = apply_scenario(
+        market.assets, spec, str(spec_path or spec.name), warnings, market.index_weights
+    )
     pos = bk.position_frame(market.positions, shocked)
     holders = (
         market.holders.join(bk.futures_settlement(pos), on="holder_id", how="left")
@@ -221,6 +223,7 @@ def _assemble(
             "trades": result.trades.height,
             "compiled_problems": result.compiled_problems,
         },
+        "index_changes": [c.model_dump() for c in spec.index_changes],
         "statuses": statuses,
         "totals": {
             "sell_value": float(assets["sell_value"].sum()),

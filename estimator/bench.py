@@ -73,7 +73,8 @@ def books(
 
 
 def _shocked(assets: pl.DataFrame) -> pl.DataFrame:
-    return apply_scenario(assets, load_scenario(resolve_scenario("demo")))
+    weights = load_market(markets_dir() / "default").index_weights
+    return apply_scenario(assets, load_scenario(resolve_scenario("demo")), index_weights=weights)
 
 
 def _holders_with_pre(

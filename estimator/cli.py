@@ -15,11 +15,11 @@ from rich.console import Console
 from rich.table import Table
 
 from estimator.api import RunResult, run
-from estimator.errors import InputError, RunError
+from estimator.errors import InputError, InputWarnings, RunError
 from estimator.mandates import Execution, Mandate
 from estimator.market import load_market
 from estimator.paths import resolve_market, resolve_scenario, shipped_scenarios
-from estimator.scenario import Scenario, load_scenario
+from estimator.scenario import Scenario, apply_scenario, load_scenario
 
 app = typer.Typer(
     name="forced-flow",
@@ -142,7 +142,8 @@ def validate_command(
     ] = None,
     market: MarketOpt = None,
 ) -> None:
-    """Check every input (scenario, market tables, risk model, mandates) and list every problem."""
+    """Check every input (scenario, market tables, indices, risk model, mandates) and list every
+    problem; a scenario is also applied to its market."""
     try:
         spec_path = None
         if scenario is not None:
@@ -154,9 +155,12 @@ def validate_command(
         else:
             where = resolve_market(market or "default")
         loaded = load_market(where)
+        warnings = InputWarnings(list(loaded.warnings.items))
+        if spec_path is not None:  # shocks and index changes against this market
+            apply_scenario(loaded.assets, spec, str(spec_path), warnings, loaded.index_weights)
     except InputError as exc:
         raise _fail_input(exc) from exc
-    for warning in loaded.warnings.items:
+    for warning in warnings.items:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     out.print(
         f"ok: market '{loaded.name}' — {loaded.assets.height} assets, "

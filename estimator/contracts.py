@@ -85,6 +85,12 @@ class Positions(_Sourced):
     quantity = dy.Float64(description="units held (futures: contracts); negative = short")
 
 
+class IndexWeights(_Sourced):
+    index_id = dy.String(primary_key=True, description="index identifier, e.g. SPX")
+    asset_id = dy.String(primary_key=True, description="member asset (see assets)")
+    weight = dy.Float64(min=0, max=1, description="weight in the index (per index, sums to 1)")
+
+
 class FactorLoadings(_Sourced):
     asset_id = dy.String(primary_key=True, description="asset")
     factor = dy.String(primary_key=True, description="factor name")

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from estimator import book as bk
-from estimator import risk, scoped
+from estimator import indices, risk, scoped
 from estimator.mandates import Cure, Execution, Mandate
 from estimator.solve import IMPACT_KAPPA, MIN_DAILY_VOL, ProblemCache
 from rules import NOISE, Book, Level, RuleBase, Vec
@@ -172,7 +172,8 @@ def _solve_mandate(
         restore, trigger = r.position_inputs(Level.RESTORE), r.position_inputs(Level.TRIGGER)
         levels |= {k: pl.when(active).then(restore[k]).otherwise(trigger[k]) for k in restore}
     flags = [c for c in chosen.columns if c.endswith((".down", ".up"))]
-    holder_cols = [Book.CASH, Book.NON_TRADABLE, *flags]
+    sums = [c for r in scoped.position_rules(mandate) for c in r.holder_sums()]
+    holder_cols = [Book.CASH, Book.NON_TRADABLE, *flags, *sums]
     mpos = (
         pos_m.join(chosen.select("holder_id", *holder_cols), on="holder_id")
         .with_columns(
@@ -263,14 +264,17 @@ def _min_cost(
     cache: ProblemCache,
     fallback: _MandateRound,
 ) -> _MandateRound:
-    """cvxpy trades for holders a rule forces to sell; the pro-rata result for everyone else
-    and for any holder whose solve fails (status ``solver_failed``)."""
+    """cvxpy trades for holders a rule forces to sell; the pro-rata result for everyone else,
+    for holders whose prescribed rule acted (:attr:`rules.RuleBase.prescribed`) and for any
+    holder whose solve fails (status ``solver_failed``)."""
     decisions = decide(book_m, mandate)
+    prescribed = [pl.col(f"{r.kind}.down") for r in mandate.rules if r.prescribed]
     chosen = decisions.filter(
         pl.col("any_down")
         & ~pl.col("infeasible")
         & ~pl.col("insolvent")
         & ((pl.col("scale_factor") < 1.0) | pl.col("positions_down"))
+        & ~pl.any_horizontal([pl.lit(False), *prescribed])
     )
     if chosen.is_empty():
         return fallback
@@ -305,7 +309,8 @@ def evaluate_round(
     if execution is not None:
         mandates = {n: m.model_copy(update={"execution": execution}) for n, m in mandates.items()}
     cache = cache or ProblemCache(k=len(risk.factor_columns(assets)))
-    pos = bk.position_frame(positions, assets)
+    positions = indices.pad_positions(positions, holders, mandates, assets)
+    pos = bk.position_frame(positions, assets).with_columns(exposure_start=pl.col("exposure"))
     book = bk.holder_book(pos, holders)
     rounds = []
     for _, mandate in sorted(mandates.items()):
@@ -356,8 +361,11 @@ def _settle(
     positions_after = traded.select(
         "holder_id", "asset_id", quantity=pl.col("quantity") + pl.col("trade_quantity")
     ).sort("holder_id", "asset_id")
-    assets = pos.drop("holder_id", "quantity", "exposure", "value", "is_cash").unique("asset_id")
-    pos_after = bk.position_frame(positions_after, assets)
+    own = ["holder_id", "quantity", "exposure", "exposure_start", "value", "is_cash"]
+    assets = pos.drop(own).unique("asset_id")
+    pos_after = bk.position_frame(positions_after, assets).join(
+        pos.select("holder_id", "asset_id", "exposure_start"), on=["holder_id", "asset_id"]
+    )
     after = check_compliance(
         pos_after, bk.holder_book(pos_after, holders_after), decisions, mandates
     )

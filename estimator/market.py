@@ -7,6 +7,7 @@ On disk a bundle is a folder with a ``market.toml`` naming its files (paths rela
     holders = "holders.csv"
     positions = "positions.csv"
     mandates = "../../../mandates"
+    indices = "index_weights.csv"  # optional: index_id, asset_id, weight
     [risk_model]                  # either a factor model …
     factor_loadings = "factor_loadings.csv"
     factor_covariance = "factor_covariance.csv"
@@ -24,7 +25,7 @@ from typing import Self
 import polars as pl
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from estimator import contracts, risk
+from estimator import contracts, indices, risk
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.mandates import Mandate, load_mandates
 from estimator.tables import TableSource, load_table
@@ -63,17 +64,20 @@ class MarketFile(BaseModel):
     holders: str
     positions: str
     mandates: str
+    indices: str | None = None
     risk_model: RiskModelFiles | None = None
 
 
 @dataclass
 class Market:
-    """Validated inputs of one run. ``assets`` carries the risk-model rows (``risk_g*``)."""
+    """Validated inputs of one run. ``assets`` carries the risk-model rows (``risk_g*``);
+    ``index_weights`` (index_id, asset_id, weight) the indices, each summing to one."""
 
     assets: pl.DataFrame
     holders: pl.DataFrame
     positions: pl.DataFrame
     mandates: dict[str, Mandate]
+    index_weights: pl.DataFrame = field(default_factory=lambda: indices.EMPTY)
     name: str = "custom"
     base_currency: str = "USD"
     sources: dict[str, str] = field(default_factory=dict)  # label → sha256
@@ -119,14 +123,19 @@ def load_market(path: str | Path) -> Market:
     root = toml_path.parent
     warnings = InputWarnings()
     files = {k: root / getattr(spec, k) for k in ("assets", "holders", "positions")}
+    if spec.indices is not None:
+        files["indices"] = root / spec.indices
     problems: list[Problem] = []
     frames: dict[str, pl.DataFrame] = {}
     schemas = {
         "assets": contracts.Assets,
         "holders": contracts.Holders,
         "positions": contracts.Positions,
+        "indices": contracts.IndexWeights,
     }
     for key, schema in schemas.items():
+        if key not in files:
+            continue
         try:
             frames[key] = load_table(files[key], schema, str(files[key]), warnings)
         except InputError as exc:
@@ -141,6 +150,7 @@ def load_market(path: str | Path) -> Market:
         frames["positions"],
         mandates,
         risk_rows=risk_rows,
+        index_weights=frames.get("indices"),
         labels={k: str(v) for k, v in files.items()},
         warnings=warnings,
     )
@@ -158,11 +168,19 @@ def build_market(
     mandates: dict[str, Mandate],
     *,
     risk_rows: pl.DataFrame | None = None,
+    index_weights: TableSource | None = None,
     labels: dict[str, str] | None = None,
     warnings: InputWarnings | None = None,
 ) -> Market:
-    """Check tables against each other (ids, mandates, risk model) and join the risk rows."""
-    labels = labels or {"assets": "assets", "holders": "holders", "positions": "positions"}
+    """Check tables against each other (ids, mandates, indices, risk model) and join the risk
+    rows. ``index_weights``: index_id, asset_id, weight (see :mod:`estimator.indices`)."""
+    labels = {
+        "assets": "assets",
+        "holders": "holders",
+        "positions": "positions",
+        "indices": "index_weights",
+        **(labels or {}),
+    }
     warnings = warnings if warnings is not None else InputWarnings()
     assets = load_table(assets, contracts.Assets, labels["assets"], warnings)
     holders = load_table(holders, contracts.Holders, labels["holders"], warnings)
@@ -170,6 +188,15 @@ def build_market(
     problems = _reference_problems(assets, holders, positions, labels)
     holders, mandate_problems = _assign_mandates(holders, mandates, labels["holders"])
     problems += mandate_problems
+    weights = indices.EMPTY.with_columns(pl.lit(0, dtype=pl.Int64).alias(contracts.LINE))
+    if index_weights is not None:
+        weights = load_table(index_weights, contracts.IndexWeights, labels["indices"], warnings)
+        weights, index_problems = indices.check_weights(
+            weights, assets, labels["indices"], warnings
+        )
+        problems += index_problems
+    if not mandate_problems:
+        problems += indices.tracked_index_problems(holders, mandates, weights, labels["holders"])
     if risk_rows is None:
         risk_rows = risk.diagonal(assets)
         warnings.add(Problem(labels["assets"], "no risk model: assets are treated as uncorrelated"))
@@ -196,6 +223,7 @@ def build_market(
         holders=holders.drop(contracts.LINE).sort("holder_id"),
         positions=positions.drop(contracts.LINE).sort("holder_id", "asset_id"),
         mandates=mandates,
+        index_weights=weights.drop(contracts.LINE).sort("index_id", "asset_id"),
         warnings=warnings,
     )
 

@@ -15,12 +15,16 @@ Effects of one shock on the selected assets (all optional, several may be combin
 
 Shocks apply one after another, so two price shocks on one asset compound:
 ``(1 + r₁)(1 + r₂) − 1``. A selector that matches nothing is a warning.
+
+Index changes (``[[index_changes]]``) delete a member, add an asset with a weight, or reweight a
+member of one of the market's indices, effective on a day of the scenario
+(:mod:`estimator.indices` has the arithmetic).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 import polars as pl
 from pydantic import (
@@ -32,7 +36,7 @@ from pydantic import (
     model_validator,
 )
 
-from estimator import risk
+from estimator import indices, risk
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.toml_files import load_toml
 from rules.ratings import AGENCY_COLUMNS, accepted, shift_expr
@@ -109,8 +113,30 @@ class Shock(BaseModel):
         return (self.yield_change_bp or 0.0) + (self.spread_change_bp or 0.0)
 
 
+class IndexChange(BaseModel):
+    """One index event: a deletion, an addition with its weight, or a new weight for a member."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    index_id: str = Field(min_length=1)
+    asset_id: str = Field(min_length=1)
+    action: Literal["delete", "add", "reweight"]
+    weight: float | None = Field(
+        None, gt=0, le=1, description="new weight (add, reweight) at the scenario's prices"
+    )
+    effective_day: int = Field(0, ge=0, description="trading day the change takes effect")
+
+    @model_validator(mode="after")
+    def _weight_given(self) -> Self:
+        if self.action == "delete" and self.weight is not None:
+            raise ValueError("a deletion takes no weight (the member's new weight is 0)")
+        if self.action != "delete" and self.weight is None:
+            raise ValueError(f"{self.action} needs the new weight")
+        return self
+
+
 class Scenario(BaseModel):
-    """A named set of shocks and the market bundle it runs on."""
+    """A named set of shocks and index changes, and the market bundle it runs on."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -118,6 +144,30 @@ class Scenario(BaseModel):
     description: str = ""
     market: str = Field("default", description="bundle name shipped with the tool, or a path")
     shocks: list[Shock] = Field(default_factory=list)
+    index_changes: list[IndexChange] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_change_per_member(self) -> Self:
+        keys = [(c.index_id, c.asset_id) for c in self.index_changes]
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise ValueError(f"at most one change per index member; repeated: {repeated}")
+        return self
+
+    def changes_frame(self) -> pl.DataFrame:
+        """The index changes as a frame, ``entry`` = position in the file."""
+        schema = {
+            "index_id": pl.String,
+            "asset_id": pl.String,
+            "action": pl.String,
+            "weight": pl.Float64,
+            "effective_day": pl.Int64,
+        }
+        rows = [c.model_dump() for c in self.index_changes]
+        frame = (
+            pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
+        )
+        return frame.with_row_index("entry").with_columns(pl.col("entry").cast(pl.Int64))
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -129,9 +179,28 @@ def apply_scenario(
     scenario: Scenario,
     label: str = "scenario",
     warnings: InputWarnings | None = None,
+    index_weights: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """Shocked assets with ``price_pre`` and ``vol_pre`` kept beside the new values."""
+    """Shocked assets with ``price_pre`` and ``vol_pre`` kept beside the new values, and the
+    member and weight-change columns of every index in ``index_weights``."""
     warnings = warnings if warnings is not None else InputWarnings()
+    shocked = _shock(assets, scenario, label, warnings)
+    weights = index_weights if index_weights is not None else indices.EMPTY
+    changes = scenario.changes_frame()
+    unknown = changes.join(assets.select("asset_id"), on="asset_id", how="anti")
+    problems = [
+        Problem(label, f"unknown asset {asset!r}", field=f"index_changes.{entry}")
+        for entry, asset in unknown.select("entry", "asset_id").iter_rows()
+    ]
+    state, more = indices.changed(indices.drifted(weights, shocked), changes, label)
+    if problems or more:
+        raise InputError(problems + more)
+    return indices.asset_columns(state, shocked)
+
+
+def _shock(
+    assets: pl.DataFrame, scenario: Scenario, label: str, warnings: InputWarnings
+) -> pl.DataFrame:
     out = assets.with_columns(price_pre=pl.col("price"), vol_pre=pl.col("vol"))
     problems: list[Problem] = []
     for i, shock in enumerate(scenario.shocks):

@@ -77,11 +77,10 @@ def allocate(
 
     A rule acts where it triggered at the start of the round (``{kind}.down``) and trades to its
     restore level on the book as the earlier rules left it. Returns the positions (exposure and
-    value moved; ``exposure_start`` keeps the original) and the re-marked book (cash moved), with
-    the annotated columns carried over.
+    value moved; ``exposure_start``, the exposure at the start of the round, kept) and the
+    re-marked book (cash moved), with the annotated columns carried over.
     """
     fixed = book_m.select("holder_id", *fixed_columns(book_m))
-    pos_m = pos_m.with_columns(exposure_start=pl.col("exposure"))
     for rule in position_rules(mandate):
         flag = f"{rule.kind}.down"
         joined = pos_m.join(book_m.select("holder_id", *_book_columns(book_m)), on="holder_id")

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import cvxpy as cp
 import numpy as np
+from cvxpy.constraints.zero import Equality
 
 from estimator.errors import RunError
 from rules import ProblemSpace, RuleBase, Vec
@@ -130,7 +131,11 @@ class CompiledProblem:
 
     def _outcome(self, n: int, status: str) -> Outcome:
         u = np.asarray(self.space.u.value)[:n]
-        binding = sorted(name for name, c in self.constraints.items() if _is_tight(c))
+        binding = sorted(
+            name
+            for name, c in self.constraints.items()
+            if not isinstance(c, Equality) and _is_tight(c)  # an identity is not a limit
+        )
         return Outcome(u, True, status, binding)
 
     def _run(self, solver: str, opts: Mapping[str, float]) -> str:

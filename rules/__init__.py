@@ -20,6 +20,7 @@ from rules._base import (
     book_scale,
     exceeds,
 )
+from rules.index_tracking import IndexTracking, index_column
 from rules.leverage import Leverage
 from rules.margin import Margin
 from rules.rating_floor import RatingFloor
@@ -27,7 +28,8 @@ from rules.rebalancing import RebalancingBand
 from rules.vol_target import VolTarget
 
 Rule = Annotated[
-    VolTarget | Leverage | Margin | RatingFloor | RebalancingBand, Field(discriminator="kind")
+    VolTarget | Leverage | Margin | RatingFloor | RebalancingBand | IndexTracking,
+    Field(discriminator="kind"),
 ]
 
 #: Every rule class, in the order the README documents them.
@@ -41,6 +43,7 @@ __all__ = [
     "RULE_KINDS",
     "RULE_TYPES",
     "Book",
+    "IndexTracking",
     "Level",
     "Leverage",
     "Margin",
@@ -54,4 +57,5 @@ __all__ = [
     "VolTarget",
     "book_scale",
     "exceeds",
+    "index_column",
 ]

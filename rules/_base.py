@@ -122,6 +122,9 @@ class RuleBase(BaseModel):
     buys: ClassVar[bool] = False
     #: Rule kinds whose convex form assumes no trade flips a position's sign.
     fixed_signs: ClassVar[bool] = False
+    #: Rule kinds whose forced trades are fully prescribed (e.g. an index change): a holder whose
+    #: prescribed rule acts trades them as computed under either execution style.
+    prescribed: ClassVar[bool] = False
 
     # --- Polars -------------------------------------------------------------------------------
     def lhs(self) -> pl.Expr:

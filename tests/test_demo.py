@@ -54,3 +54,18 @@ def test_demo_pension_buys_equities_and_sells_bonds_back_to_sixty_forty() -> Non
     pension = result.holders.filter(pl.col("holder_id") == "PENSION_60_40").row(0, named=True)
     assert pension["rebalancing_band.metric_before"] > 0.05
     assert abs(pension["rebalancing_band.metric_after"]) <= 1e-9
+
+
+def test_demo_index_fund_follows_the_reconstitution() -> None:
+    # The 20bn LARGE_CAP fund holds the index exactly. Equities fall 20%, EQ_MID1 (2%) a further
+    # 25% (×0.6 in all): the sleeve is 20bn·(0.98·0.8 + 0.02·0.6) = 15.92bn and EQ_MID1's
+    # drifted weight 0.012/0.796. Deleting it sells all of it, 20bn·0.02·0.6 = 240m; EQ_MID2
+    # comes in at 1%: 15.92bn·0.01 = 159.2m bought; the other members take the difference.
+    result = estimator.run("demo")
+    trades = result.trades.filter(pl.col("holder_id") == "INDEX_FUND")
+    value = dict(zip(trades["asset_id"], trades["trade_value"], strict=True))
+    assert math.isclose(value["EQ_MID1"], -240e6, rel_tol=1e-9)
+    assert math.isclose(value["EQ_MID2"], 159.2e6, rel_tol=1e-9)
+    assert math.isclose(sum(value.values()), 0.0, abs_tol=1e-3)  # sales fund the purchases
+    fund = result.holders.filter(pl.col("holder_id") == "INDEX_FUND").row(0, named=True)
+    assert (fund["triggered_rules"], fund["compliant"]) == ("index_tracking", True)

@@ -19,7 +19,7 @@ from estimator import Mandate, Scenario
 from estimator import book as bk
 from estimator.mandates import Execution
 from estimator.market import Market
-from rules import RULE_KINDS, Level, PositionRule, RebalancingBand
+from rules import RULE_KINDS, IndexTracking, Level, PositionRule, RebalancingBand
 
 VARIANTS: dict[str, list[dict[str, Any]]] = {
     "vol_target": [
@@ -51,6 +51,20 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
             "bands": {"equity_future": 0.02},
         },
     ],
+    "index_tracking": [
+        {"kind": "index_tracking", "index": "IDX"},
+        {"kind": "index_tracking", "index": "IDY", "tolerance": 0.05},
+        {"kind": "index_tracking", "index": "IDX", "tolerance": 0.1},
+    ],
+}
+
+INDEX_WEIGHTS = {"IDX": {"a0": 0.5, "a1": 0.3, "a2": 0.2}, "IDY": {"a0": 0.6, "a1": 0.4}}
+#: Δw by hand. IDX: a2 deleted, a3 added at .15, so a0 and a1 share .85 in proportion
+#: (.5·.85/.8, .3·.85/.8); IDY: a1 reweighted .4 → .5, a0 takes the rest. All members fall by
+#: the same 15%, so the weights do not drift first.
+INDEX_CHANGES = {
+    "IDX": {"a0": 0.5 * 0.85 / 0.8 - 0.5, "a1": 0.3 * 0.85 / 0.8 - 0.3, "a2": -0.2, "a3": 0.15},
+    "IDY": {"a0": -0.1, "a1": 0.1},
 }
 
 SCENARIO = Scenario(
@@ -59,6 +73,11 @@ SCENARIO = Scenario(
         {"select": {"all": True}, "price_return": -0.15, "vol_multiplier": 1.6},
         {"select": {"instruments": ["future"]}, "price_return": -0.05},
         {"select": {"all": True}, "downgrade_notches": 1},
+    ],
+    index_changes=[
+        {"index_id": "IDX", "asset_id": "a2", "action": "delete"},
+        {"index_id": "IDX", "asset_id": "a3", "action": "add", "weight": 0.15},
+        {"index_id": "IDY", "asset_id": "a1", "action": "reweight", "weight": 0.5},
     ],
 )
 
@@ -108,7 +127,14 @@ def _market(rng: np.random.Generator, mandates: dict[str, Mandate], n_holders: i
                 "credit_line": rng.uniform(0, 0.03) * gross if rng.random() < 0.5 else 0.0,
             }
         )
-    return estimator.build_market(assets, pl.DataFrame(holders), pl.DataFrame(positions), mandates)
+    weights = pl.DataFrame(
+        [(i, a, w) for i, ws in INDEX_WEIGHTS.items() for a, w in ws.items()],
+        schema=["index_id", "asset_id", "weight"],
+        orient="row",
+    )
+    return estimator.build_market(
+        assets, pl.DataFrame(holders), pl.DataFrame(positions), mandates, index_weights=weights
+    )
 
 
 @pytest.mark.parametrize("execution", list(Execution))
@@ -131,12 +157,12 @@ def test_every_holder_ends_compliant_liquidated_or_insolvent(
     assert "solver_failed" not in set(h["status"])
 
     # re-mark the post-trade book from the trades
-    shocked = estimator.apply_scenario(market.assets, SCENARIO)
+    shocked = estimator.apply_scenario(market.assets, SCENARIO, index_weights=market.index_weights)
     pre = bk.holder_book(bk.position_frame(market.positions, market.assets), market.holders)
     trades = result.trades.select("holder_id", "asset_id", "trade_quantity", "trade_value")
-    positions_after = (
-        market.positions.join(trades, on=["holder_id", "asset_id"], how="left")
-        .with_columns(pl.col("trade_quantity", "trade_value").fill_null(0.0))
+    positions_after = (  # an index addition is bought into a position the holder did not have
+        market.positions.join(trades, on=["holder_id", "asset_id"], how="full", coalesce=True)
+        .with_columns(pl.col("quantity", "trade_quantity", "trade_value").fill_null(0.0))
         .join(shocked.select("asset_id", "instrument"), on="asset_id")
     )
     cash_out = positions_after.group_by("holder_id").agg(
@@ -158,11 +184,18 @@ def test_every_holder_ends_compliant_liquidated_or_insolvent(
     shocked_book = bk.holder_book(
         bk.position_frame(market.positions, shocked), holders_after
     ).select("holder_id", scale=pl.max_horizontal("gross_exposure", pl.col("equity").abs()))
-    positions_after_frame = bk.position_frame(
-        positions_after.select(
-            "holder_id", "asset_id", quantity=pl.col("quantity") + pl.col("trade_quantity")
-        ),
-        shocked,
+    start = bk.position_frame(market.positions, shocked).select(
+        "holder_id", "asset_id", exposure_start="exposure"
+    )
+    positions_after_frame = (
+        bk.position_frame(
+            positions_after.select(
+                "holder_id", "asset_id", quantity=pl.col("quantity") + pl.col("trade_quantity")
+            ),
+            shocked,
+        )
+        .join(start, on=["holder_id", "asset_id"], how="left")
+        .with_columns(pl.col("exposure_start").fill_null(0.0))
     )
     after = bk.holder_book(positions_after_frame, holders_after).join(shocked_book, on="holder_id")
 
@@ -198,6 +231,13 @@ def test_every_holder_ends_compliant_liquidated_or_insolvent(
             held = market.positions.filter(pl.col("holder_id") == hid)
             t = result.trades.filter(pl.col("holder_id") == hid)
             rule = market.mandates[h.filter(pl.col("holder_id") == hid)["mandate"][0]].rules[0]
+            if isinstance(rule, IndexTracking):
+                expected = _index_trades(before.filter(pl.col("holder_id") == hid), rule.index)
+                got = dict(zip(t["asset_id"], t["trade_value"], strict=True))
+                assert got.keys() <= expected.keys(), (hid, got, expected)
+                for asset, value in expected.items():
+                    assert math.isclose(got.get(asset, 0.0), value, rel_tol=1e-9, abs_tol=1e-9)
+                continue
             if isinstance(rule, PositionRule):  # one common ratio per class of flagged positions
                 flagged = _flagged(rule, before.filter(pl.col("holder_id") == hid))
                 selected = rule.column("selected")
@@ -213,6 +253,20 @@ def test_every_holder_ends_compliant_liquidated_or_insolvent(
             ratios = (t["trade_quantity"] / t["quantity_before"]).to_numpy()
             assert np.ptp(ratios) <= 1e-9, (hid, ratios)
             assert ratios[0] >= -1 - 1e-12
+
+
+def _index_trades(held: pl.DataFrame, index: str) -> dict[str, float]:
+    """Trades of a tracker by numpy: targets ``x/A + Δw`` floored at ``min(x/A, 0)`` (never
+    short for the index's sake), renormalised, times A."""
+    dw = INDEX_CHANGES[index]
+    members = sorted(set(INDEX_WEIGHTS[index]) | set(dw))
+    x0 = dict(zip(held["asset_id"], held["exposure"], strict=True))
+    x = np.array([x0.get(a, 0.0) for a in members])
+    aum = x.sum()
+    held = x / aum
+    target = np.maximum(held + np.array([dw.get(a, 0.0) for a in members]), np.minimum(held, 0.0))
+    u = aum * target / target.sum() - x
+    return {a: float(v) for a, v in zip(members, u, strict=True) if abs(v) > 1e-9 * aum}
 
 
 def _holds_no_policy_class(

@@ -141,6 +141,20 @@ def test_valid_bundle_runs(bundle: Path) -> None:
             "EQ_MEGA1,equity,swap",
             ["row 2", "field 'instrument'", "cash, future"],
         ),
+        # index weight naming an unknown asset
+        (
+            "index_weights.csv",
+            "LARGE_CAP,EQ_MID1,",
+            "LARGE_CAP,NOPE,",
+            ["index_weights.csv", "row 10", "field 'asset_id'", "unknown asset 'NOPE'"],
+        ),
+        # negative index weight
+        (
+            "index_weights.csv",
+            "LARGE_CAP,EQ_MEGA1,0.25",
+            "LARGE_CAP,EQ_MEGA1,-0.25",
+            ["index_weights.csv", "row 2", "field 'weight'", "≥ 0"],
+        ),
     ],
 )
 def test_bad_table_cell(bundle: Path, file: str, old: str, new: str, expected: list[str]) -> None:
@@ -196,6 +210,43 @@ def test_bad_mandate(bundle: Path, old: str, new: str, expected: list[str]) -> N
     flat = " ".join(output.split())
     for fragment in expected:
         assert fragment in flat, f"{fragment!r} missing from:\n{output}"
+    assert not out.exists()
+
+
+def test_index_tracking_an_unknown_index(bundle: Path) -> None:
+    _edit(bundle.parent / "mandates" / "index_fund.toml", '"LARGE_CAP"', '"SMALL_CAP"')
+    code, output, out = _run(bundle)
+    assert code == 2, output
+    flat = " ".join(output.split())
+    for fragment in ("holders.csv", "field 'mandate'", "tracks index 'SMALL_CAP'"):
+        assert fragment in flat, f"{fragment!r} missing from:\n{output}"
+    assert not out.exists()
+
+
+def test_index_weights_not_summing_to_one_warn_and_are_normalised(bundle: Path) -> None:
+    _edit(bundle / "index_weights.csv", "LARGE_CAP,EQ_MEGA1,0.25", "LARGE_CAP,EQ_MEGA1,0.35")
+    code, output, _ = _run(bundle)
+    assert code == 0, output
+    flat = " ".join(output.split())
+    assert "index 'LARGE_CAP': weights sum to 1.1, not 1; normalised to 1" in flat
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ('asset_id = "EQ_SMALL1"\naction = "delete"', "'EQ_SMALL1' is not a member"),
+        ('asset_id = "EQ_MID2"\naction = "add"', "add needs the new weight"),
+    ],
+)
+def test_bad_index_change_in_scenario(bundle: Path, change: str, fragment: str) -> None:
+    (bundle.parent / "calm.toml").write_text(
+        f'name = "calm"\nmarket = "market"\n[[index_changes]]\nindex_id = "LARGE_CAP"\n{change}\n'
+    )
+    code, output, out = _run(bundle)
+    assert code == 2, output
+    flat = " ".join(output.split())
+    for expected in ("calm.toml", "index_changes.0", fragment):
+        assert expected in flat, f"{expected!r} missing from:\n{output}"
     assert not out.exists()
 
 

@@ -69,6 +69,14 @@ MANDATES: dict[str, Mandate] = {
                 }
             ],
         ),
+        Mandate(name="idx", rules=[{"kind": "index_tracking", "index": "P"}]),
+        Mandate(
+            name="idxlev",
+            rules=[
+                {"kind": "index_tracking", "index": "P", "tolerance": 0.02},
+                {"kind": "leverage", "max": 2.0, "target": 1.8},
+            ],
+        ),
         Mandate(name="ig", rules=[{"kind": "rating_floor", "share": 0.1, "unrated": "breach"}]),
         Mandate(
             name="igcombo",
@@ -170,12 +178,15 @@ def _market(
     mandates: dict[str, Mandate] | None = None,
     risk_rows: pl.DataFrame | None = None,
 ) -> Market:
+    ids = [a["asset_id"] for a in book["assets"]]
     return estimator.build_market(
         pl.DataFrame(book["assets"]),
         pl.DataFrame(book["holders"]),
         pl.DataFrame(book["positions"]),
         mandates or MANDATES,
         risk_rows=risk_rows,
+        # index P: every asset, equal weights (prices alone must never force its trackers)
+        index_weights=pl.DataFrame({"index_id": "P", "asset_id": ids, "weight": 1 / len(ids)}),
     )
 
 
@@ -292,6 +303,21 @@ def test_scaling_books_scales_trades(
         accuracy = 1e-9 if execution == "pro_rata" else 1e-3
         tol = accuracy * k * gross[key[0]]
         assert math.isclose(v1, k * v0, rel_tol=accuracy, abs_tol=tol), (key, v0, v1)
+
+
+# --- index trackers ----------------------------------------------------------------------------
+
+
+@settings(max_examples=25)
+@given(book=books(mandates=["idx"]), scenario=shocks)
+def test_price_moves_alone_never_force_an_index_tracker(
+    book: dict[str, Any], scenario: Scenario
+) -> None:
+    result = estimator.run(scenario, _market(book))
+    tracking = result.holders.filter(pl.col("status") != "insolvent")
+    assert set(tracking["status"]) <= {"ok"}, tracking.select("holder_id", "status")
+    traded = result.trades.join(tracking.select("holder_id"), on="holder_id", how="semi")
+    assert traded.is_empty()
 
 
 # --- per-asset aggregation ---------------------------------------------------------------------

@@ -175,6 +175,7 @@ def test_demo_scenario_cuts_the_bbb_minus_bond_to_junk() -> None:
     market = load_market(resolve_market("default"))
     before = market.assets.filter(pl.col("rating_sp") == "BBB-")["asset_id"].to_list()
     assert before  # the shipped market has a bond on the edge of investment grade
-    shocked = estimator.apply_scenario(market.assets, load_scenario(resolve_scenario("demo")))
+    demo = load_scenario(resolve_scenario("demo"))
+    shocked = estimator.apply_scenario(market.assets, demo, index_weights=market.index_weights)
     after = dict(zip(shocked["asset_id"], shocked["rating_sp"], strict=True))
     assert [after[a] for a in before] == ["BB+"] * len(before)

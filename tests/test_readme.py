@@ -15,6 +15,7 @@ TABLES = {
     "assets": contracts.Assets,
     "holders": contracts.Holders,
     "positions": contracts.Positions,
+    "index_weights": contracts.IndexWeights,
     "factor_loadings": contracts.FactorLoadings,
     "factor_covariance": contracts.FactorCovariance,
     "specific_risk": contracts.SpecificRisk,

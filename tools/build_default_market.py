@@ -337,7 +337,24 @@ HOLDERS = [
     ("RETAIL_4", "margin_account", "", -3.3e5, 0.0, 0.0, 0.0, 0.0),
     ("IG_FUND", "ig_bond_fund", "ig_only", 5.0e7, 0.0, 0.0, 0.0, 0.0),
     ("PENSION_60_40", "pension_fund", "pension_60_40", 0.0, 0.0, 0.0, 0.0, 0.0),
+    ("INDEX_FUND", "index_fund", "index_fund", 1.0e8, 0.0, 0.0, 0.0, 0.0),
 ]
+
+# A cap-weighted large-cap index (weights are assumptions, summing to 1) and a fund of about
+# 20bn that replicates it.
+INDEX_ID = "LARGE_CAP"
+INDEX_WEIGHTS = {
+    "EQ_MEGA1": 0.25,
+    "EQ_MEGA2": 0.20,
+    "EQ_MEGA3": 0.15,
+    "EQ_BANK1": 0.09,
+    "EQ_BANK2": 0.06,
+    "EQ_ENERGY": 0.08,
+    "EQ_HEALTH": 0.09,
+    "EQ_STAPLE": 0.06,
+    "EQ_MID1": 0.02,
+}
+INDEX_FUND_AUM = 2.0e10
 
 # holder_id, asset_id, quantity
 POSITIONS = [
@@ -442,9 +459,18 @@ def main() -> None:
         "credit_line",
     ]
     pl.DataFrame(HOLDERS, schema=cols, orient="row").write_csv(OUT / "holders.csv")
-    pl.DataFrame(POSITIONS, schema=["holder_id", "asset_id", "quantity"], orient="row").write_csv(
-        OUT / "positions.csv"
-    )
+    prices = {a[0]: a[3] for a in ASSETS}
+    tracker = [
+        ("INDEX_FUND", aid, INDEX_FUND_AUM * w / prices[aid]) for aid, w in INDEX_WEIGHTS.items()
+    ]
+    pl.DataFrame(
+        POSITIONS + tracker, schema=["holder_id", "asset_id", "quantity"], orient="row"
+    ).write_csv(OUT / "positions.csv")
+    pl.DataFrame(
+        [(INDEX_ID, aid, w) for aid, w in INDEX_WEIGHTS.items()],
+        schema=["index_id", "asset_id", "weight"],
+        orient="row",
+    ).write_csv(OUT / "index_weights.csv")
 
 
 if __name__ == "__main__":
