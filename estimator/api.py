@@ -94,14 +94,20 @@ def run(
     participation: float = 0.2,
     solver: str = DEFAULT_SOLVER,
     solver_options: dict | None = None,
+    workers: int = 1,
 ) -> RunResult:
     """Apply ``scenario`` to ``market`` and estimate every holder's forced trades.
 
     ``scenario``: a shipped scenario's name, a TOML path, or a :class:`Scenario`.
     ``market``: a :class:`Market` (e.g. from :func:`build_market` on your own frames), a bundle
-    folder, or None for the scenario's own ``market``.
+    folder, or None for the scenario's own ``market``. ``workers``: processes for min-cost
+    solves (used for batches of a few hundred holders per process and more).
     """
     started = time.perf_counter()
+    if workers < 1:
+        raise InputError(
+            [Problem("options", f"expected workers ≥ 1, got {workers}", field="workers")]
+        )
     if not 0 < participation <= 1:
         raise InputError(
             [
@@ -141,25 +147,25 @@ def run(
     cache = ProblemCache(
         k=sum(c.startswith("risk_g") for c in shocked.columns),
         solver=solver,
+        workers=workers,
         **(solver_options or {}),
     )
-    result = evaluate_round(
-        shocked, holders, market.positions, market.mandates, execution=exec_style, cache=cache
-    )
+    try:
+        result = evaluate_round(
+            shocked, holders, market.positions, market.mandates, execution=exec_style, cache=cache
+        )
+    finally:
+        cache.close()
     timings["evaluate_and_solve"] = time.perf_counter() - t
 
+    parameters = {
+        "participation": participation,
+        "solver": solver,
+        "execution_override": exec_style.value if exec_style else None,
+        "workers": workers,
+    }
     return _assemble(
-        spec,
-        spec_path,
-        market,
-        shocked,
-        result,
-        participation,
-        solver,
-        exec_style,
-        warnings,
-        timings,
-        started,
+        spec, spec_path, market, shocked, result, parameters, warnings, timings, started
     )
 
 
@@ -184,14 +190,12 @@ def _assemble(
     market,
     shocked,
     result,
-    participation,
-    solver,
-    exec_style,
+    parameters,
     warnings,
     timings,
     started,
 ) -> RunResult:
-    assets = aggregate.asset_flows(result.trades, shocked, participation)
+    assets = aggregate.asset_flows(result.trades, shocked, parameters["participation"])
     summary = aggregate.by_type_and_class(result.trades, market.holders, shocked)
     holders = _holder_table(result, market.holders)
     statuses = dict(sorted(holders.group_by("status").len().iter_rows()))
@@ -209,11 +213,7 @@ def _assemble(
             "base_currency": market.base_currency,
             "inputs": market.sources,
         },
-        "parameters": {
-            "participation": participation,
-            "solver": solver,
-            "execution_override": exec_style.value if exec_style else None,
-        },
+        "parameters": parameters,
         "versions": {p: _version(p) for p in ("polars", "cvxpy", "pydantic", "clarabel", "numpy")}
         | {"python": platform.python_version()},
         "counts": {

@@ -115,6 +115,9 @@ def run_command(
     ] = 0.2,
     solver: Annotated[str, typer.Option(help="cvxpy solver for min_cost execution.")] = "CLARABEL",
     top: Annotated[int, typer.Option(help="Assets shown in the summary.")] = 10,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", help="Processes for min-cost solves (≥ 1).")
+    ] = 1,
 ) -> None:
     """Apply SCENARIO, estimate every holder's forced trades and write the reports."""
     if fmt not in ("csv", "parquet"):
@@ -122,7 +125,12 @@ def run_command(
         raise typer.Exit(2)
     try:
         result = run(
-            scenario, market, execution=execution, participation=participation, solver=solver
+            scenario,
+            market,
+            execution=execution,
+            participation=participation,
+            solver=solver,
+            workers=workers,
         )
         target = out_dir or Path("reports") / result.scenario.name
         written = result.write(target, fmt)  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ import polars as pl
 from estimator import book as bk
 from estimator import indices, risk, scoped
 from estimator.mandates import Cure, Execution, Mandate
-from estimator.solve import IMPACT_KAPPA, MIN_DAILY_VOL, ProblemCache
+from estimator.solve import IMPACT_KAPPA, MIN_DAILY_VOL, Job, ProblemCache
 from rules import NOISE, Book, Level, RuleBase, Vec
 
 TOLERANCE = 1e-7  # relative: breaches smaller than this × scale count as compliant
@@ -200,11 +200,19 @@ def _solve_mandate(
     order = hrows["holder_id"].to_numpy()
     starts = np.searchsorted(ids, order, side="left")
     ends = np.searchsorted(ids, order, side="right")
+    jobs = [
+        Job(
+            {Book.EQUITY: equity, **dict(zip(scalar_names, svals, strict=True))},
+            {k: v[a:b] for k, v in arrays.items()},
+            rows[a:b],
+        )
+        for (equity, *svals), a, b in zip(
+            hrows.drop("holder_id").iter_rows(), starts, ends, strict=True
+        )
+    ]
     trade_frames, outcomes = [], []
-    for (hid, equity, *svals), a, b in zip(hrows.iter_rows(), starts, ends, strict=True):
-        scalars = {Book.EQUITY: equity, **dict(zip(scalar_names, svals, strict=True))}
-        vectors = {k: v[a:b] for k, v in arrays.items()}
-        res = cache.solve_holder(mandate.rules, scalars, vectors, rows[a:b])
+    results = cache.solve_many(mandate.rules, jobs)
+    for hid, res, a, b in zip(order, results, starts, ends, strict=True):
         kinds = sorted({name.split(".", 1)[0] for name in res.binding})
         outcomes.append((hid, res.ok, res.status, ";".join(kinds), ";".join(res.binding)))
         if res.ok:
@@ -231,7 +239,7 @@ _OUTCOME_SCHEMA = {
 @dataclass
 class _MandateRound:
     decisions: pl.DataFrame
-    trades: pl.DataFrame  # holder_id, asset_id, trade_value
+    traded: pl.DataFrame  # the mandate's position rows at the start, with trade_value
 
 
 def _pro_rata(
@@ -249,12 +257,15 @@ def _pro_rata(
         .with_columns(pl.col(Book.CASH) + pl.col("_moved").fill_null(0.0))
         .drop("_moved")
     )
-    trades = pos1.join(decisions.select("holder_id", "scale_factor"), on="holder_id").select(
-        "holder_id",
-        "asset_id",
-        trade_value=pl.col("scale_factor") * pl.col("exposure") - pl.col("exposure_start"),
+    x0 = pl.col("exposure_start")
+    traded = pos1.join(decisions.select("holder_id", "scale_factor"), on="holder_id").select(
+        *pos_m.columns,
+        trade_value=pl.col("scale_factor") * pl.col("exposure") - x0,
     )
-    return _MandateRound(decisions, trades)
+    traded = traded.with_columns(  # rows as they were at the start of the round
+        exposure=x0, value=pl.when(pl.col("is_cash")).then(x0).otherwise(0.0)
+    )
+    return _MandateRound(decisions, traded)
 
 
 def _min_cost(
@@ -292,8 +303,16 @@ def _min_cost(
         .then(pl.col("solver_binding"))
         .otherwise(pl.col("binding_rules"))
     )
-    all_trades = pl.concat([fallback.trades.join(solved, on="holder_id", how="anti"), trades])
-    return _MandateRound(rows, all_trades)
+    solved_rows = pos_m.join(solved, on="holder_id", how="semi").join(
+        trades, on=["holder_id", "asset_id"], how="left"
+    )
+    traded = pl.concat(
+        [
+            fallback.traded.join(solved, on="holder_id", how="anti"),
+            solved_rows.with_columns(pl.col("trade_value").fill_null(0.0)),
+        ]
+    )
+    return _MandateRound(rows, traded)
 
 
 def evaluate_round(
@@ -313,10 +332,9 @@ def evaluate_round(
     pos = bk.position_frame(positions, assets).with_columns(exposure_start=pl.col("exposure"))
     book = bk.holder_book(pos, holders)
     rounds = []
-    for _, mandate in sorted(mandates.items()):
-        pos_m, book_m = scoped.rule_frames(pos, book, mandate)
-        if book_m.is_empty():
-            continue
+    for name, (pos_part, book_part) in scoped.by_mandate(pos, book).items():
+        mandate = mandates[name]
+        pos_m, book_m = scoped.rule_frames(pos_part, book_part, mandate)
         book_m = scoped.annotate(book_m, mandate)
         holders_m = holders.join(book_m.select("holder_id"), on="holder_id", how="semi")
         result = _pro_rata(pos_m, book_m, holders_m, mandate)
@@ -327,24 +345,19 @@ def evaluate_round(
     for col, dtype in _OUTCOME_SCHEMA.items():
         if col not in decisions.columns:
             decisions = decisions.with_columns(pl.lit(None, dtype=dtype).alias(col))
-    trades = pl.concat([r.trades for r in rounds])
-    return _settle(pos, decisions, trades, holders, mandates, cache.compiled)
+    traded = pl.concat([r.traded.select(*pos.columns, "trade_value") for r in rounds])
+    return _settle(decisions, traded, holders, mandates, cache.compiled)
 
 
 def _settle(
-    pos: pl.DataFrame,
     decisions: pl.DataFrame,
     trades: pl.DataFrame,
     holders: pl.DataFrame,
     mandates: dict[str, Mandate],
     compiled: int,
 ) -> RoundResult:
-    traded = (
-        pos.join(trades, on=["holder_id", "asset_id"], how="left")
-        .with_columns(pl.col("trade_value").fill_null(0.0))
-        .with_columns(
-            trade_quantity=pl.col("trade_value") / (pl.col("price") * pl.col("multiplier")),
-        )
+    traded = trades.with_columns(
+        trade_quantity=pl.col("trade_value") / (pl.col("price") * pl.col("multiplier")),
     )
     cash_moves = traded.group_by("holder_id").agg(
         cash_out=(pl.col("trade_value") * pl.col("is_cash")).sum()
@@ -358,14 +371,11 @@ def _settle(
         .select(holders.columns)
         .sort("holder_id")
     )
-    positions_after = traded.select(
-        "holder_id", "asset_id", quantity=pl.col("quantity") + pl.col("trade_quantity")
-    ).sort("holder_id", "asset_id")
-    own = ["holder_id", "quantity", "exposure", "exposure_start", "value", "is_cash"]
-    assets = pos.drop(own).unique("asset_id")
-    pos_after = bk.position_frame(positions_after, assets).join(
-        pos.select("holder_id", "asset_id", "exposure_start"), on=["holder_id", "asset_id"]
-    )
+    pos_after = traded.with_columns(  # x⁺ = x + u; positions keep their asset columns
+        quantity=pl.col("quantity") + pl.col("trade_quantity"),
+        exposure=pl.col("exposure") + pl.col("trade_value"),
+    ).with_columns(value=pl.when(pl.col("is_cash")).then(pl.col("exposure")).otherwise(0.0))
+    positions_after = pos_after.select("holder_id", "asset_id", "quantity")
     after = check_compliance(
         pos_after, bk.holder_book(pos_after, holders_after), decisions, mandates
     )
@@ -403,11 +413,9 @@ def check_compliance(
     levels = [c for c in decisions.columns if c.endswith((".down", ".up"))]
     flags = decisions.select("holder_id", *levels, scale=pl.col(scoped.SCALE_BEFORE))
     parts = []
-    for mandate in mandates.values():
-        sub = scoped.rule_frames(pos_after, after, mandate)[1]
-        if sub.is_empty():
-            continue
-        sub = sub.join(flags, on="holder_id")
+    for name, (pos_m, book_m) in scoped.by_mandate(pos_after, after).items():
+        mandate = mandates[name]
+        sub = scoped.rule_frames(pos_m, book_m, mandate)[1].join(flags, on="holder_id")
 
         def active(kind: str, sub: pl.DataFrame = sub) -> pl.Expr:
             up = pl.col(f"{kind}.up") if f"{kind}.up" in sub.columns else pl.lit(False)

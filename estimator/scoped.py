@@ -34,13 +34,26 @@ def scale_rules(mandate: Mandate) -> list[RuleBase]:
     return [r for r in mandate.rules if not isinstance(r, PositionRule)]
 
 
+def by_mandate(
+    pos: pl.DataFrame, book: pl.DataFrame
+) -> dict[str, tuple[pl.DataFrame, pl.DataFrame]]:
+    """Positions and book rows split by the holders' mandate, in mandate-name order."""
+    mandate = book.select("holder_id", "mandate")
+    positions = pos.join(mandate, on="holder_id").partition_by("mandate", as_dict=True)
+    books = book.partition_by("mandate", as_dict=True)
+    empty = pos.clear().with_columns(mandate=pl.lit(None, dtype=pl.String))
+    return {
+        name: (positions.get((name,), empty).drop("mandate"), rows)
+        for (name,), rows in sorted(books.items())
+    }
+
+
 def rule_frames(
-    pos: pl.DataFrame, book: pl.DataFrame, mandate: Mandate
+    pos_m: pl.DataFrame, book_m: pl.DataFrame, mandate: Mandate
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The mandate's positions with its position rules' columns, and its holders' book rows with
-    the rules' per-holder sums (0 for holders without flagged positions)."""
-    book_m = book.filter(pl.col("mandate") == mandate.name)
-    pos_m = pos.join(book_m.select("holder_id"), on="holder_id", how="semi")
+    """The positions of one mandate's holders (``pos_m``, ``book_m``: see :func:`by_mandate`)
+    with its position rules' columns, and the book rows with the rules' per-holder sums (0 for
+    holders without flagged positions)."""
     rules = position_rules(mandate)
     if not rules:
         return pos_m, book_m
@@ -85,9 +98,9 @@ def allocate(
         flag = f"{rule.kind}.down"
         joined = pos_m.join(book_m.select("holder_id", *_book_columns(book_m)), on="holder_id")
         trade = pl.when(pl.col(flag)).then(rule.trade(Level.RESTORE)).otherwise(0.0)
-        moved = joined.select("holder_id", "asset_id", _trade=trade)
         pos_m = (
-            pos_m.join(moved, on=["holder_id", "asset_id"])
+            joined.with_columns(_trade=trade)
+            .select(*pos_m.columns, "_trade")
             .with_columns(exposure=pl.col("exposure") + pl.col("_trade"))
             .with_columns(value=pl.when(pl.col("is_cash")).then(pl.col("exposure")).otherwise(0.0))
         )

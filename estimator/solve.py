@@ -28,14 +28,17 @@ exposures) move nothing whatever ``φ`` is; they get costs ``−1·φ + 1·t``, 
 interior point ``φ = 4/9`` (where ``1.5·√φ = 1``) instead of leaving a free direction.
 
 Compile once, re-solve many: a shape is (rule structure, padded size n); all numbers enter as
-cvxpy Parameters (DPP).
+cvxpy Parameters (DPP). Large batches are solved in worker processes, each with its own
+compiled problems (:class:`ProblemCache`).
 """
 
 from __future__ import annotations
 
 import math
+import multiprocessing
 import warnings
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import cvxpy as cp
@@ -156,18 +159,54 @@ def _is_tight(c: cp.Constraint, tol: float = 1e-6) -> bool:
     return residual is not None and float(np.max(residual)) >= -tol
 
 
-class ProblemCache:
-    """Compiled problems by (rule shapes, n, k)."""
+@dataclass
+class Job:
+    """One holder's solve: scalars and per-position vectors in currency, risk rows (n, k)."""
 
-    def __init__(self, k: int, solver: str = DEFAULT_SOLVER, **options: float) -> None:
+    scalars: Mapping[str, float]
+    vectors: Mapping[str, np.ndarray]
+    risk_rows: np.ndarray
+
+
+#: Below this many solves per worker process, solving in this process is faster than starting
+#: a pool (a worker imports cvxpy and compiles its own problems, about a second).
+PARALLEL_MIN_PER_WORKER = 50
+
+
+class ProblemCache:
+    """Compiled problems by (rule shapes, n, k), and the solves of many holders.
+
+    ``workers > 1`` solves large batches in that many processes (cvxpy is not thread-safe); each
+    compiles its own problems once. ``reuse=False`` compiles a fresh problem for every holder:
+    the naive baseline of ``make bench``.
+    """
+
+    def __init__(
+        self,
+        k: int,
+        solver: str = DEFAULT_SOLVER,
+        *,
+        workers: int = 1,
+        reuse: bool = True,
+        **options: float,
+    ) -> None:
         self.k = k
         self.solver = solver
+        self.workers = max(1, workers)
+        self.reuse = reuse
         self.options = {**SOLVER_DEFAULTS.get(solver.upper(), {}), **options}
         self._problems: dict[tuple, CompiledProblem] = {}
+        self._shapes: set[tuple] = set()
+        self._pool: ProcessPoolExecutor | None = None
+
+    @staticmethod
+    def _key(rules: Sequence[RuleBase], n: int) -> tuple:
+        return (tuple(sorted(r.shape_key for r in rules)), padded_size(n))
 
     def get(self, rules: Sequence[RuleBase], n: int) -> CompiledProblem:
-        key = (tuple(sorted(r.shape_key for r in rules)), n)
-        if key not in self._problems:
+        """The compiled problem for ``rules`` at padded size ``n``."""
+        key = self._key(rules, n)
+        if key not in self._problems or not self.reuse:
             self._problems[key] = CompiledProblem(
                 sorted(rules, key=lambda r: r.shape_key), n, self.k
             )
@@ -175,7 +214,28 @@ class ProblemCache:
 
     @property
     def compiled(self) -> int:
-        return len(self._problems)
+        """Distinct problem shapes solved (each compiled once per process)."""
+        return len(self._shapes)
+
+    def solve_many(self, rules: Sequence[RuleBase], jobs: Sequence[Job]) -> list[Outcome]:
+        """Outcomes of ``jobs`` in order; in worker processes when the batch is large."""
+        self._shapes.update(self._key(rules, len(j.vectors[Vec.X0])) for j in jobs)
+        if self.workers == 1 or len(jobs) < PARALLEL_MIN_PER_WORKER * self.workers:
+            return [self.solve_holder(rules, j.scalars, j.vectors, j.risk_rows) for j in jobs]
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        size = math.ceil(len(jobs) / (4 * self.workers))
+        chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+        spec = (self.k, self.solver, self.options, self.reuse)
+        parts = self._pool.map(_solve_chunk, [(spec, list(rules), c) for c in chunks])
+        return [outcome for part in parts for outcome in part]
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def solve_holder(
         self,
@@ -212,3 +272,18 @@ class ProblemCache:
         out.u = out.u * scale
         out.u[np.abs(out.u) < DUST * scale] = 0.0
         return out
+
+
+_WORKER_CACHES: dict[tuple, ProblemCache] = {}
+
+
+def _solve_chunk(
+    args: tuple[tuple[int, str, dict, bool], list[RuleBase], Sequence[Job]],
+) -> list[Outcome]:
+    """Worker process: solve a chunk with this process's own compiled problems."""
+    (k, solver, options, reuse), rules, jobs = args
+    key = (k, solver, tuple(sorted(options.items())), reuse)
+    if key not in _WORKER_CACHES:
+        _WORKER_CACHES[key] = ProblemCache(k, solver, reuse=reuse, **options)
+    cache = _WORKER_CACHES[key]
+    return [cache.solve_holder(rules, j.scalars, j.vectors, j.risk_rows) for j in jobs]

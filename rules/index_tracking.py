@@ -142,7 +142,7 @@ class IndexTracking(PositionRule):
 
     def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
         member = p.vec(self.column("member"), nonneg=True)
-        target = p.vec(self.column("target"), nonneg=True)
+        target = p.vec(self.column("target"))  # negative for a short member
         sleeve = cp.Variable(name="index_sleeve")
         gap = 0.5 * cp.sum(cp.abs(cp.multiply(member, p.x_plus) - cp.multiply(target, sleeve)))
         return {

@@ -86,12 +86,18 @@ def notch_expr(column: str) -> pl.Expr:
 
 
 def composite_expr(columns: list[str], rule: Composite) -> pl.Expr:
-    """Composite notch over the given agency columns (null when no agency rates the asset)."""
-    ranked = pl.concat_list([notch_expr(c) for c in columns]).list.drop_nulls().list.sort()
+    """Composite notch over the given agency columns (null when no agency rates the asset).
+
+    ``lowest``: the largest notch. ``middle``: of three notches a ≤ b ≤ c the middle one,
+    ``b = a + b + c − min − max``; of two the larger; of one that one.
+    """
+    notches = [notch_expr(c) for c in columns]
+    worst = pl.max_horizontal(notches)
     if rule == "lowest":
-        return ranked.list.max()
-    middle = pl.when(ranked.list.len() == 3).then(ranked.list.get(1, null_on_oob=True))
-    return middle.otherwise(ranked.list.max())
+        return worst
+    rated = pl.sum_horizontal([n.is_not_null() for n in notches])
+    middle = pl.sum_horizontal(notches) - worst - pl.min_horizontal(notches)
+    return pl.when(rated == 3).then(middle).otherwise(worst)
 
 
 def shift_expr(column: str, notches: int) -> pl.Expr:

@@ -250,6 +250,31 @@ def test_min_cost_tracker_sells_its_sleeve_proportionally() -> None:
     assert holder(result)["triggered_rules"] == "leverage"
 
 
+def test_a_short_member_does_not_stop_a_min_cost_solve() -> None:
+    # 1/1/−1 in an equal-weight index, cash 0.2: E = 1.2, A = 3.2, leverage 2.67 > 2 → 1.8.
+    # The tracker's targets include a negative one (the short); the solve must still run and
+    # leave the sleeve within its 2% tolerance.
+    mandate = Mandate(
+        name="m",
+        execution="min_cost",
+        rules=[
+            {"kind": "index_tracking", "index": "X", "tolerance": 0.02},
+            {"kind": "leverage", "max": 2.0, "target": 1.8},
+        ],
+    )
+    market = estimator.build_market(
+        asset_frame(_stocks(*ABC)),
+        holder_frame([{"holder_id": "h", "cash": 0.2}]),
+        pl.DataFrame({"holder_id": "h", "asset_id": ["a", "b", "c"], "quantity": [1.0, 1.0, -1.0]}),
+        {"m": mandate},
+        index_weights=_weights({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}),
+    )
+    h = holder(estimator.run(Scenario(name="s"), market))
+    assert (h["status"], h["solver_status"], h["compliant"]) == ("forced", "optimal", True)
+    assert math.isclose(h["leverage_after"], 1.8, rel_tol=1e-6)
+    assert h["index_tracking.metric_after"] <= 0.02 + 1e-9
+
+
 # --- bad input ---------------------------------------------------------------------------------
 
 
