@@ -144,18 +144,15 @@ def run(
     timings["scenario"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    cache = ProblemCache(
+    with ProblemCache(
         k=sum(c.startswith("risk_g") for c in shocked.columns),
         solver=solver,
         workers=workers,
         **(solver_options or {}),
-    )
-    try:
+    ) as cache:
         result = evaluate_round(
             shocked, holders, market.positions, market.mandates, execution=exec_style, cache=cache
         )
-    finally:
-        cache.close()
     timings["evaluate_and_solve"] = time.perf_counter() - t
 
     parameters = {

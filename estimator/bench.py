@@ -66,9 +66,8 @@ def solving(sample: int, workers: int, *, reuse: bool = True) -> float:
     market = synthetic.market(sample, per_holder=SOLVE_POSITIONS, seed=11)
     shocked, holders = _inputs(market)
     k = sum(c.startswith("risk_g") for c in shocked.columns)
-    cache = ProblemCache(k, workers=workers, reuse=reuse)
     started = time.perf_counter()
-    try:
+    with ProblemCache(k, workers=workers, reuse=reuse) as cache:
         result = evaluate_round(
             shocked,
             holders,
@@ -77,8 +76,6 @@ def solving(sample: int, workers: int, *, reuse: bool = True) -> float:
             execution=Execution.MIN_COST,
             cache=cache,
         )
-    finally:
-        cache.close()
     solved = int(result.holders["solved"].fill_null(False).sum())
     return 1e3 * (time.perf_counter() - started) / max(solved, 1)
 

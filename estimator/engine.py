@@ -315,6 +315,10 @@ def _min_cost(
     return _MandateRound(rows, traded)
 
 
+#: Asset columns no rule or solve reads once the scenario is applied.
+_NOT_READ = ["price_pre", "vol_pre", "duration", "convexity"]
+
+
 def evaluate_round(
     assets: pl.DataFrame,
     holders: pl.DataFrame,
@@ -328,6 +332,7 @@ def evaluate_round(
     if execution is not None:
         mandates = {n: m.model_copy(update={"execution": execution}) for n, m in mandates.items()}
     cache = cache or ProblemCache(k=len(risk.factor_columns(assets)))
+    assets = assets.drop(_NOT_READ, strict=False)  # every position row carries its asset's columns
     positions = indices.pad_positions(positions, holders, mandates, assets)
     pos = bk.position_frame(positions, assets).with_columns(exposure_start=pl.col("exposure"))
     book = bk.holder_book(pos, holders)
@@ -375,7 +380,9 @@ def _settle(
         quantity=pl.col("quantity") + pl.col("trade_quantity"),
         exposure=pl.col("exposure") + pl.col("trade_value"),
     ).with_columns(value=pl.when(pl.col("is_cash")).then(pl.col("exposure")).otherwise(0.0))
-    positions_after = pos_after.select("holder_id", "asset_id", "quantity")
+    positions_after = pos_after.filter(  # not the zero rows an index tracker did not trade
+        (pl.col("quantity") != 0) | (pl.col("trade_value") != 0)
+    ).select("holder_id", "asset_id", "quantity")
     after = check_compliance(
         pos_after, bk.holder_book(pos_after, holders_after), decisions, mandates
     )

@@ -25,7 +25,7 @@ from __future__ import annotations
 import polars as pl
 
 from estimator import contracts
-from estimator.errors import InputWarnings, Problem
+from estimator.errors import InputError, InputWarnings, Problem
 from estimator.mandates import Mandate
 from rules import IndexTracking, index_column
 
@@ -154,23 +154,27 @@ def changed(
         F=pl.col("fixed").sum(), R=pl.col("weight").filter(free).sum()
     )
     for index, F, R in totals.sort("index_id").iter_rows():
-        others = f"{R:.6g} of the old weight" if R > 0 else "no other members"
+        others = f"{R:.6g} of the old weight" if R > 0 else "no old weight"
         if F > 1 + SUM_TOLERANCE or (R <= 0 and abs(F - 1) > SUM_TOLERANCE) or (R > 0 and F >= 1):
             problems.append(
                 Problem(
                     label,
                     f"index {index!r}: the changed members' new weights sum to {F:.6g}, "
                     f"leaving {others} to share {1 - F:.6g}; expected a sum below 1 "
-                    "(exactly 1 if no member is left unchanged)",
+                    "(exactly 1 if the members left unchanged weigh nothing)",
                     field="index_changes",
                 )
             )
     if problems:
         return EMPTY, problems
-    share = (1 - pl.col("F")) / pl.col("R")
+    # the unchanged members share 1 − F; with no old weight left, the given weights are the
+    # index (rescaled to sum to exactly one)
+    others = pl.col("R") > 0
+    share = pl.when(others).then((1 - pl.col("F")) / pl.col("R")).otherwise(0.0)
+    given = pl.when(others).then(pl.col("fixed")).otherwise(pl.col("fixed") / pl.col("F"))
     new = (
         table.join(totals, on="index_id")
-        .with_columns(new_weight=pl.when(free).then(pl.col("weight") * share).otherwise("fixed"))
+        .with_columns(new_weight=pl.when(free).then(pl.col("weight") * share).otherwise(given))
         .select("index_id", "asset_id", "weight", "new_weight")
     )
     return new, []
@@ -209,7 +213,16 @@ def pad_positions(
                 continue
             member = index_column(rule.index, "member")
             if member not in assets.columns:
-                continue
+                raise InputError(
+                    [
+                        Problem(
+                            "assets",
+                            f"mandate {name!r} tracks index {rule.index!r}, but the assets have "
+                            "no columns for it: apply the scenario with the market's "
+                            "index_weights",
+                        )
+                    ]
+                )
             trackers = holders.filter(pl.col("mandate") == name).select("holder_id")
             members = assets.filter(pl.col(member)).select("asset_id")
             rows.append(trackers.join(members, how="cross"))

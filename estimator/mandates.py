@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from estimator.errors import InputError, Problem
 from estimator.toml_files import load_toml
-from rules import Rule
+from rules import PositionRule, Rule
 
 
 class Execution(StrEnum):
@@ -61,6 +61,12 @@ class Mandate(BaseModel):
         dupes = sorted({k for k in kinds if kinds.count(k) > 1})
         if dupes:
             raise ValueError(f"at most one rule of each kind per mandate; repeated: {dupes}")
+        placed = [r.kind for r in self.rules if isinstance(r, PositionRule)]
+        if "index_tracking" in placed and len(placed) > 1:
+            raise ValueError(
+                "index_tracking decides the holdings of its index sleeve: it cannot share a "
+                f"mandate with another position rule ({sorted(set(placed) - {'index_tracking'})})"
+            )
         return self
 
 

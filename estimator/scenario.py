@@ -187,6 +187,16 @@ def apply_scenario(
     shocked = _shock(assets, scenario, label, warnings)
     weights = index_weights if index_weights is not None else indices.EMPTY
     changes = scenario.changes_frame()
+    for entry, day in (
+        changes.filter(pl.col("effective_day") > 0).select("entry", "effective_day").iter_rows()
+    ):
+        warnings.add(
+            Problem(
+                label,
+                f"effective_day {day}: days are not modelled yet, the change is traded now",
+                field=f"index_changes.{entry}",
+            )
+        )
     unknown = changes.join(assets.select("asset_id"), on="asset_id", how="anti")
     problems = [
         Problem(label, f"unknown asset {asset!r}", field=f"index_changes.{entry}")

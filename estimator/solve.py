@@ -39,6 +39,7 @@ import multiprocessing
 import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import cvxpy as cp
@@ -214,7 +215,8 @@ class ProblemCache:
 
     @property
     def compiled(self) -> int:
-        """Distinct problem shapes solved (each compiled once per process)."""
+        """Distinct problem shapes solved: each is compiled once per process that solves it
+        (and once per holder with ``reuse=False``)."""
         return len(self._shapes)
 
     def solve_many(self, rules: Sequence[RuleBase], jobs: Sequence[Job]) -> list[Outcome]:
@@ -228,14 +230,27 @@ class ProblemCache:
         size = math.ceil(len(jobs) / (4 * self.workers))
         chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
         spec = (self.k, self.solver, self.options, self.reuse)
-        parts = self._pool.map(_solve_chunk, [(spec, list(rules), c) for c in chunks])
-        return [outcome for part in parts for outcome in part]
+        try:
+            parts = self._pool.map(_solve_chunk, [(spec, list(rules), c) for c in chunks])
+            return [outcome for part in parts for outcome in part]
+        except BrokenProcessPool as exc:
+            self.close(cancel=True)
+            raise RunError(f"a solver process died ({exc}); try fewer workers") from exc
+        except BaseException:
+            self.close(cancel=True)
+            raise
 
-    def close(self) -> None:
-        """Stop the worker processes, if any were started."""
+    def close(self, *, cancel: bool = False) -> None:
+        """Stop the worker processes, if any were started (``cancel``: drop pending work)."""
         if self._pool is not None:
-            self._pool.shutdown()
+            self._pool.shutdown(cancel_futures=cancel)
             self._pool = None
+
+    def __enter__(self) -> ProblemCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close(cancel=exc[0] is not None)
 
     def solve_holder(
         self,

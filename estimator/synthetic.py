@@ -11,7 +11,7 @@ vt        vol_target 10% ±5%, gross cap 3×         equities and futures, 1.5�
 hf        leverage 3× → 2.5×, margin 25%          equities, 2–3.2× gross on borrowed cash
 ig        rating_floor BBB- (middle), share 0      corporate and government bonds
 bal       rebalancing_band 60/40 ±5%              equities and government bonds at 60/40
-idx       index_tracking BENCH                    the index's 100 members at index weights
+idx       index_tracking BENCH                    index members (up to per_holder) at index weights
 combo     vol_target + leverage + margin          equities, bonds and futures
 ========= ======================================= ==========================================
 

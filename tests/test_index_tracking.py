@@ -12,6 +12,8 @@ from oracle_kit import asset_frame, holder, holder_frame
 import estimator
 from estimator import InputError, Mandate, Scenario
 from estimator.api import RunResult
+from estimator.engine import evaluate_round
+from rules import index_column
 
 EXECUTIONS = ["pro_rata", "min_cost"]
 
@@ -363,3 +365,49 @@ def test_one_change_per_member() -> None:
     twice = [_delete("a"), {"index_id": "X", "asset_id": "a", "action": "reweight", "weight": 0.2}]
     with pytest.raises(ValueError, match="repeated"):
         Scenario(name="s", index_changes=twice)
+
+
+def test_index_with_no_old_weight_left_becomes_the_given_weights() -> None:
+    # Weights a 1, b 0. Delete a, add c at 1: nothing is left for b to share, so the index is
+    # c alone. The holder (a 100) sells a and buys c, 100 each.
+    result = _run(
+        [("a", 1.0), ("b", 1.0), ("c", 1.0)],
+        {"a": 100},
+        {"a": 1.0, "b": 0.0},
+        changes=[
+            _delete("a"),
+            {"index_id": "X", "asset_id": "c", "action": "add", "weight": 1.0},
+        ],
+    )
+    assert _values(result) == pytest.approx({"a": -100.0, "c": 100.0}, rel=1e-12)
+    market = _market_with(_weights({"a": 1.0, "b": 0.0}))
+    changes = [_delete("a"), {"index_id": "X", "asset_id": "c", "action": "add", "weight": 1.0}]
+    shocked = estimator.apply_scenario(
+        market.assets, Scenario(name="s", index_changes=changes), index_weights=market.index_weights
+    )
+    dw = dict(zip(shocked["asset_id"], shocked[index_column("X", "dw")], strict=True))
+    assert dw == {"a": -1.0, "b": 0.0, "c": 1.0}  # no NaN for the weightless member
+
+
+def test_index_tracking_cannot_share_a_mandate_with_another_position_rule() -> None:
+    with pytest.raises(ValueError, match="cannot share a mandate"):
+        Mandate(
+            name="m",
+            rules=[{"kind": "index_tracking", "index": "X"}, {"kind": "rating_floor"}],
+        )
+
+
+def test_a_later_effective_day_is_traded_now_with_a_warning() -> None:
+    change = {**_delete("c"), "effective_day": 3}
+    result = _run(
+        ABC, {"a": 60, "b": 20, "c": 20}, {"a": 0.5, "b": 0.3, "c": 0.2}, changes=[change]
+    )
+    assert _values(result)["c"] == pytest.approx(-20.0, rel=1e-12)
+    assert any("effective_day 3" in str(w) for w in result.warnings.items)
+
+
+def test_assets_without_the_tracked_index_columns_are_an_input_error() -> None:
+    market = _market_with(_weights({"a": 0.5, "b": 0.5}))
+    shocked = estimator.apply_scenario(market.assets, Scenario(name="s"))  # no index weights
+    with pytest.raises(InputError, match="no columns for it"):
+        evaluate_round(shocked, market.holders, market.positions, market.mandates)
