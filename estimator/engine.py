@@ -364,13 +364,17 @@ def _settle(
     traded = trades.with_columns(
         trade_quantity=pl.col("trade_value") / (pl.col("price") * pl.col("multiplier")),
     )
-    cash_moves = traded.group_by("holder_id").agg(
-        cash_out=(pl.col("trade_value") * pl.col("is_cash")).sum()
+    u = pl.col("trade_value")
+    moved = traded.group_by("holder_id").agg(  # one pass for every per-holder total
+        cash_out=(u * pl.col("is_cash")).sum(),
+        sold=(-u).clip(lower_bound=0).sum(),
+        bought=u.clip(lower_bound=0).sum(),
+        remaining=(pl.col("exposure") + u).abs().sum(),
     )
     holders_after = (
         holders.drop(Book.CASH, Book.OTHER_DEBT)
         .join(decisions.select("holder_id", Book.CASH, Book.OTHER_DEBT), on="holder_id")
-        .join(cash_moves, on="holder_id", how="left")
+        .join(moved.select("holder_id", "cash_out"), on="holder_id", how="left")
         .with_columns(pl.col(Book.CASH) - pl.col("cash_out").fill_null(0.0))
         .drop("cash_out")
         .select(holders.columns)
@@ -386,7 +390,7 @@ def _settle(
     after = check_compliance(
         pos_after, bk.holder_book(pos_after, holders_after), decisions, mandates
     )
-    holders_out = _status(decisions, after, traded)
+    holders_out = _status(decisions, after, moved.drop("cash_out"))
     trades_out = (
         traded.filter(pl.col("trade_value") != 0)
         .join(holders_out.select("holder_id", "binding_rules", "triggered_rules"), on="holder_id")
@@ -438,13 +442,9 @@ def check_compliance(
     return out.with_columns(compliant=pl.col("breach_after") <= TOLERANCE * pl.col("scale"))
 
 
-def _status(decisions: pl.DataFrame, after: pl.DataFrame, traded: pl.DataFrame) -> pl.DataFrame:
-    """Holder results: status, shortfall, rules and the balance sheet before and after."""
-    moved = traded.group_by("holder_id").agg(
-        sold=(-pl.col("trade_value")).clip(lower_bound=0).sum(),
-        bought=pl.col("trade_value").clip(lower_bound=0).sum(),
-        remaining=(pl.col("exposure") + pl.col("trade_value")).abs().sum(),
-    )
+def _status(decisions: pl.DataFrame, after: pl.DataFrame, moved: pl.DataFrame) -> pl.DataFrame:
+    """Holder results: status, shortfall, rules and the balance sheet before and after
+    (``moved``: per holder ``sold``, ``bought`` and the ``remaining`` gross exposure)."""
     keep_after = [
         Book.EQUITY,
         Book.ACCOUNT_EQUITY,

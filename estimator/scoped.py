@@ -38,14 +38,11 @@ def by_mandate(
     pos: pl.DataFrame, book: pl.DataFrame
 ) -> dict[str, tuple[pl.DataFrame, pl.DataFrame]]:
     """Positions and book rows split by the holders' mandate, in mandate-name order."""
-    mandate = book.select("holder_id", "mandate")
-    positions = pos.join(mandate, on="holder_id").partition_by("mandate", as_dict=True)
-    books = book.partition_by("mandate", as_dict=True)
-    empty = pos.clear().with_columns(mandate=pl.lit(None, dtype=pl.String))
-    return {
-        name: (positions.get((name,), empty).drop("mandate"), rows)
-        for (name,), rows in sorted(books.items())
-    }
+    out = {}
+    for (name,), rows in sorted(book.partition_by("mandate", as_dict=True).items()):
+        mine = pl.col("holder_id").is_in(rows["holder_id"].implode())
+        out[name] = (pos.filter(mine), rows)
+    return out
 
 
 def rule_frames(
