@@ -12,20 +12,44 @@ Definitions (one set, used everywhere):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import polars as pl
+from scipy import sparse
 
 from estimator import risk
 from rules import Book
 
 _X = pl.col("exposure")
+_PRICING = ["price", "multiplier", "instrument"]
+#: Position keys and accounting columns :func:`holder_book` reads from the position rows.
+_ROW = ["holder_id", "asset_id", "exposure", "value", "is_cash"]
 
 
-def position_frame(positions: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFrame:
-    """Positions joined to assets by ``asset_id`` with ``exposure``, ``value`` and ``is_cash``."""
-    joined = positions.join(assets, on="asset_id", how="inner", validate="m:1")
-    is_cash = pl.col("instrument") == "cash"
+def model_columns(assets: pl.DataFrame) -> list[str]:
+    """Asset columns the book's margin and risk sums read."""
+    return ["margin_rate", risk.SPECIFIC, *risk.factor_columns(assets)]
+
+
+def position_frame(
+    positions: pl.DataFrame, assets: pl.DataFrame, columns: Sequence[str] | None = None
+) -> pl.DataFrame:
+    """Positions joined to assets by ``asset_id`` with ``exposure``, ``value`` and ``is_cash``.
+
+    ``columns``: the asset columns to carry besides ``price`` and ``multiplier`` (all by
+    default); a narrow frame keeps large books fast and small.
+    """
+    keep = assets.columns if columns is None else [*_PRICING, *columns]
+    table = assets.select("asset_id", *dict.fromkeys(c for c in keep if c != "asset_id"))
+    joined = positions.join(
+        table.with_columns(is_cash=pl.col("instrument") == "cash"),
+        on="asset_id",
+        validate="m:1",
+        maintain_order="left",
+    )
     exposure = pl.col("quantity") * pl.col("price") * pl.col("multiplier")
-    return joined.with_columns(exposure=exposure, is_cash=is_cash).with_columns(
+    return joined.with_columns(exposure=exposure).with_columns(
         value=pl.when(pl.col("is_cash")).then(_X).otherwise(0.0)
     )
 
@@ -54,11 +78,10 @@ def restate(book: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame | pl.LazyFrame:
     )
 
 
-def holder_book(pos: pl.DataFrame, holders: pl.DataFrame) -> pl.DataFrame:
-    """One row per holder (holders without positions included) with every :class:`Book` column."""
-    gcols = risk.factor_columns(pos)
+def _rows_sums(pos: pl.DataFrame, gcols: list[str]) -> pl.DataFrame:
+    """Per-holder sums from position rows that carry the model columns."""
     rated = pl.col("margin_rate").is_not_null()
-    sums = pos.group_by("holder_id").agg(
+    return pos.group_by("holder_id").agg(
         pl.col("value").sum().alias("position_value"),
         _X.abs().sum().alias(Book.GROSS_EXPOSURE),
         (_X * pl.col("is_cash")).sum().alias(Book.CASH_EXPOSURE),
@@ -67,6 +90,74 @@ def holder_book(pos: pl.DataFrame, holders: pl.DataFrame) -> pl.DataFrame:
         ((pl.col(risk.SPECIFIC) * _X) ** 2).sum().alias("_specific_var"),
         *[(_X * pl.col(g)).sum().alias(f"_fe_{g}") for g in gcols],
     )
+
+
+def _sparse_sums(pos: pl.DataFrame, assets: pl.DataFrame, gcols: list[str]) -> pl.DataFrame:
+    """The same sums as sparse products, for coded frames (:mod:`estimator.keys`).
+
+    With ``X`` the holder × asset exposure matrix, ``c`` the cash-instrument indicator, ``m̃``
+    the margin rates (0 where null), ``ν`` the indicator of a null rate, ``s`` the specific
+    vols and ``G`` the factor rows: position value and cash exposure ``X c``, gross ``|X| 1``,
+    margin ``|X| m̃`` and ``|X| ν``, specific variance ``(X∘X) s²``, factor exposures ``X G``.
+    No model column is copied onto the rows.
+    """
+    n_assets = int(assets["asset_id"].max()) + 1
+    vectors = assets.select(
+        pl.col(gcols),
+        c=(pl.col("instrument") == "cash").cast(pl.Float64),
+        m=pl.col("margin_rate").fill_null(0.0),
+        nu=pl.col("margin_rate").is_null().cast(pl.Float64),
+        s2=pl.col(risk.SPECIFIC) ** 2,
+        one=pl.lit(1.0),
+    )
+    at = np.zeros((n_assets, vectors.width))  # row i: the asset with code i
+    at[assets["asset_id"].to_numpy()] = vectors.to_numpy()
+    col = {name: at[:, j] for j, name in enumerate(vectors.columns)}
+    holder, asset = (
+        pos["holder_id"].to_numpy(),
+        pos["asset_id"].to_numpy().astype(np.int32 if pos.height < 2**31 else np.int64),
+    )
+    x = pos["exposure"].to_numpy()
+    if np.any(holder[1:] < holder[:-1]):  # CSR wants rows grouped by holder
+        order = np.argsort(holder, kind="stable")
+        holder, asset, x = holder[order], asset[order], x[order]
+    n_holders = int(holder[-1]) + 1 if holder.size else 0
+    indptr = np.searchsorted(holder, np.arange(n_holders + 1, dtype=holder.dtype))
+    indptr = indptr.astype(asset.dtype)
+
+    def product(data: np.ndarray, names: list[str]) -> np.ndarray:
+        """``M v`` for the vectors ``names``, ``M`` the holder × asset matrix of ``data``."""
+        M = sparse.csr_array((data, asset, indptr), shape=(n_holders, n_assets), copy=False)
+        return M @ np.column_stack([col[n] for n in names])
+
+    with_sign = product(x, ["c", *gcols])  # X c, X G
+    gross = product(np.abs(x), ["one", "m", "nu"])  # |X| 1, |X| m̃, |X| ν
+    specific = product(x * x, ["s2"])  # (X∘X) s²
+    return pl.DataFrame(
+        {
+            "holder_id": np.arange(n_holders, dtype=np.uint32),
+            "position_value": with_sign[:, 0],
+            Book.GROSS_EXPOSURE: gross[:, 0],
+            Book.CASH_EXPOSURE: with_sign[:, 0],
+            Book.MARGIN_RATED: gross[:, 1],
+            Book.MARGIN_UNRATED: gross[:, 2],
+            "_specific_var": specific[:, 0],
+            **{f"_fe_{g}": with_sign[:, 1 + j] for j, g in enumerate(gcols)},
+        }
+    )
+
+
+def holder_book(
+    pos: pl.DataFrame, holders: pl.DataFrame, assets: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """One row per holder (holders without positions included) with every :class:`Book` column.
+
+    The margin and risk sums read :func:`model_columns` from ``pos``, or, when ``assets`` is
+    given, from ``assets`` by asset code (:mod:`estimator.keys`; the position rows then need
+    only the accounting columns).
+    """
+    gcols = risk.factor_columns(pos if assets is None else assets)
+    sums = _rows_sums(pos, gcols) if assets is None else _sparse_sums(pos, assets, gcols)
     factor_var = (
         pl.sum_horizontal([pl.col(f"_fe_{g}") ** 2 for g in gcols]) if gcols else pl.lit(0.0)
     )

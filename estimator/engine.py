@@ -24,11 +24,12 @@ import numpy as np
 import polars as pl
 
 from estimator import book as bk
-from estimator import indices, risk, scoped
+from estimator import indices, keys, risk, scoped
 from estimator.mandates import Cure, Execution, Mandate
 from estimator.solve import IMPACT_KAPPA, MIN_DAILY_VOL, Job, ProblemCache
 from rules import NOISE, Book, Level, RuleBase, Vec
 
+_ROW = "row"  # index of a position row in the round's frame
 TOLERANCE = 1e-7  # relative: breaches smaller than this × scale count as compliant
 
 
@@ -154,14 +155,22 @@ def decide(book: pl.DataFrame, mandate: Mandate) -> pl.DataFrame:
 
 
 def _solve_mandate(
-    chosen: pl.DataFrame, pos_m: pl.DataFrame, mandate: Mandate, cache: ProblemCache
+    chosen: pl.DataFrame,
+    pos_m: pl.DataFrame,
+    mandate: Mandate,
+    cache: ProblemCache,
+    assets: pl.DataFrame,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Trades (holder_id, asset_id, trade_value) and outcomes for ``chosen`` holders, by cvxpy.
 
-    ``chosen`` are decision rows (book at the start of the round, cures applied); every rule
+    ``chosen`` are decision rows (book at the start of the round, cures applied), ``pos_m`` their
+    position rows; every rule
     enters at its level (restore where it acted, trigger otherwise).
     """
-    gcols = risk.factor_columns(pos_m)
+    gcols = risk.factor_columns(assets)
+    pos_m = scoped.with_asset_columns(
+        pos_m, assets, ["adv", "vol", "half_spread_bps", risk.SPECIFIC, *gcols]
+    )
     daily_vol = (pl.col("vol") / np.sqrt(252)).clip(lower_bound=MIN_DAILY_VOL)
     scalar_names = sorted({n for r in mandate.rules for n in r.holder_inputs(Level.RESTORE)})
     levels = {}
@@ -225,10 +234,10 @@ def _solve_mandate(
 
 
 _EMPTY_TRADES = pl.DataFrame(
-    schema={"holder_id": pl.String, "asset_id": pl.String, "trade_value": pl.Float64}
+    schema={"holder_id": keys.CODE, "asset_id": keys.CODE, "trade_value": pl.Float64}
 )
 _OUTCOME_SCHEMA = {
-    "holder_id": pl.String,
+    "holder_id": keys.CODE,
     "solved": pl.Boolean,
     "solver_status": pl.String,
     "solver_binding": pl.String,
@@ -239,15 +248,24 @@ _OUTCOME_SCHEMA = {
 @dataclass
 class _MandateRound:
     decisions: pl.DataFrame
-    traded: pl.DataFrame  # the mandate's position rows at the start, with trade_value
+    #: (holder_id, row, trade_value) for rows whose trade is not ``(f − 1)·x`` — the holder's
+    #: common scale of its book — because a position rule or a solve set it; None if none.
+    traded: pl.DataFrame | None = None
 
 
 def _pro_rata(
-    pos_m: pl.DataFrame, book_m: pl.DataFrame, holders_m: pl.DataFrame, mandate: Mandate
+    pos_m: pl.DataFrame | None,
+    book_m: pl.DataFrame,
+    holders_m: pl.DataFrame,
+    mandate: Mandate,
+    assets: pl.DataFrame,
 ) -> _MandateRound:
     """Position rules' trades, then the common scale of the re-marked book:
-    ``u = f·x¹ − x⁰`` with ``x¹`` the exposures after the position rules."""
-    pos1, book1 = scoped.allocate(pos_m, book_m, holders_m, mandate)
+    ``u = f·x¹ − x⁰`` with ``x¹`` the exposures after the position rules (``pos_m`` is None
+    for a mandate without position rules: then ``x¹ = x⁰``)."""
+    if pos_m is None:
+        return _MandateRound(decide(book_m, mandate))
+    pos1, book1 = scoped.allocate(pos_m, book_m, holders_m, mandate, assets)
     decisions = decide(book1, mandate)
     moved = pos1.group_by("holder_id").agg(
         _moved=((pl.col("exposure") - pl.col("exposure_start")) * pl.col("is_cash")).sum()
@@ -257,27 +275,26 @@ def _pro_rata(
         .with_columns(pl.col(Book.CASH) + pl.col("_moved").fill_null(0.0))
         .drop("_moved")
     )
-    x0 = pl.col("exposure_start")
-    traded = pos1.join(decisions.select("holder_id", "scale_factor"), on="holder_id").select(
-        *pos_m.columns,
-        trade_value=pl.col("scale_factor") * pl.col("exposure") - x0,
-    )
-    traded = traded.with_columns(  # rows as they were at the start of the round
-        exposure=x0, value=pl.when(pl.col("is_cash")).then(x0).otherwise(0.0)
+    traded = keys.broadcast(decisions, ["scale_factor"], pos1).select(
+        "holder_id",
+        _ROW,
+        trade_value=pl.col("scale_factor") * pl.col("exposure") - pl.col("exposure_start"),
     )
     return _MandateRound(decisions, traded)
 
 
 def _min_cost(
-    pos_m: pl.DataFrame,
+    rows: pl.DataFrame,
     book_m: pl.DataFrame,
     mandate: Mandate,
     cache: ProblemCache,
     fallback: _MandateRound,
+    assets: pl.DataFrame,
 ) -> _MandateRound:
     """cvxpy trades for holders a rule forces to sell; the pro-rata result for everyone else,
     for holders whose prescribed rule acted (:attr:`rules.RuleBase.prescribed`) and for any
-    holder whose solve fails (status ``solver_failed``)."""
+    holder whose solve fails (status ``solver_failed``). ``rows``: position rows that include
+    the mandate's holders."""
     decisions = decide(book_m, mandate)
     prescribed = [pl.col(f"{r.kind}.down") for r in mandate.rules if r.prescribed]
     chosen = decisions.filter(
@@ -289,34 +306,31 @@ def _min_cost(
     )
     if chosen.is_empty():
         return fallback
-    trades, outcomes = _solve_mandate(chosen, pos_m, mandate, cache)
+    pos_c = keys.by_holder(rows.filter(pl.col("holder_id").is_in(chosen["holder_id"].implode())))
+    pos_c = scoped.with_asset_columns(pos_c, assets, scoped.asset_reads(mandate, assets))
+    trades, outcomes = _solve_mandate(chosen, pos_c, mandate, cache, assets)
     solved = outcomes.filter(pl.col("solved")).select("holder_id")
-    rows = pl.concat(
+    merged = pl.concat(
         [
             decisions.join(solved, on="holder_id", how="semi"),
             fallback.decisions.join(solved, on="holder_id", how="anti"),
         ],
         how="diagonal_relaxed",
     ).join(outcomes, on="holder_id", how="left")
-    rows = rows.with_columns(
+    merged = merged.with_columns(
         binding_rules=pl.when(pl.col("solved"))
         .then(pl.col("solver_binding"))
         .otherwise(pl.col("binding_rules"))
     )
-    solved_rows = pos_m.join(solved, on="holder_id", how="semi").join(
-        trades, on=["holder_id", "asset_id"], how="left"
+    solved_rows = (
+        pos_c.join(solved, on="holder_id", how="semi")
+        .join(trades, on=["holder_id", "asset_id"], how="left")
+        .select("holder_id", _ROW, pl.col("trade_value").fill_null(0.0))
     )
-    traded = pl.concat(
-        [
-            fallback.traded.join(solved, on="holder_id", how="anti"),
-            solved_rows.with_columns(pl.col("trade_value").fill_null(0.0)),
-        ]
-    )
-    return _MandateRound(rows, traded)
-
-
-#: Asset columns no rule or solve reads once the scenario is applied.
-_NOT_READ = ["price_pre", "vol_pre", "duration", "convexity"]
+    if fallback.traded is not None:
+        kept = fallback.traded.join(solved, on="holder_id", how="anti")
+        solved_rows = pl.concat([kept, solved_rows])
+    return _MandateRound(merged, solved_rows)
 
 
 def evaluate_round(
@@ -332,26 +346,47 @@ def evaluate_round(
     if execution is not None:
         mandates = {n: m.model_copy(update={"execution": execution}) for n, m in mandates.items()}
     cache = cache or ProblemCache(k=len(risk.factor_columns(assets)))
-    assets = assets.drop(_NOT_READ, strict=False)  # every position row carries its asset's columns
-    positions = indices.pad_positions(positions, holders, mandates, assets)
-    pos = bk.position_frame(positions, assets).with_columns(exposure_start=pl.col("exposure"))
-    book = bk.holder_book(pos, holders)
+    codes = keys.Keys.of(holders, assets)
+    assets, holders = codes.encode(assets), codes.encode(holders)
+    positions = indices.pad_positions(codes.encode(positions), holders, mandates, assets)
+    pos = keys.by_holder(bk.position_frame(keys.by_holder(positions), assets, columns=[]))
+    pos = pos.drop("instrument").with_columns(exposure_start=pl.col("exposure"))
+    pos = pos.with_row_index(_ROW)
+    book = bk.holder_book(pos, holders, assets)
+    placed = {n for n, m in mandates.items() if scoped.position_rules(m)}
     rounds = []
-    for name, (pos_part, book_part) in scoped.by_mandate(pos, book).items():
+    for name, (pos_part, book_part) in scoped.by_mandate(pos, book, placed).items():
         mandate = mandates[name]
-        pos_m, book_m = scoped.rule_frames(pos_part, book_part, mandate)
+        pos_m, book_m = (
+            scoped.rule_frames(pos_part, book_part, mandate, assets)
+            if pos_part is not None
+            else (None, book_part)
+        )
         book_m = scoped.annotate(book_m, mandate)
         holders_m = holders.join(book_m.select("holder_id"), on="holder_id", how="semi")
-        result = _pro_rata(pos_m, book_m, holders_m, mandate)
+        result = _pro_rata(pos_m, book_m, holders_m, mandate, assets)
         if mandate.execution is Execution.MIN_COST:
-            result = _min_cost(pos_m, book_m, mandate, cache, result)
+            rows = pos_m if pos_m is not None else pos
+            result = _min_cost(rows, book_m, mandate, cache, result, assets)
         rounds.append(result)
     decisions = pl.concat([r.decisions for r in rounds], how="diagonal_relaxed").sort("holder_id")
     for col, dtype in _OUTCOME_SCHEMA.items():
         if col not in decisions.columns:
             decisions = decisions.with_columns(pl.lit(None, dtype=dtype).alias(col))
-    traded = pl.concat([r.traded.select(*pos.columns, "trade_value") for r in rounds])
-    return _settle(decisions, traded, holders, mandates, cache.compiled)
+    scaled = keys.broadcast(decisions, ["scale_factor"], pos.select("holder_id", "exposure"))
+    trade_value = (  # u = (f − 1)·x, then the rows a position rule or a solve traded
+        ((scaled["scale_factor"].fill_null(1.0) - 1.0) * scaled["exposure"]).to_numpy().copy()
+    )
+    for r in rounds:
+        if r.traded is not None:
+            trade_value[r.traded[_ROW].to_numpy()] = r.traded["trade_value"].to_numpy()
+    traded = pos.drop(_ROW).with_columns(trade_value=trade_value)
+    result = _settle(decisions, traded, holders, mandates, assets, cache.compiled)
+    return RoundResult(
+        *(codes.decode(f) for f in (result.trades, result.holders, result.positions_after)),
+        codes.decode(result.holders_after),
+        result.compiled_problems,
+    )
 
 
 def _settle(
@@ -359,9 +394,10 @@ def _settle(
     trades: pl.DataFrame,
     holders: pl.DataFrame,
     mandates: dict[str, Mandate],
+    assets: pl.DataFrame,
     compiled: int,
 ) -> RoundResult:
-    traded = trades.with_columns(
+    traded = trades.with_columns(  # in (holder, asset) order, like the round's frame
         trade_quantity=pl.col("trade_value") / (pl.col("price") * pl.col("multiplier")),
     )
     u = pl.col("trade_value")
@@ -388,23 +424,22 @@ def _settle(
         (pl.col("quantity") != 0) | (pl.col("trade_value") != 0)
     ).select("holder_id", "asset_id", "quantity")
     after = check_compliance(
-        pos_after, bk.holder_book(pos_after, holders_after), decisions, mandates
+        pos_after, bk.holder_book(pos_after, holders_after, assets), decisions, mandates, assets
     )
     holders_out = _status(decisions, after, moved.drop("cash_out"))
-    trades_out = (
-        traded.filter(pl.col("trade_value") != 0)
-        .join(holders_out.select("holder_id", "binding_rules", "triggered_rules"), on="holder_id")
-        .select(
-            "holder_id",
-            "asset_id",
-            quantity_before=pl.col("quantity"),
-            trade_quantity=pl.col("trade_quantity"),
-            trade_value=pl.col("trade_value"),
-            rules=pl.when(pl.col("binding_rules") != "")
-            .then("binding_rules")
-            .otherwise("triggered_rules"),
-        )
-        .sort("holder_id", "asset_id")
+    rules = holders_out.select(
+        "holder_id",
+        rules=pl.when(pl.col("binding_rules") != "")
+        .then("binding_rules")
+        .otherwise("triggered_rules"),
+    )
+    trades_out = keys.broadcast(rules, ["rules"], traded.filter(pl.col("trade_value") != 0)).select(
+        "holder_id",
+        "asset_id",
+        quantity_before=pl.col("quantity"),
+        trade_quantity=pl.col("trade_quantity"),
+        trade_value=pl.col("trade_value"),
+        rules=pl.col("rules"),
     )
     return RoundResult(trades_out, holders_out, positions_after, holders_after, compiled)
 
@@ -414,6 +449,7 @@ def check_compliance(
     after: pl.DataFrame,
     decisions: pl.DataFrame,
     mandates: dict[str, Mandate],
+    assets: pl.DataFrame,
 ) -> pl.DataFrame:
     """Re-evaluate every rule on the post-trade book with the Polars expressions.
 
@@ -424,9 +460,13 @@ def check_compliance(
     levels = [c for c in decisions.columns if c.endswith((".down", ".up"))]
     flags = decisions.select("holder_id", *levels, scale=pl.col(scoped.SCALE_BEFORE))
     parts = []
-    for name, (pos_m, book_m) in scoped.by_mandate(pos_after, after).items():
+    placed = {n for n, m in mandates.items() if scoped.position_rules(m)}
+    for name, (pos_m, book_part) in scoped.by_mandate(pos_after, after, placed).items():
         mandate = mandates[name]
-        sub = scoped.rule_frames(pos_m, book_m, mandate)[1].join(flags, on="holder_id")
+        book_m = (
+            book_part if pos_m is None else scoped.rule_frames(pos_m, book_part, mandate, assets)[1]
+        )
+        sub = book_m.join(flags, on="holder_id")
 
         def active(kind: str, sub: pl.DataFrame = sub) -> pl.Expr:
             up = pl.col(f"{kind}.up") if f"{kind}.up" in sub.columns else pl.lit(False)

@@ -205,7 +205,7 @@ def pad_positions(
     assets: pl.DataFrame,
 ) -> pl.DataFrame:
     """Zero-quantity rows for every index member a tracker does not hold yet (an addition must
-    have a row to be bought into)."""
+    have a row to be bought into). Frames are coded (:mod:`estimator.keys`)."""
     rows = []
     for name, mandate in sorted(mandates.items()):
         for rule in mandate.rules:
@@ -228,6 +228,9 @@ def pad_positions(
             rows.append(trackers.join(members, how="cross"))
     if not rows:
         return positions
-    missing = pl.concat(rows).unique().join(positions, on=["holder_id", "asset_id"], how="anti")
+    wanted = pl.concat(rows)  # one tracked index per mandate, one mandate per holder: no repeats
+    pair = pl.col("holder_id").cast(pl.UInt64) * 2**32 + pl.col("asset_id")  # coded ids
+    held = positions.filter(pl.col("holder_id").is_in(wanted["holder_id"].implode()))
+    missing = wanted.filter(~pair.is_in(held.select(pair.implode()).to_series()))
     padding = missing.with_columns(quantity=pl.lit(0.0)).select(positions.columns)
     return pl.concat([positions, padding])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from estimator import book as bk
+from estimator import keys
 from estimator.mandates import Mandate
 from rules import Book, Level, PositionRule, RuleBase, book_scale
 
@@ -34,23 +35,64 @@ def scale_rules(mandate: Mandate) -> list[RuleBase]:
     return [r for r in mandate.rules if not isinstance(r, PositionRule)]
 
 
+def asset_reads(mandate: Mandate, assets: pl.DataFrame) -> list[str]:
+    """The asset columns the mandate's position-level expressions read (e.g. ratings, asset
+    class, index weights): the roots of its rules' position columns, sums, trades and
+    per-position solve inputs."""
+    exprs: list[pl.Expr] = []
+    for rule in mandate.rules:
+        for level in Level:
+            exprs += rule.position_inputs(level).values()
+        if isinstance(rule, PositionRule):
+            exprs += [*rule.position_columns().values(), *rule.holder_sums().values()]
+            exprs += [rule.trade(level) for level in Level]
+    roots = {name for e in exprs for name in e.meta.root_names()}
+    return [c for c in assets.columns if c in roots and c != "asset_id"]
+
+
+def with_asset_columns(pos_m: pl.DataFrame, assets: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """``pos_m`` with the asset columns ``names`` it does not carry yet, joined by asset_id."""
+    missing = [c for c in names if c not in pos_m.columns]
+    return keys.broadcast(assets, missing, pos_m, key=keys.ASSET)
+
+
 def by_mandate(
-    pos: pl.DataFrame, book: pl.DataFrame
-) -> dict[str, tuple[pl.DataFrame, pl.DataFrame]]:
-    """Positions and book rows split by the holders' mandate, in mandate-name order."""
-    out = {}
-    for (name,), rows in sorted(book.partition_by("mandate", as_dict=True).items()):
-        mine = pl.col("holder_id").is_in(rows["holder_id"].implode())
-        out[name] = (pos.filter(mine), rows)
-    return out
+    pos: pl.DataFrame, book: pl.DataFrame, with_rows: set[str]
+) -> dict[str, tuple[pl.DataFrame | None, pl.DataFrame]]:
+    """Book rows split by the holders' mandate, in mandate-name order (coded frames), with
+    the position rows of the mandates in ``with_rows`` (in (holder, asset) order; None for
+    the other mandates, whose rules read only the book)."""
+    names = sorted(book["mandate"].unique())
+    numbered = book.with_columns(_m=pl.col("mandate").replace_strict(names, range(len(names))))
+    books = numbered.partition_by("_m", as_dict=True, include_key=False)
+    wanted = [i for i, name in enumerate(names) if name in with_rows]
+    parts = {}
+    if wanted:
+        mandate_of = keys.broadcast(numbered, ["_m"], pos.select("holder_id")).get_column("_m")
+        parts = (
+            pos.with_columns(mandate_of)
+            .filter(pl.col("_m").is_in(wanted))
+            .partition_by("_m", as_dict=True, include_key=False)
+        )
+    return {
+        name: (
+            keys.by_holder(parts.get((i,), pos.clear())) if i in wanted else None,
+            books[(i,)],
+        )
+        for i, name in enumerate(names)
+    }
 
 
 def rule_frames(
-    pos_m: pl.DataFrame, book_m: pl.DataFrame, mandate: Mandate
+    pos_m: pl.DataFrame, book_m: pl.DataFrame, mandate: Mandate, assets: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The positions of one mandate's holders (``pos_m``, ``book_m``: see :func:`by_mandate`)
-    with its position rules' columns, and the book rows with the rules' per-holder sums (0 for
-    holders without flagged positions)."""
+    with the asset columns and position rules' columns the mandate reads, and the book rows
+    with the rules' per-holder sums (0 for holders without flagged positions)."""
+    table = assets.with_columns(  # per-asset work is done once per asset, not per position
+        **{k: v for r in position_rules(mandate) for k, v in r.asset_columns().items()}
+    )
+    pos_m = with_asset_columns(pos_m, table, asset_reads(mandate, table))
     rules = position_rules(mandate)
     if not rules:
         return pos_m, book_m
@@ -81,7 +123,11 @@ def fixed_columns(annotated: pl.DataFrame) -> list[str]:
 
 
 def allocate(
-    pos_m: pl.DataFrame, book_m: pl.DataFrame, holders_m: pl.DataFrame, mandate: Mandate
+    pos_m: pl.DataFrame,
+    book_m: pl.DataFrame,
+    holders_m: pl.DataFrame,
+    mandate: Mandate,
+    assets: pl.DataFrame,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Apply the position rules' pro-rata trades in turn, re-marking the book after each.
 
@@ -93,8 +139,9 @@ def allocate(
     fixed = book_m.select("holder_id", *fixed_columns(book_m))
     for rule in position_rules(mandate):
         flag = f"{rule.kind}.down"
-        joined = pos_m.join(book_m.select("holder_id", *_book_columns(book_m)), on="holder_id")
         trade = pl.when(pl.col(flag)).then(rule.trade(Level.RESTORE)).otherwise(0.0)
+        inputs = book_m.with_columns(**rule.trade_inputs(Level.RESTORE))
+        joined = keys.broadcast(inputs, _book_columns(inputs, trade), pos_m)
         pos_m = (
             joined.with_columns(_trade=trade)
             .select(*pos_m.columns, "_trade")
@@ -110,17 +157,20 @@ def allocate(
             .drop("_out")
         )
         pos_m = pos_m.drop("_trade")
-        book_m = _remark(pos_m, holders_m, mandate).join(fixed, on="holder_id")
+        book_m = _remark(pos_m, holders_m, mandate, assets).join(fixed, on="holder_id")
     return pos_m, book_m
 
 
-def _remark(pos_m: pl.DataFrame, holders_m: pl.DataFrame, mandate: Mandate) -> pl.DataFrame:
+def _remark(
+    pos_m: pl.DataFrame, holders_m: pl.DataFrame, mandate: Mandate, assets: pl.DataFrame
+) -> pl.DataFrame:
     rules = position_rules(mandate)
     own = [k for r in rules for k in r.position_columns()]
-    book = bk.holder_book(pos_m.drop(own), holders_m)
-    return rule_frames(pos_m.drop(own), book, mandate)[1]
+    book = bk.holder_book(pos_m.drop(own), holders_m, assets)
+    return rule_frames(pos_m.drop(own), book, mandate, assets)[1]
 
 
-def _book_columns(book_m: pl.DataFrame) -> list[str]:
-    """Holder-level columns a position rule's trade may read (the book, its sums and flags)."""
-    return [c for c in book_m.columns if c not in ("holder_id", "mandate", "holder_type")]
+def _book_columns(book_m: pl.DataFrame, trade: pl.Expr) -> list[str]:
+    """Holder-level columns (the book, its sums and flags) a position rule's trade reads."""
+    roots = set(trade.meta.root_names())
+    return [c for c in book_m.columns if c in roots and c != "holder_id"]

@@ -205,21 +205,33 @@ class PositionRule(RuleBase):
     Such a rule reads per-holder sums over flagged positions (e.g. exposure rated below a floor),
     so besides the :class:`RuleBase` expressions it declares:
 
+    * :meth:`asset_columns` — per-asset columns, evaluated once on the asset table (e.g. a
+      rating flag) and carried to the asset's positions;
     * :meth:`position_columns` — per-position columns on the position frame (the flags);
     * :meth:`holder_sums` — aggregations of those over each holder's positions, joined to the
       book under the names its :meth:`lhs` and :meth:`bound` read;
+    * :meth:`trade_inputs` — per-holder numbers of the trade, evaluated once on the book;
     * :meth:`trade` — the closed-form pro-rata trade of every position, on the positions joined
-      with their holder's book row.
+      with their holder's book row and trade inputs.
+
+    Work that depends only on the asset, or only on the holder, belongs in
+    :meth:`asset_columns` or :meth:`trade_inputs`: a book has far more positions than either.
 
     The estimator applies position rules first, re-marks the book, then scales the whole book
     for the remaining (whole-book) rules.
     """
+
+    def asset_columns(self) -> dict[str, pl.Expr]:
+        return {}
 
     def position_columns(self) -> dict[str, pl.Expr]:
         return {}
 
     def holder_sums(self) -> dict[str, pl.Expr]:
         raise NotImplementedError
+
+    def trade_inputs(self, level: Level) -> dict[str, pl.Expr]:
+        return {}
 
     def trade(self, level: Level) -> pl.Expr:
         """Pro-rata trade value of every position to restore the rule at ``level``."""

@@ -102,13 +102,16 @@ class RatingFloor(PositionRule):
         return self.column("selected")
 
     # --- Polars -------------------------------------------------------------------------------
-    def position_columns(self) -> dict[str, pl.Expr]:
+    def asset_columns(self) -> dict[str, pl.Expr]:
         rating = composite_expr(list(AGENCY_COLUMNS), self.composite)
         worse = rating > notch(self.floor)
         if self.unrated == "breach":
             worse = worse.fill_null(True)
+        return {self.column("rated_below"): worse.fill_null(False)}
+
+    def position_columns(self) -> dict[str, pl.Expr]:
         held = pl.col("is_cash") & (_X > 0)
-        return {self.selected: held & worse.fill_null(False)}
+        return {self.selected: held & pl.col(self.column("rated_below"))}
 
     def holder_sums(self) -> dict[str, pl.Expr]:
         return {self.below: _X.filter(pl.col(self.selected)).sum()}
@@ -127,9 +130,13 @@ class RatingFloor(PositionRule):
         d = pl.when((_C < 0) & (repaying <= -_C)).then(repaying).otherwise(B - s * (a0 + _C))
         return d.clip(pl.lit(0.0), B)
 
-    def trade(self, level: Level) -> pl.Expr:
+    def trade_inputs(self, level: Level) -> dict[str, pl.Expr]:
+        """``d / B``, the common fraction of the below-floor holdings sold."""
         B = pl.col(self.below)
-        sold_share = pl.when(B > 0).then(self.sale(level) / B).otherwise(0.0)
+        return {self.column("sold_share"): pl.when(B > 0).then(self.sale(level) / B).otherwise(0.0)}
+
+    def trade(self, level: Level) -> pl.Expr:
+        sold_share = pl.col(self.column("sold_share"))
         return pl.when(pl.col(self.selected)).then(-sold_share * _X).otherwise(0.0)
 
     def metric(self) -> pl.Expr:

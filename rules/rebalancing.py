@@ -173,11 +173,20 @@ class RebalancingBand(PositionRule):
         """New account borrowing of the pro-rata trades: purchases beyond cash and overweights."""
         return self._funding()[1]
 
-    def trade(self, level: Level) -> pl.Expr:
+    def trade_inputs(self, level: Level) -> dict[str, pl.Expr]:
+        """``T_c / X_c``: the fraction of each class's positions traded."""
         trades = self.class_trades()
+        return {
+            self.column(f"traded.{c}"): pl.when(self._x(c) != 0)
+            .then(trades[c] / self._x(c))
+            .otherwise(0.0)
+            for c in self.classes
+        }
+
+    def trade(self, level: Level) -> pl.Expr:
         out = pl.lit(0.0)
         for c in self.classes:
-            spread = pl.when(self._x(c) != 0).then(trades[c] * _X / self._x(c)).otherwise(0.0)
+            spread = pl.col(self.column(f"traded.{c}")) * _X
             out = pl.when(pl.col("asset_class") == c).then(spread).otherwise(out)
         return out
 

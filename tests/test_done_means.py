@@ -280,7 +280,7 @@ def _holds_no_policy_class(
 
 
 def _flagged(rule: PositionRule, positions: pl.DataFrame) -> pl.DataFrame:
-    return positions.with_columns(**rule.position_columns())
+    return positions.with_columns(**rule.asset_columns()).with_columns(**rule.position_columns())
 
 
 def test_min_cost_clarabel_and_scs_agree() -> None:
