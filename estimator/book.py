@@ -18,11 +18,11 @@ import numpy as np
 import polars as pl
 from scipy import sparse
 
-from estimator import risk
+from estimator import keys, risk
 from rules import Book
 
 _X = pl.col("exposure")
-_PRICING = ["price", "multiplier", "instrument"]
+_PRICING = ["price", "multiplier"]
 #: Position keys and accounting columns :func:`holder_book` reads from the position rows.
 _ROW = ["holder_id", "asset_id", "exposure", "value", "is_cash"]
 
@@ -41,13 +41,15 @@ def position_frame(
     default); a narrow frame keeps large books fast and small.
     """
     keep = assets.columns if columns is None else [*_PRICING, *columns]
-    table = assets.select("asset_id", *dict.fromkeys(c for c in keep if c != "asset_id"))
-    joined = positions.join(
-        table.with_columns(is_cash=pl.col("instrument") == "cash"),
-        on="asset_id",
-        validate="m:1",
-        maintain_order="left",
+    table = assets.select(
+        "asset_id",
+        *dict.fromkeys(c for c in keep if c != "asset_id"),
+        is_cash=pl.col("instrument") == "cash",
     )
+    if positions.schema["asset_id"] == keys.CODE:  # coded frames: a gather, rows keep order
+        joined = keys.broadcast(table, table.columns[1:], positions, key="asset_id")
+    else:
+        joined = positions.join(table, on="asset_id", validate="m:1", maintain_order="left")
     exposure = pl.col("quantity") * pl.col("price") * pl.col("multiplier")
     return joined.with_columns(exposure=exposure).with_columns(
         value=pl.when(pl.col("is_cash")).then(_X).otherwise(0.0)

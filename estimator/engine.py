@@ -350,7 +350,7 @@ def evaluate_round(
     assets, holders = codes.encode(assets), codes.encode(holders)
     positions = indices.pad_positions(codes.encode(positions), holders, mandates, assets)
     pos = keys.by_holder(bk.position_frame(keys.by_holder(positions), assets, columns=[]))
-    pos = pos.drop("instrument").with_columns(exposure_start=pl.col("exposure"))
+    pos = pos.with_columns(exposure_start=pl.col("exposure"))
     pos = pos.with_row_index(_ROW)
     book = bk.holder_book(pos, holders, assets)
     placed = {n for n, m in mandates.items() if scoped.position_rules(m)}
@@ -431,7 +431,8 @@ def _settle(
         "holder_id",
         rules=pl.when(pl.col("binding_rules") != "")
         .then("binding_rules")
-        .otherwise("triggered_rules"),
+        .otherwise("triggered_rules")
+        .cast(pl.Categorical),  # a few distinct labels over many rows
     )
     trades_out = keys.broadcast(rules, ["rules"], traded.filter(pl.col("trade_value") != 0)).select(
         "holder_id",

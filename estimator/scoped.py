@@ -62,25 +62,12 @@ def by_mandate(
     """Book rows split by the holders' mandate, in mandate-name order (coded frames), with
     the position rows of the mandates in ``with_rows`` (in (holder, asset) order; None for
     the other mandates, whose rules read only the book)."""
-    names = sorted(book["mandate"].unique())
-    numbered = book.with_columns(_m=pl.col("mandate").replace_strict(names, range(len(names))))
-    books = numbered.partition_by("_m", as_dict=True, include_key=False)
-    wanted = [i for i, name in enumerate(names) if name in with_rows]
-    parts = {}
-    if wanted:
-        mandate_of = keys.broadcast(numbered, ["_m"], pos.select("holder_id")).get_column("_m")
-        parts = (
-            pos.with_columns(mandate_of)
-            .filter(pl.col("_m").is_in(wanted))
-            .partition_by("_m", as_dict=True, include_key=False)
-        )
-    return {
-        name: (
-            keys.by_holder(parts.get((i,), pos.clear())) if i in wanted else None,
-            books[(i,)],
-        )
-        for i, name in enumerate(names)
-    }
+    books = book.partition_by("mandate", as_dict=True)
+    out = {}
+    for (name,), rows in sorted(books.items()):
+        mine = pl.col("holder_id").is_in(rows["holder_id"].implode())
+        out[name] = (keys.by_holder(pos.filter(mine)) if name in with_rows else None, rows)
+    return out
 
 
 def rule_frames(

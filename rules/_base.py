@@ -47,6 +47,10 @@ class Book:
     LEVERAGE_PRE = "leverage_pre"  # A / E before the scenario's shocks
 
 
+#: The holder key of position rows (per-holder windows in :meth:`PositionRule.position_columns`).
+HOLDER = "holder_id"
+
+
 class Vec:
     """Per-position vectors (length n, padded with zeros) a rule's constraints may use."""
 
@@ -207,7 +211,8 @@ class PositionRule(RuleBase):
 
     * :meth:`asset_columns` — per-asset columns, evaluated once on the asset table (e.g. a
       rating flag) and carried to the asset's positions;
-    * :meth:`position_columns` — per-position columns on the position frame (the flags);
+    * :meth:`position_columns` — per-position columns on the position frame (the flags); they
+      may use per-holder windows, ``expr.over(HOLDER)``;
     * :meth:`holder_sums` — aggregations of those over each holder's positions, joined to the
       book under the names its :meth:`lhs` and :meth:`bound` read;
     * :meth:`trade_inputs` — per-holder numbers of the trade, evaluated once on the book;

@@ -45,7 +45,7 @@ import cvxpy as cp
 import polars as pl
 from pydantic import Field
 
-from rules._base import Level, PositionRule, ProblemSpace
+from rules._base import HOLDER, Level, PositionRule, ProblemSpace
 
 _X = pl.col("exposure")
 _X0 = pl.col("exposure_start")  # exposure at the start of the round
@@ -85,19 +85,32 @@ class IndexTracking(PositionRule):
         return pl.max_horizontal(held + self._dw, held.clip(upper_bound=0.0))
 
     # --- Polars -------------------------------------------------------------------------------
+    def _on_members(self, expr: pl.Expr) -> pl.Expr:
+        return pl.when(self._member).then(expr).otherwise(0.0)
+
+    def position_columns(self) -> dict[str, pl.Expr]:
+        """Per member: the raw target weight and its share of the gap, ``½|x_i − A·τ_i|``
+        (per-holder totals as windows, so that the holder sums are plain sums)."""
+        aum_start = self._on_members(_X0).sum().over(HOLDER)
+        raw = self._on_members(self._raw_target(aum_start))
+        total = raw.sum().over(HOLDER)
+        sleeve = self._on_members(_X).sum().over(HOLDER)
+        gap = self._on_members(0.5 * (_X - sleeve * raw / total).abs())
+        return {
+            self.column("raw_target"): raw,
+            self.column("gap_share"): pl.when(aum_start > 0).then(gap).otherwise(0.0),
+        }
+
     def holder_sums(self) -> dict[str, pl.Expr]:
-        m = self._member
-        aum_start = _X0.filter(m).sum()
-        raw = self._raw_target(aum_start)
-        total = raw.filter(m).sum()
-        sleeve = _X.filter(m).sum()
-        gap = 0.5 * (_X - sleeve * raw / total).abs().filter(m).sum()
+        aum_start = self._on_members(_X0).sum()
         tracks = aum_start > 0
         return {
             self.column("aum_start"): aum_start,
-            self.column("target_sum"): pl.when(tracks).then(total).otherwise(1.0),
-            self.column("sleeve"): sleeve,
-            self.column("gap"): pl.when(tracks).then(gap).otherwise(0.0),
+            self.column("target_sum"): pl.when(tracks)
+            .then(pl.col(self.column("raw_target")).sum())
+            .otherwise(1.0),
+            self.column("sleeve"): self._on_members(_X).sum(),
+            self.column("gap"): pl.col(self.column("gap_share")).sum(),
         }
 
     def lhs(self) -> pl.Expr:

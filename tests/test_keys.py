@@ -1,0 +1,121 @@
+"""Integer keys and the sparse holder book, each against an independent computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from estimator import book as bk
+from estimator import keys
+
+HOLDERS = pl.DataFrame({"holder_id": ["H_B", "H_A", "H_C"], "cash": [2.0, 1.0, 3.0]})
+ASSETS = pl.DataFrame({"asset_id": ["Z", "X", "Y"], "price": [10.0, 20.0, 30.0]})
+
+
+def test_codes_are_ranks_of_the_sorted_ids_and_decode_back() -> None:
+    codes = keys.Keys.of(HOLDERS, ASSETS)
+    rows = pl.DataFrame({"holder_id": ["H_C", "H_A"], "asset_id": ["X", "Z"], "q": [1.0, 2.0]})
+    coded = codes.encode(rows)
+    # by hand: H_A < H_B < H_C and X < Y < Z
+    assert coded["holder_id"].to_list() == [2, 0]
+    assert coded["asset_id"].to_list() == [0, 2]
+    assert coded.schema["holder_id"] == keys.CODE
+    assert_frame_equal(codes.decode(coded), rows)
+
+
+def test_an_id_outside_the_tables_is_an_error() -> None:
+    codes = keys.Keys.of(HOLDERS, ASSETS)
+    with pytest.raises(pl.exceptions.InvalidOperationError):
+        codes.encode(pl.DataFrame({"holder_id": ["H_A"], "asset_id": ["NOT_AN_ASSET"]}))
+
+
+def test_by_holder_sorts_rows_and_flags_them() -> None:
+    rows = pl.DataFrame(
+        {"holder_id": [1, 0, 1, 0], "asset_id": [5, 7, 2, 3], "q": [1.0, 2.0, 3.0, 4.0]},
+        schema_overrides={"holder_id": keys.CODE, "asset_id": keys.CODE},
+    )
+    out = keys.by_holder(rows)
+    assert out.select("holder_id", "asset_id").rows() == [(0, 3), (0, 7), (1, 2), (1, 5)]
+    assert out["q"].to_list() == [4.0, 2.0, 3.0, 1.0]
+    assert out["holder_id"].flags["SORTED_ASC"]
+
+
+code_lists = st.lists(st.integers(0, 30), min_size=1, max_size=60)
+
+
+@given(
+    table_codes=st.lists(st.integers(0, 40), unique=True, max_size=30),
+    row_codes=code_lists,
+)
+def test_broadcast_is_a_left_join_that_keeps_the_rows_order(
+    table_codes: list[int], row_codes: list[int]
+) -> None:
+    table = pl.DataFrame(
+        {"holder_id": table_codes, "v": [float(c) * 1.5 for c in table_codes]},
+        schema_overrides={"holder_id": keys.CODE},
+    )
+    rows = pl.DataFrame(
+        {"holder_id": row_codes, "i": list(range(len(row_codes)))},
+        schema_overrides={"holder_id": keys.CODE},
+    )
+    joined = rows.join(table, on="holder_id", how="left", maintain_order="left")
+    assert_frame_equal(keys.broadcast(table, ["v"], rows), joined)
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_rows=st.integers(1, 80),
+    shuffle=st.booleans(),
+)
+def test_sparse_book_sums_equal_row_sums(seed: int, n_rows: int, shuffle: bool) -> None:
+    """The sparse products of :func:`book.holder_book` against Polars sums over rows that
+    carry the risk model (the path for frames with string ids)."""
+    rng = np.random.default_rng(seed)
+    n_assets, n_holders = 7, 9
+    margin = rng.uniform(0.1, 0.5, n_assets)
+    assets = pl.DataFrame(
+        {
+            "asset_id": np.arange(n_assets, dtype=np.uint32)[::-1],  # not in code order
+            "instrument": rng.choice(["cash", "future"], n_assets),
+            "price": rng.uniform(1, 100, n_assets),
+            "multiplier": rng.choice([1.0, 50.0], n_assets),
+            "margin_rate": pl.Series(
+                [None if r < 0.4 else m for r, m in zip(rng.random(n_assets), margin, strict=True)],
+                dtype=pl.Float64,
+            ),
+            "specific_vol": rng.uniform(0, 0.4, n_assets),
+            "risk_g0": rng.normal(0, 0.2, n_assets),
+            "risk_g1": rng.normal(0, 0.1, n_assets),
+        }
+    )
+    pairs = rng.choice(n_holders * n_assets, size=min(n_rows, n_holders * n_assets), replace=False)
+    positions = pl.DataFrame(
+        {
+            "holder_id": (pairs // n_assets).astype(np.uint32),
+            "asset_id": (pairs % n_assets).astype(np.uint32),
+            "quantity": rng.normal(0, 100, pairs.size),
+        }
+    )
+    if not shuffle:
+        positions = positions.sort("holder_id", "asset_id")
+    holders = pl.DataFrame(
+        {
+            "holder_id": np.arange(n_holders + 1, dtype=np.uint32),  # the last holds nothing
+            "cash": rng.normal(0, 50, n_holders + 1),
+            "non_tradable": np.zeros(n_holders + 1),
+            "other_debt": np.zeros(n_holders + 1),
+        }
+    )
+    wide = bk.position_frame(positions, assets)
+    narrow = bk.position_frame(positions, assets, columns=[])
+    assert_frame_equal(
+        bk.holder_book(narrow, holders, assets),
+        bk.holder_book(wide, holders),
+        check_exact=False,
+        rel_tol=1e-12,
+        abs_tol=1e-9,
+    )
