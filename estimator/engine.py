@@ -349,7 +349,7 @@ def evaluate_round(
     codes = keys.Keys.of(holders, assets)
     assets, holders = codes.encode(assets), codes.encode(holders)
     positions = indices.pad_positions(codes.encode(positions), holders, mandates, assets)
-    pos = keys.by_holder(bk.position_frame(keys.by_holder(positions), assets, columns=[]))
+    pos = keys.by_holder(bk.position_frame(positions, assets, columns=[]))
     pos = pos.with_columns(exposure_start=pl.col("exposure"))
     pos = pos.with_row_index(_ROW)
     book = bk.holder_book(pos, holders, assets)

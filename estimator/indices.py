@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from estimator import contracts
+from estimator import contracts, keys
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.mandates import Mandate
 from rules import IndexTracking, index_column
@@ -204,8 +204,10 @@ def pad_positions(
     mandates: dict[str, Mandate],
     assets: pl.DataFrame,
 ) -> pl.DataFrame:
-    """Zero-quantity rows for every index member a tracker does not hold yet (an addition must
-    have a row to be bought into). Frames are coded (:mod:`estimator.keys`)."""
+    """Zero-quantity rows for the index members a tracker does not hold yet and must buy (an
+    addition, or a reweight up, needs a row to be bought into): those with ``Δw > 0``. A member
+    not held whose weight does not rise has target ``max(Δw, 0) = 0`` and never trades.
+    Frames are coded (:mod:`estimator.keys`); the result is in (holder, asset) order."""
     rows = []
     for name, mandate in sorted(mandates.items()):
         for rule in mandate.rules:
@@ -224,8 +226,10 @@ def pad_positions(
                     ]
                 )
             trackers = holders.filter(pl.col("mandate") == name).select("holder_id")
-            members = assets.filter(pl.col(member)).select("asset_id")
+            bought = pl.col(member) & (pl.col(index_column(rule.index, "dw")) > 0)
+            members = assets.filter(bought).select("asset_id")
             rows.append(trackers.join(members, how="cross"))
+    positions = keys.by_holder(positions)
     if not rows:
         return positions
     wanted = pl.concat(rows)  # one tracked index per mandate, one mandate per holder: no repeats
@@ -233,4 +237,4 @@ def pad_positions(
     held = positions.filter(pl.col("holder_id").is_in(wanted["holder_id"].implode()))
     missing = wanted.filter(~pair.is_in(held.select(pair.implode()).to_series()))
     padding = missing.with_columns(quantity=pl.lit(0.0)).select(positions.columns)
-    return pl.concat([positions, padding])
+    return keys.by_holder(pl.concat([positions, padding]))

@@ -83,7 +83,11 @@ def rule_frames(
     rules = position_rules(mandate)
     if not rules:
         return pos_m, book_m
-    pos_m = pos_m.with_columns(**{k: v for r in rules for k, v in r.position_columns().items()})
+    pos_m = (  # lazily, so that windows shared between columns are computed once
+        pos_m.lazy()
+        .with_columns(**{k: v for r in rules for k, v in r.position_columns().items()})
+        .collect()
+    )
     aggs = {k: v for r in rules for k, v in r.holder_sums().items()}
     sums = pos_m.group_by("holder_id").agg(**aggs)
     book_m = book_m.join(sums, on="holder_id", how="left").with_columns(

@@ -138,6 +138,36 @@ def test_reweight_scales_the_other_members() -> None:
     assert _values(result) == pytest.approx({"a": -20.0, "b": 12.0, "c": 8.0}, rel=1e-12)
 
 
+@pytest.mark.parametrize("execution", EXECUTIONS)
+def test_a_member_not_held_whose_weight_falls_is_left_alone(execution: str) -> None:
+    # Index a .5, b .3, c .2; the holder owns a and b only (60/40, A = 100). Reweight a to .4:
+    # b and c share .6 in proportion, .36 and .24; Δw = −.1, +.06, +.04. Targets τ = x/A + Δw:
+    # a .5, b .46, c .04 (sum 1). Trades: a −10, b +6, c +4 — c, not held, rises and is
+    # bought. A member not held whose weight falls (c cut from .2 to .1 below) has target
+    # max(0 − .1, 0) = 0 and never trades.
+    result = _run(
+        ABC,
+        {"a": 60, "b": 40},
+        {"a": 0.5, "b": 0.3, "c": 0.2},
+        changes=[{"index_id": "X", "asset_id": "a", "action": "reweight", "weight": 0.4}],
+        execution=execution,
+    )
+    assert _values(result) == pytest.approx({"a": -10.0, "b": 6.0, "c": 4.0}, rel=1e-12)
+    # c cut to .1: a and b share .9 in proportion, .5625 and .3375; Δw a +.0625, b +.0375,
+    # c −.1 on a book without c: τ = .6625, .4375, 0 renormalised by 1.1 → a .60227…, b .39772…
+    # trades A·τ − x: a +.227…, b −.227…: the holder's own split moves, c stays untouched.
+    cut = _run(
+        ABC,
+        {"a": 60, "b": 40},
+        {"a": 0.5, "b": 0.3, "c": 0.2},
+        changes=[{"index_id": "X", "asset_id": "c", "action": "reweight", "weight": 0.1}],
+        execution=execution,
+    )
+    values = _values(cut)
+    assert "c" not in values
+    assert values == pytest.approx({"a": 100 * 0.6625 / 1.1 - 60, "b": 100 * 0.4375 / 1.1 - 40})
+
+
 def test_deletion_after_a_price_fall_sells_the_drifted_weight() -> None:
     # a, b at .5 each, held 50/50. a falls 20%: a is 40, b 50, A = 90; the index drifts to
     # a .4/.9 = 4/9. Deleting a sells A·4/9 = 40 (all of it) and buys 40 of b.
