@@ -38,42 +38,10 @@ from pydantic import (
 
 from estimator import indices, risk
 from estimator.errors import InputError, InputWarnings, Problem
+from estimator.impact import Impact
+from estimator.selectors import Selector
 from estimator.toml_files import load_toml
 from rules.ratings import AGENCY_COLUMNS, accepted, shift_expr
-
-
-class Selector(BaseModel):
-    """Which assets a shock hits: every listed criterion must hold (lists match any entry)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    all: bool = False
-    asset_ids: list[str] = Field(default_factory=list)
-    asset_classes: list[str] = Field(default_factory=list)
-    instruments: list[str] = Field(default_factory=list)
-    ratings: list[str] = Field(default_factory=list, description="S&P/Fitch or Moody's, exact")
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> Self:
-        given = [self.asset_ids, self.asset_classes, self.instruments, self.ratings]
-        if not self.all and not any(given):
-            raise ValueError(
-                "select something: asset_ids, asset_classes, instruments, ratings or all"
-            )
-        return self
-
-    def expr(self) -> pl.Expr:
-        conds = [pl.lit(True)]
-        if self.asset_ids:
-            conds.append(pl.col("asset_id").is_in(self.asset_ids))
-        if self.asset_classes:
-            conds.append(pl.col("asset_class").is_in(self.asset_classes))
-        if self.instruments:
-            conds.append(pl.col("instrument").is_in(self.instruments))
-        if self.ratings:
-            rated = pl.any_horizontal(pl.col(c).is_in(self.ratings) for c in AGENCY_COLUMNS)
-            conds.append(rated.fill_null(False))
-        return pl.all_horizontal(conds)
 
 
 class Shock(BaseModel):
@@ -145,6 +113,7 @@ class Scenario(BaseModel):
     market: str = Field("default", description="bundle name shipped with the tool, or a path")
     shocks: list[Shock] = Field(default_factory=list)
     index_changes: list[IndexChange] = Field(default_factory=list)
+    impact: Impact = Field(default_factory=Impact, description="price impact of the flows")
 
     @model_validator(mode="after")
     def _one_change_per_member(self) -> Self:
@@ -195,6 +164,14 @@ def apply_scenario(
                 label,
                 f"effective_day {day}: days are not modelled yet, the change is traded now",
                 field=f"index_changes.{entry}",
+            )
+        )
+    if scenario.impact.models:
+        warnings.add(
+            Problem(
+                label,
+                "price impact is not applied yet: the estimate is one round at post-shock prices",
+                field="impact",
             )
         )
     unknown = changes.join(assets.select("asset_id"), on="asset_id", how="anti")
