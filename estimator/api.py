@@ -12,6 +12,7 @@ import polars as pl
 
 from estimator import aggregate
 from estimator import book as bk
+from estimator.cascade import ROUND, CascadeResult, cascade
 from estimator.engine import RoundResult, evaluate_round
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.mandates import Execution
@@ -51,6 +52,8 @@ HOLDER_COLUMNS = [
     "bought",
     "shortfall",
     "compliant",
+    "first_round",
+    "rounds_forced",
 ]
 
 
@@ -65,14 +68,16 @@ class RunResult:
     summary: pl.DataFrame  # per holder type × asset class
     manifest: dict
     warnings: InputWarnings = field(default_factory=InputWarnings)
+    rounds: pl.DataFrame | None = None  # per round × asset, when the scenario has price impact
 
     def tables(self) -> dict[str, pl.DataFrame]:
-        return {
+        tables = {
             "assets": self.assets,
             "trades": self.trades,
             "holders": self.holders,
             "summary": self.summary,
         }
+        return tables | ({"rounds": self.rounds} if self.rounds is not None else {})
 
     def write(self, out_dir: str | Path, fmt: Format = "csv") -> list[Path]:
         """Write every table and ``manifest.json`` into ``out_dir`` atomically."""
@@ -130,17 +135,7 @@ def run(
 
     t = time.perf_counter()
     warnings = InputWarnings(list(market.warnings.items))
-    pre = bk.holder_book(bk.position_frame(market.positions, market.assets), market.holders)
-    shocked = apply_scenario(
-        market.assets, spec, str(spec_path or spec.name), warnings, market.index_weights
-    )
-    pos = bk.position_frame(market.positions, shocked)
-    holders = (
-        market.holders.join(bk.futures_settlement(pos), on="holder_id", how="left")
-        .with_columns(pl.col(Book.CASH) + pl.col("variation_margin").fill_null(0.0))
-        .drop("variation_margin")
-        .join(pre.select("holder_id", pl.col("leverage").alias(Book.LEVERAGE_PRE)), on="holder_id")
-    )
+    shocked, holders = prepare(spec, market, str(spec_path or spec.name), warnings)
     timings["scenario"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -150,9 +145,27 @@ def run(
         workers=workers,
         **(solver_options or {}),
     ) as cache:
-        result = evaluate_round(
-            shocked, holders, market.positions, market.mandates, execution=exec_style, cache=cache
-        )
+        if spec.impact.models:
+            chain = cascade(
+                shocked,
+                holders,
+                market.positions,
+                market.mandates,
+                spec.impact,
+                execution=exec_style,
+                cache=cache,
+            )
+            result = _cascade_round(chain, cache.compiled)
+        else:
+            chain = None
+            result = evaluate_round(
+                shocked,
+                holders,
+                market.positions,
+                market.mandates,
+                execution=exec_style,
+                cache=cache,
+            )
     timings["evaluate_and_solve"] = time.perf_counter() - t
 
     parameters = {
@@ -162,8 +175,51 @@ def run(
         "workers": workers,
     }
     return _assemble(
-        spec, spec_path, market, shocked, result, parameters, warnings, timings, started
+        spec, spec_path, market, shocked, result, parameters, warnings, timings, started, chain
     )
+
+
+def _cascade_round(chain: CascadeResult, compiled: int) -> RoundResult:
+    """The cascade as one result: every round's trades, and each holder's row from the last
+    round it was forced in (round 1 for holders never forced), with the rounds it was forced."""
+    tables = chain.holder_rounds
+    forced = tables.filter(pl.col("status") != "ok")
+    counts = forced.group_by("holder_id").agg(
+        first_round=pl.col(ROUND).min(), rounds_forced=pl.len().cast(pl.Int64)
+    )
+    traded = chain.trades.group_by("holder_id").agg(  # over every round
+        sold=(-pl.col("trade_value")).clip(lower_bound=0).sum(),
+        bought=pl.col("trade_value").clip(lower_bound=0).sum(),
+    )
+    pick = pl.when(pl.col("status") != "ok").then(pl.col(ROUND)).otherwise(-pl.col(ROUND))
+    holders = (
+        tables.sort("holder_id", pick)
+        .group_by("holder_id", maintain_order=True)
+        .last()
+        .drop("sold", "bought")
+        .join(traded, on="holder_id", how="left")
+        .join(counts, on="holder_id", how="left")
+        .with_columns(pl.col("sold", "bought").fill_null(0.0), pl.col("rounds_forced").fill_null(0))
+        .sort("holder_id")
+    )
+    return RoundResult(chain.trades, holders, chain.positions, chain.holders_after, compiled)
+
+
+def prepare(
+    spec: Scenario, market: Market, label: str, warnings: InputWarnings
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The shocked assets, and the holders with the futures' variation margin of the shocks
+    settled to cash and their leverage before the shocks (``leverage_pre``)."""
+    pre = bk.holder_book(bk.position_frame(market.positions, market.assets), market.holders)
+    shocked = apply_scenario(market.assets, spec, label, warnings, market.index_weights)
+    pos = bk.position_frame(market.positions, shocked)
+    holders = (
+        market.holders.join(bk.futures_settlement(pos), on="holder_id", how="left")
+        .with_columns(pl.col(Book.CASH) + pl.col("variation_margin").fill_null(0.0))
+        .drop("variation_margin")
+        .join(pre.select("holder_id", pl.col("leverage").alias(Book.LEVERAGE_PRE)), on="holder_id")
+    )
+    return shocked, holders
 
 
 def _holder_table(result: RoundResult, holders: pl.DataFrame) -> pl.DataFrame:
@@ -191,8 +247,13 @@ def _assemble(
     warnings,
     timings,
     started,
+    chain: CascadeResult | None = None,
 ) -> RunResult:
     assets = aggregate.asset_flows(result.trades, shocked, parameters["participation"])
+    if chain is not None:  # the price each asset ends at after the rounds
+        assets = assets.join(
+            chain.prices.select("asset_id", price_end="price"), on="asset_id", how="left"
+        ).with_columns(price_change=pl.col("price_end") / pl.col("price") - 1)
     summary = aggregate.by_type_and_class(result.trades, market.holders, shocked)
     holders = _holder_table(result, market.holders)
     statuses = dict(sorted(holders.group_by("status").len().iter_rows()))
@@ -226,10 +287,20 @@ def _assemble(
             "sell_value": float(assets["sell_value"].sum()),
             "buy_value": float(assets["buy_value"].sum()),
         },
+        "cascade": None
+        if chain is None
+        else {
+            "mode": spec.impact.mode,
+            "execution_point": spec.impact.execution_point,
+            "rounds_traded": chain.rounds_traded,
+            "converged": chain.converged,
+            "amplification": chain.amplification,
+        },
         "warnings": [str(w) for w in warnings.items],
         "timings_seconds": {k: round(v, 4) for k, v in timings.items()},
     }
-    return RunResult(spec, assets, result.trades, holders, summary, manifest, warnings)
+    rounds = chain.rounds if chain is not None else None
+    return RunResult(spec, assets, result.trades, holders, summary, manifest, warnings, rounds)
 
 
 def _version(package: str) -> str | None:

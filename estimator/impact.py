@@ -127,6 +127,7 @@ class Impact(BaseModel):
     execution_point: float = Field(
         0.5, ge=0, le=1, description="α: trades execute at P_start + α·(P_end − P_start)"
     )
+    max_rounds: int = Field(50, ge=1, description="rounds of the cascade at most")
     models: list[ImpactModel] = Field(
         default_factory=list, description="each asset takes the first model that selects it"
     )
@@ -147,10 +148,10 @@ class Impact(BaseModel):
 def relative_change(flow_value: pl.Expr, sign: pl.Expr, price: pl.Expr) -> pl.Expr:
     """``Δp/p`` of every model for a flow of value ``Q`` (``flow_value``), direction ``sign``
     (−1 selling, +1 buying) and current price ``P`` (``price``), on a frame with the columns of
-    :meth:`Impact.parameters`, ``price_pre`` (``P₀``), ``adv`` and ``vol``."""
+    :meth:`Impact.parameters`, ``price_0`` (``P₀``), ``adv`` and ``vol``."""
     adv, daily_vol = pl.col("adv"), pl.col("vol") / np.sqrt(TRADING_DAYS)
     per_unit = pl.when(pl.col("impact_per_adv")).then(flow_value / adv).otherwise(flow_value)
-    floor = pl.col("impact_floor") * pl.col("price_pre")  # B
+    floor = pl.col("impact_floor") * pl.col("price_0")  # B
     depth = (  # δ = (1 − B/P₀)·c·ADV·√τ / σ_d
         (1 - pl.col("impact_floor"))
         * pl.col("impact_c")
@@ -173,12 +174,12 @@ def relative_change(flow_value: pl.Expr, sign: pl.Expr, price: pl.Expr) -> pl.Ex
 def prices_after(state: pl.DataFrame, mode: Literal["cumulative", "per_round"]) -> pl.DataFrame:
     """``state`` with ``price_after``: the price once a round's flow has moved it.
 
-    ``state`` has the parameter columns, ``price_pre`` (``P₀``), ``price`` (``P``, start of
+    ``state`` has the parameter columns, ``price_0`` (``P₀``), ``price`` (``P``, start of
     the round), ``adv``, ``vol`` and the net quantities ``round_quantity`` (this round's) and
     ``episode_quantity`` (cumulative, this round included).
     """
     if mode == "cumulative":
-        q, base = pl.col("episode_quantity"), pl.col("price_pre")
+        q, base = pl.col("episode_quantity"), pl.col("price_0")
     else:
         q, base = pl.col("round_quantity"), pl.col("price")
     change = relative_change(q.abs() * base, q.sign(), base)

@@ -166,14 +166,6 @@ def apply_scenario(
                 field=f"index_changes.{entry}",
             )
         )
-    if scenario.impact.models:
-        warnings.add(
-            Problem(
-                label,
-                "price impact is not applied yet: the estimate is one round at post-shock prices",
-                field="impact",
-            )
-        )
     unknown = changes.join(assets.select("asset_id"), on="asset_id", how="anti")
     problems = [
         Problem(label, f"unknown asset {asset!r}", field=f"index_changes.{entry}")

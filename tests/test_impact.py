@@ -12,9 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from estimator import InputError
-from estimator.errors import InputWarnings
 from estimator.impact import Impact, execution_price, prices_after
-from estimator.scenario import Scenario, apply_scenario, load_scenario
+from estimator.scenario import load_scenario
 
 DAILY = math.sqrt(252)  # vol = σ_d · √252
 
@@ -25,7 +24,7 @@ def _state(model: dict[str, Any], **asset: Any) -> pl.DataFrame:
         "asset_id": "A",
         "asset_class": "equity",
         "instrument": "cash",
-        "price_pre": 100.0,
+        "price_0": 100.0,
         "price": 100.0,
         "adv": 1e8,
         "vol": 0.02 * DAILY,
@@ -178,28 +177,3 @@ def test_bad_impact_settings_name_the_file_and_field(
     message = str(err.value)
     assert "bad.toml" in message
     assert field in message
-
-
-def test_a_scenario_with_impact_models_warns_that_they_are_not_applied_yet() -> None:
-    assets = pl.DataFrame(
-        {
-            "asset_id": ["A"],
-            "asset_class": ["equity"],
-            "instrument": ["cash"],
-            "price": [10.0],
-            "vol": [0.2],
-            "duration": [None],
-            "convexity": [None],
-            "margin_rate": [None],
-            "rating_sp": [None],
-            "rating_moodys": [None],
-            "rating_fitch": [None],
-            "specific_vol": [0.2],
-        },
-        schema_overrides={c: pl.String for c in ("rating_sp", "rating_moodys", "rating_fitch")},
-    )
-    warnings = InputWarnings()
-    scenario = Scenario(name="s", impact={"models": [{"model": "sqrt"}]})
-    shocked = apply_scenario(assets, scenario, "s.toml", warnings)
-    assert shocked["price"].to_list() == [10.0]
-    assert [w.field for w in warnings.items] == ["impact"]

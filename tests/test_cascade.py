@@ -1,0 +1,164 @@
+"""Rounds of the cascade: hand-computed two-holder example and the invariants of the rounds."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from oracle_kit import asset_frame, holder_frame
+
+import estimator
+from estimator import Mandate, Scenario
+from estimator.api import prepare
+from estimator.cascade import CascadeResult, cascade
+from estimator.errors import InputWarnings
+from estimator.impact import Impact
+from estimator.market import load_market
+from estimator.paths import resolve_market
+from estimator.scenario import load_scenario
+
+DEMO_SCENARIO = Path(__file__).parents[1] / "scenarios" / "demo.toml"
+
+LEVERAGE_2 = Mandate(name="m", rules=[{"kind": "leverage", "max": 2.0}])
+
+
+def _two_holders(impact: dict[str, Any], max_rounds: int = 50, order: int = 1) -> CascadeResult:
+    """One stock X at 100 (no shock); A: 10 units on 600 borrowed (leverage 2.5), B: 20 units on
+    1000 borrowed (leverage 2.0, at its limit)."""
+    holders = [
+        {"holder_id": "A", "cash": -600.0},
+        {"holder_id": "B", "cash": -1000.0},
+    ][::order]
+    market = estimator.build_market(
+        asset_frame([{"asset_id": "X", "price": 100.0}]),
+        holder_frame(holders),
+        pl.DataFrame(
+            {"holder_id": ["A", "B"][::order], "asset_id": "X", "quantity": [10.0, 20.0][::order]}
+        ),
+        {"m": LEVERAGE_2},
+    )
+    spec = Scenario(name="s", impact=impact)
+    shocked, prepared = prepare(spec, market, "s", InputWarnings())
+    return cascade(
+        shocked, prepared, market.positions, market.mandates, spec.impact, max_rounds=max_rounds
+    )
+
+
+LINEAR = {"models": [{"model": "linear", "coefficient": 1e-4, "per": "value"}]}
+
+
+def _sold(result: CascadeResult, r: int) -> dict[str, float]:
+    t = result.trades.filter(pl.col("round") == r)
+    return dict(zip(t["holder_id"], -t["trade_value"], strict=True))
+
+
+def test_two_holders_one_asset_linear_impact_round_by_round() -> None:
+    # Round 1 at P = 100: A (E = 400, A = 1000) sells to leverage 2: 1000 − 2·400 = 200 (2
+    # units); B sits at exactly 2.0 and does nothing. Linear ℓ = 1e-4 per currency unit, on the
+    # cumulative flow: Q = 2·100 = 200 → −2% → P₁ = 98; executed at the mid, 99: A's cash
+    # −600 + 2·99 = −402.
+    # Round 2 at P₁ = 98: A holds 8 (784), E = 784 − 402 = 382 → sells 784 − 764 = 20;
+    # B holds 20 (1960), E = 960 → sells 1960 − 1920 = 40. Units: 20/98 + 40/98 = 60/98;
+    # cumulative 2 + 60/98 = 2.6122… units, Q = 261.22… → P₂ = 100·(1 − 0.026122…) = 97.3878
+    result = _two_holders(LINEAR, max_rounds=2)
+    assert _sold(result, 1) == pytest.approx({"A": 200.0}, rel=1e-12)
+    assert _sold(result, 2) == pytest.approx({"A": 20.0, "B": 40.0}, rel=1e-9)
+    prices = result.rounds.filter(pl.col("asset_id") == "X").sort("round")
+    assert prices["price_end"].to_list() == pytest.approx([98.0, 100 * (1 - 1e-2 * (2 + 60 / 98))])
+    assert prices["execution_price"][0] == pytest.approx(99.0, rel=1e-12)
+    cash = dict(result.holders_after.select("holder_id", "cash").iter_rows())
+    p2 = prices["price_end"][1]
+    assert cash["A"] == pytest.approx(-402.0 + 20 / 98 * (98 + p2) / 2, rel=1e-12)
+    assert cash["B"] == pytest.approx(-1000.0 + 40 / 98 * (98 + p2) / 2, rel=1e-12)
+    assert not result.converged  # stopped at max_rounds with selling still going on
+    assert result.amplification == pytest.approx(260.0 / 200.0, rel=1e-9)
+
+
+def test_the_cascade_converges_and_each_round_sells_less() -> None:
+    result = _two_holders(LINEAR)
+    assert result.converged
+    sold = result.rounds.group_by("round").agg(pl.col("sell_value").sum()).sort("round")
+    values = sold["sell_value"].to_list()
+    assert all(b < a for a, b in itertools.pairwise(values))
+    # every holder ends at (or within noise of) its limit at the final price
+    price = result.prices["price"].item()
+    books = result.positions.join(result.holders_after, on="holder_id").with_columns(
+        exposure=pl.col("quantity") * price
+    )
+    leverage = books.select(pl.col("exposure") / (pl.col("exposure") + pl.col("cash")))
+    assert leverage.max().item() <= 2.0 * (1 + 1e-6)
+
+
+def test_per_asset_flows_sum_to_the_holders_trades_in_every_round() -> None:
+    result = _two_holders(LINEAR)
+    by_trades = (
+        result.trades.group_by("round", "asset_id")
+        .agg(q=pl.col("trade_quantity").sum())
+        .sort("round")
+    )
+    by_rounds = result.rounds.select("round", "asset_id", q="round_quantity").sort("round")
+    assert by_trades["q"].to_list() == pytest.approx(by_rounds["q"].to_list(), rel=1e-12)
+
+
+def test_holder_order_does_not_change_the_cascade() -> None:
+    forward, backward = _two_holders(LINEAR), _two_holders(LINEAR, order=-1)
+    assert forward.rounds_traded == backward.rounds_traded
+    assert forward.prices["price"].item() == backward.prices["price"].item()
+
+
+def test_without_impact_one_round_and_amplification_exactly_one() -> None:
+    spec = load_scenario(DEMO_SCENARIO)
+    market = load_market(resolve_market(spec.market, DEMO_SCENARIO.parent))
+    shocked, holders = prepare(spec, market, "demo", InputWarnings())
+    result = cascade(shocked, holders, market.positions, market.mandates, Impact())
+    single = estimator.run(spec, market)
+    assert result.converged
+    assert result.rounds_traded == 1
+    assert result.amplification == 1.0
+    assert result.trades.height == single.trades.height
+    assert result.prices.filter(pl.col("price") != pl.col("price_0")).is_empty()
+
+
+def test_run_with_impact_reports_every_round(tmp_path: Path) -> None:
+    market = estimator.build_market(
+        asset_frame([{"asset_id": "X", "price": 100.0}]),
+        holder_frame([{"holder_id": "A", "cash": -600.0}, {"holder_id": "B", "cash": -1000.0}]),
+        pl.DataFrame({"holder_id": ["A", "B"], "asset_id": "X", "quantity": [10.0, 20.0]}),
+        {"m": LEVERAGE_2},
+    )
+    result = estimator.run(Scenario(name="s", impact=LINEAR), market)
+    chain = _two_holders(LINEAR)
+    cascade_info = result.manifest["cascade"]
+    assert cascade_info["rounds_traded"] == chain.rounds_traded > 2
+    assert cascade_info["converged"] is True
+    assert cascade_info["amplification"] == pytest.approx(chain.amplification, rel=1e-12)
+    # the asset's total flow is every round's, and its price the cascade's last
+    x = result.assets.row(0, named=True)
+    assert x["sell_value"] == pytest.approx(chain.rounds["sell_value"].sum(), rel=1e-12)
+    assert x["price_end"] == pytest.approx(chain.prices["price"].item(), rel=1e-12)
+    assert x["price_change"] == pytest.approx(x["price_end"] / 100 - 1, rel=1e-12)
+    # A was forced from round 1, B from round 2; both in every later round with selling
+    h = {r["holder_id"]: r for r in result.holders.iter_rows(named=True)}
+    assert (h["A"]["first_round"], h["B"]["first_round"]) == (1, 2)
+    assert h["A"]["rounds_forced"] == chain.rounds_traded
+    assert h["B"]["sold"] == pytest.approx(
+        -chain.trades.filter(pl.col("holder_id") == "B")["trade_value"].sum(), rel=1e-12
+    )
+    written = {p.name for p in result.write(tmp_path / "out")}
+    assert "rounds.csv" in written
+    assert set(pl.read_csv(tmp_path / "out" / "trades.csv")["round"]) == set(
+        range(1, chain.rounds_traded + 1)
+    )
+
+
+def test_the_shipped_cascade_scenario_forces_a_second_round() -> None:
+    result = estimator.run("demo_cascade")
+    info = result.manifest["cascade"]
+    assert info["converged"] is True
+    assert info["rounds_traded"] >= 2
+    assert info["amplification"] > 1.0
+    assert result.rounds is not None
+    assert result.rounds["round"].max() == info["rounds_traded"]
