@@ -54,6 +54,15 @@ HOLDER_COLUMNS = [
     "compliant",
     "first_round",
     "rounds_forced",
+    "equity_start",
+    "loss_direct",
+    "loss_impact",
+    "loss_own_impact",
+    "loss_others_impact",
+    "loss_execution",
+    "loss_total",
+    "systemicness",
+    "indirect_vulnerability",
 ]
 
 
@@ -199,6 +208,7 @@ def _cascade_round(chain: CascadeResult, compiled: int) -> RoundResult:
         .drop("sold", "bought")
         .join(traded, on="holder_id", how="left")
         .join(counts, on="holder_id", how="left")
+        .join(chain.losses.drop("loss_caused"), on="holder_id", how="left")
         .with_columns(pl.col("sold", "bought").fill_null(0.0), pl.col("rounds_forced").fill_null(0))
         .sort("holder_id")
     )
@@ -295,6 +305,7 @@ def _assemble(
             "rounds_traded": chain.rounds_traded,
             "converged": chain.converged,
             "amplification": chain.amplification,
+            "aggregate_vulnerability": chain.aggregate_vulnerability,
         },
         "warnings": [str(w) for w in warnings.items],
         "timings_seconds": {k: round(v, 4) for k, v in timings.items()},

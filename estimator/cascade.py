@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from estimator import attribution
 from estimator import impact as im
 from estimator.engine import evaluate_round
 from estimator.impact import Impact
@@ -50,6 +51,8 @@ class CascadeResult:
     converged: bool
     rounds_traded: int
     amplification: float
+    losses: pl.DataFrame  # per holder: losses by source, systemicness, indirect vulnerability
+    aggregate_vulnerability: float
 
 
 def cascade(
@@ -72,7 +75,11 @@ def cascade(
     state = assets.join(params, on="asset_id").with_columns(
         price_0=pl.col("price"), episode_quantity=pl.lit(0.0)
     )
-    trades, rounds, statuses, tables = [], [], [], []
+    direct = _direct_losses(positions, assets)
+    cumulative = pl.DataFrame(
+        schema={"holder_id": pl.String, "asset_id": pl.String, "episode_q": pl.Float64}
+    )
+    trades, rounds, statuses, tables, losses = [], [], [], [], []
     converged = False
     for r in range(1, max_rounds + 1):
         result = evaluate_round(
@@ -83,45 +90,15 @@ def cascade(
             execution=execution,
             cache=cache,
         )
+        tables.append(result.holders.with_columns(pl.lit(r, pl.Int32).alias(ROUND)))
         if result.trades.is_empty():
             converged = True
-            if r == 1:
-                tables.append(result.holders.with_columns(pl.lit(r, pl.Int32).alias(ROUND)))
+            holders = result.holders_after  # cures of the last round, if any, stand
+            if r > 1 and result.holders.filter(pl.col("status") != "ok").is_empty():
+                tables.pop()  # a round where nothing happens adds nothing to report
             break
-        tables.append(result.holders.with_columns(pl.lit(r, pl.Int32).alias(ROUND)))
-        flows = result.trades.group_by("asset_id").agg(
-            round_quantity=pl.col("trade_quantity").sum(),
-            sell_value=(-pl.col("trade_value")).clip(lower_bound=0).sum(),
-            buy_value=pl.col("trade_value").clip(lower_bound=0).sum(),
-        )
-        state = (
-            state.join(flows, on="asset_id", how="left")
-            .with_columns(
-                pl.col("round_quantity", "sell_value", "buy_value").fill_null(0.0),
-                episode_quantity=pl.col("episode_quantity")
-                + pl.col("round_quantity").fill_null(0.0),
-            )
-            .pipe(im.prices_after, impact.mode)
-            .with_columns(
-                execution_price=im.execution_price(
-                    pl.col("price"), pl.col("price_after"), impact.execution_point
-                )
-            )
-        )
-        rounds.append(
-            state.select(
-                pl.lit(r, pl.Int32).alias(ROUND),
-                "asset_id",
-                "round_quantity",
-                "sell_value",
-                "buy_value",
-                price_start=pl.col("price"),
-                price_end=pl.col("price_after"),
-                execution_price=pl.col("execution_price"),
-            ).filter(
-                (pl.col("round_quantity") != 0) | (pl.col("price_end") != pl.col("price_start"))
-            )
-        )
+        state = _move_prices(state, result.trades, impact)
+        rounds.append(_round_report(state, r))
         marks = state.select(
             "asset_id",
             "multiplier",
@@ -139,20 +116,21 @@ def cascade(
             )
         )
         statuses.append(
-            result.holders.select(
+            result.holders.filter(pl.col("status") != "ok").select(
                 pl.lit(r, pl.Int32).alias(ROUND), "holder_id", "status", "triggered_rules"
             )
         )
-        execution_cost = traded.group_by("holder_id").agg(
+        # trades booked at P_r execute at P_x: cash moves by q·m·(P_r − P_x)
+        execution_cash = traded.group_by("holder_id").agg(
             _exec=(
                 pl.col("trade_quantity")
                 * pl.col("multiplier")
                 * (pl.col("p_start") - pl.col("p_exec"))
             ).sum()
         )
+        held = result.positions_after.join(marks, on="asset_id")
         margin = (
-            result.positions_after.join(marks, on="asset_id")
-            .filter(pl.col("instrument") == "future")
+            held.filter(pl.col("instrument") == "future")
             .group_by("holder_id")
             .agg(
                 _vm=(
@@ -162,8 +140,29 @@ def cascade(
                 ).sum()
             )
         )
+        round_q = result.trades.group_by("holder_id", "asset_id").agg(
+            round_q=pl.col("trade_quantity").sum()
+        )
+        cumulative = (
+            cumulative.join(round_q, on=["holder_id", "asset_id"], how="full", coalesce=True)
+            .with_columns(pl.col("episode_q", "round_q").fill_null(0.0))
+            .with_columns(episode_q=pl.col("episode_q") + pl.col("round_q"))
+        )
+        losses.append(
+            attribution.round_losses(
+                result.positions_after.select("holder_id", "asset_id", "quantity"),
+                marks.select("asset_id", "multiplier", dp=pl.col("p_end") - pl.col("p_start")),
+                attribution.flow_shares(cumulative, impact.mode),
+            ).join(
+                execution_cash.select("holder_id", loss_execution=-pl.col("_exec")),
+                on="holder_id",
+                how="full",
+                coalesce=True,
+            )
+        )
+        cumulative = cumulative.drop("round_q")
         holders = (
-            result.holders_after.join(execution_cost, on="holder_id", how="left")
+            result.holders_after.join(execution_cash, on="holder_id", how="left")
             .join(margin, on="holder_id", how="left")
             .with_columns(
                 pl.col(Book.CASH) + pl.col("_exec").fill_null(0.0) + pl.col("_vm").fill_null(0.0)
@@ -175,6 +174,7 @@ def cascade(
             price=pl.col("price_after"), **{c: pl.lit(0.0) for c in index_moves}
         ).drop("round_quantity", "sell_value", "buy_value", "price_after", "execution_price")
     sold = [float(f["sell_value"].sum()) for f in rounds]
+    table = _loss_table(direct, losses, tables[0])
     return CascadeResult(
         trades=pl.concat(trades) if trades else _EMPTY_TRADES,
         rounds=pl.concat(rounds) if rounds else _EMPTY_ROUNDS,
@@ -186,7 +186,95 @@ def cascade(
         converged=converged,
         rounds_traded=len(rounds),
         amplification=sum(sold) / sold[0] if sold and sold[0] > 0 else 1.0,
+        losses=table,
+        aggregate_vulnerability=_aggregate_vulnerability(table),
     )
+
+
+def _move_prices(state: pl.DataFrame, trades: pl.DataFrame, impact: Impact) -> pl.DataFrame:
+    """The round's flows per asset, the prices after them and the execution prices."""
+    flows = trades.group_by("asset_id").agg(
+        round_quantity=pl.col("trade_quantity").sum(),
+        sell_value=(-pl.col("trade_value")).clip(lower_bound=0).sum(),
+        buy_value=pl.col("trade_value").clip(lower_bound=0).sum(),
+    )
+    return (
+        state.join(flows, on="asset_id", how="left")
+        .with_columns(
+            pl.col("round_quantity", "sell_value", "buy_value").fill_null(0.0),
+            episode_quantity=pl.col("episode_quantity") + pl.col("round_quantity").fill_null(0.0),
+        )
+        .pipe(im.prices_after, impact.mode)
+        .with_columns(
+            execution_price=im.execution_price(
+                pl.col("price"), pl.col("price_after"), impact.execution_point
+            )
+        )
+    )
+
+
+def _round_report(state: pl.DataFrame, r: int) -> pl.DataFrame:
+    return state.select(
+        pl.lit(r, pl.Int32).alias(ROUND),
+        "asset_id",
+        "round_quantity",
+        "sell_value",
+        "buy_value",
+        price_start=pl.col("price"),
+        price_end=pl.col("price_after"),
+        execution_price=pl.col("execution_price"),
+    ).filter((pl.col("round_quantity") != 0) | (pl.col("price_end") != pl.col("price_start")))
+
+
+def _direct_losses(positions: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFrame:
+    """``−Σ q·m·(P₀ − P_pre)``: what the scenario's shocks cost each holder."""
+    if "price_pre" not in assets.columns:
+        return pl.DataFrame(schema={"holder_id": pl.String, "loss_direct": pl.Float64})
+    moved = positions.join(
+        assets.select("asset_id", "multiplier", "price", "price_pre"), on="asset_id"
+    )
+    return moved.group_by("holder_id").agg(
+        loss_direct=(
+            -pl.col("quantity") * pl.col("multiplier") * (pl.col("price") - pl.col("price_pre"))
+        ).sum()
+    )
+
+
+def _loss_table(
+    direct: pl.DataFrame, losses: list[pl.DataFrame], first: pl.DataFrame
+) -> pl.DataFrame:
+    """Per holder: the losses of :mod:`estimator.attribution` over all rounds, the direct loss,
+    systemicness and indirect vulnerability (``E_h``: equity at the start, before cures)."""
+    start = first.select("holder_id", equity_start=pl.col("equity_before"))
+    columns = [*attribution.LOSS_COLUMNS, "loss_execution"]
+    summed = (
+        pl.concat(losses, how="diagonal_relaxed")
+        .group_by("holder_id")
+        .agg(pl.col(columns).fill_null(0.0).sum())
+        if losses
+        else pl.DataFrame(schema={"holder_id": pl.String} | dict.fromkeys(columns, pl.Float64))
+    )
+    total_equity = pl.col("equity_start").clip(lower_bound=0.0).sum()
+    return (
+        start.join(direct, on="holder_id", how="left")
+        .join(summed, on="holder_id", how="left")
+        .with_columns(pl.col("loss_direct", *columns).fill_null(0.0))
+        .with_columns(
+            loss_others_impact=pl.col("loss_impact") - pl.col("loss_own_impact"),
+            loss_total=pl.col("loss_direct") + pl.col("loss_impact") + pl.col("loss_execution"),
+            systemicness=pl.col("loss_caused") / total_equity,
+            indirect_vulnerability=pl.when(pl.col("equity_start") > 0).then(
+                pl.col("loss_impact") / pl.col("equity_start")
+            ),
+        )
+        .sort("holder_id")
+    )
+
+
+def _aggregate_vulnerability(table: pl.DataFrame) -> float:
+    """``Σ_h L_h / E``."""
+    total = table["equity_start"].clip(lower_bound=0.0).sum()
+    return float(table["loss_impact"].sum() / total) if total > 0 else 0.0
 
 
 _EMPTY_TRADES = pl.DataFrame(

@@ -25,7 +25,9 @@ DEMO_SCENARIO = Path(__file__).parents[1] / "scenarios" / "demo.toml"
 LEVERAGE_2 = Mandate(name="m", rules=[{"kind": "leverage", "max": 2.0}])
 
 
-def _two_holders(impact: dict[str, Any], max_rounds: int = 50, order: int = 1) -> CascadeResult:
+def _two_holders(
+    impact: dict[str, Any], max_rounds: int = 50, order: int = 1, fall: float = 0.0
+) -> CascadeResult:
     """One stock X at 100 (no shock); A: 10 units on 600 borrowed (leverage 2.5), B: 20 units on
     1000 borrowed (leverage 2.0, at its limit)."""
     holders = [
@@ -40,7 +42,8 @@ def _two_holders(impact: dict[str, Any], max_rounds: int = 50, order: int = 1) -
         ),
         {"m": LEVERAGE_2},
     )
-    spec = Scenario(name="s", impact=impact)
+    shocks = [{"select": {"all": True}, "price_return": -fall}] if fall else []
+    spec = Scenario(name="s", impact=impact, shocks=shocks)
     shocked, prepared = prepare(spec, market, "s", InputWarnings())
     return cascade(
         shocked, prepared, market.positions, market.mandates, spec.impact, max_rounds=max_rounds
@@ -162,3 +165,78 @@ def test_the_shipped_cascade_scenario_forces_a_second_round() -> None:
     assert info["amplification"] > 1.0
     assert result.rounds is not None
     assert result.rounds["round"].max() == info["rounds_traded"]
+
+
+def test_losses_and_attribution_of_the_first_round_by_hand() -> None:
+    # Round 1 only: A sells 2 units, the price falls 100 → 98 (ΔP = −2), executed at 99.
+    # Holdings after: A 8, B 20. Impact losses L_A = 8·2 = 16, L_B = 20·2 = 40; A made all the
+    # flow (share 1): own 16 for A, 0 for B; A caused C = (8 + 20)·2 = 56. Execution: A's 2 units
+    # at 99 instead of 100: 2. Totals: A 18 (E 400 → 8·98 − 402 = 382), B 40 (1000 → 960).
+    # E = 1400: systemicness A 56/1400 = 0.04, B 0; vulnerability 16/400 = 40/1000 = 0.04.
+    result = _two_holders(LINEAR, max_rounds=1)
+    rows = {r["holder_id"]: r for r in result.losses.iter_rows(named=True)}
+    a, b = rows["A"], rows["B"]
+    assert (a["loss_impact"], a["loss_own_impact"], a["loss_others_impact"]) == pytest.approx(
+        (16.0, 16.0, 0.0)
+    )
+    assert (b["loss_impact"], b["loss_own_impact"], b["loss_others_impact"]) == pytest.approx(
+        (40.0, 0.0, 40.0)
+    )
+    assert (a["loss_execution"], b["loss_execution"]) == pytest.approx((2.0, 0.0))
+    assert (a["loss_total"], b["loss_total"]) == pytest.approx((18.0, 40.0))
+    assert (a["systemicness"], b["systemicness"]) == pytest.approx((0.04, 0.0))
+    assert (a["indirect_vulnerability"], b["indirect_vulnerability"]) == pytest.approx((0.04, 0.04))
+    assert result.aggregate_vulnerability == pytest.approx(0.04)
+
+
+def _equity(positions: pl.DataFrame, holders: pl.DataFrame, prices: pl.DataFrame) -> dict:
+    value = (
+        positions.join(prices, on="asset_id")
+        .group_by("holder_id")
+        .agg(v=(pl.col("quantity") * pl.col("price")).sum())
+    )
+    books = holders.join(value, on="holder_id", how="left").with_columns(pl.col("v").fill_null(0.0))
+    return dict(books.select("holder_id", pl.col("v") + pl.col("cash")).iter_rows())
+
+
+@pytest.mark.parametrize("fall", [0.0, 0.01])
+@pytest.mark.parametrize("mode", ["cumulative", "per_round"])
+def test_attribution_identities_over_the_whole_cascade(mode: str, fall: float) -> None:
+    impact = LINEAR | {"mode": mode}
+    result = _two_holders(impact, fall=fall)
+    table = result.losses
+    # Σ systemicness = aggregate vulnerability = Σ vulnerability·E_h / E
+    total_equity = table["equity_start"].sum()
+    weighted = (table["indirect_vulnerability"] * table["equity_start"]).sum() / total_equity
+    assert table["systemicness"].sum() == pytest.approx(result.aggregate_vulnerability, rel=1e-12)
+    assert weighted == pytest.approx(result.aggregate_vulnerability, rel=1e-12)
+    # every holder's loss is the change in its equity from before the shock; the shock's part
+    # is direct: 10 and 20 units × 100 × fall
+    start = {"A": 400.0, "B": 1000.0}
+    end = _equity(result.positions, result.holders_after, result.prices.select("asset_id", "price"))
+    for row in table.iter_rows(named=True):
+        h = row["holder_id"]
+        units = {"A": 10.0, "B": 20.0}[h]
+        assert row["loss_direct"] == pytest.approx(units * 100 * fall, abs=1e-12)
+        assert start[h] - end[h] == pytest.approx(row["loss_total"], rel=1e-9)
+
+
+def test_an_insolvent_holder_sells_everything_and_then_nothing() -> None:
+    # Z holds 10 units on 950 borrowed; a 6% fall leaves E = 940 − 950 = −10: insolvent in
+    # round 1, it liquidates all 10 units, and no later round finds anything left to sell.
+    market = estimator.build_market(
+        asset_frame([{"asset_id": "X", "price": 100.0}]),
+        holder_frame([{"holder_id": "Z", "cash": -950.0}]),
+        pl.DataFrame({"holder_id": ["Z"], "asset_id": "X", "quantity": [10.0]}),
+        {"m": LEVERAGE_2},
+    )
+    spec = Scenario(
+        name="s", impact=LINEAR, shocks=[{"select": {"all": True}, "price_return": -0.06}]
+    )
+    shocked, holders = prepare(spec, market, "s", InputWarnings())
+    result = cascade(shocked, holders, market.positions, market.mandates, spec.impact)
+    assert result.converged
+    assert result.trades["round"].to_list() == [1]
+    assert result.trades["trade_quantity"].to_list() == pytest.approx([-10.0])
+    assert result.positions.filter(pl.col("quantity") != 0).is_empty()
+    assert result.holders.filter(pl.col("round") == 1)["status"].to_list() == ["insolvent"]

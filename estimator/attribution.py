@@ -1,0 +1,70 @@
+"""Who lost what in the cascade, and whose selling caused it.
+
+Per round ``r`` of the cascade, with ``q_{h,i}`` holder h's quantity of asset i after the
+round's trades, ``m_i`` the multiplier and ``ΔP_i = P_{i,r+1} − P_{i,r}`` the round's price
+change:
+
+* impact loss of h: ``L_h = −Σ_i q_{h,i}·m_i·ΔP_i`` (a fall on a long holding is a loss);
+* each asset's price change is allocated to the traders in proportion to their share of its
+  net flow, ``s_{h,i} = Q_{h,i} / Σ_k Q_{k,i}`` — cumulative net quantities ``Q`` when impact
+  is cumulative (what sets the price), the round's own when it compounds per round (falling
+  back to the round's flow where the cumulative one nets to zero); ``Σ_h s_{h,i} = 1``;
+* own-impact loss ``O_h = −Σ_i q_{h,i}·m_i·ΔP_i·s_{h,i}``; others' impact ``L_h − O_h``;
+* the loss h's trades cause everyone: ``K_h = Σ_i C_i·s_{h,i}`` with ``C_i = −H_i·m_i·ΔP_i``
+  and ``H_i = Σ_k q_{k,i}`` the quantity all holders hold.
+
+Summed over rounds, with ``E_h`` equity at the start of the episode (post-shock, before cures)
+and ``E = Σ_{E_h > 0} E_h`` (Greenwood, Landier and Thesmar, "Vulnerable banks", JFE 2015,
+own sales included): **systemicness** ``K_h / E``, **indirect vulnerability** ``L_h / E_h``
+(for ``E_h > 0``), **aggregate vulnerability** ``Σ_h L_h / E``. Because the shares of every
+asset sum to one, ``Σ_h K_h = Σ_i C_i = Σ_h L_h``: Σ systemicness = aggregate vulnerability
+exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import polars as pl
+
+LOSS_COLUMNS = ["loss_impact", "loss_own_impact", "loss_caused"]
+
+
+def flow_shares(flows: pl.DataFrame, mode: Literal["cumulative", "per_round"]) -> pl.DataFrame:
+    """``holder_id, asset_id, share`` from ``flows`` (holder_id, asset_id, ``episode_q``
+    cumulative and ``round_q`` this round's net quantity)."""
+    totals = pl.col("episode_q").sum().over("asset_id"), pl.col("round_q").sum().over("asset_id")
+    cumulative, this_round = totals
+    by_round = pl.when(this_round != 0).then(pl.col("round_q") / this_round).otherwise(0.0)
+    share = (
+        pl.when(cumulative != 0).then(pl.col("episode_q") / cumulative).otherwise(by_round)
+        if mode == "cumulative"
+        else by_round
+    )
+    return flows.select("holder_id", "asset_id", share=share)
+
+
+def round_losses(holdings: pl.DataFrame, moves: pl.DataFrame, shares: pl.DataFrame) -> pl.DataFrame:
+    """Per holder ``L_h``, ``O_h`` and ``K_h`` of one round (module docstring).
+
+    ``holdings``: holder_id, asset_id, quantity after the round; ``moves``: asset_id,
+    multiplier, ``dp`` (the round's price change); ``shares``: from :func:`flow_shares`.
+    """
+    marked = holdings.join(moves, on="asset_id").with_columns(
+        loss=-pl.col("quantity") * pl.col("multiplier") * pl.col("dp")
+    )
+    own = marked.join(shares, on=["holder_id", "asset_id"], how="left").with_columns(
+        own=pl.col("loss") * pl.col("share").fill_null(0.0)
+    )
+    cost = marked.group_by("asset_id").agg(cost=pl.col("loss").sum())  # C_i
+    caused = (
+        shares.join(cost, on="asset_id")
+        .group_by("holder_id")
+        .agg(loss_caused=(pl.col("share") * pl.col("cost")).sum())
+    )
+    suffered = own.group_by("holder_id").agg(
+        loss_impact=pl.col("loss").sum(), loss_own_impact=pl.col("own").sum()
+    )
+    return suffered.join(caused, on="holder_id", how="full", coalesce=True).with_columns(
+        pl.col(LOSS_COLUMNS).fill_null(0.0)
+    )
