@@ -54,6 +54,7 @@ HOLDER_COLUMNS = [
     "compliant",
     "first_round",
     "rounds_forced",
+    "forced_by",
     "equity_start",
     "loss_direct",
     "loss_impact",
@@ -78,6 +79,7 @@ class RunResult:
     manifest: dict
     warnings: InputWarnings = field(default_factory=InputWarnings)
     rounds: pl.DataFrame | None = None  # per round × asset, when the scenario has price impact
+    chain: pl.DataFrame | None = None  # who pushed whom past a rule, round by round
 
     def tables(self) -> dict[str, pl.DataFrame]:
         tables = {
@@ -86,7 +88,8 @@ class RunResult:
             "holders": self.holders,
             "summary": self.summary,
         }
-        return tables | ({"rounds": self.rounds} if self.rounds is not None else {})
+        cascade = {"rounds": self.rounds, "chain": self.chain}
+        return tables | {k: v for k, v in cascade.items() if v is not None}
 
     def write(self, out_dir: str | Path, fmt: Format = "csv") -> list[Path]:
         """Write every table and ``manifest.json`` into ``out_dir`` atomically."""
@@ -188,6 +191,28 @@ def run(
     )
 
 
+def _forced_by(chain: CascadeResult) -> pl.DataFrame:
+    """``forced_by`` per holder that traded: ``scenario`` for the first round, else the
+    largest pushes, e.g. ``HF_1 (EQ_A, round 1, 67%)``."""
+    pushed = chain.chain.sort(ROUND, "target_id", "contribution", descending=[False, False, True])
+    described = pushed.group_by("target_id", maintain_order=True).agg(
+        forced_by=pl.format(
+            "{} ({}, round {}, {}%)",
+            "source_id",
+            "asset_id",
+            pl.col(ROUND) - 1,
+            (100 * pl.col("share")).round(0).cast(pl.Int64),
+        ).str.join("; ")
+    )
+    first = chain.trades.filter(pl.col(ROUND) == 1).select("holder_id").unique()
+    return pl.concat(
+        [
+            first.with_columns(forced_by=pl.lit("scenario")),
+            described.rename({"target_id": "holder_id"}),
+        ]
+    )
+
+
 def _cascade_round(chain: CascadeResult, compiled: int) -> RoundResult:
     """The cascade as one result: every round's trades, and each holder's row from the last
     round it was forced in (round 1 for holders never forced), with the rounds it was forced."""
@@ -209,6 +234,7 @@ def _cascade_round(chain: CascadeResult, compiled: int) -> RoundResult:
         .join(traded, on="holder_id", how="left")
         .join(counts, on="holder_id", how="left")
         .join(chain.losses.drop("loss_caused"), on="holder_id", how="left")
+        .join(_forced_by(chain), on="holder_id", how="left")
         .with_columns(pl.col("sold", "bought").fill_null(0.0), pl.col("rounds_forced").fill_null(0))
         .sort("holder_id")
     )
@@ -310,8 +336,10 @@ def _assemble(
         "warnings": [str(w) for w in warnings.items],
         "timings_seconds": {k: round(v, 4) for k, v in timings.items()},
     }
-    rounds = chain.rounds if chain is not None else None
-    return RunResult(spec, assets, result.trades, holders, summary, manifest, warnings, rounds)
+    rounds, edges = (chain.rounds, chain.chain) if chain is not None else (None, None)
+    return RunResult(
+        spec, assets, result.trades, holders, summary, manifest, warnings, rounds, edges
+    )
 
 
 def _version(package: str) -> str | None:

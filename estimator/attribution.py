@@ -68,3 +68,64 @@ def round_losses(holdings: pl.DataFrame, moves: pl.DataFrame, shares: pl.DataFra
     return suffered.join(caused, on="holder_id", how="full", coalesce=True).with_columns(
         pl.col(LOSS_COLUMNS).fill_null(0.0)
     )
+
+
+#: Sources kept per asset when tracing who pushed whom, and edges kept per pushed holder.
+TOP_SOURCES, TOP_EDGES = 5, 3
+#: Edges are kept, largest first, until they carry this share of a holder's push.
+EDGE_COVER = 0.8
+
+
+def chain_edges(
+    targets: pl.DataFrame,
+    holdings: pl.DataFrame,
+    moves: pl.DataFrame,
+    shares: pl.DataFrame,
+) -> pl.DataFrame:
+    """Who pushed the ``targets`` (holders first forced in a round) past their rules.
+
+    The push on target j from source h through asset i is the loss h's share of the previous
+    round's flow caused j: ``−q_{j,i}·m_i·ΔP_i·s_{h,i}`` (``holdings``, ``moves`` and
+    ``shares`` of the previous round, as in :func:`round_losses`). Per target, the largest
+    pushes are kept until they carry :data:`EDGE_COVER` of its total impact loss that round,
+    at most :data:`TOP_EDGES`; sources are the :data:`TOP_SOURCES` largest traders of each asset.
+    ``targets``: holder_id, rules (the rules that fired). Returns target, source, asset, the
+    asset's price change (``price_return``), ``contribution`` and its ``share`` of the push.
+    """
+    top = (
+        shares.filter(pl.col("share") != 0)
+        .sort("share", descending=True)
+        .group_by("asset_id", maintain_order=True)
+        .head(TOP_SOURCES)
+        .rename({"holder_id": "source_id"})
+    )
+    held = holdings.join(targets.select("holder_id"), on="holder_id").join(moves, on="asset_id")
+    held = held.with_columns(loss=-pl.col("quantity") * pl.col("multiplier") * pl.col("dp"))
+    push = held.group_by("holder_id").agg(push=pl.col("loss").sum())
+    edges = (
+        held.join(top, on="asset_id")
+        .with_columns(contribution=pl.col("loss") * pl.col("share"))
+        .join(push, on="holder_id")
+        .filter((pl.col("contribution") > 0) & (pl.col("push") > 0))
+        .with_columns(share=pl.col("contribution") / pl.col("push"))
+        .sort(
+            "holder_id",
+            "contribution",
+            "source_id",
+            "asset_id",
+            descending=[False, True, False, False],
+        )
+    )
+    covered = pl.col("share").cum_sum().over("holder_id") - pl.col("share")  # before this edge
+    kept = edges.filter(
+        (covered < EDGE_COVER) & (pl.int_range(pl.len()).over("holder_id") < TOP_EDGES)
+    )
+    return kept.join(targets, on="holder_id").select(
+        target_id="holder_id",
+        source_id="source_id",
+        asset_id="asset_id",
+        price_return=pl.col("dp") / pl.col("price"),
+        contribution="contribution",
+        share="share",
+        target_rules="rules",
+    )

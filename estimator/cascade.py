@@ -52,6 +52,7 @@ class CascadeResult:
     rounds_traded: int
     amplification: float
     losses: pl.DataFrame  # per holder: losses by source, systemicness, indirect vulnerability
+    chain: pl.DataFrame  # who pushed whom: see attribution.chain_edges; round = the target's
     aggregate_vulnerability: float
 
 
@@ -79,7 +80,9 @@ def cascade(
     cumulative = pl.DataFrame(
         schema={"holder_id": pl.String, "asset_id": pl.String, "episode_q": pl.Float64}
     )
-    trades, rounds, statuses, tables, losses = [], [], [], [], []
+    trades, rounds, statuses, tables, losses, edges = [], [], [], [], [], []
+    previous: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | None = None
+    forced_before = pl.Series("holder_id", [], dtype=pl.String)
     converged = False
     for r in range(1, max_rounds + 1):
         result = evaluate_round(
@@ -97,6 +100,18 @@ def cascade(
             if r > 1 and result.holders.filter(pl.col("status") != "ok").is_empty():
                 tables.pop()  # a round where nothing happens adds nothing to report
             break
+        traders = result.trades["holder_id"].unique()
+        newly = traders.filter(~traders.is_in(forced_before.implode()))
+        if previous is not None and newly.len():
+            targets = result.holders.filter(pl.col("holder_id").is_in(newly.implode())).select(
+                "holder_id", rules="triggered_rules"
+            )
+            edges.append(
+                attribution.chain_edges(targets, *previous).with_columns(
+                    pl.lit(r, pl.Int32).alias(ROUND)
+                )
+            )
+        forced_before = pl.concat([forced_before, newly])
         state = _move_prices(state, result.trades, impact)
         rounds.append(_round_report(state, r))
         marks = state.select(
@@ -148,12 +163,18 @@ def cascade(
             .with_columns(pl.col("episode_q", "round_q").fill_null(0.0))
             .with_columns(episode_q=pl.col("episode_q") + pl.col("round_q"))
         )
+        previous = (
+            result.positions_after.select("holder_id", "asset_id", "quantity"),
+            marks.select(
+                "asset_id",
+                "multiplier",
+                price=pl.col("p_start"),
+                dp=pl.col("p_end") - pl.col("p_start"),
+            ),
+            attribution.flow_shares(cumulative, impact.mode),
+        )
         losses.append(
-            attribution.round_losses(
-                result.positions_after.select("holder_id", "asset_id", "quantity"),
-                marks.select("asset_id", "multiplier", dp=pl.col("p_end") - pl.col("p_start")),
-                attribution.flow_shares(cumulative, impact.mode),
-            ).join(
+            attribution.round_losses(*previous).join(
                 execution_cash.select("holder_id", loss_execution=-pl.col("_exec")),
                 on="holder_id",
                 how="full",
@@ -187,6 +208,7 @@ def cascade(
         rounds_traded=len(rounds),
         amplification=sum(sold) / sold[0] if sold and sold[0] > 0 else 1.0,
         losses=table,
+        chain=pl.concat(edges) if edges else _EMPTY_CHAIN,
         aggregate_vulnerability=_aggregate_vulnerability(table),
     )
 
@@ -277,6 +299,18 @@ def _aggregate_vulnerability(table: pl.DataFrame) -> float:
     return float(table["loss_impact"].sum() / total) if total > 0 else 0.0
 
 
+_EMPTY_CHAIN = pl.DataFrame(
+    schema={
+        "target_id": pl.String,
+        "source_id": pl.String,
+        "asset_id": pl.String,
+        "price_return": pl.Float64,
+        "contribution": pl.Float64,
+        "share": pl.Float64,
+        "target_rules": pl.String,
+        ROUND: pl.Int32,
+    }
+)
 _EMPTY_TRADES = pl.DataFrame(
     schema={
         ROUND: pl.Int32,

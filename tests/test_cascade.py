@@ -240,3 +240,35 @@ def test_an_insolvent_holder_sells_everything_and_then_nothing() -> None:
     assert result.trades["trade_quantity"].to_list() == pytest.approx([-10.0])
     assert result.positions.filter(pl.col("quantity") != 0).is_empty()
     assert result.holders.filter(pl.col("round") == 1)["status"].to_list() == ["insolvent"]
+
+
+def test_the_chain_names_who_pushed_whom() -> None:
+    # A1 (10 units on 600 borrowed) sells 2 units, A2 (5 on 300) sells 1; B (20 on 1000) sits
+    # at its limit. Round 1: 3 units, Q = 300 → −3%, P₁ = 97. B: 1940 − 1000 = 940, leverage
+    # 2.06: forced in round 2. Its push is 20·3 = 60, from A1's two thirds of the flow (40)
+    # and A2's third (20); both edges are needed to cover 80% of it.
+    market = estimator.build_market(
+        asset_frame([{"asset_id": "X", "price": 100.0}]),
+        holder_frame(
+            [
+                {"holder_id": "A1", "cash": -600.0},
+                {"holder_id": "A2", "cash": -300.0},
+                {"holder_id": "B", "cash": -1000.0},
+            ]
+        ),
+        pl.DataFrame(
+            {"holder_id": ["A1", "A2", "B"], "asset_id": "X", "quantity": [10.0, 5.0, 20.0]}
+        ),
+        {"m": LEVERAGE_2},
+    )
+    result = estimator.run(Scenario(name="s", impact=LINEAR), market)
+    assert result.chain is not None
+    edges = result.chain.filter(pl.col("target_id") == "B").sort("contribution", descending=True)
+    assert edges["source_id"].to_list() == ["A1", "A2"]
+    assert edges["contribution"].to_list() == pytest.approx([40.0, 20.0], rel=1e-12)
+    assert edges["price_return"].to_list() == pytest.approx([-0.03, -0.03], rel=1e-12)
+    assert set(edges["round"]) == {2}
+    assert set(edges["target_rules"]) == {"leverage"}
+    forced_by = dict(result.holders.select("holder_id", "forced_by").iter_rows())
+    assert forced_by["A1"] == forced_by["A2"] == "scenario"
+    assert forced_by["B"] == "A1 (X, round 1, 67%); A2 (X, round 1, 33%)"
