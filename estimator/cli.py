@@ -16,6 +16,7 @@ from rich.table import Table
 
 from estimator.api import RunResult, run
 from estimator.errors import InputError, InputWarnings, RunError
+from estimator.explain import explain
 from estimator.mandates import Execution, Mandate
 from estimator.market import load_market
 from estimator.paths import resolve_market, resolve_scenario, shipped_scenarios
@@ -141,6 +142,26 @@ def run_command(
         raise typer.Exit(1) from exc
     _summary(result, top)
     out.print(f"Reports: {target}/ ({', '.join(p.name for p in written)})")
+
+
+@app.command("explain")
+def explain_command(
+    holder: Annotated[str, typer.Argument(help="holder_id to explain.")],
+    scenario: Annotated[
+        str, typer.Option("--scenario", "-s", help="Shipped scenario name or TOML file.")
+    ] = "demo",
+    market: MarketOpt = None,
+) -> None:
+    """One holder's story: its book before and after, the rules that fired, its trades round by
+    round, its losses and who forced it."""
+    try:
+        text = explain(run(scenario, market), holder)
+    except InputError as exc:
+        raise _fail_input(exc) from exc
+    except RunError as exc:
+        err.print(f"[bold red]run failed:[/] {exc}")
+        raise typer.Exit(1) from exc
+    out.print(text, markup=False, highlight=False)
 
 
 @app.command("validate")

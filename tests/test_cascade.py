@@ -14,7 +14,8 @@ import estimator
 from estimator import Mandate, Scenario
 from estimator.api import prepare
 from estimator.cascade import CascadeResult, cascade
-from estimator.errors import InputWarnings
+from estimator.errors import InputError, InputWarnings
+from estimator.explain import explain
 from estimator.impact import Impact
 from estimator.market import load_market
 from estimator.paths import resolve_market
@@ -272,3 +273,20 @@ def test_the_chain_names_who_pushed_whom() -> None:
     forced_by = dict(result.holders.select("holder_id", "forced_by").iter_rows())
     assert forced_by["A1"] == forced_by["A2"] == "scenario"
     assert forced_by["B"] == "A1 (X, round 1, 67%); A2 (X, round 1, 33%)"
+
+
+def test_explain_tells_one_holders_story() -> None:
+    market = estimator.build_market(
+        asset_frame([{"asset_id": "X", "price": 100.0}]),
+        holder_frame([{"holder_id": "A", "cash": -600.0}, {"holder_id": "B", "cash": -1000.0}]),
+        pl.DataFrame({"holder_id": ["A", "B"], "asset_id": "X", "quantity": [10.0, 20.0]}),
+        {"m": LEVERAGE_2},
+    )
+    result = estimator.run(Scenario(name="s", impact=LINEAR), market)
+    story = explain(result, "B")
+    assert "status: forced, forced by A (X, round 1, 100%)" in story
+    assert "round 2: X: -0.4082 units, -40 (leverage)" in story  # 40/98 units, by hand
+    assert "its sales pushed" not in story
+    assert "its sales pushed: B" in explain(result, "A")
+    with pytest.raises(InputError, match="no holder 'C'"):
+        explain(result, "C")

@@ -16,7 +16,9 @@ from rules import RULE_KINDS
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["validate"], ["schema"], ["scenarios"]])
+@pytest.mark.parametrize(
+    "command", [[], ["run"], ["validate"], ["schema"], ["scenarios"], ["explain"]]
+)
 def test_help(command: list[str]) -> None:
     result = runner.invoke(cli.app, [*command, "--help"])
     assert result.exit_code == 0
@@ -97,3 +99,13 @@ def test_scenarios_lists_demo() -> None:
     result = runner.invoke(cli.app, ["scenarios"])
     assert result.exit_code == 0
     assert "demo" in result.output
+
+
+def test_explain_a_holder_and_an_unknown_one() -> None:
+    told = runner.invoke(cli.app, ["explain", "IG_FUND"])
+    assert told.exit_code == 0, told.output
+    assert "IG_FUND: ig_bond_fund" in told.output
+    assert "rating_floor" in told.output
+    unknown = runner.invoke(cli.app, ["explain", "NOBODY"])
+    assert unknown.exit_code == 2
+    assert "no holder 'NOBODY'" in unknown.output
