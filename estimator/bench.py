@@ -7,7 +7,9 @@ with the synthetic crash that forces every kind. For each book size it prints:
   holder-asset rows per second, and the process's peak memory so far;
 * min-cost solves at 50 positions per holder, on a sample: milliseconds per holder with one
   compiled problem per shape re-solved in one process and in ``--workers`` processes, beside a
-  naive baseline that builds a fresh cvxpy problem for every holder (smaller sample).
+  naive baseline that builds a fresh cvxpy problem for every holder (smaller sample);
+* a pro-rata cascade with square-root impact on the largest book (``--cascade-size``, up to
+  ``--cascade-rounds`` rounds): rounds, seconds and peak memory.
 
 Run ``python -m estimator.bench [SIZES…] [--workers N]``; sizes are numbers of holders.
 """
@@ -23,7 +25,9 @@ import polars as pl
 
 from estimator import book as bk
 from estimator import synthetic
+from estimator.cascade import cascade
 from estimator.engine import evaluate_round
+from estimator.impact import Impact
 from estimator.mandates import Execution
 from estimator.market import Market
 from estimator.scenario import apply_scenario
@@ -32,6 +36,7 @@ from rules import Book
 
 POSITIONS = 100
 SOLVE_POSITIONS = 50
+KAPPA = 3.0  # strong impact, so that the cascade runs many rounds
 
 
 def _inputs(market: Market) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -80,12 +85,28 @@ def solving(sample: int, workers: int, *, reuse: bool = True) -> float:
     return 1e3 * (time.perf_counter() - started) / max(solved, 1)
 
 
+def cascading(n_holders: int, max_rounds: int) -> tuple[int, float]:
+    """(rounds traded, seconds) of a pro-rata cascade with square-root impact on every asset."""
+    market = synthetic.market(n_holders, per_holder=POSITIONS)
+    shocked, holders = _inputs(market)
+    impact = Impact(models=[{"model": "sqrt", "kappa": KAPPA}], max_rounds=max_rounds)
+    mandates = {
+        n: m.model_copy(update={"execution": Execution.PRO_RATA})
+        for n, m in market.mandates.items()
+    }
+    started = time.perf_counter()
+    result = cascade(shocked, holders, market.positions, mandates, impact)
+    return result.rounds_traded, time.perf_counter() - started
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sizes", nargs="*", type=int, default=[1_000, 10_000, 100_000])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--solve-sample", type=int, default=2_000)
     parser.add_argument("--naive-sample", type=int, default=100)
+    parser.add_argument("--cascade-size", type=int, default=100_000)
+    parser.add_argument("--cascade-rounds", type=int, default=10)
     args = parser.parse_args(argv)
 
     one = solving(args.solve_sample, 1)
@@ -105,6 +126,15 @@ def main(argv: list[str] | None = None) -> None:
         rows, seconds = evaluation(n)
         print(f"{n:>8,} {rows:>11,} {seconds:>16.2f} {rows / seconds:>12,.0f} {_peak_gb():>8.2f}")
         sys.stdout.flush()
+
+    if args.cascade_size:
+        rounds, seconds = cascading(args.cascade_size, args.cascade_rounds)
+        print()
+        print(
+            f"cascade, {args.cascade_size:,} holders × {POSITIONS} positions, square-root impact: "
+            f"{rounds} rounds in {seconds:.1f} s ({seconds / max(rounds, 1):.1f} s per round), "
+            f"peak {_peak_gb():.2f} GB"
+        )
 
 
 if __name__ == "__main__":

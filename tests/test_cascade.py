@@ -8,6 +8,8 @@ from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from oracle_kit import asset_frame, holder_frame
 
 import estimator
@@ -290,3 +292,62 @@ def test_explain_tells_one_holders_story() -> None:
     assert "its sales pushed: B" in explain(result, "A")
     with pytest.raises(InputError, match="no holder 'C'"):
         explain(result, "C")
+
+
+book_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(["X", "Y"]),  # asset
+        st.floats(1.0, 50.0),  # units
+        st.floats(0.0, 0.8),  # share of the position borrowed
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+def _threshold_book(book: list[tuple[str, float, float]], fall: float, shuffle: bool) -> float:
+    """Units sold over a cascade with linear impact on long-only leverage-capped books."""
+    assets = asset_frame(
+        [
+            {"asset_id": "X", "price": 100.0, "adv": 5e4},
+            {"asset_id": "Y", "price": 40.0, "adv": 2e4},
+        ]
+    )
+    prices = {"X": 100.0, "Y": 40.0}
+    holders = [
+        {"holder_id": f"H{i}", "cash": -borrowed * units * prices[asset]}
+        for i, (asset, units, borrowed) in enumerate(book)
+    ]
+    positions = pl.DataFrame(
+        {
+            "holder_id": [f"H{i}" for i in range(len(book))],
+            "asset_id": [a for a, _, _ in book],
+            "quantity": [u for _, u, _ in book],
+        }
+    )
+    if shuffle:
+        positions, holders = positions.reverse(), holders[::-1]
+    market = estimator.build_market(assets, holder_frame(holders), positions, {"m": LEVERAGE_2})
+    impact = {"models": [{"model": "linear", "coefficient": 0.5}]}
+    shocks = [{"select": {"all": True}, "price_return": -fall}]
+    result = estimator.run(Scenario(name="s", impact=impact, shocks=shocks), market)
+    return float(-result.trades["trade_quantity"].clip(upper_bound=0).sum())
+
+
+@settings(max_examples=25)
+@given(book=book_strategy, small=st.floats(0.0, 0.5), extra=st.floats(0.0, 0.4))
+def test_a_bigger_shock_never_forces_less_selling(
+    book: list[tuple[str, float, float]], small: float, extra: float
+) -> None:
+    """Threshold rules on long-only books: more shock, at least as many units sold."""
+    less, more = _threshold_book(book, small, False), _threshold_book(book, small + extra, False)
+    assert more >= less - 1e-9 * max(1.0, less)
+
+
+@settings(max_examples=15)
+@given(book=book_strategy, fall=st.floats(0.0, 0.5))
+def test_the_cascade_does_not_depend_on_row_or_holder_order(
+    book: list[tuple[str, float, float]], fall: float
+) -> None:
+    forward, backward = _threshold_book(book, fall, False), _threshold_book(book, fall, True)
+    assert forward == pytest.approx(backward, rel=1e-12, abs=1e-12)
