@@ -61,6 +61,7 @@ HOLDER_COLUMNS = [
     "loss_own_impact",
     "loss_others_impact",
     "loss_execution",
+    "loss_lending",
     "loss_total",
     "systemicness",
     "indirect_vulnerability",
@@ -157,7 +158,7 @@ def run(
         workers=workers,
         **(solver_options or {}),
     ) as cache:
-        if spec.impact.models:
+        if spec.cascades:
             chain = cascade(
                 shocked,
                 holders,
@@ -166,6 +167,7 @@ def run(
                 spec.impact,
                 execution=exec_style,
                 cache=cache,
+                lender_losses=spec.lender_losses,
             )
             result = _cascade_round(chain, cache.compiled)
         else:
@@ -332,6 +334,7 @@ def _assemble(
             "converged": chain.converged,
             "amplification": chain.amplification,
             "aggregate_vulnerability": chain.aggregate_vulnerability,
+            "lender_losses": spec.lender_losses,
         },
         "warnings": [str(w) for w in warnings.items],
         "timings_seconds": {k: round(v, 4) for k, v in timings.items()},

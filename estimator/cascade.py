@@ -14,7 +14,10 @@ State: the holders' books after every trade so far, and the prices. Round ``r`` 
 4. the books are marked to ``P_{r+1}``: cash instruments through their price, futures by
    variation margin ``Σ q⁺·mult·(P_{r+1} − P_r)`` on the positions held after the round.
 
-Index changes are traded in the first round (their weight changes are then done). The cascade
+Index changes are traded in the first round (their weight changes are then done). With
+``lender_losses``, a holder left with negative equity after a round has the shortfall forgiven
+and its lender (``lender`` in the holder table) books it as a loss — the prime broker's loss
+is the next link of the chain. The cascade
 stops when a round forces no trade (``converged``) or after ``max_rounds``.
 
 Amplification: ``Σ_r S_r / S_1`` with ``S_r`` the value sold in round ``r`` at ``P_r``; 1.0
@@ -66,6 +69,7 @@ def cascade(
     max_rounds: int | None = None,
     execution: Execution | None = None,
     cache: ProblemCache | None = None,
+    lender_losses: bool = False,
 ) -> CascadeResult:
     """Run rounds until no holder is forced (see the module docstring). ``assets`` are the
     shocked assets (their ``price`` is ``P₀``), ``holders`` and ``positions`` the books as
@@ -190,6 +194,9 @@ def cascade(
             )
             .drop("_exec", "_vm")
         )
+        if lender_losses:
+            holders, written_off = _write_off(holders, held)
+            losses.append(written_off)
         positions = result.positions_after
         state = state.with_columns(
             price=pl.col("price_after"), **{c: pl.lit(0.0) for c in index_moves}
@@ -248,6 +255,44 @@ def _round_report(state: pl.DataFrame, r: int) -> pl.DataFrame:
     ).filter((pl.col("round_quantity") != 0) | (pl.col("price_end") != pl.col("price_start")))
 
 
+def _write_off(holders: pl.DataFrame, held: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Shortfalls passed to lenders: a holder with a lender and equity ``E < 0`` after the
+    round (its book marked at the new prices) has ``−E`` forgiven (its cash rises to ``E = 0``)
+    and its lender books it as other debt. Returns the holders and ``loss_lending`` per holder
+    (the lender's loss, the borrower's gain as a negative loss)."""
+    value = (
+        held.filter(pl.col("instrument") == "cash")
+        .group_by("holder_id")
+        .agg(_value=(pl.col("quantity") * pl.col("multiplier") * pl.col("p_end")).sum())
+    )
+    equity = holders.join(value, on="holder_id", how="left").with_columns(
+        _equity=pl.col("_value").fill_null(0.0)
+        + pl.col(Book.CASH)
+        + pl.col(Book.NON_TRADABLE)
+        - pl.col(Book.OTHER_DEBT)
+    )
+    gone = equity.filter((pl.col("_equity") < 0) & pl.col("lender").is_not_null()).select(
+        "holder_id", "lender", forgiven=-pl.col("_equity")
+    )
+    borne = gone.group_by("lender").agg(borne=pl.col("forgiven").sum())
+    holders = (
+        holders.join(gone.select("holder_id", "forgiven"), on="holder_id", how="left")
+        .join(borne.rename({"lender": "holder_id"}), on="holder_id", how="left")
+        .with_columns(
+            pl.col(Book.CASH) + pl.col("forgiven").fill_null(0.0),
+            pl.col(Book.OTHER_DEBT) + pl.col("borne").fill_null(0.0),
+        )
+        .drop("forgiven", "borne")
+    )
+    losses = pl.concat(
+        [
+            gone.select("holder_id", loss_lending=-pl.col("forgiven")),
+            borne.select(holder_id="lender", loss_lending="borne"),
+        ]
+    )
+    return holders, losses
+
+
 def _direct_losses(positions: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFrame:
     """``−Σ q·m·(P₀ − P_pre)``: what the scenario's shocks cost each holder."""
     if "price_pre" not in assets.columns:
@@ -268,13 +313,12 @@ def _loss_table(
     """Per holder: the losses of :mod:`estimator.attribution` over all rounds, the direct loss,
     systemicness and indirect vulnerability (``E_h``: equity at the start, before cures)."""
     start = first.select("holder_id", equity_start=pl.col("equity_before"))
-    columns = [*attribution.LOSS_COLUMNS, "loss_execution"]
+    columns = [*attribution.LOSS_COLUMNS, "loss_execution", "loss_lending"]
+    empty = pl.DataFrame(schema={"holder_id": pl.String} | dict.fromkeys(columns, pl.Float64))
     summed = (
-        pl.concat(losses, how="diagonal_relaxed")
+        pl.concat([empty, *losses], how="diagonal_relaxed")
         .group_by("holder_id")
         .agg(pl.col(columns).fill_null(0.0).sum())
-        if losses
-        else pl.DataFrame(schema={"holder_id": pl.String} | dict.fromkeys(columns, pl.Float64))
     )
     total_equity = pl.col("equity_start").clip(lower_bound=0.0).sum()
     return (
@@ -283,7 +327,10 @@ def _loss_table(
         .with_columns(pl.col("loss_direct", *columns).fill_null(0.0))
         .with_columns(
             loss_others_impact=pl.col("loss_impact") - pl.col("loss_own_impact"),
-            loss_total=pl.col("loss_direct") + pl.col("loss_impact") + pl.col("loss_execution"),
+            loss_total=pl.col("loss_direct")
+            + pl.col("loss_impact")
+            + pl.col("loss_execution")
+            + pl.col("loss_lending"),
             systemicness=pl.col("loss_caused") / total_equity,
             indirect_vulnerability=pl.when(pl.col("equity_start") > 0).then(
                 pl.col("loss_impact") / pl.col("equity_start")

@@ -77,6 +77,10 @@ class Holders(_Sourced):
     credit_line = dy.Float64(
         nullable=True, min=0, description="undrawn credit usable to cure a margin call"
     )
+    lender = dy.String(
+        nullable=True,
+        description="holder_id of the lender (e.g. prime broker) that bears a shortfall",
+    )
 
 
 class Positions(_Sourced):

@@ -231,7 +231,15 @@ def build_market(
 def _reference_problems(
     assets: pl.DataFrame, holders: pl.DataFrame, positions: pl.DataFrame, labels: dict[str, str]
 ) -> list[Problem]:
-    problems = []
+    lender = pl.col("lender")
+    bad_lenders = holders.filter(
+        lender.is_not_null()
+        & (~lender.is_in(holders["holder_id"].implode()) | (lender == pl.col("holder_id")))
+    ).sort(contracts.LINE)
+    problems = [
+        Problem(labels["holders"], f"lender {value!r} is not another holder", line, "lender")
+        for line, value in bad_lenders.select(contracts.LINE, "lender").head(20).iter_rows()
+    ]
     for key, table, label in (("asset_id", assets, "asset"), ("holder_id", holders, "holder")):
         bad = positions.join(table.select(key), on=key, how="anti").sort(contracts.LINE)
         problems += [

@@ -114,6 +114,14 @@ class Scenario(BaseModel):
     shocks: list[Shock] = Field(default_factory=list)
     index_changes: list[IndexChange] = Field(default_factory=list)
     impact: Impact = Field(default_factory=Impact, description="price impact of the flows")
+    lender_losses: bool = Field(
+        False, description="book an insolvent holder's shortfall as its lender's loss"
+    )
+
+    @property
+    def cascades(self) -> bool:
+        """Whether the scenario runs in rounds: prices move, or losses pass to lenders."""
+        return bool(self.impact.models) or self.lender_losses
 
     @model_validator(mode="after")
     def _one_change_per_member(self) -> Self:

@@ -351,3 +351,55 @@ def test_the_cascade_does_not_depend_on_row_or_holder_order(
 ) -> None:
     forward, backward = _threshold_book(book, fall, False), _threshold_book(book, fall, True)
     assert forward == pytest.approx(backward, rel=1e-12, abs=1e-12)
+
+
+def test_a_shortfall_is_booked_as_the_lenders_loss() -> None:
+    # Z: 10 units on 950 borrowed from PB; a 6% fall (P₀ = 94) leaves E = −10: insolvent, it
+    # sells all 10. Linear impact ℓ = 1e-4 per currency unit: Q = 940 → −9.4%, P₁ = 85.164,
+    # executed at the mid 89.582: cash −950 + 895.82 = −54.18, nothing left — PB forgives
+    # 54.18 and books it as other debt. Z's loss: direct 60 + execution 10·(94 − 89.582) =
+    # 44.18 − lending 54.18 = 50, its whole equity before the shock (1000 − 950).
+    market = estimator.build_market(
+        asset_frame([{"asset_id": "X", "price": 100.0}]),
+        holder_frame(
+            [
+                {"holder_id": "Z", "cash": -950.0, "lender": "PB"},
+                {"holder_id": "PB", "cash": 1000.0, "lender": None},
+            ]
+        ),
+        pl.DataFrame({"holder_id": ["Z"], "asset_id": "X", "quantity": [10.0]}),
+        {"m": LEVERAGE_2},
+    )
+    falls = [{"select": {"all": True}, "price_return": -0.06}]
+    result = estimator.run(
+        Scenario(name="s", impact=LINEAR, shocks=falls, lender_losses=True), market
+    )
+    h = {r["holder_id"]: r for r in result.holders.iter_rows(named=True)}
+    shortfall = 950 - 10 * (94 + 94 * (1 - 1e-4 * 940)) / 2
+    assert shortfall == pytest.approx(54.18, rel=1e-12)
+    assert h["PB"]["loss_lending"] == pytest.approx(shortfall, rel=1e-12)
+    assert h["Z"]["loss_lending"] == pytest.approx(-shortfall, rel=1e-12)
+    assert h["Z"]["loss_total"] == pytest.approx(50.0, rel=1e-12)
+    assert h["PB"]["loss_total"] == pytest.approx(shortfall, rel=1e-12)
+    assert result.manifest["cascade"]["lender_losses"] is True
+    # without the flag the shortfall stays with Z, and PB loses nothing
+    kept = estimator.run(Scenario(name="s", impact=LINEAR, shocks=falls), market)
+    assert kept.holders.filter(pl.col("holder_id") == "PB")["loss_total"].item() == 0.0
+
+
+def test_a_lender_must_be_another_holder() -> None:
+    with pytest.raises(InputError) as err:
+        estimator.build_market(
+            asset_frame([{"asset_id": "X", "price": 100.0}]),
+            holder_frame(
+                [
+                    {"holder_id": "Z", "cash": 0.0, "lender": "NOBODY"},
+                    {"holder_id": "Y", "cash": 0.0, "lender": "Y"},
+                ]
+            ),
+            pl.DataFrame({"holder_id": ["Z"], "asset_id": "X", "quantity": [1.0]}),
+            {"m": LEVERAGE_2},
+        )
+    message = str(err.value)
+    assert "row 1, field 'lender': lender 'NOBODY' is not another holder" in message
+    assert "row 2, field 'lender': lender 'Y' is not another holder" in message
