@@ -19,7 +19,7 @@ from estimator.cascade import CascadeResult, cascade
 from estimator.errors import InputError, InputWarnings
 from estimator.explain import explain
 from estimator.impact import Impact
-from estimator.market import load_market
+from estimator.market import Market, load_market
 from estimator.paths import resolve_market
 from estimator.scenario import load_scenario
 
@@ -28,16 +28,14 @@ DEMO_SCENARIO = Path(__file__).parents[1] / "scenarios" / "demo.toml"
 LEVERAGE_2 = Mandate(name="m", rules=[{"kind": "leverage", "max": 2.0}])
 
 
-def _two_holders(
-    impact: dict[str, Any], max_rounds: int = 50, order: int = 1, fall: float = 0.0
-) -> CascadeResult:
-    """One stock X at 100 (no shock); A: 10 units on 600 borrowed (leverage 2.5), B: 20 units on
-    1000 borrowed (leverage 2.0, at its limit)."""
+def _ab_market(order: int = 1) -> Market:
+    """One stock X at 100; A: 10 units on 600 borrowed (leverage 2.5), B: 20 units on 1000
+    borrowed (leverage 2.0, at its limit); ``order = -1`` lists rows backwards."""
     holders = [
         {"holder_id": "A", "cash": -600.0},
         {"holder_id": "B", "cash": -1000.0},
     ][::order]
-    market = estimator.build_market(
+    return estimator.build_market(
         asset_frame([{"asset_id": "X", "price": 100.0}]),
         holder_frame(holders),
         pl.DataFrame(
@@ -45,6 +43,13 @@ def _two_holders(
         ),
         {"m": LEVERAGE_2},
     )
+
+
+def _two_holders(
+    impact: dict[str, Any], max_rounds: int = 50, order: int = 1, fall: float = 0.0
+) -> CascadeResult:
+    """The cascade on :func:`_ab_market`, after a fall of ``fall`` if any."""
+    market = _ab_market(order)
     shocks = [{"select": {"all": True}, "price_return": -fall}] if fall else []
     spec = Scenario(name="s", impact=impact, shocks=shocks)
     shocked, prepared = prepare(spec, market, "s", InputWarnings())
@@ -129,12 +134,7 @@ def test_without_impact_one_round_and_amplification_exactly_one() -> None:
 
 
 def test_run_with_impact_reports_every_round(tmp_path: Path) -> None:
-    market = estimator.build_market(
-        asset_frame([{"asset_id": "X", "price": 100.0}]),
-        holder_frame([{"holder_id": "A", "cash": -600.0}, {"holder_id": "B", "cash": -1000.0}]),
-        pl.DataFrame({"holder_id": ["A", "B"], "asset_id": "X", "quantity": [10.0, 20.0]}),
-        {"m": LEVERAGE_2},
-    )
+    market = _ab_market()
     result = estimator.run(Scenario(name="s", impact=LINEAR), market)
     chain = _two_holders(LINEAR)
     cascade_info = result.manifest["cascade"]
@@ -278,12 +278,7 @@ def test_the_chain_names_who_pushed_whom() -> None:
 
 
 def test_explain_tells_one_holders_story() -> None:
-    market = estimator.build_market(
-        asset_frame([{"asset_id": "X", "price": 100.0}]),
-        holder_frame([{"holder_id": "A", "cash": -600.0}, {"holder_id": "B", "cash": -1000.0}]),
-        pl.DataFrame({"holder_id": ["A", "B"], "asset_id": "X", "quantity": [10.0, 20.0]}),
-        {"m": LEVERAGE_2},
-    )
+    market = _ab_market()
     result = estimator.run(Scenario(name="s", impact=LINEAR), market)
     story = explain(result, "B")
     assert "status: forced, forced by A (X, round 1, 100%)" in story
