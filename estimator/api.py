@@ -196,7 +196,9 @@ def run(
 def _forced_by(chain: CascadeResult) -> pl.DataFrame:
     """``forced_by`` per holder that traded: ``scenario`` for the first round, else the
     largest pushes, e.g. ``HF_1 (EQ_A, round 1, 67%)``."""
-    pushed = chain.chain.sort(ROUND, "target_id", "contribution", descending=[False, False, True])
+    pushed = chain.chain.sort(
+        ROUND, "target_id", "contribution", "source_id", descending=[False, False, True, False]
+    )
     described = pushed.group_by("target_id", maintain_order=True).agg(
         forced_by=pl.format(
             "{} ({}, round {}, {}%)",
@@ -219,9 +221,8 @@ def _cascade_round(chain: CascadeResult, compiled: int) -> RoundResult:
     """The cascade as one result: every round's trades, and each holder's row from the last
     round it was forced in (round 1 for holders never forced), with the rounds it was forced."""
     tables = chain.holder_rounds
-    forced = tables.filter(pl.col("status") != "ok")
-    counts = forced.group_by("holder_id").agg(
-        first_round=pl.col(ROUND).min(), rounds_forced=pl.len().cast(pl.Int64)
+    counts = chain.trades.group_by("holder_id").agg(  # rounds in which the holder traded
+        first_round=pl.col(ROUND).min(), rounds_forced=pl.col(ROUND).n_unique().cast(pl.Int64)
     )
     traded = chain.trades.group_by("holder_id").agg(  # over every round
         sold=(-pl.col("trade_value")).clip(lower_bound=0).sum(),

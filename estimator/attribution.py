@@ -8,7 +8,8 @@ change:
 * each asset's price change is allocated to the traders in proportion to their share of its
   net flow, ``s_{h,i} = Q_{h,i} / Σ_k Q_{k,i}`` — cumulative net quantities ``Q`` when impact
   is cumulative (what sets the price), the round's own when it compounds per round (falling
-  back to the round's flow where the cumulative one nets to zero); ``Σ_h s_{h,i} = 1``;
+  back to the round's net flow where the cumulative one nets to zero, then to shares of its
+  gross flow ``|q_{h,i}| / Σ_k |q_{k,i}|``); ``Σ_h s_{h,i} = 1``;
 * own-impact loss ``O_h = −Σ_i q_{h,i}·m_i·ΔP_i·s_{h,i}``; others' impact ``L_h − O_h``;
 * the loss h's trades cause everyone: ``K_h = Σ_i C_i·s_{h,i}`` with ``C_i = −H_i·m_i·ΔP_i``
   and ``H_i = Σ_k q_{k,i}`` the quantity all holders hold.
@@ -28,19 +29,25 @@ from typing import Literal
 import polars as pl
 
 LOSS_COLUMNS = ["loss_impact", "loss_own_impact", "loss_caused"]
+#: Flows whose net is within this share of their gross have netted out: shares fall back to the
+#: round's net flow, then to its gross flow (``|q| / Σ|q|``), so they stay bounded.
+NETTED = 1e-9
 
 
 def flow_shares(flows: pl.DataFrame, mode: Literal["cumulative", "per_round"]) -> pl.DataFrame:
     """``holder_id, asset_id, share`` from ``flows`` (holder_id, asset_id, ``episode_q``
     cumulative and ``round_q`` this round's net quantity)."""
-    totals = pl.col("episode_q").sum().over("asset_id"), pl.col("round_q").sum().over("asset_id")
-    cumulative, this_round = totals
-    by_round = pl.when(this_round != 0).then(pl.col("round_q") / this_round).otherwise(0.0)
-    share = (
-        pl.when(cumulative != 0).then(pl.col("episode_q") / cumulative).otherwise(by_round)
-        if mode == "cumulative"
-        else by_round
-    )
+
+    def net_share(q: pl.Expr, fallback: pl.Expr) -> pl.Expr:
+        """``q / Σq`` over the asset, or ``fallback`` where the flows net to rounding noise."""
+        total, gross = q.sum().over("asset_id"), q.abs().sum().over("asset_id")
+        return pl.when(total.abs() > NETTED * gross).then(q / total).otherwise(fallback)
+
+    round_q = pl.col("round_q")
+    gross = round_q.abs().sum().over("asset_id")
+    by_gross = pl.when(gross > 0).then(round_q.abs() / gross).otherwise(0.0)
+    by_round = net_share(round_q, by_gross)
+    share = net_share(pl.col("episode_q"), by_round) if mode == "cumulative" else by_round
     return flows.select("holder_id", "asset_id", share=share)
 
 
@@ -94,7 +101,7 @@ def chain_edges(
     """
     top = (
         shares.filter(pl.col("share") != 0)
-        .sort("share", descending=True)
+        .sort("share", "holder_id", descending=[True, False])
         .group_by("asset_id", maintain_order=True)
         .head(TOP_SOURCES)
         .rename({"holder_id": "source_id"})

@@ -101,6 +101,10 @@ def cascade(
         if result.trades.is_empty():
             converged = True
             holders = result.holders_after  # cures of the last round, if any, stand
+            if lender_losses:  # shortfalls no trade of this round has passed on yet
+                now = state.select("asset_id", "multiplier", "instrument", "price")
+                holders, written_off = _write_off(holders, positions, now)
+                losses.append(written_off)
             if r > 1 and result.holders.filter(pl.col("status") != "ok").is_empty():
                 tables.pop()  # a round where nothing happens adds nothing to report
             break
@@ -195,7 +199,8 @@ def cascade(
             .drop("_exec", "_vm")
         )
         if lender_losses:
-            holders, written_off = _write_off(holders, held)
+            after = marks.select("asset_id", "multiplier", "instrument", price="p_end")
+            holders, written_off = _write_off(holders, result.positions_after, after)
             losses.append(written_off)
         positions = result.positions_after
         state = state.with_columns(
@@ -255,40 +260,49 @@ def _round_report(state: pl.DataFrame, r: int) -> pl.DataFrame:
     ).filter((pl.col("round_quantity") != 0) | (pl.col("price_end") != pl.col("price_start")))
 
 
-def _write_off(holders: pl.DataFrame, held: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Shortfalls passed to lenders: a holder with a lender and equity ``E < 0`` after the
-    round (its book marked at the new prices) has ``−E`` forgiven (its cash rises to ``E = 0``)
-    and its lender books it as other debt. Returns the holders and ``loss_lending`` per holder
-    (the lender's loss, the borrower's gain as a negative loss)."""
+def _write_off(
+    holders: pl.DataFrame, positions: pl.DataFrame, prices: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Shortfalls passed to lenders: a holder with a lender and equity ``E < 0`` (its book at
+    ``prices``: asset_id, multiplier, instrument, price) has ``−E`` forgiven (its cash rises
+    to ``E = 0``) and its lender books it as other debt — repeated while a lender's loss leaves
+    it short in turn (at most once per holder in the chain). Returns the holders and
+    ``loss_lending`` per holder (the lender's loss; the borrower's gain, negative)."""
     value = (
-        held.filter(pl.col("instrument") == "cash")
+        positions.join(prices, on="asset_id")
+        .filter(pl.col("instrument") == "cash")
         .group_by("holder_id")
-        .agg(_value=(pl.col("quantity") * pl.col("multiplier") * pl.col("p_end")).sum())
+        .agg(_value=(pl.col("quantity") * pl.col("multiplier") * pl.col("price")).sum())
     )
-    equity = holders.join(value, on="holder_id", how="left").with_columns(
-        _equity=pl.col("_value").fill_null(0.0)
-        + pl.col(Book.CASH)
-        + pl.col(Book.NON_TRADABLE)
-        - pl.col(Book.OTHER_DEBT)
-    )
-    gone = equity.filter((pl.col("_equity") < 0) & pl.col("lender").is_not_null()).select(
-        "holder_id", "lender", forgiven=-pl.col("_equity")
-    )
-    borne = gone.group_by("lender").agg(borne=pl.col("forgiven").sum())
-    holders = (
-        holders.join(gone.select("holder_id", "forgiven"), on="holder_id", how="left")
-        .join(borne.rename({"lender": "holder_id"}), on="holder_id", how="left")
-        .with_columns(
-            pl.col(Book.CASH) + pl.col("forgiven").fill_null(0.0),
-            pl.col(Book.OTHER_DEBT) + pl.col("borne").fill_null(0.0),
+    passed = []
+    for _ in range(holders.height):
+        equity = holders.join(value, on="holder_id", how="left").with_columns(
+            _equity=pl.col("_value").fill_null(0.0)
+            + pl.col(Book.CASH)
+            + pl.col(Book.NON_TRADABLE)
+            - pl.col(Book.OTHER_DEBT)
         )
-        .drop("forgiven", "borne")
-    )
-    losses = pl.concat(
-        [
+        gone = equity.filter((pl.col("_equity") < 0) & pl.col("lender").is_not_null()).select(
+            "holder_id", "lender", forgiven=-pl.col("_equity")
+        )
+        if gone.is_empty():
+            break
+        borne = gone.group_by("lender").agg(borne=pl.col("forgiven").sum())
+        holders = (
+            holders.join(gone.select("holder_id", "forgiven"), on="holder_id", how="left")
+            .join(borne.rename({"lender": "holder_id"}), on="holder_id", how="left")
+            .with_columns(
+                pl.col(Book.CASH) + pl.col("forgiven").fill_null(0.0),
+                pl.col(Book.OTHER_DEBT) + pl.col("borne").fill_null(0.0),
+            )
+            .drop("forgiven", "borne")
+        )
+        passed += [
             gone.select("holder_id", loss_lending=-pl.col("forgiven")),
             borne.select(holder_id="lender", loss_lending="borne"),
         ]
+    losses = pl.concat(
+        [pl.DataFrame(schema={"holder_id": pl.String, "loss_lending": pl.Float64}), *passed]
     )
     return holders, losses
 

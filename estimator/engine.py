@@ -407,12 +407,23 @@ def _settle(
         bought=u.clip(lower_bound=0).sum(),
         remaining=(pl.col("exposure") + u).abs().sum(),
     )
-    holders_after = (
+    holders_after = (  # cures drawn are used up: a later round cannot draw them again
         holders.drop(Book.CASH, Book.OTHER_DEBT)
-        .join(decisions.select("holder_id", Book.CASH, Book.OTHER_DEBT), on="holder_id")
+        .join(
+            decisions.select(
+                "holder_id", Book.CASH, Book.OTHER_DEBT, "cure_reserve", "cure_credit"
+            ),
+            on="holder_id",
+        )
         .join(moved.select("holder_id", "cash_out"), on="holder_id", how="left")
-        .with_columns(pl.col(Book.CASH) - pl.col("cash_out").fill_null(0.0))
-        .drop("cash_out")
+        .with_columns(
+            pl.col(Book.CASH) - pl.col("cash_out").fill_null(0.0),
+            *[
+                (pl.col(source) - pl.col(f"cure_{short}")).alias(source)
+                for source, short in (("cash_reserve", "reserve"), ("credit_line", "credit"))
+                if source in holders.columns
+            ],
+        )
         .select(holders.columns)
         .sort("holder_id")
     )

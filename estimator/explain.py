@@ -66,6 +66,7 @@ def explain(result: RunResult, holder_id: str) -> str:
                     ("own impact", "own_impact"),
                     ("others' impact", "others_impact"),
                     ("execution", "execution"),
+                    ("lending", "lending"),
                     ("total", "total"),
                 )
             ),

@@ -2,8 +2,9 @@
 
 Notation, per asset: ``P₀`` the price at the start of the episode (after the scenario's shocks:
 the price holders are first forced at), ``P`` the price at the start of a round, ``q`` a net
-traded quantity (sales negative), ``s = sign(q)`` (selling pushes the price down, buying up),
-``ADV`` the average daily traded value, ``σ_d = σ / √252`` the daily volatility.
+traded quantity (sales negative; contracts of multiplier ``m`` for futures), ``Q = |q|·m·P``
+its value, ``s = sign(q)`` (selling pushes the price down, buying up), ``ADV`` the average
+daily traded value, ``σ_d = σ / √252`` the daily volatility.
 
 Models, chosen per asset by the scenario (``[[impact.models]]``, each with a selector):
 
@@ -21,10 +22,10 @@ Models, chosen per asset by the scenario (``[[impact.models]]``, each with a sel
 Modes (``[impact] mode``):
 
 * ``cumulative`` (default): the price is a function of the episode's cumulative net flow,
-  ``P = P₀·(1 + Δp/p)`` at ``Q = |Σ_r q_r|·P₀`` with the model's current price ``P = P₀`` —
+  ``P = P₀·(1 + Δp/p)`` at ``Q = |Σ_r q_r|·m·P₀`` with the model's current price ``P = P₀`` —
   splitting the same selling into more rounds does not move the final price (a metaorder);
 * ``per_round``: each round's flow moves that round's price, compounding:
-  ``P_{r+1} = P_r·(1 + Δp/p)`` at ``Q = |q_r|·P_r``, as round-by-round fire-sale models do.
+  ``P_{r+1} = P_r·(1 + Δp/p)`` at ``Q = |q_r|·m·P_r``, as round-by-round fire-sale models do.
 
 A price change is floored at ``−(1 − 10⁻⁶)``: a linear or square-root model pushed beyond its
 range leaves a tiny positive price, never zero or less.
@@ -175,14 +176,15 @@ def prices_after(state: pl.DataFrame, mode: Literal["cumulative", "per_round"]) 
     """``state`` with ``price_after``: the price once a round's flow has moved it.
 
     ``state`` has the parameter columns, ``price_0`` (``P₀``), ``price`` (``P``, start of
-    the round), ``adv``, ``vol`` and the net quantities ``round_quantity`` (this round's) and
-    ``episode_quantity`` (cumulative, this round included).
+    the round), ``multiplier`` ``m``, ``adv``, ``vol`` and the net quantities
+    ``round_quantity`` (this round's) and ``episode_quantity`` (cumulative, this round
+    included); a flow's value is ``Q = |q|·m·P``.
     """
     if mode == "cumulative":
         q, base = pl.col("episode_quantity"), pl.col("price_0")
     else:
         q, base = pl.col("round_quantity"), pl.col("price")
-    change = relative_change(q.abs() * base, q.sign(), base)
+    change = relative_change(q.abs() * pl.col("multiplier") * base, q.sign(), base)
     return state.with_columns(price_after=base * (1 + change))
 
 

@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 from oracle_kit import asset_frame, holder_frame
 
 import estimator
-from estimator import Mandate, Scenario
+from estimator import Mandate, Scenario, attribution
 from estimator.api import prepare
 from estimator.cascade import CascadeResult, cascade
+from estimator.engine import evaluate_round
 from estimator.errors import InputError, InputWarnings
 from estimator.explain import explain
 from estimator.impact import Impact
@@ -398,3 +399,64 @@ def test_a_lender_must_be_another_holder() -> None:
     message = str(err.value)
     assert "row 1, field 'lender': lender 'NOBODY' is not another holder" in message
     assert "row 2, field 'lender': lender 'Y' is not another holder" in message
+
+
+def test_a_lenders_own_shortfall_passes_on_in_the_same_round() -> None:
+    # As above, Z's shortfall of 54.18 falls on PB1, which has 20 of equity: PB1 ends at −34.18
+    # and passes that on to PB2. Losses: PB1 54.18 − 34.18 = 20 (its equity), PB2 34.18.
+    market = estimator.build_market(
+        asset_frame([{"asset_id": "X", "price": 100.0}]),
+        holder_frame(
+            [
+                {"holder_id": "Z", "cash": -950.0, "lender": "PB1"},
+                {"holder_id": "PB1", "cash": 20.0, "lender": "PB2"},
+                {"holder_id": "PB2", "cash": 1000.0, "lender": None},
+            ]
+        ),
+        pl.DataFrame({"holder_id": ["Z"], "asset_id": "X", "quantity": [10.0]}),
+        {"m": LEVERAGE_2},
+    )
+    falls = [{"select": {"all": True}, "price_return": -0.06}]
+    result = estimator.run(
+        Scenario(name="s", impact=LINEAR, shocks=falls, lender_losses=True), market
+    )
+    lending = dict(result.holders.select("holder_id", "loss_lending").iter_rows())
+    shortfall = 950 - 10 * (94 + 94 * (1 - 1e-4 * 940)) / 2
+    assert lending["Z"] == pytest.approx(-shortfall, rel=1e-12)
+    assert lending["PB1"] == pytest.approx(20.0, rel=1e-9)
+    assert lending["PB2"] == pytest.approx(shortfall - 20.0, rel=1e-12)
+
+
+def test_cures_are_used_up_and_not_drawn_again() -> None:
+    # The README's margin account: exposure 72k, account equity 12k, requirement 18k after a
+    # 40% fall: 5k comes from its reserve, which is then spent.
+    market = estimator.build_market(
+        asset_frame([{"asset_id": "AAA", "price": 100.0}, {"asset_id": "BBB", "price": 50.0}]),
+        holder_frame([{"holder_id": "ACCT_1", "cash": -60_000.0, "cash_reserve": 5_000.0}]),
+        pl.DataFrame(
+            {"holder_id": "ACCT_1", "asset_id": ["AAA", "BBB"], "quantity": [800.0, 800.0]}
+        ),
+        {"m": Mandate(name="m", rules=[{"kind": "margin", "maintenance_rate": 0.25}])},
+    )
+    spec = Scenario(name="s", shocks=[{"select": {"all": True}, "price_return": -0.4}])
+    shocked, holders = prepare(spec, market, "s", InputWarnings())
+    result = evaluate_round(shocked, holders, market.positions, market.mandates)
+    after = result.holders_after.row(0, named=True)
+    assert result.holders["cure_reserve"].item() == 5_000.0
+    assert (after["cash_reserve"], after["credit_line"]) == (0.0, 0.0)
+
+
+def test_shares_of_flows_that_net_out_stay_bounded() -> None:
+    # +0.3, −0.1, −0.2 net to rounding noise: the shares fall back to the gross flow,
+    # |q| / Σ|q| = 0.5, 1/6, 1/3, instead of dividing by ~1e-17
+    flows = pl.DataFrame(
+        {
+            "holder_id": ["a", "b", "c"],
+            "asset_id": "X",
+            "episode_q": [0.3, -0.1, -0.2],
+            "round_q": [0.3, -0.1, -0.2],
+        }
+    )
+    for mode in ("cumulative", "per_round"):
+        shares = attribution.flow_shares(flows, mode)["share"].to_list()
+        assert shares == pytest.approx([0.5, 1 / 6, 1 / 3], rel=1e-12)

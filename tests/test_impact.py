@@ -26,6 +26,7 @@ def _state(model: dict[str, Any], **asset: Any) -> pl.DataFrame:
         "instrument": "cash",
         "price_0": 100.0,
         "price": 100.0,
+        "multiplier": 1.0,
         "adv": 1e8,
         "vol": 0.02 * DAILY,
         "round_quantity": 0.0,
@@ -177,3 +178,9 @@ def test_bad_impact_settings_name_the_file_and_field(
     message = str(err.value)
     assert "bad.toml" in message
     assert field in message
+
+
+def test_a_futures_flow_is_valued_with_its_multiplier() -> None:
+    # 5 000 contracts of multiplier 50 at 100: Q = 2.5e7, a quarter of ADV → −1% (κ = 1, σ_d 2%)
+    price = _price({"model": "sqrt"}, multiplier=50.0, episode_quantity=-5e3)
+    assert price == pytest.approx(99.0, rel=1e-12)
