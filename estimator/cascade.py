@@ -46,7 +46,6 @@ ROUND = "round"
 class CascadeResult:
     trades: pl.DataFrame  # every round's trades, with round and execution_price
     rounds: pl.DataFrame  # per round and asset: flows and prices
-    holders: pl.DataFrame  # per round: holders not ok (forced, cured, …), status and rules
     holder_rounds: pl.DataFrame  # every round's full holder table, with round
     positions: pl.DataFrame  # books after the last round
     holders_after: pl.DataFrame  # holder table (cash) after the last round
@@ -57,6 +56,13 @@ class CascadeResult:
     losses: pl.DataFrame  # per holder: losses by source, systemicness, indirect vulnerability
     chain: pl.DataFrame  # who pushed whom: see attribution.chain_edges; round = the target's
     aggregate_vulnerability: float
+
+    @property
+    def holders(self) -> pl.DataFrame:
+        """Per round, the holders not ok (forced, cured, …): status and the rules that fired."""
+        return self.holder_rounds.filter(pl.col("status") != "ok").select(
+            ROUND, "holder_id", "status", "triggered_rules"
+        )
 
 
 def cascade(
@@ -84,7 +90,7 @@ def cascade(
     cumulative = pl.DataFrame(
         schema={"holder_id": pl.String, "asset_id": pl.String, "episode_q": pl.Float64}
     )
-    trades, rounds, statuses, tables, losses, edges = [], [], [], [], [], []
+    trades, rounds, tables, losses, edges = [], [], [], [], []
     previous: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | None = None
     forced_before = pl.Series("holder_id", [], dtype=pl.String)
     converged = False
@@ -136,11 +142,6 @@ def cascade(
                 pl.lit(r, pl.Int32).alias(ROUND),
                 *result.trades.columns,
                 execution_price=pl.col("p_exec"),
-            )
-        )
-        statuses.append(
-            result.holders.filter(pl.col("status") != "ok").select(
-                pl.lit(r, pl.Int32).alias(ROUND), "holder_id", "status", "triggered_rules"
             )
         )
         # trades booked at P_r execute at P_x: cash moves by q·m·(P_r − P_x)
@@ -211,7 +212,6 @@ def cascade(
     return CascadeResult(
         trades=pl.concat(trades) if trades else _EMPTY_TRADES,
         rounds=pl.concat(rounds) if rounds else _EMPTY_ROUNDS,
-        holders=pl.concat(statuses) if statuses else _EMPTY_STATUSES,
         holder_rounds=pl.concat(tables, how="diagonal_relaxed"),
         positions=positions,
         holders_after=holders,
@@ -394,13 +394,5 @@ _EMPTY_ROUNDS = pl.DataFrame(
         "price_start": pl.Float64,
         "price_end": pl.Float64,
         "execution_price": pl.Float64,
-    }
-)
-_EMPTY_STATUSES = pl.DataFrame(
-    schema={
-        ROUND: pl.Int32,
-        "holder_id": pl.String,
-        "status": pl.String,
-        "triggered_rules": pl.String,
     }
 )

@@ -233,8 +233,7 @@ def pad_positions(
     if not rows:
         return positions
     wanted = pl.concat(rows)  # one tracked index per mandate, one mandate per holder: no repeats
-    pair = pl.col("holder_id").cast(pl.UInt64) * 2**32 + pl.col("asset_id")  # coded ids
     held = positions.filter(pl.col("holder_id").is_in(wanted["holder_id"].implode()))
-    missing = wanted.filter(~pair.is_in(held.select(pair.implode()).to_series()))
+    missing = wanted.filter(~keys.pair().is_in(held.select(keys.pair().implode()).to_series()))
     padding = missing.with_columns(quantity=pl.lit(0.0)).select(positions.columns)
     return keys.by_holder(pl.concat([positions, padding]))
