@@ -28,14 +28,18 @@ exposures) move nothing whatever ``φ`` is; they get costs ``−1·φ + 1·t``, 
 interior point ``φ = 4/9`` (where ``1.5·√φ = 1``) instead of leaving a free direction.
 
 Compile once, re-solve many: a shape is (rule structure, padded size n); all numbers enter as
-cvxpy Parameters (DPP). Large batches are solved in worker processes, each with its own
-compiled problems (:class:`ProblemCache`).
+cvxpy Parameters (DPP). With Clarabel the compiled cone program is re-solved directly
+(:class:`~estimator.program.ClarabelProgram`: two sparse products and a data update per holder);
+other solvers go through ``Problem.solve``. Large batches are solved in worker processes, each
+with its own compiled problems (:class:`ProblemCache`).
 """
 
 from __future__ import annotations
 
 import math
 import multiprocessing
+import os
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -47,6 +51,7 @@ import numpy as np
 from cvxpy.constraints.zero import Equality
 
 from estimator.errors import RunError
+from estimator.program import ClarabelProgram
 from rules import ProblemSpace, RuleBase, Vec
 
 DEFAULT_SOLVER = "CLARABEL"
@@ -71,8 +76,9 @@ MIN_DAILY_VOL = 1e-4
 
 
 def padded_size(n: int) -> int:
-    """Few shapes: the next power of two, at least 4."""
-    return max(4, 1 << (max(n, 1) - 1).bit_length())
+    """Few shapes, little padding (every padded slot is one more cone for the solver): 4 or 8
+    for small books, else the next multiple of 8."""
+    return 4 if n <= 4 else -(-n // 8) * 8
 
 
 @dataclass
@@ -86,7 +92,16 @@ class Outcome:
 class CompiledProblem:
     """A problem shape with named parameters; :meth:`solve` binds values and solves."""
 
-    def __init__(self, rules: Sequence[RuleBase], n: int, k: int) -> None:
+    def __init__(
+        self,
+        rules: Sequence[RuleBase],
+        n: int,
+        k: int,
+        solver: str = DEFAULT_SOLVER,
+        options: Mapping[str, float] | None = None,
+        *,
+        direct: bool = True,
+    ) -> None:
         p = ProblemSpace(n, k)
         x0 = p.vec(Vec.X0)
         spread, impact = p.vec("spread_cost"), p.vec("impact_cost", nonneg=True)
@@ -100,9 +115,9 @@ class CompiledProblem:
         if not buys or any(rule.fixed_signs for rule in rules):
             base += [phi <= 1]  # never through zero
         if buys:  # purchases too: u = x∘(ψ − φ), traded φ + ψ
-            psi = cp.Variable(n, name="fraction_bought", nonneg=True)
+            psi = cp.Variable(n, name="fraction_bought")
             traded = phi + psi
-            base += [p.u == cp.multiply(x0, psi - phi)]
+            base += [psi >= 0, p.u == cp.multiply(x0, psi - phi)]
         else:
             traded = phi
             base += [p.u == -cp.multiply(x0, phi)]
@@ -117,14 +132,29 @@ class CompiledProblem:
                 f"problem for {[r.kind for r in rules]} is not DPP; it would recompile per holder"
             )
         self.space = p
+        self.program: ClarabelProgram | None = None
+        if direct and solver.upper() == DEFAULT_SOLVER:
+            program = ClarabelProgram(self.problem, options or {})
+            if {v.id for v in self.problem.variables()} <= program.readable:
+                self.program = program
 
     def solve(
         self, values: Mapping[str, np.ndarray | float], n: int, solver: str, **opts
     ) -> Outcome:
-        """Bind ``values`` and solve; if the tuned ``opts`` fail, retry at the solver's defaults."""
+        """Bind ``values`` and solve; if the tuned ``opts`` fail, retry at the solver's defaults.
+
+        With Clarabel the compiled cone program is re-solved directly
+        (:class:`~estimator.program.ClarabelProgram`); other solvers go through cvxpy.
+        """
         for name, param in self.space.params.items():
-            param.value = values[name]
-        status = self._run(solver, opts)
+            param.save_value(np.asarray(values[name], dtype=float))  # shapes are ours
+        if self.program is not None and solver.upper() == DEFAULT_SOLVER:
+            status, z = self.program.solve({p.id: p.value for p in self.space.params.values()})
+            if z is not None:
+                self.program.load(self.problem, z)
+                return self._outcome(n, status)
+        else:
+            status = self._run(solver, opts)
         if status not in _SOLVED and opts:
             status = self._run(solver, {})
             if status in _SOLVED:
@@ -178,8 +208,10 @@ class ProblemCache:
     """Compiled problems by (rule shapes, n, k), and the solves of many holders.
 
     ``workers > 1`` solves large batches in that many processes (cvxpy is not thread-safe); each
-    compiles its own problems once. ``reuse=False`` compiles a fresh problem for every holder:
-    the naive baseline of ``make bench``.
+    compiles its own problems once. With Clarabel a compiled problem is re-solved directly
+    (``direct``); ``direct=False`` goes through cvxpy's ``Problem.solve`` every time.
+    ``reuse=False`` compiles a fresh problem for every holder and solves it through cvxpy: the
+    naive baseline of ``make bench``.
     """
 
     def __init__(
@@ -189,12 +221,14 @@ class ProblemCache:
         *,
         workers: int = 1,
         reuse: bool = True,
+        direct: bool = True,
         **options: float,
     ) -> None:
         self.k = k
         self.solver = solver
         self.workers = max(1, workers)
         self.reuse = reuse
+        self.direct = direct and reuse  # the naive baseline solves through cvxpy
         self.options = {**SOLVER_DEFAULTS.get(solver.upper(), {}), **options}
         self._problems: dict[tuple, CompiledProblem] = {}
         self._shapes: set[tuple] = set()
@@ -209,7 +243,12 @@ class ProblemCache:
         key = self._key(rules, n)
         if key not in self._problems or not self.reuse:
             self._problems[key] = CompiledProblem(
-                sorted(rules, key=lambda r: r.shape_key), n, self.k
+                sorted(rules, key=lambda r: r.shape_key),
+                n,
+                self.k,
+                self.solver,
+                self.options,
+                direct=self.direct,
             )
         return self._problems[key]
 
@@ -224,14 +263,12 @@ class ProblemCache:
         self._shapes.update(self._key(rules, len(j.vectors[Vec.X0])) for j in jobs)
         if self.workers == 1 or len(jobs) < PARALLEL_MIN_PER_WORKER * self.workers:
             return [self.solve_holder(rules, j.scalars, j.vectors, j.risk_rows) for j in jobs]
-        if self._pool is None:
-            context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        pool = self.start()
         size = math.ceil(len(jobs) / (4 * self.workers))
         chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
-        spec = (self.k, self.solver, self.options, self.reuse)
+        spec = (self.k, self.solver, self.options, self.reuse, self.direct)
         try:
-            parts = self._pool.map(_solve_chunk, [(spec, list(rules), c) for c in chunks])
+            parts = pool.map(_solve_chunk, [(spec, list(rules), c) for c in chunks])
             return [outcome for part in parts for outcome in part]
         except BrokenProcessPool as exc:
             self.close(cancel=True)
@@ -239,6 +276,15 @@ class ProblemCache:
         except BaseException:
             self.close(cancel=True)
             raise
+
+    def start(self) -> ProcessPoolExecutor:
+        """Start the worker processes now (each imports the solver stack, about a second) rather
+        than at the first large batch; a long-lived cache pays this once."""
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            list(self._pool.map(_ready, [0.1] * self.workers))  # one task each: all spawned
+        return self._pool
 
     def close(self, *, cancel: bool = False) -> None:
         """Stop the worker processes, if any were started (``cancel``: drop pending work)."""
@@ -292,13 +338,19 @@ class ProblemCache:
 _WORKER_CACHES: dict[tuple, ProblemCache] = {}
 
 
+def _ready(pause: float) -> int:
+    """A worker's first task: it has imported this module (and cvxpy) once it runs."""
+    time.sleep(pause)  # held long enough that the pool spawns a process per task
+    return os.getpid()
+
+
 def _solve_chunk(
-    args: tuple[tuple[int, str, dict, bool], list[RuleBase], Sequence[Job]],
+    args: tuple[tuple[int, str, dict, bool, bool], list[RuleBase], Sequence[Job]],
 ) -> list[Outcome]:
     """Worker process: solve a chunk with this process's own compiled problems."""
-    (k, solver, options, reuse), rules, jobs = args
-    key = (k, solver, tuple(sorted(options.items())), reuse)
+    (k, solver, options, reuse, direct), rules, jobs = args
+    key = (k, solver, tuple(sorted(options.items())), reuse, direct)
     if key not in _WORKER_CACHES:
-        _WORKER_CACHES[key] = ProblemCache(k, solver, reuse=reuse, **options)
+        _WORKER_CACHES[key] = ProblemCache(k, solver, reuse=reuse, direct=direct, **options)
     cache = _WORKER_CACHES[key]
     return [cache.solve_holder(rules, j.scalars, j.vectors, j.risk_rows) for j in jobs]

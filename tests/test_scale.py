@@ -7,8 +7,11 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import estimator
-from estimator import solve, synthetic
-from rules import RULE_KINDS
+from estimator import book, solve, synthetic
+from estimator.engine import evaluate_round
+from estimator.mandates import Execution
+from estimator.scenario import apply_scenario
+from rules import RULE_KINDS, Book
 
 
 def test_generated_market_forces_every_rule_kind_and_every_holder_complies() -> None:
@@ -52,3 +55,37 @@ def test_workers_must_be_positive() -> None:
     market = synthetic.market(6, per_holder=5)
     with pytest.raises(estimator.InputError, match="workers"):
         estimator.run(synthetic.scenario(market), market, workers=0)
+
+
+def test_direct_re_solves_match_cvxpy_solves() -> None:
+    market = synthetic.market(30, per_holder=12, seed=5)
+    scenario = synthetic.scenario(market)
+    shocked = apply_scenario(market.assets, scenario, index_weights=market.index_weights)
+    pre = book.holder_book(book.position_frame(market.positions, market.assets), market.holders)
+    holders = market.holders.join(
+        pre.select("holder_id", pl.col("leverage").alias(Book.LEVERAGE_PRE)), on="holder_id"
+    )
+    k = sum(c.startswith("risk_g") for c in shocked.columns)
+    results = []
+    for direct in (True, False):
+        with solve.ProblemCache(k, direct=direct) as cache:
+            result = evaluate_round(
+                shocked,
+                holders,
+                market.positions,
+                market.mandates,
+                execution=Execution.MIN_COST,
+                cache=cache,
+            )
+            assert all((p.program is not None) is direct for p in cache._problems.values()), (
+                "the switch is not honoured"
+            )
+        results.append(result)
+    fast, slow = results
+    assert fast.holders["solved"].fill_null(False).sum() >= 10
+    assert fast.holders["status"].to_list() == slow.holders["status"].to_list()
+    keys = ["holder_id", "asset_id"]
+    both = fast.trades.join(slow.trades, on=keys, how="full", coalesce=True, suffix="_2")
+    both = both.join(fast.holders.select("holder_id", "gross_assets_before"), on="holder_id")
+    gap = (pl.col("trade_value").fill_null(0.0) - pl.col("trade_value_2").fill_null(0.0)).abs()
+    assert both.select((gap <= 1e-6 * pl.col("gross_assets_before")).all()).item()

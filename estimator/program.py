@@ -1,0 +1,105 @@
+"""A DPP cvxpy problem compiled once to Clarabel's conic form and re-solved for new parameters.
+
+cvxpy reduces a parametrised problem to the cone program ::
+
+    minimise  qᵀz   subject to  A·z + s = b,  s ∈ K
+
+in which ``q``, ``A`` and ``b`` are *linear* in the parameter vector ``p̃ = (p, 1)``:
+``vec(q) = T_q·p̃`` and ``nz(A, b) = T_A·p̃`` with ``T_q``, ``T_A`` sparse and fixed, and the
+sparsity pattern of ``[A | b]`` fixed as well (DPP). cvxpy's own ``Problem.solve`` re-derives
+that data through its generic reduction chain on every call, which for a 50-position holder costs
+about as much as the interior-point solve itself. :class:`ClarabelProgram` keeps ``T_q``, ``T_A``
+and the pattern from the first compilation and per solve does only the two sparse products, a
+data update of one Clarabel solver (same pattern, no re-allocation) and the solve; the solution
+``z`` is read back into the problem's variables by their column offsets.
+
+Only what cvxpy's reduction leaves intact is read back directly: variables without attributes
+(cvxpy replaces e.g. a ``nonneg`` variable by a new one) — :attr:`ClarabelProgram.readable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import clarabel
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+from cvxpy.reductions.solvers.conic_solvers.clarabel_conif import (
+    CLARABEL,
+    dims_to_solver_cones,
+)
+from cvxpy.settings import PARAM_PROB
+
+_CONSTANT_ID = -1  # cvxpy's column id of the constant 1 in the parameter vector
+
+
+class ClarabelProgram:
+    """``problem`` (DPP) in Clarabel's form, re-solved by :meth:`solve` for new parameter values."""
+
+    def __init__(self, problem: cp.Problem, settings: Mapping[str, float]) -> None:
+        for param in problem.parameters():  # the reduction needs values, any will do
+            if param.value is None:
+                param.value = np.ones(param.shape)
+        data, _, _ = problem.get_problem_data(cp.CLARABEL)
+        prog = data[PARAM_PROB]
+        prog.reduced_A.cache(keep_zeros=False)
+        self._t_a = sp.csr_array(prog.reduced_A.reduced_mat)
+        indices, indptr, (m, width) = prog.reduced_A.problem_data_index
+        self._cut = int(indptr[-2])  # entries before it are A's, after it b's (last column)
+        self._a_pattern = (np.asarray(indices[: self._cut]), np.asarray(indptr[:-1]))
+        self._b_rows = np.asarray(indices[self._cut :])
+        self._shape = (m, width - 1)
+        self._t_q = sp.csr_array(prog.q)
+        self._param_cols = {
+            pid: (col, prog.param_id_to_size[pid])
+            for pid, col in prog.param_id_to_col.items()
+            if pid != _CONSTANT_ID
+        }
+        self._constant_col = prog.param_id_to_col[_CONSTANT_ID]
+        self._size = prog.total_param_size + 1
+        self._cones = dims_to_solver_cones(prog.cone_dims)
+        self._settings = CLARABEL.parse_solver_opts(False, dict(settings))
+        self._p = sp.csc_array((width - 1, width - 1))
+        self._solver: clarabel.DefaultSolver | None = None
+        self._columns = {
+            var.id: (prog.var_id_to_col[var.id], var.size, var.shape)
+            for var in problem.variables()
+            if var.id in prog.var_id_to_col
+        }
+        self.readable = frozenset(self._columns)
+
+    def solve(self, params: Mapping[int, np.ndarray]) -> tuple[str, np.ndarray | None]:
+        """(cvxpy status, z) for parameter values by parameter id; ``z`` is None if unsolved."""
+        p = np.zeros(self._size)
+        p[self._constant_col] = 1.0
+        for pid, (col, size) in self._param_cols.items():
+            p[col : col + size] = np.ravel(params[pid], order="F")
+        flat = self._t_a @ p
+        a = sp.csc_array((-flat[: self._cut], *self._a_pattern), shape=self._shape)
+        b = np.zeros(self._shape[0])
+        b[self._b_rows] = flat[self._cut :]
+        q = self._t_q @ p
+        solver = self._solver
+        if solver is not None and solver.is_data_update_allowed():
+            solver.update(q=q[:-1], A=a, b=b)
+        else:
+            solver = self._solver = clarabel.DefaultSolver(
+                self._p, q[:-1], a, b, self._cones, self._settings
+            )
+        result = solver.solve()
+        status = CLARABEL.STATUS_MAP.get(str(result.status), cp.SOLVER_ERROR)
+        if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+            return status, None
+        return status, np.asarray(result.x)
+
+    def value(self, var: cp.Variable, z: np.ndarray) -> np.ndarray:
+        """``var``'s value in the solution ``z`` (``var`` must be in :attr:`readable`)."""
+        col, size, shape = self._columns[var.id]
+        return z[col : col + size].reshape(shape, order="F")
+
+    def load(self, problem: cp.Problem, z: np.ndarray) -> None:
+        """Write ``z`` into the values of ``problem``'s readable variables."""
+        for var in problem.variables():
+            if var.id in self._columns:
+                var.save_value(self.value(var, z))

@@ -1,0 +1,83 @@
+"""The direct Clarabel re-solve of a compiled problem against closed forms and cvxpy's own solve."""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from estimator.program import ClarabelProgram
+from estimator.solve import SOLVER_DEFAULTS
+
+TUNED = SOLVER_DEFAULTS["CLARABEL"]
+
+
+@pytest.mark.parametrize("a", [0.3, 1.5, 3.0])
+def test_re_solve_matches_the_closed_form(a: float) -> None:
+    """min −a·x + t with t ≥ x^{3/2}: 1.5·√x = a gives x* = 4a²/9 and the optimum
+    −a·x* + x*^{3/2} = −12a³/27 + 8a³/27 = −4a³/27. The objective is accurate to the solver's
+    10⁻⁹; x* only to about its square root (the objective is flat at its minimum)."""
+    param = cp.Parameter(name="a", nonneg=True)
+    x, t = cp.Variable(name="x"), cp.Variable(name="t")
+    problem = cp.Problem(cp.Minimize(-param * x + t), [cp.PowCone3D(t, 1.0, x, 2 / 3)])
+    program = ClarabelProgram(problem, TUNED)
+    status, z = program.solve({param.id: np.array(a)})
+    assert status == cp.OPTIMAL and z is not None
+    objective = -a * program.value(x, z) + program.value(t, z)
+    assert objective == pytest.approx(-4 * a**3 / 27, rel=1e-7)
+    assert program.value(x, z) == pytest.approx(4 * a**2 / 9, abs=2e-4)
+
+
+def _portfolio(n: int) -> tuple[cp.Problem, dict[str, cp.Parameter], cp.Variable]:
+    """A problem with every cone the estimator uses: equality, inequality, SOC, power cone."""
+    x0 = cp.Parameter(n, name="x0")
+    cost = cp.Parameter(n, name="cost", nonneg=True)
+    F = cp.Parameter((2, n), name="F")
+    cap = cp.Parameter(name="cap", nonneg=True)
+    phi, t, u, x_plus = (cp.Variable(n, name=s) for s in ("phi", "t", "u", "x_plus"))
+    constraints = [
+        u == -cp.multiply(x0, phi),
+        x_plus == x0 + u,
+        phi >= 0,
+        phi <= 1,
+        cp.norm2(F @ x_plus) <= cap,
+        cp.PowCone3D(t, np.ones(n), phi, 2 / 3),
+    ]
+    params = {"x0": x0, "cost": cost, "F": F, "cap": cap}
+    return cp.Problem(cp.Minimize(cost @ t + 0.01 * cp.sum(phi)), constraints), params, u
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), shrink=st.floats(0.2, 0.9))
+def test_re_solve_agrees_with_cvxpy_solve(seed: int, shrink: float) -> None:
+    rng = np.random.default_rng(seed)
+    n = 6
+    problem, params, u = _portfolio(n)
+    program = ClarabelProgram(problem, TUNED)
+    x0 = rng.uniform(0.5, 2.0, n)
+    F = rng.normal(size=(2, n))
+    values = {
+        "x0": x0,
+        "cost": rng.uniform(0.1, 1.0, n),
+        "F": F,
+        "cap": shrink * float(np.linalg.norm(F @ x0)),  # binding: the book must shrink
+    }
+    for name, value in values.items():
+        params[name].value = value
+    status, z = program.solve({params[k].id: v for k, v in values.items()})
+    problem.solve(solver=cp.CLARABEL, **TUNED)
+    assert status == problem.status == cp.OPTIMAL and z is not None
+    np.testing.assert_allclose(program.value(u, z), u.value, atol=1e-6)
+    assert np.linalg.norm(F @ (x0 + program.value(u, z))) <= values["cap"] * (1 + 1e-7)
+
+
+def test_an_infeasible_program_reports_its_status_and_no_solution() -> None:
+    lo, hi = cp.Parameter(name="lo"), cp.Parameter(name="hi")
+    x = cp.Variable(name="x")
+    program = ClarabelProgram(cp.Problem(cp.Minimize(x), [x >= lo, x <= hi]), TUNED)
+    assert program.solve({lo.id: np.array(1.0), hi.id: np.array(0.0)}) == (cp.INFEASIBLE, None)
+    status, z = program.solve({lo.id: np.array(-1.0), hi.id: np.array(0.0)})  # same solver, reused
+    assert status == cp.OPTIMAL and z is not None
+    assert program.value(x, z) == pytest.approx(-1.0, abs=1e-8)
