@@ -12,8 +12,9 @@ import polars as pl
 
 from estimator import aggregate
 from estimator import book as bk
-from estimator.cascade import ROUND, CascadeResult, cascade
+from estimator.cascade import DAY, ROUND, CascadeResult, cascade
 from estimator.engine import RoundResult, evaluate_round
+from estimator.equilibrium import Equilibrium, EquilibriumError, conditions, equilibrium
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.mandates import Execution
 from estimator.market import Market, load_market, sha256
@@ -54,6 +55,9 @@ HOLDER_COLUMNS = [
     "compliant",
     "first_round",
     "rounds_forced",
+    "first_day",
+    "last_day",
+    "pending",
     "forced_by",
     "equity_start",
     "loss_direct",
@@ -81,6 +85,8 @@ class RunResult:
     warnings: InputWarnings = field(default_factory=InputWarnings)
     rounds: pl.DataFrame | None = None  # per round × asset, when the scenario has price impact
     chain: pl.DataFrame | None = None  # who pushed whom past a rule, round by round
+    equilibrium: pl.DataFrame | None = None  # per asset: least and greatest fixed points
+    days: pl.DataFrame | None = None  # per day × asset: flows and closing prices
 
     def tables(self) -> dict[str, pl.DataFrame]:
         tables = {
@@ -89,7 +95,12 @@ class RunResult:
             "holders": self.holders,
             "summary": self.summary,
         }
-        cascade = {"rounds": self.rounds, "chain": self.chain}
+        cascade = {
+            "rounds": self.rounds,
+            "chain": self.chain,
+            "equilibrium": self.equilibrium,
+            "days": self.days,
+        }
         return tables | {k: v for k, v in cascade.items() if v is not None}
 
     def write(self, out_dir: str | Path, fmt: Format = "csv") -> list[Path]:
@@ -158,7 +169,19 @@ def run(
         workers=workers,
         **(solver_options or {}),
     ) as cache:
-        if spec.cascades:
+        fixed = None
+        if spec.cascades and spec.impact.method == "equilibrium":
+            fixed = _equilibrium(spec, shocked, holders, market, exec_style, cache, warnings)
+        if fixed is not None:
+            chain = None
+            result = RoundResult(
+                fixed.required.trades,
+                fixed.required.holders,
+                fixed.required.positions_after,
+                fixed.required.holders_after,
+                cache.compiled,
+            )
+        elif spec.cascades:
             chain = cascade(
                 shocked,
                 holders,
@@ -168,8 +191,10 @@ def run(
                 execution=exec_style,
                 cache=cache,
                 lender_losses=spec.lender_losses,
+                days=spec.days,
+                index_days=spec.index_days,
             )
-            result = _cascade_round(chain, cache.compiled)
+            result = _cascade_round(chain, cache.compiled, days=spec.days is not None)
         else:
             chain = None
             result = evaluate_round(
@@ -189,8 +214,47 @@ def run(
         "workers": workers,
     }
     return _assemble(
-        spec, spec_path, market, shocked, result, parameters, warnings, timings, started, chain
+        spec,
+        spec_path,
+        market,
+        shocked,
+        result,
+        parameters,
+        warnings,
+        timings,
+        started,
+        chain,
+        fixed,
     )
+
+
+def _equilibrium(
+    spec: Scenario,
+    shocked: pl.DataFrame,
+    holders: pl.DataFrame,
+    market: Market,
+    execution: Execution | None,
+    cache: ProblemCache,
+    warnings: InputWarnings,
+) -> Equilibrium | None:
+    """The equilibria, or None (with a warning saying why) when the run falls back to rounds."""
+    reasons = conditions(holders, market.mandates, spec.impact, spec.lender_losses)
+    if not reasons:
+        try:
+            return equilibrium(
+                shocked,
+                holders,
+                market.positions,
+                market.mandates,
+                spec.impact,
+                execution=execution,
+                cache=cache,
+            )
+        except EquilibriumError as exc:
+            reasons = [str(exc)]
+    message = "equilibrium mode does not apply: " + "; ".join(reasons) + "; ran rounds instead"
+    warnings.add(Problem(spec.name, message, field="impact.method"))
+    return None
 
 
 def _forced_by(chain: CascadeResult) -> pl.DataFrame:
@@ -217,12 +281,15 @@ def _forced_by(chain: CascadeResult) -> pl.DataFrame:
     )
 
 
-def _cascade_round(chain: CascadeResult, compiled: int) -> RoundResult:
+def _cascade_round(chain: CascadeResult, compiled: int, *, days: bool = False) -> RoundResult:
     """The cascade as one result: every round's trades, and each holder's row from the last
     round it was forced in (round 1 for holders never forced), with the rounds it was forced."""
     tables = chain.holder_rounds
+    on_days = [pl.col(DAY).min().alias("first_day"), pl.col(DAY).max().alias("last_day")]
     counts = chain.trades.group_by("holder_id").agg(  # rounds in which the holder traded
-        first_round=pl.col(ROUND).min(), rounds_forced=pl.col(ROUND).n_unique().cast(pl.Int64)
+        *(on_days if days else []),
+        first_round=pl.col(ROUND).min(),
+        rounds_forced=pl.col(ROUND).n_unique().cast(pl.Int64),
     )
     traded = chain.trades.group_by("holder_id").agg(  # over every round
         sold=(-pl.col("trade_value")).clip(lower_bound=0).sum(),
@@ -287,12 +354,20 @@ def _assemble(
     timings,
     started,
     chain: CascadeResult | None = None,
+    fixed: Equilibrium | None = None,
 ) -> RunResult:
     assets = aggregate.asset_flows(result.trades, shocked, parameters["participation"])
-    if chain is not None:  # the price each asset ends at after the rounds
+    end = chain.prices if chain is not None else fixed.least.prices if fixed is not None else None
+    if end is not None:  # the price each asset ends at after the rounds / at the equilibrium
         assets = assets.join(
-            chain.prices.select("asset_id", price_end="price"), on="asset_id", how="left"
+            end.select("asset_id", price_end="price"), on="asset_id", how="left"
         ).with_columns(price_change=pl.col("price_end") / pl.col("price") - 1)
+    timeline = None
+    if chain is not None and spec.days is not None:
+        assets = assets.join(
+            chain.prices.select("asset_id", "price_rebound"), on="asset_id", how="left"
+        ).with_columns(rebound=pl.col("price_rebound") / pl.col("price_end") - 1)
+        timeline = _timeline(chain, shocked)
     summary = aggregate.by_type_and_class(result.trades, market.holders, shocked)
     holders = _holder_table(result, market.holders)
     statuses = dict(sorted(holders.group_by("status").len().iter_rows()))
@@ -336,14 +411,66 @@ def _assemble(
             "amplification": chain.amplification,
             "aggregate_vulnerability": chain.aggregate_vulnerability,
             "lender_losses": spec.lender_losses,
+            "rounds": chain.round_summary.to_dicts(),
+        },
+        "days": None if timeline is None else _day_stats(chain),
+        "equilibrium": None
+        if fixed is None
+        else {
+            "least_iterations": fixed.least.iterations,
+            "greatest_iterations": fixed.greatest.iterations,
+            "multiple_equilibria": fixed.multiple,
+            "tolerance": spec.impact.tolerance,
         },
         "warnings": [str(w) for w in warnings.items],
         "timings_seconds": {k: round(v, 4) for k, v in timings.items()},
     }
     rounds, edges = (chain.rounds, chain.chain) if chain is not None else (None, None)
     return RunResult(
-        spec, assets, result.trades, holders, summary, manifest, warnings, rounds, edges
+        spec,
+        assets,
+        result.trades,
+        holders,
+        summary,
+        manifest,
+        warnings,
+        rounds,
+        edges,
+        fixed.table(shocked) if fixed is not None else None,
+        timeline,
     )
+
+
+def _timeline(chain: CascadeResult, assets: pl.DataFrame) -> pl.DataFrame:
+    """Per day and asset: flows, % of ADV (that day's and cumulative) and the closing price."""
+    pct = 100 * pl.col("net_value").abs() / pl.col("adv")
+    return (
+        chain.day_flows.join(assets.select("asset_id", "adv"), on="asset_id")
+        .sort(DAY)
+        .with_columns(
+            pct_adv=pct,
+            cumulative_pct_adv=100
+            * pl.col("net_value").cum_sum().over("asset_id").abs()
+            / pl.col("adv"),
+        )
+        .drop("adv")
+        .sort(DAY, "asset_id")
+    )
+
+
+def _day_stats(chain: CascadeResult) -> dict:
+    """The peak day (most value sold), the capitulation day (the last with forced selling)
+    and the per-day totals."""
+    days = chain.day_summary
+    selling = days.filter(pl.col("sell_value") > 0)
+    peak = selling.sort("sell_value", DAY, descending=[True, False]).head(1)
+    return {
+        "days_traded": days.height,
+        "peak_day": peak[DAY].item() if peak.height else None,
+        "peak_sell_value": float(peak["sell_value"].item()) if peak.height else 0.0,
+        "capitulation_day": selling[DAY].max() if selling.height else None,
+        "per_day": days.to_dicts(),
+    }
 
 
 def _version(package: str) -> str | None:

@@ -17,8 +17,10 @@ State: the holders' books after every trade so far, and the prices. Round ``r`` 
 Index changes are traded in the first round (their weight changes are then done). With
 ``lender_losses``, a holder left with negative equity after a round has the shortfall forgiven
 and its lender (``lender`` in the holder table) books it as a loss — the prime broker's loss
-is the next link of the chain. The cascade
-stops when a round forces no trade (``converged``) or after ``max_rounds``.
+is the next link of the chain. The cascade stops (``converged``) when a round forces no trade or
+after a round whose traded value is at most ``tolerance`` × the first round's (a holder sitting
+on its limit while its own sales keep moving the price sells ever smaller amounts, a
+geometric tail), else after ``max_rounds``.
 
 Amplification: ``Σ_r S_r / S_1`` with ``S_r`` the value sold in round ``r`` at ``P_r``; 1.0
 exactly when the first round's trades move no price (no impact): the second round then finds
@@ -28,18 +30,21 @@ every holder at its restore level and forces nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 import polars as pl
 
 from estimator import attribution
 from estimator import impact as im
-from estimator.engine import evaluate_round
+from estimator.days import Days, paced
+from estimator.engine import COMMITTED, RoundResult, evaluate_round
 from estimator.impact import Impact
 from estimator.mandates import Execution, Mandate
 from estimator.solve import ProblemCache
 from rules import Book
 
 ROUND = "round"
+DAY = "day"
 
 
 @dataclass
@@ -56,6 +61,63 @@ class CascadeResult:
     losses: pl.DataFrame  # per holder: losses by source, systemicness, indirect vulnerability
     chain: pl.DataFrame  # who pushed whom: see attribution.chain_edges; round = the target's
     aggregate_vulnerability: float
+
+    @property
+    def round_summary(self) -> pl.DataFrame:
+        """Per round: value sold and bought (at the round's start prices), the holders that
+        traded and those trading for the first time (newly forced)."""
+        first = self.trades.group_by("holder_id").agg(pl.col(ROUND).min().alias("_first"))
+        return (
+            self.trades.join(first, on="holder_id")
+            .group_by(ROUND, DAY)
+            .agg(
+                sell_value=(-pl.col("trade_value")).clip(lower_bound=0).sum(),
+                buy_value=pl.col("trade_value").clip(lower_bound=0).sum(),
+                holders_forced=pl.col("holder_id").n_unique(),
+                holders_newly_forced=pl.col("holder_id")
+                .filter(pl.col(ROUND) == pl.col("_first"))
+                .n_unique(),
+            )
+            .sort(ROUND)
+        )
+
+    @property
+    def day_flows(self) -> pl.DataFrame:
+        """Per day and asset: value sold and bought, net value and the closing price (after
+        the day's last round, before temporary impact decays overnight)."""
+        close = (
+            self.rounds.sort(ROUND)
+            .group_by(DAY, "asset_id")
+            .agg(price_close=pl.col("price_end").last())
+        )
+        return (
+            self.trades.group_by(DAY, "asset_id")
+            .agg(
+                sell_value=(-pl.col("trade_value")).clip(lower_bound=0).sum(),
+                buy_value=pl.col("trade_value").clip(lower_bound=0).sum(),
+                net_value=pl.col("trade_value").sum(),
+            )
+            .join(close, on=[DAY, "asset_id"], how="left")
+            .sort(DAY, "asset_id")
+        )
+
+    @property
+    def day_summary(self) -> pl.DataFrame:
+        """Per day: value sold and bought, the holders that traded and those newly forced."""
+        first = self.trades.group_by("holder_id").agg(pl.col(DAY).min().alias("_first"))
+        return (
+            self.trades.join(first, on="holder_id")
+            .group_by(DAY)
+            .agg(
+                sell_value=(-pl.col("trade_value")).clip(lower_bound=0).sum(),
+                buy_value=pl.col("trade_value").clip(lower_bound=0).sum(),
+                holders_trading=pl.col("holder_id").n_unique(),
+                holders_newly_forced=pl.col("holder_id")
+                .filter(pl.col(DAY) == pl.col("_first"))
+                .n_unique(),
+            )
+            .sort(DAY)
+        )
 
     @property
     def holders(self) -> pl.DataFrame:
@@ -76,59 +138,229 @@ def cascade(
     execution: Execution | None = None,
     cache: ProblemCache | None = None,
     lender_losses: bool = False,
+    days: Days | None = None,
+    index_days: dict[str, int] | None = None,
 ) -> CascadeResult:
     """Run rounds until no holder is forced (see the module docstring). ``assets`` are the
     shocked assets (their ``price`` is ``P₀``), ``holders`` and ``positions`` the books as
-    :func:`estimator.run` prepares them; ``max_rounds`` overrides the impact settings' one."""
+    :func:`estimator.run` prepares them; ``max_rounds`` overrides the impact settings' one.
+
+    With ``days`` (:mod:`estimator.days`) the rounds run within days: forced trades are paced
+    by each holder's horizon, grace period and participation cap, temporary impact decays
+    overnight, and index changes trade on their day (``index_days``: day per ``dw`` column)."""
+    episode = _Episode(assets, holders, positions, impact, lender_losses, days, index_days or {})
     max_rounds = max_rounds or impact.max_rounds
-    params = impact.parameters(assets)
-    index_moves = [c for c in assets.columns if c.startswith("index[") and c.endswith("].dw")]
-    state = assets.join(params, on="asset_id").with_columns(
-        price_0=pl.col("price"), episode_quantity=pl.lit(0.0)
-    )
-    direct = _direct_losses(positions, assets)
-    cumulative = pl.DataFrame(
-        schema={"holder_id": pl.String, "asset_id": pl.String, "episode_q": pl.Float64}
-    )
-    trades, rounds, tables, losses, edges = [], [], [], [], []
-    previous: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | None = None
-    forced_before = pl.Series("holder_id", [], dtype=pl.String)
-    converged = False
-    for r in range(1, max_rounds + 1):
-        result = evaluate_round(
-            state.select(assets.columns),
-            holders,
-            positions,
-            mandates,
-            execution=execution,
-            cache=cache,
-        )
-        tables.append(result.holders.with_columns(pl.lit(r, pl.Int32).alias(ROUND)))
-        if result.trades.is_empty():
-            converged = True
-            holders = result.holders_after  # cures of the last round, if any, stand
-            if lender_losses:  # shortfalls no trade of this round has passed on yet
-                now = state.select("asset_id", "multiplier", "instrument", "price")
-                holders, written_off = _write_off(holders, positions, now)
-                losses.append(written_off)
-            if r > 1 and result.holders.filter(pl.col("status") != "ok").is_empty():
-                tables.pop()  # a round where nothing happens adds nothing to report
+    for day in range(days.max_days if days else 1):
+        episode.dawn(day)
+        for _ in range(max_rounds):
+            result = evaluate_round(
+                episode.state.select(assets.columns),
+                episode.books(),
+                episode.positions,
+                mandates,
+                execution=execution,
+                cache=cache,
+            )
+            step = episode.step(result)
+            if step is not _Step.TRADED:
+                break
+        else:
+            step = _Step.DAY_OVER
+        if step is _Step.OVER:
             break
+        if days is not None:
+            episode.overnight()
+    return episode.result()
+
+
+class _Step(Enum):
+    TRADED = "traded"  # the round traded: another round follows
+    DAY_OVER = "day over"  # nothing more to trade today
+    OVER = "over"  # no holder is forced: the episode ends
+
+
+class _Episode:
+    """The cascade's state (books, prices) and what it reports, round by round."""
+
+    def __init__(
+        self,
+        assets: pl.DataFrame,
+        holders: pl.DataFrame,
+        positions: pl.DataFrame,
+        impact: Impact,
+        lender_losses: bool,
+        days: Days | None,
+        index_days: dict[str, int],
+    ) -> None:
+        self.impact, self.lender_losses, self.days = impact, lender_losses, days
+        self.holders, self.positions = holders, positions
+        self.index_moves = [
+            c for c in assets.columns if c.startswith("index[") and c.endswith("].dw")
+        ]
+        self.index_days = {c: index_days.get(c, 0) if days else 0 for c in self.index_moves}
+        self.state = assets.join(impact.parameters(assets), on="asset_id").with_columns(
+            price_0=pl.col("price"),
+            episode_quantity=pl.lit(0.0),
+            impact_now=pl.lit(0.0),  # I(Q) at the cumulative flow so far
+            impact_day=pl.lit(0.0),  # … at the end of the previous day
+            impact_carry=pl.lit(0.0),  # temporary impact of previous days, decayed
+            **{f"{c}@": pl.col(c) for c in self.index_moves},  # traded on their day
+        )
+        self.direct = _direct_losses(positions, assets)
+        self.cumulative = pl.DataFrame(
+            schema={"holder_id": pl.String, "asset_id": pl.String, "episode_q": pl.Float64}
+        )
+        self.pace = days.holder_pace(holders) if days else None
+        self.schedule = pl.DataFrame(
+            schema={"holder_id": pl.String, "start": pl.Int64, "deadline": pl.Int64}
+        )
+        self.trades: list[pl.DataFrame] = []
+        self.rounds: list[pl.DataFrame] = []
+        self.tables: list[pl.DataFrame] = []
+        self.losses: list[pl.DataFrame] = []
+        self.edges: list[pl.DataFrame] = []
+        self.previous: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | None = None
+        self.forced_before = pl.Series("holder_id", [], dtype=pl.String)
+        self.converged = False
+        self.round = 0
+        self.day = 0
+        self.first_value = 0.0  # value traded in the episode's first trading round
+        self.day_first = 0.0  # … in the day's first trading round
+        self.done_today = _EMPTY_DONE
+
+    def books(self) -> pl.DataFrame:
+        """The holders as the next round sees them: on a day clock, those part-way through a
+        forced sale are committed to finish it (to the restore level, even back inside the
+        trigger)."""
+        if self.days is None:
+            return self.holders
+        started = self.schedule["holder_id"].implode()
+        return self.holders.with_columns(pl.col("holder_id").is_in(started).alias(COMMITTED))
+
+    def dawn(self, day: int) -> None:
+        """Start ``day``: index changes effective today are traded today."""
+        self.day, self.day_first, self.done_today = day, 0.0, _EMPTY_DONE
+        self.state = self.state.with_columns(
+            pl.col(f"{c}@").alias(c) if self.index_days[c] == day else pl.lit(0.0).alias(c)
+            for c in self.index_moves
+        )
+
+    def step(self, result: RoundResult) -> _Step:
+        """Book one round's result: trade, move prices, mark, attribute."""
+        self.round += 1
+        table = result.holders.with_columns(
+            pl.lit(self.round, pl.Int32).alias(ROUND), pl.lit(self.day, pl.Int32).alias(DAY)
+        )
+        self.tables.append(table)
+        if result.trades.is_empty():
+            pending = max(self.index_days.values(), default=0) > self.day
+            self._settle_lenders(result)
+            self._drop_quiet_round(result)
+            return _Step.DAY_OVER if pending else self._over()
+        if self.days is not None:
+            result = self._paced(result)
+            if result.trades.is_empty():  # forced, but nothing to do today
+                self._drop_quiet_round(result, always=True)
+                return _Step.DAY_OVER
+        self._trade(result)
+        value = float(
+            self.rounds[-1].select(pl.col("sell_value") + pl.col("buy_value")).sum().item()
+        )
+        self.first_value = self.first_value or value
+        self.day_first = self.day_first or value
+        tolerance = self.impact.tolerance
+        if value <= tolerance * self.day_first:  # the rest of the day is a geometric tail
+            return self._over() if self.days is None else _Step.DAY_OVER
+        if value == self.day_first and value <= tolerance * self.first_value:
+            pending = max(self.index_days.values(), default=0) > self.day
+            if not pending and self.schedule.filter(pl.col("start") > self.day).is_empty():
+                return self._over()  # a whole day's trading is below the tolerance
+        return _Step.TRADED
+
+    def _over(self) -> _Step:
+        self.converged = True
+        return _Step.OVER
+
+    def _drop_quiet_round(self, result: RoundResult, *, always: bool = False) -> None:
+        """A round where nothing happens adds nothing to report (the first one excepted)."""
+        quiet = result.holders.filter(pl.col("status") != "ok").is_empty()
+        if always or (self.round > 1 and quiet):
+            self.tables.pop()
+            self.round -= 1
+
+    def _settle_lenders(self, result: RoundResult) -> None:
+        self.holders = result.holders_after  # cures of the last round, if any, stand
+        if self.lender_losses:  # shortfalls no trade of this round has passed on yet
+            now = self.state.select("asset_id", "multiplier", "instrument", "price")
+            self.holders, written_off = _write_off(self.holders, self.positions, now)
+            self.losses.append(written_off)
+
+    def _paced(self, result: RoundResult) -> RoundResult:
+        """What the day clock lets the round trade of what the rules require."""
+        assert self.days is not None and self.pace is not None
+        required = result.trades.select("holder_id", "asset_id", "trade_quantity")
+        forced = required.select("holder_id").unique()
+        known = self.schedule.join(forced, on="holder_id")  # those no longer forced start over
+        new = forced.join(known, on="holder_id", how="anti").join(self.pace, on="holder_id")
+        self.schedule = pl.concat(
+            [
+                known,
+                new.select(
+                    "holder_id",
+                    start=self.day + pl.col("pace_delay"),
+                    deadline=self.day + pl.col("pace_delay") + pl.col("pace_horizon") - 1,
+                ),
+            ]
+        )
+        caps = (
+            required.join(self.pace.select("holder_id", "pace_participation"), on="holder_id")
+            .join(self.state.select("asset_id", "adv", "price", "multiplier"), on="asset_id")
+            .select(
+                "holder_id",
+                "asset_id",
+                "trade_quantity",
+                unit_value=pl.col("price") * pl.col("multiplier"),
+                cap=pl.col("pace_participation") * pl.col("adv"),
+            )
+        )
+        keys = ["holder_id", "asset_id"]
+        today = (
+            paced(caps, self.done_today, self.schedule, self.day)
+            .filter(pl.col("trade_quantity") != 0)
+            .join(caps.select(*keys, "unit_value"), on=keys)
+        )
+        done = today.select(
+            *keys,
+            done="trade_quantity",
+            done_value=pl.col("trade_quantity") * pl.col("unit_value"),
+        )
+        self.done_today = (
+            pl.concat([self.done_today, done])
+            .group_by(keys)
+            .agg(pl.col("done", "done_value").sum())
+        )
+        today = today.drop("unit_value")
+        return _execute(result, today, self.positions, self.state)
+
+    def _trade(self, result: RoundResult) -> None:
+        """Move prices by the round's trades, book them at the execution price, mark every
+        book to the new prices and attribute the losses."""
+        r = self.round
         traders = result.trades["holder_id"].unique()
-        newly = traders.filter(~traders.is_in(forced_before.implode()))
-        if previous is not None and newly.len():
+        newly = traders.filter(~traders.is_in(self.forced_before.implode()))
+        if self.previous is not None and newly.len():
             targets = result.holders.filter(pl.col("holder_id").is_in(newly.implode())).select(
                 "holder_id", rules="triggered_rules"
             )
-            edges.append(
-                attribution.chain_edges(targets, *previous).with_columns(
+            self.edges.append(
+                attribution.chain_edges(targets, *self.previous).with_columns(
                     pl.lit(r, pl.Int32).alias(ROUND)
                 )
             )
-        forced_before = pl.concat([forced_before, newly])
-        state = _move_prices(state, result.trades, impact)
-        rounds.append(_round_report(state, r))
-        marks = state.select(
+        self.forced_before = pl.concat([self.forced_before, newly])
+        self.state = _move_prices(self.state, result.trades, self.impact, self.days)
+        self.rounds.append(_round_report(self.state, r, self.day))
+        marks = self.state.select(
             "asset_id",
             "multiplier",
             "instrument",
@@ -137,9 +369,10 @@ def cascade(
             p_exec=pl.col("execution_price"),
         )
         traded = result.trades.join(marks, on="asset_id")
-        trades.append(
+        self.trades.append(
             traded.select(
                 pl.lit(r, pl.Int32).alias(ROUND),
+                pl.lit(self.day, pl.Int32).alias(DAY),
                 *result.trades.columns,
                 execution_price=pl.col("p_exec"),
             )
@@ -152,9 +385,43 @@ def cascade(
                 * (pl.col("p_start") - pl.col("p_exec"))
             ).sum()
         )
-        held = result.positions_after.join(marks, on="asset_id")
+        round_q = result.trades.group_by("holder_id", "asset_id").agg(
+            round_q=pl.col("trade_quantity").sum()
+        )
+        self.cumulative = (  # the episode's flow, and the last round's (round_q)
+            self.cumulative.drop("round_q", strict=False)
+            .join(round_q, on=["holder_id", "asset_id"], how="full", coalesce=True)
+            .with_columns(pl.col("episode_q", "round_q").fill_null(0.0))
+            .with_columns(episode_q=pl.col("episode_q") + pl.col("round_q"))
+        )
+        self.holders = result.holders_after.join(
+            execution_cash, on="holder_id", how="left"
+        ).with_columns(pl.col(Book.CASH) + pl.col("_exec").fill_null(0.0))
+        self.losses.append(execution_cash.select("holder_id", loss_execution=-pl.col("_exec")))
+        self.holders = self.holders.drop("_exec")
+        self._mark(result.positions_after, marks)
+        self.positions = result.positions_after
+        if self.lender_losses:
+            after = marks.select("asset_id", "multiplier", "instrument", price="p_end")
+            self.holders, written_off = _write_off(self.holders, self.positions, after)
+            self.losses.append(written_off)
+        self.state = self.state.with_columns(price=pl.col("price_after")).drop(
+            "round_quantity", "sell_value", "buy_value", "price_after", "execution_price"
+        )
+        if self.days is None:  # index changes are done once traded
+            self.state = self.state.with_columns(
+                pl.lit(0.0).alias(c)
+                for c in [*self.index_moves, *(f"{c}@" for c in self.index_moves)]
+            )
+        else:
+            self.state = self.state.with_columns(pl.lit(0.0).alias(c) for c in self.index_moves)
+
+    def _mark(self, held: pl.DataFrame, marks: pl.DataFrame, *, traded: bool = True) -> None:
+        """Futures' variation margin on a price move to cash, and the move's losses; a move
+        made by trades (``traded``) is what pushes holders in the next round."""
+        moved = held.join(marks, on="asset_id")
         margin = (
-            held.filter(pl.col("instrument") == "future")
+            moved.filter(pl.col("instrument") == "future")
             .group_by("holder_id")
             .agg(
                 _vm=(
@@ -164,92 +431,186 @@ def cascade(
                 ).sum()
             )
         )
-        round_q = result.trades.group_by("holder_id", "asset_id").agg(
-            round_q=pl.col("trade_quantity").sum()
+        self.holders = (
+            self.holders.join(margin, on="holder_id", how="left")
+            .with_columns(pl.col(Book.CASH) + pl.col("_vm").fill_null(0.0))
+            .drop("_vm")
         )
-        cumulative = (
-            cumulative.join(round_q, on=["holder_id", "asset_id"], how="full", coalesce=True)
-            .with_columns(pl.col("episode_q", "round_q").fill_null(0.0))
-            .with_columns(episode_q=pl.col("episode_q") + pl.col("round_q"))
-        )
-        previous = (
-            result.positions_after.select("holder_id", "asset_id", "quantity"),
+        moved_by = (
+            held.select("holder_id", "asset_id", "quantity"),
             marks.select(
                 "asset_id",
                 "multiplier",
                 price=pl.col("p_start"),
                 dp=pl.col("p_end") - pl.col("p_start"),
             ),
-            attribution.flow_shares(cumulative, impact.mode),
+            attribution.flow_shares(self.cumulative, self.impact.mode),
         )
-        losses.append(
-            attribution.round_losses(*previous).join(
-                execution_cash.select("holder_id", loss_execution=-pl.col("_exec")),
-                on="holder_id",
-                how="full",
-                coalesce=True,
-            )
+        self.losses.append(attribution.round_losses(*moved_by))
+        if traded:
+            self.previous = moved_by
+
+    def overnight(self) -> None:
+        """Temporary impact decays: prices move back towards their permanent level."""
+        assert self.days is not None
+        if self.days.permanent_share == 1:
+            return
+        share, decay = self.days.permanent_share, self.days.decay
+        self.state = self.state.with_columns(
+            impact_carry=(pl.col("impact_carry") + pl.col("impact_now") - pl.col("impact_day"))
+            * decay,
+            impact_day=pl.col("impact_now"),
+        ).with_columns(
+            price_after=pl.col("price_0")
+            * (1 + share * pl.col("impact_now") + (1 - share) * pl.col("impact_carry"))
         )
-        cumulative = cumulative.drop("round_q")
-        holders = (
-            result.holders_after.join(execution_cash, on="holder_id", how="left")
-            .join(margin, on="holder_id", how="left")
-            .with_columns(
-                pl.col(Book.CASH) + pl.col("_exec").fill_null(0.0) + pl.col("_vm").fill_null(0.0)
-            )
-            .drop("_exec", "_vm")
+        marks = self.state.select(
+            "asset_id",
+            "multiplier",
+            "instrument",
+            p_start=pl.col("price"),
+            p_end=pl.col("price_after"),
         )
-        if lender_losses:
-            after = marks.select("asset_id", "multiplier", "instrument", price="p_end")
-            holders, written_off = _write_off(holders, result.positions_after, after)
-            losses.append(written_off)
-        positions = result.positions_after
-        state = state.with_columns(
-            price=pl.col("price_after"), **{c: pl.lit(0.0) for c in index_moves}
-        ).drop("round_quantity", "sell_value", "buy_value", "price_after", "execution_price")
-    sold = [float(f["sell_value"].sum()) for f in rounds]
-    table = _loss_table(direct, losses, tables[0])
-    return CascadeResult(
-        trades=pl.concat(trades) if trades else _EMPTY_TRADES,
-        rounds=pl.concat(rounds) if rounds else _EMPTY_ROUNDS,
-        holder_rounds=pl.concat(tables, how="diagonal_relaxed"),
-        positions=positions,
-        holders_after=holders,
-        prices=state.select("asset_id", "price_0", "price"),
-        converged=converged,
-        rounds_traded=len(rounds),
-        amplification=sum(sold) / sold[0] if sold and sold[0] > 0 else 1.0,
-        losses=table,
-        chain=pl.concat(edges) if edges else _EMPTY_CHAIN,
-        aggregate_vulnerability=_aggregate_vulnerability(table),
+        self._mark(self.positions, marks, traded=False)
+        self.state = self.state.with_columns(price=pl.col("price_after")).drop("price_after")
+
+    def result(self) -> CascadeResult:
+        sold = [float(f["sell_value"].sum()) for f in self.rounds]
+        table = _loss_table(self.direct, self.losses, self.tables[0])
+        return CascadeResult(
+            trades=pl.concat(self.trades) if self.trades else _EMPTY_TRADES,
+            rounds=pl.concat(self.rounds) if self.rounds else _EMPTY_ROUNDS,
+            holder_rounds=pl.concat(self.tables, how="diagonal_relaxed"),
+            positions=self.positions,
+            holders_after=self.holders,
+            prices=self.state.select("asset_id", "price_0", "price", price_rebound=self._rest()),
+            converged=self.converged,
+            rounds_traded=len(self.rounds),
+            amplification=sum(sold) / sold[0] if sold and sold[0] > 0 else 1.0,
+            losses=table,
+            chain=pl.concat(self.edges) if self.edges else _EMPTY_CHAIN,
+            aggregate_vulnerability=_aggregate_vulnerability(table),
+        )
+
+    def _rest(self) -> pl.Expr:
+        """``P_∞ = P₀·(1 + π·I(Q))``, the price once temporary impact has decayed."""
+        if self.days is None or self.days.permanent_share == 1 or self.impact.mode != "cumulative":
+            return pl.col("price")
+        return pl.col("price_0") * (1 + self.days.permanent_share * pl.col("impact_now"))
+
+
+_EMPTY_DONE = pl.DataFrame(
+    schema={
+        "holder_id": pl.String,
+        "asset_id": pl.String,
+        "done": pl.Float64,
+        "done_value": pl.Float64,
+    }
+)
+
+
+def _execute(
+    result: RoundResult, today: pl.DataFrame, positions: pl.DataFrame, state: pl.DataFrame
+) -> RoundResult:
+    """The round's result with only ``today``'s trades done: the rest is left undone (the
+    books' cash gets back what the undone sales would have paid, or keeps what undone
+    purchases would have cost)."""
+    prices = state.select("asset_id", "price", "multiplier", is_cash=pl.col("instrument") == "cash")
+    done = (
+        result.trades.drop("trade_quantity", "trade_value")
+        .join(today, on=["holder_id", "asset_id"])
+        .join(prices, on="asset_id")
+        .with_columns(trade_value=pl.col("trade_quantity") * pl.col("price") * pl.col("multiplier"))
     )
+    undone = (
+        result.trades.join(
+            done.select("holder_id", "asset_id", _done="trade_value"),
+            on=["holder_id", "asset_id"],
+            how="left",
+        )
+        .join(prices, on="asset_id")
+        .group_by("holder_id")
+        .agg(
+            _back=(
+                (pl.col("trade_value") - pl.col("_done").fill_null(0.0)) * pl.col("is_cash")
+            ).sum(),
+            pending=(pl.col("trade_value") - pl.col("_done").fill_null(0.0)).abs().sum(),
+        )
+    )
+    traded = done.group_by("holder_id").agg(
+        sold=(-pl.col("trade_value")).clip(lower_bound=0).sum(),
+        bought=pl.col("trade_value").clip(lower_bound=0).sum(),
+    )
+    holders_after = (
+        result.holders_after.join(undone.select("holder_id", "_back"), on="holder_id", how="left")
+        .with_columns(pl.col(Book.CASH) + pl.col("_back").fill_null(0.0))
+        .drop("_back")
+    )
+    after = (
+        positions.join(
+            done.select("holder_id", "asset_id", "trade_quantity"),
+            on=["holder_id", "asset_id"],
+            how="full",
+            coalesce=True,
+        )
+        .with_columns(
+            quantity=pl.col("quantity").fill_null(0.0) + pl.col("trade_quantity").fill_null(0.0)
+        )
+        .filter(pl.col("quantity") != 0)
+        .select("holder_id", "asset_id", "quantity")
+    )
+    holders = (
+        result.holders.drop("sold", "bought")
+        .join(traded, on="holder_id", how="left")
+        .join(undone.select("holder_id", "pending"), on="holder_id", how="left")
+        .with_columns(pl.col("sold", "bought", "pending").fill_null(0.0))
+    )
+    trades = done.select(result.trades.columns)
+    return RoundResult(trades, holders, after, holders_after, result.compiled_problems)
 
 
-def _move_prices(state: pl.DataFrame, trades: pl.DataFrame, impact: Impact) -> pl.DataFrame:
-    """The round's flows per asset, the prices after them and the execution prices."""
+def _move_prices(
+    state: pl.DataFrame, trades: pl.DataFrame, impact: Impact, days: Days | None
+) -> pl.DataFrame:
+    """The round's flows per asset, the prices after them and the execution prices; with a
+    temporary part of impact (``days``), ``P = P₀·(1 + π·I + (1 − π)·(carry + I − I_day))``."""
     flows = trades.group_by("asset_id").agg(
         round_quantity=pl.col("trade_quantity").sum(),
         sell_value=(-pl.col("trade_value")).clip(lower_bound=0).sum(),
         buy_value=pl.col("trade_value").clip(lower_bound=0).sum(),
     )
-    return (
+    moved = (
         state.join(flows, on="asset_id", how="left")
         .with_columns(
             pl.col("round_quantity", "sell_value", "buy_value").fill_null(0.0),
             episode_quantity=pl.col("episode_quantity") + pl.col("round_quantity").fill_null(0.0),
         )
         .pipe(im.prices_after, impact.mode)
-        .with_columns(
-            execution_price=im.execution_price(
-                pl.col("price"), pl.col("price_after"), impact.execution_point
+    )
+    if impact.mode == "cumulative":
+        moved = moved.with_columns(impact_now=pl.col("price_after") / pl.col("price_0") - 1)
+        if days is not None and days.permanent_share < 1:
+            share = days.permanent_share
+            moved = moved.with_columns(
+                price_after=pl.col("price_0")
+                * (
+                    1
+                    + share * pl.col("impact_now")
+                    + (1 - share)
+                    * (pl.col("impact_carry") + pl.col("impact_now") - pl.col("impact_day"))
+                )
             )
+    return moved.with_columns(
+        execution_price=im.execution_price(
+            pl.col("price"), pl.col("price_after"), impact.execution_point
         )
     )
 
 
-def _round_report(state: pl.DataFrame, r: int) -> pl.DataFrame:
+def _round_report(state: pl.DataFrame, r: int, day: int) -> pl.DataFrame:
     return state.select(
         pl.lit(r, pl.Int32).alias(ROUND),
+        pl.lit(day, pl.Int32).alias(DAY),
         "asset_id",
         "round_quantity",
         "sell_value",
@@ -375,6 +736,7 @@ _EMPTY_CHAIN = pl.DataFrame(
 _EMPTY_TRADES = pl.DataFrame(
     schema={
         ROUND: pl.Int32,
+        DAY: pl.Int32,
         "holder_id": pl.String,
         "asset_id": pl.String,
         "quantity_before": pl.Float64,
@@ -387,6 +749,7 @@ _EMPTY_TRADES = pl.DataFrame(
 _EMPTY_ROUNDS = pl.DataFrame(
     schema={
         ROUND: pl.Int32,
+        DAY: pl.Int32,
         "asset_id": pl.String,
         "round_quantity": pl.Float64,
         "sell_value": pl.Float64,

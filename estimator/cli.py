@@ -93,10 +93,53 @@ def _summary(result: RunResult, top: int) -> None:
             row["holder_type"], str(row["holders"]), str(row["forced"]), _money(row["sold"])
         )
     out.print(types)
+    cascade, days = result.manifest["cascade"], result.manifest["days"]
+    if days is not None:
+        _days_table(cascade, days)
+    elif cascade is not None:
+        _rounds_table(cascade)
     statuses = ", ".join(f"{k}: {v}" for k, v in result.manifest["statuses"].items())
     out.print(f"Statuses — {statuses}")
     for warning in result.warnings.items:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+def _rounds_table(cascade: dict) -> None:
+    state = "converged" if cascade["converged"] else "stopped at max_rounds"
+    rounds = Table(
+        title=f"Cascade: {cascade['rounds_traded']} rounds ({state}), "
+        f"amplification {cascade['amplification']:.2f}"
+    )
+    for col in ("round", "sold", "bought", "holders", "newly forced"):
+        rounds.add_column(col, justify="right")
+    for row in cascade["rounds"]:
+        rounds.add_row(
+            str(row["round"]),
+            _money(row["sell_value"]),
+            _money(row["buy_value"]),
+            str(row["holders_forced"]),
+            str(row["holders_newly_forced"]),
+        )
+    out.print(rounds)
+
+
+def _days_table(cascade: dict, days: dict) -> None:
+    state = "converged" if cascade["converged"] else "stopped at max_days"
+    table = Table(
+        title=f"Selling by day ({state}): peak day {days['peak_day']}, "
+        f"capitulation {days['capitulation_day']}"
+    )
+    for col in ("day", "sold", "bought", "holders", "newly forced"):
+        table.add_column(col, justify="right")
+    for row in days["per_day"]:
+        table.add_row(
+            str(row["day"]),
+            _money(row["sell_value"]),
+            _money(row["buy_value"]),
+            str(row["holders_trading"]),
+            str(row["holders_newly_forced"]),
+        )
+    out.print(table)
 
 
 @app.command("run")

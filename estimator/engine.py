@@ -27,7 +27,10 @@ from estimator import book as bk
 from estimator import indices, keys, risk, scoped
 from estimator.mandates import Cure, Execution, Mandate
 from estimator.solve import IMPACT_KAPPA, MIN_DAILY_VOL, Job, ProblemCache
-from rules import NOISE, Book, Level, RuleBase, Vec
+from rules import NOISE, Book, Level, RuleBase, Vec, exceeds
+
+#: Holder column (optional): True for a holder that has started a forced sale it must finish.
+COMMITTED = "committed"
 
 _ROW = "row"  # index of a position row in the round's frame
 TOLERANCE = 1e-7  # relative: breaches smaller than this × scale count as compliant
@@ -72,9 +75,15 @@ def decide(book: pl.DataFrame, mandate: Mandate) -> pl.DataFrame:
     rules = scoped.scale_rules(mandate)
     placed = scoped.position_rules(mandate)
     E = pl.col(Book.EQUITY)
+    # a holder part-way through a paced sale (the day clock) goes on to its restore level
+    committed = pl.col(COMMITTED) if COMMITTED in book.columns else pl.lit(False)
     out = book.with_columns(
         insolvent=E <= 0,
-        **{f"{r.kind}.down": r.triggered() & (E > 0) for r in rules},
+        **{
+            f"{r.kind}.down": (r.triggered() | (committed & exceeds(r.breach(Level.RESTORE))))
+            & (E > 0)
+            for r in rules
+        },
         **{f"{r.kind}.up": r.triggered_up() & (E > 0) for r in rules},
     )
     kinds = [r.kind for r in mandate.rules]

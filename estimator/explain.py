@@ -1,5 +1,5 @@
-"""One holder's story in a run: its book, the rules that fired, its trades round by round, and
-who forced it."""
+"""One holder's story in a run: its book, the rules that fired, its trades round by round (and
+day by day on a day clock), and who forced it."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ def explain(result: RunResult, holder_id: str) -> str:
         by_round = "round" in trades.columns
         lines += ["", "trades:"]
         for t in trades.sort(*(["round"] if by_round else []), "asset_id").iter_rows(named=True):
-            when = f"round {t['round']}: " if by_round else ""
+            day = f"day {t['day']}, " if result.days is not None else ""
+            when = f"{day}round {t['round']}: " if by_round else ""
             lines.append(
                 f"  {when}{t['asset_id']}: {t['trade_quantity']:+,.4g} units, "
                 f"{_money(t['trade_value'])} ({t['rules']})"

@@ -124,11 +124,24 @@ class Impact(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    method: Literal["rounds", "equilibrium"] = Field(
+        "rounds",
+        description="rounds of forced trades, or the fixed points of the pre-episode books "
+        "(estimator/equilibrium.py; falls back to rounds where its conditions fail)",
+    )
     mode: Literal["cumulative", "per_round"] = "cumulative"
     execution_point: float = Field(
         0.5, ge=0, le=1, description="α: trades execute at P_start + α·(P_end − P_start)"
     )
     max_rounds: int = Field(50, ge=1, description="rounds of the cascade at most")
+    tolerance: float = Field(
+        1e-6,
+        gt=0,
+        lt=1,
+        description="rounds: the cascade ends after a round that trades at most this share of "
+        "the first round's value; equilibrium: when no price moves by more than this share",
+    )
+    max_iterations: int = Field(1000, ge=1, description="of each equilibrium search, at most")
     models: list[ImpactModel] = Field(
         default_factory=list, description="each asset takes the first model that selects it"
     )

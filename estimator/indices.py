@@ -213,6 +213,9 @@ def pad_positions(
         for rule in mandate.rules:
             if not isinstance(rule, IndexTracking):
                 continue
+            trackers = holders.filter(pl.col("mandate") == name).select("holder_id")
+            if trackers.is_empty():  # a mandate no holder follows needs no index
+                continue
             member = index_column(rule.index, "member")
             if member not in assets.columns:
                 raise InputError(
@@ -225,7 +228,6 @@ def pad_positions(
                         )
                     ]
                 )
-            trackers = holders.filter(pl.col("mandate") == name).select("holder_id")
             bought = pl.col(member) & (pl.col(index_column(rule.index, "dw")) > 0)
             members = assets.filter(bought).select("asset_id")
             rows.append(trackers.join(members, how="cross"))

@@ -37,10 +37,12 @@ from pydantic import (
 )
 
 from estimator import indices, risk
+from estimator.days import Days
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.impact import Impact
 from estimator.selectors import Selector
 from estimator.toml_files import load_toml
+from rules import index_column
 from rules.ratings import AGENCY_COLUMNS, accepted, shift_expr
 
 
@@ -117,11 +119,36 @@ class Scenario(BaseModel):
     lender_losses: bool = Field(
         False, description="book an insolvent holder's shortfall as its lender's loss"
     )
+    days: Days | None = Field(
+        None, description="the day clock: horizons, grace periods, caps, temporary impact"
+    )
 
     @property
     def cascades(self) -> bool:
         """Whether the scenario runs in rounds: prices move, or losses pass to lenders."""
-        return bool(self.impact.models) or self.lender_losses
+        return bool(self.impact.models) or self.lender_losses or self.days is not None
+
+    @property
+    def index_days(self) -> dict[str, int]:
+        """The day each index's changes trade, by its weight-change column (the latest of its
+        changes' ``effective_day``)."""
+        out: dict[str, int] = {}
+        for change in self.index_changes:
+            column = index_column(change.index_id, "dw")
+            out[column] = max(out.get(column, 0), change.effective_day)
+        return out
+
+    @model_validator(mode="after")
+    def _temporary_impact_is_cumulative(self) -> Self:
+        if (
+            self.days is not None
+            and self.days.permanent_share < 1
+            and self.impact.mode != "cumulative"
+        ):
+            raise ValueError(
+                "days.permanent_share < 1 (temporary impact) needs impact.mode = 'cumulative'"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_change_per_member(self) -> Self:
@@ -164,13 +191,14 @@ def apply_scenario(
     shocked = _shock(assets, scenario, label, warnings)
     weights = index_weights if index_weights is not None else indices.EMPTY
     changes = scenario.changes_frame()
-    for entry, day in (
-        changes.filter(pl.col("effective_day") > 0).select("entry", "effective_day").iter_rows()
-    ):
+    later = (
+        changes.filter(pl.col("effective_day") > 0) if scenario.days is None else changes.clear()
+    )
+    for entry, day in later.select("entry", "effective_day").iter_rows():
         warnings.add(
             Problem(
                 label,
-                f"effective_day {day}: days are not modelled yet, the change is traded now",
+                f"effective_day {day}: without a [days] clock the change is traded now",
                 field=f"index_changes.{entry}",
             )
         )

@@ -130,6 +130,13 @@ class RuleBase(BaseModel):
     #: prescribed rule acts trades them as computed under either execution style.
     prescribed: ClassVar[bool] = False
 
+    @property
+    def restores_to_trigger(self) -> bool:
+        """True when the rule, once it acts, restores the book exactly to its trigger level (no
+        hysteresis): the trades it requires then depend on the prices, not on the path that
+        led there — the condition of the cascade's equilibrium mode."""
+        return False
+
     # --- Polars -------------------------------------------------------------------------------
     def lhs(self) -> pl.Expr:
         """The constrained quantity, in currency, on the book."""

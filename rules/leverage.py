@@ -65,6 +65,12 @@ class Leverage(RuleBase):
 
     can_add_risk = True
 
+    @property
+    def restores_to_trigger(self) -> bool:
+        if self.mode == "targeting":
+            return self.tolerance == 0
+        return self.target is None or self.target == self.max
+
     @model_validator(mode="after")
     def _levels(self) -> Self:
         if self.mode == "threshold":

@@ -34,6 +34,11 @@ class Margin(RuleBase):
     """Account equity at or above the maintenance margin requirement."""
 
     kind: Literal["margin"] = "margin"
+
+    @property
+    def restores_to_trigger(self) -> bool:
+        return self.restore == "maintenance"
+
     maintenance_rate: float = Field(
         0.25, gt=0, le=1, description="m: maintenance rate for assets without their own margin_rate"
     )

@@ -56,6 +56,11 @@ class RatingFloor(PositionRule):
     """Keep the share of total assets rated below a floor at or under a tolerated share."""
 
     kind: Literal["rating_floor"] = "rating_floor"
+
+    @property
+    def restores_to_trigger(self) -> bool:
+        return self.restore_share is None or self.restore_share == self.share
+
     floor: str = Field(
         "BBB-", description="lowest acceptable rating, any agency's scale (BBB- = Baa3)"
     )

@@ -57,6 +57,11 @@ class RebalancingBand(PositionRule):
     """Keep every policy asset class within its band around the target weight."""
 
     kind: Literal["rebalancing_band"] = "rebalancing_band"
+
+    @property
+    def restores_to_trigger(self) -> bool:
+        return self.restore == "edge"
+
     weights: dict[str, float] = Field(
         min_length=1, description="target weight t_c of total assets per asset class"
     )

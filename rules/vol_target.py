@@ -50,6 +50,10 @@ class VolTarget(RuleBase):
 
     can_add_risk = True
 
+    @property
+    def restores_to_trigger(self) -> bool:
+        return self.tolerance == 0
+
     def _level_target(self, level: Level) -> float:
         return self.target * (1 + self.tolerance) if level is Level.TRIGGER else self.target
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ DEMO_SCENARIO = Path(__file__).parents[1] / "scenarios" / "demo.toml"
 LEVERAGE_2 = Mandate(name="m", rules=[{"kind": "leverage", "max": 2.0}])
 
 
-def _ab_market(order: int = 1) -> Market:
+def _ab_market(order: int = 1, adv: float = 1e9, vol: float = 0.2) -> Market:
     """One stock X at 100; A: 10 units on 600 borrowed (leverage 2.5), B: 20 units on 1000
     borrowed (leverage 2.0, at its limit); ``order = -1`` lists rows backwards."""
     holders = [
@@ -37,7 +38,7 @@ def _ab_market(order: int = 1) -> Market:
         {"holder_id": "B", "cash": -1000.0},
     ][::order]
     return estimator.build_market(
-        asset_frame([{"asset_id": "X", "price": 100.0}]),
+        asset_frame([{"asset_id": "X", "price": 100.0, "adv": adv, "vol": vol}]),
         holder_frame(holders),
         pl.DataFrame(
             {"holder_id": ["A", "B"][::order], "asset_id": "X", "quantity": [10.0, 20.0][::order]}
@@ -47,10 +48,14 @@ def _ab_market(order: int = 1) -> Market:
 
 
 def _two_holders(
-    impact: dict[str, Any], max_rounds: int = 50, order: int = 1, fall: float = 0.0
+    impact: dict[str, Any],
+    max_rounds: int = 50,
+    order: int = 1,
+    fall: float = 0.0,
+    **asset: float,
 ) -> CascadeResult:
     """The cascade on :func:`_ab_market`, after a fall of ``fall`` if any."""
-    market = _ab_market(order)
+    market = _ab_market(order, **asset)
     shocks = [{"select": {"all": True}, "price_return": -fall}] if fall else []
     spec = Scenario(name="s", impact=impact, shocks=shocks)
     shocked, prepared = prepare(spec, market, "s", InputWarnings())
@@ -87,6 +92,43 @@ def test_two_holders_one_asset_linear_impact_round_by_round() -> None:
     assert cash["B"] == pytest.approx(-1000.0 + 40 / 98 * (98 + p2) / 2, rel=1e-12)
     assert not result.converged  # stopped at max_rounds with selling still going on
     assert result.amplification == pytest.approx(260.0 / 200.0, rel=1e-9)
+
+
+# σ_d = 0.01 exactly and ADV 5000: round 1's sale Q = 200 is 4% of a day's volume
+HAND = {"vol": 0.01 * math.sqrt(252), "adv": 5000.0}
+SQRT = {"models": [{"model": "sqrt", "kappa": 10.0}]}  # 10 · 0.01 · √0.04 = 2%
+# B = 50 and δ = (1 − 0.5)·c·5000·√1/0.01 = 200/ln(25/24): round 1 gives 1 − e^{−Q/δ} = 1/25,
+# Δp/p = −(1 − 50/100)/25 = −2%
+DELTA = 200 / math.log(25 / 24)
+EXPONENTIAL = {"models": [{"model": "exponential", "floor": 0.5, "c": DELTA / 250_000}]}
+# Round 2 sells 20 (A) and 40 (B) at P₁ = 98 whatever the model: 60/98 units, 128/49 in all.
+ROUND_2_PRICE = {
+    # cumulative: Q = (128/49)·100 at P₀; Q/ADV = 2.56/49, √ = 1.6/7
+    ("linear", "cumulative"): 100 * (1 - 1e-4 * 12800 / 49),
+    ("sqrt", "cumulative"): 100 * (1 - 0.1 * 1.6 / 7),
+    ("exponential", "cumulative"): 50 + 50 * (24 / 25) ** ((12800 / 49) / 200),
+    # per round: Q = (60/98)·98 = 60 at P₁ = 98
+    ("linear", "per_round"): 98 * (1 - 1e-4 * 60),
+    ("sqrt", "per_round"): 98 * (1 - 0.1 * math.sqrt(60 / 5000)),
+    ("exponential", "per_round"): 50 + 48 * (24 / 25) ** (60 / 200),
+}
+
+
+@pytest.mark.parametrize("model", ["linear", "sqrt", "exponential"])
+@pytest.mark.parametrize("mode", ["cumulative", "per_round"])
+def test_two_holders_one_asset_every_model_round_by_round(model: str, mode: str) -> None:
+    # Each model is set so that round 1 (A sells 2 units, Q = 200) moves X 100 → 98, as in the
+    # linear example above; round 2 (A 20, B 40 at 98) then moves it as ROUND_2_PRICE works out.
+    impact = {"linear": LINEAR, "sqrt": SQRT, "exponential": EXPONENTIAL}[model] | {"mode": mode}
+    result = _two_holders(impact, max_rounds=2, **HAND)
+    assert _sold(result, 1) == pytest.approx({"A": 200.0}, rel=1e-12)
+    assert _sold(result, 2) == pytest.approx({"A": 20.0, "B": 40.0}, rel=1e-9)
+    prices = result.rounds.filter(pl.col("asset_id") == "X").sort("round")["price_end"]
+    p2 = ROUND_2_PRICE[(model, mode)]
+    assert prices.to_list() == pytest.approx([98.0, p2], rel=1e-12)
+    cash = dict(result.holders_after.select("holder_id", "cash").iter_rows())
+    assert cash["A"] == pytest.approx(-402.0 + 20 / 98 * (98 + p2) / 2, rel=1e-12)
+    assert cash["B"] == pytest.approx(-1000.0 + 40 / 98 * (98 + p2) / 2, rel=1e-12)
 
 
 def test_the_cascade_converges_and_each_round_sells_less() -> None:

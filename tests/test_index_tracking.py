@@ -441,3 +441,14 @@ def test_assets_without_the_tracked_index_columns_are_an_input_error() -> None:
     shocked = estimator.apply_scenario(market.assets, Scenario(name="s"))  # no index weights
     with pytest.raises(InputError, match="no columns for it"):
         evaluate_round(shocked, market.holders, market.positions, market.mandates)
+
+
+def test_a_tracking_mandate_no_holder_follows_needs_no_index_columns() -> None:
+    market = _market_with(_weights({"a": 0.5, "b": 0.5}))
+    nobody = market.holders.with_columns(mandate=pl.lit("other"))
+    mandates = market.mandates | {
+        "other": Mandate(name="other", rules=[{"kind": "leverage", "max": 10.0}])
+    }
+    shocked = estimator.apply_scenario(market.assets, Scenario(name="s"))  # no index weights
+    result = evaluate_round(shocked, nobody, market.positions, mandates)
+    assert set(result.holders["status"]) == {"ok"}
