@@ -40,7 +40,7 @@ SOLVE_POSITIONS = 50
 KAPPA = 3.0  # strong impact, so that the cascade runs many rounds
 
 
-def _inputs(market: Market) -> tuple[pl.DataFrame, pl.DataFrame]:
+def prepared_inputs(market: Market) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Shocked assets and holders with their leverage before the shocks, as :func:`run` makes."""
     shocked = apply_scenario(
         market.assets, synthetic.scenario(market), index_weights=market.index_weights
@@ -59,7 +59,7 @@ def _peak_gb() -> float:
 def evaluation(n_holders: int) -> tuple[int, float]:
     """(rows, seconds) of one pro-rata round over ``n_holders`` × 100 positions."""
     market = synthetic.market(n_holders, per_holder=POSITIONS)
-    shocked, holders = _inputs(market)
+    shocked, holders = prepared_inputs(market)
     started = time.perf_counter()
     evaluate_round(
         shocked, holders, market.positions, market.mandates, execution=Execution.PRO_RATA
@@ -71,7 +71,7 @@ def solving(sample: int, workers: int, *, reuse: bool = True) -> tuple[float, fl
     """(milliseconds per solved holder, seconds to start the worker processes) of a min-cost
     round on ``sample`` holders × 50 positions; the round is timed from started workers."""
     market = synthetic.market(sample, per_holder=SOLVE_POSITIONS, seed=11)
-    shocked, holders = _inputs(market)
+    shocked, holders = prepared_inputs(market)
     k = sum(c.startswith("risk_g") for c in shocked.columns)
     with ProblemCache(k, workers=workers, reuse=reuse) as cache:
         started = time.perf_counter()
@@ -95,7 +95,7 @@ def solving(sample: int, workers: int, *, reuse: bool = True) -> tuple[float, fl
 def cascading(n_holders: int, max_rounds: int) -> tuple[int, float]:
     """(rounds traded, seconds) of a pro-rata cascade with square-root impact on every asset."""
     market = synthetic.market(n_holders, per_holder=POSITIONS)
-    shocked, holders = _inputs(market)
+    shocked, holders = prepared_inputs(market)
     impact = Impact(models=[{"model": "sqrt", "kappa": KAPPA}], max_rounds=max_rounds)
     mandates = {
         n: m.model_copy(update={"execution": Execution.PRO_RATA})

@@ -66,20 +66,7 @@ class CascadeResult:
     def round_summary(self) -> pl.DataFrame:
         """Per round: value sold and bought (at the round's start prices), the holders that
         traded and those trading for the first time (newly forced)."""
-        first = self.trades.group_by("holder_id").agg(pl.col(ROUND).min().alias("_first"))
-        return (
-            self.trades.join(first, on="holder_id")
-            .group_by(ROUND, DAY)
-            .agg(
-                sell_value=(-pl.col("trade_value")).clip(lower_bound=0).sum(),
-                buy_value=pl.col("trade_value").clip(lower_bound=0).sum(),
-                holders_forced=pl.col("holder_id").n_unique(),
-                holders_newly_forced=pl.col("holder_id")
-                .filter(pl.col(ROUND) == pl.col("_first"))
-                .n_unique(),
-            )
-            .sort(ROUND)
-        )
+        return _by_period(self.trades, ROUND, DAY).rename({"holders_trading": "holders_forced"})
 
     @property
     def day_flows(self) -> pl.DataFrame:
@@ -92,11 +79,7 @@ class CascadeResult:
         )
         return (
             self.trades.group_by(DAY, "asset_id")
-            .agg(
-                sell_value=(-pl.col("trade_value")).clip(lower_bound=0).sum(),
-                buy_value=pl.col("trade_value").clip(lower_bound=0).sum(),
-                net_value=pl.col("trade_value").sum(),
-            )
+            .agg(sell_value=_SOLD, buy_value=_BOUGHT, net_value=pl.col("trade_value").sum())
             .join(close, on=[DAY, "asset_id"], how="left")
             .sort(DAY, "asset_id")
         )
@@ -104,20 +87,7 @@ class CascadeResult:
     @property
     def day_summary(self) -> pl.DataFrame:
         """Per day: value sold and bought, the holders that traded and those newly forced."""
-        first = self.trades.group_by("holder_id").agg(pl.col(DAY).min().alias("_first"))
-        return (
-            self.trades.join(first, on="holder_id")
-            .group_by(DAY)
-            .agg(
-                sell_value=(-pl.col("trade_value")).clip(lower_bound=0).sum(),
-                buy_value=pl.col("trade_value").clip(lower_bound=0).sum(),
-                holders_trading=pl.col("holder_id").n_unique(),
-                holders_newly_forced=pl.col("holder_id")
-                .filter(pl.col(DAY) == pl.col("_first"))
-                .n_unique(),
-            )
-            .sort(DAY)
-        )
+        return _by_period(self.trades, DAY)
 
     @property
     def holders(self) -> pl.DataFrame:
@@ -499,6 +469,29 @@ class _Episode:
         return pl.col("price_0") * (1 + self.days.permanent_share * pl.col("impact_now"))
 
 
+_SOLD = (-pl.col("trade_value")).clip(lower_bound=0).sum()
+_BOUGHT = pl.col("trade_value").clip(lower_bound=0).sum()
+
+
+def _by_period(trades: pl.DataFrame, period: str, *also: str) -> pl.DataFrame:
+    """Per ``period`` (round or day): value sold and bought, the holders that traded and
+    those trading for the first time."""
+    first = trades.group_by("holder_id").agg(pl.col(period).min().alias("_first"))
+    return (
+        trades.join(first, on="holder_id")
+        .group_by(period, *also)
+        .agg(
+            sell_value=_SOLD,
+            buy_value=_BOUGHT,
+            holders_trading=pl.col("holder_id").n_unique(),
+            holders_newly_forced=pl.col("holder_id")
+            .filter(pl.col(period) == pl.col("_first"))
+            .n_unique(),
+        )
+        .sort(period)
+    )
+
+
 _EMPTY_DONE = pl.DataFrame(
     schema={
         "holder_id": pl.String,
@@ -538,8 +531,8 @@ def _execute(
         )
     )
     traded = done.group_by("holder_id").agg(
-        sold=(-pl.col("trade_value")).clip(lower_bound=0).sum(),
-        bought=pl.col("trade_value").clip(lower_bound=0).sum(),
+        sold=_SOLD,
+        bought=_BOUGHT,
     )
     holders_after = (
         result.holders_after.join(undone.select("holder_id", "_back"), on="holder_id", how="left")
@@ -576,8 +569,8 @@ def _move_prices(
     temporary part of impact (``days``), ``P = P₀·(1 + π·I + (1 − π)·(carry + I − I_day))``."""
     flows = trades.group_by("asset_id").agg(
         round_quantity=pl.col("trade_quantity").sum(),
-        sell_value=(-pl.col("trade_value")).clip(lower_bound=0).sum(),
-        buy_value=pl.col("trade_value").clip(lower_bound=0).sum(),
+        sell_value=_SOLD,
+        buy_value=_BOUGHT,
     )
     moved = (
         state.join(flows, on="asset_id", how="left")

@@ -106,37 +106,32 @@ def _summary(result: RunResult, top: int) -> None:
 
 def _rounds_table(cascade: dict) -> None:
     state = "converged" if cascade["converged"] else "stopped at max_rounds"
-    rounds = Table(
-        title=f"Cascade: {cascade['rounds_traded']} rounds ({state}), "
+    title = (
+        f"Cascade: {cascade['rounds_traded']} rounds ({state}), "
         f"amplification {cascade['amplification']:.2f}"
     )
-    for col in ("round", "sold", "bought", "holders", "newly forced"):
-        rounds.add_column(col, justify="right")
-    for row in cascade["rounds"]:
-        rounds.add_row(
-            str(row["round"]),
-            _money(row["sell_value"]),
-            _money(row["buy_value"]),
-            str(row["holders_forced"]),
-            str(row["holders_newly_forced"]),
-        )
-    out.print(rounds)
+    _period_table(title, "round", cascade["rounds"], "holders_forced")
 
 
 def _days_table(cascade: dict, days: dict) -> None:
     state = "converged" if cascade["converged"] else "stopped at max_days"
-    table = Table(
-        title=f"Selling by day ({state}): peak day {days['peak_day']}, "
+    title = (
+        f"Selling by day ({state}): peak day {days['peak_day']}, "
         f"capitulation {days['capitulation_day']}"
     )
-    for col in ("day", "sold", "bought", "holders", "newly forced"):
+    _period_table(title, "day", days["per_day"], "holders_trading")
+
+
+def _period_table(title: str, period: str, rows: list[dict], holders: str) -> None:
+    table = Table(title=title)
+    for col in (period, "sold", "bought", "holders", "newly forced"):
         table.add_column(col, justify="right")
-    for row in days["per_day"]:
+    for row in rows:
         table.add_row(
-            str(row["day"]),
+            str(row[period]),
             _money(row["sell_value"]),
             _money(row["buy_value"]),
-            str(row["holders_trading"]),
+            str(row[holders]),
             str(row["holders_newly_forced"]),
         )
     out.print(table)

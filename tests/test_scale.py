@@ -7,11 +7,11 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import estimator
-from estimator import book, solve, synthetic
+from estimator import solve, synthetic
+from estimator.bench import prepared_inputs
 from estimator.engine import evaluate_round
 from estimator.mandates import Execution
-from estimator.scenario import apply_scenario
-from rules import RULE_KINDS, Book
+from rules import RULE_KINDS
 
 
 def test_generated_market_forces_every_rule_kind_and_every_holder_complies() -> None:
@@ -59,12 +59,7 @@ def test_workers_must_be_positive() -> None:
 
 def test_direct_re_solves_match_cvxpy_solves() -> None:
     market = synthetic.market(30, per_holder=12, seed=5)
-    scenario = synthetic.scenario(market)
-    shocked = apply_scenario(market.assets, scenario, index_weights=market.index_weights)
-    pre = book.holder_book(book.position_frame(market.positions, market.assets), market.holders)
-    holders = market.holders.join(
-        pre.select("holder_id", pl.col("leverage").alias(Book.LEVERAGE_PRE)), on="holder_id"
-    )
+    shocked, holders = prepared_inputs(market)
     k = sum(c.startswith("risk_g") for c in shocked.columns)
     results = []
     for direct in (True, False):
