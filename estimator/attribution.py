@@ -28,6 +28,8 @@ from typing import Literal
 
 import polars as pl
 
+from estimator import keys
+
 LOSS_COLUMNS = ["loss_impact", "loss_own_impact", "loss_caused"]
 #: Flows whose net is within this share of their gross have netted out: shares fall back to the
 #: round's net flow, then to its gross flow (``|q| / Σ|q|``), so they stay bounded.
@@ -54,14 +56,32 @@ def flow_shares(flows: pl.DataFrame, mode: Literal["cumulative", "per_round"]) -
 def round_losses(holdings: pl.DataFrame, moves: pl.DataFrame, shares: pl.DataFrame) -> pl.DataFrame:
     """Per holder ``L_h``, ``O_h`` and ``K_h`` of one round (module docstring).
 
-    ``holdings``: holder_id, asset_id, quantity after the round; ``moves``: asset_id,
+    Frames are coded (:mod:`estimator.keys`). ``holdings``: holder_id, asset_id, quantity
+    after the round, in holder order; ``moves``: asset_id,
     multiplier, ``dp`` (the round's price change); ``shares``: from :func:`flow_shares`.
     """
-    marked = holdings.join(moves, on="asset_id").with_columns(
-        loss=-pl.col("quantity") * pl.col("multiplier") * pl.col("dp")
+    moved = moves.filter(pl.col("dp") != 0).select(
+        "asset_id", unit_loss=-pl.col("multiplier") * pl.col("dp")
     )
-    own = marked.join(shares, on=["holder_id", "asset_id"], how="left").with_columns(
-        own=pl.col("loss") * pl.col("share").fill_null(0.0)
+    marked = (  # only holdings of assets whose price moved lose anything
+        keys.broadcast(
+            moved,
+            ["unit_loss"],
+            holdings.select("holder_id", "asset_id", "quantity"),
+            key="asset_id",
+        )
+        .filter(pl.col("unit_loss").is_not_null())
+        .select(
+            pl.col("holder_id").set_sorted(),  # books are kept in holder order
+            "asset_id",
+            loss=pl.col("quantity") * pl.col("unit_loss"),
+        )
+    )
+    suffered = marked.group_by("holder_id").agg(loss_impact=pl.col("loss").sum())
+    own = (  # from the traders' side: few rows, found by binary search
+        shares.with_columns(keys.lookup(marked, "loss", shares).fill_null(0.0))
+        .group_by("holder_id")
+        .agg(loss_own_impact=(pl.col("loss") * pl.col("share")).sum())
     )
     cost = marked.group_by("asset_id").agg(cost=pl.col("loss").sum())  # C_i
     caused = (
@@ -69,11 +89,10 @@ def round_losses(holdings: pl.DataFrame, moves: pl.DataFrame, shares: pl.DataFra
         .group_by("holder_id")
         .agg(loss_caused=(pl.col("share") * pl.col("cost")).sum())
     )
-    suffered = own.group_by("holder_id").agg(
-        loss_impact=pl.col("loss").sum(), loss_own_impact=pl.col("own").sum()
-    )
-    return suffered.join(caused, on="holder_id", how="full", coalesce=True).with_columns(
-        pl.col(LOSS_COLUMNS).fill_null(0.0)
+    return (
+        suffered.join(own, on="holder_id", how="left")
+        .join(caused, on="holder_id", how="full", coalesce=True)
+        .with_columns(pl.col(LOSS_COLUMNS).fill_null(0.0))
     )
 
 

@@ -29,12 +29,12 @@ every holder at its restore level and forces nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from enum import Enum
 
 import polars as pl
 
-from estimator import attribution
+from estimator import attribution, keys
 from estimator import impact as im
 from estimator.days import Days, paced
 from estimator.engine import COMMITTED, RoundResult, evaluate_round
@@ -118,7 +118,11 @@ def cascade(
     With ``days`` (:mod:`estimator.days`) the rounds run within days: forced trades are paced
     by each holder's horizon, grace period and participation cap, temporary impact decays
     overnight, and index changes trade on their day (``index_days``: day per ``dw`` column)."""
+    codes = keys.Keys.of(holders, assets)  # the rounds work on integer keys throughout
+    pace = codes.encode(days.holder_pace(holders)) if days else None
+    assets, holders, positions = (codes.encode(f) for f in (assets, holders, positions))
     episode = _Episode(assets, holders, positions, impact, lender_losses, days, index_days or {})
+    episode.pace = pace
     max_rounds = max_rounds or impact.max_rounds
     for day in range(days.max_days if days else 1):
         episode.dawn(day)
@@ -130,6 +134,7 @@ def cascade(
                 mandates,
                 execution=execution,
                 cache=cache,
+                coded=True,
             )
             step = episode.step(result)
             if step is not _Step.TRADED:
@@ -140,7 +145,7 @@ def cascade(
             break
         if days is not None:
             episode.overnight()
-    return episode.result()
+    return episode.result(codes)
 
 
 class _Step(Enum):
@@ -178,11 +183,11 @@ class _Episode:
         )
         self.direct = _direct_losses(positions, assets)
         self.cumulative = pl.DataFrame(
-            schema={"holder_id": pl.String, "asset_id": pl.String, "episode_q": pl.Float64}
+            schema={"holder_id": keys.CODE, "asset_id": keys.CODE, "episode_q": pl.Float64}
         )
-        self.pace = days.holder_pace(holders) if days else None
+        self.pace: pl.DataFrame | None = None  # holder_id, pace_*: set by cascade()
         self.schedule = pl.DataFrame(
-            schema={"holder_id": pl.String, "start": pl.Int64, "deadline": pl.Int64}
+            schema={"holder_id": keys.CODE, "start": pl.Int64, "deadline": pl.Int64}
         )
         self.trades: list[pl.DataFrame] = []
         self.rounds: list[pl.DataFrame] = []
@@ -190,7 +195,7 @@ class _Episode:
         self.losses: list[pl.DataFrame] = []
         self.edges: list[pl.DataFrame] = []
         self.previous: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | None = None
-        self.forced_before = pl.Series("holder_id", [], dtype=pl.String)
+        self.forced_before = pl.Series("holder_id", [], dtype=keys.CODE)
         self.converged = False
         self.round = 0
         self.day = 0
@@ -338,7 +343,7 @@ class _Episode:
             p_end=pl.col("price_after"),
             p_exec=pl.col("execution_price"),
         )
-        traded = result.trades.join(marks, on="asset_id")
+        traded = keys.broadcast(marks, _MARKS, result.trades, key="asset_id")
         self.trades.append(
             traded.select(
                 pl.lit(r, pl.Int32).alias(ROUND),
@@ -359,10 +364,18 @@ class _Episode:
             round_q=pl.col("trade_quantity").sum()
         )
         self.cumulative = (  # the episode's flow, and the last round's (round_q)
-            self.cumulative.drop("round_q", strict=False)
-            .join(round_q, on=["holder_id", "asset_id"], how="full", coalesce=True)
-            .with_columns(pl.col("episode_q", "round_q").fill_null(0.0))
-            .with_columns(episode_q=pl.col("episode_q") + pl.col("round_q"))
+            pl.concat(
+                [
+                    self.cumulative.select(keys.pair().alias("_pair"), "episode_q", round_q=0.0),
+                    round_q.select(
+                        keys.pair().alias("_pair"), episode_q="round_q", round_q="round_q"
+                    ),
+                ]
+            )
+            .group_by("_pair")
+            .agg(pl.col("episode_q", "round_q").sum())
+            .sort("_pair")  # (holder, asset) order: looked up by binary search
+            .select(*keys.unpair(), "episode_q", "round_q")
         )
         self.holders = result.holders_after.join(
             execution_cash, on="holder_id", how="left"
@@ -389,9 +402,9 @@ class _Episode:
     def _mark(self, held: pl.DataFrame, marks: pl.DataFrame, *, traded: bool = True) -> None:
         """Futures' variation margin on a price move to cash, and the move's losses; a move
         made by trades (``traded``) is what pushes holders in the next round."""
-        moved = held.join(marks, on="asset_id")
+        futures = marks.filter(pl.col("instrument") == "future")
         margin = (
-            moved.filter(pl.col("instrument") == "future")
+            held.join(futures, on="asset_id")  # few rows: futures only
             .group_by("holder_id")
             .agg(
                 _vm=(
@@ -444,7 +457,11 @@ class _Episode:
         self._mark(self.positions, marks, traded=False)
         self.state = self.state.with_columns(price=pl.col("price_after")).drop("price_after")
 
-    def result(self) -> CascadeResult:
+    def result(self, codes: keys.Keys) -> CascadeResult:
+        """The episode's reports, ids decoded."""
+        return _decoded(self._report(), codes)
+
+    def _report(self) -> CascadeResult:
         sold = [float(f["sell_value"].sum()) for f in self.rounds]
         table = _loss_table(self.direct, self.losses, self.tables[0])
         return CascadeResult(
@@ -469,6 +486,16 @@ class _Episode:
         return pl.col("price_0") * (1 + self.days.permanent_share * pl.col("impact_now"))
 
 
+def _decoded(result: CascadeResult, codes: keys.Keys) -> CascadeResult:
+    frames = {
+        f.name: codes.decode(getattr(result, f.name))
+        for f in fields(result)
+        if isinstance(getattr(result, f.name), pl.DataFrame)
+    }
+    return replace(result, **frames)
+
+
+_MARKS = ["multiplier", "instrument", "p_start", "p_end", "p_exec"]
 _SOLD = (-pl.col("trade_value")).clip(lower_bound=0).sum()
 _BOUGHT = pl.col("trade_value").clip(lower_bound=0).sum()
 
@@ -494,8 +521,8 @@ def _by_period(trades: pl.DataFrame, period: str, *also: str) -> pl.DataFrame:
 
 _EMPTY_DONE = pl.DataFrame(
     schema={
-        "holder_id": pl.String,
-        "asset_id": pl.String,
+        "holder_id": keys.CODE,
+        "asset_id": keys.CODE,
         "done": pl.Float64,
         "done_value": pl.Float64,
     }
@@ -656,7 +683,7 @@ def _write_off(
             borne.select(holder_id="lender", loss_lending="borne"),
         ]
     losses = pl.concat(
-        [pl.DataFrame(schema={"holder_id": pl.String, "loss_lending": pl.Float64}), *passed]
+        [pl.DataFrame(schema={"holder_id": keys.CODE, "loss_lending": pl.Float64}), *passed]
     )
     return holders, losses
 
@@ -664,7 +691,7 @@ def _write_off(
 def _direct_losses(positions: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFrame:
     """``−Σ q·m·(P₀ − P_pre)``: what the scenario's shocks cost each holder."""
     if "price_pre" not in assets.columns:
-        return pl.DataFrame(schema={"holder_id": pl.String, "loss_direct": pl.Float64})
+        return pl.DataFrame(schema={"holder_id": keys.CODE, "loss_direct": pl.Float64})
     moved = positions.join(
         assets.select("asset_id", "multiplier", "price", "price_pre"), on="asset_id"
     )
@@ -682,7 +709,7 @@ def _loss_table(
     systemicness and indirect vulnerability (``E_h``: equity at the start, before cures)."""
     start = first.select("holder_id", equity_start=pl.col("equity_before"))
     columns = [*attribution.LOSS_COLUMNS, "loss_execution", "loss_lending"]
-    empty = pl.DataFrame(schema={"holder_id": pl.String} | dict.fromkeys(columns, pl.Float64))
+    empty = pl.DataFrame(schema={"holder_id": keys.CODE} | dict.fromkeys(columns, pl.Float64))
     summed = (
         pl.concat([empty, *losses], how="diagonal_relaxed")
         .group_by("holder_id")

@@ -350,14 +350,19 @@ def evaluate_round(
     *,
     execution: Execution | None = None,
     cache: ProblemCache | None = None,
+    coded: bool = False,
 ) -> RoundResult:
-    """Forced trades of every holder at the given prices (one round, all holders at once)."""
+    """Forced trades of every holder at the given prices (one round, all holders at once).
+
+    ``coded``: the frames' ids are already codes (:mod:`estimator.keys`, as a cascade keeps
+    them from round to round) and so are the result's; otherwise ids go in and come out."""
     if execution is not None:
         mandates = {n: m.model_copy(update={"execution": execution}) for n, m in mandates.items()}
     cache = cache or ProblemCache(k=len(risk.factor_columns(assets)))
-    codes = keys.Keys.of(holders, assets)
-    assets, holders = codes.encode(assets), codes.encode(holders)
-    positions = indices.pad_positions(codes.encode(positions), holders, mandates, assets)
+    codes = None if coded else keys.Keys.of(holders, assets)
+    if codes is not None:
+        assets, holders, positions = (codes.encode(f) for f in (assets, holders, positions))
+    positions = indices.pad_positions(positions, holders, mandates, assets)
     pos = keys.by_holder(bk.position_frame(positions, assets, columns=[]))
     pos = pos.with_columns(exposure_start=pl.col("exposure"))
     pos = pos.with_row_index(_ROW)
@@ -391,6 +396,8 @@ def evaluate_round(
             trade_value[r.traded[_ROW].to_numpy()] = r.traded["trade_value"].to_numpy()
     traded = pos.drop(_ROW).with_columns(trade_value=trade_value)
     result = _settle(decisions, traded, holders, mandates, assets, cache.compiled)
+    if codes is None:
+        return result
     return RoundResult(
         *(codes.decode(f) for f in (result.trades, result.holders, result.positions_after)),
         codes.decode(result.holders_after),

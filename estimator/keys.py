@@ -15,9 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 HOLDER, ASSET = "holder_id", "asset_id"
+#: Columns that hold ids, by the table whose ids they name.
+HOLDER_IDS = (HOLDER, "lender", "target_id", "source_id")
+ASSET_IDS = (ASSET,)
 CODE = pl.UInt32
 
 
@@ -40,19 +44,29 @@ class Keys:
         )
 
     def decode(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """``frame`` with codes turned back into ids."""
+        """``frame`` with codes turned back into ids (nulls stay null)."""
         return frame.with_columns(
-            ids.gather(frame[col]).alias(col) for col, ids in self._present(frame)
+            ids.gather(frame[col]).alias(col)
+            for col, ids in self._present(frame)
+            if frame.schema[col] == CODE
         )
 
     def _present(self, frame: pl.DataFrame) -> list[tuple[str, pl.Series]]:
-        pairs = ((HOLDER, self.holders), (ASSET, self.assets))
+        pairs = [(c, self.holders) for c in HOLDER_IDS] + [(c, self.assets) for c in ASSET_IDS]
         return [(c, ids) for c, ids in pairs if c in frame.columns]
 
 
 def pair() -> pl.Expr:
     """One integer per coded (holder, asset) pair, ordered as (holder, asset)."""
     return pl.col(HOLDER).cast(pl.UInt64) * 2**32 + pl.col(ASSET)
+
+
+def unpair(key: str = "_pair") -> list[pl.Expr]:
+    """The holder and asset codes of a :func:`pair` column."""
+    return [
+        (pl.col(key) // 2**32).cast(CODE).alias(HOLDER),
+        (pl.col(key) % 2**32).cast(CODE).alias(ASSET),
+    ]
 
 
 def by_holder(rows: pl.DataFrame) -> pl.DataFrame:
@@ -63,6 +77,25 @@ def by_holder(rows: pl.DataFrame) -> pl.DataFrame:
     if not rows.select(key.alias("_key"))["_key"].is_sorted():
         rows = rows.sort(key)
     return rows.with_columns(pl.col(HOLDER).set_sorted())
+
+
+def lookup(rows: pl.DataFrame, column: str, wanted: pl.DataFrame) -> pl.Series:
+    """``rows``' ``column`` at each (holder, asset) pair of ``wanted`` (null where ``rows`` has
+    no such pair): a binary search in ``rows``, which must be in (holder, asset) order — far
+    cheaper than a join when ``wanted`` is small and ``rows`` large."""
+    pairs = rows.select(pair()).to_series().to_numpy()
+    sought = wanted.select(pair()).to_series().to_numpy()
+    if len(pairs) == 0:
+        return pl.repeat(None, len(sought), dtype=rows.schema[column], eager=True).alias(column)
+    if np.all(sought[1:] >= sought[:-1]):
+        at = np.searchsorted(pairs, sought)
+    else:  # sorted needles search several times faster
+        order = np.argsort(sought, kind="stable")
+        at = np.empty_like(order)
+        at[order] = np.searchsorted(pairs, sought[order])
+    at = at.clip(0, len(pairs) - 1)
+    found = pl.Series(pairs[at] == sought)
+    return pl.select(pl.when(found).then(rows[column].gather(at))).to_series().alias(column)
 
 
 def broadcast(

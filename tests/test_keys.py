@@ -67,6 +67,26 @@ def test_broadcast_is_a_left_join_that_keeps_the_rows_order(
 
 
 @given(
+    held=st.sets(st.tuples(st.integers(0, 6), st.integers(0, 6)), max_size=30),
+    wanted=st.lists(st.tuples(st.integers(0, 7), st.integers(0, 7)), max_size=20),
+)
+def test_lookup_finds_what_a_left_join_finds(
+    held: set[tuple[int, int]], wanted: list[tuple[int, int]]
+) -> None:
+    schema = {"holder_id": keys.CODE, "asset_id": keys.CODE}
+    rows = keys.by_holder(
+        pl.DataFrame(
+            [(h, a, 10.0 * h + a) for h, a in held],
+            schema=schema | {"v": pl.Float64},
+            orient="row",
+        )
+    )
+    sought = pl.DataFrame(wanted, schema=schema, orient="row")
+    joined = sought.join(rows, on=["holder_id", "asset_id"], how="left", maintain_order="left")
+    assert keys.lookup(rows, "v", sought).to_list() == joined["v"].to_list()
+
+
+@given(
     seed=st.integers(0, 2**32 - 1),
     n_rows=st.integers(1, 80),
     shuffle=st.booleans(),
