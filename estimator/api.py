@@ -362,6 +362,18 @@ def _assemble(
         assets = assets.join(
             end.select("asset_id", price_end="price"), on="asset_id", how="left"
         ).with_columns(price_change=pl.col("price_end") / pl.col("price") - 1)
+    if chain is not None:  # the first round beside the whole cascade
+        first = chain.rounds.filter(pl.col(ROUND) == 1).select(
+            "asset_id",
+            first_round_sell_value="sell_value",
+            first_round_net_value=pl.col("buy_value") - pl.col("sell_value"),
+            first_round_price_change=pl.col("price_end") / pl.col("price_start") - 1,
+        )
+        assets = assets.join(first, on="asset_id", how="left").with_columns(
+            pl.col(
+                "first_round_sell_value", "first_round_net_value", "first_round_price_change"
+            ).fill_null(0.0)
+        )
     timeline = None
     if chain is not None and spec.days is not None:
         assets = assets.join(
@@ -409,6 +421,7 @@ def _assemble(
             "rounds_traded": chain.rounds_traded,
             "converged": chain.converged,
             "amplification": chain.amplification,
+            "loss_amplification": chain.loss_amplification,
             "aggregate_vulnerability": chain.aggregate_vulnerability,
             "lender_losses": spec.lender_losses,
             "rounds": chain.round_summary.to_dicts(),

@@ -58,6 +58,7 @@ class CascadeResult:
     converged: bool
     rounds_traded: int
     amplification: float
+    loss_amplification: float  # all losses over those of the shocks and the first round
     losses: pl.DataFrame  # per holder: losses by source, systemicness, indirect vulnerability
     chain: pl.DataFrame  # who pushed whom: see attribution.chain_edges; round = the target's
     aggregate_vulnerability: float
@@ -200,6 +201,7 @@ class _Episode:
         self.round = 0
         self.day = 0
         self.first_value = 0.0  # value traded in the episode's first trading round
+        self.first_losses = 0  # loss frames booked by the end of that round
         self.day_first = 0.0  # … in the day's first trading round
         self.done_today = _EMPTY_DONE
 
@@ -241,6 +243,8 @@ class _Episode:
         value = float(
             self.rounds[-1].select(pl.col("sell_value") + pl.col("buy_value")).sum().item()
         )
+        if not self.first_value:  # the losses of the shocks and the first round end here
+            self.first_losses = len(self.losses)
         self.first_value = self.first_value or value
         self.day_first = self.day_first or value
         tolerance = self.impact.tolerance
@@ -474,6 +478,10 @@ class _Episode:
             converged=self.converged,
             rounds_traded=len(self.rounds),
             amplification=sum(sold) / sold[0] if sold and sold[0] > 0 else 1.0,
+            loss_amplification=_ratio(
+                _total_loss(self.direct, self.losses),
+                _total_loss(self.direct, self.losses[: self.first_losses or len(self.losses)]),
+            ),
             losses=table,
             chain=pl.concat(self.edges) if self.edges else _EMPTY_CHAIN,
             aggregate_vulnerability=_aggregate_vulnerability(table),
@@ -700,6 +708,19 @@ def _direct_losses(positions: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFram
             -pl.col("quantity") * pl.col("multiplier") * (pl.col("price") - pl.col("price_pre"))
         ).sum()
     )
+
+
+def _total_loss(direct: pl.DataFrame, frames: list[pl.DataFrame]) -> float:
+    """Direct losses plus the impact, execution and lending losses in ``frames``."""
+    booked = ("loss_impact", "loss_execution", "loss_lending")
+    total = float(direct["loss_direct"].sum())
+    for frame in frames:
+        total += sum(float(frame[c].sum()) for c in booked if c in frame.columns)
+    return total
+
+
+def _ratio(final: float, first: float) -> float:
+    return final / first if first > 0 else 1.0
 
 
 def _loss_table(

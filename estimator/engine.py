@@ -447,9 +447,13 @@ def _settle(
         quantity=pl.col("quantity") + pl.col("trade_quantity"),
         exposure=pl.col("exposure") + pl.col("trade_value"),
     ).with_columns(value=pl.when(pl.col("is_cash")).then(pl.col("exposure")).otherwise(0.0))
-    positions_after = pos_after.filter(  # not the zero rows an index tracker did not trade
-        (pl.col("quantity") != 0) | (pl.col("trade_value") != 0)
-    ).select("holder_id", "asset_id", "quantity")
+    positions_after = (
+        pos_after.select("holder_id", "asset_id", "quantity", "trade_value")
+        .filter(  # not the zero rows an index tracker did not trade
+            (pl.col("quantity") != 0) | (pl.col("trade_value") != 0)
+        )
+        .drop("trade_value")
+    )
     after = check_compliance(
         pos_after, bk.holder_book(pos_after, holders_after, assets), decisions, mandates, assets
     )
@@ -461,14 +465,14 @@ def _settle(
         .otherwise("triggered_rules")
         .cast(pl.Categorical),  # a few distinct labels over many rows
     )
-    trades_out = keys.broadcast(rules, ["rules"], traded.filter(pl.col("trade_value") != 0)).select(
+    made = traded.select(  # the report's columns first: the filter copies only them
         "holder_id",
         "asset_id",
         quantity_before=pl.col("quantity"),
         trade_quantity=pl.col("trade_quantity"),
         trade_value=pl.col("trade_value"),
-        rules=pl.col("rules"),
-    )
+    ).filter(pl.col("trade_value") != 0)
+    trades_out = keys.broadcast(rules, ["rules"], made)
     return RoundResult(trades_out, holders_out, positions_after, holders_after, compiled)
 
 

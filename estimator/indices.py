@@ -237,5 +237,11 @@ def pad_positions(
     wanted = pl.concat(rows)  # one tracked index per mandate, one mandate per holder: no repeats
     held = positions.filter(pl.col("holder_id").is_in(wanted["holder_id"].implode()))
     missing = wanted.filter(~keys.pair().is_in(held.select(keys.pair().implode()).to_series()))
-    padding = missing.with_columns(quantity=pl.lit(0.0)).select(positions.columns)
-    return keys.by_holder(pl.concat([positions, padding]))
+    if missing.is_empty():
+        return positions
+    padding = keys.by_holder(missing.with_columns(quantity=pl.lit(0.0)).select(positions.columns))
+    # both in (holder, asset) order: a linear merge, not a sort of the whole book
+    merged = positions.with_columns(_pair=keys.pair()).merge_sorted(
+        padding.with_columns(_pair=keys.pair()), key="_pair"
+    )
+    return merged.drop("_pair").with_columns(pl.col(keys.HOLDER).set_sorted())

@@ -502,3 +502,22 @@ def test_shares_of_flows_that_net_out_stay_bounded() -> None:
     for mode in ("cumulative", "per_round"):
         shares = attribution.flow_shares(flows, mode)["share"].to_list()
         assert shares == pytest.approx([0.5, 1 / 6, 1 / 3], rel=1e-12)
+
+
+def test_loss_amplification_and_first_round_columns_by_hand() -> None:
+    # Two rounds of the linear example. Round 1 (P 100 → 98, A's 2 units executed at 99):
+    # impact losses 8·2 + 20·2 = 56, execution 2·1 = 2: 58 (no shock, no direct loss).
+    # Round 2 (P₁ = 98 → P₂): holdings 8 − 20/98 and 20 − 40/98 lose ΔP = 98 − P₂ each; the
+    # 60/98 units sold execute at the mid, (98 − P₂)/2 below 98.
+    result = _two_holders(LINEAR, max_rounds=2)
+    p2 = 100 * (1 - 1e-2 * (2 + 60 / 98))
+    impact_2 = (8 - 20 / 98 + 20 - 40 / 98) * (98 - p2)
+    execution_2 = 60 / 98 * (98 - p2) / 2
+    assert result.loss_amplification == pytest.approx((58 + impact_2 + execution_2) / 58)
+    run = estimator.run(Scenario(name="s", impact=LINEAR | {"max_rounds": 2}), _ab_market())
+    x = run.assets.row(0, named=True)
+    assert (x["first_round_sell_value"], x["first_round_net_value"]) == pytest.approx((200, -200))
+    assert x["first_round_price_change"] == pytest.approx(-0.02)
+    assert run.manifest["cascade"]["loss_amplification"] == pytest.approx(
+        result.loss_amplification
+    )
