@@ -88,8 +88,26 @@ class Pace(BaseModel):
 #: Relative size below which a paced trade is rounding residue and not done.
 RESIDUE = 1e-12
 
-#: Pace of holders no ``[[days.pace]]`` entry selects: everything on the day it is forced.
+#: Pace of holders no entry selects: everything on the day it is forced.
 IMMEDIATE = {"pace_horizon": 1, "pace_delay": 0, "pace_participation": None}
+
+#: Liquidation horizons by holder type, in trading days, after a scenario's own entries —
+#: assumptions of a realistic order, not calibrations: brokers sell out a margin account the
+#: day a call is not met; leveraged ETFs rebalance at the close; index funds trade on the
+#: effective date; vol-control funds smooth their exposure changes over about a week and
+#: risk-parity funds over a couple of weeks; hedge funds deleverage over days; bond funds and
+#: pensions rebalance over weeks.
+TYPICAL_HORIZONS = {
+    "margin_account": 1,
+    "leveraged_etf": 1,
+    "index_fund": 1,
+    "vol_control_fund": 5,
+    "risk_parity_fund": 10,
+    "hedge_fund": 3,
+    "mutual_fund": 10,
+    "ig_bond_fund": 10,
+    "pension_fund": 20,
+}
 
 
 class Days(BaseModel):
@@ -105,6 +123,9 @@ class Days(BaseModel):
     pace: list[Pace] = Field(
         default_factory=list, description="each holder takes the first entry that selects it"
     )
+    typical_horizons: bool = Field(
+        True, description="after the entries, the horizons of TYPICAL_HORIZONS by holder type"
+    )
 
     @property
     def decay(self) -> float:
@@ -113,6 +134,12 @@ class Days(BaseModel):
 
     def holder_pace(self, holders: pl.DataFrame) -> pl.DataFrame:
         """``holder_id`` with ``pace_horizon``, ``pace_delay`` and ``pace_participation``."""
+        entries = list(self.pace)
+        if self.typical_horizons:
+            entries += [
+                Pace(select=HolderSelector(holder_types=[kind]), horizon_days=days)
+                for kind, days in TYPICAL_HORIZONS.items()
+            ]
         columns = []
         for name, default in IMMEDIATE.items():
             dtype = pl.Float64 if name == "pace_participation" else pl.Int64
@@ -120,7 +147,7 @@ class Days(BaseModel):
             field = {"pace_horizon": "horizon_days", "pace_delay": "delay_days"}.get(
                 name, "participation"
             )
-            for entry in reversed(self.pace):  # the first match is applied last
+            for entry in reversed(entries):  # the first match is applied last
                 given = pl.lit(getattr(entry, field), dtype=dtype)
                 value = pl.when(entry.select.expr()).then(given).otherwise(value)
             columns.append(value.alias(name))

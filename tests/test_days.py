@@ -181,3 +181,17 @@ def test_explain_tells_the_days_of_each_trade() -> None:
     story = explain(_run({"horizon_days": 2}), "A")
     assert "day 0, round 1: X: -1 units" in story
     assert "day 1, round 2: X: -1 units" in story
+
+
+def test_typical_horizons_apply_by_holder_type_unless_switched_off() -> None:
+    # a pension (20 trading days by default) spreads its 2 units evenly: 0.1 a day
+    market = estimator.build_market(
+        asset_frame([{"asset_id": "X", "price": 100.0}]),
+        holder_frame([{"holder_id": "A", "cash": -600.0, "holder_type": "pension_fund"}]),
+        pl.DataFrame({"holder_id": ["A"], "asset_id": "X", "quantity": [10.0]}),
+        {"m": Mandate(name="m", rules=[{"kind": "leverage", "max": 2.0}])},
+    )
+    spread = estimator.run(Scenario(name="s", days={}), market)
+    assert _units_by_day(spread) == pytest.approx({d: -0.1 for d in range(20)})
+    at_once = estimator.run(Scenario(name="s", days={"typical_horizons": False}), market)
+    assert _units_by_day(at_once) == pytest.approx({0: -2.0})
