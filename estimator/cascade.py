@@ -339,14 +339,7 @@ class _Episode:
         self.forced_before = pl.concat([self.forced_before, newly])
         self.state = _move_prices(self.state, result.trades, self.impact, self.days)
         self.rounds.append(_round_report(self.state, r, self.day))
-        marks = self.state.select(
-            "asset_id",
-            "multiplier",
-            "instrument",
-            p_start=pl.col("price"),
-            p_end=pl.col("price_after"),
-            p_exec=pl.col("execution_price"),
-        )
+        marks = _marks(self.state, pl.col("execution_price"))
         traded = keys.broadcast(marks, _MARKS, result.trades, key="asset_id")
         self.trades.append(
             traded.select(
@@ -451,13 +444,7 @@ class _Episode:
             price_after=pl.col("price_0")
             * (1 + share * pl.col("impact_now") + (1 - share) * pl.col("impact_carry"))
         )
-        marks = self.state.select(
-            "asset_id",
-            "multiplier",
-            "instrument",
-            p_start=pl.col("price"),
-            p_end=pl.col("price_after"),
-        )
+        marks = _marks(self.state, pl.col("price_after"))  # nothing trades overnight
         self._mark(self.positions, marks, traded=False)
         self.state = self.state.with_columns(price=pl.col("price_after")).drop("price_after")
 
@@ -504,6 +491,21 @@ def _decoded(result: CascadeResult, codes: keys.Keys) -> CascadeResult:
 
 
 _MARKS = ["multiplier", "instrument", "p_start", "p_end", "p_exec"]
+
+
+def _marks(state: pl.DataFrame, execution: pl.Expr) -> pl.DataFrame:
+    """Per asset: the price before (``p_start``) and after (``p_end``) a move, and where
+    trades executed (``p_exec``)."""
+    return state.select(
+        "asset_id",
+        "multiplier",
+        "instrument",
+        p_start=pl.col("price"),
+        p_end=pl.col("price_after"),
+        p_exec=execution,
+    )
+
+
 _SOLD = (-pl.col("trade_value")).clip(lower_bound=0).sum()
 _BOUGHT = pl.col("trade_value").clip(lower_bound=0).sum()
 

@@ -19,6 +19,7 @@ Decision per holder (vectorised per mandate):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -49,9 +50,16 @@ class Status:
 class RoundResult:
     trades: pl.DataFrame  # holder_id, asset_id, quantity_before, trade_quantity, trade_value, rules
     holders: pl.DataFrame  # decisions, before/after metrics, status
-    positions_after: pl.DataFrame
+    books_after: pl.DataFrame  # positions after the trades, coded if ``codes`` is given
     holders_after: pl.DataFrame  # holder table with cash/debt after cures and trades
     compiled_problems: int = 0
+    codes: keys.Keys | None = None
+
+    @cached_property
+    def positions_after(self) -> pl.DataFrame:
+        """Positions after the trades (holder_id, asset_id, quantity): decoded when first
+        asked for — a single round's report does not need the whole book in ids."""
+        return self.books_after if self.codes is None else self.codes.decode(self.books_after)
 
 
 def _names(flags: dict[str, pl.Expr]) -> pl.Expr:
@@ -399,9 +407,12 @@ def evaluate_round(
     if codes is None:
         return result
     return RoundResult(
-        *(codes.decode(f) for f in (result.trades, result.holders, result.positions_after)),
+        codes.decode(result.trades),
+        codes.decode(result.holders),
+        result.books_after,
         codes.decode(result.holders_after),
         result.compiled_problems,
+        codes,
     )
 
 

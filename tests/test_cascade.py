@@ -518,6 +518,4 @@ def test_loss_amplification_and_first_round_columns_by_hand() -> None:
     x = run.assets.row(0, named=True)
     assert (x["first_round_sell_value"], x["first_round_net_value"]) == pytest.approx((200, -200))
     assert x["first_round_price_change"] == pytest.approx(-0.02)
-    assert run.manifest["cascade"]["loss_amplification"] == pytest.approx(
-        result.loss_amplification
-    )
+    assert run.manifest["cascade"]["loss_amplification"] == pytest.approx(result.loss_amplification)

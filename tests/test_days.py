@@ -3,11 +3,14 @@ and temporary impact, against hand-computed schedules."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from oracle_kit import asset_frame, holder_frame
 
 import estimator
@@ -195,3 +198,26 @@ def test_typical_horizons_apply_by_holder_type_unless_switched_off() -> None:
     assert _units_by_day(spread) == pytest.approx({d: -0.1 for d in range(20)})
     at_once = estimator.run(Scenario(name="s", days={"typical_horizons": False}), market)
     assert _units_by_day(at_once) == pytest.approx({0: -2.0})
+
+
+@settings(max_examples=20)
+@given(
+    horizon=st.integers(1, 5),
+    delay=st.integers(0, 3),
+    participation=st.one_of(st.none(), st.floats(0.05, 2.0)),
+)
+def test_every_pace_sells_the_whole_requirement_within_its_limits(
+    horizon: int, delay: int, participation: float | None
+) -> None:
+    # Without impact the requirement stays 2 units (200 at 100) however it is paced: all of it
+    # is sold, nothing before the grace period ends, never more than ρ·ADV (ADV 100: ρ units)
+    # a day. Evenly paced it sells 2/H a day for H days; when that exceeds the cap it sells ρ a
+    # day instead (the rest carries over), ⌈2/ρ⌉ days in all.
+    pace = {"horizon_days": horizon, "delay_days": delay, "participation": participation}
+    result = _run(pace, _market(adv=100.0))
+    by_day = _units_by_day(result)
+    assert sum(by_day.values()) == pytest.approx(-2.0, rel=1e-9)
+    days = horizon if participation is None else max(horizon, math.ceil(2 / participation - 1e-9))
+    assert sorted(by_day) == list(range(delay, delay + days))
+    if participation is not None:
+        assert all(-q <= participation * (1 + 1e-9) for q in by_day.values())
