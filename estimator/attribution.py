@@ -63,16 +63,12 @@ def round_losses(holdings: pl.DataFrame, moves: pl.DataFrame, shares: pl.DataFra
     moved = moves.filter(pl.col("dp") != 0).select(
         "asset_id", unit_loss=-pl.col("multiplier") * pl.col("dp")
     )
+    held = keys.by_holder(holdings.select("holder_id", "asset_id", "quantity"))  # sorts if need be
     marked = (  # only holdings of assets whose price moved lose anything
-        keys.broadcast(
-            moved,
-            ["unit_loss"],
-            holdings.select("holder_id", "asset_id", "quantity"),
-            key="asset_id",
-        )
+        keys.broadcast(moved, ["unit_loss"], held, key="asset_id")
         .filter(pl.col("unit_loss").is_not_null())
         .select(
-            pl.col("holder_id").set_sorted(),  # books are kept in holder order
+            pl.col("holder_id").set_sorted(),  # a filter keeps the order
             "asset_id",
             loss=pl.col("quantity") * pl.col("unit_loss"),
         )

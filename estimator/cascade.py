@@ -41,7 +41,7 @@ from estimator.engine import COMMITTED, RoundResult, evaluate_round
 from estimator.impact import Impact
 from estimator.mandates import Execution, Mandate
 from estimator.solve import ProblemCache
-from rules import Book
+from rules import RULE_TYPES, Book
 
 ROUND = "round"
 DAY = "day"
@@ -121,9 +121,11 @@ def cascade(
     overnight, and index changes trade on their day (``index_days``: day per ``dw`` column)."""
     codes = keys.Keys.of(holders, assets)  # the rounds work on integer keys throughout
     pace = codes.encode(days.holder_pace(holders)) if days else None
+    params = codes.encode(impact.parameters(assets))  # selectors read ids
     assets, holders, positions = (codes.encode(f) for f in (assets, holders, positions))
     episode = _Episode(assets, holders, positions, impact, lender_losses, days, index_days or {})
     episode.pace = pace
+    episode.state = episode.state.join(params, on="asset_id")  # the impact model of each asset
     max_rounds = max_rounds or impact.max_rounds
     for day in range(days.max_days if days else 1):
         episode.dawn(day)
@@ -174,7 +176,7 @@ class _Episode:
             c for c in assets.columns if c.startswith("index[") and c.endswith("].dw")
         ]
         self.index_days = {c: index_days.get(c, 0) if days else 0 for c in self.index_moves}
-        self.state = assets.join(impact.parameters(assets), on="asset_id").with_columns(
+        self.state = assets.with_columns(
             price_0=pl.col("price"),
             episode_quantity=pl.lit(0.0),
             impact_now=pl.lit(0.0),  # I(Q) at the cumulative flow so far
@@ -202,6 +204,8 @@ class _Episode:
         self.day = 0
         self.first_value = 0.0  # value traded in the episode's first trading round
         self.first_losses = 0  # loss frames booked by the end of that round
+        self.first_required = 0.0  # value the rules required in that round (before pacing)
+        self.first_table: pl.DataFrame | None = None  # holders at the first evaluation
         self.day_first = 0.0  # … in the day's first trading round
         self.done_today = _EMPTY_DONE
 
@@ -225,45 +229,60 @@ class _Episode:
     def step(self, result: RoundResult) -> _Step:
         """Book one round's result: trade, move prices, mark, attribute."""
         self.round += 1
-        table = result.holders.with_columns(
-            pl.lit(self.round, pl.Int32).alias(ROUND), pl.lit(self.day, pl.Int32).alias(DAY)
-        )
-        self.tables.append(table)
+        if self.first_table is None:  # balance sheets at the start of the episode
+            self.first_table = result.holders.with_columns(
+                pl.lit(1, pl.Int32).alias(ROUND), pl.lit(self.day, pl.Int32).alias(DAY)
+            )
         if result.trades.is_empty():
-            pending = max(self.index_days.values(), default=0) > self.day
+            self._record(result)
             self._settle_lenders(result)
             self._drop_quiet_round(result)
-            return _Step.DAY_OVER if pending else self._over()
+            if self._index_pending() or (self.days is not None and self.day_first > 0):
+                return _Step.DAY_OVER  # on a day clock the episode ends at a quiet dawn
+            return self._over()
+        required = float((-result.trades["trade_value"]).clip(lower_bound=0).sum())
         if self.days is not None:
             result = self._paced(result)
             if result.trades.is_empty():  # forced, but nothing to do today
-                self._drop_quiet_round(result, always=True)
+                self.round -= 1
                 return _Step.DAY_OVER
+        self._record(result)
         self._trade(result)
         value = float(
             self.rounds[-1].select(pl.col("sell_value") + pl.col("buy_value")).sum().item()
         )
         if not self.first_value:  # the losses of the shocks and the first round end here
             self.first_losses = len(self.losses)
+            self.first_required = required
         self.first_value = self.first_value or value
         self.day_first = self.day_first or value
         tolerance = self.impact.tolerance
         if value <= tolerance * self.day_first:  # the rest of the day is a geometric tail
             return self._over() if self.days is None else _Step.DAY_OVER
         if value == self.day_first and value <= tolerance * self.first_value:
-            pending = max(self.index_days.values(), default=0) > self.day
-            if not pending and self.schedule.filter(pl.col("start") > self.day).is_empty():
+            unfinished = self.schedule.filter(pl.col("deadline") > self.day)
+            if not self._index_pending() and unfinished.is_empty():
                 return self._over()  # a whole day's trading is below the tolerance
         return _Step.TRADED
+
+    def _record(self, result: RoundResult) -> None:
+        self.tables.append(
+            result.holders.with_columns(
+                pl.lit(self.round, pl.Int32).alias(ROUND), pl.lit(self.day, pl.Int32).alias(DAY)
+            )
+        )
+
+    def _index_pending(self) -> bool:
+        return max(self.index_days.values(), default=0) > self.day
 
     def _over(self) -> _Step:
         self.converged = True
         return _Step.OVER
 
-    def _drop_quiet_round(self, result: RoundResult, *, always: bool = False) -> None:
+    def _drop_quiet_round(self, result: RoundResult) -> None:
         """A round where nothing happens adds nothing to report (the first one excepted)."""
         quiet = result.holders.filter(pl.col("status") != "ok").is_empty()
-        if always or (self.round > 1 and quiet):
+        if self.round > 1 and quiet:
             self.tables.pop()
             self.round -= 1
 
@@ -303,8 +322,15 @@ class _Episode:
             )
         )
         keys = ["holder_id", "asset_id"]
+        # prescribed trades (an index change on its effective day) are done in full, at once
+        prescribed = result.trades.filter(
+            pl.col("rules").cast(pl.String).str.contains(_PRESCRIBED)
+        ).select(*keys, "trade_quantity")
+        paced_part = paced(caps, self.done_today, self.schedule, self.day).join(
+            prescribed, on=keys, how="anti"
+        )
         today = (
-            paced(caps, self.done_today, self.schedule, self.day)
+            pl.concat([paced_part, prescribed])
             .filter(pl.col("trade_quantity") != 0)
             .join(caps.select(*keys, "unit_value"), on=keys)
         )
@@ -442,7 +468,9 @@ class _Episode:
             impact_day=pl.col("impact_now"),
         ).with_columns(
             price_after=pl.col("price_0")
-            * (1 + share * pl.col("impact_now") + (1 - share) * pl.col("impact_carry"))
+            * (1 + share * pl.col("impact_now") + (1 - share) * pl.col("impact_carry")).clip(
+                lower_bound=im.MIN_PRICE_RATIO
+            )
         )
         marks = _marks(self.state, pl.col("price_after"))  # nothing trades overnight
         self._mark(self.positions, marks, traded=False)
@@ -454,17 +482,20 @@ class _Episode:
 
     def _report(self) -> CascadeResult:
         sold = [float(f["sell_value"].sum()) for f in self.rounds]
-        table = _loss_table(self.direct, self.losses, self.tables[0])
+        assert self.first_table is not None
+        table = _loss_table(self.direct, self.losses, self.first_table)
         return CascadeResult(
             trades=pl.concat(self.trades) if self.trades else _EMPTY_TRADES,
             rounds=pl.concat(self.rounds) if self.rounds else _EMPTY_ROUNDS,
-            holder_rounds=pl.concat(self.tables, how="diagonal_relaxed"),
+            holder_rounds=pl.concat(self.tables or [self.first_table], how="diagonal_relaxed"),
             positions=self.positions,
             holders_after=self.holders,
             prices=self.state.select("asset_id", "price_0", "price", price_rebound=self._rest()),
             converged=self.converged,
             rounds_traded=len(self.rounds),
-            amplification=sum(sold) / sold[0] if sold and sold[0] > 0 else 1.0,
+            amplification=_ratio(sum(sold), self.first_required if self.days else sold[0])
+            if sold
+            else 1.0,
             loss_amplification=_ratio(
                 _total_loss(self.direct, self.losses),
                 _total_loss(self.direct, self.losses[: self.first_losses or len(self.losses)]),
@@ -490,6 +521,8 @@ def _decoded(result: CascadeResult, codes: keys.Keys) -> CascadeResult:
     return replace(result, **frames)
 
 
+#: Rule kinds whose trades are prescribed: the day clock does not pace them.
+_PRESCRIBED = "|".join(t.model_fields["kind"].default for t in RULE_TYPES if t.prescribed)
 _MARKS = ["multiplier", "instrument", "p_start", "p_end", "p_exec"]
 
 
@@ -588,12 +621,17 @@ def _execute(
         )
         .filter(pl.col("quantity") != 0)
         .select("holder_id", "asset_id", "quantity")
+        .pipe(keys.by_holder)  # a position bought into comes last from the join
     )
     holders = (
         result.holders.drop("sold", "bought")
         .join(traded, on="holder_id", how="left")
         .join(undone.select("holder_id", "pending"), on="holder_id", how="left")
         .with_columns(pl.col("sold", "bought", "pending").fill_null(0.0))
+        .with_columns(  # a holder with trades still to do is not compliant yet
+            compliant=pl.col("compliant")
+            & (pl.col("pending") <= 1e-9 * (pl.col("sold") + pl.col("bought") + 1.0))
+        )
     )
     trades = done.select(result.trades.columns)
     return RoundResult(trades, holders, after, holders_after, result.compiled_problems)
@@ -628,7 +666,7 @@ def _move_prices(
                     + share * pl.col("impact_now")
                     + (1 - share)
                     * (pl.col("impact_carry") + pl.col("impact_now") - pl.col("impact_day"))
-                )
+                ).clip(lower_bound=im.MIN_PRICE_RATIO)
             )
     return moved.with_columns(
         execution_price=im.execution_price(

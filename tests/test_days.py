@@ -221,3 +221,99 @@ def test_every_pace_sells_the_whole_requirement_within_its_limits(
     assert sorted(by_day) == list(range(delay, delay + days))
     if participation is not None:
         assert all(-q <= participation * (1 + 1e-9) for q in by_day.values())
+
+
+# --- found in review: each case once went wrong ------------------------------------------------
+
+
+def test_on_a_day_clock_the_attribution_identity_holds_with_a_new_position() -> None:
+    # an index addition buys a position the tracker did not hold: the books must stay in
+    # (holder, asset) order for the loss attribution; Σ systemicness = aggregate vulnerability
+    mandates = {
+        "m": Mandate(name="m", rules=[{"kind": "index_tracking", "index": "X"}]),
+        "l": Mandate(name="l", rules=[{"kind": "leverage", "max": 5.0}]),
+    }
+    market = estimator.build_market(
+        asset_frame([{"asset_id": a, "price": 1.0, "adv": 1e3} for a in "abc"]),
+        holder_frame([{"holder_id": "h", "mandate": "m"}, {"holder_id": "z", "mandate": "l"}]),
+        pl.DataFrame(
+            {
+                "holder_id": ["h", "h", "z", "z"],
+                "asset_id": list("abac"),
+                "quantity": [50.0] * 2 + [10.0] * 2,
+            }
+        ),
+        mandates,
+        index_weights=pl.DataFrame({"index_id": "X", "asset_id": list("ab"), "weight": [0.5, 0.5]}),
+    )
+    change = {"index_id": "X", "asset_id": "c", "action": "add", "weight": 0.2}
+    impact = {"models": [{"model": "linear", "coefficient": 1e-4, "per": "value"}]}
+    rounds = estimator.run(Scenario(name="s", index_changes=[change], impact=impact), market)
+    days = estimator.run(
+        Scenario(name="s", index_changes=[change], impact=impact, days={"pace": []}), market
+    )
+    for result in (rounds, days):
+        info = result.manifest["cascade"]
+        assert result.holders["systemicness"].sum() == pytest.approx(
+            info["aggregate_vulnerability"], rel=1e-9
+        )
+    h = days.holders.filter(pl.col("holder_id") == "h").row(0, named=True)
+    assert abs(h["loss_own_impact"]) <= abs(h["loss_impact"]) * (1 + 1e-9)
+
+
+def test_an_index_change_is_traded_in_full_whatever_the_pace() -> None:
+    mandate = Mandate(name="m", rules=[{"kind": "index_tracking", "index": "X"}])
+    market = estimator.build_market(
+        asset_frame([{"asset_id": a, "price": 1.0} for a in "abc"]),
+        holder_frame([{"holder_id": "h", "mandate": "m"}]),
+        pl.DataFrame({"holder_id": "h", "asset_id": list("abc"), "quantity": [60.0, 20.0, 20.0]}),
+        {"m": mandate},
+        index_weights=pl.DataFrame(
+            {"index_id": "X", "asset_id": list("abc"), "weight": [0.5, 0.3, 0.2]}
+        ),
+    )
+    change = {"index_id": "X", "asset_id": "c", "action": "delete"}
+    clock = {"pace": [{"select": {"all": True}, "horizon_days": 2, "participation": 0.01}]}
+    result = estimator.run(Scenario(name="s", index_changes=[change], days=clock), market)
+    values = dict(result.trades.select("asset_id", "trade_value").iter_rows())
+    assert values == pytest.approx({"a": 12.5, "b": 7.5, "c": -20.0})  # as without a clock
+
+
+def test_a_slow_seller_finishes_though_a_fast_one_dwarfs_it() -> None:
+    # A sells 2bn on day 0; B, a pension, must sell 200 over 20 days: the episode goes on
+    # until B has sold it all, however small next to the first day
+    market = estimator.build_market(
+        asset_frame([{"asset_id": "X", "price": 100.0}]),
+        holder_frame(
+            [
+                {"holder_id": "A", "cash": -6e9, "holder_type": "margin_account"},
+                {"holder_id": "B", "cash": -600.0, "holder_type": "pension_fund"},
+            ]
+        ),
+        pl.DataFrame({"holder_id": ["A", "B"], "asset_id": "X", "quantity": [1e8, 10.0]}),
+        {"m": Mandate(name="m", rules=[{"kind": "leverage", "max": 2.0}])},
+    )
+    result = estimator.run(Scenario(name="s", days={}), market)
+    b = result.trades.filter(pl.col("holder_id") == "B")
+    assert b["trade_value"].sum() == pytest.approx(-200.0)
+    assert b["day"].max() == 19
+    assert result.manifest["cascade"]["converged"] is True
+
+
+def test_holders_in_a_grace_period_past_the_last_day_do_not_break_the_run() -> None:
+    result = _run({"delay_days": 3}, max_days=2)
+    assert result.trades.is_empty()
+    assert result.manifest["cascade"]["converged"] is False
+    assert result.holders.row(0, named=True)["equity_start"] == pytest.approx(400.0)
+
+
+def test_an_impact_model_may_select_assets_by_id() -> None:
+    linear = {"model": "linear", "coefficient": 1e-4, "per": "value"}
+    impact = {"models": [linear | {"select": {"asset_ids": ["X"]}}]}
+    result = estimator.run(Scenario(name="s", impact=impact | {"max_rounds": 1}), _market())
+    assert result.assets["price_end"].item() == pytest.approx(98.0)  # 2 units: Q = 200
+
+
+def test_pacing_alone_amplifies_nothing() -> None:
+    result = _run({"horizon_days": 4})
+    assert result.manifest["cascade"]["amplification"] == pytest.approx(1.0)
