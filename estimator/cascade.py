@@ -123,9 +123,16 @@ def cascade(
     pace = codes.encode(days.holder_pace(holders)) if days else None
     params = codes.encode(impact.parameters(assets))  # selectors read ids
     assets, holders, positions = (codes.encode(f) for f in (assets, holders, positions))
-    episode = _Episode(assets, holders, positions, impact, lender_losses, days, index_days or {})
-    episode.pace = pace
-    episode.state = episode.state.join(params, on="asset_id")  # the impact model of each asset
+    episode = _Episode(
+        assets.join(params, on="asset_id"),
+        holders,
+        positions,
+        impact,
+        lender_losses,
+        days,
+        index_days or {},
+        pace,
+    )
     max_rounds = max_rounds or impact.max_rounds
     for day in range(days.max_days if days else 1):
         episode.dawn(day)
@@ -169,7 +176,10 @@ class _Episode:
         lender_losses: bool,
         days: Days | None,
         index_days: dict[str, int],
+        pace: pl.DataFrame | None,
     ) -> None:
+        """``assets`` with their impact parameters, ``pace`` the day clock's per holder; all
+        frames coded (:mod:`estimator.keys`)."""
         self.impact, self.lender_losses, self.days = impact, lender_losses, days
         self.holders, self.positions = holders, positions
         self.index_moves = [
@@ -188,7 +198,7 @@ class _Episode:
         self.cumulative = pl.DataFrame(
             schema={"holder_id": keys.CODE, "asset_id": keys.CODE, "episode_q": pl.Float64}
         )
-        self.pace: pl.DataFrame | None = None  # holder_id, pace_*: set by cascade()
+        self.pace = pace  # holder_id, pace_horizon, pace_delay, pace_participation
         self.schedule = pl.DataFrame(
             schema={"holder_id": keys.CODE, "start": pl.Int64, "deadline": pl.Int64}
         )

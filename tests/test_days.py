@@ -99,11 +99,10 @@ def test_temporary_impact_decays_overnight() -> None:
     assert 400 - (units * x["price_end"] + cash) == pytest.approx(h["loss_total"], rel=1e-9)
 
 
-def test_index_changes_trade_on_their_effective_day() -> None:
-    # Index a .5, b .3, c .2; the tracker holds 60/20/20 (A = 100). Deleting c on day 2 gives
-    # a .625, b .375: trades A·Δw = a +12.5, b +7.5, c −20, all on day 2.
+def _tracker_market() -> Market:
+    """Index X: a .5, b .3, c .2 at price 1; ``h`` tracks it holding 60/20/20 (A = 100)."""
     mandate = Mandate(name="m", rules=[{"kind": "index_tracking", "index": "X"}])
-    market = estimator.build_market(
+    return estimator.build_market(
         asset_frame([{"asset_id": a, "price": 1.0} for a in "abc"]),
         holder_frame([{"holder_id": "h", "mandate": "m"}]),
         pl.DataFrame({"holder_id": "h", "asset_id": list("abc"), "quantity": [60.0, 20.0, 20.0]}),
@@ -112,6 +111,12 @@ def test_index_changes_trade_on_their_effective_day() -> None:
             {"index_id": "X", "asset_id": list("abc"), "weight": [0.5, 0.3, 0.2]}
         ),
     )
+
+
+def test_index_changes_trade_on_their_effective_day() -> None:
+    # Index a .5, b .3, c .2; the tracker holds 60/20/20 (A = 100). Deleting c on day 2 gives
+    # a .625, b .375: trades A·Δw = a +12.5, b +7.5, c −20, all on day 2.
+    market = _tracker_market()
     change = {"index_id": "X", "asset_id": "c", "action": "delete", "effective_day": 2}
     spec = Scenario(name="s", index_changes=[change], days={"pace": []})
     result = estimator.run(spec, market)
@@ -262,16 +267,7 @@ def test_on_a_day_clock_the_attribution_identity_holds_with_a_new_position() -> 
 
 
 def test_an_index_change_is_traded_in_full_whatever_the_pace() -> None:
-    mandate = Mandate(name="m", rules=[{"kind": "index_tracking", "index": "X"}])
-    market = estimator.build_market(
-        asset_frame([{"asset_id": a, "price": 1.0} for a in "abc"]),
-        holder_frame([{"holder_id": "h", "mandate": "m"}]),
-        pl.DataFrame({"holder_id": "h", "asset_id": list("abc"), "quantity": [60.0, 20.0, 20.0]}),
-        {"m": mandate},
-        index_weights=pl.DataFrame(
-            {"index_id": "X", "asset_id": list("abc"), "weight": [0.5, 0.3, 0.2]}
-        ),
-    )
+    market = _tracker_market()
     change = {"index_id": "X", "asset_id": "c", "action": "delete"}
     clock = {"pace": [{"select": {"all": True}, "horizon_days": 2, "participation": 0.01}]}
     result = estimator.run(Scenario(name="s", index_changes=[change], days=clock), market)
