@@ -163,6 +163,10 @@ def run(
     timings["scenario"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    codes, positions = market.coded
+    timings["coding"] = time.perf_counter() - t
+
+    t = time.perf_counter()
     with ProblemCache(
         k=sum(c.startswith("risk_g") for c in shocked.columns),
         solver=solver,
@@ -185,7 +189,7 @@ def run(
             chain = cascade(
                 shocked,
                 holders,
-                market.positions,
+                positions,
                 market.mandates,
                 spec.impact,
                 execution=exec_style,
@@ -193,18 +197,20 @@ def run(
                 lender_losses=spec.lender_losses,
                 days=spec.days,
                 index_days=spec.index_days,
+                codes=codes,
             )
             result = _cascade_round(chain, cache.compiled, days=spec.days is not None)
         else:
             chain = None
             result = evaluate_round(
-                shocked,
-                holders,
-                market.positions,
+                codes.encode(shocked),
+                codes.encode(holders),
+                positions,
                 market.mandates,
                 execution=exec_style,
                 cache=cache,
-            )
+                coded=True,
+            ).decoded(codes)
     timings["evaluate_and_solve"] = time.perf_counter() - t
 
     parameters = {

@@ -4,7 +4,9 @@ Books come from :mod:`estimator.synthetic` (every rule kind, a six-factor risk m
 with the synthetic crash that forces every kind. For each book size it prints:
 
 * evaluation of every rule with closed-form pro-rata trades, over the whole book: seconds,
-  holder-asset rows per second, and the process's peak memory so far;
+  holder-asset rows per second, and the process's peak memory so far — on a market coded once
+  (integer keys, books in (holder, asset) order: :attr:`Market.coded`), with the seconds of that
+  coding and of decoding the round's results back to ids printed beside;
 * min-cost solves at 50 positions per holder, on a sample: milliseconds per holder with one
   compiled problem per shape re-solved in one process and in ``--workers`` processes (timed
   from started processes; their start-up is printed apart), beside a naive baseline that
@@ -56,15 +58,28 @@ def _peak_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
 
 
-def evaluation(n_holders: int) -> tuple[int, float]:
-    """(rows, seconds) of one pro-rata round over ``n_holders`` × 100 positions."""
+def evaluation(n_holders: int) -> tuple[int, float, float, float]:
+    """(rows, seconds to evaluate, to code the market, to decode the result) of one pro-rata
+    round over ``n_holders`` × 100 positions. The market is coded once (as a run does on
+    first use, :attr:`Market.coded`); the round runs on codes."""
     market = synthetic.market(n_holders, per_holder=POSITIONS)
     shocked, holders = prepared_inputs(market)
     started = time.perf_counter()
-    evaluate_round(
-        shocked, holders, market.positions, market.mandates, execution=Execution.PRO_RATA
+    codes, positions = market.coded
+    coding = time.perf_counter() - started
+    started = time.perf_counter()
+    result = evaluate_round(
+        codes.encode(shocked),
+        codes.encode(holders),
+        positions,
+        market.mandates,
+        execution=Execution.PRO_RATA,
+        coded=True,
     )
-    return market.positions.height, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    result.decoded(codes)
+    return positions.height, seconds, coding, time.perf_counter() - started
 
 
 def solving(sample: int, workers: int, *, reuse: bool = True) -> tuple[float, float]:
@@ -131,10 +146,16 @@ def main(argv: list[str] | None = None) -> None:
         f"({args.workers} processes)"
     )
     print()
-    print(f"{'holders':>8} {'rows':>11} {'eval+pro-rata s':>16} {'rows/s':>12} {'peak GB':>8}")
+    print(
+        f"{'holders':>8} {'rows':>11} {'eval+pro-rata s':>16} {'rows/s':>12} "
+        f"{'coding s':>9} {'decoding s':>11} {'peak GB':>8}"
+    )
     for n in args.sizes:
-        rows, seconds = evaluation(n)
-        print(f"{n:>8,} {rows:>11,} {seconds:>16.2f} {rows / seconds:>12,.0f} {_peak_gb():>8.2f}")
+        rows, seconds, coding, decoding = evaluation(n)
+        print(
+            f"{n:>8,} {rows:>11,} {seconds:>16.2f} {rows / seconds:>12,.0f} "
+            f"{coding:>9.2f} {decoding:>11.2f} {_peak_gb():>8.2f}"
+        )
         sys.stdout.flush()
 
     if args.cascade_size:

@@ -111,6 +111,7 @@ def cascade(
     lender_losses: bool = False,
     days: Days | None = None,
     index_days: dict[str, int] | None = None,
+    codes: keys.Keys | None = None,
 ) -> CascadeResult:
     """Run rounds until no holder is forced (see the module docstring). ``assets`` are the
     shocked assets (their ``price`` is ``P₀``), ``holders`` and ``positions`` the books as
@@ -118,11 +119,16 @@ def cascade(
 
     With ``days`` (:mod:`estimator.days`) the rounds run within days: forced trades are paced
     by each holder's horizon, grace period and participation cap, temporary impact decays
-    overnight, and index changes trade on their day (``index_days``: day per ``dw`` column)."""
-    codes = keys.Keys.of(holders, assets)  # the rounds work on integer keys throughout
+    overnight, and index changes trade on their day (``index_days``: day per ``dw`` column).
+
+    ``codes``: the keys ``positions`` are already coded with (:attr:`Market.coded`); by
+    default the positions carry ids and are coded here."""
+    if codes is None:  # the rounds work on integer keys throughout
+        codes = keys.Keys.of(holders, assets)
+        positions = codes.encode(positions)
     pace = codes.encode(days.holder_pace(holders)) if days else None
     params = codes.encode(impact.parameters(assets))  # selectors read ids
-    assets, holders, positions = (codes.encode(f) for f in (assets, holders, positions))
+    assets, holders = (codes.encode(f) for f in (assets, holders))
     episode = _Episode(
         assets.join(params, on="asset_id"),
         holders,
@@ -523,8 +529,12 @@ class _Episode:
 
 
 def _decoded(result: CascadeResult, codes: keys.Keys) -> CascadeResult:
+    """``result`` with ids, its holder tables in (round, day, holder, asset) order."""
+    order = [ROUND, DAY, keys.HOLDER, keys.ASSET]
     frames = {
-        f.name: codes.decode(getattr(result, f.name))
+        f.name: codes.decode(
+            getattr(result, f.name), order if keys.HOLDER in getattr(result, f.name) else ()
+        )
         for f in fields(result)
         if isinstance(getattr(result, f.name), pl.DataFrame)
     }

@@ -55,11 +55,25 @@ class RoundResult:
     compiled_problems: int = 0
     codes: keys.Keys | None = None
 
+    def decoded(self, codes: keys.Keys) -> RoundResult:
+        """The result of a round on coded frames with its ids back (the books after stay
+        coded until :attr:`positions_after` is asked for)."""
+        return RoundResult(
+            codes.decode(self.trades, order=[keys.HOLDER, keys.ASSET]),
+            codes.decode(self.holders, order=[keys.HOLDER]),
+            self.books_after,
+            codes.decode(self.holders_after, order=[keys.HOLDER]),
+            self.compiled_problems,
+            codes,
+        )
+
     @cached_property
     def positions_after(self) -> pl.DataFrame:
         """Positions after the trades (holder_id, asset_id, quantity): decoded when first
         asked for — a single round's report does not need the whole book in ids."""
-        return self.books_after if self.codes is None else self.codes.decode(self.books_after)
+        if self.codes is None:
+            return self.books_after
+        return self.codes.decode(self.books_after, order=[keys.HOLDER, keys.ASSET])
 
 
 def _names(flags: dict[str, pl.Expr]) -> pl.Expr:
@@ -404,16 +418,7 @@ def evaluate_round(
             trade_value[r.traded[_ROW].to_numpy()] = r.traded["trade_value"].to_numpy()
     traded = pos.drop(_ROW).with_columns(trade_value=trade_value)
     result = _settle(decisions, traded, holders, mandates, assets, cache.compiled)
-    if codes is None:
-        return result
-    return RoundResult(
-        codes.decode(result.trades),
-        codes.decode(result.holders),
-        result.books_after,
-        codes.decode(result.holders_after),
-        result.compiled_problems,
-        codes,
-    )
+    return result if codes is None else result.decoded(codes)
 
 
 def _settle(

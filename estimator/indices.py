@@ -22,6 +22,7 @@ before or after the changes) and ``dw`` (``Δw``, 0 for an unchanged index).
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from estimator import contracts, keys
@@ -234,14 +235,23 @@ def pad_positions(
     positions = keys.by_holder(positions)
     if not rows:
         return positions
-    wanted = pl.concat(rows)  # one tracked index per mandate, one mandate per holder: no repeats
-    held = positions.filter(pl.col("holder_id").is_in(wanted["holder_id"].implode()))
-    missing = wanted.filter(~keys.pair().is_in(held.select(keys.pair().implode()).to_series()))
+    wanted = keys.by_holder(pl.concat(rows))  # one index per mandate, one mandate per holder
+    if wanted.is_empty():
+        return positions
+    # the trackers' rows: one slice of the book, as holders are coded mandate by mandate
+    codes = positions[keys.HOLDER].to_numpy()
+    bounds = np.array([wanted[keys.HOLDER].min(), wanted[keys.HOLDER].max() + 1], codes.dtype)
+    start, stop = (int(i) for i in np.searchsorted(codes, bounds))
+    window = positions.slice(start, stop - start)
+    missing = wanted.filter(keys.lookup(window, keys.HOLDER, wanted).is_null())
     if missing.is_empty():
         return positions
-    padding = keys.by_holder(missing.with_columns(quantity=pl.lit(0.0)).select(positions.columns))
-    # both in (holder, asset) order: a linear merge, not a sort of the whole book
-    merged = positions.with_columns(_pair=keys.pair()).merge_sorted(
-        padding.with_columns(_pair=keys.pair()), key="_pair"
+    padding = missing.with_columns(quantity=pl.lit(0.0)).select(positions.columns)
+    # both in (holder, asset) order: a linear merge of the window, not a sort of the book
+    merged = (
+        window.with_columns(_pair=keys.pair())
+        .merge_sorted(padding.with_columns(_pair=keys.pair()), key="_pair")
+        .drop("_pair")
     )
-    return merged.drop("_pair").with_columns(pl.col(keys.HOLDER).set_sorted())
+    parts = [positions.slice(0, start), merged, positions.slice(stop)]
+    return pl.concat(parts, rechunk=False).with_columns(pl.col(keys.HOLDER).set_sorted())

@@ -1,10 +1,13 @@
 """Integer keys for the holder-asset table.
 
 Holder and asset ids are strings; joins, group-bys and sorts over millions of rows are several
-times faster on integers. A round therefore works on *codes*: an id's rank among the sorted ids
-of its table (``holder_id → 0…H−1``, ``asset_id → 0…N−1``). Sorting by codes is sorting by ids,
-and rows stay aligned by id: a code names exactly one id, and an id outside its table is an
-error, never a silent mismatch.
+times faster on integers. A round therefore works on *codes* (``holder_id → 0…H−1``,
+``asset_id → 0…N−1``): an asset's code is its id's rank among the sorted asset ids; holders are
+numbered in (mandate, holder_id) order, so that the positions of one mandate's holders are one
+contiguous slice of a book in (holder, asset) order — taken without a copy. Rows stay aligned by
+id: a code names exactly one id, and an id outside its table is an error, never a silent
+mismatch. Codes are internal: frames are decoded back to ids, and sorted by id where their
+order shows, before they leave the estimator.
 
 Position rows are kept in (holder, asset) order and flagged as sorted, so that sums per holder
 take Polars' sorted group-by; holder- and asset-level columns reach the rows by
@@ -13,6 +16,7 @@ take Polars' sorted group-by; holder- and asset-level columns reach the rows by
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +38,10 @@ class Keys:
 
     @classmethod
     def of(cls, holders: pl.DataFrame, assets: pl.DataFrame) -> Keys:
-        return cls(holders[HOLDER].unique().sort(), assets[ASSET].unique().sort())
+        """Keys of the holder and asset tables; holders grouped by ``mandate`` if they have one."""
+        order = [c for c in ("mandate", HOLDER) if c in holders.columns]
+        ids = holders.select(order).sort(order).unique(HOLDER, keep="first", maintain_order=True)
+        return cls(ids[HOLDER], assets[ASSET].unique().sort())
 
     def encode(self, frame: pl.DataFrame) -> pl.DataFrame:
         """``frame`` with its id columns replaced by codes (ids not in the tables raise)."""
@@ -43,8 +50,22 @@ class Keys:
             for col, ids in self._present(frame)
         )
 
-    def decode(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """``frame`` with codes turned back into ids (nulls stay null)."""
+    def decode(self, frame: pl.DataFrame, order: Sequence[str] = ()) -> pl.DataFrame:
+        """``frame`` with codes turned back into ids (nulls stay null), its rows sorted by the
+        columns ``order`` that it has — id columns in id order (sorted on integer ranks,
+        before the ids come back)."""
+        by = [c for c in order if c in frame.columns]
+        if by:
+            rank = self.holders.rank("ordinal").cast(CODE) - 1  # code → rank of its id
+            frame = frame.sort(
+                [
+                    rank.gather(frame[c])
+                    if c in HOLDER_IDS and frame.schema[c] == CODE
+                    else frame[c]
+                    for c in by
+                ],
+                maintain_order=True,
+            )
         return frame.with_columns(
             ids.gather(frame[col]).alias(col)
             for col, ids in self._present(frame)

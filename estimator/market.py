@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Self
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from estimator import contracts, indices, risk
+from estimator import contracts, indices, keys, risk
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.mandates import Mandate, load_mandates
 from estimator.tables import TableSource, load_table
@@ -82,6 +83,14 @@ class Market:
     base_currency: str = "USD"
     sources: dict[str, str] = field(default_factory=dict)  # label → sha256
     warnings: InputWarnings = field(default_factory=InputWarnings)
+
+    @cached_property
+    def coded(self) -> tuple[keys.Keys, pl.DataFrame]:
+        """The integer keys of the holder and asset tables and the positions coded by them,
+        in (holder, asset) order (:mod:`estimator.keys`): made on first use and shared by
+        every scenario run on this market — the frames are not to be changed afterwards."""
+        codes = keys.Keys.of(self.holders, self.assets)
+        return codes, keys.by_holder(codes.encode(self.positions))
 
 
 def sha256(path: Path) -> str:

@@ -7,12 +7,13 @@ Every function works on one mandate's holders: rules are per mandate, so a rule'
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from estimator import book as bk
 from estimator import keys
 from estimator.mandates import Mandate
-from rules import Book, Level, PositionRule, RuleBase, book_scale
+from rules import Book, Level, PositionRule, RuleBase, book_scale, with_position_columns
 
 #: Balance-sheet columns reported before and after the round.
 BEFORE = [
@@ -61,12 +62,27 @@ def by_mandate(
 ) -> dict[str, tuple[pl.DataFrame | None, pl.DataFrame]]:
     """Book rows split by the holders' mandate, in mandate-name order (coded frames), with
     the position rows of the mandates in ``with_rows`` (in (holder, asset) order; None for
-    the other mandates, whose rules read only the book)."""
+    the other mandates, whose rules read only the book).
+
+    Holder codes number holders mandate by mandate (:mod:`estimator.keys`), so a mandate's
+    rows are a contiguous slice of ``pos`` when it is in holder order: found by binary search
+    and taken without a copy. Otherwise they are filtered."""
     books = book.partition_by("mandate", as_dict=True)
+    holder = pos["holder_id"]
+    ordered = holder.flags["SORTED_ASC"] and not holder.has_nulls()
+    codes = holder.to_numpy() if ordered else None
     out = {}
     for (name,), rows in sorted(books.items()):
-        mine = pl.col("holder_id").is_in(rows["holder_id"].implode())
-        out[name] = (keys.by_holder(pos.filter(mine)) if name in with_rows else None, rows)
+        if name not in with_rows:
+            out[name] = (None, rows)
+            continue
+        lo, hi = rows["holder_id"].min(), rows["holder_id"].max()
+        if codes is not None and hi - lo + 1 == rows.height:  # one row per holder: a block
+            start, stop = np.searchsorted(codes, np.array([lo, hi + 1], dtype=codes.dtype))
+            out[name] = (pos.slice(int(start), int(stop - start)), rows)
+        else:
+            mine = pl.col("holder_id").is_in(rows["holder_id"].implode())
+            out[name] = (keys.by_holder(pos.filter(mine)), rows)
     return out
 
 
@@ -83,11 +99,7 @@ def rule_frames(
     rules = position_rules(mandate)
     if not rules:
         return pos_m, book_m
-    pos_m = (  # lazily, so that windows shared between columns are computed once
-        pos_m.lazy()
-        .with_columns(**{k: v for r in rules for k, v in r.position_columns().items()})
-        .collect()
-    )
+    pos_m = with_position_columns(pos_m, rules)
     aggs = {k: v for r in rules for k, v in r.holder_sums().items()}
     sums = pos_m.group_by("holder_id").agg(**aggs)
     book_m = book_m.join(sums, on="holder_id", how="left").with_columns(

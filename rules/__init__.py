@@ -19,6 +19,7 @@ from rules._base import (
     Vec,
     book_scale,
     exceeds,
+    with_position_columns,
 )
 from rules.index_tracking import IndexTracking, index_column
 from rules.leverage import Leverage
@@ -58,4 +59,5 @@ __all__ = [
     "book_scale",
     "exceeds",
     "index_column",
+    "with_position_columns",
 ]

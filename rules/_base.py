@@ -20,7 +20,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
 
 class Level(StrEnum):
@@ -218,8 +218,9 @@ class PositionRule(RuleBase):
 
     * :meth:`asset_columns` — per-asset columns, evaluated once on the asset table (e.g. a
       rating flag) and carried to the asset's positions;
-    * :meth:`position_columns` — per-position columns on the position frame (the flags); they
-      may use per-holder windows, ``expr.over(HOLDER)``;
+    * :meth:`position_columns` — per-position columns on the position frame (the flags),
+      evaluated in order, so that each may read the ones before it (see
+      :func:`with_position_columns`); they may use per-holder windows, ``expr.over(HOLDER)``;
     * :meth:`holder_sums` — aggregations of those over each holder's positions, joined to the
       book under the names its :meth:`lhs` and :meth:`bound` read;
     * :meth:`trade_inputs` — per-holder numbers of the trade, evaluated once on the book;
@@ -256,3 +257,14 @@ class PositionRule(RuleBase):
     def column(self, name: str) -> str:
         """Name of one of this rule's own columns (positions or book)."""
         return f"{self.kind}.{name}"
+
+
+def with_position_columns(frame: pl.DataFrame, rules: Sequence[PositionRule]) -> pl.DataFrame:
+    """``frame`` (position rows) with the :meth:`PositionRule.position_columns` of ``rules``,
+    each column evaluated after the ones before it — a window shared by several columns is
+    then computed once."""
+    lazy = frame.lazy()
+    for rule in rules:
+        for name, expr in rule.position_columns().items():
+            lazy = lazy.with_columns(expr.alias(name))
+    return lazy.collect()

@@ -89,16 +89,18 @@ class IndexTracking(PositionRule):
         return pl.when(self._member).then(expr).otherwise(0.0)
 
     def position_columns(self) -> dict[str, pl.Expr]:
-        """Per member: the raw target weight and its share of the gap, ``½|x_i − A·τ_i|``
-        (per-holder totals as windows, so that the holder sums are plain sums)."""
-        aum_start = self._on_members(_X0).sum().over(HOLDER)
-        raw = self._on_members(self._raw_target(aum_start))
-        total = raw.sum().over(HOLDER)
-        sleeve = self._on_members(_X).sum().over(HOLDER)
-        gap = self._on_members(0.5 * (_X - sleeve * raw / total).abs())
+        """Per member: the raw target weight and its share of the gap, ``½|x_i − A·τ_i|``.
+        The per-holder totals they need — ``A⁰``, ``A`` and ``Σ raw`` — are windows, each
+        computed once as a column of its own (the columns are evaluated in order)."""
+        aum_start, sleeve = self.column("row.aum_start"), self.column("row.sleeve")
+        raw, total = self.column("raw_target"), self.column("row.target_sum")
+        gap = self._on_members(0.5 * (_X - pl.col(sleeve) * pl.col(raw) / pl.col(total)).abs())
         return {
-            self.column("raw_target"): raw,
-            self.column("gap_share"): pl.when(aum_start > 0).then(gap).otherwise(0.0),
+            aum_start: self._on_members(_X0).sum().over(HOLDER),
+            sleeve: self._on_members(_X).sum().over(HOLDER),
+            raw: self._on_members(self._raw_target(pl.col(aum_start))),
+            total: pl.col(raw).sum().over(HOLDER),
+            self.column("gap_share"): pl.when(pl.col(aum_start) > 0).then(gap).otherwise(0.0),
         }
 
     def holder_sums(self) -> dict[str, pl.Expr]:

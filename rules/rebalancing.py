@@ -111,11 +111,25 @@ class RebalancingBand(PositionRule):
     def _out(self, c: str) -> pl.Expr:
         return self._excess(c) > NOISE * book_scale()
 
+    def _in_class(self, c: str) -> pl.Expr:
+        """Whether a position's asset is of class ``c`` (by its class number, see
+        :meth:`asset_columns`: numbers compare faster than strings over millions of rows)."""
+        return (pl.col(self.column("class")) == self.classes.index(c)).fill_null(False)
+
     # --- Polars -------------------------------------------------------------------------------
+    def asset_columns(self) -> dict[str, pl.Expr]:
+        """The asset's class as its number among the policy classes (null for other classes)."""
+        number = {c: i for i, c in enumerate(self.classes)}
+        return {
+            self.column("class"): pl.col("asset_class").replace_strict(
+                number, default=None, return_dtype=pl.UInt16
+            )
+        }
+
     def holder_sums(self) -> dict[str, pl.Expr]:
         sums = {}
         for c in self.classes:
-            mine = pl.col("asset_class") == c
+            mine = self._in_class(c)
             sums[self.column(f"x.{c}")] = _X.filter(mine).sum()
             sums[self.column(f"cash_x.{c}")] = _X.filter(mine & pl.col("is_cash")).sum()
         return sums
@@ -192,7 +206,7 @@ class RebalancingBand(PositionRule):
         out = pl.lit(0.0)
         for c in self.classes:
             spread = pl.col(self.column(f"traded.{c}")) * _X
-            out = pl.when(pl.col("asset_class") == c).then(spread).otherwise(out)
+            out = pl.when(self._in_class(c)).then(spread).otherwise(out)
         return out
 
     def holder_inputs(self, level: Level) -> dict[str, pl.Expr]:
@@ -216,7 +230,7 @@ class RebalancingBand(PositionRule):
 
     def position_inputs(self, level: Level) -> Mapping[str, pl.Expr]:
         return {
-            self.column(f"member.{c}"): (pl.col("asset_class") == c).cast(pl.Float64)
+            self.column(f"member.{c}"): self._in_class(c).cast(pl.Float64)
             for c in self.classes
         }
 

@@ -19,7 +19,14 @@ from estimator import Mandate, Scenario
 from estimator import book as bk
 from estimator.mandates import Execution
 from estimator.market import Market
-from rules import RULE_KINDS, IndexTracking, Level, PositionRule, RebalancingBand
+from rules import (
+    RULE_KINDS,
+    IndexTracking,
+    Level,
+    PositionRule,
+    RebalancingBand,
+    with_position_columns,
+)
 
 VARIANTS: dict[str, list[dict[str, Any]]] = {
     "vol_target": [
@@ -280,7 +287,7 @@ def _holds_no_policy_class(
 
 
 def _flagged(rule: PositionRule, positions: pl.DataFrame) -> pl.DataFrame:
-    return positions.with_columns(**rule.asset_columns()).with_columns(**rule.position_columns())
+    return positions.with_columns(**rule.asset_columns()).pipe(with_position_columns, [rule])
 
 
 def test_min_cost_clarabel_and_scs_agree() -> None:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from estimator import book as bk
-from estimator import keys
+from estimator import keys, scoped
 
 HOLDERS = pl.DataFrame({"holder_id": ["H_B", "H_A", "H_C"], "cash": [2.0, 1.0, 3.0]})
 ASSETS = pl.DataFrame({"asset_id": ["Z", "X", "Y"], "price": [10.0, 20.0, 30.0]})
@@ -25,6 +25,54 @@ def test_codes_are_ranks_of_the_sorted_ids_and_decode_back() -> None:
     assert coded["asset_id"].to_list() == [0, 2]
     assert coded.schema["holder_id"] == keys.CODE
     assert_frame_equal(codes.decode(coded), rows)
+
+
+def test_holders_are_coded_mandate_by_mandate_and_decode_in_id_order() -> None:
+    holders = pl.DataFrame(
+        {"holder_id": ["H_B", "H_A", "H_C", "H_D"], "mandate": ["m2", "m1", "m1", "m2"]}
+    )
+    codes = keys.Keys.of(holders, ASSETS)
+    # by hand: (m1, H_A), (m1, H_C), (m2, H_B), (m2, H_D)
+    assert codes.holders.to_list() == ["H_A", "H_C", "H_B", "H_D"]
+    rows = pl.DataFrame(
+        {"holder_id": ["H_D", "H_B", "H_C", "H_A"], "asset_id": ["X", "Y", "Z", "Y"]}
+    )
+    coded = keys.by_holder(codes.encode(rows))
+    assert coded["holder_id"].to_list() == [0, 1, 2, 3]  # H_A, H_C, H_B, H_D
+    decoded = codes.decode(coded, order=["holder_id", "asset_id"])
+    assert decoded.rows() == [("H_A", "Y"), ("H_B", "Y"), ("H_C", "Z"), ("H_D", "X")]
+
+
+@given(
+    mandates=st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=12),
+    held=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 4)), max_size=40, unique=True),
+)
+def test_by_mandate_slices_are_the_rows_of_each_mandates_holders(
+    mandates: list[str], held: list[tuple[int, int]]
+) -> None:
+    """The contiguous slices against a filter by holder, for books coded by :meth:`Keys.of`."""
+    holders = pl.DataFrame(
+        {"holder_id": [f"H{i:02d}" for i in range(len(mandates))], "mandate": mandates}
+    )
+    assets = pl.DataFrame({"asset_id": [f"A{j}" for j in range(5)]})
+    codes = keys.Keys.of(holders, assets)
+    rows = pl.DataFrame(
+        [(f"H{h:02d}", f"A{a}", float(h * 10 + a)) for h, a in held if h < len(mandates)],
+        schema={"holder_id": pl.String, "asset_id": pl.String, "q": pl.Float64},
+        orient="row",
+    )
+    pos = keys.by_holder(codes.encode(rows))
+    book = codes.encode(holders).sort("holder_id")
+    parts = scoped.by_mandate(pos, book, set(mandates))
+    assert sorted(parts) == sorted(set(mandates))
+    for name, (rows_m, book_m) in parts.items():
+        mine = holders.filter(pl.col("mandate") == name)["holder_id"]
+        expected = rows.filter(pl.col("holder_id").is_in(mine.implode())).sort(
+            "holder_id", "asset_id"
+        )
+        assert rows_m is not None
+        assert_frame_equal(codes.decode(rows_m, order=["holder_id", "asset_id"]), expected)
+        assert sorted(codes.decode(book_m)["holder_id"].to_list()) == sorted(mine.to_list())
 
 
 def test_an_id_outside_the_tables_is_an_error() -> None:

@@ -18,7 +18,7 @@ from estimator import Mandate, Scenario
 from estimator import book as bk
 from estimator.api import RunResult
 from estimator.market import Market
-from rules import Level, PositionRule, ProblemSpace, RuleBase, Vec
+from rules import Level, PositionRule, ProblemSpace, RuleBase, Vec, with_position_columns
 
 EXECUTIONS = ["pro_rata", "min_cost"]
 
@@ -459,7 +459,7 @@ def test_polars_breach_equals_cvxpy_violation(
     holders = market.holders.with_columns(leverage_pre=pl.lit(lev_pre))
     book_frame = bk.holder_book(pos, holders)
     if isinstance(rule, PositionRule):  # the rule's flags on positions, its sums on the book
-        pos = pos.with_columns(**rule.asset_columns()).with_columns(**rule.position_columns())
+        pos = pos.with_columns(**rule.asset_columns()).pipe(with_position_columns, [rule])
         sums = pos.group_by("holder_id").agg(**rule.holder_sums())
         book_frame = book_frame.join(sums, on="holder_id", how="left").fill_null(0.0)
     checked = 0
