@@ -116,8 +116,9 @@ def cascading(n_holders: int, max_rounds: int) -> tuple[int, float]:
         n: m.model_copy(update={"execution": Execution.PRO_RATA})
         for n, m in market.mandates.items()
     }
+    codes, positions = market.coded  # as a run does
     started = time.perf_counter()
-    result = cascade(shocked, holders, market.positions, mandates, impact)
+    result = cascade(shocked, holders, positions, mandates, impact, codes=codes)
     return result.rounds_traded, time.perf_counter() - started
 
 

@@ -62,6 +62,26 @@ def futures_settlement(pos: pl.DataFrame) -> pl.DataFrame:
     return pos.filter(~pl.col("is_cash")).group_by("holder_id").agg(variation_margin=pnl.sum())
 
 
+def credit_variation_margin(
+    holders: pl.DataFrame, positions: pl.DataFrame, moves: pl.DataFrame
+) -> pl.DataFrame:
+    """``holders`` with their futures' variation margin on a price move credited to cash:
+    ``cash_h += Σ_i q_hi·mult_i·ΔP_i`` over the futures in ``moves`` (asset_id, multiplier,
+    ``dp`` = ΔP); ``positions`` (holder_id, asset_id, quantity) may hold other assets too."""
+    pnl = pl.col("quantity") * pl.col("multiplier") * pl.col("dp")
+    margin = (
+        positions.select("holder_id", "asset_id", "quantity")
+        .join(moves.select("asset_id", "multiplier", "dp"), on="asset_id")
+        .group_by("holder_id")
+        .agg(_vm=pnl.sum())
+    )
+    return (
+        holders.join(margin, on="holder_id", how="left")
+        .with_columns(pl.col(Book.CASH) + pl.col("_vm").fill_null(0.0))
+        .drop("_vm")
+    )
+
+
 def restate(book: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame | pl.LazyFrame:
     """Recompute the derived balance-sheet columns from the sums and the cash/debt columns."""
     ae = pl.col("position_value") + pl.col(Book.CASH)

@@ -35,6 +35,7 @@ from enum import Enum
 import polars as pl
 
 from estimator import attribution, keys
+from estimator import book as bk
 from estimator import impact as im
 from estimator.days import Days, paced
 from estimator.engine import COMMITTED, RoundResult, evaluate_round
@@ -441,23 +442,10 @@ class _Episode:
     def _mark(self, held: pl.DataFrame, marks: pl.DataFrame, *, traded: bool = True) -> None:
         """Futures' variation margin on a price move to cash, and the move's losses; a move
         made by trades (``traded``) is what pushes holders in the next round."""
-        futures = marks.filter(pl.col("instrument") == "future")
-        margin = (
-            held.join(futures, on="asset_id")  # few rows: futures only
-            .group_by("holder_id")
-            .agg(
-                _vm=(
-                    pl.col("quantity")
-                    * pl.col("multiplier")
-                    * (pl.col("p_end") - pl.col("p_start"))
-                ).sum()
-            )
+        futures = marks.filter(pl.col("instrument") == "future").with_columns(
+            dp=pl.col("p_end") - pl.col("p_start")
         )
-        self.holders = (
-            self.holders.join(margin, on="holder_id", how="left")
-            .with_columns(pl.col(Book.CASH) + pl.col("_vm").fill_null(0.0))
-            .drop("_vm")
-        )
+        self.holders = bk.credit_variation_margin(self.holders, held, futures)
         moved_by = (
             held.select("holder_id", "asset_id", "quantity"),
             marks.select(

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from estimator import book as bk
 from estimator import impact as im
 from estimator.engine import RoundResult, evaluate_round
 from estimator.impact import Impact
@@ -118,27 +119,17 @@ def equilibrium(
     base = assets.join(impact.parameters(assets), on="asset_id").with_columns(
         price_0=pl.col("price")
     )
-    futures = positions.join(
-        assets.filter(pl.col("instrument") == "future").select("asset_id", "multiplier", "price"),
-        on="asset_id",
+    futures = assets.filter(pl.col("instrument") == "future").select(
+        "asset_id", "multiplier", price_0=pl.col("price")
     )
+    on_futures = positions.join(futures, on="asset_id", how="semi")  # few rows
 
     def required(prices: pl.DataFrame) -> RoundResult:
         marked = assets.drop("price").join(prices, on="asset_id").select(assets.columns)
-        margin = (
-            futures.join(prices.rename({"price": "p"}), on="asset_id")
-            .group_by("holder_id")
-            .agg(
-                _vm=(
-                    pl.col("quantity") * pl.col("multiplier") * (pl.col("p") - pl.col("price"))
-                ).sum()
-            )
+        moves = futures.join(prices, on="asset_id").with_columns(
+            dp=pl.col("price") - pl.col("price_0")
         )
-        settled = (
-            holders.join(margin, on="holder_id", how="left")
-            .with_columns(pl.col("cash") + pl.col("_vm").fill_null(0.0))
-            .drop("_vm")
-        )
+        settled = bk.credit_variation_margin(holders, on_futures, moves)
         return evaluate_round(
             marked, settled, positions, mandates, execution=execution, cache=cache
         )

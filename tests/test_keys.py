@@ -187,3 +187,19 @@ def test_sparse_book_sums_equal_row_sums(seed: int, n_rows: int, shuffle: bool) 
         rel_tol=1e-12,
         abs_tol=1e-9,
     )
+
+
+def test_variation_margin_credits_futures_moves_to_cash() -> None:
+    """By hand: H1 is long 3 contracts × 50 of a future that rises 2 → +300, H2 short 1
+    contract → −100; the stock's move settles nothing; H3 holds nothing."""
+    holders = pl.DataFrame({"holder_id": ["H1", "H2", "H3"], "cash": [10.0, 20.0, 30.0]})
+    positions = pl.DataFrame(
+        {
+            "holder_id": ["H1", "H1", "H2"],
+            "asset_id": ["FUT", "STOCK", "FUT"],
+            "quantity": [3.0, 100.0, -1.0],
+        }
+    )
+    moves = pl.DataFrame({"asset_id": ["FUT"], "multiplier": [50.0], "dp": [2.0]})
+    out = bk.credit_variation_margin(holders, positions, moves)
+    assert out.sort("holder_id")["cash"].to_list() == [310.0, -80.0, 30.0]
