@@ -22,7 +22,6 @@ before or after the changes) and ``dw`` (``Δw``, 0 for an unchanged index).
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 
 from estimator import contracts, keys
@@ -239,9 +238,7 @@ def pad_positions(
     if wanted.is_empty():
         return positions
     # the trackers' rows: one slice of the book, as holders are coded mandate by mandate
-    codes = positions[keys.HOLDER].to_numpy()
-    bounds = np.array([wanted[keys.HOLDER].min(), wanted[keys.HOLDER].max() + 1], codes.dtype)
-    start, stop = (int(i) for i in np.searchsorted(codes, bounds))
+    start, stop = keys.span(positions, wanted[keys.HOLDER].min(), wanted[keys.HOLDER].max())
     window = positions.slice(start, stop - start)
     missing = wanted.filter(keys.lookup(window, keys.HOLDER, wanted).is_null())
     if missing.is_empty():

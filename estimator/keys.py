@@ -100,6 +100,14 @@ def by_holder(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.with_columns(pl.col(HOLDER).set_sorted())
 
 
+def span(rows: pl.DataFrame, first: int, last: int) -> tuple[int, int]:
+    """Start and stop of the rows whose holder code is in ``first…last``, for ``rows`` in
+    holder order: a binary search, so that the rows are a slice taken without a copy."""
+    bounds = pl.Series([first, last + 1], dtype=CODE)
+    start, stop = rows[HOLDER].search_sorted(bounds, side="left").to_list()
+    return start, stop
+
+
 def lookup(rows: pl.DataFrame, column: str, wanted: pl.DataFrame) -> pl.Series:
     """``rows``' ``column`` at each (holder, asset) pair of ``wanted`` (null where ``rows`` has
     no such pair): a binary search in ``rows``, which must be in (holder, asset) order — far

@@ -7,7 +7,6 @@ Every function works on one mandate's holders: rules are per mandate, so a rule'
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 
 from estimator import book as bk
@@ -70,16 +69,15 @@ def by_mandate(
     books = book.partition_by("mandate", as_dict=True)
     holder = pos["holder_id"]
     ordered = holder.flags["SORTED_ASC"] and not holder.has_nulls()
-    codes = holder.to_numpy() if ordered else None
     out = {}
     for (name,), rows in sorted(books.items()):
         if name not in with_rows:
             out[name] = (None, rows)
             continue
         lo, hi = rows["holder_id"].min(), rows["holder_id"].max()
-        if codes is not None and hi - lo + 1 == rows.height:  # one row per holder: a block
-            start, stop = np.searchsorted(codes, np.array([lo, hi + 1], dtype=codes.dtype))
-            out[name] = (pos.slice(int(start), int(stop - start)), rows)
+        if ordered and hi - lo + 1 == rows.height:  # one row per holder: a block
+            start, stop = keys.span(pos, lo, hi)
+            out[name] = (pos.slice(start, stop - start), rows)
         else:
             mine = pl.col("holder_id").is_in(rows["holder_id"].implode())
             out[name] = (keys.by_holder(pos.filter(mine)), rows)

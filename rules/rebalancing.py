@@ -230,8 +230,7 @@ class RebalancingBand(PositionRule):
 
     def position_inputs(self, level: Level) -> Mapping[str, pl.Expr]:
         return {
-            self.column(f"member.{c}"): self._in_class(c).cast(pl.Float64)
-            for c in self.classes
+            self.column(f"member.{c}"): self._in_class(c).cast(pl.Float64) for c in self.classes
         }
 
     # --- cvxpy --------------------------------------------------------------------------------
