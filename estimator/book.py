@@ -23,8 +23,6 @@ from rules import Book
 
 _X = pl.col("exposure")
 _PRICING = ["price", "multiplier"]
-#: Position keys and accounting columns :func:`holder_book` reads from the position rows.
-_ROW = ["holder_id", "asset_id", "exposure", "value", "is_cash"]
 
 
 def model_columns(assets: pl.DataFrame) -> list[str]:
@@ -35,7 +33,7 @@ def model_columns(assets: pl.DataFrame) -> list[str]:
 def position_frame(
     positions: pl.DataFrame, assets: pl.DataFrame, columns: Sequence[str] | None = None
 ) -> pl.DataFrame:
-    """Positions joined to assets by ``asset_id`` with ``exposure``, ``value`` and ``is_cash``.
+    """Positions joined to assets by ``asset_id`` with ``exposure`` and ``is_cash``.
 
     ``columns``: the asset columns to carry besides ``price`` and ``multiplier`` (all by
     default); a narrow frame keeps large books fast and small.
@@ -50,10 +48,7 @@ def position_frame(
         joined = keys.broadcast(table, table.columns[1:], positions, key="asset_id")
     else:
         joined = positions.join(table, on="asset_id", validate="m:1", maintain_order="left")
-    exposure = pl.col("quantity") * pl.col("price") * pl.col("multiplier")
-    return joined.with_columns(exposure=exposure).with_columns(
-        value=pl.when(pl.col("is_cash")).then(_X).otherwise(0.0)
-    )
+    return joined.with_columns(exposure=pl.col("quantity") * pl.col("price") * pl.col("multiplier"))
 
 
 def futures_settlement(pos: pl.DataFrame) -> pl.DataFrame:
@@ -104,7 +99,7 @@ def _rows_sums(pos: pl.DataFrame, gcols: list[str]) -> pl.DataFrame:
     """Per-holder sums from position rows that carry the model columns."""
     rated = pl.col("margin_rate").is_not_null()
     return pos.group_by("holder_id").agg(
-        pl.col("value").sum().alias("position_value"),
+        (_X * pl.col("is_cash")).sum().alias("position_value"),
         _X.abs().sum().alias(Book.GROSS_EXPOSURE),
         (_X * pl.col("is_cash")).sum().alias(Book.CASH_EXPOSURE),
         (pl.col("margin_rate") * _X.abs()).filter(rated).sum().alias(Book.MARGIN_RATED),
@@ -114,7 +109,65 @@ def _rows_sums(pos: pl.DataFrame, gcols: list[str]) -> pl.DataFrame:
     )
 
 
-def _sparse_sums(pos: pl.DataFrame, assets: pl.DataFrame, gcols: list[str]) -> pl.DataFrame:
+class Pattern:
+    """The holder × asset pattern of a coded position frame (:mod:`estimator.keys`): its rows
+    as the non-zeros of a sparse holder × asset matrix, so that per-holder sums are sparse
+    products ``M(d) V`` — row ``h`` of the result is ``Σ_i d_hi·V_i`` over the holder's rows.
+
+    Built once per frame (one binary search over the holder codes); every frame with the same
+    rows in the same order (e.g. the positions before and after a round's trades) reuses it.
+    """
+
+    def __init__(self, pos: pl.DataFrame) -> None:
+        holder = pos["holder_id"].to_numpy()
+        asset = pos["asset_id"].to_numpy()
+        self.height = pos.height
+        self._order = None
+        ordered = pos["holder_id"].flags["SORTED_ASC"] or not np.any(holder[1:] < holder[:-1])
+        if not ordered:  # CSR wants rows grouped by holder
+            self._order = np.argsort(holder, kind="stable")
+            holder, asset = holder[self._order], asset[self._order]
+        self.n_assets = int(asset.max()) + 1 if asset.size else 0
+        small = self.n_assets < 2**31 and pos.height < 2**31
+        index = np.int32 if small else np.int64  # scipy's index type
+        as_bits = asset.dtype == np.uint32 and small  # codes below 2³¹ are their int32 bits
+        self._asset = asset.view(index) if as_bits else asset.astype(index)
+        self.n_holders = int(holder[-1]) + 1 if holder.size else 0
+        indptr = np.searchsorted(holder, np.arange(self.n_holders + 1, dtype=holder.dtype))
+        self._indptr = indptr.astype(self._asset.dtype)
+
+    def times(self, data: np.ndarray | pl.Series, vectors: np.ndarray) -> np.ndarray:
+        """``M(data) @ vectors``: ``data`` one value per row (in the frame's order),
+        ``vectors`` one row per asset code; the result has one row per holder code."""
+        d = data.to_numpy() if isinstance(data, pl.Series) else data
+        if d.shape != (self.height,):
+            raise ValueError(f"expected {self.height} row values, got shape {d.shape}")
+        if vectors.shape[0] < self.n_assets:
+            raise ValueError(f"expected a row per asset code up to {self.n_assets - 1}")
+        if self._order is not None:
+            d = d[self._order]
+        M = sparse.csr_array(
+            (d, self._asset, self._indptr), shape=(self.n_holders, vectors.shape[0]), copy=False
+        )
+        return M @ vectors
+
+    def sums(self, data: np.ndarray | pl.Series) -> np.ndarray:
+        """``Σ_i d_hi`` per holder code (0 for a code without rows)."""
+        return self.times(data, np.ones((self.n_assets, 1)))[:, 0]
+
+
+def per_asset(assets: pl.DataFrame, **columns: pl.Expr) -> np.ndarray:
+    """Asset columns as an array with one row per asset code (coded ``assets``, zeros for a
+    code without an asset): the ``vectors`` of :meth:`Pattern.times`."""
+    values = assets.select(**columns)
+    at = np.zeros((int(assets["asset_id"].max()) + 1, values.width))
+    at[assets["asset_id"].to_numpy()] = values.to_numpy()
+    return at
+
+
+def _sparse_sums(
+    pos: pl.DataFrame, assets: pl.DataFrame, gcols: list[str], pattern: Pattern | None = None
+) -> pl.DataFrame:
     """The same sums as sparse products, for coded frames (:mod:`estimator.keys`).
 
     With ``X`` the holder × asset exposure matrix, ``c`` the cash-instrument indicator, ``m̃``
@@ -123,41 +176,29 @@ def _sparse_sums(pos: pl.DataFrame, assets: pl.DataFrame, gcols: list[str]) -> p
     margin ``|X| m̃`` and ``|X| ν``, specific variance ``(X∘X) s²``, factor exposures ``X G``.
     No model column is copied onto the rows.
     """
-    n_assets = int(assets["asset_id"].max()) + 1
-    vectors = assets.select(
-        pl.col(gcols),
-        c=(pl.col("instrument") == "cash").cast(pl.Float64),
-        m=pl.col("margin_rate").fill_null(0.0),
-        nu=pl.col("margin_rate").is_null().cast(pl.Float64),
-        s2=pl.col(risk.SPECIFIC) ** 2,
-        one=pl.lit(1.0),
-    )
-    at = np.zeros((n_assets, vectors.width))  # row i: the asset with code i
-    at[assets["asset_id"].to_numpy()] = vectors.to_numpy()
-    col = {name: at[:, j] for j, name in enumerate(vectors.columns)}
-    holder, asset = (
-        pos["holder_id"].to_numpy(),
-        pos["asset_id"].to_numpy().astype(np.int32 if pos.height < 2**31 else np.int64),
-    )
-    x = pos["exposure"].to_numpy()
-    if np.any(holder[1:] < holder[:-1]):  # CSR wants rows grouped by holder
-        order = np.argsort(holder, kind="stable")
-        holder, asset, x = holder[order], asset[order], x[order]
-    n_holders = int(holder[-1]) + 1 if holder.size else 0
-    indptr = np.searchsorted(holder, np.arange(n_holders + 1, dtype=holder.dtype))
-    indptr = indptr.astype(asset.dtype)
+    vectors = {
+        **{g: pl.col(g) for g in gcols},
+        "c": (pl.col("instrument") == "cash").cast(pl.Float64),
+        "m": pl.col("margin_rate").fill_null(0.0),
+        "nu": pl.col("margin_rate").is_null().cast(pl.Float64),
+        "s2": pl.col(risk.SPECIFIC) ** 2,
+        "one": pl.lit(1.0),
+    }
+    at = per_asset(assets, **vectors)  # row i: the asset with code i
+    col = {name: at[:, j] for j, name in enumerate(vectors)}
+    pattern = pattern or Pattern(pos)
+    # the row arrays by Polars: threaded, and its allocator reuses memory that numpy's gives back
+    rows = pos.select(x=_X, abs=_X.abs(), sq=_X * _X)
 
-    def product(data: np.ndarray, names: list[str]) -> np.ndarray:
-        """``M v`` for the vectors ``names``, ``M`` the holder × asset matrix of ``data``."""
-        M = sparse.csr_array((data, asset, indptr), shape=(n_holders, n_assets), copy=False)
-        return M @ np.column_stack([col[n] for n in names])
+    def product(data: str, names: list[str]) -> np.ndarray:
+        return pattern.times(rows[data], np.column_stack([col[n] for n in names]))
 
-    with_sign = product(x, ["c", *gcols])  # X c, X G
-    gross = product(np.abs(x), ["one", "m", "nu"])  # |X| 1, |X| m̃, |X| ν
-    specific = product(x * x, ["s2"])  # (X∘X) s²
+    with_sign = product("x", ["c", *gcols])  # X c, X G
+    gross = product("abs", ["one", "m", "nu"])  # |X| 1, |X| m̃, |X| ν
+    specific = product("sq", ["s2"])  # (X∘X) s²
     return pl.DataFrame(
         {
-            "holder_id": np.arange(n_holders, dtype=np.uint32),
+            "holder_id": np.arange(pattern.n_holders, dtype=np.uint32),
             "position_value": with_sign[:, 0],
             Book.GROSS_EXPOSURE: gross[:, 0],
             Book.CASH_EXPOSURE: with_sign[:, 0],
@@ -170,16 +211,19 @@ def _sparse_sums(pos: pl.DataFrame, assets: pl.DataFrame, gcols: list[str]) -> p
 
 
 def holder_book(
-    pos: pl.DataFrame, holders: pl.DataFrame, assets: pl.DataFrame | None = None
+    pos: pl.DataFrame,
+    holders: pl.DataFrame,
+    assets: pl.DataFrame | None = None,
+    pattern: Pattern | None = None,
 ) -> pl.DataFrame:
     """One row per holder (holders without positions included) with every :class:`Book` column.
 
     The margin and risk sums read :func:`model_columns` from ``pos``, or, when ``assets`` is
     given, from ``assets`` by asset code (:mod:`estimator.keys`; the position rows then need
-    only the accounting columns).
+    only the accounting columns, and ``pattern``, if given, is the rows' :class:`Pattern`).
     """
     gcols = risk.factor_columns(pos if assets is None else assets)
-    sums = _rows_sums(pos, gcols) if assets is None else _sparse_sums(pos, assets, gcols)
+    sums = _rows_sums(pos, gcols) if assets is None else _sparse_sums(pos, assets, gcols, pattern)
     factor_var = (
         pl.sum_horizontal([pl.col(f"_fe_{g}") ** 2 for g in gcols]) if gcols else pl.lit(0.0)
     )

@@ -80,7 +80,7 @@ def _names(flags: dict[str, pl.Expr]) -> pl.Expr:
     if not flags:
         return pl.lit("")
     parts = [pl.when(v).then(pl.lit(k)) for k, v in flags.items()]
-    return pl.concat_list(parts).list.drop_nulls().list.join(";")
+    return pl.concat_str(parts, separator=";", ignore_nulls=True)  # "" when no flag is set
 
 
 def _level_expr(rule: RuleBase, active: pl.Expr, method: str) -> pl.Expr:
@@ -282,6 +282,10 @@ class _MandateRound:
     #: (holder_id, row, trade_value) for rows whose trade is not ``(f − 1)·x`` — the holder's
     #: common scale of its book — because a position rule or a solve set it; None if none.
     traded: pl.DataFrame | None = None
+    #: (holder_id, the position rules' holder sums) after the round, for holders whose
+    #: positions after the round are those the position rules left (``f = 1``, not solved):
+    #: the compliance check reuses them instead of summing the same rows again.
+    sums_after: pl.DataFrame | None = None
 
 
 def _pro_rata(
@@ -311,7 +315,14 @@ def _pro_rata(
         _ROW,
         trade_value=pl.col("scale_factor") * pl.col("exposure") - pl.col("exposure_start"),
     )
-    return _MandateRound(decisions, traded)
+    unscaled = decisions.filter(pl.col("scale_factor") == 1.0).select("holder_id")
+    sums = book1.join(unscaled, on="holder_id", how="semi").select("holder_id", *_sums(mandate))
+    return _MandateRound(decisions, traded, sums)
+
+
+def _sums(mandate: Mandate) -> list[str]:
+    """Names of the position rules' per-holder sums."""
+    return [k for r in scoped.position_rules(mandate) for k in r.holder_sums()]
 
 
 def _min_cost(
@@ -361,7 +372,10 @@ def _min_cost(
     if fallback.traded is not None:
         kept = fallback.traded.join(solved, on="holder_id", how="anti")
         solved_rows = pl.concat([kept, solved_rows])
-    return _MandateRound(merged, solved_rows)
+    sums = fallback.sums_after
+    if sums is not None:
+        sums = sums.join(solved, on="holder_id", how="anti")
+    return _MandateRound(merged, solved_rows, sums)
 
 
 def evaluate_round(
@@ -384,41 +398,60 @@ def evaluate_round(
     codes = None if coded else keys.Keys.of(holders, assets)
     if codes is not None:
         assets, holders, positions = (codes.encode(f) for f in (assets, holders, positions))
-    positions = indices.pad_positions(positions, holders, mandates, assets)
-    pos = keys.by_holder(bk.position_frame(positions, assets, columns=[]))
-    pos = pos.with_columns(exposure_start=pl.col("exposure"))
+    positions = indices.pad_positions(positions, holders, mandates, assets)  # (holder, asset) order
+    pos = bk.position_frame(positions, assets, columns=[]).with_columns(  # keeps the order
+        pl.col(keys.HOLDER).set_sorted(), exposure_start=pl.col("exposure")
+    )
     pos = pos.with_row_index(_ROW)
-    book = bk.holder_book(pos, holders, assets)
-    placed = {n for n, m in mandates.items() if scoped.position_rules(m)}
-    rounds = []
-    for name, (pos_part, book_part) in scoped.by_mandate(pos, book, placed).items():
+    pattern = bk.Pattern(pos)  # the same rows before and after the trades
+    book = bk.holder_book(pos, holders, assets, pattern)
+    rounds: dict[str, _MandateRound] = {}
+    trade_value = np.zeros(pos.height)  # u, by row number
+    for name, (pos_part, book_part) in scoped.by_mandate(pos, book, set(mandates)).items():
         mandate = mandates[name]
         pos_m, book_m = (
             scoped.rule_frames(pos_part, book_part, mandate, assets)
-            if pos_part is not None
+            if scoped.position_rules(mandate)
             else (None, book_part)
         )
         book_m = scoped.annotate(book_m, mandate)
         holders_m = holders.join(book_m.select("holder_id"), on="holder_id", how="semi")
         result = _pro_rata(pos_m, book_m, holders_m, mandate, assets)
         if mandate.execution is Execution.MIN_COST:
-            rows = pos_m if pos_m is not None else pos
+            rows = pos_m if pos_m is not None else pos_part
             result = _min_cost(rows, book_m, mandate, cache, result, assets)
-        rounds.append(result)
-    decisions = pl.concat([r.decisions for r in rounds], how="diagonal_relaxed").sort("holder_id")
+        rounds[name] = result
+        _fill_trades(trade_value, pos_part, result)
+    parts = [r.decisions for r in rounds.values()]
+    decisions = pl.concat(parts, how="diagonal_relaxed").sort("holder_id")
     for col, dtype in _OUTCOME_SCHEMA.items():
         if col not in decisions.columns:
             decisions = decisions.with_columns(pl.lit(None, dtype=dtype).alias(col))
-    scaled = keys.broadcast(decisions, ["scale_factor"], pos.select("holder_id", "exposure"))
-    trade_value = (  # u = (f − 1)·x, then the rows a position rule or a solve traded
-        ((scaled["scale_factor"].fill_null(1.0) - 1.0) * scaled["exposure"]).to_numpy().copy()
-    )
-    for r in rounds:
-        if r.traded is not None:
-            trade_value[r.traded[_ROW].to_numpy()] = r.traded["trade_value"].to_numpy()
     traded = pos.drop(_ROW).with_columns(trade_value=trade_value)
-    result = _settle(decisions, traded, holders, mandates, assets, cache.compiled)
+    known = {n: r.sums_after for n, r in rounds.items() if r.sums_after is not None}
+    result = _settle(decisions, traded, holders, mandates, assets, pattern, known, cache.compiled)
     return result if codes is None else result.decoded(codes)
+
+
+def _fill_trades(out: np.ndarray, pos_m: pl.DataFrame, result: _MandateRound) -> None:
+    """Write one mandate's trades into ``out`` (an entry per row of the round, by row number):
+    ``u = (f − 1)·x`` with ``f`` its holder's common scale, except on the rows a position rule
+    or a solve traded (``result.traded``; it covers all of ``pos_m`` if it has as many rows)."""
+    traded = result.traded
+    if traded is None or traded.height < pos_m.height:
+        f = keys.broadcast(result.decisions, ["scale_factor"], pos_m.select("holder_id", _ROW))
+        _put(out, pos_m[_ROW], (f["scale_factor"].fill_null(1.0) - 1.0) * pos_m["exposure"])
+    if traded is not None:
+        _put(out, traded[_ROW], traded["trade_value"])
+
+
+def _put(out: np.ndarray, rows: pl.Series, values: pl.Series) -> None:
+    """``out[rows] = values``: a copy into a slice when the rows are a run ``a, a+1, …``."""
+    at = rows.to_numpy()
+    if at.size and int(at[-1]) - int(at[0]) + 1 == at.size and rows.is_sorted():
+        out[at[0] : at[-1] + 1] = values.to_numpy()
+    else:
+        out[at] = values.to_numpy()
 
 
 def _settle(
@@ -427,17 +460,28 @@ def _settle(
     holders: pl.DataFrame,
     mandates: dict[str, Mandate],
     assets: pl.DataFrame,
+    pattern: bk.Pattern,
+    known: dict[str, pl.DataFrame],
     compiled: int,
 ) -> RoundResult:
-    traded = trades.with_columns(  # in (holder, asset) order, like the round's frame
+    """Apply the trades ``u`` (``trades``: the round's rows in (holder, asset) order, with
+    ``pattern`` their :class:`book.Pattern`), re-check every rule and assemble the result.
+
+    Per holder: cash out ``Σ u·c`` (``c`` = 1 for cash instruments; futures move no cash),
+    sold ``Σ max(−u, 0)``, bought ``Σ max(u, 0)`` and the gross exposure left ``Σ|x + u|``."""
+    traded = trades.with_columns(
         trade_quantity=pl.col("trade_value") / (pl.col("price") * pl.col("multiplier")),
     )
     u = pl.col("trade_value")
-    moved = traded.group_by("holder_id").agg(  # one pass for every per-holder total
-        cash_out=(u * pl.col("is_cash")).sum(),
-        sold=(-u).clip(lower_bound=0).sum(),
-        bought=u.clip(lower_bound=0).sum(),
-        remaining=(pl.col("exposure") + u).abs().sum(),
+    flows = traded.select(u, sold=(-u).clip(lower_bound=0.0), bought=u.clip(lower_bound=0.0))
+    cash = bk.per_asset(assets, c=(pl.col("instrument") == "cash").cast(pl.Float64))
+    moved = pl.DataFrame(
+        {
+            "holder_id": np.arange(pattern.n_holders, dtype=np.uint32),
+            "cash_out": pattern.times(flows["trade_value"], cash)[:, 0],
+            "sold": pattern.sums(flows["sold"]),
+            "bought": pattern.sums(flows["bought"]),
+        }
     )
     holders_after = (  # cures drawn are used up: a later round cannot draw them again
         holders.drop(Book.CASH, Book.OTHER_DEBT)
@@ -462,7 +506,7 @@ def _settle(
     pos_after = traded.with_columns(  # x⁺ = x + u; positions keep their asset columns
         quantity=pl.col("quantity") + pl.col("trade_quantity"),
         exposure=pl.col("exposure") + pl.col("trade_value"),
-    ).with_columns(value=pl.when(pl.col("is_cash")).then(pl.col("exposure")).otherwise(0.0))
+    )
     positions_after = (
         pos_after.select("holder_id", "asset_id", "quantity", "trade_value")
         .filter(  # not the zero rows an index tracker did not trade
@@ -470,10 +514,12 @@ def _settle(
         )
         .drop("trade_value")
     )
-    after = check_compliance(
-        pos_after, bk.holder_book(pos_after, holders_after, assets), decisions, mandates, assets
+    book_after = bk.holder_book(pos_after, holders_after, assets, pattern)
+    after = check_compliance(pos_after, book_after, decisions, mandates, assets, known)
+    flows = moved.drop("cash_out").join(
+        book_after.select("holder_id", remaining=Book.GROSS_EXPOSURE), on="holder_id"
     )
-    holders_out = _status(decisions, after, moved.drop("cash_out"))
+    holders_out = _status(decisions, after, flows)
     rules = holders_out.select(
         "holder_id",
         rules=pl.when(pl.col("binding_rules") != "")
@@ -498,12 +544,15 @@ def check_compliance(
     decisions: pl.DataFrame,
     mandates: dict[str, Mandate],
     assets: pl.DataFrame,
+    known: dict[str, pl.DataFrame] | None = None,
 ) -> pl.DataFrame:
     """Re-evaluate every rule on the post-trade book with the Polars expressions.
 
     Each rule is checked at the level it was enforced at (restore if it acted, trigger otherwise);
     ``breach_after`` is the largest remaining breach in currency, ``compliant`` allows
-    :data:`TOLERANCE` × max(Σ|x|, |E|) before the round.
+    :data:`TOLERANCE` × max(Σ|x|, |E|) before the round. ``known``: per mandate,
+    (holder_id, position rules' sums) already summed over those holders' rows after the round;
+    the other holders' rows are summed here.
     """
     levels = [c for c in decisions.columns if c.endswith((".down", ".up"))]
     flags = decisions.select("holder_id", *levels, scale=pl.col(scoped.SCALE_BEFORE))
@@ -512,7 +561,9 @@ def check_compliance(
     for name, (pos_m, book_part) in scoped.by_mandate(pos_after, after, placed).items():
         mandate = mandates[name]
         book_m = (
-            book_part if pos_m is None else scoped.rule_frames(pos_m, book_part, mandate, assets)[1]
+            book_part
+            if pos_m is None
+            else _rule_sums(pos_m, book_part, mandate, assets, (known or {}).get(name))
         )
         sub = book_m.join(flags, on="holder_id")
 
@@ -528,6 +579,26 @@ def check_compliance(
         parts.append(sub)
     out = pl.concat(parts, how="diagonal_relaxed")
     return out.with_columns(compliant=pl.col("breach_after") <= TOLERANCE * pl.col("scale"))
+
+
+def _rule_sums(
+    pos_m: pl.DataFrame,
+    book_m: pl.DataFrame,
+    mandate: Mandate,
+    assets: pl.DataFrame,
+    known: pl.DataFrame | None,
+) -> pl.DataFrame:
+    """``book_m`` with its position rules' sums: taken from ``known`` where it has them,
+    summed over ``pos_m`` (the mandate's rows) for the other holders."""
+    if known is None or known.is_empty():
+        return scoped.rule_frames(pos_m, book_m, mandate, assets)[1]
+    reused = known.select("holder_id", *_sums(mandate))
+    done = book_m.join(reused, on="holder_id", how="inner")
+    rest = book_m.join(reused, on="holder_id", how="anti")
+    if rest.is_empty():
+        return done
+    rows = pos_m.filter(pl.col("holder_id").is_in(rest["holder_id"].implode()))
+    return pl.concat([done, scoped.rule_frames(rows, rest, mandate, assets)[1]]).sort("holder_id")
 
 
 def _status(decisions: pl.DataFrame, after: pl.DataFrame, moved: pl.DataFrame) -> pl.DataFrame:

@@ -141,5 +141,5 @@ def broadcast(
     span = pl.DataFrame({key: pl.arange(0, int(codes.max()) + 1, dtype=CODE, eager=True)})
     dense = span.join(
         table.select(key, *columns), on=key, how="left", maintain_order="left", validate="1:1"
-    )
+    ).rechunk()  # a gather from one contiguous chunk is about twice as fast
     return rows.with_columns(dense[c].gather(codes) for c in columns)

@@ -133,8 +133,8 @@ def allocate(
     """Apply the position rules' pro-rata trades in turn, re-marking the book after each.
 
     A rule acts where it triggered at the start of the round (``{kind}.down``) and trades to its
-    restore level on the book as the earlier rules left it. Returns the positions (exposure and
-    value moved; ``exposure_start``, the exposure at the start of the round, kept) and the
+    restore level on the book as the earlier rules left it. Returns the positions (exposure
+    moved; ``exposure_start``, the exposure at the start of the round, kept) and the
     re-marked book (cash moved), with the annotated columns carried over.
     """
     fixed = book_m.select("holder_id", *fixed_columns(book_m))
@@ -147,7 +147,6 @@ def allocate(
             joined.with_columns(_trade=trade)
             .select(*pos_m.columns, "_trade")
             .with_columns(exposure=pl.col("exposure") + pl.col("_trade"))
-            .with_columns(value=pl.when(pl.col("is_cash")).then(pl.col("exposure")).otherwise(0.0))
         )
         cash_out = pos_m.group_by("holder_id").agg(
             _out=(pl.col("_trade") * pl.col("is_cash")).sum()

@@ -263,8 +263,7 @@ def with_position_columns(frame: pl.DataFrame, rules: Sequence[PositionRule]) ->
     """``frame`` (position rows) with the :meth:`PositionRule.position_columns` of ``rules``,
     each column evaluated after the ones before it — a window shared by several columns is
     then computed once."""
-    lazy = frame.lazy()
     for rule in rules:
         for name, expr in rule.position_columns().items():
-            lazy = lazy.with_columns(expr.alias(name))
-    return lazy.collect()
+            frame = frame.with_columns(expr.alias(name))
+    return frame

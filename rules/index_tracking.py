@@ -104,14 +104,15 @@ class IndexTracking(PositionRule):
         }
 
     def holder_sums(self) -> dict[str, pl.Expr]:
-        aum_start = self._on_members(_X0).sum()
-        tracks = aum_start > 0
+        """``A⁰``, ``Σ raw`` and ``A`` are constant over a holder's rows (the windows of
+        :meth:`position_columns`): one row's value each; the gap is summed."""
+        aum_start = pl.col(self.column("row.aum_start")).first()
         return {
             self.column("aum_start"): aum_start,
-            self.column("target_sum"): pl.when(tracks)
-            .then(pl.col(self.column("raw_target")).sum())
+            self.column("target_sum"): pl.when(aum_start > 0)
+            .then(pl.col(self.column("row.target_sum")).first())
             .otherwise(1.0),
-            self.column("sleeve"): self._on_members(_X).sum(),
+            self.column("sleeve"): pl.col(self.column("row.sleeve")).first(),
             self.column("gap"): pl.col(self.column("gap_share")).sum(),
         }
 

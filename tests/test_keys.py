@@ -189,6 +189,49 @@ def test_sparse_book_sums_equal_row_sums(seed: int, n_rows: int, shuffle: bool) 
     )
 
 
+def test_pattern_products_by_hand() -> None:
+    # holder 0 holds assets 2 and 0, holder 1 nothing, holder 2 asset 1; rows out of order
+    rows = pl.DataFrame(
+        {"holder_id": [2, 0, 0], "asset_id": [1, 2, 0]},
+        schema={c: keys.CODE for c in ("holder_id", "asset_id")},
+    )
+    pattern = bk.Pattern(rows)
+    data = np.array([5.0, 2.0, 3.0])  # per row, in the frame's order
+    vectors = np.array([[1.0, 10.0], [2.0, 20.0], [4.0, 40.0]])  # per asset code
+    # holder 0: 2·v₂ + 3·v₀ = (8 + 3, 80 + 30); holder 1: 0; holder 2: 5·v₁ = (10, 100)
+    assert pattern.times(data, vectors).tolist() == [[11.0, 110.0], [0.0, 0.0], [10.0, 100.0]]
+    assert pattern.sums(data).tolist() == [5.0, 0.0, 5.0]
+    with pytest.raises(ValueError, match="3 row values"):
+        pattern.sums(np.ones(2))
+    with pytest.raises(ValueError, match="asset code up to 2"):
+        pattern.times(data, vectors[:2])
+
+
+@given(seed=st.integers(0, 2**32 - 1), n_rows=st.integers(0, 48), shuffle=st.booleans())
+def test_pattern_sums_equal_group_by_sums(seed: int, n_rows: int, shuffle: bool) -> None:
+    """Per-holder sums as sparse products against a Polars group-by on the same rows."""
+    rng = np.random.default_rng(seed)
+    n_holders, n_assets = 8, 6
+    pairs = rng.choice(n_holders * n_assets, size=n_rows, replace=False)
+    rows = pl.DataFrame(
+        {
+            "holder_id": (pairs // n_assets).astype(np.uint32),
+            "asset_id": (pairs % n_assets).astype(np.uint32),
+            "d": rng.normal(0, 10, n_rows),
+        }
+    )
+    if not shuffle:
+        rows = rows.sort("holder_id", "asset_id")
+    pattern = bk.Pattern(rows)
+    expected = rows.group_by("holder_id").agg(pl.col("d").sum())
+    got = pl.DataFrame(
+        {"holder_id": np.arange(pattern.n_holders, dtype=np.uint32), "d": pattern.sums(rows["d"])}
+    )
+    joined = got.join(expected, on="holder_id", how="left", suffix="_expected")
+    assert joined.height == (int(rows["holder_id"].max()) + 1 if n_rows else 0)
+    assert np.allclose(joined["d"], joined["d_expected"].fill_null(0.0), rtol=1e-12, atol=1e-12)
+
+
 def test_variation_margin_credits_futures_moves_to_cash() -> None:
     """By hand: H1 is long 3 contracts × 50 of a future that rises 2 → +300, H2 short 1
     contract → −100; the stock's move settles nothing; H3 holds nothing."""
