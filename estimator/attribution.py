@@ -38,19 +38,25 @@ NETTED = 1e-9
 
 def flow_shares(flows: pl.DataFrame, mode: Literal["cumulative", "per_round"]) -> pl.DataFrame:
     """``holder_id, asset_id, share`` from ``flows`` (holder_id, asset_id, ``episode_q``
-    cumulative and ``round_q`` this round's net quantity)."""
+    cumulative and ``round_q`` this round's net quantity; coded, :mod:`estimator.keys`)."""
+    sums = {  # per asset, once: Σq and Σ|q| of the round's and of the episode's flows
+        f"{name}_{kind}": (q.abs() if kind == "gross" else q).sum()
+        for name, q in (("r", pl.col("round_q")), ("e", pl.col("episode_q")))
+        for kind in ("net", "gross")
+    }
+    per_asset = flows.group_by("asset_id").agg(**sums)
+    rows = keys.broadcast(per_asset, list(sums), flows, key="asset_id")
 
-    def net_share(q: pl.Expr, fallback: pl.Expr) -> pl.Expr:
+    def net_share(q: pl.Expr, name: str, fallback: pl.Expr) -> pl.Expr:
         """``q / Σq`` over the asset, or ``fallback`` where the flows net to rounding noise."""
-        total, gross = q.sum().over("asset_id"), q.abs().sum().over("asset_id")
+        total, gross = pl.col(f"{name}_net"), pl.col(f"{name}_gross")
         return pl.when(total.abs() > NETTED * gross).then(q / total).otherwise(fallback)
 
-    round_q = pl.col("round_q")
-    gross = round_q.abs().sum().over("asset_id")
+    round_q, gross = pl.col("round_q"), pl.col("r_gross")
     by_gross = pl.when(gross > 0).then(round_q.abs() / gross).otherwise(0.0)
-    by_round = net_share(round_q, by_gross)
-    share = net_share(pl.col("episode_q"), by_round) if mode == "cumulative" else by_round
-    return flows.select("holder_id", "asset_id", share=share)
+    by_round = net_share(round_q, "r", by_gross)
+    share = net_share(pl.col("episode_q"), "e", by_round) if mode == "cumulative" else by_round
+    return rows.select("holder_id", "asset_id", share=share)
 
 
 def round_losses(holdings: pl.DataFrame, moves: pl.DataFrame, shares: pl.DataFrame) -> pl.DataFrame:
@@ -114,11 +120,15 @@ def chain_edges(
     ``targets``: holder_id, rules (the rules that fired). Returns target, source, asset, the
     asset's price change (``price_return``), ``contribution`` and its ``share`` of the push.
     """
-    top = (
+    top = (  # largest shares first, ties to the lower holder code
         shares.filter(pl.col("share") != 0)
-        .sort("share", "holder_id", descending=[True, False])
-        .group_by("asset_id", maintain_order=True)
-        .head(TOP_SOURCES)
+        .group_by("asset_id")
+        .agg(
+            pl.col("holder_id", "share").top_k_by(
+                ["share", "holder_id"], k=TOP_SOURCES, reverse=[False, True]
+            )
+        )
+        .explode("holder_id", "share")
         .rename({"holder_id": "source_id"})
     )
     held = holdings.join(targets.select("holder_id"), on="holder_id").join(moves, on="asset_id")

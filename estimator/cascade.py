@@ -400,22 +400,13 @@ class _Episode:
                 * (pl.col("p_start") - pl.col("p_exec"))
             ).sum()
         )
-        round_q = result.trades.group_by("holder_id", "asset_id").agg(
-            round_q=pl.col("trade_quantity").sum()
+        # the episode's flow, and the last round's (round_q), in (holder, asset) order; a
+        # round trades each (holder, asset) once
+        round_q = keys.by_holder(result.trades).select(
+            "holder_id", "asset_id", episode_q="trade_quantity", round_q="trade_quantity"
         )
-        self.cumulative = (  # the episode's flow, and the last round's (round_q)
-            pl.concat(
-                [
-                    self.cumulative.select(keys.pair().alias("_pair"), "episode_q", round_q=0.0),
-                    round_q.select(
-                        keys.pair().alias("_pair"), episode_q="round_q", round_q="round_q"
-                    ),
-                ]
-            )
-            .group_by("_pair")
-            .agg(pl.col("episode_q", "round_q").sum())
-            .sort("_pair")  # (holder, asset) order: looked up by binary search
-            .select(*keys.unpair(), "episode_q", "round_q")
+        self.cumulative = keys.add_by_pair(
+            self.cumulative.with_columns(round_q=pl.lit(0.0)), round_q, ["episode_q", "round_q"]
         )
         self.holders = result.holders_after.join(
             execution_cash, on="holder_id", how="left"

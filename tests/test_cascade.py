@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from oracle_kit import asset_frame, holder_frame
 
 import estimator
-from estimator import Mandate, Scenario, attribution
+from estimator import Mandate, Scenario, attribution, keys
 from estimator.api import prepare
 from estimator.cascade import CascadeResult, cascade
 from estimator.engine import evaluate_round
@@ -493,11 +493,12 @@ def test_shares_of_flows_that_net_out_stay_bounded() -> None:
     # |q| / Σ|q| = 0.5, 1/6, 1/3, instead of dividing by ~1e-17
     flows = pl.DataFrame(
         {
-            "holder_id": ["a", "b", "c"],
-            "asset_id": "X",
+            "holder_id": [0, 1, 2],
+            "asset_id": [0, 0, 0],
             "episode_q": [0.3, -0.1, -0.2],
             "round_q": [0.3, -0.1, -0.2],
-        }
+        },
+        schema_overrides={"holder_id": keys.CODE, "asset_id": keys.CODE},
     )
     for mode in ("cumulative", "per_round"):
         shares = attribution.flow_shares(flows, mode)["share"].to_list()

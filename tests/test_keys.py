@@ -189,6 +189,67 @@ def test_sparse_book_sums_equal_row_sums(seed: int, n_rows: int, shuffle: bool) 
     )
 
 
+@given(seed=st.integers(0, 2**32 - 1), n_rows=st.integers(0, 40))
+def test_decode_orders_rows_as_a_sort_on_the_ids(seed: int, n_rows: int) -> None:
+    """Sorting on codes turned into one integer key against sorting the decoded ids."""
+    rng = np.random.default_rng(seed)
+    holders = pl.DataFrame(
+        {"holder_id": [f"H{i}" for i in range(12)], "mandate": rng.choice(["a", "b"], 12)}
+    )
+    assets = pl.DataFrame({"asset_id": [f"A{i}" for i in range(5)]})
+    codes = keys.Keys.of(holders, assets)
+    frame = pl.DataFrame(
+        {
+            "round": rng.integers(1, 4, n_rows).astype(np.int32),
+            "holder_id": rng.integers(0, 12, n_rows).astype(np.uint32),
+            "asset_id": rng.integers(0, 5, n_rows).astype(np.uint32),
+            "row": np.arange(n_rows),
+        }
+    )
+    got = codes.decode(frame, order=["round", "holder_id", "asset_id"])
+    expected = codes.decode(frame).sort("round", "holder_id", "asset_id", maintain_order=True)
+    assert_frame_equal(got, expected)
+
+
+def test_add_by_pair_sums_the_pairs_both_sides_hold() -> None:
+    schema = {"holder_id": keys.CODE, "asset_id": keys.CODE, "q": pl.Float64}
+    left = pl.DataFrame(
+        {"holder_id": [0, 0, 2], "asset_id": [1, 3, 0], "q": [1.0, 2.0, 4.0]}, schema=schema
+    )
+    right = pl.DataFrame(
+        {"holder_id": [0, 1, 2], "asset_id": [3, 5, 0], "q": [10.0, 20.0, 40.0]}, schema=schema
+    )
+    # by hand: (0,1) 1; (0,3) 2 + 10; (1,5) 20; (2,0) 4 + 40
+    expected = pl.DataFrame(
+        {"holder_id": [0, 0, 1, 2], "asset_id": [1, 3, 5, 0], "q": [1.0, 12.0, 20.0, 44.0]},
+        schema=schema,
+    )
+    assert_frame_equal(keys.add_by_pair(left, right, ["q"]), expected)
+    assert_frame_equal(keys.add_by_pair(left.clear(), left.clear(), ["q"]), left.clear())
+
+
+@given(seed=st.integers(0, 2**32 - 1), n_left=st.integers(0, 30), n_right=st.integers(0, 30))
+def test_add_by_pair_equals_a_group_by_of_both(seed: int, n_left: int, n_right: int) -> None:
+    rng = np.random.default_rng(seed)
+
+    def side(n: int) -> pl.DataFrame:
+        pairs = np.sort(rng.choice(60, size=n, replace=False))
+        return pl.DataFrame(
+            {
+                "holder_id": (pairs // 6).astype(np.uint32),
+                "asset_id": (pairs % 6).astype(np.uint32),
+                "q": rng.normal(0, 1, n),
+            }
+        )
+
+    left, right = side(n_left), side(n_right)
+    expected = pl.concat([left, right]).group_by("holder_id", "asset_id").agg(pl.col("q").sum())
+    expected = expected.sort("holder_id", "asset_id")
+    assert_frame_equal(
+        keys.add_by_pair(left, right, ["q"]), expected, check_exact=False, rel_tol=1e-12
+    )
+
+
 def test_pattern_products_by_hand() -> None:
     # holder 0 holds assets 2 and 0, holder 1 nothing, holder 2 asset 1; rows out of order
     rows = pl.DataFrame(
