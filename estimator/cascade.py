@@ -472,8 +472,13 @@ class _Episode:
         self.state = self.state.with_columns(price=pl.col("price_after")).drop("price_after")
 
     def result(self, codes: keys.Keys) -> CascadeResult:
-        """The episode's reports, ids decoded."""
-        return _decoded(self._report(), codes)
+        """The episode's reports, ids decoded. The trade log is decoded round by round, each
+        round's coded frame let go once decoded: the log is most of the episode's memory."""
+        decoded = []
+        while self.trades:  # a round's rows share its round and day: sorted by holder, asset
+            decoded.append(codes.decode(self.trades.pop(0), [keys.HOLDER, keys.ASSET]))
+        self.trades = decoded
+        return _decoded(self._report(), codes, done={"trades"})
 
     def _report(self) -> CascadeResult:
         sold = [float(f["sell_value"].sum()) for f in self.rounds]
@@ -507,15 +512,16 @@ class _Episode:
         return pl.col("price_0") * (1 + self.days.permanent_share * pl.col("impact_now"))
 
 
-def _decoded(result: CascadeResult, codes: keys.Keys) -> CascadeResult:
-    """``result`` with ids, its holder tables in (round, day, holder, asset) order."""
+def _decoded(result: CascadeResult, codes: keys.Keys, done: set[str]) -> CascadeResult:
+    """``result`` with ids, its holder tables in (round, day, holder, asset) order (the frames
+    named in ``done`` are so already)."""
     order = [ROUND, DAY, keys.HOLDER, keys.ASSET]
     frames = {
         f.name: codes.decode(
             getattr(result, f.name), order if keys.HOLDER in getattr(result, f.name) else ()
         )
         for f in fields(result)
-        if isinstance(getattr(result, f.name), pl.DataFrame)
+        if isinstance(getattr(result, f.name), pl.DataFrame) and f.name not in done
     }
     return replace(result, **frames)
 

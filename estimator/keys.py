@@ -119,6 +119,8 @@ def add_by_pair(left: pl.DataFrame, right: pl.DataFrame, columns: list[str]) -> 
     """``left`` and ``right`` (coded, each in (holder, asset) order with one row per pair)
     combined: a row per pair found in either, in that order, with ``columns`` summed (a side
     without the pair adds nothing). A linear merge of the two orders, not a hash group-by."""
+    if left.is_empty() or right.is_empty():
+        return (right if left.is_empty() else left).select(HOLDER, ASSET, *columns)
     merged = left.select(pair().alias("_pair"), *columns).merge_sorted(
         right.select(pair().alias("_pair"), *columns), key="_pair"
     )
@@ -139,21 +141,15 @@ def span(rows: pl.DataFrame, first: int, last: int) -> tuple[int, int]:
 
 def lookup(rows: pl.DataFrame, column: str, wanted: pl.DataFrame) -> pl.Series:
     """``rows``' ``column`` at each (holder, asset) pair of ``wanted`` (null where ``rows`` has
-    no such pair): a binary search in ``rows``, which must be in (holder, asset) order — far
-    cheaper than a join when ``wanted`` is small and ``rows`` large."""
-    pairs = rows.select(pair()).to_series().to_numpy()
-    sought = wanted.select(pair()).to_series().to_numpy()
-    if len(pairs) == 0:
-        return pl.repeat(None, len(sought), dtype=rows.schema[column], eager=True).alias(column)
-    if np.all(sought[1:] >= sought[:-1]):
-        at = np.searchsorted(pairs, sought)
-    else:  # sorted needles search several times faster
-        order = np.argsort(sought, kind="stable")
-        at = np.empty_like(order)
-        at[order] = np.searchsorted(pairs, sought[order])
-    at = at.clip(0, len(pairs) - 1)
-    found = pl.Series(pairs[at] == sought)
-    return pl.select(pl.when(found).then(rows[column].gather(at))).to_series().alias(column)
+    no such pair), in ``wanted``'s order. ``rows`` must be in (holder, asset) order with one row
+    per pair: both sides are then flagged sorted on one integer per pair where they are, and the
+    join merges them instead of hashing."""
+    table = rows.select(pair().alias("_pair"), column).with_columns(pl.col("_pair").set_sorted())
+    sought = wanted.select(pair().alias("_pair"))
+    if sought["_pair"].is_sorted():
+        sought = sought.with_columns(pl.col("_pair").set_sorted())
+    found = sought.join(table, on="_pair", how="left", maintain_order="left")
+    return found[column]
 
 
 def broadcast(
