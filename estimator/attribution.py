@@ -80,7 +80,7 @@ def round_losses(holdings: pl.DataFrame, moves: pl.DataFrame, shares: pl.DataFra
         )
     )
     suffered = marked.group_by("holder_id").agg(loss_impact=pl.col("loss").sum())
-    own = (  # from the traders' side: few rows, found by binary search
+    own = (  # from the traders' side: their pairs looked up in the held rows
         shares.with_columns(keys.lookup(marked, "loss", shares).fill_null(0.0))
         .group_by("holder_id")
         .agg(loss_own_impact=(pl.col("loss") * pl.col("share")).sum())

@@ -447,8 +447,8 @@ def _fill_trades(out: np.ndarray, pos_m: pl.DataFrame, result: _MandateRound) ->
 
 def _put(out: np.ndarray, rows: pl.Series, values: pl.Series) -> None:
     """``out[rows] = values``: a copy into a slice when the rows are a run ``a, a+1, …``."""
-    at = rows.to_numpy()
-    if at.size and int(at[-1]) - int(at[0]) + 1 == at.size and rows.is_sorted():
+    at = rows.to_numpy().astype(np.int64)
+    if at.size and np.all(np.diff(at) == 1):
         out[at[0] : at[-1] + 1] = values.to_numpy()
     else:
         out[at] = values.to_numpy()

@@ -82,7 +82,7 @@ def _one_key(columns: list[pl.Series]) -> pl.Series | None:
         return None
     if any(c.len() and c.min() < 0 for c in columns):
         return None
-    key, span = pl.Series("_key", [0] * columns[0].len(), dtype=pl.UInt64), 1
+    key, span = pl.zeros(columns[0].len(), pl.UInt64, eager=True), 1
     for c in reversed(columns):
         width = int(c.max()) + 1 if c.len() else 1
         key = key + c.cast(pl.UInt64) * span
