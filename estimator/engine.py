@@ -300,15 +300,12 @@ def _pro_rata(
     for a mandate without position rules: then ``x¹ = x⁰``)."""
     if pos_m is None:
         return _MandateRound(decide(book_m, mandate))
-    pos1, book1 = scoped.allocate(pos_m, book_m, holders_m, mandate, assets)
+    pos1, book1, moved = scoped.allocate(pos_m, book_m, holders_m, mandate, assets)
     decisions = decide(book1, mandate)
-    moved = pos1.group_by("holder_id").agg(
-        _moved=((pl.col("exposure") - pl.col("exposure_start")) * pl.col("is_cash")).sum()
-    )
     decisions = (  # cash before any trade (cures included); the trades settle in _settle
         decisions.join(moved, on="holder_id", how="left")
-        .with_columns(pl.col(Book.CASH) + pl.col("_moved").fill_null(0.0))
-        .drop("_moved")
+        .with_columns(pl.col(Book.CASH) + pl.col("cash_moved").fill_null(0.0))
+        .drop("cash_moved")
     )
     traded = keys.broadcast(decisions, ["scale_factor"], pos1).select(
         "holder_id",

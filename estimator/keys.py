@@ -149,6 +149,8 @@ def lookup(rows: pl.DataFrame, column: str, wanted: pl.DataFrame) -> pl.Series:
     if sought["_pair"].is_sorted():
         sought = sought.with_columns(pl.col("_pair").set_sorted())
     found = sought.join(table, on="_pair", how="left", maintain_order="left")
+    if found.height != sought.height:
+        raise ValueError("lookup: the rows hold some (holder, asset) pair more than once")
     return found[column]
 
 

@@ -129,15 +129,17 @@ def allocate(
     holders_m: pl.DataFrame,
     mandate: Mandate,
     assets: pl.DataFrame,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Apply the position rules' pro-rata trades in turn, re-marking the book after each.
 
     A rule acts where it triggered at the start of the round (``{kind}.down``) and trades to its
     restore level on the book as the earlier rules left it. Returns the positions (exposure
     moved; ``exposure_start``, the exposure at the start of the round, kept) and the
-    re-marked book (cash moved), with the annotated columns carried over.
+    re-marked book (cash moved), with the annotated columns carried over, and per holder the
+    cash the trades moved out, ``cash_moved = Σ u·c`` (``c`` = 1 for cash instruments).
     """
     fixed = book_m.select("holder_id", *fixed_columns(book_m))
+    moved = []
     for rule in position_rules(mandate):
         flag = f"{rule.kind}.down"
         trade = pl.when(pl.col(flag)).then(rule.trade(Level.RESTORE)).otherwise(0.0)
@@ -151,6 +153,7 @@ def allocate(
         cash_out = pos_m.group_by("holder_id").agg(
             _out=(pl.col("_trade") * pl.col("is_cash")).sum()
         )
+        moved.append(cash_out)
         holders_m = (
             holders_m.join(cash_out, on="holder_id", how="left")
             .with_columns(pl.col(Book.CASH) - pl.col("_out").fill_null(0.0))
@@ -158,7 +161,10 @@ def allocate(
         )
         pos_m = pos_m.drop("_trade")
         book_m = _remark(pos_m, holders_m, mandate, assets).join(fixed, on="holder_id")
-    return pos_m, book_m
+    cash = (
+        moved[0] if len(moved) == 1 else pl.concat(moved).group_by("holder_id").agg(pl.sum("_out"))
+    )
+    return pos_m, book_m, cash.rename({"_out": "cash_moved"})
 
 
 def _remark(

@@ -134,6 +134,13 @@ def test_lookup_finds_what_a_left_join_finds(
     assert keys.lookup(rows, "v", sought).to_list() == joined["v"].to_list()
 
 
+def test_lookup_refuses_rows_that_repeat_a_pair() -> None:
+    schema = {"holder_id": keys.CODE, "asset_id": keys.CODE, "v": pl.Float64}
+    rows = pl.DataFrame({"holder_id": [0, 0], "asset_id": [5, 5], "v": [1.0, 2.0]}, schema=schema)
+    with pytest.raises(ValueError, match="more than once"):
+        keys.lookup(rows, "v", rows.select("holder_id", "asset_id"))
+
+
 @given(
     seed=st.integers(0, 2**32 - 1),
     n_rows=st.integers(1, 80),
