@@ -324,12 +324,11 @@ def prepare(
     settled to cash and their leverage before the shocks (``leverage_pre``)."""
     pre = bk.holder_book(bk.position_frame(market.positions, market.assets), market.holders)
     shocked = apply_scenario(market.assets, spec, label, warnings, market.index_weights)
-    pos = bk.position_frame(market.positions, shocked)
-    holders = (
-        market.holders.join(bk.futures_settlement(pos), on="holder_id", how="left")
-        .with_columns(pl.col(Book.CASH) + pl.col("variation_margin").fill_null(0.0))
-        .drop("variation_margin")
-        .join(pre.select("holder_id", pl.col("leverage").alias(Book.LEVERAGE_PRE)), on="holder_id")
+    futures = shocked.filter(pl.col("instrument") != "cash").select(
+        "asset_id", "multiplier", dp=pl.col("price") - pl.col("price_pre")
+    )
+    holders = bk.credit_variation_margin(market.holders, market.positions, futures).join(
+        pre.select("holder_id", pl.col("leverage").alias(Book.LEVERAGE_PRE)), on="holder_id"
     )
     return shocked, holders
 

@@ -51,12 +51,6 @@ def position_frame(
     return joined.with_columns(exposure=pl.col("quantity") * pl.col("price") * pl.col("multiplier"))
 
 
-def futures_settlement(pos: pl.DataFrame) -> pl.DataFrame:
-    """Variation margin per holder: ``Σ q·mult·(P − P_pre)`` over futures."""
-    pnl = pl.col("quantity") * pl.col("multiplier") * (pl.col("price") - pl.col("price_pre"))
-    return pos.filter(~pl.col("is_cash")).group_by("holder_id").agg(variation_margin=pnl.sum())
-
-
 def credit_variation_margin(
     holders: pl.DataFrame, positions: pl.DataFrame, moves: pl.DataFrame
 ) -> pl.DataFrame:
@@ -98,8 +92,7 @@ def restate(book: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame | pl.LazyFrame:
 def _rows_sums(pos: pl.DataFrame, gcols: list[str]) -> pl.DataFrame:
     """Per-holder sums from position rows that carry the model columns."""
     rated = pl.col("margin_rate").is_not_null()
-    return pos.group_by("holder_id").agg(
-        (_X * pl.col("is_cash")).sum().alias("position_value"),
+    sums = pos.group_by("holder_id").agg(
         _X.abs().sum().alias(Book.GROSS_EXPOSURE),
         (_X * pl.col("is_cash")).sum().alias(Book.CASH_EXPOSURE),
         (pl.col("margin_rate") * _X.abs()).filter(rated).sum().alias(Book.MARGIN_RATED),
@@ -107,6 +100,8 @@ def _rows_sums(pos: pl.DataFrame, gcols: list[str]) -> pl.DataFrame:
         ((pl.col(risk.SPECIFIC) * _X) ** 2).sum().alias("_specific_var"),
         *[(_X * pl.col(g)).sum().alias(f"_fe_{g}") for g in gcols],
     )
+    position_value = pl.col(Book.CASH_EXPOSURE).alias("position_value")  # Σ x·c, the same sum
+    return sums.select("holder_id", position_value, pl.exclude("holder_id"))
 
 
 class Pattern:

@@ -9,9 +9,10 @@ id: a code names exactly one id, and an id outside its table is an error, never 
 mismatch. Codes are internal: frames are decoded back to ids, and sorted by id where their
 order shows, before they leave the estimator.
 
-Position rows are kept in (holder, asset) order and flagged as sorted, so that sums per holder
-take Polars' sorted group-by; holder- and asset-level columns reach the rows by
-:func:`broadcast`, a gather by code instead of a join.
+Position rows are kept in (holder, asset) order and flagged as sorted: per-holder sums are
+sparse products over their pattern (:class:`estimator.book.Pattern`), lookups by pair are joins
+that Polars merges; holder- and asset-level columns reach the rows by :func:`broadcast`, a
+gather by code instead of a join.
 """
 
 from __future__ import annotations
@@ -125,8 +126,8 @@ def add_by_pair(left: pl.DataFrame, right: pl.DataFrame, columns: list[str]) -> 
         right.select(pair().alias("_pair"), *columns), key="_pair"
     )
     at = merged["_pair"].to_numpy()
-    starts = np.flatnonzero(np.r_[True, at[1:] != at[:-1]]) if at.size else np.zeros(0, int)
-    summed = {c: np.add.reduceat(merged[c].to_numpy(), starts) if at.size else [] for c in columns}
+    starts = np.flatnonzero(np.r_[True, at[1:] != at[:-1]])  # where a new pair begins
+    summed = {c: np.add.reduceat(merged[c].to_numpy(), starts) for c in columns}
     out = pl.DataFrame({"_pair": at[starts], **summed}, schema=merged.schema)
     return out.select(*unpair(), *columns)
 
