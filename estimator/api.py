@@ -321,16 +321,26 @@ def prepare(
     spec: Scenario, market: Market, label: str, warnings: InputWarnings
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The shocked assets, and the holders with the futures' variation margin of the shocks
-    settled to cash and their leverage before the shocks (``leverage_pre``)."""
+    settled to cash and their book before the shocks: leverage (``leverage_pre``), equity
+    (``equity_pre``), gross exposure (``gross_exposure_pre``), and the equity drawdowns are
+    measured from (``reference_equity``: the holder's own where given, else ``equity_pre``)."""
     pre = bk.holder_book(bk.position_frame(market.positions, market.assets), market.holders)
     shocked = apply_scenario(market.assets, spec, label, warnings, market.index_weights)
     futures = shocked.filter(pl.col("instrument") != "cash").select(
         "asset_id", "multiplier", dp=pl.col("price") - pl.col("price_pre")
     )
-    holders = bk.credit_variation_margin(market.holders, market.positions, futures).join(
-        pre.select("holder_id", pl.col("leverage").alias(Book.LEVERAGE_PRE)), on="holder_id"
+    before = pre.select(
+        "holder_id",
+        pl.col("leverage").alias(Book.LEVERAGE_PRE),
+        pl.col(Book.EQUITY).alias(Book.EQUITY_PRE),
+        pl.col(Book.GROSS_EXPOSURE).alias(Book.GROSS_PRE),
     )
-    return shocked, holders
+    holders = bk.credit_variation_margin(market.holders, market.positions, futures).join(
+        before, on="holder_id"
+    )
+    own = pl.col(Book.REFERENCE_EQUITY) if Book.REFERENCE_EQUITY in holders.columns else None
+    reference = pl.coalesce(own, Book.EQUITY_PRE) if own is not None else pl.col(Book.EQUITY_PRE)
+    return shocked, holders.with_columns(reference.alias(Book.REFERENCE_EQUITY))
 
 
 def _holder_table(result: RoundResult, holders: pl.DataFrame) -> pl.DataFrame:

@@ -81,6 +81,12 @@ class Holders(_Sourced):
         nullable=True,
         description="holder_id of the lender (e.g. prime broker) that bears a shortfall",
     )
+    reference_equity = dy.Float64(
+        nullable=True,
+        min_exclusive=0,
+        description="equity drawdowns are measured from (e.g. a high-water mark); "
+        "empty: equity before the scenario",
+    )
 
 
 class Positions(_Sourced):

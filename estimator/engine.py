@@ -18,6 +18,7 @@ Decision per holder (vectorised per mandate):
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -384,11 +385,16 @@ def evaluate_round(
     execution: Execution | None = None,
     cache: ProblemCache | None = None,
     coded: bool = False,
+    timings: dict[str, float] | None = None,
 ) -> RoundResult:
     """Forced trades of every holder at the given prices (one round, all holders at once).
 
     ``coded``: the frames' ids are already codes (:mod:`estimator.keys`, as a cascade keeps
-    them from round to round) and so are the result's; otherwise ids go in and come out."""
+    them from round to round) and so are the result's; otherwise ids go in and come out.
+    ``timings``, if given, receives the seconds of the round's two stages: ``"trades"`` (every
+    rule evaluated, the trades decided) and ``"settle"`` (the trades applied, every rule
+    re-checked on the post-trade book, the result assembled)."""
+    started = time.perf_counter()
     if execution is not None:
         mandates = {n: m.model_copy(update={"execution": execution}) for n, m in mandates.items()}
     cache = cache or ProblemCache(k=len(risk.factor_columns(assets)))
@@ -426,7 +432,10 @@ def evaluate_round(
             decisions = decisions.with_columns(pl.lit(None, dtype=dtype).alias(col))
     traded = pos.drop(_ROW).with_columns(trade_value=trade_value)
     known = {n: r.sums_after for n, r in rounds.items() if r.sums_after is not None}
+    decided = time.perf_counter()
     result = _settle(decisions, traded, holders, mandates, assets, pattern, known, cache.compiled)
+    if timings is not None:
+        timings.update(trades=decided - started, settle=time.perf_counter() - decided)
     return result if codes is None else result.decoded(codes)
 
 

@@ -2,7 +2,7 @@
 
 Deterministic for a seed; vectorised (no per-row Python). The universe has 400 equities in
 ten sectors, 50 government and 140 corporate bonds rated AA to B (a fifth of them BBB-, on the
-edge of investment grade), and equity and bond futures. Holders are spread over six mandates:
+edge of investment grade), and equity and bond futures. Holders are spread over seven mandates:
 
 ========= ======================================= ==========================================
 mandate   rules                                   book
@@ -13,6 +13,7 @@ ig        rating_floor BBB- (middle), share 0      corporate and government bond
 bal       rebalancing_band 60/40 ±5%              equities and government bonds at 60/40
 idx       index_tracking BENCH                    index members (up to per_holder) at index weights
 combo     vol_target + leverage + margin          equities, bonds and futures
+pod       var_limit 5% + stop_loss 8% → cut ½     equities, 60% long and 40% short, 3–4× gross
 ========= ======================================= ==========================================
 
 The matching :func:`scenario` is a crash that forces every kind: equities −20% with doubled
@@ -69,6 +70,13 @@ MANDATES: dict[str, Mandate] = {
                 {"kind": "vol_target", "target": 0.12, "gross_cap": 3.0},
                 {"kind": "leverage", "max": 3.0, "target": 2.5},
                 {"kind": "margin", "maintenance_rate": 0.2},
+            ],
+        ),
+        Mandate(
+            name="pod",
+            rules=[
+                {"kind": "var_limit", "limit": 0.05},
+                {"kind": "stop_loss", "threshold": 0.08, "cut": 0.5},
             ],
         ),
     ]
@@ -128,7 +136,7 @@ def _index(assets: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
 
 
 def market(n_holders: int, per_holder: int = 100, seed: int = 7) -> Market:
-    """``n_holders`` spread over the six mandates, each with up to ``per_holder`` positions."""
+    """``n_holders`` spread over the seven mandates, each with up to ``per_holder`` positions."""
     rng = np.random.default_rng(seed)
     assets, risk = _assets(rng)
     weights = _index(assets, rng)
@@ -142,6 +150,7 @@ def market(n_holders: int, per_holder: int = 100, seed: int = 7) -> Market:
         "bal": np.flatnonzero(np.isin(cls, ["equity", "govt_bond"])),
         "idx": np.flatnonzero(np.isin(ids, weights["asset_id"].to_numpy())),
         "combo": np.arange(len(ids)),
+        "pod": np.flatnonzero(cls == "equity"),
     }
     names = np.array(sorted(universes))
     mandate = names[rng.integers(0, len(names), n_holders)]
@@ -165,13 +174,16 @@ def market(n_holders: int, per_holder: int = 100, seed: int = 7) -> Market:
         else:
             share = rng.dirichlet(np.ones(k), len(rows))
         value = share * size[:, None]
+        if name == "pod":  # two in five positions short
+            value = np.where(rng.random(value.shape) < 0.4, -value, value)
         is_cash = ~np.isin(cls[picks], ["equity_future", "bond_future"])
         securities = (value * is_cash).sum(axis=1)
-        gross = value.sum(axis=1)
+        gross = np.abs(value).sum(axis=1)
         leverage = {
             "vt": rng.uniform(1.5, 2.5, len(rows)),
             "hf": rng.uniform(2.0, 3.2, len(rows)),
             "combo": rng.uniform(1.8, 3.0, len(rows)),
+            "pod": rng.uniform(3.0, 4.0, len(rows)),
         }.get(name, np.full(len(rows), 0.98))  # long-only funds keep 2% cash
         cash[rows] = gross / leverage - securities
         frames.append(

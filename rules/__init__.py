@@ -26,10 +26,19 @@ from rules.leverage import Leverage
 from rules.margin import Margin
 from rules.rating_floor import RatingFloor
 from rules.rebalancing import RebalancingBand
+from rules.stop_loss import StopLoss
+from rules.var_limit import VarLimit
 from rules.vol_target import VolTarget
 
 Rule = Annotated[
-    VolTarget | Leverage | Margin | RatingFloor | RebalancingBand | IndexTracking,
+    VolTarget
+    | Leverage
+    | Margin
+    | RatingFloor
+    | RebalancingBand
+    | IndexTracking
+    | VarLimit
+    | StopLoss,
     Field(discriminator="kind"),
 ]
 
@@ -54,6 +63,8 @@ __all__ = [
     "RebalancingBand",
     "Rule",
     "RuleBase",
+    "StopLoss",
+    "VarLimit",
     "Vec",
     "VolTarget",
     "book_scale",

@@ -45,6 +45,9 @@ class Book:
     MARGIN_RATED = "margin_rated"  # Σ m_i |x_i| over assets that carry their own margin rate
     MARGIN_UNRATED = "margin_unrated"  # Σ |x_i| over assets without one
     LEVERAGE_PRE = "leverage_pre"  # A / E before the scenario's shocks
+    EQUITY_PRE = "equity_pre"  # E before the scenario's shocks
+    GROSS_PRE = "gross_exposure_pre"  # G before the scenario's shocks
+    REFERENCE_EQUITY = "reference_equity"  # drawdowns are measured from it (default: E before)
 
 
 #: The holder key of position rows (per-holder windows in :meth:`PositionRule.position_columns`).

@@ -27,8 +27,16 @@ _RISK = pl.col(Book.RISK)
 _GROSS = pl.col(Book.GROSS_EXPOSURE)
 
 
-def _ratio_or_inf(num: pl.Expr, den: pl.Expr) -> pl.Expr:
+def ratio_or_inf(num: pl.Expr, den: pl.Expr) -> pl.Expr:
+    """``num / den`` where ``den > 0``, else +∞ (no bound binds an empty book)."""
     return pl.when(den > 0).then(num / den).otherwise(float("inf"))
+
+
+def risk_norm(p: ProblemSpace) -> cp.Expression:
+    """``σ(x⁺) = ‖(F x⁺, s∘x⁺)‖₂`` — the factor model's volatility of the post-trade book."""
+    F = p.param(Vec.RISK_FACTOR, (p.k, p.n))
+    s = p.vec(Vec.RISK_SPECIFIC, nonneg=True)
+    return cp.norm2(cp.hstack([F @ p.x_plus, cp.multiply(s, p.x_plus)]))
 
 
 class VolTarget(RuleBase):
@@ -71,7 +79,7 @@ class VolTarget(RuleBase):
 
     def fraction(self, level: Level) -> pl.Expr:
         return pl.min_horizontal(
-            _ratio_or_inf(self.bound(level), _RISK), _ratio_or_inf(self._gross_bound(), _GROSS)
+            ratio_or_inf(self.bound(level), _RISK), ratio_or_inf(self._gross_bound(), _GROSS)
         )
 
     def triggered_up(self) -> pl.Expr:
@@ -99,9 +107,7 @@ class VolTarget(RuleBase):
         return f"{self.kind}+cap" if self.gross_cap is not None else self.kind
 
     def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
-        F = p.param(Vec.RISK_FACTOR, (p.k, p.n))
-        s = p.vec(Vec.RISK_SPECIFIC, nonneg=True)
-        risk = cp.norm2(cp.hstack([F @ p.x_plus, cp.multiply(s, p.x_plus)]))
+        risk = risk_norm(p)
         out = {self.constraint_name("risk<=bound"): risk <= p.param(self.bound_name, nonneg=True)}
         if self.gross_cap is not None:
             gross = p.param(f"{self.kind}.gross_bound", nonneg=True)

@@ -30,11 +30,13 @@ def run_case(
     rules: list[dict[str, Any]],
     shocks: list[dict[str, Any]],
     execution: str = "pro_rata",
+    impact: dict[str, Any] | None = None,
 ) -> RunResult:
     pos = pl.DataFrame(positions, schema=["holder_id", "asset_id", "quantity"], orient="row")
     mandate = Mandate(name="m", execution=execution, rules=rules)
     market = estimator.build_market(asset_frame(assets), holder_frame(holders), pos, {"m": mandate})
-    return estimator.run(Scenario(name="s", shocks=shocks), market)
+    scenario = Scenario(name="s", shocks=shocks, **({"impact": impact} if impact else {}))
+    return estimator.run(scenario, market)
 
 
 def holder(result: RunResult, holder_id: str = "h") -> dict[str, Any]:

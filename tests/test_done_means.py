@@ -63,6 +63,21 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
         {"kind": "index_tracking", "index": "IDY", "tolerance": 0.05},
         {"kind": "index_tracking", "index": "IDX", "tolerance": 0.1},
     ],
+    "var_limit": [
+        {"kind": "var_limit", "limit": 0.02},
+        {
+            "kind": "var_limit",
+            "limit": 0.08,
+            "confidence": 0.95,
+            "horizon_days": 10,
+            "tolerance": 0.1,
+            "restore": 0.06,
+        },
+    ],
+    "stop_loss": [
+        {"kind": "stop_loss", "threshold": 0.1, "cut": 0.5},
+        {"kind": "stop_loss", "threshold": 0.2, "cut": 0.2},
+    ],
 }
 
 INDEX_WEIGHTS = {"IDX": {"a0": 0.5, "a1": 0.3, "a2": 0.2}, "IDY": {"a0": 0.6, "a1": 0.4}}
@@ -179,7 +194,16 @@ def test_every_holder_ends_compliant_liquidated_or_insolvent(
         market.holders.drop("cash")
         .join(h.select("holder_id", "cash_before", "cure_reserve", "cure_credit"), on="holder_id")
         .join(cash_out, on="holder_id", how="left")
-        .join(pre.select("holder_id", leverage_pre="leverage"), on="holder_id")
+        .join(
+            pre.select(
+                "holder_id",
+                leverage_pre="leverage",
+                equity_pre="equity",
+                gross_exposure_pre="gross_exposure",
+                reference_equity="equity",
+            ),
+            on="holder_id",
+        )
         .with_columns(
             cash=pl.col("cash_before")
             + pl.col("cure_reserve")

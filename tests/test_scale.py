@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -84,3 +86,17 @@ def test_direct_re_solves_match_cvxpy_solves() -> None:
     both = both.join(fast.holders.select("holder_id", "gross_assets_before"), on="holder_id")
     gap = (pl.col("trade_value").fill_null(0.0) - pl.col("trade_value_2").fill_null(0.0)).abs()
     assert both.select((gap <= 1e-6 * pl.col("gross_assets_before")).all()).item()
+
+
+def test_round_reports_the_seconds_of_its_two_stages() -> None:
+    market = synthetic.market(20, per_holder=8, seed=2)
+    shocked, holders = prepared_inputs(market)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    plain = evaluate_round(shocked, holders, market.positions, market.mandates)
+    timed = evaluate_round(shocked, holders, market.positions, market.mandates, timings=timings)
+    whole = time.perf_counter() - started
+    assert set(timings) == {"trades", "settle"}
+    assert all(t > 0 for t in timings.values())
+    assert sum(timings.values()) <= whole
+    assert_frame_equal(plain.trades, timed.trades)  # timing changes nothing

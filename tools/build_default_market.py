@@ -338,6 +338,7 @@ HOLDERS = [
     ("IG_FUND", "ig_bond_fund", "ig_only", 5.0e7, 0.0, 0.0, 0.0, 0.0),
     ("PENSION_60_40", "pension_fund", "pension_60_40", 0.0, 0.0, 0.0, 0.0, 0.0),
     ("INDEX_FUND", "index_fund", "index_fund", 1.0e8, 0.0, 0.0, 0.0, 0.0),
+    ("MS_POD", "multi_strategy_fund", "multi_strategy", 9.9e7, 0.0, 0.0, 0.0, 0.0),
 ]
 
 # A cap-weighted large-cap index (weights are assumptions, summing to 1) and a fund of about
@@ -402,6 +403,13 @@ POSITIONS = [
     ("PENSION_60_40", "UST10Y", 2.1e7),
     ("PENSION_60_40", "UST30Y", 1.1e7),
     ("PENSION_60_40", "BUND10Y", 1.0e7),
+    # a multi-strategy fund of 250m equity, 600m long and 450m short equities (net long 150m):
+    # a 20% equity fall costs it 30m, a 12% drawdown
+    ("MS_POD", "EQ_MEGA3", 2.0e6),
+    ("MS_POD", "EQ_ENERGY", 2.0e6),
+    ("MS_POD", "EQ_HEALTH", 8.0e5),
+    ("MS_POD", "EQ_STAPLE", -4.0e6),
+    ("MS_POD", "EQ_BANK2", -3.8e6),
 ]
 
 

@@ -1,0 +1,79 @@
+"""``stop_loss`` — a drawdown stop: past a loss threshold the risk committee cuts the book.
+
+Math. The drawdown from a reference equity ``E_ref`` (the holder's ``reference_equity``, e.g. a
+high-water mark, where given; otherwise its equity before the scenario's shocks ``E₀``)::
+
+    D = 1 − E / E_ref
+
+Once ``D > d`` (the threshold) the committee cuts gross exposure by the fraction ``κ`` of its
+level before the scenario, ``G₀``: the rule is a discrete action, not a limit the book drifts
+against. Trigger and restore coincide::
+
+    Σ|x⁺| ≤ (1 − κ)·G₀   while D > d   (no bound otherwise)
+
+The bound is fixed by the book before the scenario, so the cut is made once: a later round at the
+same or a deeper drawdown finds the book already at the bound and sells nothing more, and a book
+whose prices alone have taken its gross below ``(1 − κ)·G₀`` sells nothing. Trades leave ``E``
+unchanged, so they cannot undo the trigger; cash cannot cure it either (a capital injection does
+not undo a loss). Pro-rata: ``Σ|f·x| = f·G``, so ``f = (1 − κ)·G₀ / G``. Example: a book of
+gross 400 before the scenario, 360 after a 12% drawdown against a 10% stop with κ = ½, is cut
+to 200: f = 200/360.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import cvxpy as cp
+import polars as pl
+from pydantic import Field
+
+from rules._base import Book, Level, ProblemSpace, RuleBase
+from rules.vol_target import ratio_or_inf
+
+_E = pl.col(Book.EQUITY)
+_G = pl.col(Book.GROSS_EXPOSURE)
+_E_REF = pl.col(Book.REFERENCE_EQUITY)
+_G0 = pl.col(Book.GROSS_PRE)
+
+#: The bound handed to the solver while the stop is not hit: far above any gross a de-risking
+#: trade reaches (the constraint is then slack), since a solver parameter cannot be infinite.
+_SLACK = 10.0
+
+
+class StopLoss(RuleBase):
+    """Past a drawdown threshold, cut gross exposure by a fraction of its pre-scenario level."""
+
+    kind: Literal["stop_loss"] = "stop_loss"
+    threshold: float = Field(gt=0, lt=1, description="d: drawdown that stops the book, e.g. 0.1")
+    cut: float = Field(gt=0, le=1, description="κ: share of gross exposure cut (1 = close out)")
+
+    def drawdown(self) -> pl.Expr:
+        """``D = 1 − E/E_ref``; null where ``E_ref`` is not positive."""
+        return pl.when(_E_REF > 0).then(1 - _E / _E_REF)
+
+    def _hit(self) -> pl.Expr:
+        return (self.drawdown() > self.threshold).fill_null(False)
+
+    def lhs(self) -> pl.Expr:
+        return _G
+
+    def bound(self, level: Level) -> pl.Expr:
+        return pl.when(self._hit()).then((1 - self.cut) * _G0).otherwise(float("inf"))
+
+    def fraction(self, level: Level) -> pl.Expr:
+        return ratio_or_inf(self.bound(level), _G)
+
+    def metric(self) -> pl.Expr:
+        """The drawdown ``D``."""
+        return self.drawdown()
+
+    def holder_inputs(self, level: Level) -> dict[str, pl.Expr]:
+        slack = _SLACK * pl.max_horizontal(_G, _G0)
+        return {self.bound_name: pl.when(self._hit()).then(self.bound(level)).otherwise(slack)}
+
+    def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
+        gross = cp.sum(cp.abs(p.x_plus))
+        return {
+            self.constraint_name("gross<=bound"): gross <= p.param(self.bound_name, nonneg=True)
+        }
