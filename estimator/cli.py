@@ -21,6 +21,7 @@ from estimator.mandates import Execution, Mandate
 from estimator.market import load_market
 from estimator.paths import resolve_market, resolve_scenario, shipped_scenarios
 from estimator.scenario import Scenario, apply_scenario, load_scenario
+from estimator.survival import NOT_FORCED, Search, SurvivalResult, survival
 
 app = typer.Typer(
     name="forced-flow",
@@ -200,6 +201,107 @@ def explain_command(
         err.print(f"[bold red]run failed:[/] {exc}")
         raise typer.Exit(1) from exc
     out.print(text, markup=False, highlight=False)
+
+
+@app.command("survival")
+def survival_command(
+    scenario: ScenarioArg,
+    market: MarketOpt = None,
+    holder: Annotated[
+        str | None, typer.Option("--holder", help="Only this holder_id, told in full.")
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Report folder; default reports/<scenario>-survival."),
+    ] = None,
+    max_multiple: Annotated[
+        float, typer.Option(help="Largest multiple of the scenario searched (> 0).")
+    ] = 3.0,
+    grid: Annotated[int, typer.Option(help="Grid points before bisection (≥ 1).")] = 24,
+    tolerance: Annotated[
+        float, typer.Option(help="Relative precision of multiples and cure cash.")
+    ] = 1e-3,
+    top: Annotated[int, typer.Option(help="Holders shown in the summary.")] = 15,
+) -> None:
+    """How far along SCENARIO each holder can go before a rule forces it to trade, which rule,
+    at what price of its largest position, and the cash that would keep it off the chain."""
+    try:
+        search = Search(max_multiple=max_multiple, grid=grid, tolerance=tolerance)
+        result = survival(scenario, market, search=search, holder_id=holder)
+        target = out_dir or Path("reports") / f"{result.scenario.name}-survival"
+        written = result.write(target)
+    except InputError as exc:
+        raise _fail_input(exc) from exc
+    except RunError as exc:
+        err.print(f"[bold red]run failed:[/] {exc}")
+        raise typer.Exit(1) from exc
+    if holder is not None:
+        out.print(_survival_story(result.holders.row(0, named=True), result), markup=False)
+    else:
+        _survival_summary(result, top)
+    out.print(f"Reports: {target}/ ({', '.join(p.name for p in written)})")
+
+
+def _multiple(row: dict) -> str:
+    if row["forced_multiple"] is None:
+        return "—"
+    return f"{row['forced_multiple']:.3g}×"
+
+
+def _survival_summary(result: SurvivalResult, top: int) -> None:
+    h = result.holders
+    forced = h.filter(~pl.col("status_at_scenario").is_in(NOT_FORCED))
+    out.print(
+        f"[bold]{result.scenario.name}[/]: {forced.height} of {h.height} holders forced by the "
+        f"scenario; cash that would keep the curable ones off: "
+        f"{_money(forced['cure_cash'].fill_null(0.0).sum())}"
+    )
+    table = Table(title=f"Nearest {top} holders to forced selling (multiple of the scenario)")
+    columns = ("holder", "multiple", "forced by", "level", "price", "cure cash")
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("holder", "forced by") else "right")
+    ranked = h.sort(["forced_multiple", "holder_id"], nulls_last=True)
+    for row in ranked.head(top).iter_rows(named=True):
+        table.add_row(
+            row["holder_id"],
+            _multiple(row) + (f" ({row['forced_when']})" if row["forced_when"] != "moves" else ""),
+            row["forced_by"] or "",
+            row["level_asset"] or "",
+            "" if row["level_price"] is None else f"{row['level_price']:,.4g}",
+            "—" if row["cure_cash"] is None else _money(row["cure_cash"]),
+        )
+    out.print(table)
+
+
+def _survival_story(row: dict, result: SurvivalResult) -> str:
+    name, multiple = row["holder_id"], row["forced_multiple"]
+    lines = [
+        f"{name} ({row['holder_type']}, mandate {row['mandate']}) under "
+        f"{result.scenario.name}: {row['status_at_scenario']}."
+    ]
+    if multiple is None:
+        lines.append(f"Not forced up to {result.search.max_multiple:g}× the scenario.")
+    elif row["forced_when"] == "already":
+        lines.append(f"Forced before any shock, by {row['forced_by']}.")
+    elif row["forced_when"] == "events":
+        lines.append(
+            "Forced by the scenario's rating actions or index changes alone, "
+            f"by {row['forced_by']}."
+        )
+    else:
+        lines.append(
+            f"First forced at {multiple:.4g}× the scenario, by {row['forced_by']}: its largest "
+            f"position {row['level_asset']} at {row['level_price']:,.6g} "
+            f"({row['level_return']:+.2%} from {row['level_price_before']:,.6g})."
+        )
+    cure = row["cure_cash"]
+    if cure is None:
+        lines.append("No cash added now keeps it from trading under the scenario.")
+    elif cure > 0:
+        lines.append(f"Cash that, added now, keeps it from any forced trade: {_money(cure)}.")
+    else:
+        lines.append("It needs no cash: nothing forces it under the scenario.")
+    return "\n".join(lines)
 
 
 @app.command("validate")

@@ -32,9 +32,10 @@ def shipped_scenarios() -> dict[str, Path]:
 
 
 def resolve_scenario(name_or_path: str | Path) -> Path:
-    """A path to a TOML file, or the name of a shipped scenario."""
+    """A path to a TOML file, or the name of a shipped scenario (a folder of that name does
+    not hide it)."""
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
+    if path.suffix == ".toml" or path.is_file():
         return path
     return shipped_scenarios().get(str(name_or_path), path)
 

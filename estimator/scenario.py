@@ -82,6 +82,29 @@ class Shock(BaseModel):
     def rate_bp(self) -> float:
         return (self.yield_change_bp or 0.0) + (self.spread_change_bp or 0.0)
 
+    def scaled(self, m: float) -> Shock:
+        """The shock ``m`` times as large: returns, rate and vol changes times ``m``,
+        multipliers ``k`` → ``1 + m(k − 1)``; rating actions are events and stay whole.
+        (``m·r`` must stay above −1: a price cannot fall by 100% or more.)"""
+
+        def times(v: float | None) -> float | None:
+            return None if v is None else m * v
+
+        def multiplier(k: float | None) -> float | None:
+            return None if k is None else max(1 + m * (k - 1), 0.0)
+
+        return self.model_copy(
+            update={
+                "price_return": times(self.price_return),
+                "yield_change_bp": times(self.yield_change_bp),
+                "spread_change_bp": times(self.spread_change_bp),
+                "vol_multiplier": multiplier(self.vol_multiplier),
+                "vol_change": times(self.vol_change),
+                "margin_rate_multiplier": multiplier(self.margin_rate_multiplier),
+                "margin_rate_change": times(self.margin_rate_change),
+            }
+        )
+
 
 class IndexChange(BaseModel):
     """One index event: a deletion, an addition with its weight, or a new weight for a member."""
@@ -127,6 +150,32 @@ class Scenario(BaseModel):
     def cascades(self) -> bool:
         """Whether the scenario runs in rounds: prices move, or losses pass to lenders."""
         return bool(self.impact.models) or self.lender_losses or self.days is not None
+
+    def scaled(self, m: float, *, events: bool = True) -> Scenario:
+        """The scenario along its own direction, ``m`` times as far (:meth:`Shock.scaled`), in
+        one round: no price impact, lender losses or day clock. Rating actions and index changes
+        are events, applied whole for any ``m > 0`` and for ``m = 0`` with ``events`` (the
+        events alone); ``m = 0`` without ``events`` is the market as it is."""
+        if m == 0 and not events:
+            shocks, changes = [], []
+        else:
+            shocks, changes = [s.scaled(m) for s in self.shocks], list(self.index_changes)
+        return self.model_copy(
+            update={
+                "shocks": shocks,
+                "index_changes": changes,
+                "impact": Impact(),
+                "lender_losses": False,
+                "days": None,
+            }
+        )
+
+    @property
+    def max_multiple(self) -> float:
+        """The largest multiple the scenario's price returns allow: ``m·r > −1`` for each
+        return ``r`` (∞ without falling prices)."""
+        falls = [-s.price_return for s in self.shocks if (s.price_return or 0.0) < 0]
+        return 1 / max(falls) if falls else float("inf")
 
     @property
     def index_days(self) -> dict[str, int]:
