@@ -13,7 +13,7 @@ import polars as pl
 from estimator import aggregate
 from estimator import book as bk
 from estimator.cascade import DAY, ROUND, CascadeResult, cascade
-from estimator.engine import RoundResult, evaluate_round
+from estimator.engine import RoundResult, evaluate_round, with_state
 from estimator.equilibrium import Equilibrium, EquilibriumError, conditions, equilibrium
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.mandates import Execution
@@ -23,6 +23,7 @@ from estimator.report import Format, write_reports
 from estimator.scenario import Scenario, apply_scenario, load_scenario
 from estimator.solve import DEFAULT_SOLVER, ProblemCache
 from rules import Book
+from rules.redemption import SHOCK as REDEMPTION_SHOCK
 
 HOLDER_COLUMNS = [
     "holder_id",
@@ -340,10 +341,14 @@ def prepare(
     )
     own = pl.col(Book.REFERENCE_EQUITY) if Book.REFERENCE_EQUITY in holders.columns else None
     reference = pl.coalesce(own, Book.EQUITY_PRE) if own is not None else pl.col(Book.EQUITY_PRE)
-    return shocked, holders.with_columns(reference.alias(Book.REFERENCE_EQUITY))
+    holders = holders.with_columns(
+        reference.alias(Book.REFERENCE_EQUITY),
+        spec.redemption_shock(market.holders, warnings, label).alias(REDEMPTION_SHOCK),
+    )
+    return shocked, with_state(holders)
 
 
-def _holder_table(result: RoundResult, holders: pl.DataFrame) -> pl.DataFrame:
+def _holder_table(result: RoundResult, market: Market) -> pl.DataFrame:
     def per_equity(col: str, when: str) -> pl.Expr:
         equity = pl.col(f"equity_{when}")
         return pl.when(equity > 0).then(pl.col(f"{col}_{when}") / equity)
@@ -354,7 +359,8 @@ def _holder_table(result: RoundResult, holders: pl.DataFrame) -> pl.DataFrame:
         vol_after=per_equity(Book.RISK, "after"),
     )
     rule_metrics = sorted(c for c in h.columns if c.endswith((".metric_before", ".metric_after")))
-    cols = [c for c in HOLDER_COLUMNS if c in h.columns] + rule_metrics
+    state = {k for m in market.mandates.values() for r in m.rules for k in r.state_columns}
+    cols = [c for c in HOLDER_COLUMNS if c in h.columns] + rule_metrics + sorted(state)
     return h.select(cols).sort("holder_id")
 
 
@@ -396,7 +402,7 @@ def _assemble(
         ).with_columns(rebound=pl.col("price_rebound") / pl.col("price_end") - 1)
         timeline = _timeline(chain, shocked)
     summary = aggregate.by_type_and_class(result.trades, market.holders, shocked)
-    holders = _holder_table(result, market.holders)
+    holders = _holder_table(result, market)
     statuses = dict(sorted(holders.group_by("status").len().iter_rows()))
     timings["total"] = time.perf_counter() - started
     manifest = {

@@ -29,7 +29,8 @@ from estimator import book as bk
 from estimator import indices, keys, risk, scoped
 from estimator.mandates import Cure, Execution, Mandate
 from estimator.solve import IMPACT_KAPPA, MIN_DAILY_VOL, Job, ProblemCache
-from rules import NOISE, Book, Level, RuleBase, Vec, exceeds
+from rules import NOISE, STATE_COLUMNS, Book, Level, RuleBase, Vec, exceeds
+from rules.redemption import SHOCK
 
 #: Holder column (optional): True for a holder that has started a forced sale it must finish.
 COMMITTED = "committed"
@@ -407,7 +408,9 @@ def evaluate_round(
     )
     pos = pos.with_row_index(_ROW)
     pattern = bk.Pattern(pos)  # the same rows before and after the trades
+    holders = with_state(holders)
     book = bk.holder_book(pos, holders, assets, pattern)
+    book, holders = pay_outflows(book, holders, mandates)
     rounds: dict[str, _MandateRound] = {}
     trade_value = np.zeros(pos.height)  # u, by row number
     for name, (pos_part, book_part) in scoped.by_mandate(pos, book, set(mandates)).items():
@@ -437,6 +440,47 @@ def evaluate_round(
     if timings is not None:
         timings.update(trades=decided - started, settle=time.perf_counter() - decided)
     return result if codes is None else result.decoded(codes)
+
+
+def with_state(holders: pl.DataFrame) -> pl.DataFrame:
+    """``holders`` with every rule's state column (:data:`rules.STATE_COLUMNS`), at its value
+    before a scenario where missing, and a null redemption shock as none."""
+    missing = {k: v for k, v in STATE_COLUMNS.items() if k not in holders.columns}
+    out = holders.with_columns(pl.lit(v, dtype=pl.Float64).alias(k) for k, v in missing.items())
+    if SHOCK in out.columns:
+        return out.with_columns(pl.col(SHOCK).fill_null(0.0))
+    return out.with_columns(pl.lit(0.0).alias(SHOCK))
+
+
+def pay_outflows(
+    book: pl.DataFrame, holders: pl.DataFrame, mandates: dict[str, Mandate]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Pay the round's outflows (:meth:`rules.RuleBase.outflow`, e.g. redemptions) out of cash
+    before any rule is evaluated: ``C ← C − R`` on the book (re-stated: ``E``, ``AE``, ``A``
+    fall with it) and on the holders, whose rule state moves on (:meth:`state_after`)."""
+    paying = {name: [r for r in m.rules if r.outflow() is not None] for name, m in mandates.items()}
+    paying = {name: rules for name, rules in paying.items() if rules}
+    if not paying:
+        return book, holders
+    mine = {name: pl.col("mandate") == name for name in paying}
+    outflow = pl.lit(0.0)
+    state: dict[str, pl.Expr] = {}
+    for name, rules in paying.items():
+        for rule in rules:
+            outflow = outflow + pl.when(mine[name]).then(rule.outflow()).otherwise(0.0)
+            for col, expr in rule.state_after().items():
+                state[col] = pl.when(mine[name]).then(expr).otherwise(state.get(col, pl.col(col)))
+    paid = book.select("holder_id", _paid=outflow.fill_null(0.0), **state)
+    book = bk.restate(  # every expression reads the book as it was: state before the payment
+        book.with_columns(**state, **{Book.CASH: pl.col(Book.CASH) - outflow.fill_null(0.0)})
+    )
+    holders = (
+        holders.drop(*state)
+        .join(paid, on="holder_id", how="left", maintain_order="left")
+        .with_columns(pl.col(Book.CASH) - pl.col("_paid").fill_null(0.0))
+        .select(holders.columns)
+    )
+    return book, holders
 
 
 def _fill_trades(out: np.ndarray, pos_m: pl.DataFrame, result: _MandateRound) -> None:

@@ -128,6 +128,31 @@ class IndexChange(BaseModel):
         return self
 
 
+class RedemptionShock(BaseModel):
+    """Extra redemptions for some holders: ``rate``, a share of their units, added to their
+    ``redemption`` rule's outflows (holders without one are not affected)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    holder_types: list[str] | None = Field(None, description="holder types it hits")
+    holder_ids: list[str] | None = Field(None, description="holders it hits")
+    rate: float = Field(gt=0, le=1, description="share of the holders' units redeemed")
+
+    @model_validator(mode="after")
+    def _selects(self) -> Self:
+        if not self.holder_types and not self.holder_ids:
+            raise ValueError("a redemption shock needs holder_types or holder_ids")
+        return self
+
+    def selected(self) -> pl.Expr:
+        hit = pl.lit(False)
+        if self.holder_types:
+            hit = hit | pl.col("holder_type").is_in(self.holder_types)
+        if self.holder_ids:
+            hit = hit | pl.col("holder_id").is_in(self.holder_ids)
+        return hit
+
+
 class Scenario(BaseModel):
     """A named set of shocks and index changes, and the market bundle it runs on."""
 
@@ -138,6 +163,9 @@ class Scenario(BaseModel):
     market: str = Field("default", description="bundle name shipped with the tool, or a path")
     shocks: list[Shock] = Field(default_factory=list)
     index_changes: list[IndexChange] = Field(default_factory=list)
+    redemptions: list[RedemptionShock] = Field(
+        default_factory=list, description="redemption shocks by holder type or holder"
+    )
     impact: Impact = Field(default_factory=Impact, description="price impact of the flows")
     lender_losses: bool = Field(
         False, description="book an insolvent holder's shortfall as its lender's loss"
@@ -164,11 +192,28 @@ class Scenario(BaseModel):
             update={
                 "shocks": shocks,
                 "index_changes": changes,
+                "redemptions": [
+                    r.model_copy(update={"rate": min(m * r.rate, 1.0)}) for r in self.redemptions
+                ]
+                if m > 0
+                else [],
                 "impact": Impact(),
                 "lender_losses": False,
                 "days": None,
             }
         )
+
+    def redemption_shock(
+        self, holders: pl.DataFrame, warnings: InputWarnings, label: str
+    ) -> pl.Expr:
+        """Each holder's extra redemption rate: the sum of the shocks that select it (a shock
+        that selects nobody is a warning)."""
+        total = pl.lit(0.0)
+        for i, shock in enumerate(self.redemptions):
+            if not holders.select(shock.selected().any()).item():
+                warnings.add(Problem(label, "selects no holder", field=f"redemptions[{i}]"))
+            total = total + pl.when(shock.selected()).then(shock.rate).otherwise(0.0)
+        return total
 
     @property
     def max_multiple(self) -> float:

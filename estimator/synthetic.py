@@ -9,7 +9,8 @@ mandate   rules                                   book
 ========= ======================================= ==========================================
 vt        vol_target 10% ±5%, gross cap 3×         equities and futures, 1.5–2.5× gross
 hf        leverage 3× → 2.5×, margin 25%          equities, 2–3.2× gross on borrowed cash
-ig        rating_floor BBB- (middle), share 0      corporate and government bonds
+ig        rating_floor BBB- (middle), share 0;     corporate and government bonds
+          redemption 1.5× losses, cash floor 2%
 bal       rebalancing_band 60/40 ±5%              equities and government bonds at 60/40
 idx       index_tracking BENCH                    index members (up to per_holder) at index weights
 combo     vol_target + leverage + margin          equities, bonds and futures
@@ -56,7 +57,10 @@ MANDATES: dict[str, Mandate] = {
         ),
         Mandate(
             name="ig",
-            rules=[{"kind": "rating_floor", "floor": "BBB-", "composite": "middle"}],
+            rules=[
+                {"kind": "rating_floor", "floor": "BBB-", "composite": "middle"},
+                {"kind": "redemption", "loss_sensitivity": 1.5, "min_cash": 0.02},
+            ],
         ),
         Mandate(
             name="bal",

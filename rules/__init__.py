@@ -26,6 +26,7 @@ from rules.leverage import Leverage
 from rules.margin import Margin
 from rules.rating_floor import RatingFloor
 from rules.rebalancing import RebalancingBand
+from rules.redemption import Redemption
 from rules.stop_loss import StopLoss
 from rules.var_limit import VarLimit
 from rules.vol_target import VolTarget
@@ -38,7 +39,8 @@ Rule = Annotated[
     | RebalancingBand
     | IndexTracking
     | VarLimit
-    | StopLoss,
+    | StopLoss
+    | Redemption,
     Field(discriminator="kind"),
 ]
 
@@ -48,10 +50,14 @@ RULE_TYPES: tuple[type[RuleBase], ...] = get_args(get_args(Rule)[0])
 #: Every rule kind name.
 RULE_KINDS: tuple[str, ...] = tuple(t.model_fields["kind"].default for t in RULE_TYPES)
 
+#: Every rule's holder state columns with their values before a scenario.
+STATE_COLUMNS: dict[str, float] = {k: v for t in RULE_TYPES for k, v in t.state_columns.items()}
+
 __all__ = [
     "NOISE",
     "RULE_KINDS",
     "RULE_TYPES",
+    "STATE_COLUMNS",
     "Book",
     "IndexTracking",
     "Level",
@@ -61,6 +67,7 @@ __all__ = [
     "ProblemSpace",
     "RatingFloor",
     "RebalancingBand",
+    "Redemption",
     "Rule",
     "RuleBase",
     "StopLoss",

@@ -132,6 +132,9 @@ class RuleBase(BaseModel):
     #: Rule kinds whose forced trades are fully prescribed (e.g. an index change): a holder whose
     #: prescribed rule acts trades them as computed under either execution style.
     prescribed: ClassVar[bool] = False
+    #: Holder columns the rule carries from round to round (name → value before the scenario),
+    #: e.g. the share of a fund's units redeemed so far.
+    state_columns: ClassVar[dict[str, float]] = {}
 
     @property
     def restores_to_trigger(self) -> bool:
@@ -139,6 +142,16 @@ class RuleBase(BaseModel):
         hysteresis): the trades it requires then depend on the prices, not on the path that
         led there — the condition of the cascade's equilibrium mode."""
         return False
+
+    # --- cash flows at the start of a round ---------------------------------------------------
+    def outflow(self) -> pl.Expr | None:
+        """Cash the holder pays out at the start of every round, before any rule is evaluated
+        (e.g. redemptions), as an expression on its book; None for rules without one."""
+        return None
+
+    def state_after(self) -> dict[str, pl.Expr]:
+        """The :attr:`state_columns` once the round's :meth:`outflow` is paid, on the book."""
+        return {}
 
     # --- Polars -------------------------------------------------------------------------------
     def lhs(self) -> pl.Expr:

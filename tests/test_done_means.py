@@ -78,6 +78,16 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
         {"kind": "stop_loss", "threshold": 0.1, "cut": 0.5},
         {"kind": "stop_loss", "threshold": 0.2, "cut": 0.2},
     ],
+    "redemption": [
+        {"kind": "redemption", "loss_sensitivity": 1.5, "min_cash": 0.25},
+        {
+            "kind": "redemption",
+            "base_rate": 0.3,
+            "gate": 0.35,
+            "min_cash": 0.3,
+            "restore_cash": 0.35,
+        },
+    ],
 }
 
 INDEX_WEIGHTS = {"IDX": {"a0": 0.5, "a1": 0.3, "a2": 0.2}, "IDY": {"a0": 0.6, "a1": 0.4}}

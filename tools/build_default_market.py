@@ -339,6 +339,7 @@ HOLDERS = [
     ("PENSION_60_40", "pension_fund", "pension_60_40", 0.0, 0.0, 0.0, 0.0, 0.0),
     ("INDEX_FUND", "index_fund", "index_fund", 1.0e8, 0.0, 0.0, 0.0, 0.0),
     ("MS_POD", "multi_strategy_fund", "multi_strategy", 9.9e7, 0.0, 0.0, 0.0, 0.0),
+    ("BOND_FUND", "open_end_bond_fund", "open_end_bond_fund", 1.6e7, 0.0, 0.0, 0.0, 0.0),
 ]
 
 # A cap-weighted large-cap index (weights are assumptions, summing to 1) and a fund of about
@@ -410,6 +411,13 @@ POSITIONS = [
     ("MS_POD", "EQ_HEALTH", 8.0e5),
     ("MS_POD", "EQ_STAPLE", -4.0e6),
     ("MS_POD", "EQ_BANK2", -3.8e6),
+    # an open-ended corporate bond fund of about 400m with 4% in cash: redemptions after its
+    # losses are paid from cash, then by selling slices of its bonds
+    ("BOND_FUND", "IG_A_6Y", 1.0e6),
+    ("BOND_FUND", "IG_BBB_8Y", 1.0e6),
+    ("BOND_FUND", "HY_BBP_5Y", 1.0e6),
+    ("BOND_FUND", "HY_B_5Y", 5.0e5),
+    ("BOND_FUND", "UST10Y", 5.0e5),
 ]
 
 

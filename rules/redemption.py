@@ -1,0 +1,172 @@
+"""``redemption`` — investors pull money; the fund pays from cash down to a floor, then sells.
+
+Math. *Outflows.* The fund's units are its investors' claims; redemptions are paid at the net
+asset value per unit, so they leave it unchanged. With ``E₀`` the equity before the scenario,
+``ρ`` the share of the initial units redeemed so far in the scenario (state, 0 at the start) and
+``E`` the equity now, the return to a remaining investor is::
+
+    ret = E / (E₀·(1 − ρ)) − 1
+
+Investors redeem, over the whole scenario, the share (flow–performance, steeper for losses than
+for gains, as in corporate-bond funds; capped by a redemption gate ``g``)::
+
+    ρ*(ret) = clip(b + s + β⁻·max(−ret, 0) − β⁺·max(ret, 0), 0, g)
+
+with ``b`` the base rate and ``s`` the scenario's redemption shock for the holder's type. Each
+round pays the increase ``Δρ = max(ρ* − ρ, 0)`` at the unit value ``E/(E₀(1 − ρ))``::
+
+    R = Δρ · E / (1 − ρ)
+
+at the start of the round, out of cash (``C ← C − R``, ``E ← E − R``; ``ρ ← ρ + Δρ``). A loss in
+one round of a cascade thus raises the next round's outflows. Example: ``b`` = 2%,
+``β⁻`` = 1.5, a 6% loss: ρ* = 2% + 9% = 11% of the units, paid at 94% of their initial value.
+
+*Cash floor.* The fund keeps cash of at least a share ``c`` of its total assets ``A``; below it,
+it sells. Trigger ``C < c·A``; restore ``C⁺ ≥ c_r·A⁺`` with ``c_r ≥ c`` (default ``c``).
+Pro-rata ("slice"), scaling the whole book by ``f`` raises ``(1 − f)·V`` of cash (``V = Σ c_i x_i``
+over cash instruments; futures raise none) and, once ``C ≥ 0``,
+``A(f) = f·G + N + C + (1 − f)·V``, so the largest admissible ``f`` solves
+``C + (1 − f)V = c·A(f)``::
+
+    f = ((1 − c)(C + V) − c·N) / ((1 − c)·V + c·G)
+
+(with ``c = 0``: ``f = 1 + C/V``, a sale of ``−C``). Minimal cost: ``C⁺ = C − Σ c_i u_i`` and
+``C⁺ ≥ c·A⁺ ≥ 0`` make ``max(C⁺, 0) = C⁺``, so the floor is the convex constraint::
+
+    c·Σ|x⁺| + (1 − c)·Σ c_i u_i ≤ (1 − c)·C − c·N
+
+Cure: cash ``k`` brought in (a reserve or a credit line) raises ``C`` and ``A`` by ``k``;
+``C + k ≥ c_r(A + k)`` from ``k = (c_r·A − C)/(1 − c_r)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar, Literal, Self
+
+import cvxpy as cp
+import polars as pl
+from pydantic import Field, model_validator
+
+from rules._base import Book, Level, ProblemSpace, RuleBase
+
+_E = pl.col(Book.EQUITY)
+_E0 = pl.col(Book.EQUITY_PRE)
+_C = pl.col(Book.CASH)
+_A = pl.col(Book.GROSS_ASSETS)
+_G = pl.col(Book.GROSS_EXPOSURE)
+_N = pl.col(Book.NON_TRADABLE)
+_V = pl.col(Book.CASH_EXPOSURE)
+
+#: State: the share of the initial units redeemed, and the cash paid out, so far.
+REDEEMED = "redemption.redeemed_share"
+PAID = "redemption.paid"
+#: The scenario's extra redemption rate for the holder (0 without a shock).
+SHOCK = "redemption_shock"
+
+
+class Redemption(RuleBase):
+    """Investors redeem after losses; the fund pays from cash above a floor, then sells."""
+
+    kind: Literal["redemption"] = "redemption"
+    base_rate: float = Field(0.0, ge=0, le=1, description="b: share of units redeemed anyway")
+    loss_sensitivity: float = Field(
+        0.0, ge=0, description="β⁻: share of units redeemed per unit of loss (e.g. 1.5)"
+    )
+    gain_sensitivity: float = Field(
+        0.0, ge=0, description="β⁺: fewer redemptions per unit of gain (smaller than β⁻)"
+    )
+    gate: float = Field(1.0, gt=0, le=1, description="g: most units redeemable in the scenario")
+    min_cash: float = Field(0.0, ge=0, lt=1, description="c: cash floor, share of total assets")
+    restore_cash: float | None = Field(
+        None, ge=0, lt=1, description="c_r ≥ c: cash share rebuilt once it sells (default c)"
+    )
+
+    state_columns: ClassVar[dict[str, float]] = {REDEEMED: 0.0, PAID: 0.0}
+
+    @model_validator(mode="after")
+    def _restore_above_floor(self) -> Self:
+        if self.restore_cash is not None and self.restore_cash < self.min_cash:
+            raise ValueError(
+                f"restore_cash ({self.restore_cash}) must be at or above min_cash ({self.min_cash})"
+            )
+        return self
+
+    def _share(self, level: Level) -> float:
+        if level is Level.RESTORE and self.restore_cash is not None:
+            return self.restore_cash
+        return self.min_cash
+
+    # --- outflows -----------------------------------------------------------------------------
+    def redeemed_target(self) -> pl.Expr:
+        """``ρ*(ret)``, the share of the initial units redeemed over the scenario so far."""
+        rho = pl.col(REDEEMED)
+        ret = pl.when((_E0 > 0) & (rho < 1)).then(_E / (_E0 * (1 - rho)) - 1).otherwise(0.0)
+        flows = (
+            self.base_rate
+            + pl.col(SHOCK)
+            + self.loss_sensitivity * (-ret).clip(lower_bound=0.0)
+            - self.gain_sensitivity * ret.clip(lower_bound=0.0)
+        )
+        return flows.clip(0.0, self.gate)
+
+    def _increment(self) -> pl.Expr:
+        return (self.redeemed_target() - pl.col(REDEEMED)).clip(lower_bound=0.0)
+
+    def outflow(self) -> pl.Expr:
+        """``R = Δρ·E/(1 − ρ)`` (0 when ``E ≤ 0`` or every unit is gone)."""
+        rho = pl.col(REDEEMED)
+        paid = self._increment() * _E / (1 - rho)
+        return pl.when((_E > 0) & (rho < 1)).then(paid).otherwise(0.0)
+
+    def state_after(self) -> dict[str, pl.Expr]:
+        """The state once this round's redemptions are paid."""
+        return {REDEEMED: pl.col(REDEEMED) + self._increment(), PAID: pl.col(PAID) + self.outflow()}
+
+    # --- the cash floor -----------------------------------------------------------------------
+    def lhs(self) -> pl.Expr:
+        return -_C
+
+    def bound(self, level: Level) -> pl.Expr:
+        return -self._share(level) * _A
+
+    def fraction(self, level: Level) -> pl.Expr:
+        c = self._share(level)
+        num = (1 - c) * (_C + _V) - c * _N
+        den = (1 - c) * _V + c * _G
+        holds = c * _A <= _C
+        return (
+            pl.when(den > 0)
+            .then(num / den)
+            .when(holds)
+            .then(float("inf"))
+            .otherwise(-1.0)  # scaling raises no cash: no sale complies
+        )
+
+    def cure_need(self, level: Level) -> pl.Expr:
+        c = self._share(level)
+        return ((c * _A - _C) / (1 - c)).clip(lower_bound=0.0)
+
+    def metric(self) -> pl.Expr:
+        """Cash as a share of total assets, ``C / A``."""
+        return pl.when(_A > 0).then(_C / _A)
+
+    def holder_inputs(self, level: Level) -> dict[str, pl.Expr]:
+        c = self._share(level)
+        return {self.bound_name: (1 - c) * _C - c * _N}
+
+    def position_inputs(self, level: Level) -> Mapping[str, pl.Expr]:
+        c = self._share(level)
+        return {
+            self.column("floor"): pl.lit(c),
+            self.column("cash_weights"): (1 - c) * pl.col("is_cash").cast(pl.Float64),
+        }
+
+    def column(self, name: str) -> str:
+        return f"{self.kind}.{name}"
+
+    def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
+        c = p.vec(self.column("floor"), nonneg=True)
+        w = p.vec(self.column("cash_weights"), nonneg=True)
+        lhs = c @ cp.abs(p.x_plus) + w @ p.u
+        return {self.constraint_name("cash>=floor"): lhs <= p.param(self.bound_name)}

@@ -1,0 +1,140 @@
+"""``redemption``: investors' outflows after losses, paid from cash down to a floor, then by
+selling — against hand-computed oracles, in a cascade, and with a scenario's redemption shock."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import polars as pl
+import pytest
+from oracle_kit import REL, asset_frame, everywhere, holder, holder_frame, run_case
+from pydantic import ValidationError
+
+import estimator
+from estimator import Mandate, Scenario
+from estimator.api import RunResult
+
+# One bond fund: 10 bonds at 100 and cash 50, E₀ = 1050. Prices −10%: x = 900, E = 950,
+# ret = 950/1050 − 1 = −2/21. With β⁻ = 1.5, ρ* = 1.5·2/21 = 1/7 of the units, paid at
+# E/(1 − 0) per unit: R = 950/7 = 135.714…; cash 50 − R = −85.714… must be raised.
+RHO = 1 / 7
+R = 950 / 7
+E_AFTER = 950 - R
+
+
+def _fund(rule: dict[str, Any], ret: float = -0.1, execution: str = "pro_rata") -> RunResult:
+    return run_case(
+        [{"asset_id": "bond", "price": 100.0, "asset_class": "corp_bond"}],
+        [{"holder_id": "h", "cash": 50.0}],
+        [("h", "bond", 10.0)],
+        [{"kind": "redemption", "loss_sensitivity": 1.5, **rule}],
+        everywhere(price_return=ret),
+        execution,
+    )
+
+
+@pytest.mark.parametrize("execution", ["pro_rata", "min_cost"])
+def test_outflow_after_a_loss_is_paid_from_cash_then_by_selling(execution: str) -> None:
+    h = holder(_fund({}, execution=execution))
+    assert h["status"] == "forced"
+    assert math.isclose(h["redemption.redeemed_share"], RHO, rel_tol=REL)
+    assert math.isclose(h["redemption.paid"], R, rel_tol=REL)
+    assert math.isclose(h["equity_after"], E_AFTER, rel_tol=REL)
+    # no cash floor: sell what cash lacks, R − 50
+    assert math.isclose(h["sold"], R - 50, rel_tol=1e-6)
+    assert math.isclose(h["cash_after"], 0.0, abs_tol=1e-6)
+
+
+def test_cash_floor_is_rebuilt_to_its_restore_share() -> None:
+    # restore C⁺ ≥ 10%·A⁺ with A⁺ = E⁺ (no debt): C⁺ = 81.43, a sale of 85.71 + 81.43
+    h = holder(_fund({"min_cash": 0.05, "restore_cash": 0.1}))
+    assert math.isclose(h["sold"], (R - 50) + 0.1 * E_AFTER, rel_tol=REL)
+    assert math.isclose(h["redemption.metric_after"], 0.1, rel_tol=REL)
+
+
+def test_outflow_within_the_cash_above_the_floor_sells_nothing() -> None:
+    # cash 500 on 10 bonds: R = 1.5·(1 − 1400/1500)·1400 = 140 leaves 360 ≥ 5%·1260
+    result = run_case(
+        [{"asset_id": "bond", "price": 100.0}],
+        [{"holder_id": "h", "cash": 500.0}],
+        [("h", "bond", 10.0)],
+        [{"kind": "redemption", "loss_sensitivity": 1.5, "min_cash": 0.05}],
+        everywhere(price_return=-0.1),
+    )
+    h = holder(result)
+    assert h["status"] == "ok" and h["sold"] == 0.0
+    assert math.isclose(h["redemption.paid"], 1.5 * (1 - 1400 / 1500) * 1400, rel_tol=REL)
+    assert math.isclose(h["cash_after"], 500 - 140, rel_tol=REL)
+
+
+def test_gate_caps_the_outflow() -> None:
+    h = holder(_fund({"gate": 0.1}))
+    assert math.isclose(h["redemption.redeemed_share"], 0.1, rel_tol=REL)
+    assert math.isclose(h["redemption.paid"], 95.0, rel_tol=REL)
+
+
+def test_gains_slow_the_base_rate() -> None:
+    # +10%: x = 1100, E = 1150, ret = 100/1050; ρ* = 0.2 − 0.5·ret
+    h = holder(_fund({"base_rate": 0.2, "gain_sensitivity": 0.5}, ret=0.1))
+    rho = 0.2 - 0.5 * (100 / 1050)
+    assert math.isclose(h["redemption.redeemed_share"], rho, rel_tol=REL)
+    assert math.isclose(h["redemption.paid"], rho * 1150, rel_tol=REL)
+
+
+def test_scenario_redemption_shock_adds_to_the_rate_of_the_holder_type() -> None:
+    mandate = Mandate(name="m", rules=[{"kind": "redemption", "loss_sensitivity": 1.5}], cure=[])
+    market = estimator.build_market(
+        asset_frame([{"asset_id": "bond", "price": 100.0}]),
+        holder_frame(
+            [
+                {"holder_id": "h", "cash": 50.0, "holder_type": "credit_fund"},
+                {"holder_id": "g", "cash": 50.0, "holder_type": "other_fund"},
+            ]
+        ),
+        pl.DataFrame({"holder_id": ["h", "g"], "asset_id": "bond", "quantity": 10.0}),
+        {"m": mandate},
+    )
+    spec = Scenario(
+        name="s",
+        shocks=everywhere(price_return=-0.1),
+        redemptions=[
+            {"holder_types": ["credit_fund"], "rate": 0.05},
+            {"holder_types": ["nobody"], "rate": 0.5},
+        ],
+    )
+    result = estimator.run(spec, market)
+    h, g = (holder(result, i) for i in ("h", "g"))
+    assert math.isclose(h["redemption.redeemed_share"], RHO + 0.05, rel_tol=REL)
+    assert math.isclose(g["redemption.redeemed_share"], RHO, rel_tol=REL)
+    assert any("redemptions[1]" in str(w) for w in result.warnings.items)
+
+
+def test_losses_in_one_round_raise_the_next_rounds_outflows() -> None:
+    # the fund's sales move its bond's price (linear impact), its loss deepens, more units go
+    result = run_case(
+        [{"asset_id": "bond", "price": 100.0, "adv": 1000.0}],
+        [{"holder_id": "h", "cash": 50.0}],
+        [("h", "bond", 10.0)],
+        [{"kind": "redemption", "loss_sensitivity": 1.5}],
+        everywhere(price_return=-0.1),
+        impact={"models": [{"model": "linear", "coefficient": 0.2}], "max_rounds": 20},
+    )
+    h = holder(result)
+    assert h["rounds_forced"] >= 2
+    assert h["redemption.paid"] > R
+    # redemptions leave the unit value alone: after the round that paid last,
+    # E⁺/(E₀(1 − ρ)) is the unit value its outflow was set at, and ρ = 1.5·(1 − that value)
+    rho = h["redemption.redeemed_share"]
+    unit = h["equity_after"] / (1050 * (1 - rho))
+    assert math.isclose(rho, 1.5 * (1 - unit), rel_tol=1e-9)
+
+
+def test_restore_below_floor_is_refused() -> None:
+    with pytest.raises(ValidationError, match="restore_cash"):
+        Mandate(name="m", rules=[{"kind": "redemption", "min_cash": 0.05, "restore_cash": 0.02}])
+
+
+def test_redemption_shock_needs_a_selector() -> None:
+    with pytest.raises(ValidationError, match="holder_types or holder_ids"):
+        Scenario(name="s", redemptions=[{"rate": 0.1}])
