@@ -280,7 +280,7 @@ def _survival_story(row: dict, result: SurvivalResult) -> str:
         f"{result.scenario.name}: {row['status_at_scenario']}."
     ]
     if multiple is None:
-        lines.append(f"Not forced up to {result.search.max_multiple:g}× the scenario.")
+        lines.append(f"Not forced up to {result.searched_to:.4g}× the scenario.")
     elif row["forced_when"] == "already":
         lines.append(f"Forced before any shock, by {row['forced_by']}.")
     elif row["forced_when"] == "events":

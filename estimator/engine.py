@@ -408,6 +408,7 @@ def evaluate_round(
     )
     pos = pos.with_row_index(_ROW)
     pattern = bk.Pattern(pos)  # the same rows before and after the trades
+    _check_pre_columns(holders, mandates)
     holders = with_state(holders)
     book = bk.holder_book(pos, holders, assets, pattern)
     book, holders = pay_outflows(book, holders, mandates)
@@ -440,6 +441,17 @@ def evaluate_round(
     if timings is not None:
         timings.update(trades=decided - started, settle=time.perf_counter() - decided)
     return result if codes is None else result.decoded(codes)
+
+
+def _check_pre_columns(holders: pl.DataFrame, mandates: dict[str, Mandate]) -> None:
+    """Rules that read the book before the scenario need it on the holders."""
+    read = {c for m in mandates.values() for r in m.rules for c in r.reads()}
+    missing = sorted(set(Book.PRE) & read - set(holders.columns))
+    if missing:
+        raise ValueError(
+            f"the holders lack {', '.join(missing)}: their book before the scenario, which "
+            "estimator.api.prepare adds (estimator.run does)"
+        )
 
 
 def with_state(holders: pl.DataFrame) -> pl.DataFrame:

@@ -7,19 +7,23 @@ actions and index changes are events, whole for any ``m > 0``. A holder is *forc
 when, in one round at those prices (no price impact), its status is neither ``ok`` nor ``cured``:
 some rule makes it trade (or it is insolvent) after every cure it may draw.
 
-* **First forcing multiple** ``m*``: the smallest ``m`` in ``[0, M]`` at which the holder is
-  forced, found on a grid of ``K`` points and refined by bisection within the first forced cell
-  to ``|hi − lo| ≤ tol·max(1, hi)``: ``lo`` is not forced, ``hi`` (reported) is. ``forced_when``
-  says which: ``already`` (forced before any shock, ``m* = 0``), ``events`` (forced by the
-  scenario's rating actions and index changes alone, ``m* = 0``), ``moves`` (``m* > 0``), or
-  null (not forced up to ``M``; ``m*`` null). The rules that force it at ``m*`` and the price
-  of its largest position there (e.g. a concentrated margin account's margin-call price) are
-  reported beside.
+* **First forcing multiple** ``m*``: where the holder is first forced on a grid of ``K``
+  points over ``(0, M]``, refined by bisection within that cell to ``|hi − lo| ≤ tol·max(1, hi)``:
+  ``lo`` is not forced, ``hi`` (reported) is. When being forced is monotone in ``m`` (as for a
+  leverage or margin limit under a falling market) this is the smallest such ``m``; otherwise a
+  forced window narrower than a grid cell can be stepped over. ``forced_when`` says which:
+  ``already`` (forced before any shock, ``m* = 0``), ``events`` (forced by the scenario's rating
+  actions and index changes alone, ``m* = 0``), ``moves`` (``m* > 0``), or null (not forced up
+  to ``M``, or to the largest multiple the scenario's prices allow; ``m*`` null). The rules
+  that force it at ``m*`` and the price of its largest position there (e.g. a concentrated
+  margin account's margin-call price) are reported beside.
 * **Cure cash** ``c*``: the smallest cash that, added to the holder's account now (before the
   scenario), leaves it not forced under the whole scenario (``m = 1``): 0 when it is not forced,
   null when no amount up to ``2¹⁰`` times its gross assets does (a rule cash cannot satisfy,
-  such as an index change or a drawdown stop). Found by doubling, then bisection to a relative
-  ``tol``; every holder's amount is searched at once, each on its own account.
+  such as an index change or re-levering). Cash added now also raises the equity before the
+  scenario, from which drawdowns and flows are measured (``reference_equity`` where the holder
+  has none of its own). Found by doubling, then bisection to a relative ``tol``; every
+  holder's amount is searched at once, each on its own account.
 
 Whether a holder is forced does not depend on how it would trade, so the search runs pro-rata.
 """
@@ -27,6 +31,7 @@ Whether a holder is forced does not depend on how it would trade, so the search 
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import polars as pl
@@ -43,6 +48,9 @@ from estimator.scenario import Scenario, apply_scenario
 
 NOT_FORCED = ("ok", "cured")
 
+#: Below this a bisection would split floats finer than they are.
+MIN_TOLERANCE = 1e-12
+
 #: Columns of the survival table, in order.
 COLUMNS = [
     "holder_id",
@@ -57,7 +65,7 @@ COLUMNS = [
     "level_price",
     "level_return",
     "cure_cash",
-    "equity_before",
+    "equity_pre",
 ]
 
 
@@ -71,12 +79,12 @@ class Search:
     cure_doublings: int = 10
 
     def __post_init__(self) -> None:
-        if not self.max_multiple > 0:
-            raise InputError([_option("max_multiple", "> 0", self.max_multiple)])
+        if not (self.max_multiple > 0 and math.isfinite(self.max_multiple)):
+            raise InputError([_option("max_multiple", "finite and > 0", self.max_multiple)])
         if self.grid < 1:
             raise InputError([_option("grid", "≥ 1", self.grid)])
-        if not 0 < self.tolerance < 1:
-            raise InputError([_option("tolerance", "between 0 and 1", self.tolerance)])
+        if not MIN_TOLERANCE <= self.tolerance < 1:
+            raise InputError([_option("tolerance", f"in [{MIN_TOLERANCE:g}, 1)", self.tolerance)])
 
 
 def _option(name: str, expected: str, got: object) -> Problem:
@@ -87,8 +95,13 @@ class _Probe:
     """One-round evaluations of a market's holders along a scenario (pro-rata, no impact)."""
 
     def __init__(self, spec: Scenario, market: Market) -> None:
-        self.spec, self.market = spec, market
+        # one round without lender losses: a lender outside a subset of holders is no matter
+        holders = market.holders
+        if "lender" in holders.columns:
+            holders = holders.with_columns(pl.lit(None, dtype=pl.String).alias("lender"))
+        self.spec, self.market = spec, dataclasses.replace(market, holders=holders)
         self.count = 0
+        self.searched_to = 0.0  # the largest multiple the grid reached
 
     def shocked(self, m: float) -> pl.DataFrame:
         """The asset table at multiple ``m`` (events included)."""
@@ -137,6 +150,13 @@ class _Probe:
         )
 
 
+def _narrow(brackets: pl.DataFrame, width: pl.Series) -> pl.Series:
+    """Brackets (lo, hi) done: at most ``width`` wide, or too narrow for a float between."""
+    lo, hi = brackets["lo"], brackets["hi"]
+    mid = (lo + hi) / 2
+    return (hi - lo <= width) | (mid <= lo) | (mid >= hi)
+
+
 def _first_forced(probe: _Probe, search: Search, ids: pl.Series) -> pl.DataFrame:
     """(holder_id, forced_multiple, forced_when, forced_by): before any shock, on the events
     alone, then on a grid and by bisection per bracket."""
@@ -161,7 +181,12 @@ def _first_forced(probe: _Probe, search: Search, ids: pl.Series) -> pl.DataFrame
         if left.is_empty():
             break
         hi = k * step
-        now = probe.statuses(hi, left)
+        try:
+            now = probe.statuses(hi, left)
+        except InputError:  # e.g. a rate shock that far drives a bond's price to zero
+            probe.searched_to = hi - step
+            break
+        probe.searched_to = hi
         hit = now.filter("forced")
         brackets.append(
             hit.select("holder_id", lo=pl.lit(hi - step), hi=pl.lit(hi), by="forced_by")
@@ -176,7 +201,7 @@ def _first_forced(probe: _Probe, search: Search, ids: pl.Series) -> pl.DataFrame
     )
     done = []
     while not open_.is_empty():
-        narrow = open_["hi"] - open_["lo"] <= search.tolerance * open_["hi"].clip(lower_bound=1)
+        narrow = _narrow(open_, search.tolerance * open_["hi"].clip(lower_bound=1))
         done.append(open_.filter(narrow))
         open_ = open_.filter(~narrow).with_columns(mid=(pl.col("lo") + pl.col("hi")) / 2)
         parts = []
@@ -214,7 +239,7 @@ def _cure(probe: _Probe, search: Search, forced: pl.DataFrame) -> pl.DataFrame:
         if span.is_empty():
             break
     while True:
-        narrow = cured["hi"] - cured["lo"] <= search.tolerance * cured["hi"]
+        narrow = _narrow(cured, search.tolerance * cured["hi"])
         if narrow.all():
             break
         mid = cured.with_columns(cash=(pl.col("lo") + pl.col("hi")) / 2)
@@ -262,6 +287,7 @@ class SurvivalResult:
     market: str
     search: Search
     evaluations: int  # one-round evaluations the search made
+    searched_to: float  # the largest multiple searched: M, or less where prices would not allow
 
     @property
     def manifest(self) -> dict:
@@ -273,6 +299,7 @@ class SurvivalResult:
             "market": self.market,
             "search": dataclasses.asdict(self.search),
             "evaluations": self.evaluations,
+            "searched_to": self.searched_to,
             "holders": self.holders.height,
             "forced_at_scenario": int(
                 (~self.holders["status_at_scenario"].is_in(NOT_FORCED)).sum()
@@ -309,7 +336,7 @@ def survival(
     whole = probe.statuses(1.0, ids)
     before = bk.position_frame(market.positions, market.assets)
     book = bk.holder_book(before, market.holders).select(
-        "holder_id", "gross_assets", equity_before="equity"
+        "holder_id", "gross_assets", equity_pre="equity"
     )
     first = _first_forced(probe, search, ids)
     forced = whole.filter("forced").join(book, on="holder_id")
@@ -319,7 +346,7 @@ def survival(
         .join(whole.select("holder_id", status_at_scenario="status"), on="holder_id")
         .join(first, on="holder_id", how="left")
         .join(cure, on="holder_id", how="left")
-        .join(book.select("holder_id", "equity_before"), on="holder_id")
+        .join(book.select("holder_id", "equity_pre"), on="holder_id")
         .with_columns(
             pl.when(pl.col("status_at_scenario").is_in(NOT_FORCED))
             .then(0.0)
@@ -328,7 +355,7 @@ def survival(
         )
     )
     table = _levels(probe, table, before).select(COLUMNS).sort("holder_id")
-    return SurvivalResult(table, spec, market.name, search, probe.count)
+    return SurvivalResult(table, spec, market.name, search, probe.count, probe.searched_to)
 
 
 __all__ = ["COLUMNS", "Search", "SurvivalResult", "survival"]

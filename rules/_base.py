@@ -48,6 +48,8 @@ class Book:
     EQUITY_PRE = "equity_pre"  # E before the scenario's shocks
     GROSS_PRE = "gross_exposure_pre"  # G before the scenario's shocks
     REFERENCE_EQUITY = "reference_equity"  # drawdowns are measured from it (default: E before)
+    #: Columns of the book before the scenario, added to the holders when a run prepares them.
+    PRE = (LEVERAGE_PRE, EQUITY_PRE, GROSS_PRE, REFERENCE_EQUITY)
 
 
 #: The holder key of position rows (per-holder windows in :meth:`PositionRule.position_columns`).
@@ -202,6 +204,16 @@ class RuleBase(BaseModel):
         """Extra per-position columns the constraints need at ``level``, as expressions on the
         positions joined with their holder's book row (weights, not currency amounts)."""
         return {}
+
+    def reads(self) -> set[str]:
+        """The holder-level columns the rule's Polars expressions read."""
+        exprs = [self.lhs(), self.triggered(), self.triggered_up(), self.fraction_up()]
+        for level in Level:
+            exprs += [self.bound(level), self.fraction(level), self.cure_need(level)]
+            exprs += self.holder_inputs(level).values()
+        flow = self.outflow()
+        exprs += [*([flow] if flow is not None else []), *self.state_after().values()]
+        return {name for e in exprs for name in e.meta.root_names()}
 
     # --- cvxpy --------------------------------------------------------------------------------
     @property

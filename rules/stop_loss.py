@@ -12,12 +12,13 @@ against. Trigger and restore coincide::
     Σ|x⁺| ≤ (1 − κ)·G₀   while D > d   (no bound otherwise)
 
 The bound is fixed by the book before the scenario, so the cut is made once: a later round at the
-same or a deeper drawdown finds the book already at the bound and sells nothing more, and a book
-whose prices alone have taken its gross below ``(1 − κ)·G₀`` sells nothing. Trades leave ``E``
-unchanged, so they cannot undo the trigger; cash cannot cure it either (a capital injection does
-not undo a loss). Pro-rata: ``Σ|f·x| = f·G``, so ``f = (1 − κ)·G₀ / G``. Example: a book of
-gross 400 before the scenario, 360 after a 12% drawdown against a 10% stop with κ = ½, is cut
-to 200: f = 200/360.
+same or a deeper drawdown finds the book at the bound and trades again only if prices take its
+gross back above it (e.g. a short leg that rises), and a book whose prices alone have taken its
+gross below ``(1 − κ)·G₀`` sells nothing. Trades leave ``E`` unchanged, so they cannot undo the
+trigger, and a reserve or credit line drawn in the round cannot cure it (borrowed or reserved
+cash does not undo a loss). Pro-rata: ``Σ|f·x| = f·G``, so ``f = (1 − κ)·G₀ / G``. Example:
+a book of gross 400 before the scenario, 360 after a 12% drawdown against a 10% stop with
+κ = ½, is cut to 200: f = 200/360.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import cvxpy as cp
 import polars as pl
 from pydantic import Field
 
-from rules._base import Book, Level, ProblemSpace, RuleBase
+from rules._base import Book, Level, ProblemSpace, RuleBase, exceeds
 from rules.vol_target import ratio_or_inf
 
 _E = pl.col(Book.EQUITY)
@@ -53,7 +54,9 @@ class StopLoss(RuleBase):
         return pl.when(_E_REF > 0).then(1 - _E / _E_REF)
 
     def _hit(self) -> pl.Expr:
-        return (self.drawdown() > self.threshold).fill_null(False)
+        """``D > d``, as ``(1 − d)·E_ref − E`` beyond rounding noise (:func:`exceeds`): a drawdown
+        equal to the threshold up to an ulp does not stop the book."""
+        return ((_E_REF > 0) & exceeds((1 - self.threshold) * _E_REF - _E)).fill_null(False)
 
     def lhs(self) -> pl.Expr:
         return _G

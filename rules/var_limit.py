@@ -10,8 +10,9 @@ with ``T`` trading days a year::
 
 * trigger: ``VaR(x) > λ(1 + ε)·E``; restore: ``VaR(x⁺) ≤ λ_r·E`` with ``λ_r ≤ λ`` (default λ).
 
-VaR is ``k·σ`` with the constant ``k = z_α√(h/T)``, so the rule is a volatility bound
-``σ(x⁺) ≤ λ_r·E / k`` and compiles to the same second-order cone as ``vol_target``. Pro-rata:
+VaR is ``k·σ`` with the constant ``k = z_α√(h/T)``, so the rule is the volatility bound
+``σ(x⁺) ≤ λ_r·E / k`` (its breach is read in volatility, ``σ − λE/k``, as the solver reads it)
+and compiles to the same second-order cone as ``vol_target``. Pro-rata:
 ``σ(f·x) = f·σ(x)``, so the largest admissible scale is ``f = λ_r·E / VaR(x)``. Example: a 99%
 one-day VaR of 3.1% of equity against a 2% limit scales the book by 2/3.1.
 """
@@ -68,21 +69,18 @@ class VarLimit(RuleBase):
         return self.restore if self.restore is not None else self.limit
 
     def lhs(self) -> pl.Expr:
-        return self.var_per_vol * _RISK
+        return _RISK
 
     def bound(self, level: Level) -> pl.Expr:
-        return self._share(level) * _E
+        """The bound on σ in currency: ``λ·E / k``."""
+        return self._share(level) * _E / self.var_per_vol
 
     def fraction(self, level: Level) -> pl.Expr:
-        return ratio_or_inf(self.bound(level), self.lhs())
+        return ratio_or_inf(self.bound(level), _RISK)
 
     def metric(self) -> pl.Expr:
         """VaR as a share of equity ``VaR(x) / E``; null when ``E ≤ 0``."""
-        return pl.when(_E > 0).then(self.lhs() / _E)
-
-    def holder_inputs(self, level: Level) -> dict[str, pl.Expr]:
-        """The bound on σ in currency: ``λ·E / k``."""
-        return {self.bound_name: self.bound(level) / self.var_per_vol}
+        return pl.when(_E > 0).then(self.var_per_vol * _RISK / _E)
 
     def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
         bound = p.param(self.bound_name, nonneg=True)

@@ -203,9 +203,48 @@ def test_scaled_scenario_by_hand() -> None:
 
 
 def test_bad_search_settings_are_input_errors() -> None:
-    for bad in ({"max_multiple": 0.0}, {"grid": 0}, {"tolerance": 1.5}):
+    bad_settings = (
+        {"max_multiple": 0.0},
+        {"max_multiple": math.inf},  # a grid needs an end
+        {"grid": 0},
+        {"tolerance": 1.5},
+        {"tolerance": 1e-17},  # finer than floats split: a bisection would not end
+    )
+    for bad in bad_settings:
         with pytest.raises(estimator.InputError, match=next(iter(bad))):
             Search(**bad)
+
+
+def test_holders_with_a_lender_are_searched_alone() -> None:
+    # one round, no lender losses: a holder whose lender is outside the probe is no matter
+    market = _market(
+        [
+            {"holder_id": "h", "cash": -3000.0, "mandate": "margin", "lender": "pb"},
+            {"holder_id": "pb", "cash": 1e6, "mandate": "margin"},
+        ],
+        [("h", "a", 100.0)],
+        {"margin": [{"kind": "margin", "maintenance_rate": 0.25}]},
+    )
+    result = survival(FALL, market, search=PRECISE, holder_id="h")
+    assert math.isclose(_row(result.holders, "h")["forced_multiple"], 0.4, rel_tol=2 * TOL)
+
+
+def test_a_rate_shock_that_would_zero_a_price_ends_the_search_early() -> None:
+    # duration 20, +200bp: P(m) = 100·(1 − 20·0.02·m) reaches 0 at m = 2.5; the grid over
+    # (0, 3] stops at its last point below, 2.25, and the unlevered holder is never forced
+    assets = [{"asset_id": "bond", "price": 100.0, "duration": 20.0, "asset_class": "govt"}]
+    market = _market(
+        [{"holder_id": "h", "mandate": "lev"}],
+        [("h", "bond", 10.0)],
+        {"lev": [{"kind": "leverage", "max": 3.0}]},
+        assets,
+    )
+    spec = Scenario(name="s", shocks=[{"select": {"all": True}, "yield_change_bp": 200}])
+    result = survival(spec, market, search=Search(max_multiple=3.0, grid=12))
+    assert result.searched_to == 2.25
+    assert result.manifest["searched_to"] == 2.25
+    row = _row(result.holders, "h")
+    assert row["forced_multiple"] is None and row["status_at_scenario"] == "ok"
 
 
 runner = CliRunner()
