@@ -13,7 +13,7 @@ import polars as pl
 from estimator import aggregate
 from estimator import book as bk
 from estimator.cascade import DAY, ROUND, CascadeResult, cascade
-from estimator.engine import RoundResult, evaluate_round, with_state
+from estimator.engine import RoundResult, evaluate_round
 from estimator.equilibrium import Equilibrium, EquilibriumError, conditions, equilibrium
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.mandates import Execution
@@ -23,7 +23,6 @@ from estimator.report import Format, write_reports
 from estimator.scenario import Scenario, apply_scenario, load_scenario
 from estimator.solve import DEFAULT_SOLVER, ProblemCache
 from rules import Book
-from rules.redemption import SHOCK as REDEMPTION_SHOCK
 
 HOLDER_COLUMNS = [
     "holder_id",
@@ -343,9 +342,9 @@ def prepare(
     reference = pl.coalesce(own, Book.EQUITY_PRE) if own is not None else pl.col(Book.EQUITY_PRE)
     holders = holders.with_columns(
         reference.alias(Book.REFERENCE_EQUITY),
-        spec.redemption_shock(market.holders, warnings, label).alias(REDEMPTION_SHOCK),
+        **spec.holder_columns(market.holders, warnings, label),
     )
-    return shocked, with_state(holders)
+    return shocked, bk.with_defaults(holders)
 
 
 def _holder_table(result: RoundResult, market: Market) -> pl.DataFrame:

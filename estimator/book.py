@@ -19,7 +19,7 @@ import polars as pl
 from scipy import sparse
 
 from estimator import keys, risk
-from rules import Book
+from rules import STATE_COLUMNS, Book
 
 _X = pl.col("exposure")
 _PRICING = ["price", "multiplier"]
@@ -205,6 +205,23 @@ def _sparse_sums(
     )
 
 
+#: Holder columns with their value when a holder lacks them: every rule's state before a
+#: scenario (:data:`rules.STATE_COLUMNS`) and no holder shock.
+HOLDER_DEFAULTS: dict[str, float] = STATE_COLUMNS | {
+    Book.REDEMPTION_SHOCK: 0.0,
+    Book.MARGIN_MULTIPLIER: 1.0,
+}
+
+
+def with_defaults(holders: pl.DataFrame) -> pl.DataFrame:
+    """``holders`` with every :data:`HOLDER_DEFAULTS` column, its default where missing or
+    null."""
+    return holders.with_columns(
+        pl.col(k).fill_null(v) if k in holders.columns else pl.lit(v, dtype=pl.Float64).alias(k)
+        for k, v in HOLDER_DEFAULTS.items()
+    )
+
+
 def holder_book(
     pos: pl.DataFrame,
     holders: pl.DataFrame,
@@ -232,7 +249,8 @@ def holder_book(
         *[f"_fe_{g}" for g in gcols],
     ]
     book = (
-        holders.join(sums, on="holder_id", how="left")
+        with_defaults(holders)
+        .join(sums, on="holder_id", how="left")
         .with_columns(pl.col(filled).fill_null(0.0))
         .with_columns(**{Book.RISK: (factor_var + pl.col("_specific_var")).sqrt()})
         .drop("_specific_var", *[f"_fe_{g}" for g in gcols])

@@ -29,8 +29,7 @@ from estimator import book as bk
 from estimator import indices, keys, risk, scoped
 from estimator.mandates import Cure, Execution, Mandate
 from estimator.solve import IMPACT_KAPPA, MIN_DAILY_VOL, Job, ProblemCache
-from rules import NOISE, STATE_COLUMNS, Book, Level, RuleBase, Vec, exceeds
-from rules.redemption import SHOCK
+from rules import NOISE, Book, Level, RuleBase, Vec, exceeds
 
 #: Holder column (optional): True for a holder that has started a forced sale it must finish.
 COMMITTED = "committed"
@@ -215,7 +214,9 @@ def _solve_mandate(
         levels |= {k: pl.when(active).then(restore[k]).otherwise(trigger[k]) for k in restore}
     flags = [c for c in chosen.columns if c.endswith((".down", ".up"))]
     sums = [c for r in scoped.position_rules(mandate) for c in r.holder_sums()]
-    holder_cols = [Book.CASH, Book.NON_TRADABLE, *flags, *sums]
+    reads = {n for e in levels.values() for n in e.meta.root_names()}  # e.g. a multiplier
+    extra = [c for c in chosen.columns if c in reads and c not in pos_m.columns]
+    holder_cols = list(dict.fromkeys([Book.CASH, Book.NON_TRADABLE, *flags, *sums, *extra]))
     mpos = (
         pos_m.join(chosen.select("holder_id", *holder_cols), on="holder_id")
         .with_columns(
@@ -409,7 +410,7 @@ def evaluate_round(
     pos = pos.with_row_index(_ROW)
     pattern = bk.Pattern(pos)  # the same rows before and after the trades
     _check_pre_columns(holders, mandates)
-    holders = with_state(holders)
+    holders = bk.with_defaults(holders)
     book = bk.holder_book(pos, holders, assets, pattern)
     book, holders = pay_outflows(book, holders, mandates)
     rounds: dict[str, _MandateRound] = {}
@@ -452,16 +453,6 @@ def _check_pre_columns(holders: pl.DataFrame, mandates: dict[str, Mandate]) -> N
             f"the holders lack {', '.join(missing)}: their book before the scenario, which "
             "estimator.api.prepare adds (estimator.run does)"
         )
-
-
-def with_state(holders: pl.DataFrame) -> pl.DataFrame:
-    """``holders`` with every rule's state column (:data:`rules.STATE_COLUMNS`), at its value
-    before a scenario where missing, and a null redemption shock as none."""
-    missing = {k: v for k, v in STATE_COLUMNS.items() if k not in holders.columns}
-    out = holders.with_columns(pl.lit(v, dtype=pl.Float64).alias(k) for k, v in missing.items())
-    if SHOCK in out.columns:
-        return out.with_columns(pl.col(SHOCK).fill_null(0.0))
-    return out.with_columns(pl.lit(0.0).alias(SHOCK))
 
 
 def pay_outflows(

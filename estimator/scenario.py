@@ -8,13 +8,20 @@ Effects of one shock on the selected assets (all optional, several may be combin
 * ``vol_multiplier`` k and ``vol_change`` Δσ: ``σ ← max(k·σ + Δσ, 0)``; the asset's risk-model
   row is rescaled by the same ratio, keeping correlations;
 * ``margin_rate_multiplier`` and ``margin_rate_change``: ``m ← clip(k·m + Δm, 0, 1)`` on assets
-  with a margin rate;
+  with a margin rate; with ``margin_vol_elasticity`` e, ``k`` is also multiplied by
+  ``(σ'/σ)^e``, the shock's own vol change (procyclical margins: e = 1 keeps a margin rate
+  proportional to volatility);
 * rating actions: ``rating_sp``, ``rating_moodys``, ``rating_fitch`` set an agency's rating;
   ``downgrade_notches`` n moves every agency rating n notches down its scale (negative: up),
   clamped at AAA/Aaa and C; unrated and defaulted ratings stay as they are.
 
 Shocks apply one after another, so two price shocks on one asset compound:
 ``(1 + r₁)(1 + r₂) − 1``. A selector that matches nothing is a warning.
+
+Holder shocks (``[[holder_shocks]]``) hit funding, not prices, for holders selected by type or
+id: an extra redemption rate (added to a ``redemption`` rule's), a margin multiplier (the
+holders' margin requirements × k: a broker raising its haircuts for a kind of client) and a cut
+of their undrawn credit lines.
 
 Index changes (``[[index_changes]]``) delete a member, add an asset with a weight, or reweight a
 member of one of the market's indices, effective on a day of the scenario
@@ -42,7 +49,7 @@ from estimator.errors import InputError, InputWarnings, Problem
 from estimator.impact import Impact
 from estimator.selectors import Selector
 from estimator.toml_files import load_toml
-from rules import index_column
+from rules import Book, index_column
 from rules.ratings import AGENCY_COLUMNS, accepted, shift_expr
 
 
@@ -57,6 +64,9 @@ class Shock(BaseModel):
     vol_change: float | None = None
     margin_rate_multiplier: float | None = Field(None, ge=0)
     margin_rate_change: float | None = None
+    margin_vol_elasticity: float | None = Field(
+        None, ge=0, description="e: margin rates × (σ'/σ)^e with this shock's vol change σ → σ'"
+    )
     rating_sp: str | None = Field(None, description="new S&P rating, e.g. BB+")
     rating_moodys: str | None = Field(None, description="new Moody's rating, e.g. Ba1")
     rating_fitch: str | None = Field(None, description="new Fitch rating, e.g. BB+")
@@ -76,7 +86,15 @@ class Shock(BaseModel):
         effects = self.model_dump(exclude={"select"}, exclude_none=True)
         if not effects:
             raise ValueError("a shock needs at least one effect (price_return, yield_change_bp, …)")
+        if self.margin_vol_elasticity is not None and not self.moves_vol:
+            raise ValueError(
+                "margin_vol_elasticity needs a vol_multiplier or vol_change in the same shock"
+            )
         return self
+
+    @property
+    def moves_vol(self) -> bool:
+        return self.vol_multiplier is not None or self.vol_change is not None
 
     @property
     def rate_bp(self) -> float:
@@ -128,20 +146,33 @@ class IndexChange(BaseModel):
         return self
 
 
-class RedemptionShock(BaseModel):
-    """Extra redemptions for some holders: ``rate``, a share of their units, added to their
-    ``redemption`` rule's outflows (holders without one are not affected)."""
+class HolderShock(BaseModel):
+    """Shocks to some holders' funding rather than to prices: investors' redemptions, prime
+    brokers' and clearing houses' margin calls by counterparty, lenders' credit-line cuts."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     holder_types: list[str] | None = Field(None, description="holder types it hits")
     holder_ids: list[str] | None = Field(None, description="holders it hits")
-    rate: float = Field(gt=0, le=1, description="share of the holders' units redeemed")
+    redemption_rate: float | None = Field(
+        None, gt=0, le=1, description="share of units redeemed, added to a redemption rule's"
+    )
+    margin_multiplier: float | None = Field(
+        None, gt=0, description="k: the holders' margin requirements × k (a broker's haircuts)"
+    )
+    credit_line_cut: float | None = Field(
+        None, ge=0, le=1, description="share of the holders' undrawn credit lines withdrawn"
+    )
 
     @model_validator(mode="after")
-    def _selects(self) -> Self:
+    def _selects_and_acts(self) -> Self:
         if not self.holder_types and not self.holder_ids:
-            raise ValueError("a redemption shock needs holder_types or holder_ids")
+            raise ValueError("a holder shock needs holder_types or holder_ids")
+        if self.model_dump(exclude={"holder_types", "holder_ids"}, exclude_none=True) == {}:
+            raise ValueError(
+                "a holder shock needs an effect (redemption_rate, margin_multiplier, "
+                "credit_line_cut)"
+            )
         return self
 
     def selected(self) -> pl.Expr:
@@ -151,6 +182,21 @@ class RedemptionShock(BaseModel):
         if self.holder_ids:
             hit = hit | pl.col("holder_id").is_in(self.holder_ids)
         return hit
+
+    def scaled(self, m: float) -> HolderShock:
+        """``m`` times as large: rates and cuts times ``m`` (at most 1), ``k → 1 + m(k − 1)``."""
+        k = self.margin_multiplier
+        return self.model_copy(
+            update={
+                "redemption_rate": None
+                if self.redemption_rate is None
+                else min(m * self.redemption_rate, 1.0),
+                "margin_multiplier": None if k is None else max(1 + m * (k - 1), 0.0),
+                "credit_line_cut": None
+                if self.credit_line_cut is None
+                else min(m * self.credit_line_cut, 1.0),
+            }
+        )
 
 
 class Scenario(BaseModel):
@@ -163,8 +209,9 @@ class Scenario(BaseModel):
     market: str = Field("default", description="bundle name shipped with the tool, or a path")
     shocks: list[Shock] = Field(default_factory=list)
     index_changes: list[IndexChange] = Field(default_factory=list)
-    redemptions: list[RedemptionShock] = Field(
-        default_factory=list, description="redemption shocks by holder type or holder"
+    holder_shocks: list[HolderShock] = Field(
+        default_factory=list,
+        description="redemptions, margin multipliers and credit-line cuts by holder type or id",
     )
     impact: Impact = Field(default_factory=Impact, description="price impact of the flows")
     lender_losses: bool = Field(
@@ -192,28 +239,35 @@ class Scenario(BaseModel):
             update={
                 "shocks": shocks,
                 "index_changes": changes,
-                "redemptions": [
-                    r.model_copy(update={"rate": min(m * r.rate, 1.0)}) for r in self.redemptions
-                ]
-                if m > 0
-                else [],
+                "holder_shocks": [h.scaled(m) for h in self.holder_shocks] if m > 0 else [],
                 "impact": Impact(),
                 "lender_losses": False,
                 "days": None,
             }
         )
 
-    def redemption_shock(
+    def holder_columns(
         self, holders: pl.DataFrame, warnings: InputWarnings, label: str
-    ) -> pl.Expr:
-        """Each holder's extra redemption rate: the sum of the shocks that select it (a shock
-        that selects nobody is a warning)."""
-        total = pl.lit(0.0)
-        for i, shock in enumerate(self.redemptions):
-            if not holders.select(shock.selected().any()).item():
-                warnings.add(Problem(label, "selects no holder", field=f"redemptions[{i}]"))
-            total = total + pl.when(shock.selected()).then(shock.rate).otherwise(0.0)
-        return total
+    ) -> dict[str, pl.Expr]:
+        """The holder shocks as holder columns: the redemption shock (the sum of the rates that
+        select a holder, 0 for none), the margin multiplier (the product, 1 for none) and the
+        credit line left (× Π(1 − cut)). A holder shock that selects nobody is a warning."""
+        redemption, margin, credit = pl.lit(0.0), pl.lit(1.0), pl.lit(1.0)
+        for i, shock in enumerate(self.holder_shocks):
+            hit = shock.selected()
+            if not holders.select(hit.any()).item():
+                warnings.add(Problem(label, "selects no holder", field=f"holder_shocks.{i}"))
+            if shock.redemption_rate is not None:
+                redemption = redemption + pl.when(hit).then(shock.redemption_rate).otherwise(0.0)
+            if shock.margin_multiplier is not None:
+                margin = margin * pl.when(hit).then(shock.margin_multiplier).otherwise(1.0)
+            if shock.credit_line_cut is not None:
+                credit = credit * pl.when(hit).then(1 - shock.credit_line_cut).otherwise(1.0)
+        return {
+            Book.REDEMPTION_SHOCK: redemption,
+            Book.MARGIN_MULTIPLIER: margin,
+            "credit_line": pl.col("credit_line") * credit,
+        }
 
     @property
     def max_multiple(self) -> float:
@@ -333,7 +387,12 @@ def _shock(
                 )
                 continue
         out = out.with_columns(_shocked(shock, hit))
-        if shock.margin_rate_change is not None or shock.margin_rate_multiplier is not None:
+        margin_moves = (
+            shock.margin_rate_change is not None
+            or shock.margin_rate_multiplier is not None
+            or shock.margin_vol_elasticity is not None
+        )
+        if margin_moves:
             no_rate = out.filter(hit & pl.col("margin_rate").is_null()).height
             if no_rate:
                 warnings.add(
@@ -369,14 +428,23 @@ def _shocked(shock: Shock, hit: pl.Expr) -> list[pl.Expr]:
         exprs.append(
             pl.when(hit).then(pl.col("price") * growth).otherwise(pl.col("price")).alias("price")
         )
-    if shock.vol_multiplier is not None or shock.vol_change is not None:
+    vol = pl.col("vol")
+    if shock.moves_vol:
         vol = (
             pl.col("vol") * (shock.vol_multiplier if shock.vol_multiplier is not None else 1.0)
             + (shock.vol_change or 0.0)
         ).clip(lower_bound=0.0)
         exprs.append(pl.when(hit).then(vol).otherwise(pl.col("vol")).alias("vol"))
-    if shock.margin_rate_multiplier is not None or shock.margin_rate_change is not None:
+    margin_moves = (
+        shock.margin_rate_multiplier is not None
+        or shock.margin_rate_change is not None
+        or shock.margin_vol_elasticity is not None
+    )
+    if margin_moves:
         k = shock.margin_rate_multiplier if shock.margin_rate_multiplier is not None else 1.0
+        if shock.margin_vol_elasticity is not None:  # procyclical: rates follow volatility
+            ratio = pl.when(pl.col("vol") > 0).then(vol / pl.col("vol")).otherwise(1.0)
+            k = k * ratio**shock.margin_vol_elasticity
         rate = (pl.col("margin_rate") * k + (shock.margin_rate_change or 0.0)).clip(0.0, 1.0)
         exprs.append(pl.when(hit).then(rate).otherwise(pl.col("margin_rate")).alias("margin_rate"))
     for column in AGENCY_COLUMNS:

@@ -2,8 +2,9 @@
 before a rule forces it to trade, and the cash that would keep it off the chain.
 
 Along a scenario's own direction the market at multiple ``m`` is :meth:`Scenario.scaled`:
-returns and rate changes times ``m``, vol and margin multipliers ``k → 1 + m(k − 1)``; rating
-actions and index changes are events, whole for any ``m > 0``. A holder is *forced* at ``m``
+returns, rate changes and holder shocks' rates times ``m``, vol, margin and holder margin
+multipliers ``k → 1 + m(k − 1)``; rating actions and index changes are events, whole for any
+``m > 0``. A holder is *forced* at ``m``
 when, in one round at those prices (no price impact), its status is neither ``ok`` nor ``cured``:
 some rule makes it trade (or it is insolvent) after every cure it may draw.
 

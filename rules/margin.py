@@ -1,8 +1,10 @@
 """``margin`` — a margin account: account equity must cover the margin requirement.
 
 Math. With per-asset maintenance rates ``m_i`` (the asset's own ``margin_rate``, else the rule's
-``maintenance_rate``) the requirement is ``R(x) = Σ m_i |x_i|``, longs and shorts alike (a short
-is bought back). Trades move value into cash one for one, so account equity ``AE`` is unchanged:
+``maintenance_rate``) and ``k_h`` the holder's margin multiplier (a scenario's holder shock, a
+broker raising its haircuts for one kind of client; 1 otherwise, and not capped) the
+requirement is ``R(x) = k_h·Σ m_i |x_i|``, longs and shorts alike (a short is bought back).
+Trades move value into cash one for one, so account equity ``AE`` is unchanged:
 
 * trigger: ``AE < R(x)``;
 * restore: ``R(x⁺) ≤ AE / k`` with ``k = 1`` (back to maintenance) or ``k = initial_ratio``
@@ -55,7 +57,8 @@ class Margin(RuleBase):
         return self.initial_ratio if level is Level.RESTORE and self.restore == "initial" else 1.0
 
     def lhs(self) -> pl.Expr:
-        return pl.col(Book.MARGIN_RATED) + self.maintenance_rate * pl.col(Book.MARGIN_UNRATED)
+        rated = pl.col(Book.MARGIN_RATED) + self.maintenance_rate * pl.col(Book.MARGIN_UNRATED)
+        return pl.col(Book.MARGIN_MULTIPLIER) * rated
 
     def bound(self, level: Level) -> pl.Expr:
         return _AE / self._k(level)
@@ -73,7 +76,8 @@ class Margin(RuleBase):
         return _AE - self.lhs()
 
     def position_inputs(self, level: Level) -> Mapping[str, pl.Expr]:
-        return {self.rate_name: pl.col("margin_rate").fill_null(self.maintenance_rate)}
+        rate = pl.col("margin_rate").fill_null(self.maintenance_rate)
+        return {self.rate_name: pl.col(Book.MARGIN_MULTIPLIER) * rate}
 
     def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
         m = p.vec(self.rate_name, nonneg=True)

@@ -12,7 +12,7 @@ for gains, as in corporate-bond funds; capped by a redemption gate ``g``)::
 
     ρ*(ret) = clip(b + s + β⁻·max(−ret, 0) − β⁺·max(ret, 0), 0, g)
 
-with ``b`` the base rate and ``s`` the scenario's redemption shock for the holder's type. Each
+with ``b`` the base rate and ``s`` the holder's extra rate from the scenario's holder shocks. Each
 round pays the increase ``Δρ = max(ρ* − ρ, 0)`` at the unit value ``E/(E₀(1 − ρ))``::
 
     R = Δρ · E / (1 − ρ)
@@ -61,8 +61,6 @@ _V = pl.col(Book.CASH_EXPOSURE)
 #: State: the share of the initial units redeemed, and the cash paid out, so far.
 REDEEMED = "redemption.redeemed_share"
 PAID = "redemption.paid"
-#: The scenario's extra redemption rate for the holder (0 without a shock).
-SHOCK = "redemption_shock"
 
 
 class Redemption(RuleBase):
@@ -104,7 +102,7 @@ class Redemption(RuleBase):
         ret = pl.when((_E0 > 0) & (rho < 1)).then(_E / (_E0 * (1 - rho)) - 1).otherwise(0.0)
         flows = (
             self.base_rate
-            + pl.col(SHOCK)
+            + pl.col(Book.REDEMPTION_SHOCK)
             + self.loss_sensitivity * (-ret).clip(lower_bound=0.0)
             - self.gain_sensitivity * ret.clip(lower_bound=0.0)
         )

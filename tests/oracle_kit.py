@@ -31,11 +31,13 @@ def run_case(
     shocks: list[dict[str, Any]],
     execution: str = "pro_rata",
     impact: dict[str, Any] | None = None,
+    holder_shocks: list[dict[str, Any]] | None = None,
 ) -> RunResult:
     pos = pl.DataFrame(positions, schema=["holder_id", "asset_id", "quantity"], orient="row")
     mandate = Mandate(name="m", execution=execution, rules=rules)
     market = estimator.build_market(asset_frame(assets), holder_frame(holders), pos, {"m": mandate})
-    scenario = Scenario(name="s", shocks=shocks, **({"impact": impact} if impact else {}))
+    extra = {"impact": impact} if impact else {}
+    scenario = Scenario(name="s", shocks=shocks, holder_shocks=holder_shocks or [], **extra)
     return estimator.run(scenario, market)
 
 

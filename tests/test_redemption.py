@@ -98,16 +98,16 @@ def test_scenario_redemption_shock_adds_to_the_rate_of_the_holder_type() -> None
     spec = Scenario(
         name="s",
         shocks=everywhere(price_return=-0.1),
-        redemptions=[
-            {"holder_types": ["credit_fund"], "rate": 0.05},
-            {"holder_types": ["nobody"], "rate": 0.5},
+        holder_shocks=[
+            {"holder_types": ["credit_fund"], "redemption_rate": 0.05},
+            {"holder_types": ["nobody"], "redemption_rate": 0.5},
         ],
     )
     result = estimator.run(spec, market)
     h, g = (holder(result, i) for i in ("h", "g"))
     assert math.isclose(h["redemption.redeemed_share"], RHO + 0.05, rel_tol=REL)
     assert math.isclose(g["redemption.redeemed_share"], RHO, rel_tol=REL)
-    assert any("redemptions[1]" in str(w) for w in result.warnings.items)
+    assert any("holder_shocks.1" in str(w) for w in result.warnings.items)
 
 
 def test_losses_in_one_round_raise_the_next_rounds_outflows() -> None:
@@ -135,6 +135,8 @@ def test_restore_below_floor_is_refused() -> None:
         Mandate(name="m", rules=[{"kind": "redemption", "min_cash": 0.05, "restore_cash": 0.02}])
 
 
-def test_redemption_shock_needs_a_selector() -> None:
+def test_holder_shock_needs_a_selector_and_an_effect() -> None:
     with pytest.raises(ValidationError, match="holder_types or holder_ids"):
-        Scenario(name="s", redemptions=[{"rate": 0.1}])
+        Scenario(name="s", holder_shocks=[{"redemption_rate": 0.1}])
+    with pytest.raises(ValidationError, match="needs an effect"):
+        Scenario(name="s", holder_shocks=[{"holder_types": ["fund"]}])
