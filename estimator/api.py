@@ -22,7 +22,7 @@ from estimator.paths import resolve_market, resolve_scenario
 from estimator.report import Format, write_reports
 from estimator.scenario import Scenario, apply_scenario, load_scenario
 from estimator.solve import DEFAULT_SOLVER, ProblemCache
-from rules import Book
+from rules import STATE_COLUMNS, Book
 
 HOLDER_COLUMNS = [
     "holder_id",
@@ -314,6 +314,10 @@ def _cascade_round(chain: CascadeResult, compiled: int, *, days: bool = False) -
         .with_columns(pl.col("sold", "bought").fill_null(0.0), pl.col("rounds_forced").fill_null(0))
         .sort("holder_id")
     )
+    state = [c for c in STATE_COLUMNS if c in holders.columns and c in chain.holders_after.columns]
+    if state:  # a fund that keeps paying outflows from cash is not forced: its last state stands
+        final = chain.holders_after.select("holder_id", *state)
+        holders = holders.drop(state).join(final, on="holder_id", how="left")
     return RoundResult(chain.trades, holders, chain.positions, chain.holders_after, compiled)
 
 
@@ -322,8 +326,9 @@ def prepare(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The shocked assets, and the holders with the futures' variation margin of the shocks
     settled to cash and their book before the shocks: leverage (``leverage_pre``), equity
-    (``equity_pre``), gross exposure (``gross_exposure_pre``), and the equity drawdowns are
-    measured from (``reference_equity``: the holder's own where given, else ``equity_pre``)."""
+    (``equity_pre``), gross exposure (``gross_exposure_pre``), cash reserve
+    (``cash_reserve_pre``), and the equity drawdowns are measured from (``reference_equity``:
+    the holder's own where given, else ``equity_pre``); and the scenario's holder shocks."""
     pre = bk.holder_book(bk.position_frame(market.positions, market.assets), market.holders)
     shocked = apply_scenario(market.assets, spec, label, warnings, market.index_weights)
     futures = shocked.filter(pl.col("instrument") != "cash").select(
@@ -342,6 +347,7 @@ def prepare(
     reference = pl.coalesce(own, Book.EQUITY_PRE) if own is not None else pl.col(Book.EQUITY_PRE)
     holders = holders.with_columns(
         reference.alias(Book.REFERENCE_EQUITY),
+        pl.col("cash_reserve").alias(Book.RESERVE_PRE),
         **spec.holder_columns(market.holders, warnings, label),
     )
     return shocked, bk.with_defaults(holders)

@@ -89,13 +89,13 @@ def conditions(
     if lender_losses:
         reasons.append("lender losses are booked round by round")
     used = set(holders["mandate"].drop_nulls())
+    rules = [(n, r) for n, m in mandates.items() if n in used for r in m.rules]
+    stateful = sorted(f"{n}: {r.kind}" for n, r in rules if r.state_columns)
     loose = sorted(
-        f"{name}: {rule.kind}"
-        for name, mandate in mandates.items()
-        if name in used
-        for rule in mandate.rules
-        if not rule.restores_to_trigger
+        f"{n}: {r.kind}" for n, r in rules if not r.restores_to_trigger and not r.state_columns
     )
+    if stateful:
+        reasons.append("rules that carry state from round to round (" + ", ".join(stateful) + ")")
     if loose:
         reasons.append("rules that restore beyond their trigger level (" + ", ".join(loose) + ")")
     return reasons

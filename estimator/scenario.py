@@ -228,9 +228,10 @@ class Scenario(BaseModel):
 
     def scaled(self, m: float, *, events: bool = True) -> Scenario:
         """The scenario along its own direction, ``m`` times as far (:meth:`Shock.scaled`), in
-        one round: no price impact, lender losses or day clock. Rating actions and index changes
-        are events, applied whole for any ``m > 0`` and for ``m = 0`` with ``events`` (the
-        events alone); ``m = 0`` without ``events`` is the market as it is."""
+        one round: no price impact, lender losses or day clock. Holder shocks scale as
+        :meth:`HolderShock.scaled` and are dropped at ``m = 0``. Rating actions and index
+        changes are events, applied whole for any ``m > 0`` and for ``m = 0`` with ``events``
+        (the events alone); ``m = 0`` without ``events`` is the market as it is."""
         if m == 0 and not events:
             shocks, changes = [], []
         else:

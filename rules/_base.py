@@ -48,10 +48,11 @@ class Book:
     EQUITY_PRE = "equity_pre"  # E before the scenario's shocks
     GROSS_PRE = "gross_exposure_pre"  # G before the scenario's shocks
     REFERENCE_EQUITY = "reference_equity"  # drawdowns are measured from it (default: E before)
+    RESERVE_PRE = "cash_reserve_pre"  # the cash reserve before the scenario
     REDEMPTION_SHOCK = "redemption_shock"  # the scenario's extra redemption rate (0: none)
     MARGIN_MULTIPLIER = "margin_multiplier"  # the scenario's multiplier of margin (1: none)
     #: Columns of the book before the scenario, added to the holders when a run prepares them.
-    PRE = (LEVERAGE_PRE, EQUITY_PRE, GROSS_PRE, REFERENCE_EQUITY)
+    PRE = (LEVERAGE_PRE, EQUITY_PRE, GROSS_PRE, REFERENCE_EQUITY, RESERVE_PRE)
 
 
 #: The holder key of position rows (per-holder windows in :meth:`PositionRule.position_columns`).

@@ -5,7 +5,10 @@ asset value per unit, so they leave it unchanged. With ``E₀`` the equity befor
 ``ρ`` the share of the initial units redeemed so far in the scenario (state, 0 at the start) and
 ``E`` the equity now, the return to a remaining investor is::
 
-    ret = E / (E₀·(1 − ρ)) − 1
+    ret = (E − I) / (E₀·(1 − ρ)) − 1
+
+with ``I`` the cash reserve drawn so far in the scenario (capital brought in to cure the floor
+is not the investors' gain; it counts at its value when drawn).
 
 Investors redeem, over the whole scenario, the share (flow–performance, steeper for losses than
 for gains, as in corporate-bond funds; capped by a redemption gate ``g``)::
@@ -35,8 +38,13 @@ over cash instruments; futures raise none) and, once ``C ≥ 0``,
 
     c·Σ|x⁺| + (1 − c)·Σ c_i u_i ≤ (1 − c)·C − c·N
 
-Cure: cash ``k`` brought in (a reserve or a credit line) raises ``C`` and ``A`` by ``k``;
-``C + k ≥ c_r(A + k)`` from ``k = (c_r·A − C)/(1 − c_r)``.
+Cure: cash ``k`` brought in (a reserve or a credit line) raises ``C`` by ``k``; the floor needs
+``C + k ≥ 0`` and so ``A = G + N + C + k``: ``(1 − c_r)(C + k) ≥ c_r(G + N)`` from
+``k = c_r(G + N)/(1 − c_r) − C``.
+
+A slice raises cash only where the book's cash instruments are net long (``V > 0``); a book
+whose slice would not (net short: ``(1 − c)V + c·G ≤ 0``) cannot restore the floor by
+scaling and is liquidated, under either execution style.
 """
 
 from __future__ import annotations
@@ -52,6 +60,8 @@ from rules._base import Book, Level, ProblemSpace, RuleBase
 
 _E = pl.col(Book.EQUITY)
 _E0 = pl.col(Book.EQUITY_PRE)
+_RESERVE = pl.col("cash_reserve")
+_RESERVE0 = pl.col(Book.RESERVE_PRE)
 _C = pl.col(Book.CASH)
 _A = pl.col(Book.GROSS_ASSETS)
 _G = pl.col(Book.GROSS_EXPOSURE)
@@ -99,7 +109,8 @@ class Redemption(RuleBase):
     def redeemed_target(self) -> pl.Expr:
         """``ρ*(ret)``, the share of the initial units redeemed over the scenario so far."""
         rho = pl.col(REDEEMED)
-        ret = pl.when((_E0 > 0) & (rho < 1)).then(_E / (_E0 * (1 - rho)) - 1).otherwise(0.0)
+        unit = (_E - (_RESERVE0 - _RESERVE)) / (_E0 * (1 - rho))
+        ret = pl.when((_E0 > 0) & (rho < 1)).then(unit - 1).otherwise(0.0)
         flows = (
             self.base_rate
             + pl.col(Book.REDEMPTION_SHOCK)
@@ -109,13 +120,15 @@ class Redemption(RuleBase):
         return flows.clip(0.0, self.gate)
 
     def _increment(self) -> pl.Expr:
-        return (self.redeemed_target() - pl.col(REDEEMED)).clip(lower_bound=0.0)
+        """``Δρ``: 0 when ``E ≤ 0`` or every unit is gone (nothing is left to pay)."""
+        rho = pl.col(REDEEMED)
+        rise = (self.redeemed_target() - rho).clip(lower_bound=0.0)
+        return pl.when((_E > 0) & (rho < 1)).then(rise).otherwise(0.0)
 
     def outflow(self) -> pl.Expr:
-        """``R = Δρ·E/(1 − ρ)`` (0 when ``E ≤ 0`` or every unit is gone)."""
+        """``R = Δρ·E/(1 − ρ)``."""
         rho = pl.col(REDEEMED)
-        paid = self._increment() * _E / (1 - rho)
-        return pl.when((_E > 0) & (rho < 1)).then(paid).otherwise(0.0)
+        return pl.when(rho < 1).then(self._increment() * _E / (1 - rho)).otherwise(0.0)
 
     def state_after(self) -> dict[str, pl.Expr]:
         """The state once this round's redemptions are paid."""
@@ -143,7 +156,7 @@ class Redemption(RuleBase):
 
     def cure_need(self, level: Level) -> pl.Expr:
         c = self._share(level)
-        return ((c * _A - _C) / (1 - c)).clip(lower_bound=0.0)
+        return (c * (_G + _N) / (1 - c) - _C).clip(lower_bound=0.0)
 
     def metric(self) -> pl.Expr:
         """Cash as a share of total assets, ``C / A``."""

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 import estimator
 from estimator import Mandate, Scenario
 from estimator.api import RunResult
+from rules import Redemption
 
 # One bond fund: 10 bonds at 100 and cash 50, E₀ = 1050. Prices −10%: x = 900, E = 950,
 # ret = 950/1050 − 1 = −2/21. With β⁻ = 1.5, ρ* = 1.5·2/21 = 1/7 of the units, paid at
@@ -140,3 +141,69 @@ def test_holder_shock_needs_a_selector_and_an_effect() -> None:
         Scenario(name="s", holder_shocks=[{"redemption_rate": 0.1}])
     with pytest.raises(ValidationError, match="needs an effect"):
         Scenario(name="s", holder_shocks=[{"holder_types": ["fund"]}])
+
+
+def test_a_fund_paying_from_cash_reports_its_outflows_over_the_whole_cascade() -> None:
+    # F: 10 bonds at 100 and 500 cash, E₀ = 1500. −10%: E = 1400, ret = −1/15, ρ = 1/10, it
+    # pays 140 from cash and is never forced. G, levered 5× against a 3× limit, sells into a
+    # thin market; the price falls further, F's investors redeem more in later rounds, and the
+    # report carries the whole amount, not the first round's 140.
+    mandates = {
+        "fund": Mandate(name="fund", rules=[{"kind": "redemption", "loss_sensitivity": 1.5}]),
+        "lev": Mandate(name="lev", rules=[{"kind": "leverage", "max": 3.0}]),
+    }
+    market = estimator.build_market(
+        asset_frame([{"asset_id": "bond", "price": 100.0, "adv": 1000.0}]),
+        holder_frame(
+            [
+                {"holder_id": "F", "cash": 500.0, "mandate": "fund"},
+                {"holder_id": "G", "cash": -800.0, "mandate": "lev"},
+            ]
+        ),
+        pl.DataFrame({"holder_id": ["F", "G"], "asset_id": "bond", "quantity": 10.0}),
+        mandates,
+    )
+    spec = Scenario(
+        name="s",
+        shocks=everywhere(price_return=-0.1),
+        impact={"models": [{"model": "linear", "coefficient": 0.2}], "max_rounds": 10},
+    )
+    f = holder(estimator.run(spec, market), "F")
+    assert f["status"] == "ok" and f["sold"] == 0.0
+    assert f["redemption.paid"] > 140.0 + 1.0
+    assert f["redemption.redeemed_share"] > 0.1
+
+
+def test_cure_fills_the_floor_from_below_zero_cash() -> None:
+    # after paying R cash is 50 − R = −85.71, G = 900: the floor at 10% needs C + k ≥ 0 and
+    # (1 − 0.1)(C + k) ≥ 0.1·900, so k = 100 + 85.71 from the reserve, and nothing is sold
+    result = run_case(
+        [{"asset_id": "bond", "price": 100.0}],
+        [{"holder_id": "h", "cash": 50.0, "cash_reserve": 1000.0}],
+        [("h", "bond", 10.0)],
+        [{"kind": "redemption", "loss_sensitivity": 1.5, "min_cash": 0.05, "restore_cash": 0.1}],
+        everywhere(price_return=-0.1),
+    )
+    h = holder(result)
+    assert h["status"] == "cured" and h["sold"] == 0.0
+    assert math.isclose(h["cure_reserve"], 100 + (R - 50), rel_tol=REL)
+    assert math.isclose(h["redemption.metric_after"], 0.1, rel_tol=REL)
+
+
+def test_reserve_drawn_is_not_a_return_to_investors() -> None:
+    # E = 1100 of which 100 came from the reserve; E₀ = 1050, ρ = 0.1: the unit is worth
+    # (1100 − 100)/(1050·0.9) = 1.0582 (not 1.164), and ρ* = 0.1 − 0.5·0.0582
+    rule = Redemption(base_rate=0.1, gain_sensitivity=0.5)
+    book = pl.DataFrame(
+        {
+            "equity": [1100.0],
+            "equity_pre": [1050.0],
+            "cash_reserve": [100.0],
+            "cash_reserve_pre": [200.0],
+            "redemption.redeemed_share": [0.1],
+            "redemption_shock": [0.0],
+        }
+    )
+    unit = 1000 / (1050 * 0.9)
+    got = book.select(rule.redeemed_target()).item()
+    assert math.isclose(got, 0.1 - 0.5 * (unit - 1), rel_tol=REL)
