@@ -3,16 +3,19 @@
 >>> import estimator
 >>> result = estimator.run("demo")          # a shipped scenario on the embedded market
 >>> result.assets.sort("pct_adv", descending=True).head()   # doctest: +SKIP
+>>> estimator.survival("demo", holder_id="RETAIL_1").holders   # doctest: +SKIP
 """
 
 from estimator.api import RunResult, run
 from estimator.errors import InputError, Problem, RunError
 from estimator.mandates import Execution, Mandate
 from estimator.market import Market, build_market, load_market
-from estimator.scenario import Scenario, Shock, apply_scenario, load_scenario
+from estimator.scenario import HolderShock, Scenario, Shock, apply_scenario, load_scenario
+from estimator.survival import Search, SurvivalResult, survival
 
 __all__ = [
     "Execution",
+    "HolderShock",
     "InputError",
     "Mandate",
     "Market",
@@ -20,10 +23,13 @@ __all__ = [
     "RunError",
     "RunResult",
     "Scenario",
+    "Search",
     "Shock",
+    "SurvivalResult",
     "apply_scenario",
     "build_market",
     "load_market",
     "load_scenario",
     "run",
+    "survival",
 ]
