@@ -115,6 +115,21 @@ def _scenario(scenario: str | Path | Scenario) -> tuple[Scenario, Path | None]:
     return load_scenario(path), path
 
 
+def load_inputs(
+    scenario: str | Path | Scenario, market: str | Path | Market | None = None
+) -> tuple[Scenario, Path | None, Market]:
+    """The scenario (and its file, if any) and the market it runs on: ``market`` as given
+    (a bundle folder relative to the working directory), or the scenario's own ``market``
+    (relative to the scenario file)."""
+    spec, spec_path = _scenario(scenario)
+    if isinstance(market, Market):
+        return spec, spec_path, market
+    if market is not None:
+        return spec, spec_path, load_market(resolve_market(market))
+    relative = spec_path.parent if spec_path is not None else None
+    return spec, spec_path, load_market(resolve_market(spec.market, relative))
+
+
 def run(
     scenario: str | Path | Scenario,
     market: str | Path | Market | None = None,
@@ -147,13 +162,7 @@ def run(
                 )
             ]
         )
-    spec, spec_path = _scenario(scenario)
-    if not isinstance(market, Market):
-        if market is not None:  # given by the caller: relative to the working directory
-            market = load_market(resolve_market(market))
-        else:  # named in the scenario: relative to the scenario file
-            relative = spec_path.parent if spec_path is not None else None
-            market = load_market(resolve_market(spec.market, relative))
+    spec, spec_path, market = load_inputs(scenario, market)
     exec_style = Execution(execution) if execution is not None else None
     timings: dict[str, float] = {"load": time.perf_counter() - started}
 
@@ -343,14 +352,14 @@ def prepare(
     holders = bk.credit_variation_margin(market.holders, market.positions, futures).join(
         before, on="holder_id"
     )
-    own = pl.col(Book.REFERENCE_EQUITY) if Book.REFERENCE_EQUITY in holders.columns else None
-    reference = pl.coalesce(own, Book.EQUITY_PRE) if own is not None else pl.col(Book.EQUITY_PRE)
-    holders = holders.with_columns(
+    reference = pl.col(Book.EQUITY_PRE)
+    if Book.REFERENCE_EQUITY in holders.columns:  # the holder's own where it has one
+        reference = pl.coalesce(Book.REFERENCE_EQUITY, reference)
+    return shocked, holders.with_columns(
         reference.alias(Book.REFERENCE_EQUITY),
         pl.col("cash_reserve").alias(Book.RESERVE_PRE),
         **spec.holder_columns(market.holders, warnings, label),
     )
-    return shocked, bk.with_defaults(holders)
 
 
 def _holder_table(result: RoundResult, market: Market) -> pl.DataFrame:

@@ -216,11 +216,11 @@ def survival_command(
     ] = None,
     max_multiple: Annotated[
         float, typer.Option(help="Largest multiple of the scenario searched (> 0).")
-    ] = 3.0,
-    grid: Annotated[int, typer.Option(help="Grid points before bisection (≥ 1).")] = 24,
+    ] = Search.max_multiple,
+    grid: Annotated[int, typer.Option(help="Grid points before bisection (≥ 1).")] = Search.grid,
     tolerance: Annotated[
         float, typer.Option(help="Relative precision of multiples and cure cash.")
-    ] = 1e-3,
+    ] = Search.tolerance,
     top: Annotated[int, typer.Option(help="Holders shown in the summary.")] = 15,
 ) -> None:
     """How far along SCENARIO each holder can go before a rule forces it to trade, which rule,

@@ -38,12 +38,11 @@ from pathlib import Path
 import polars as pl
 
 from estimator import book as bk
-from estimator.api import _scenario, _version, prepare
+from estimator.api import _version, load_inputs, prepare
 from estimator.engine import evaluate_round
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.mandates import Execution
-from estimator.market import Market, load_market
-from estimator.paths import resolve_market
+from estimator.market import Market
 from estimator.report import Format, write_reports
 from estimator.scenario import Scenario, apply_scenario
 
@@ -323,10 +322,7 @@ def survival(
     first forcing multiple and the rules behind it, the price of its largest position there,
     and its cure cash — see the module docstring for the definitions."""
     search = search or Search()
-    spec, spec_path = _scenario(scenario)
-    if not isinstance(market, Market):
-        relative = spec_path.parent if spec_path is not None and market is None else None
-        market = load_market(resolve_market(market or spec.market, relative))
+    spec, _, market = load_inputs(scenario, market)
     holders = market.holders
     if holder_id is not None:
         holders = holders.filter(pl.col("holder_id") == holder_id)

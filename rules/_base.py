@@ -237,6 +237,10 @@ class RuleBase(BaseModel):
     def bound_name(self) -> str:
         return f"{self.kind}.bound"
 
+    def column(self, name: str) -> str:
+        """Name of one of this rule's own columns (positions or book)."""
+        return f"{self.kind}.{name}"
+
     def constraint_name(self, relation: str) -> str:
         return f"{self.kind}.{relation}"
 
@@ -284,10 +288,6 @@ class PositionRule(RuleBase):
     def fraction(self, level: Level) -> pl.Expr:
         """Whole-book scaling does not apply: the rule never limits the common scale."""
         return pl.lit(float("inf"))
-
-    def column(self, name: str) -> str:
-        """Name of one of this rule's own columns (positions or book)."""
-        return f"{self.kind}.{name}"
 
 
 def with_position_columns(frame: pl.DataFrame, rules: Sequence[PositionRule]) -> pl.DataFrame:

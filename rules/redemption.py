@@ -173,9 +173,6 @@ class Redemption(RuleBase):
             self.column("cash_weights"): (1 - c) * pl.col("is_cash").cast(pl.Float64),
         }
 
-    def column(self, name: str) -> str:
-        return f"{self.kind}.{name}"
-
     def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
         c = p.vec(self.column("floor"), nonneg=True)
         w = p.vec(self.column("cash_weights"), nonneg=True)
