@@ -167,7 +167,13 @@ def decide(book: pl.DataFrame, mandate: Mandate) -> pl.DataFrame:
     )
     out = out.with_columns(f_star=f_star).with_columns(
         scale_factor=f,
-        infeasible=pl.col("any_down") & (pl.col("f_star") < 0),
+        infeasible=pl.col("any_down") & (pl.col("f_star") < 0)
+        | pl.any_horizontal(
+            [
+                pl.lit(False),
+                *[pl.col(f"{r.kind}.down") & ~r.attainable(Level.RESTORE) for r in placed],
+            ]
+        ),
     )
     tight = {
         r.kind: (pl.col("scale_factor") != 1.0)

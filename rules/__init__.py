@@ -23,6 +23,7 @@ from rules._base import (
 )
 from rules.index_tracking import IndexTracking, index_column
 from rules.leverage import Leverage
+from rules.liquidity_buffer import LiquidityBuffer
 from rules.margin import Margin
 from rules.rating_floor import RatingFloor
 from rules.rebalancing import RebalancingBand
@@ -40,7 +41,8 @@ Rule = Annotated[
     | IndexTracking
     | VarLimit
     | StopLoss
-    | Redemption,
+    | Redemption
+    | LiquidityBuffer,
     Field(discriminator="kind"),
 ]
 
@@ -62,6 +64,7 @@ __all__ = [
     "IndexTracking",
     "Level",
     "Leverage",
+    "LiquidityBuffer",
     "Margin",
     "PositionRule",
     "ProblemSpace",

@@ -289,6 +289,12 @@ class PositionRule(RuleBase):
         """Whole-book scaling does not apply: the rule never limits the common scale."""
         return pl.lit(float("inf"))
 
+    def attainable(self, level: Level) -> pl.Expr:
+        """True where the rule's trades can restore it at ``level`` (on the book with the
+        rule's sums). Where they cannot, the holder trades the closed form (as far as it goes)
+        under either execution style and is reported not compliant."""
+        return pl.lit(True)
+
 
 def with_position_columns(frame: pl.DataFrame, rules: Sequence[PositionRule]) -> pl.DataFrame:
     """``frame`` (position rows) with the :meth:`PositionRule.position_columns` of ``rules``,

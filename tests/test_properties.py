@@ -432,6 +432,8 @@ BREACH_RULES: list[dict[str, Any]] = [
     {"kind": "var_limit", "limit": 0.05, "confidence": 0.95, "horizon_days": 10, "restore": 0.03},
     {"kind": "stop_loss", "threshold": 0.1, "cut": 0.5},
     {"kind": "redemption", "min_cash": 0.05, "restore_cash": 0.1},
+    {"kind": "liquidity_buffer", "share": 0.1, "liquid_classes": ["equity"]},
+    {"kind": "liquidity_buffer", "share": 0.3, "restore_share": 0.4},
 ]
 
 

@@ -339,7 +339,7 @@ HOLDERS = [
     ("PENSION_60_40", "pension_fund", "pension_60_40", 0.0, 0.0, 0.0, 0.0, 0.0),
     ("INDEX_FUND", "index_fund", "index_fund", 1.0e8, 0.0, 0.0, 0.0, 0.0),
     ("MS_POD", "multi_strategy_fund", "multi_strategy", 9.9e7, 0.0, 0.0, 0.0, 0.0),
-    ("BOND_FUND", "open_end_bond_fund", "open_end_bond_fund", 1.6e7, 0.0, 0.0, 0.0, 0.0),
+    ("BOND_FUND", "open_end_bond_fund", "open_end_bond_fund", 2.6e7, 0.0, 0.0, 0.0, 0.0),
 ]
 
 # A cap-weighted large-cap index (weights are assumptions, summing to 1) and a fund of about
