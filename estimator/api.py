@@ -49,6 +49,7 @@ HOLDER_COLUMNS = [
     "vol_after",
     "cure_reserve",
     "cure_credit",
+    "cure_capital",
     "sold",
     "bought",
     "shortfall",
@@ -374,6 +375,10 @@ def _holder_table(result: RoundResult, market: Market) -> pl.DataFrame:
     )
     rule_metrics = sorted(c for c in h.columns if c.endswith((".metric_before", ".metric_after")))
     state = {k for m in market.mandates.values() for r in m.rules for k in r.state_columns}
+    if any(m.capital_call is not None for m in market.mandates.values()):
+        called = result.holders_after.select("holder_id", Book.CAPITAL_CALLED)
+        h = h.drop(Book.CAPITAL_CALLED, strict=False).join(called, on="holder_id", how="left")
+        state.add(Book.CAPITAL_CALLED)  # over the whole scenario
     cols = [c for c in HOLDER_COLUMNS if c in h.columns] + rule_metrics + sorted(state)
     return h.select(cols).sort("holder_id")
 

@@ -27,7 +27,7 @@ _PRICING = ["price", "multiplier"]
 
 def model_columns(assets: pl.DataFrame) -> list[str]:
     """Asset columns the book's margin and risk sums read."""
-    return ["margin_rate", risk.SPECIFIC, *risk.factor_columns(assets)]
+    return ["margin_rate", "duration", risk.SPECIFIC, *risk.factor_columns(assets)]
 
 
 def position_frame(
@@ -95,6 +95,7 @@ def _rows_sums(pos: pl.DataFrame, gcols: list[str]) -> pl.DataFrame:
     sums = pos.group_by("holder_id").agg(
         _X.abs().sum().alias(Book.GROSS_EXPOSURE),
         (_X * pl.col("is_cash")).sum().alias(Book.CASH_EXPOSURE),
+        (_X * pl.col("duration").fill_null(0.0)).sum().alias(Book.DURATION_EXPOSURE),
         (pl.col("margin_rate") * _X.abs()).filter(rated).sum().alias(Book.MARGIN_RATED),
         _X.abs().filter(~rated).sum().alias(Book.MARGIN_UNRATED),
         ((pl.col(risk.SPECIFIC) * _X) ** 2).sum().alias("_specific_var"),
@@ -166,14 +167,16 @@ def _sparse_sums(
     """The same sums as sparse products, for coded frames (:mod:`estimator.keys`).
 
     With ``X`` the holder × asset exposure matrix, ``c`` the cash-instrument indicator, ``m̃``
-    the margin rates (0 where null), ``ν`` the indicator of a null rate, ``s`` the specific
-    vols and ``G`` the factor rows: position value and cash exposure ``X c``, gross ``|X| 1``,
-    margin ``|X| m̃`` and ``|X| ν``, specific variance ``(X∘X) s²``, factor exposures ``X G``.
+    the margin rates (0 where null), ``ν`` the indicator of a null rate, ``D`` the modified
+    durations (0 where null), ``s`` the specific vols and ``G`` the factor rows: position value
+    and cash exposure ``X c``, duration exposure ``X D``, gross ``|X| 1``, margin ``|X| m̃`` and
+    ``|X| ν``, specific variance ``(X∘X) s²``, factor exposures ``X G``.
     No model column is copied onto the rows.
     """
     vectors = {
         **{g: pl.col(g) for g in gcols},
         "c": (pl.col("instrument") == "cash").cast(pl.Float64),
+        "dur": pl.col("duration").fill_null(0.0),
         "m": pl.col("margin_rate").fill_null(0.0),
         "nu": pl.col("margin_rate").is_null().cast(pl.Float64),
         "s2": pl.col(risk.SPECIFIC) ** 2,
@@ -188,7 +191,7 @@ def _sparse_sums(
     def product(data: str, names: list[str]) -> np.ndarray:
         return pattern.times(rows[data], np.column_stack([col[n] for n in names]))
 
-    with_sign = product("x", ["c", *gcols])  # X c, X G
+    with_sign = product("x", ["c", "dur", *gcols])  # X c, X D, X G
     gross = product("abs", ["one", "m", "nu"])  # |X| 1, |X| m̃, |X| ν
     specific = product("sq", ["s2"])  # (X∘X) s²
     return pl.DataFrame(
@@ -200,7 +203,8 @@ def _sparse_sums(
             Book.MARGIN_RATED: gross[:, 1],
             Book.MARGIN_UNRATED: gross[:, 2],
             "_specific_var": specific[:, 0],
-            **{f"_fe_{g}": with_sign[:, 1 + j] for j, g in enumerate(gcols)},
+            Book.DURATION_EXPOSURE: with_sign[:, 1],
+            **{f"_fe_{g}": with_sign[:, 2 + j] for j, g in enumerate(gcols)},
         }
     )
 
@@ -210,6 +214,7 @@ def _sparse_sums(
 HOLDER_DEFAULTS: dict[str, float] = STATE_COLUMNS | {
     Book.REDEMPTION_SHOCK: 0.0,
     Book.MARGIN_MULTIPLIER: 1.0,
+    Book.CAPITAL_CALLED: 0.0,
 }
 
 
@@ -243,6 +248,7 @@ def holder_book(
         "position_value",
         Book.GROSS_EXPOSURE,
         Book.CASH_EXPOSURE,
+        Book.DURATION_EXPOSURE,
         Book.MARGIN_RATED,
         Book.MARGIN_UNRATED,
         "_specific_var",

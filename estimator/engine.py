@@ -89,6 +89,27 @@ def _level_expr(rule: RuleBase, active: pl.Expr, method: str) -> pl.Expr:
     return pl.when(active).then(fn(Level.RESTORE)).otherwise(fn(Level.TRIGGER))
 
 
+#: Per cure source, the holder result column of the cash drawn from it in the round.
+CURE_COLUMNS = {
+    Cure.CASH_RESERVE: "cure_reserve",
+    Cure.CREDIT_LINE: "cure_credit",
+    Cure.CAPITAL_CALL: "cure_capital",
+}
+
+
+def _available(source: Cure, mandate: Mandate) -> pl.Expr:
+    """Cash a holder can draw from ``source`` this round: its reserve, its undrawn credit line,
+    or the capital investors will still put in (:class:`mandates.CapitalCall`)."""
+    call = mandate.capital_call
+    if source is not Cure.CAPITAL_CALL:
+        return pl.col(source.value)
+    if call is None:
+        return pl.lit(0.0)
+    limit = call.limit * pl.col(Book.EQUITY_PRE).clip(lower_bound=0.0)
+    room = pl.min_horizontal(limit - pl.col(Book.CAPITAL_CALLED), call.per_round * limit)
+    return room.clip(lower_bound=0.0)
+
+
 def decide(book: pl.DataFrame, mandate: Mandate) -> pl.DataFrame:
     """Decisions for the holders of one mandate (``book``: their rows, :func:`scoped.annotate`d).
 
@@ -128,16 +149,16 @@ def decide(book: pl.DataFrame, mandate: Mandate) -> pl.DataFrame:
         cure_need=need,
     )
     remaining = pl.col("cure_need")
-    used: dict[str, pl.Expr] = {}
+    used: dict[Cure, pl.Expr] = {}
     for source in mandate.cure:
-        take = pl.min_horizontal(pl.col(source.value), remaining)
-        used[source.value] = take
+        take = pl.min_horizontal(_available(source, mandate), remaining)
+        used[source] = take
         remaining = remaining - take
-    reserve = used.get(Cure.CASH_RESERVE.value, pl.lit(0.0))
-    credit = used.get(Cure.CREDIT_LINE.value, pl.lit(0.0))
-    out = out.with_columns(cure_reserve=reserve, cure_credit=credit).with_columns(
+    out = out.with_columns(
+        **{CURE_COLUMNS[s]: used.get(s, pl.lit(0.0)) for s in Cure}
+    ).with_columns(
         **{
-            Book.CASH: pl.col(Book.CASH) + pl.col("cure_reserve") + pl.col("cure_credit"),
+            Book.CASH: pl.col(Book.CASH) + pl.sum_horizontal(list(CURE_COLUMNS.values())),
             Book.OTHER_DEBT: pl.col(Book.OTHER_DEBT) + pl.col("cure_credit"),
         }
     )
@@ -545,14 +566,13 @@ def _settle(
     holders_after = (  # cures drawn are used up: a later round cannot draw them again
         holders.drop(Book.CASH, Book.OTHER_DEBT)
         .join(
-            decisions.select(
-                "holder_id", Book.CASH, Book.OTHER_DEBT, "cure_reserve", "cure_credit"
-            ),
+            decisions.select("holder_id", Book.CASH, Book.OTHER_DEBT, *CURE_COLUMNS.values()),
             on="holder_id",
         )
         .join(moved.select("holder_id", "cash_out"), on="holder_id", how="left")
         .with_columns(
             pl.col(Book.CASH) - pl.col("cash_out").fill_null(0.0),
+            pl.col(Book.CAPITAL_CALLED) + pl.col("cure_capital"),
             *[
                 (pl.col(source) - pl.col(f"cure_{short}")).alias(source)
                 for source, short in (("cash_reserve", "reserve"), ("credit_line", "credit"))
@@ -699,7 +719,7 @@ def _status(decisions: pl.DataFrame, after: pl.DataFrame, moved: pl.DataFrame) -
         .then(pl.lit(Status.LIQUIDATED))
         .when(traded_any)
         .then(pl.lit(Status.FORCED))
-        .when((pl.col("cure_reserve") + pl.col("cure_credit")) > 0)
+        .when(pl.sum_horizontal(list(CURE_COLUMNS.values())) > 0)
         .then(pl.lit(Status.CURED))
         .otherwise(pl.lit(Status.OK))
     )

@@ -29,6 +29,24 @@ class Cure(StrEnum):
 
     CASH_RESERVE = "cash_reserve"
     CREDIT_LINE = "credit_line"
+    CAPITAL_CALL = "capital_call"
+
+
+class CapitalCall(BaseModel):
+    """Investors' recapitalisation of a fund (e.g. pension schemes topping up a leveraged LDI
+    fund): at most ``limit`` of the fund's equity before the scenario ``E₀`` over the whole
+    scenario, at most ``per_round`` of that limit in any one round (the speed)::
+
+        available = clip(min(limit·E₀ − called, per_round·limit·E₀), 0)
+
+    with ``called`` the capital put in so far. It raises cash and equity; it is not debt."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    limit: float = Field(gt=0, description="most capital over the scenario, share of E₀")
+    per_round: float = Field(
+        1.0, gt=0, le=1, description="share of the limit that can arrive in one round"
+    )
 
 
 class AppliesTo(BaseModel):
@@ -53,6 +71,9 @@ class Mandate(BaseModel):
         default_factory=lambda: [Cure.CASH_RESERVE, Cure.CREDIT_LINE],
         description="cash sources used, in order, before trading (empty: trade at once)",
     )
+    capital_call: CapitalCall | None = Field(
+        None, description="investors' recapitalisation, used where `cure` lists capital_call"
+    )
     rules: list[Rule] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -61,6 +82,8 @@ class Mandate(BaseModel):
         dupes = sorted({k for k in kinds if kinds.count(k) > 1})
         if dupes:
             raise ValueError(f"at most one rule of each kind per mandate; repeated: {dupes}")
+        if Cure.CAPITAL_CALL in self.cure and self.capital_call is None:
+            raise ValueError("`cure` lists capital_call: add a [capital_call] table (limit, …)")
         placed = [r.kind for r in self.rules if isinstance(r, PositionRule)]
         if "index_tracking" in placed and len(placed) > 1:
             raise ValueError(

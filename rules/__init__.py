@@ -21,6 +21,7 @@ from rules._base import (
     exceeds,
     with_position_columns,
 )
+from rules.collateral_buffer import CollateralBuffer
 from rules.index_tracking import IndexTracking, index_column
 from rules.leverage import Leverage
 from rules.liquidity_buffer import LiquidityBuffer
@@ -42,7 +43,8 @@ Rule = Annotated[
     | VarLimit
     | StopLoss
     | Redemption
-    | LiquidityBuffer,
+    | LiquidityBuffer
+    | CollateralBuffer,
     Field(discriminator="kind"),
 ]
 
@@ -61,6 +63,7 @@ __all__ = [
     "RULE_TYPES",
     "STATE_COLUMNS",
     "Book",
+    "CollateralBuffer",
     "IndexTracking",
     "Level",
     "Leverage",

@@ -42,6 +42,7 @@ class Book:
     OTHER_DEBT = "other_debt"
     CASH_EXPOSURE = "cash_exposure"  # V = Σ c·x, net exposure of cash instruments
     RISK = "risk"  # σ(x), annualised, currency
+    DURATION_EXPOSURE = "duration_exposure"  # Σ D_i x_i (D: modified duration, 0 if none)
     MARGIN_RATED = "margin_rated"  # Σ m_i |x_i| over assets that carry their own margin rate
     MARGIN_UNRATED = "margin_unrated"  # Σ |x_i| over assets without one
     LEVERAGE_PRE = "leverage_pre"  # A / E before the scenario's shocks
@@ -51,6 +52,7 @@ class Book:
     RESERVE_PRE = "cash_reserve_pre"  # the cash reserve before the scenario
     REDEMPTION_SHOCK = "redemption_shock"  # the scenario's extra redemption rate (0: none)
     MARGIN_MULTIPLIER = "margin_multiplier"  # the scenario's multiplier of margin (1: none)
+    CAPITAL_CALLED = "capital_called"  # capital investors put in so far in the scenario
     #: Columns of the book before the scenario, added to the holders when a run prepares them.
     PRE = (LEVERAGE_PRE, EQUITY_PRE, GROSS_PRE, REFERENCE_EQUITY, RESERVE_PRE)
 

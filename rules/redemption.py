@@ -7,8 +7,8 @@ asset value per unit, so they leave it unchanged. With ``E₀`` the equity befor
 
     ret = (E − I) / (E₀·(1 − ρ)) − 1
 
-with ``I`` the cash reserve drawn so far in the scenario (capital brought in to cure the floor
-is not the investors' gain; it counts at its value when drawn).
+with ``I`` the cash reserve drawn and the capital called so far in the scenario (capital brought
+in to cure the floor is not the investors' gain; it counts at its value when drawn).
 
 Investors redeem, over the whole scenario, the share (flow–performance, steeper for losses than
 for gains, as in corporate-bond funds; capped by a redemption gate ``g``)::
@@ -109,7 +109,8 @@ class Redemption(RuleBase):
     def redeemed_target(self) -> pl.Expr:
         """``ρ*(ret)``, the share of the initial units redeemed over the scenario so far."""
         rho = pl.col(REDEEMED)
-        unit = (_E - (_RESERVE0 - _RESERVE)) / (_E0 * (1 - rho))
+        brought_in = _RESERVE0 - _RESERVE + pl.col(Book.CAPITAL_CALLED)
+        unit = (_E - brought_in) / (_E0 * (1 - rho))
         ret = pl.when((_E0 > 0) & (rho < 1)).then(unit - 1).otherwise(0.0)
         flows = (
             self.base_rate

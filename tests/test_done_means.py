@@ -89,6 +89,10 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
             "restore_cash": 0.35,
         },
     ],
+    "collateral_buffer": [
+        {"kind": "collateral_buffer", "floor_bp": 2000.0},
+        {"kind": "collateral_buffer", "floor_bp": 1500.0, "restore_bp": 2500.0},
+    ],
     "liquidity_buffer": [
         {"kind": "liquidity_buffer", "share": 0.3},
         {"kind": "liquidity_buffer", "share": 0.35, "restore_share": 0.4},
@@ -133,6 +137,7 @@ def _market(rng: np.random.Generator, mandates: dict[str, Mandate], n_holders: i
             "vol": rng.uniform(0.1, 0.5, n_assets),
             "margin_rate": [None, 0.45, None, 0.55, 0.35, None],
             "half_spread_bps": rng.uniform(1, 20, n_assets),
+            "duration": rng.uniform(0, 20, n_assets),
             "rating_sp": ["BBB", "BBB-", "BBB-", None, None, None],
             "rating_moodys": ["Baa3", "Baa2", "A3", "NR", None, None],
             "rating_fitch": ["BBB-", "BBB", None, None, None, None],

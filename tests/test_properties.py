@@ -125,6 +125,7 @@ def books(
                 "margin_rate": draw(st.none() | _unit(0.05, 0.5)),
                 "half_spread_bps": draw(_unit(0.0, 20.0)),
                 "rating_sp": None if is_future else draw(st.sampled_from(RATINGS)),
+                "duration": draw(st.none() | _unit(0.0, 25.0)),
             }
         )
     names = mandates or sorted(MANDATES)
@@ -375,6 +376,7 @@ SINGLE_RULE = {
     "mar": {"kind": "margin", "maintenance_rate": 0.3},
     "mari": {"kind": "margin", "maintenance_rate": 0.2, "restore": "initial"},
     "ig": {"kind": "rating_floor", "share": 0.1},
+    "ldi": {"kind": "collateral_buffer", "floor_bp": 300.0, "restore_bp": 400.0},
 }
 
 
@@ -434,6 +436,8 @@ BREACH_RULES: list[dict[str, Any]] = [
     {"kind": "redemption", "min_cash": 0.05, "restore_cash": 0.1},
     {"kind": "liquidity_buffer", "share": 0.1, "liquid_classes": ["equity"]},
     {"kind": "liquidity_buffer", "share": 0.3, "restore_share": 0.4},
+    {"kind": "collateral_buffer", "floor_bp": 250.0},
+    {"kind": "collateral_buffer", "floor_bp": 100.0, "restore_bp": 150.0},
 ]
 
 

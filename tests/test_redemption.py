@@ -190,16 +190,19 @@ def test_cure_fills_the_floor_from_below_zero_cash() -> None:
     assert math.isclose(h["redemption.metric_after"], 0.1, rel_tol=REL)
 
 
-def test_reserve_drawn_is_not_a_return_to_investors() -> None:
-    # E = 1100 of which 100 came from the reserve; E₀ = 1050, ρ = 0.1: the unit is worth
-    # (1100 − 100)/(1050·0.9) = 1.0582 (not 1.164), and ρ* = 0.1 − 0.5·0.0582
+@pytest.mark.parametrize(("reserve", "called"), [(100.0, 0.0), (200.0, 100.0), (150.0, 50.0)])
+def test_capital_brought_in_is_not_a_return_to_investors(reserve: float, called: float) -> None:
+    # E = 1100 of which 100 came from the reserve (200 → 100) or from investors' capital calls,
+    # or 50 of each; E₀ = 1050, ρ = 0.1: the unit is worth (1100 − 100)/(1050·0.9) = 1.0582
+    # (not 1.164), and ρ* = 0.1 − 0.5·0.0582
     rule = Redemption(base_rate=0.1, gain_sensitivity=0.5)
     book = pl.DataFrame(
         {
             "equity": [1100.0],
             "equity_pre": [1050.0],
-            "cash_reserve": [100.0],
+            "cash_reserve": [reserve],
             "cash_reserve_pre": [200.0],
+            "capital_called": [called],
             "redemption.redeemed_share": [0.1],
             "redemption_shock": [0.0],
         }

@@ -176,6 +176,24 @@ ASSETS = [
         None,
         0.8,
     ),
+    # a long-dated gilt, the core holding of UK liability-driven investment (converted to the
+    # base currency; price, ADV and spread are assumptions of a realistic order)
+    (
+        "GILT30Y",
+        "govt_bond",
+        "cash",
+        85.0,
+        None,
+        3e9,
+        0.0,
+        19.0,
+        450.0,
+        0.007,
+        "AA",
+        "Aa3",
+        None,
+        1.5,
+    ),
     ("IG_A_6Y", "corp_bond", "cash", 99.0, None, 6e7, 0.0, 5.2, 33.0, 0.010, "A", "A2", None, 8.0),
     (
         "IG_BBBP_7Y",
@@ -340,6 +358,7 @@ HOLDERS = [
     ("INDEX_FUND", "index_fund", "index_fund", 1.0e8, 0.0, 0.0, 0.0, 0.0),
     ("MS_POD", "multi_strategy_fund", "multi_strategy", 9.9e7, 0.0, 0.0, 0.0, 0.0),
     ("BOND_FUND", "open_end_bond_fund", "open_end_bond_fund", 2.6e7, 0.0, 0.0, 0.0, 0.0),
+    ("LDI_POOLED", "ldi_fund", "ldi_pooled", -1.1e9, 0.0, 0.0, 0.0, 0.0),
 ]
 
 # A cap-weighted large-cap index (weights are assumptions, summing to 1) and a fund of about
@@ -418,6 +437,9 @@ POSITIONS = [
     ("BOND_FUND", "HY_BBP_5Y", 1.0e6),
     ("BOND_FUND", "HY_B_5Y", 5.0e5),
     ("BOND_FUND", "UST10Y", 5.0e5),
+    # a pooled LDI fund: 1.36bn of long gilts on 1.1bn of repo, equity 260m; DV01 2.58m, so a
+    # yield buffer of about 100bp
+    ("LDI_POOLED", "GILT30Y", 1.6e7),
 ]
 
 
