@@ -200,10 +200,10 @@ def _sparse_sums(
             "position_value": with_sign[:, 0],
             Book.GROSS_EXPOSURE: gross[:, 0],
             Book.CASH_EXPOSURE: with_sign[:, 0],
+            Book.DURATION_EXPOSURE: with_sign[:, 1],
             Book.MARGIN_RATED: gross[:, 1],
             Book.MARGIN_UNRATED: gross[:, 2],
             "_specific_var": specific[:, 0],
-            Book.DURATION_EXPOSURE: with_sign[:, 1],
             **{f"_fe_{g}": with_sign[:, 2 + j] for j, g in enumerate(gcols)},
         }
     )

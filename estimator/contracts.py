@@ -81,6 +81,14 @@ class Holders(_Sourced):
         nullable=True,
         description="holder_id of the lender (e.g. prime broker) that bears a shortfall",
     )
+    liabilities = dy.Float64(
+        nullable=True,
+        min=0,
+        description="present value of the holder's liabilities (pensions), base currency",
+    )
+    liability_duration = dy.Float64(
+        nullable=True, min=0, description="modified duration of the liabilities, years"
+    )
     reference_equity = dy.Float64(
         nullable=True,
         min_exclusive=0,
@@ -127,7 +135,14 @@ class Covariance(_Sourced):
 #: Defaults filled into optional numeric columns after validation.
 DEFAULTS: dict[type[dy.Schema], dict[str, float]] = {
     Assets: {"multiplier": 1.0},
-    Holders: {"other_debt": 0.0, "non_tradable": 0.0, "cash_reserve": 0.0, "credit_line": 0.0},
+    Holders: {
+        "other_debt": 0.0,
+        "non_tradable": 0.0,
+        "cash_reserve": 0.0,
+        "credit_line": 0.0,
+        "liabilities": 0.0,
+        "liability_duration": 0.0,
+    },
 }
 
 

@@ -20,8 +20,8 @@ Shocks apply one after another, so two price shocks on one asset compound:
 
 Holder shocks (``[[holder_shocks]]``) hit funding, not prices, for holders selected by type or
 id: an extra redemption rate (added to a ``redemption`` rule's), a margin multiplier (the
-holders' margin requirements × k: a broker raising its haircuts for a kind of client) and a cut
-of their undrawn credit lines.
+holders' margin requirements × k: a broker raising its haircuts for a kind of client), a cut
+of their undrawn credit lines, and a change in the discount rate of their liabilities.
 
 Index changes (``[[index_changes]]``) delete a member, add an asset with a weight, or reweight a
 member of one of the market's indices, effective on a day of the scenario
@@ -163,6 +163,9 @@ class HolderShock(BaseModel):
     credit_line_cut: float | None = Field(
         None, ge=0, le=1, description="share of the holders' undrawn credit lines withdrawn"
     )
+    liability_rate_change_bp: float | None = Field(
+        None, description="Δy, bp: change in the discount rate of the holders' liabilities"
+    )
 
     @model_validator(mode="after")
     def _selects_and_acts(self) -> Self:
@@ -171,7 +174,7 @@ class HolderShock(BaseModel):
         if self.model_dump(exclude={"holder_types", "holder_ids"}, exclude_none=True) == {}:
             raise ValueError(
                 "a holder shock needs an effect (redemption_rate, margin_multiplier, "
-                "credit_line_cut)"
+                "credit_line_cut, liability_rate_change_bp)"
             )
         return self
 
@@ -184,7 +187,8 @@ class HolderShock(BaseModel):
         return hit
 
     def scaled(self, m: float) -> HolderShock:
-        """``m`` times as large: rates and cuts times ``m`` (at most 1), ``k → 1 + m(k − 1)``."""
+        """``m`` times as large: rates and cuts times ``m`` (at most 1), ``k → 1 + m(k − 1)``,
+        the liabilities' rate change times ``m``."""
         k = self.margin_multiplier
         return self.model_copy(
             update={
@@ -195,6 +199,9 @@ class HolderShock(BaseModel):
                 "credit_line_cut": None
                 if self.credit_line_cut is None
                 else min(m * self.credit_line_cut, 1.0),
+                "liability_rate_change_bp": None
+                if self.liability_rate_change_bp is None
+                else m * self.liability_rate_change_bp,
             }
         )
 
@@ -251,9 +258,11 @@ class Scenario(BaseModel):
         self, holders: pl.DataFrame, warnings: InputWarnings, label: str
     ) -> dict[str, pl.Expr]:
         """The holder shocks as holder columns: the redemption shock (the sum of the rates that
-        select a holder, 0 for none), the margin multiplier (the product, 1 for none) and the
-        credit line left (× Π(1 − cut)). A holder shock that selects nobody is a warning."""
-        redemption, margin, credit = pl.lit(0.0), pl.lit(1.0), pl.lit(1.0)
+        select a holder, 0 for none), the margin multiplier (the product, 1 for none), the
+        credit line left (× Π(1 − cut)) and the liabilities repriced by their duration ``D_L``
+        at the summed rate change, ``L·exp(−D_L·Σ Δy)``. A holder shock that selects nobody is
+        a warning."""
+        redemption, margin, credit, dy = pl.lit(0.0), pl.lit(1.0), pl.lit(1.0), pl.lit(0.0)
         for i, shock in enumerate(self.holder_shocks):
             hit = shock.selected()
             if not holders.select(hit.any()).item():
@@ -264,10 +273,14 @@ class Scenario(BaseModel):
                 margin = margin * pl.when(hit).then(shock.margin_multiplier).otherwise(1.0)
             if shock.credit_line_cut is not None:
                 credit = credit * pl.when(hit).then(1 - shock.credit_line_cut).otherwise(1.0)
+            if shock.liability_rate_change_bp is not None:
+                bp = shock.liability_rate_change_bp
+                dy = dy + pl.when(hit).then(bp / 10_000).otherwise(0.0)
         return {
             Book.REDEMPTION_SHOCK: redemption,
             Book.MARGIN_MULTIPLIER: margin,
             "credit_line": pl.col("credit_line") * credit,
+            Book.LIABILITIES: pl.col(Book.LIABILITIES) * (-pl.col("liability_duration") * dy).exp(),
         }
 
     @property

@@ -2,7 +2,7 @@
 
 Deterministic for a seed; vectorised (no per-row Python). The universe has 400 equities in
 ten sectors, 50 government and 140 corporate bonds rated AA to B (a fifth of them BBB-, on the
-edge of investment grade), and equity and bond futures. Holders are spread over seven mandates:
+edge of investment grade), and equity and bond futures. Holders are spread over nine mandates:
 
 ========= ======================================= ==========================================
 mandate   rules                                   book
@@ -10,15 +10,21 @@ mandate   rules                                   book
 vt        vol_target 10% ±5%, gross cap 3×         equities and futures, 1.5–2.5× gross
 hf        leverage 3× → 2.5×, margin 25%          equities, 2–3.2× gross on borrowed cash
 ig        rating_floor BBB- (middle), share 0;     corporate and government bonds
-          redemption 1.5× losses, cash floor 2%
+          redemption 1.5× losses, cash floor 2%;
+          liquidity_buffer 25% (cash, govt bonds)
 bal       rebalancing_band 60/40 ±5%              equities and government bonds at 60/40
+db        funding_ratio 50/50, 30/70 below 100%   equities and government bonds at 50/50,
+                                                  funded 98–110%, liabilities of duration 15
+ldi       collateral_buffer 100bp → 150bp;        government bonds of 10 years and more,
+          capital calls 25% of equity, ½ a round  4–6× gross on borrowed cash
 idx       index_tracking BENCH                    index members (up to per_holder) at index weights
 combo     vol_target + leverage + margin          equities, bonds and futures
 pod       var_limit 5% + stop_loss 8% → cut ½     equities, 60% long and 40% short, 3–4× gross
 ========= ======================================= ==========================================
 
 The matching :func:`scenario` is a crash that forces every kind: equities −20% with doubled
-volatility, spreads +150 bp, the BBB- bonds cut a notch, the index's smallest member replaced.
+volatility, government yields +50bp (and the discount rates of pension liabilities with them),
+spreads +150 bp, the BBB- bonds cut a notch, the index's smallest member replaced.
 All amounts are illustrative orders of magnitude, not a calibration.
 """
 
@@ -60,7 +66,25 @@ MANDATES: dict[str, Mandate] = {
             rules=[
                 {"kind": "rating_floor", "floor": "BBB-", "composite": "middle"},
                 {"kind": "redemption", "loss_sensitivity": 1.5, "min_cash": 0.02},
+                {"kind": "liquidity_buffer", "share": 0.25},
             ],
+        ),
+        Mandate(
+            name="db",
+            rules=[
+                {
+                    "kind": "funding_ratio",
+                    "weights": {"equity": 0.5, "govt_bond": 0.5},
+                    "derisked_weights": {"equity": 0.3, "govt_bond": 0.7},
+                    "trigger": 1.0,
+                }
+            ],
+        ),
+        Mandate(
+            name="ldi",
+            cure=["capital_call"],
+            capital_call={"limit": 0.25, "per_round": 0.5},
+            rules=[{"kind": "collateral_buffer", "floor_bp": 100.0, "restore_bp": 150.0}],
         ),
         Mandate(
             name="bal",
@@ -140,7 +164,7 @@ def _index(assets: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
 
 
 def market(n_holders: int, per_holder: int = 100, seed: int = 7) -> Market:
-    """``n_holders`` spread over the seven mandates, each with up to ``per_holder`` positions."""
+    """``n_holders`` spread over the nine mandates, each with up to ``per_holder`` positions."""
     rng = np.random.default_rng(seed)
     assets, risk = _assets(rng)
     weights = _index(assets, rng)
@@ -152,6 +176,10 @@ def market(n_holders: int, per_holder: int = 100, seed: int = 7) -> Market:
         "hf": np.flatnonzero(cls == "equity"),
         "ig": np.flatnonzero(np.isin(cls, ["corp_bond", "govt_bond"])),
         "bal": np.flatnonzero(np.isin(cls, ["equity", "govt_bond"])),
+        "db": np.flatnonzero(np.isin(cls, ["equity", "govt_bond"])),
+        "ldi": np.flatnonzero(
+            (cls == "govt_bond") & (assets["duration"].fill_null(0.0).to_numpy() >= 10)
+        ),
         "idx": np.flatnonzero(np.isin(ids, weights["asset_id"].to_numpy())),
         "combo": np.arange(len(ids)),
         "pod": np.flatnonzero(cls == "equity"),
@@ -159,7 +187,7 @@ def market(n_holders: int, per_holder: int = 100, seed: int = 7) -> Market:
     names = np.array(sorted(universes))
     mandate = names[rng.integers(0, len(names), n_holders)]
     hid = np.array([f"H{i:07d}" for i in range(n_holders)])
-    frames, cash = [], np.zeros(n_holders)
+    frames, cash, liabilities = [], np.zeros(n_holders), np.zeros(n_holders)
     for name in names:
         rows = np.flatnonzero(mandate == name)
         if not len(rows):
@@ -171,10 +199,11 @@ def market(n_holders: int, per_holder: int = 100, seed: int = 7) -> Market:
         if name == "idx":  # the index's members at index weights
             w = dict(zip(weights["asset_id"], weights["weight"], strict=True))
             share = np.vectorize(w.__getitem__)(ids[picks])
-        elif name == "bal":  # 60/40 by class, whatever the number of picks per class
+        elif name in ("bal", "db"):  # 60/40 or 50/50 by class, whatever the picks per class
+            target = 0.6 if name == "bal" else 0.5
             is_eq = cls[picks] == "equity"
             n_eq = is_eq.sum(axis=1, keepdims=True).clip(1)
-            share = np.where(is_eq, 0.6 / n_eq, 0.4 / (k - n_eq).clip(1))
+            share = np.where(is_eq, target / n_eq, (1 - target) / (k - n_eq).clip(1))
         else:
             share = rng.dirichlet(np.ones(k), len(rows))
         value = share * size[:, None]
@@ -188,8 +217,11 @@ def market(n_holders: int, per_holder: int = 100, seed: int = 7) -> Market:
             "hf": rng.uniform(2.0, 3.2, len(rows)),
             "combo": rng.uniform(1.8, 3.0, len(rows)),
             "pod": rng.uniform(3.0, 4.0, len(rows)),
+            "ldi": rng.uniform(4.0, 6.0, len(rows)),
         }.get(name, np.full(len(rows), 0.98))  # long-only funds keep 2% cash
         cash[rows] = gross / leverage - securities
+        if name == "db":  # funded 98–110% of liabilities
+            liabilities[rows] = (securities + cash[rows]) / rng.uniform(0.98, 1.10, len(rows))
         frames.append(
             pl.DataFrame(
                 {
@@ -200,7 +232,14 @@ def market(n_holders: int, per_holder: int = 100, seed: int = 7) -> Market:
             )
         )
     holders = pl.DataFrame(
-        {"holder_id": hid, "holder_type": mandate, "mandate": mandate, "cash": cash}
+        {
+            "holder_id": hid,
+            "holder_type": mandate,
+            "mandate": mandate,
+            "cash": cash,
+            "liabilities": liabilities,
+            "liability_duration": np.full(n_holders, 15.0),
+        }
     )
     return build_market(
         assets, holders, pl.concat(frames), MANDATES, risk_rows=risk, index_weights=weights
@@ -223,9 +262,11 @@ def scenario(market: Market) -> Scenario:
                 "price_return": -0.2,
                 "vol_multiplier": 2.0,
             },
+            {"select": {"asset_classes": ["govt_bond"]}, "yield_change_bp": 50},
             {"select": {"asset_classes": ["corp_bond"]}, "spread_change_bp": 150},
             {"select": {"ratings": ["BBB-"]}, "downgrade_notches": 1},
         ],
+        holder_shocks=[{"holder_types": ["db"], "liability_rate_change_bp": 50}],
         index_changes=[
             {"index_id": INDEX_ID, "asset_id": members[0], "action": "delete"},
             {"index_id": INDEX_ID, "asset_id": outsider, "action": "add", "weight": 0.005},

@@ -22,6 +22,7 @@ from rules._base import (
     with_position_columns,
 )
 from rules.collateral_buffer import CollateralBuffer
+from rules.funding_ratio import FundingRatio
 from rules.index_tracking import IndexTracking, index_column
 from rules.leverage import Leverage
 from rules.liquidity_buffer import LiquidityBuffer
@@ -44,7 +45,8 @@ Rule = Annotated[
     | StopLoss
     | Redemption
     | LiquidityBuffer
-    | CollateralBuffer,
+    | CollateralBuffer
+    | FundingRatio,
     Field(discriminator="kind"),
 ]
 
@@ -64,6 +66,7 @@ __all__ = [
     "STATE_COLUMNS",
     "Book",
     "CollateralBuffer",
+    "FundingRatio",
     "IndexTracking",
     "Level",
     "Leverage",

@@ -52,6 +52,7 @@ class Book:
     RESERVE_PRE = "cash_reserve_pre"  # the cash reserve before the scenario
     REDEMPTION_SHOCK = "redemption_shock"  # the scenario's extra redemption rate (0: none)
     MARGIN_MULTIPLIER = "margin_multiplier"  # the scenario's multiplier of margin (1: none)
+    LIABILITIES = "liabilities"  # present value of the holder's liabilities (pensions)
     CAPITAL_CALLED = "capital_called"  # capital investors put in so far in the scenario
     #: Columns of the book before the scenario, added to the holders when a run prepares them.
     PRE = (LEVERAGE_PRE, EQUITY_PRE, GROSS_PRE, REFERENCE_EQUITY, RESERVE_PRE)

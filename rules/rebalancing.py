@@ -86,7 +86,7 @@ class RebalancingBand(PositionRule):
         negative = {c: b for c, b in self.bands.items() if b < 0}
         if negative:
             raise ValueError(f"bands must be ≥ 0; got {negative}")
-        unknown = sorted(set(self.bands) - set(self.weights))
+        unknown = sorted(set(self.bands) - set(self.classes))
         if unknown:
             raise ValueError(f"`bands` names classes without a weight: {unknown}")
         return self
@@ -95,6 +95,10 @@ class RebalancingBand(PositionRule):
     def classes(self) -> list[str]:
         return sorted(self.weights)
 
+    def _target(self, c: str) -> pl.Expr:
+        """``t_c``, the holder's target weight of class c."""
+        return pl.lit(self.weights.get(c, 0.0))
+
     def _band(self, c: str) -> float:
         return self.bands.get(c, self.band)
 
@@ -102,7 +106,7 @@ class RebalancingBand(PositionRule):
         return pl.col(self.column(f"x.{c}"))
 
     def _dev(self, c: str) -> pl.Expr:
-        return self._x(c) - self.weights[c] * TOTAL_ASSETS
+        return self._x(c) - self._target(c) * TOTAL_ASSETS
 
     def _excess(self, c: str) -> pl.Expr:
         """``|δ_c| − b_c·V``: how far class c is outside its band (negative inside)."""
@@ -160,7 +164,7 @@ class RebalancingBand(PositionRule):
         )
 
     def _restored(self, c: str) -> pl.Expr:
-        V, t, b = TOTAL_ASSETS, self.weights[c], self._band(c)
+        V, t, b = TOTAL_ASSETS, self._target(c), self._band(c)
         if self.restore == "target":
             return t * V
         return self._x(c).clip((t - b) * V, (t + b) * V)
@@ -216,7 +220,7 @@ class RebalancingBand(PositionRule):
             room = room + self.borrowing()
         inputs = {self.column("cash_room"): room}
         for c in self.classes:
-            t, b = self.weights[c], self._band(c)
+            t, b = self._target(c), self._band(c)
             lo, hi = (t - b) * V, (t + b) * V
             if level is Level.RESTORE:
                 acted = self._out(c)

@@ -163,6 +163,13 @@ def test_sparse_book_sums_equal_row_sums(seed: int, n_rows: int, shuffle: bool) 
                 dtype=pl.Float64,
             ),
             "specific_vol": rng.uniform(0, 0.4, n_assets),
+            "duration": pl.Series(
+                [
+                    None if r < 0.3 else d
+                    for r, d in zip(rng.random(n_assets), margin * 40, strict=True)
+                ],
+                dtype=pl.Float64,
+            ),
             "risk_g0": rng.normal(0, 0.2, n_assets),
             "risk_g1": rng.normal(0, 0.1, n_assets),
         }

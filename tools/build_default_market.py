@@ -359,7 +359,13 @@ HOLDERS = [
     ("MS_POD", "multi_strategy_fund", "multi_strategy", 9.9e7, 0.0, 0.0, 0.0, 0.0),
     ("BOND_FUND", "open_end_bond_fund", "open_end_bond_fund", 2.6e7, 0.0, 0.0, 0.0, 0.0),
     ("LDI_POOLED", "ldi_fund", "ldi_pooled", -1.1e9, 0.0, 0.0, 0.0, 0.0),
+    ("PENSION_DB", "pension_fund", "pension_db", 0.0, 0.0, 0.0, 0.0, 0.0),
 ]
+
+# Liabilities of the holders that have them: present value ($) and modified duration (years).
+# The defined-benefit pension is 105% funded before the scenario (an assumption); 16 years is
+# of the order of a mature scheme's liability duration (an assumption, not a survey figure).
+LIABILITIES = {"PENSION_DB": (4.75e9, 16.0)}
 
 # A cap-weighted large-cap index (weights are assumptions, summing to 1) and a fund of about
 # 20bn that replicates it.
@@ -437,6 +443,12 @@ POSITIONS = [
     ("BOND_FUND", "HY_BBP_5Y", 1.0e6),
     ("BOND_FUND", "HY_B_5Y", 5.0e5),
     ("BOND_FUND", "UST10Y", 5.0e5),
+    # a defined-benefit pension of about 5bn, 50/50 equities and long government bonds
+    ("PENSION_DB", "EQ_MEGA1", 2.0e6),
+    ("PENSION_DB", "EQ_MEGA2", 5.0e6),
+    ("PENSION_DB", "EQ_MEGA3", 5.0e6),
+    ("PENSION_DB", "UST30Y", 1.63e7),
+    ("PENSION_DB", "UST10Y", 1.03e7),
     # a pooled LDI fund: 1.36bn of long gilts on 1.1bn of repo, equity 260m; DV01 2.58m, so a
     # yield buffer of about 100bp
     ("LDI_POOLED", "GILT30Y", 1.6e7),
@@ -496,7 +508,15 @@ def main() -> None:
         "cash_reserve",
         "credit_line",
     ]
-    pl.DataFrame(HOLDERS, schema=cols, orient="row").write_csv(OUT / "holders.csv")
+    holders = pl.DataFrame(HOLDERS, schema=cols, orient="row").with_columns(
+        liabilities=pl.col("holder_id").replace_strict(
+            {h: pv for h, (pv, _) in LIABILITIES.items()}, default=None, return_dtype=pl.Float64
+        ),
+        liability_duration=pl.col("holder_id").replace_strict(
+            {h: d for h, (_, d) in LIABILITIES.items()}, default=None, return_dtype=pl.Float64
+        ),
+    )
+    holders.write_csv(OUT / "holders.csv")
     prices = {a[0]: a[3] for a in ASSETS}
     tracker = [
         ("INDEX_FUND", aid, INDEX_FUND_AUM * w / prices[aid]) for aid, w in INDEX_WEIGHTS.items()
