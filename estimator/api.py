@@ -13,6 +13,7 @@ import polars as pl
 from estimator import aggregate
 from estimator import book as bk
 from estimator.cascade import DAY, ROUND, CascadeResult, cascade
+from estimator.cures import cure_table
 from estimator.engine import RoundResult, evaluate_round
 from estimator.equilibrium import Equilibrium, EquilibriumError, conditions, equilibrium
 from estimator.errors import InputError, InputWarnings, Problem
@@ -88,6 +89,7 @@ class RunResult:
     chain: pl.DataFrame | None = None  # who pushed whom past a rule, round by round
     equilibrium: pl.DataFrame | None = None  # per asset: least and greatest fixed points
     days: pl.DataFrame | None = None  # per day × asset: flows and closing prices
+    cures: pl.DataFrame | None = None  # per holder, round and rule that fired: cash vs trades
 
     def tables(self) -> dict[str, pl.DataFrame]:
         tables = {
@@ -96,6 +98,8 @@ class RunResult:
             "holders": self.holders,
             "summary": self.summary,
         }
+        if self.cures is not None:
+            tables["cures"] = self.cures
         cascade = {
             "rounds": self.rounds,
             "chain": self.chain,
@@ -423,6 +427,9 @@ def _assemble(
     summary = aggregate.by_type_and_class(result.trades, market.holders, shocked)
     holders = _holder_table(result, market)
     statuses = dict(sorted(holders.group_by("status").len().iter_rows()))
+    cures = cure_table(
+        chain.holder_rounds if chain is not None else result.holders, result.trades, market.mandates
+    )
     timings["total"] = time.perf_counter() - started
     manifest = {
         "tool": "forced-flow",
@@ -449,6 +456,9 @@ def _assemble(
         },
         "index_changes": [c.model_dump() for c in spec.index_changes],
         "statuses": statuses,
+        "cures": {  # over every holder, round and rule cash can restore
+            k: float(cures[k].sum()) for k in ("need", "cured", "remaining")
+        },
         "totals": {
             "sell_value": float(assets["sell_value"].sum()),
             "buy_value": float(assets["buy_value"].sum()),
@@ -491,6 +501,7 @@ def _assemble(
         edges,
         fixed.table(shocked) if fixed is not None else None,
         timeline,
+        cures,
     )
 
 

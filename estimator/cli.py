@@ -101,6 +101,12 @@ def _summary(result: RunResult, top: int) -> None:
         _rounds_table(cascade)
     statuses = ", ".join(f"{k}: {v}" for k, v in result.manifest["statuses"].items())
     out.print(f"Statuses — {statuses}")
+    cures = result.manifest["cures"]
+    if cures["need"] > 0:
+        out.print(
+            f"Deficiencies cash could cure: {_money(cures['need'])}; cured with cash "
+            f"{_money(cures['cured'])}, left to forced trades {_money(cures['remaining'])}"
+        )
     for warning in result.warnings.items:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
 

@@ -133,12 +133,16 @@ def decide(book: pl.DataFrame, mandate: Mandate) -> pl.DataFrame:
     kinds = [r.kind for r in mandate.rules]
     any_down = pl.any_horizontal([pl.col(f"{k}.down") for k in kinds])
     any_up = pl.any_horizontal([pl.lit(False), *[pl.col(f"{r.kind}.up") for r in rules]])
+    out = out.with_columns(
+        pl.when(pl.col(f"{r.kind}.down"))
+        .then(r.cure_need(Level.RESTORE))
+        .otherwise(0.0)
+        .alias(f"{r.kind}.cure_need")
+        for r in rules
+        if r.cured_with_cash
+    )
     need = pl.max_horizontal(
-        [pl.lit(0.0)]
-        + [
-            pl.when(pl.col(f"{r.kind}.down")).then(r.cure_need(Level.RESTORE)).otherwise(0.0)
-            for r in rules
-        ]
+        [pl.lit(0.0), *[pl.col(f"{r.kind}.cure_need") for r in rules if r.cured_with_cash]]
     )
     out = out.with_columns(
         any_down=any_down,

@@ -198,6 +198,12 @@ class RuleBase(BaseModel):
         """Cash that, added to the account, satisfies the rule at ``level`` (0 if none can)."""
         return pl.lit(0.0)
 
+    @property
+    def cured_with_cash(self) -> bool:
+        """Whether cash brought in (a mandate's cures) can restore the rule: rules that define
+        :meth:`cure_need`."""
+        return type(self).cure_need is not RuleBase.cure_need
+
     def metric(self) -> pl.Expr:
         """A readable headline number for reports (e.g. the vol ratio)."""
         raise NotImplementedError

@@ -1,0 +1,85 @@
+"""The cures report: how much of each deficiency was cured with cash and how much traded."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import polars as pl
+import pytest
+from oracle_kit import run_case
+
+import estimator
+
+MARGIN_CALL = [{"select": {"all": True}, "price_return": -0.3}]
+
+
+def test_a_margin_call_part_cured_from_a_reserve() -> None:
+    # 100 shares at 100 on a loan of 6,000, 25% maintenance. A 30% fall: x = 7,000, AE = 1,000,
+    # R = 1,750: the call needs 750 of cash. The reserve of 300 covers part; 450 is left to the
+    # sale: AE = 1,300 carries R = 0.25·x⁺ up to x⁺ = 5,200, a sale of 1,800.
+    result = run_case(
+        [{"asset_id": "a", "price": 100.0}],
+        [{"holder_id": "h", "cash": -6000.0, "cash_reserve": 300.0}],
+        [("h", "a", 100.0)],
+        [{"kind": "margin", "maintenance_rate": 0.25}],
+        MARGIN_CALL,
+    )
+    row = result.cures.row(0, named=True)
+    assert result.cures.height == 1
+    assert (row["holder_id"], row["round"], row["rule"]) == ("h", 1, "margin")
+    assert row["need"] == pytest.approx(750.0, rel=1e-12)
+    assert row["cured"] == pytest.approx(300.0, rel=1e-12)
+    assert row["remaining"] == pytest.approx(450.0, rel=1e-12)
+    assert row["traded"] == pytest.approx(1800.0, rel=1e-12)
+
+
+def test_a_reserve_that_covers_the_call_leaves_nothing_to_trade() -> None:
+    result = run_case(
+        [{"asset_id": "a", "price": 100.0}],
+        [{"holder_id": "h", "cash": -6000.0, "cash_reserve": 1000.0}],
+        [("h", "a", 100.0)],
+        [{"kind": "margin", "maintenance_rate": 0.25}],
+        MARGIN_CALL,
+    )
+    row = result.cures.row(0, named=True)
+    assert (row["need"], row["cured"], row["remaining"], row["traded"]) == pytest.approx(
+        (750.0, 750.0, 0.0, 0.0), rel=1e-12
+    )
+
+
+def test_rules_cash_cannot_restore_have_no_need() -> None:
+    # Leverage 10,000 / 4,000 = 2.5 > 2 after no move at all: cash does not lower A/E here.
+    result = run_case(
+        [{"asset_id": "a", "price": 100.0}],
+        [{"holder_id": "h", "cash": -6000.0, "cash_reserve": 1e6}],
+        [("h", "a", 100.0)],
+        [{"kind": "leverage", "max": 2.0}],
+        [{"select": {"all": True}, "price_return": 0.0}],
+    )
+    row = result.cures.row(0, named=True)
+    assert row["rule"] == "leverage"
+    assert row["need"] is None and row["cured"] is None and row["remaining"] is None
+    assert row["traded"] == pytest.approx(2000.0, rel=1e-12)  # A = 2E: 10,000 → 8,000
+
+
+def test_a_cascade_reports_every_round_and_the_trades_that_name_each_rule() -> None:
+    result = estimator.run("fire_sale")
+    cures = result.cures
+    assert cures["round"].n_unique() > 1
+    # traded, recomputed from the trades table row by row
+    expected: dict[tuple[str, int, str], float] = defaultdict(float)
+    for hid, rnd, rules, value in result.trades.select(
+        "holder_id", "round", pl.col("rules").cast(pl.String), "trade_value"
+    ).iter_rows():
+        for rule in rules.split(";"):
+            expected[(hid, rnd, rule)] += abs(value)
+    for row in cures.iter_rows(named=True):
+        key = (row["holder_id"], row["round"], row["rule"])
+        assert row["traded"] == pytest.approx(expected.get(key, 0.0), rel=1e-12, abs=1e-9)
+        if row["need"] is not None:
+            assert 0 <= row["cured"] <= row["need"] + 1e-9
+            assert row["remaining"] == pytest.approx(row["need"] - row["cured"], abs=1e-9)
+    # every holder that traded in a round has a row for the rule its trades name
+    assert {k for k, v in expected.items() if v > 0} <= {
+        (r["holder_id"], r["round"], r["rule"]) for r in cures.iter_rows(named=True)
+    }
