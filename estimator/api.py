@@ -14,6 +14,7 @@ from estimator import aggregate
 from estimator import book as bk
 from estimator.cascade import DAY, ROUND, CascadeResult, cascade
 from estimator.cures import cure_table
+from estimator.cures import totals as cure_totals
 from estimator.engine import RoundResult, evaluate_round
 from estimator.equilibrium import Equilibrium, EquilibriumError, conditions, equilibrium
 from estimator.errors import InputError, InputWarnings, Problem
@@ -427,9 +428,8 @@ def _assemble(
     summary = aggregate.by_type_and_class(result.trades, market.holders, shocked)
     holders = _holder_table(result, market)
     statuses = dict(sorted(holders.group_by("status").len().iter_rows()))
-    cures = cure_table(
-        chain.holder_rounds if chain is not None else result.holders, result.trades, market.mandates
-    )
+    holder_rounds = chain.holder_rounds if chain is not None else result.holders
+    cures = cure_table(holder_rounds, result.trades, market.mandates)
     timings["total"] = time.perf_counter() - started
     manifest = {
         "tool": "forced-flow",
@@ -456,9 +456,7 @@ def _assemble(
         },
         "index_changes": [c.model_dump() for c in spec.index_changes],
         "statuses": statuses,
-        "cures": {  # over every holder, round and rule cash can restore
-            k: float(cures[k].sum()) for k in ("need", "cured", "remaining")
-        },
+        "cures": cure_totals(holder_rounds, cures),
         "totals": {
             "sell_value": float(assets["sell_value"].sum()),
             "buy_value": float(assets["buy_value"].sum()),

@@ -102,10 +102,10 @@ def _summary(result: RunResult, top: int) -> None:
     statuses = ", ".join(f"{k}: {v}" for k, v in result.manifest["statuses"].items())
     out.print(f"Statuses — {statuses}")
     cures = result.manifest["cures"]
-    if cures["need"] > 0:
+    if cures["drawn"] > 0 or cures["short"] > 0:
         out.print(
-            f"Deficiencies cash could cure: {_money(cures['need'])}; cured with cash "
-            f"{_money(cures['cured'])}, left to forced trades {_money(cures['remaining'])}"
+            f"Cash drawn to cure: {_money(cures['drawn'])}; still short, left to forced "
+            f"trades: {_money(cures['short'])}"
         )
     for warning in result.warnings.items:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)

@@ -6,19 +6,22 @@ One row per holder, round and rule that fired (``{kind}.down`` in the round's ho
   :meth:`~rules.RuleBase.cure_need`, on the book the rule is decided on: for whole-book rules
   under pro-rata execution, after the position rules' trades); empty for rules cash cannot
   restore (a volatility target, a leverage limit, a rating floor, …);
-* ``cured`` — the cash the holder drew that round (reserve, credit line, capital call) that went
-  to it: one draw cures every rule at once, so ``cured = min(need, drawn)``;
+* ``cured`` — the part of it the cash the holder drew that round (reserve, credit line,
+  capital call, in the mandate's order, from the sources that restore the rule) covered: one
+  draw serves every rule it restores (:func:`estimator.scoped.draw_cures`);
 * ``remaining = need − cured`` — the part of the deficiency, in cash, left to forced trades;
-* ``traded`` — the value of the round's trades that name the rule, ``Σ |u|`` over trades whose
-  ``rules`` include it.
+* ``traded`` — the value of the holder's trades that round that name the rule, ``Σ |u|`` over
+  trades whose ``rules`` include it (a trade naming two rules counts for both).
+
+:func:`totals` sums, per holder and round, the cash drawn and the largest remaining deficiency
+(the cash one more draw would have needed to spare every forced trade a rule cash can restore).
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from estimator.engine import CURE_COLUMNS
-from estimator.mandates import Mandate
+from estimator.mandates import CURE_COLUMNS, Mandate
 
 ROUND = "round"
 COLUMNS = ["holder_id", ROUND, "rule", "need", "cured", "remaining", "traded"]
@@ -44,26 +47,22 @@ def cure_table(
         trades = trades.with_columns(pl.lit(1, pl.Int32).alias(ROUND))
     kinds = sorted({r.kind for m in mandates.values() for r in m.rules})
     cash = {r.kind for m in mandates.values() for r in m.rules if r.cured_with_cash}
-    sources = [c for c in CURE_COLUMNS.values() if c in holder_rounds.columns]
-    drawn = pl.sum_horizontal([pl.lit(0.0), *[pl.col(c).fill_null(0.0) for c in sources]])
     parts = []
     for kind in kinds:
         flag = f"{kind}.down"
         if flag not in holder_rounds.columns:
             continue
-        need_col = f"{kind}.cure_need"
-        need = (
-            pl.col(need_col).fill_null(0.0)
-            if kind in cash and need_col in holder_rounds.columns
-            else pl.lit(None, pl.Float64)
-        )
+        need_col, cured_col = f"{kind}.cure_need", f"{kind}.cured"
+        known = kind in cash and need_col in holder_rounds.columns
+        need = pl.col(need_col).fill_null(0.0) if known else pl.lit(None, pl.Float64)
+        cured = pl.col(cured_col).fill_null(0.0) if known else pl.lit(None, pl.Float64)
         parts.append(
             holder_rounds.filter(pl.col(flag).fill_null(False)).select(
                 "holder_id",
                 pl.col(ROUND).cast(pl.Int32),
                 rule=pl.lit(kind),
                 need=need,
-                cured=pl.when(need.is_not_null()).then(pl.min_horizontal(need, drawn)),
+                cured=cured,
             )
         )
     if not parts:
@@ -87,3 +86,14 @@ def cure_table(
         .select(COLUMNS)
         .sort("holder_id", ROUND, "rule")
     )
+
+
+def totals(holder_rounds: pl.DataFrame, cures: pl.DataFrame) -> dict[str, float]:
+    """``drawn``: the cash drawn over every holder and round; ``short``: per holder and round
+    the largest remaining deficiency a rule cash can restore, summed."""
+    sources = [c for c in CURE_COLUMNS.values() if c in holder_rounds.columns]
+    drawn = holder_rounds.select(
+        pl.sum_horizontal([pl.lit(0.0), *[pl.col(c).fill_null(0.0) for c in sources]]).sum()
+    ).item()
+    short = cures.group_by("holder_id", ROUND).agg(pl.col("remaining").max())["remaining"].sum()
+    return {"drawn": float(drawn), "short": float(short or 0.0)}

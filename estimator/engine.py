@@ -6,8 +6,9 @@ books; a cascade calls it again on the new prices and books.
 Decision per holder (vectorised per mandate):
 
 1. ``E ≤ 0`` → ``insolvent``: liquidate everything tradable, shortfall ``−E``.
-2. Triggered rules (breach at the trigger level) may first be cured with cash (reserve, credit
-   line, in the mandate's order) up to what the restore level needs.
+2. Triggered rules (breach at the trigger level) that cash restores may first be cured (reserve,
+   credit line, capital call, in the mandate's order) up to what the restore level needs:
+   position rules' needs before they trade, whole-book rules' after (:func:`scoped.draw_cures`).
 3. Each rule r gives ``f_r``, the largest scale of the whole book at which it holds — at its
    restore level if triggered, at its trigger level otherwise. ``f* = min_r f_r``.
    De-risking: ``f = clip(f*, 0, 1)``; ``f* < 0`` means no sale complies → liquidate.
@@ -27,7 +28,7 @@ import polars as pl
 
 from estimator import book as bk
 from estimator import indices, keys, risk, scoped
-from estimator.mandates import Cure, Execution, Mandate
+from estimator.mandates import CURE_COLUMNS, Execution, Mandate
 from estimator.solve import IMPACT_KAPPA, MIN_DAILY_VOL, Job, ProblemCache
 from rules import NOISE, Book, Level, RuleBase, Vec, exceeds
 
@@ -89,32 +90,13 @@ def _level_expr(rule: RuleBase, active: pl.Expr, method: str) -> pl.Expr:
     return pl.when(active).then(fn(Level.RESTORE)).otherwise(fn(Level.TRIGGER))
 
 
-#: Per cure source, the holder result column of the cash drawn from it in the round.
-CURE_COLUMNS = {
-    Cure.CASH_RESERVE: "cure_reserve",
-    Cure.CREDIT_LINE: "cure_credit",
-    Cure.CAPITAL_CALL: "cure_capital",
-}
-
-
-def _available(source: Cure, mandate: Mandate) -> pl.Expr:
-    """Cash a holder can draw from ``source`` this round: its reserve, its undrawn credit line,
-    or the capital investors will still put in (:class:`mandates.CapitalCall`)."""
-    call = mandate.capital_call
-    if source is not Cure.CAPITAL_CALL:
-        return pl.col(source.value)
-    if call is None:
-        return pl.lit(0.0)
-    limit = call.limit * pl.col(Book.EQUITY_PRE).clip(lower_bound=0.0)
-    room = pl.min_horizontal(limit - pl.col(Book.CAPITAL_CALLED), call.per_round * limit)
-    return room.clip(lower_bound=0.0)
-
-
-def decide(book: pl.DataFrame, mandate: Mandate) -> pl.DataFrame:
+def decide(book: pl.DataFrame, mandate: Mandate, *, cure_positions: bool = True) -> pl.DataFrame:
     """Decisions for the holders of one mandate (``book``: their rows, :func:`scoped.annotate`d).
 
     Position rules come with their trigger flags (``{kind}.down``); whole-book rules are
-    evaluated here on ``book`` and give the common scale.
+    evaluated here on ``book`` and give the common scale. Cures are drawn for the whole-book
+    rules' needs and, with ``cure_positions``, for the position rules' too (without: they were
+    drawn before the position rules traded, :func:`scoped.draw_cures`).
     """
     rules = scoped.scale_rules(mandate)
     placed = scoped.position_rules(mandate)
@@ -134,39 +116,13 @@ def decide(book: pl.DataFrame, mandate: Mandate) -> pl.DataFrame:
     any_down = pl.any_horizontal([pl.col(f"{k}.down") for k in kinds])
     any_up = pl.any_horizontal([pl.lit(False), *[pl.col(f"{r.kind}.up") for r in rules]])
     out = out.with_columns(
-        pl.when(pl.col(f"{r.kind}.down"))
-        .then(r.cure_need(Level.RESTORE))
-        .otherwise(0.0)
-        .alias(f"{r.kind}.cure_need")
-        for r in rules
-        if r.cured_with_cash
-    )
-    need = pl.max_horizontal(
-        [pl.lit(0.0), *[pl.col(f"{r.kind}.cure_need") for r in rules if r.cured_with_cash]]
-    )
-    out = out.with_columns(
         any_down=any_down,
         any_up=any_up & ~any_down,
         positions_down=pl.any_horizontal(
             [pl.lit(False), *[pl.col(f"{r.kind}.down") for r in placed]]
         ),
-        cure_need=need,
     )
-    remaining = pl.col("cure_need")
-    used: dict[Cure, pl.Expr] = {}
-    for source in mandate.cure:
-        take = pl.min_horizontal(_available(source, mandate), remaining)
-        used[source] = take
-        remaining = remaining - take
-    out = out.with_columns(
-        **{CURE_COLUMNS[s]: used.get(s, pl.lit(0.0)) for s in Cure}
-    ).with_columns(
-        **{
-            Book.CASH: pl.col(Book.CASH) + pl.sum_horizontal(list(CURE_COLUMNS.values())),
-            Book.OTHER_DEBT: pl.col(Book.OTHER_DEBT) + pl.col("cure_credit"),
-        }
-    )
-    out = bk.restate(out)
+    out = scoped.draw_cures(out, mandate, [*rules, *(placed if cure_positions else [])])
     active = {r.kind: pl.col(f"{r.kind}.down") | pl.col(f"{r.kind}.up") for r in rules}
     active |= {r.kind: pl.col(f"{r.kind}.down") for r in placed}
     out = out.with_columns(
@@ -334,8 +290,9 @@ def _pro_rata(
     for a mandate without position rules: then ``x¹ = x⁰``)."""
     if pos_m is None:
         return _MandateRound(decide(book_m, mandate))
+    book_m, holders_m = scoped.cure_positions(book_m, holders_m, mandate)
     pos1, book1, moved = scoped.allocate(pos_m, book_m, holders_m, mandate, assets)
-    decisions = decide(book1, mandate)
+    decisions = decide(book1, mandate, cure_positions=False)
     decisions = (  # cash before any trade (cures included); the trades settle in _settle
         decisions.join(moved, on="holder_id", how="left")
         .with_columns(pl.col(Book.CASH) + pl.col("cash_moved").fill_null(0.0))
@@ -478,6 +435,8 @@ def evaluate_round(
 def _check_pre_columns(holders: pl.DataFrame, mandates: dict[str, Mandate]) -> None:
     """Rules that read the book before the scenario need it on the holders."""
     read = {c for m in mandates.values() for r in m.rules for c in r.reads()}
+    if any(m.capital_call is not None for m in mandates.values()):  # its limit is a share of E₀
+        read.add(Book.EQUITY_PRE)
     missing = sorted(set(Book.PRE) & read - set(holders.columns))
     if missing:
         raise ValueError(

@@ -6,11 +6,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Self
 
+import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from estimator.errors import InputError, Problem
 from estimator.toml_files import load_toml
-from rules import PositionRule, Rule
+from rules import Book, PositionRule, Rule
 
 
 class Execution(StrEnum):
@@ -30,6 +31,14 @@ class Cure(StrEnum):
     CASH_RESERVE = "cash_reserve"
     CREDIT_LINE = "credit_line"
     CAPITAL_CALL = "capital_call"
+
+
+#: Per cure source, the holder result column of the cash drawn from it in the round.
+CURE_COLUMNS = {
+    Cure.CASH_RESERVE: "cure_reserve",
+    Cure.CREDIT_LINE: "cure_credit",
+    Cure.CAPITAL_CALL: "cure_capital",
+}
 
 
 class CapitalCall(BaseModel):
@@ -84,7 +93,9 @@ class Mandate(BaseModel):
             raise ValueError(f"at most one rule of each kind per mandate; repeated: {dupes}")
         if Cure.CAPITAL_CALL in self.cure and self.capital_call is None:
             raise ValueError("`cure` lists capital_call: add a [capital_call] table (limit, …)")
-        placed = [r.kind for r in self.rules if isinstance(r, PositionRule)]
+        if self.capital_call is not None and Cure.CAPITAL_CALL not in self.cure:
+            raise ValueError("a [capital_call] table needs capital_call in `cure` to be used")
+        placed = [r.kind for r in self.rules if isinstance(r, PositionRule) and r.trades_positions]
         if "index_tracking" in placed and len(placed) > 1:
             raise ValueError(
                 "index_tracking decides the holdings of its index sleeve: it cannot share a "
@@ -119,3 +130,17 @@ def load_mandates(folder: Path) -> dict[str, Mandate]:
     if not mandates:
         raise InputError([Problem(str(folder), "no mandate files (*.toml) found")])
     return mandates
+
+
+def available(source: Cure, mandate: Mandate) -> pl.Expr:
+    """Cash a holder of ``mandate`` can draw from ``source`` in a round, on its holder row: its
+    reserve, its undrawn credit line, or the capital investors will still put in
+    (:class:`CapitalCall`)."""
+    call = mandate.capital_call
+    if source is not Cure.CAPITAL_CALL:
+        return pl.col(source.value)
+    if call is None:
+        return pl.lit(0.0)
+    limit = call.limit * pl.col(Book.EQUITY_PRE).clip(lower_bound=0.0)
+    room = pl.min_horizontal(limit - pl.col(Book.CAPITAL_CALLED), call.per_round * limit)
+    return room.clip(lower_bound=0.0)

@@ -11,7 +11,7 @@ import polars as pl
 
 from estimator import book as bk
 from estimator import keys
-from estimator.mandates import Mandate
+from estimator.mandates import CURE_COLUMNS, Cure, Mandate, available
 from rules import Book, Level, PositionRule, RuleBase, book_scale, with_position_columns
 
 #: Balance-sheet columns reported before and after the round.
@@ -28,11 +28,11 @@ SCALE_BEFORE = "scale_before"  # max(Σ|x|, |E|) before the round, the yardstick
 
 
 def position_rules(mandate: Mandate) -> list[PositionRule]:
-    return [r for r in mandate.rules if isinstance(r, PositionRule)]
+    return [r for r in mandate.rules if isinstance(r, PositionRule) and r.trades_positions]
 
 
 def scale_rules(mandate: Mandate) -> list[RuleBase]:
-    return [r for r in mandate.rules if not isinstance(r, PositionRule)]
+    return [r for r in mandate.rules if not (isinstance(r, PositionRule) and r.trades_positions)]
 
 
 def asset_reads(mandate: Mandate, assets: pl.DataFrame) -> list[str]:
@@ -43,7 +43,7 @@ def asset_reads(mandate: Mandate, assets: pl.DataFrame) -> list[str]:
     for rule in mandate.rules:
         for level in Level:
             exprs += rule.position_inputs(level).values()
-        if isinstance(rule, PositionRule):
+        if isinstance(rule, PositionRule) and rule.trades_positions:
             exprs += [*rule.position_columns().values(), *rule.holder_sums().values()]
             exprs += [rule.trade(level) for level in Level]
     roots = {name for e in exprs for name in e.meta.root_names()}
@@ -119,8 +119,76 @@ def annotate(book_m: pl.DataFrame, mandate: Mandate) -> pl.DataFrame:
 
 
 def fixed_columns(annotated: pl.DataFrame) -> list[str]:
-    """The columns :func:`annotate` added."""
-    return [c for c in annotated.columns if c.endswith(("_before", ".down")) or c == SCALE_BEFORE]
+    """The columns :func:`annotate` added, and the cures drawn before the position rules
+    trade (:func:`cure_positions`)."""
+    cures = set(CURE_COLUMNS.values())
+    return [
+        c
+        for c in annotated.columns
+        if c.endswith(("_before", ".down", ".cure_need", ".cured"))
+        or c == SCALE_BEFORE
+        or c in cures
+    ]
+
+
+def draw_cures(book: pl.DataFrame, mandate: Mandate, rules: list[RuleBase]) -> pl.DataFrame:
+    """``book`` with the cash needs of ``rules`` met from the mandate's cure sources, in order.
+
+    Each rule cash can restore (:attr:`rules.RuleBase.cured_with_cash`) whose ``{kind}.down``
+    flag is set needs ``k_r`` (its ``cure_need`` at its restore level, on ``book``; reported
+    as ``{kind}.cure_need``). Sources are drawn in the mandate's order, each for the rules it
+    restores (:attr:`rules.RuleBase.cure_sources`: a credit line adds debt as well as cash, so
+    it does not restore a rule on equity): source s gives ``min(room_s, max_r k_r')`` over
+    those rules, with ``k_r'`` what rule r still needs, and one draw serves all of them. A
+    source's room is what it has left after earlier draws of the round (the ``cure_*``
+    columns, if any). Cash rises by the draws, other debt by the credit-line part; each rule's
+    share is ``{kind}.cured = k_r − k_r'`` at the end; the balance sheet is restated."""
+    cash_rules = [r for r in rules if r.cured_with_cash]
+    out = book.with_columns(
+        pl.when(pl.col(f"{r.kind}.down"))
+        .then(r.cure_need(Level.RESTORE))
+        .otherwise(0.0)
+        .alias(f"{r.kind}.cure_need")
+        for r in cash_rules
+    )
+    before = {s: pl.col(c) if c in out.columns else pl.lit(0.0) for s, c in CURE_COLUMNS.items()}
+    still = {r.kind: pl.col(f"{r.kind}.cure_need") for r in cash_rules}
+    drawn: dict[Cure, pl.Expr] = {}
+    for source in mandate.cure:
+        served = [r.kind for r in cash_rules if source.value in r.cure_sources]
+        if not served:
+            continue
+        room = (available(source, mandate) - before[source]).clip(lower_bound=0.0)
+        drawn[source] = pl.min_horizontal(room, pl.max_horizontal(still[k] for k in served))
+        for k in served:
+            still[k] = (still[k] - drawn[source]).clip(lower_bound=0.0)
+    new = {f"_{c}": drawn.get(s, pl.lit(0.0)) for s, c in CURE_COLUMNS.items()}
+    out = out.with_columns(**new).with_columns(
+        *[(before[s] + pl.col(f"_{c}")).alias(c) for s, c in CURE_COLUMNS.items()],
+        pl.col(Book.CASH) + pl.sum_horizontal([pl.col(n) for n in new]),
+        pl.col(Book.OTHER_DEBT) + pl.col(f"_{CURE_COLUMNS[Cure.CREDIT_LINE]}"),
+        *[(pl.col(f"{k}.cure_need") - v).alias(f"{k}.cured") for k, v in still.items()],
+    )
+    return bk.restate(out.drop(list(new)))
+
+
+def cure_positions(
+    book_m: pl.DataFrame, holders_m: pl.DataFrame, mandate: Mandate
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The book and holder rows of one mandate once cash is drawn for its position rules'
+    needs (:func:`draw_cures`), before those rules trade: a rule restored by cash sells
+    nothing, one part-restored sells less."""
+    placed = [r for r in position_rules(mandate) if r.cured_with_cash]
+    if not placed:
+        return book_m, holders_m
+    book_m = draw_cures(book_m, mandate, placed)
+    cash = book_m.select("holder_id", Book.CASH, Book.OTHER_DEBT)
+    holders_m = (
+        holders_m.drop(Book.CASH, Book.OTHER_DEBT)
+        .join(cash, on="holder_id", how="left", maintain_order="left")
+        .select(holders_m.columns)
+    )
+    return book_m, holders_m
 
 
 def allocate(

@@ -140,6 +140,11 @@ class RuleBase(BaseModel):
     #: Rule kinds whose forced trades are fully prescribed (e.g. an index change): a holder whose
     #: prescribed rule acts trades them as computed under either execution style.
     prescribed: ClassVar[bool] = False
+    #: Cash sources that restore the rule when it is cured with cash (:meth:`cure_need`): cash
+    #: from a reserve or from investors raises equity; a credit line raises cash and debt alike.
+    cure_sources: ClassVar[frozenset[str]] = frozenset(
+        {"cash_reserve", "credit_line", "capital_call"}
+    )
     #: Holder columns the rule carries from round to round (name → value before the scenario),
     #: e.g. the share of a fund's units redeemed so far.
     state_columns: ClassVar[dict[str, float]] = {}
@@ -275,8 +280,14 @@ class PositionRule(RuleBase):
     :meth:`asset_columns` or :meth:`trade_inputs`: a book has far more positions than either.
 
     The estimator applies position rules first, re-marks the book, then scales the whole book
-    for the remaining (whole-book) rules.
+    for the remaining (whole-book) rules. A subclass may trade either way, per instance
+    (:attr:`trades_positions`).
     """
+
+    @property
+    def trades_positions(self) -> bool:
+        """True when the rule trades positions in closed form (False: it scales the book)."""
+        return True
 
     def asset_columns(self) -> dict[str, pl.Expr]:
         return {}

@@ -15,8 +15,9 @@ The mandate keeps it at or above a floor ``β``: ``DD ≤ 10⁴·E/β``.
 
 * trigger: ``b < β``; restore: ``b⁺ ≥ β_r`` with ``β_r ≥ β`` (default ``β``).
 * cure first — investors recapitalise (the mandate's capital call, up to its limit and speed,
-  see :class:`estimator.mandates.CapitalCall`), or any other cure the mandate lists: cash ``k``
-  raises ``E`` by ``k``, and restores the buffer from ``k = β_r·DV01 − E``;
+  see :class:`estimator.mandates.CapitalCall`), or a cash reserve: cash ``k`` raises ``E`` by
+  ``k``, and restores the buffer from ``k = β_r·DV01 − E`` (a credit line raises debt as much
+  as cash, leaves ``E`` where it was, and is not drawn for this rule);
 * then sell for the rest: selling at market leaves ``E`` unchanged and scaling the book by ``f``
   scales ``DD``, so ``f = 10⁴·E / (β_r·DD)``. Minimal cost: the linear constraint
   ``Σ_i D_i·x⁺_i ≤ 10⁴·E/β_r`` (the solve sells the cheapest duration: long bonds first).
@@ -32,7 +33,7 @@ funds withstand a 250bp rise in gilt yields.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
 import cvxpy as cp
 import polars as pl
@@ -53,6 +54,9 @@ class CollateralBuffer(RuleBase):
     restore_bp: float | None = Field(
         None, gt=0, description="β_r ≥ β: buffer rebuilt once it acts, bp (default β)"
     )
+
+    #: A credit line raises cash and debt alike: equity, and so the buffer, do not move.
+    cure_sources: ClassVar[frozenset[str]] = frozenset({"cash_reserve", "capital_call"})
 
     @model_validator(mode="after")
     def _levels(self) -> Self:

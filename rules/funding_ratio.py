@@ -19,10 +19,16 @@ buys what fell); below it, it sells risk assets into the fall — the opposite, 
 funding-ratio rules make pensions forced sellers. Trades at market leave ``V`` and so ``FR``
 unchanged, so the policy in force does not flip with the trades.
 
-Example: a pension with 60/40 equities/bonds of 100 against liabilities of 95 (FR = 1.05); a
-de-risking trigger at 1.0 to 30/70. Equities fall 20%: V = 88, and yields fall so that ``L``
-rises 3% to 97.85: FR = 0.899 < 1. Targets 30/70 of 88: equities 48 → 26.4 (sell 21.6), bonds
-40 → 61.6 (buy 21.6), where the normal policy would have bought 4.8 of equities.
+Example: a pension with 60/40 equities/bonds of 100 against liabilities of 95 (duration 10,
+FR = 1.05); a de-risking trigger at 0.9 to 30/70. Equities fall 20%: V = 88, FR = 0.926, and
+the normal policy buys 4.8 of equities. If discount rates also fall 30bp, ``L = 95·e^0.03 =
+97.89`` and FR = 0.899 < 0.9: targets 30/70 of 88, equities 48 → 26.4 (sell 21.6), bonds
+40 → 61.6 (buy 21.6).
+
+Liabilities reprice as ``exp(−D_L·Δy)``, bonds as ``−D·Δy + ½·C·Δy²`` with their own
+convexity ``C``: the two agree to second order for a bond of the same duration and
+``C = D_L²``; with less convexity the bond rises less (at −40bp and ``D = 16``: 6.61% for the
+liabilities, 6.40% for a bond without convexity).
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ Selling ``d`` of illiquid holdings lowers ``Σ|x|`` by ``d`` and raises cash by 
 
     L(d) = L_x + max(C + d, 0),   A(d) = A₀ − d + max(C + d, 0)
 
-``L(d) − s·A(d)`` rises with ``d`` (slope ``s`` while proceeds repay borrowing, ``1 − s`` once
-cash is positive), so the least sale is
+``L(d) − s·A(d)`` rises with ``d`` (slope ``s`` while proceeds repay borrowing, 1 once cash is
+positive, when ``A`` no longer moves), so the least sale is
 
 * ``d = (s·A₀ − L_x) / s`` when that leaves ``C + d ≤ 0`` (still repaying borrowing),
 * ``d = s·(A₀ + C) − L_x − C`` otherwise (for ``C ≥ 0``: ``s·A − L``),
@@ -26,6 +26,10 @@ Example: equities 900, government bonds 60, cash 40, s = 10%: L = 100 = s·A. Re
 30 paid from cash leave A = 970, L = 70: the fund sells ``d = 0.1·970 − 70 = 27`` of equities.
 When even ``d = I_x`` leaves the buffer short (non-tradable holdings count as illiquid), the
 holder sells every illiquid holding and is reported not compliant.
+
+Cure first (a reserve, credit line or capital call, in the mandate's order): cash ``k`` counts
+once it brings cash above zero, ``L_x + C + k ≥ s_r·(A₀ + C + k)``, so
+``k = (s_r·(A₀ + C) − L_x − C)/(1 − s_r)``; in the example, ``k = 27/0.9 = 30``.
 
 Minimal cost (trades never flip a sign, so ``|x⁺_i| = sign(x_i)·x⁺_i``; ``C⁺ = C − Σ c_i u_i``)::
 
@@ -139,6 +143,12 @@ class LiquidityBuffer(PositionRule):
         repaying = (s * a0 - L) / s
         d = pl.when((_C < 0) & (repaying <= -_C)).then(repaying).otherwise(s * (a0 + _C) - L - _C)
         return d.clip(pl.lit(0.0), ill)
+
+    def cure_need(self, level: Level) -> pl.Expr:
+        """Cash ``k`` that rebuilds the buffer: it helps once it brings cash above zero, then
+        ``L_x + C + k ≥ s_r·(A₀ + C + k)``, so ``k = (s_r·(A₀ + C) − L_x − C)/(1 − s_r)``."""
+        s, L = self._share(level), pl.col(self.liquid)
+        return ((s * (_G + _N + _C) - L - _C) / (1 - s)).clip(lower_bound=0.0)
 
     def attainable(self, level: Level) -> pl.Expr:
         """Whether selling every illiquid holding rebuilds the buffer: ``L(I_x) ≥ s·A(I_x)``

@@ -45,6 +45,21 @@ Cure: cash ``k`` brought in (a reserve or a credit line) raises ``C`` by ``k``; 
 A slice raises cash only where the book's cash instruments are net long (``V > 0``); a book
 whose slice would not (net short: ``(1 − c)V + c·G ≤ 0``) cannot restore the floor by
 scaling and is liquidated, under either execution style.
+
+*Waterfall* (``sale = "waterfall"``): the fund sells its most liquid holdings first instead of
+a slice. Only long holdings of cash instruments are sold (``X`` in all); selling ``d`` of them
+raises cash by ``d`` and lowers ``Σ|x|`` by ``d``, so once ``C + d ≥ 0`` total assets
+``A = G + N + C`` do not move and the floor needs::
+
+    d = c_r·(G + N + C) − C          (clipped to [0, X]; C + d = c_r·A ≥ 0)
+
+Liquidity tiers rank assets by half spread (ascending; 5bp where empty), then ADV
+(descending); assets equal in both share a tier. With ``B_t`` the holdings in more liquid
+tiers and ``T_t`` those in tier t, a holding ``x_i`` of tier t sells
+``x_i·clip((d − B_t)/T_t, 0, 1)``: tier by tier, pro-rata within a tier. Example: cash 0 after
+redemptions, G = 1,000 in a government bond (1bp, 400) and two corporate bonds (20bp, 300
+each), floor 5%: d = 50, all from the government bond. When even ``d = X`` cannot restore the
+floor (``c_r·(G + N + C) − C > X``), the fund sells all of ``X`` and is reported not compliant.
 """
 
 from __future__ import annotations
@@ -56,7 +71,7 @@ import cvxpy as cp
 import polars as pl
 from pydantic import Field, model_validator
 
-from rules._base import Book, Level, ProblemSpace, RuleBase
+from rules._base import HOLDER, Book, Level, PositionRule, ProblemSpace, exceeds
 
 _E = pl.col(Book.EQUITY)
 _E0 = pl.col(Book.EQUITY_PRE)
@@ -73,10 +88,17 @@ REDEEMED = "redemption.redeemed_share"
 PAID = "redemption.paid"
 
 
-class Redemption(RuleBase):
-    """Investors redeem after losses; the fund pays from cash above a floor, then sells."""
+_X = pl.col("exposure")
+
+
+class Redemption(PositionRule):
+    """Investors redeem after losses; the fund pays from cash above a floor, then sells a
+    slice of its book or its most liquid holdings first."""
 
     kind: Literal["redemption"] = "redemption"
+    sale: Literal["slice", "waterfall"] = Field(
+        "slice", description="slice: every position pro-rata; waterfall: most liquid first"
+    )
     base_rate: float = Field(0.0, ge=0, le=1, description="b: share of units redeemed anyway")
     loss_sensitivity: float = Field(
         0.0, ge=0, description="β⁻: share of units redeemed per unit of loss (e.g. 1.5)"
@@ -142,7 +164,13 @@ class Redemption(RuleBase):
     def bound(self, level: Level) -> pl.Expr:
         return -self._share(level) * _A
 
+    @property
+    def trades_positions(self) -> bool:
+        return self.sale == "waterfall"
+
     def fraction(self, level: Level) -> pl.Expr:
+        if self.trades_positions:  # the waterfall sells positions, not a slice of the book
+            return pl.lit(float("inf"))
         c = self._share(level)
         num = (1 - c) * (_C + _V) - c * _N
         den = (1 - c) * _V + c * _G
@@ -179,3 +207,46 @@ class Redemption(RuleBase):
         w = p.vec(self.column("cash_weights"), nonneg=True)
         lhs = c @ cp.abs(p.x_plus) + w @ p.u
         return {self.constraint_name("cash>=floor"): lhs <= p.param(self.bound_name)}
+
+    # --- the waterfall ------------------------------------------------------------------------
+    def asset_columns(self) -> dict[str, pl.Expr]:
+        """The asset's liquidity tier: 0 the most liquid (see the module docstring)."""
+        spread = pl.col("half_spread_bps").fill_null(5.0)
+        return {self.column("tier"): pl.struct(spread, -pl.col("adv")).rank("dense")}
+
+    def position_columns(self) -> dict[str, pl.Expr]:
+        """Eligible holdings ``x_i`` (long cash instruments, else 0), the holdings ``T_t`` of
+        the position's tier and ``B_t`` of more liquid tiers, per holder."""
+        tier, held = pl.col(self.column("tier")), pl.col(self.column("held"))
+        running = pl.col(self.column("running"))  # through the row, in tier order: monotone
+        total = pl.col(self.column("tier_total"))
+        return {  # each column reads the ones before it
+            self.column("held"): pl.when(pl.col("is_cash") & (_X > 0)).then(_X).otherwise(0.0),
+            self.column("running"): held.cum_sum().over(HOLDER, order_by=tier),
+            self.column("tier_total"): held.sum().over(HOLDER, tier),
+            self.column("before"): running.max().over(HOLDER, tier) - total,
+        }
+
+    def holder_sums(self) -> dict[str, pl.Expr]:
+        if not self.trades_positions:
+            return {}
+        return {self.column("sellable"): pl.col(self.column("held")).sum()}
+
+    def _sale(self, level: Level) -> pl.Expr:
+        """``c_r·(G + N + C) − C``, before clipping to what can be sold."""
+        c = self._share(level)
+        return c * (_G + _N + _C) - _C
+
+    def attainable(self, level: Level) -> pl.Expr:
+        sellable = pl.col(self.column("sellable"))
+        return ~exceeds(self._sale(level) - sellable) & (_G + _N + _C >= 0)
+
+    def trade_inputs(self, level: Level) -> dict[str, pl.Expr]:
+        sellable = pl.col(self.column("sellable"))
+        return {self.column("sold"): self._sale(level).clip(pl.lit(0.0), sellable)}
+
+    def trade(self, level: Level) -> pl.Expr:
+        d = pl.col(self.column("sold"))
+        before, total = pl.col(self.column("before")), pl.col(self.column("tier_total"))
+        share = pl.when(total > 0).then(((d - before) / total).clip(0.0, 1.0)).otherwise(0.0)
+        return -share * pl.col(self.column("held"))

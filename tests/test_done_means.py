@@ -26,6 +26,7 @@ from rules import (
     LiquidityBuffer,
     PositionRule,
     RebalancingBand,
+    Redemption,
     with_position_columns,
 )
 
@@ -88,6 +89,7 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
             "min_cash": 0.3,
             "restore_cash": 0.35,
         },
+        {"kind": "redemption", "loss_sensitivity": 2.0, "min_cash": 0.2, "sale": "waterfall"},
     ],
     "funding_ratio": [
         {
@@ -275,7 +277,7 @@ def test_every_holder_ends_compliant_liquidated_or_insolvent(
         rule = mandate.rules[0]
         mine = h.filter(pl.col("mandate") == name).select("holder_id", "status", "triggered_rules")
         sub = after.join(mine, on="holder_id")
-        if isinstance(rule, PositionRule):  # the rule's own sums over the post-trade positions
+        if _placed(rule):  # the rule's own sums over the post-trade positions
             flagged = _flagged(rule, positions_after_frame)
             sums = flagged.group_by("holder_id").agg(**rule.holder_sums())
             sub = sub.join(sums, on="holder_id", how="left").with_columns(
@@ -314,7 +316,10 @@ def test_every_holder_ends_compliant_liquidated_or_insolvent(
                 for asset, value in expected.items():
                     assert math.isclose(got.get(asset, 0.0), value, rel_tol=1e-9, abs_tol=1e-9)
                 continue
-            if isinstance(rule, PositionRule):  # one common ratio per class of flagged positions
+            if isinstance(rule, Redemption) and rule.sale == "waterfall":
+                _check_waterfall(rule, _flagged(rule, before.filter(pl.col("holder_id") == hid)), t)
+                continue
+            if _placed(rule):  # one common ratio per class of flagged positions
                 flagged = _flagged(rule, before.filter(pl.col("holder_id") == hid))
                 selected = rule.column("selected")
                 if selected in flagged.columns:
@@ -355,9 +360,37 @@ def _holds_no_policy_class(
     return not set(rule.classes) <= set(held["asset_class"])
 
 
+def _placed(rule: Any) -> bool:
+    return isinstance(rule, PositionRule) and rule.trades_positions
+
+
+def _check_waterfall(rule: Redemption, flagged: pl.DataFrame, trades: pl.DataFrame) -> None:
+    """Most liquid first: by tier, every holding sold in full up to one tier sold in part, and
+    nothing after it; only long holdings of cash instruments sold."""
+    sold = dict(zip(trades["asset_id"], trades["trade_value"], strict=True))
+    rows = flagged.sort(rule.column("tier")).iter_rows(named=True)
+    started_partial = False
+    for row in rows:
+        held, u = row[rule.column("held")], sold.get(row["asset_id"], 0.0)
+        if held <= 0:
+            assert u == 0.0, row
+            continue
+        share = -u / held
+        assert -1e-9 <= share <= 1 + 1e-9, row
+        if started_partial:
+            assert share <= 1e-9, row
+        elif share < 1 - 1e-9:
+            started_partial = True
+
+
 def _out_of_reach(rule: Any, row: dict[str, Any]) -> bool:
-    """True for a liquidity buffer still short once every illiquid holding is sold."""
-    return isinstance(rule, LiquidityBuffer) and row[rule.illiquid] <= 1e-9 * row["scale"]
+    """True for a liquidity buffer, or a redemption waterfall, whose rule has sold every holding
+    it may sell (illiquid ones; long cash instruments)."""
+    if isinstance(rule, LiquidityBuffer):
+        return row[rule.illiquid] <= 1e-9 * row["scale"]
+    if isinstance(rule, Redemption) and rule.trades_positions:
+        return row[rule.column("sellable")] <= 1e-9 * row["scale"]
+    return False
 
 
 def _flagged(rule: PositionRule, positions: pl.DataFrame) -> pl.DataFrame:

@@ -45,6 +45,7 @@ def test_valid_bundle_runs(bundle: Path) -> None:
     assert code == 0, output
     assert sorted(p.name for p in out.iterdir()) == [
         "assets.csv",
+        "cures.csv",
         "holders.csv",
         "manifest.json",
         "summary.csv",

@@ -180,3 +180,33 @@ def test_restore_below_the_trigger_is_rejected() -> None:
             [{"kind": "liquidity_buffer", "share": 0.1, "restore_share": 0.05}],
             _govt_falls(0.0),
         )
+
+
+@pytest.mark.parametrize("execution", EXECUTIONS)
+@pytest.mark.parametrize(
+    ("reserve", "sale"),
+    [
+        # the first case's book: cash k restores it once L + k = 10%·(A + k): k = 27/0.9 = 30
+        (30.0, 0.0),
+        # a reserve of 12: A = 982, L = 82, then d = 98.2 − 82 = 16.2 of equities
+        (12.0, 16.2),
+    ],
+)
+def test_a_reserve_rebuilds_the_buffer_before_any_sale(
+    execution: str, reserve: float, sale: float
+) -> None:
+    result = run_case(
+        ASSETS,
+        [{"holder_id": "h", "cash_reserve": reserve}],
+        [("h", "e1", 6.0), ("h", "e2", 3.0), ("h", "g", 1.0)],
+        [{"kind": "liquidity_buffer", "share": 0.1}],
+        _govt_falls(0.3),
+        execution,
+    )
+    assert sum(_sold(result).values()) == pytest.approx(sale, rel=1e-6, abs=1e-9)
+    h = holder(result)
+    assert h["cure_reserve"] == pytest.approx(reserve, rel=1e-12)
+    assert h["status"] == ("cured" if sale == 0 else "forced")
+    assert h["liquidity_buffer.metric_after"] == pytest.approx(0.1, rel=1e-6)
+    cure = result.cures.row(0, named=True)
+    assert (cure["need"], cure["cured"]) == pytest.approx((30.0, reserve), rel=1e-12)

@@ -444,6 +444,7 @@ BREACH_RULES: list[dict[str, Any]] = [
     {"kind": "var_limit", "limit": 0.05, "confidence": 0.95, "horizon_days": 10, "restore": 0.03},
     {"kind": "stop_loss", "threshold": 0.1, "cut": 0.5},
     {"kind": "redemption", "min_cash": 0.05, "restore_cash": 0.1},
+    {"kind": "redemption", "min_cash": 0.05, "restore_cash": 0.1, "sale": "waterfall"},
     {"kind": "liquidity_buffer", "share": 0.1, "liquid_classes": ["equity"]},
     {"kind": "liquidity_buffer", "share": 0.3, "restore_share": 0.4},
     {"kind": "collateral_buffer", "floor_bp": 250.0},
@@ -483,7 +484,7 @@ def test_polars_breach_equals_cvxpy_violation(
         reference_equity=pl.col("equity") * (1 + lev_pre / 10),
         gross_exposure_pre=pl.col("gross_exposure") * 1.1,
     )
-    if isinstance(rule, PositionRule):  # the rule's flags on positions, its sums on the book
+    if isinstance(rule, PositionRule) and rule.trades_positions:  # flags on positions, sums
         pos = pos.with_columns(**rule.asset_columns()).pipe(with_position_columns, [rule])
         sums = pos.group_by("holder_id").agg(**rule.holder_sums())
         book_frame = book_frame.join(sums, on="holder_id", how="left").fill_null(0.0)
@@ -528,7 +529,7 @@ def test_polars_breach_equals_cvxpy_violation(
                 assert (violation > tol) == (row["breach"] > tol), (level, row, violation)
                 checked += 1
                 continue
-            if isinstance(rule, PositionRule) and row["cash"] < 0:
+            if isinstance(rule, PositionRule) and rule.trades_positions and row["cash"] < 0:
                 # borrowing: the convex form drops max(C⁺, 0) ≥ 0, so it is conservative
                 assert violation >= row["breach"] - tol, (level, row, violation)
                 checked += 1

@@ -210,3 +210,84 @@ def test_capital_brought_in_is_not_a_return_to_investors(reserve: float, called:
     unit = 1000 / (1050 * 0.9)
     got = book.select(rule.redeemed_target()).item()
     assert math.isclose(got, 0.1 - 0.5 * (unit - 1), rel_tol=REL)
+
+
+# --- the waterfall: most liquid first -----------------------------------------------------------
+
+LADDER = [
+    {"asset_id": "g", "asset_class": "govt_bond", "price": 100.0, "half_spread_bps": 1.0},
+    {"asset_id": "c1", "asset_class": "corp_bond", "price": 100.0, "half_spread_bps": 20.0},
+    {"asset_id": "c2", "asset_class": "corp_bond", "price": 100.0, "half_spread_bps": 20.0},
+]
+WATERFALL = {"kind": "redemption", "min_cash": 0.05, "sale": "waterfall"}
+
+
+def _ladder(
+    govt: float, rule: dict[str, Any], execution: str = "pro_rata", **holder: float
+) -> RunResult:
+    return run_case(
+        LADDER,
+        [{"holder_id": "h", "cash": 0.0, **holder}],
+        [("h", "g", govt), ("h", "c1", 3.0), ("h", "c2", 3.0)],
+        [rule],
+        everywhere(price_return=0.0),
+        execution,
+    )
+
+
+def _values(result: RunResult) -> dict[str, float]:
+    return dict(zip(result.trades["asset_id"], result.trades["trade_value"], strict=True))
+
+
+@pytest.mark.parametrize("execution", ["pro_rata", "min_cost"])
+def test_waterfall_sells_the_most_liquid_holding_first(execution: str) -> None:
+    # G = 1,000 (government 400 at 1bp, corporates 300 + 300 at 20bp), no cash, floor 5%:
+    # d = 0.05·(1000 + 0 + 0) − 0 = 50, all of it government bonds. The slice would sell 5% of
+    # every holding (20, 15, 15).
+    result = _ladder(4.0, WATERFALL, execution)
+    assert _values(result) == pytest.approx({"g": -50.0}, rel=1e-6)
+    assert holder(result)["redemption.metric_after"] == pytest.approx(0.05, rel=1e-6)
+    slice_ = _ladder(4.0, WATERFALL | {"sale": "slice"})
+    assert _values(slice_) == pytest.approx({"g": -20.0, "c1": -15.0, "c2": -15.0}, rel=1e-9)
+
+
+def test_waterfall_spills_into_the_next_tier_pro_rata() -> None:
+    # Government 30 only: G = 630, d = 31.5: all 30 of it, then 1.5 shared by the corporates,
+    # which tie on spread and ADV (one tier): 0.75 each.
+    result = _ladder(0.3, WATERFALL)
+    assert _values(result) == pytest.approx({"g": -30.0, "c1": -0.75, "c2": -0.75}, rel=1e-9)
+
+
+def test_waterfall_ranks_equal_spreads_by_volume() -> None:
+    # c2 trades ten times c1's volume: it goes first at equal spreads. G = 630, d = 31.5.
+    assets = [LADDER[0], LADDER[1] | {"adv": 1e8}, LADDER[2] | {"adv": 1e9}]
+    result = run_case(
+        assets,
+        [{"holder_id": "h", "cash": 0.0}],
+        [("h", "g", 0.3), ("h", "c1", 3.0), ("h", "c2", 3.0)],
+        [WATERFALL],
+        everywhere(price_return=0.0),
+    )
+    assert _values(result) == pytest.approx({"g": -30.0, "c2": -1.5}, rel=1e-9)
+
+
+def test_waterfall_pays_redemptions_after_the_reserve() -> None:
+    # Holdings 1,000, cash 50: E = 1,050; 10% redeemed: 105 paid, C = −55. The cure needs
+    # k = 0.05·1000/0.95 + 55 = 107.6; the reserve has 30: C = −25. The waterfall sells
+    # d = 0.05·(1000 − 25) + 25 = 73.75 of government bonds: C⁺ = 48.75 = 5% of A⁺ = 975.
+    result = _ladder(4.0, WATERFALL | {"base_rate": 0.1}, cash=50.0, cash_reserve=30.0)
+    assert _values(result) == pytest.approx({"g": -73.75}, rel=1e-9)
+    h = holder(result)
+    assert h["cure_reserve"] == pytest.approx(30.0, rel=1e-12)
+    assert h["redemption.paid"] == pytest.approx(105.0, rel=1e-12)
+    assert h["redemption.metric_after"] == pytest.approx(0.05, rel=1e-9)
+
+
+def test_waterfall_that_cannot_restore_the_floor_sells_all_it_can() -> None:
+    # Non-tradable 10,000 and borrowing 600: d = 0.05·(1000 + 10000 − 600) + 600 = 1,120 >
+    # 1,000 to sell: everything goes, and cash ends at 400 < 5% of 10,400.
+    result = _ladder(4.0, WATERFALL, cash=-600.0, non_tradable=10_000.0)
+    assert _values(result) == pytest.approx({"g": -400.0, "c1": -300.0, "c2": -300.0}, rel=1e-9)
+    h = holder(result)
+    assert not h["compliant"]
+    assert h["shortfall"] == pytest.approx(0.05 * 10_400 - 400, rel=1e-9)
