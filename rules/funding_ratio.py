@@ -39,7 +39,7 @@ import polars as pl
 from pydantic import Field, model_validator
 
 from rules._base import Book
-from rules.rebalancing import TOTAL_ASSETS, RebalancingBand
+from rules.rebalancing import TOTAL_ASSETS, RebalancingBand, check_policy
 
 _L = pl.col(Book.LIABILITIES)
 
@@ -55,12 +55,7 @@ class FundingRatio(RebalancingBand):
 
     @model_validator(mode="after")
     def _derisked_policy(self) -> Self:
-        bad = {c: w for c, w in self.derisked_weights.items() if not 0 <= w <= 1}
-        if bad:
-            raise ValueError(f"derisked_weights must be between 0 and 1; got {bad}")
-        total = sum(self.derisked_weights.values())
-        if total > 1 + 1e-9:
-            raise ValueError(f"derisked_weights sum to {total:g}, more than 1 (of total assets)")
+        check_policy(self.derisked_weights, "derisked_weights")
         return self
 
     @property

@@ -53,6 +53,16 @@ _C = pl.col(Book.CASH)
 TOTAL_ASSETS = pl.col(Book.ACCOUNT_EQUITY) + pl.col(Book.NON_TRADABLE)
 
 
+def check_policy(weights: dict[str, float], field: str) -> None:
+    """Target weights of total assets: each in [0, 1], together at most 1 (the rest is cash)."""
+    bad = {c: w for c, w in weights.items() if not 0 <= w <= 1}
+    if bad:
+        raise ValueError(f"{field} must be between 0 and 1; got {bad}")
+    total = sum(weights.values())
+    if total > 1 + 1e-9:
+        raise ValueError(f"{field} sum to {total:g}, more than 1 (of total assets)")
+
+
 class RebalancingBand(PositionRule):
     """Keep every policy asset class within its band around the target weight."""
 
@@ -77,12 +87,7 @@ class RebalancingBand(PositionRule):
 
     @model_validator(mode="after")
     def _policy(self) -> Self:
-        bad = {c: w for c, w in self.weights.items() if not 0 <= w <= 1}
-        if bad:
-            raise ValueError(f"weights must be between 0 and 1; got {bad}")
-        total = sum(self.weights.values())
-        if total > 1 + 1e-9:
-            raise ValueError(f"weights sum to {total:g}, more than 1 (of total assets)")
+        check_policy(self.weights, "weights")
         negative = {c: b for c, b in self.bands.items() if b < 0}
         if negative:
             raise ValueError(f"bands must be ≥ 0; got {negative}")
