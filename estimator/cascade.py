@@ -42,9 +42,11 @@ from estimator.engine import COMMITTED, RoundResult, evaluate_round
 from estimator.impact import Impact
 from estimator.mandates import Execution, Mandate
 from estimator.solve import ProblemCache
-from rules import RULE_TYPES, Book
+from rules import RULE_TYPES, STATE_COLUMNS, Book
 
 ROUND = "round"
+#: Rule columns of a round's holder table that the reports read (besides rules' state).
+_REPORTED = (".metric_before", ".metric_after", ".down", ".cure_need", ".cured")
 DAY = "day"
 
 
@@ -283,8 +285,14 @@ class _Episode:
         return _Step.TRADED
 
     def _record(self, result: RoundResult) -> None:
+        """Keep the round's holder table as the reports read it: without the rules' working
+        columns (sums, bounds, scales), which a large book's rounds would otherwise pile up."""
+        table = result.holders
+        kept = [
+            c for c in table.columns if "." not in c or c.endswith(_REPORTED) or c in STATE_COLUMNS
+        ]
         self.tables.append(
-            result.holders.with_columns(
+            table.select(kept).with_columns(
                 pl.lit(self.round, pl.Int32).alias(ROUND), pl.lit(self.day, pl.Int32).alias(DAY)
             )
         )

@@ -15,7 +15,7 @@ ig        rating_floor BBB- (middle), share 0;     corporate and government bond
 bal       rebalancing_band 60/40 ±5%              equities and government bonds at 60/40
 db        funding_ratio 50/50, 30/70 below 100%   equities and government bonds at 50/50,
                                                   funded 98–110%, liabilities of duration 15
-ldi       collateral_buffer 100bp → 150bp;        government bonds of 10 years and more,
+ldi       collateral_buffer 100bp → 150bp;        government and corporate bonds, bond futures,
           capital calls 25% of equity, ½ a round  4–6× gross on borrowed cash
 idx       index_tracking BENCH                    index members (up to per_holder) at index weights
 combo     vol_target + leverage + margin          equities, bonds and futures
@@ -177,9 +177,7 @@ def market(n_holders: int, per_holder: int = 100, seed: int = 7) -> Market:
         "ig": np.flatnonzero(np.isin(cls, ["corp_bond", "govt_bond"])),
         "bal": np.flatnonzero(np.isin(cls, ["equity", "govt_bond"])),
         "db": np.flatnonzero(np.isin(cls, ["equity", "govt_bond"])),
-        "ldi": np.flatnonzero(
-            (cls == "govt_bond") & (assets["duration"].fill_null(0.0).to_numpy() >= 10)
-        ),
+        "ldi": np.flatnonzero(np.isin(cls, ["govt_bond", "corp_bond", "bond_future"])),
         "idx": np.flatnonzero(np.isin(ids, weights["asset_id"].to_numpy())),
         "combo": np.arange(len(ids)),
         "pod": np.flatnonzero(cls == "equity"),
