@@ -7,6 +7,7 @@
 """
 
 from estimator.api import RunResult, run
+from estimator.census import Census, census
 from estimator.errors import InputError, Problem, RunError
 from estimator.mandates import Execution, Mandate
 from estimator.market import Market, build_market, load_market
@@ -14,6 +15,7 @@ from estimator.scenario import HolderShock, Scenario, Shock, apply_scenario, loa
 from estimator.survival import Search, SurvivalResult, survival
 
 __all__ = [
+    "Census",
     "Execution",
     "HolderShock",
     "InputError",
@@ -28,6 +30,7 @@ __all__ = [
     "SurvivalResult",
     "apply_scenario",
     "build_market",
+    "census",
     "load_market",
     "load_scenario",
     "run",

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from estimator.api import RunResult, run
+from estimator.census import census
 from estimator.errors import InputError, InputWarnings, RunError
 from estimator.explain import explain
 from estimator.mandates import Execution, Mandate
@@ -308,6 +309,56 @@ def _survival_story(row: dict, result: SurvivalResult) -> str:
     else:
         lines.append("It needs no cash: nothing forces it under the scenario.")
     return "\n".join(lines)
+
+
+@app.command("census")
+def census_command(
+    market: Annotated[
+        str, typer.Argument(help="Market bundle folder or shipped name.")
+    ] = "default",
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Also write the census tables into this folder."),
+    ] = None,
+) -> None:
+    """Who holds what in MARKET before any scenario: totals by holder type and asset class."""
+    try:
+        result = census(load_market(resolve_market(market)))
+        written = result.write(out_dir) if out_dir is not None else []
+    except InputError as exc:
+        raise _fail_input(exc) from exc
+    types = Table(title=f"Holders by type — market '{result.market}'")
+    for col in ("holder type", "holders", "total assets", "equity", "leverage", "liabilities"):
+        types.add_column(col, justify="left" if col == "holder type" else "right")
+    for row in result.by_type.iter_rows(named=True):
+        leverage = "—" if row["leverage"] is None else f"{row['leverage']:.2f}×"
+        liabilities = _money(row["liabilities"]) if row["liabilities"] else "—"
+        types.add_row(
+            row["holder_type"],
+            str(row["holders"]),
+            _money(row["total_assets"]),
+            _money(row["equity"]),
+            leverage,
+            liabilities,
+        )
+    out.print(types)
+    classes = Table(title="Holdings by asset class")
+    for col in ("asset class", "assets", "holders", "long", "short", "gross", "ADV", "days"):
+        classes.add_column(col, justify="left" if col == "asset class" else "right")
+    for row in result.by_class.iter_rows(named=True):
+        classes.add_row(
+            row["asset_class"],
+            str(row["assets"]),
+            str(row["holders"]),
+            _money(row["long"]),
+            _money(row["short"]),
+            _money(row["gross"]),
+            _money(row["adv"]),
+            f"{row['gross_adv_days']:.2f}",
+        )
+    out.print(classes)
+    if written:
+        out.print(f"Reports: {out_dir}/ ({', '.join(p.name for p in written)})")
 
 
 @app.command("validate")
