@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test fuzz lint bench clean
+.PHONY: demo test fuzz lint bench report-png clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m estimator.bench
+
+# The demo's HTML report rendered by headless Chromium, to check by eye how it looks.
+report-png: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(BIN)/forced-flow report demo --out reports/demo
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1200,4200 \
+		--screenshot=$(CURDIR)/reports/demo/report.png file://$(CURDIR)/reports/demo/report.html
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache .ruff_cache .hypothesis

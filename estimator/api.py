@@ -109,9 +109,17 @@ class RunResult:
         }
         return tables | {k: v for k, v in cascade.items() if v is not None}
 
-    def write(self, out_dir: str | Path, fmt: Format = "csv") -> list[Path]:
-        """Write every table and ``manifest.json`` into ``out_dir`` atomically."""
-        return write_reports(Path(out_dir), self.tables(), self.manifest, fmt)
+    def write(self, out_dir: str | Path, fmt: Format = "csv", *, html: bool = False) -> list[Path]:
+        """Write every table and ``manifest.json`` into ``out_dir`` atomically, and with
+        ``html`` the self-contained ``report.html`` (:mod:`estimator.html`)."""
+        texts = {"report.html": self.html()} if html else None
+        return write_reports(Path(out_dir), self.tables(), self.manifest, fmt, texts)
+
+    def html(self, top: int = 15) -> str:
+        """The run as one self-contained HTML report (charts and tables)."""
+        from estimator.html import render  # noqa: PLC0415 (altair: 0.4 s, only when asked for)
+
+        return render(self, top=top)
 
 
 def _scenario(scenario: str | Path | Scenario) -> tuple[Scenario, Path | None]:

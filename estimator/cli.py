@@ -21,6 +21,7 @@ from estimator.explain import explain
 from estimator.mandates import Execution, Mandate
 from estimator.market import load_market
 from estimator.paths import resolve_market, resolve_scenario, shipped_scenarios
+from estimator.report import write_reports
 from estimator.scenario import Scenario, apply_scenario, load_scenario
 from estimator.survival import NOT_FORCED, Search, SurvivalResult, survival
 
@@ -165,6 +166,9 @@ def run_command(
     workers: Annotated[
         int, typer.Option("--workers", "-w", help="Processes for min-cost solves (≥ 1).")
     ] = 1,
+    html: Annotated[
+        bool, typer.Option("--html", help="Also write report.html (charts and tables).")
+    ] = False,
 ) -> None:
     """Apply SCENARIO, estimate every holder's forced trades and write the reports."""
     if fmt not in ("csv", "parquet"):
@@ -180,7 +184,7 @@ def run_command(
             workers=workers,
         )
         target = out_dir or Path("reports") / result.scenario.name
-        written = result.write(target, fmt)  # type: ignore[arg-type]
+        written = result.write(target, fmt, html=html)  # type: ignore[arg-type]
     except InputError as exc:
         raise _fail_input(exc) from exc
     except RunError as exc:
@@ -188,6 +192,30 @@ def run_command(
         raise typer.Exit(1) from exc
     _summary(result, top)
     out.print(f"Reports: {target}/ ({', '.join(p.name for p in written)})")
+
+
+@app.command("report")
+def report_command(
+    scenario: ScenarioArg,
+    market: MarketOpt = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Report folder; default reports/<scenario>.")
+    ] = None,
+    top: Annotated[int, typer.Option(help="Assets shown in the charts and tables.")] = 15,
+) -> None:
+    """Run SCENARIO and write its reports with a self-contained report.html to look at."""
+    try:
+        result = run(scenario, market)
+        target = out_dir or Path("reports") / result.scenario.name
+        texts = {"report.html": result.html(top=top)}
+        written = write_reports(target, result.tables(), result.manifest, "csv", texts)
+    except InputError as exc:
+        raise _fail_input(exc) from exc
+    except RunError as exc:
+        err.print(f"[bold red]run failed:[/] {exc}")
+        raise typer.Exit(1) from exc
+    _summary(result, min(top, 10))
+    out.print(f"Report: {target / 'report.html'} (with {', '.join(p.name for p in written)})")
 
 
 @app.command("explain")

@@ -35,9 +35,14 @@ def neutralise(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def write_reports(
-    out_dir: Path, tables: Mapping[str, pl.DataFrame], manifest: dict, fmt: Format = "csv"
+    out_dir: Path,
+    tables: Mapping[str, pl.DataFrame],
+    manifest: dict,
+    fmt: Format = "csv",
+    texts: Mapping[str, str] | None = None,
 ) -> list[Path]:
-    """Write ``tables`` and ``manifest.json`` into ``out_dir`` (replaced as a whole)."""
+    """Write ``tables``, ``manifest.json`` and any ``texts`` (file name → content, e.g. an HTML
+    report) into ``out_dir`` (replaced as a whole)."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -48,6 +53,8 @@ def write_reports(
             else:
                 frame.write_parquet(tmp / f"{name}.parquet")
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        for name, text in (texts or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
         old = None
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")

@@ -1,0 +1,249 @@
+"""One self-contained HTML file per run: the headline numbers, charts and the tables behind them.
+
+The charts are Vega-Lite specifications (altair) rendered to static SVG by vl-convert when the
+report is written, so the file has no script, fetches no font or library, and opens offline.
+Charts: forced flows by asset class and by holder type (selling and buying), the assets with
+the largest flow as a share of ADV, and — when the run has them — the cascade round by round,
+the flows day by day with the capitulation day, and the chain of coercion (who pushed whom,
+round by round).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+import altair as alt
+import polars as pl
+import vl_convert
+
+if TYPE_CHECKING:
+    from estimator.api import RunResult
+
+SELL, BUY = "#c0392b", "#2471a3"
+_SI = alt.Axis(format="~s")  # 500M, 1.2G: amounts in the base currency
+_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
+       margin: 2rem auto; max-width: 1100px; color: #222; padding: 0 1rem; }
+h1 { font-size: 1.6rem; margin-bottom: 0.2rem; } h2 { font-size: 1.2rem; margin-top: 2.2rem; }
+.lede { color: #555; margin-top: 0; }
+.cards { display: flex; flex-wrap: wrap; gap: 1rem; margin: 1.2rem 0; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: 0.6rem 1rem; min-width: 9rem; }
+.card b { display: block; font-size: 1.3rem; }
+table { border-collapse: collapse; font-size: 0.85rem; margin: 0.6rem 0; }
+th, td { border-bottom: 1px solid #e5e5e5; padding: 0.25rem 0.6rem; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+figure { margin: 0.8rem 0; } figcaption { color: #555; font-size: 0.85rem; }
+"""
+
+
+def money(value: float) -> str:
+    """``1.23bn``-style amounts for the headline and tables."""
+    for unit, size in (("tn", 1e12), ("bn", 1e9), ("m", 1e6), ("k", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:,.2f}{unit}"
+    return f"{value:,.0f}"
+
+
+def _svg(chart: alt.TopLevelMixin) -> str:
+    return vl_convert.vegalite_to_svg(chart.to_json())
+
+
+def _sell_buy(frame: pl.DataFrame, key: str, title: str) -> alt.Chart:
+    """Horizontal bars of selling (negative) and buying per ``key``."""
+    long = frame.group_by(key).agg(
+        selling=-pl.col("sell_value").sum(), buying=pl.col("buy_value").sum()
+    )
+    long = long.unpivot(index=key, variable_name="side", value_name="value")
+    order = frame.group_by(key).agg(pl.col("sell_value").sum()).sort("sell_value")[key]
+    return (
+        alt.Chart(long, title=title)
+        .mark_bar()
+        .encode(
+            x=alt.X("value:Q", title="value (base currency)", axis=_SI),
+            y=alt.Y(f"{key}:N", sort=list(reversed(order.to_list())), title=None),
+            color=alt.Color(
+                "side:N", scale=alt.Scale(domain=["selling", "buying"], range=[SELL, BUY])
+            ),
+        )
+        .properties(width=700, height=alt.Step(18))
+    )
+
+
+def _top_assets(assets: pl.DataFrame, top: int) -> alt.Chart:
+    rows = assets.sort("pct_adv", descending=True).head(top)
+    return (
+        alt.Chart(rows, title=f"Top {rows.height} assets by forced net flow, % of ADV")
+        .mark_bar()
+        .encode(
+            x=alt.X("pct_adv:Q", title="% of ADV"),
+            y=alt.Y("asset_id:N", sort="-x", title=None),
+            color=alt.Color("asset_class:N", title="asset class"),
+        )
+        .properties(width=700, height=alt.Step(18))
+    )
+
+
+def _rounds(rounds: pl.DataFrame) -> alt.Chart:
+    per_round = rounds.group_by("round").agg(
+        selling=-pl.col("sell_value").sum(), buying=pl.col("buy_value").sum()
+    )
+    long = per_round.unpivot(index="round", variable_name="side", value_name="value")
+    return (
+        alt.Chart(long, title="The cascade, round by round")
+        .mark_bar()
+        .encode(
+            x=alt.X("round:O", title="round", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("value:Q", title="value (base currency)", axis=_SI),
+            color=alt.Color(
+                "side:N", scale=alt.Scale(domain=["selling", "buying"], range=[SELL, BUY])
+            ),
+        )
+        .properties(width=700, height=260)
+    )
+
+
+def _days(days: pl.DataFrame, capitulation: int | None) -> alt.LayerChart | alt.Chart:
+    per_day = days.group_by("day").agg(selling=pl.col("sell_value").sum()).sort("day")
+    bars = (
+        alt.Chart(per_day, title="Forced selling day by day")
+        .mark_bar(color=SELL)
+        .encode(
+            x=alt.X("day:O", title="day", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("selling:Q", title="sold", axis=_SI),
+        )
+        .properties(width=700, height=240)
+    )
+    if capitulation is None:
+        return bars
+    mark = pl.DataFrame({"day": [capitulation], "label": [f"capitulation: day {capitulation}"]})
+    rule = alt.Chart(mark).mark_rule(strokeDash=[4, 3]).encode(x="day:O")
+    text = alt.Chart(mark).mark_text(align="left", dx=4, dy=-110).encode(x="day:O", text="label")
+    return bars + rule + text
+
+
+def _chain(chain: pl.DataFrame) -> alt.LayerChart:
+    """Who pushed whom: holders placed by the round they were first forced in (sources in the
+    round before), an edge per push, its width the loss it caused."""
+    targets = chain.select(holder="target_id", round="round")
+    sources = chain.select(holder="source_id", round=pl.col("round") - 1)
+    nodes = (
+        pl.concat([targets, sources])
+        .group_by("holder")
+        .agg(pl.col("round").min())
+        .sort("round", "holder")
+        .with_columns(row=pl.col("holder").cum_count().over("round"))
+    )
+    place = nodes.select("holder", "round", "row")
+    edges = (
+        chain.join(place.rename({"holder": "source_id"}), on="source_id")
+        .rename({"round_right": "x", "row": "y"})
+        .join(place.rename({"holder": "target_id", "round": "x2", "row": "y2"}), on="target_id")
+    )
+    lines = (
+        alt.Chart(edges, title="The chain of coercion: who pushed whom")
+        .mark_rule(color="#888")
+        .encode(
+            x=alt.X(
+                "x:Q",
+                title="round first forced",
+                axis=alt.Axis(tickMinStep=1, format="d"),
+                scale=alt.Scale(domain=[0.5, float(place["round"].max()) + 0.8]),
+            ),
+            y=alt.Y("y:Q", axis=None),
+            x2="x2:Q",
+            y2="y2:Q",
+            strokeWidth=alt.StrokeWidth(
+                "contribution:Q", legend=None, scale=alt.Scale(range=[1, 6])
+            ),
+        )
+    )
+    dots = alt.Chart(place).mark_circle(size=120, color=SELL).encode(x="round:Q", y="row:Q")
+    names = (
+        alt.Chart(place).mark_text(align="left", dx=8).encode(x="round:Q", y="row:Q", text="holder")
+    )
+    return (lines + dots + names).properties(width=700, height=260)
+
+
+def _table(frame: pl.DataFrame, money_columns: tuple[str, ...] = ()) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+    rows = []
+    for row in frame.iter_rows(named=True):
+        cells = []
+        for col, value in row.items():
+            if value is None:
+                text = ""
+            elif col in money_columns:
+                text = money(float(value))
+            elif isinstance(value, float):
+                text = f"{value:,.4g}"
+            else:
+                text = str(value)
+            cells.append(f"<td>{html.escape(text)}</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def render(result: RunResult, *, top: int = 15) -> str:
+    """The report of ``result`` as one HTML document."""
+    m = result.manifest
+    totals, statuses = m["totals"], m["statuses"]
+    forced = sum(v for k, v in statuses.items() if k not in ("ok", "cured"))
+    cards = [
+        ("forced selling", money(totals["sell_value"])),
+        ("forced buying", money(totals["buy_value"])),
+        ("holders forced", f"{forced} of {sum(statuses.values())}"),
+        ("cash drawn to cure", money(m["cures"]["drawn"])),
+    ]
+    if m.get("cascade"):
+        cards.append(("amplification", f"{m['cascade']['amplification']:.2f}×"))
+    sections = [
+        ("Forced flows by asset class", _sell_buy(result.summary, "asset_class", "By asset class")),
+        ("Forced flows by holder type", _sell_buy(result.summary, "holder_type", "By holder type")),
+        ("The most crowded assets", _top_assets(result.assets, top)),
+    ]
+    if result.rounds is not None and not result.rounds.is_empty():
+        sections.append(("The cascade", _rounds(result.rounds)))
+    if result.days is not None and not result.days.is_empty():
+        day = (m.get("days") or {}).get("capitulation_day")
+        sections.append(("Day by day", _days(result.days, day)))
+    if result.chain is not None and not result.chain.is_empty():
+        sections.append(("The chain of coercion", _chain(result.chain)))
+    figures = "".join(
+        f"<h2>{html.escape(title)}</h2><figure>{_svg(chart)}</figure>" for title, chart in sections
+    )
+    top_assets = result.assets.sort("pct_adv", descending=True).head(top)
+    not_ok = result.holders.filter(pl.col("status") != "ok").select(
+        "holder_id", "holder_type", "status", "triggered_rules", "sold", "bought", "shortfall"
+    )
+    tables = (
+        "<h2>Assets</h2>"
+        + _table(
+            top_assets.select(
+                "asset_id",
+                "asset_class",
+                "sell_value",
+                "buy_value",
+                "net_value",
+                "pct_adv",
+                "days_to_absorb",
+            ),
+            ("sell_value", "buy_value", "net_value"),
+        )
+        + "<h2>Holders that had to act</h2>"
+        + _table(not_ok, ("sold", "bought", "shortfall"))
+    )
+    if result.cures is not None and not result.cures.is_empty():
+        tables += "<h2>Cures: cash against forced trades</h2>" + _table(
+            result.cures, ("need", "cured", "remaining", "traded")
+        )
+    card_html = "".join(f"<div class='card'>{k}<b>{html.escape(v)}</b></div>" for k, v in cards)
+    name = html.escape(result.scenario.name)
+    description = html.escape(result.scenario.description)
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>forced-flow: {name}</title><style>{_STYLE}</style></head><body>"
+        f"<h1>Forced flows — {name}</h1><p class='lede'>{description} Market "
+        f"'{html.escape(m['market']['name'])}'.</p><div class='cards'>{card_html}</div>"
+        f"{figures}{tables}</body></html>"
+    )

@@ -1,0 +1,61 @@
+"""The HTML report: one self-contained file, its charts and its numbers."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import estimator
+from estimator.cli import app
+from estimator.html import money
+
+#: What would make a browser fetch something: scripts, stylesheets, imports, remote URLs.
+FETCHES = re.compile(
+    r"<script|<link|<iframe|@import|url\(\s*['\"]?https?:|(src|href)\s*=\s*['\"]?(https?:)?//",
+    re.IGNORECASE,
+)
+
+
+@pytest.fixture(scope="module")
+def days_run() -> estimator.RunResult:
+    return estimator.run("fire_sale_days")
+
+
+def test_the_report_is_one_self_contained_file(days_run: estimator.RunResult) -> None:
+    page = days_run.html()
+    assert page.startswith("<!DOCTYPE html>") and page.endswith("</html>")
+    assert FETCHES.search(page) is None, FETCHES.search(page)
+    assert len(page.encode()) < 3_000_000
+
+
+def test_every_chart_of_a_cascade_on_a_day_clock(days_run: estimator.RunResult) -> None:
+    page = days_run.html()
+    # by asset class, by holder type, crowded assets, rounds, days, chain of coercion
+    assert page.count("<svg") == 6
+    for title in ("The cascade", "Day by day", "The chain of coercion"):
+        assert f"<h2>{title}</h2>" in page
+    day = days_run.manifest["days"]["capitulation_day"]
+    assert f"capitulation: day {day}" in page
+    for holder in set(days_run.chain["target_id"]) | set(days_run.chain["source_id"]):
+        assert holder in page
+
+
+def test_the_headline_uses_the_runs_numbers() -> None:
+    result = estimator.run("demo")
+    page = result.html()
+    assert money(result.manifest["totals"]["sell_value"]) in page
+    assert page.count("<svg") == 3  # one round: no cascade, day or chain charts
+    assert "LDI_POOLED" in page  # holders that had to act are tabled
+
+
+@pytest.mark.parametrize("command", [["report", "demo"], ["run", "demo", "--html"]])
+def test_commands_write_report_html(tmp_path: Path, command: list[str]) -> None:
+    out = tmp_path / "r"
+    result = CliRunner().invoke(app, [*command, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert FETCHES.search(page) is None
+    assert (out / "assets.csv").exists()
