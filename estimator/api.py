@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -153,13 +154,15 @@ def run(
     solver: str = DEFAULT_SOLVER,
     solver_options: dict | None = None,
     workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RunResult:
     """Apply ``scenario`` to ``market`` and estimate every holder's forced trades.
 
     ``scenario``: a shipped scenario's name, a TOML path, or a :class:`Scenario`.
     ``market``: a :class:`Market` (e.g. from :func:`build_market` on your own frames), a bundle
     folder, or None for the scenario's own ``market``. ``workers``: processes for min-cost
-    solves (used for batches of a few hundred holders per process and more).
+    solves (used for batches of a few hundred holders per process and more). ``progress``: called
+    after every round of a cascade with the rounds run so far and the day.
     """
     started = time.perf_counter()
     if workers < 1:
@@ -221,6 +224,7 @@ def run(
                 days=spec.days,
                 index_days=spec.index_days,
                 codes=codes,
+                progress=progress,
             )
             result = _cascade_round(chain, cache.compiled, days=spec.days is not None)
         else:

@@ -29,6 +29,7 @@ every holder at its restore level and forces nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from enum import Enum
 
@@ -115,6 +116,7 @@ def cascade(
     days: Days | None = None,
     index_days: dict[str, int] | None = None,
     codes: keys.Keys | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> CascadeResult:
     """Run rounds until no holder is forced (see the module docstring). ``assets`` are the
     shocked assets (their ``price`` is ``P₀``), ``holders`` and ``positions`` the books as
@@ -125,7 +127,8 @@ def cascade(
     overnight, and index changes trade on their day (``index_days``: day per ``dw`` column).
 
     ``codes``: the keys ``positions`` are already coded with (:attr:`Market.coded`); by
-    default the positions carry ids and are coded here."""
+    default the positions carry ids and are coded here. ``progress``, if given, is called
+    after every round with the rounds run so far and the day."""
     if codes is None:  # the rounds work on integer keys throughout
         codes = keys.Keys.of(holders, assets)
         positions = codes.encode(positions)
@@ -156,6 +159,8 @@ def cascade(
                 coded=True,
             )
             step = episode.step(result)
+            if progress is not None:
+                progress(episode.round, day)
             if step is not _Step.TRADED:
                 break
         else:

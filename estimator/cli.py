@@ -6,12 +6,15 @@ Exit codes: 0 ok, 1 the run failed, 2 bad usage or bad input (nothing is written
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import polars as pl
 import typer
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from estimator.api import RunResult, run
@@ -53,6 +56,28 @@ def _fail_input(exc: InputError) -> typer.Exit:
     for problem in exc.problems:
         err.print(f"  • {problem}", markup=False, highlight=False)
     return typer.Exit(2)
+
+
+@contextmanager
+def _rounds_progress() -> Iterator[Callable[[int, int], None] | None]:
+    """A spinner with the cascade's round and day while a run goes on, on a terminal only
+    (None otherwise: piped output stays clean)."""
+    if not err.is_terminal:
+        yield None
+        return
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("estimating forced flows", total=None)
+
+        def update(rounds: int, day: int) -> None:
+            bar.update(task, description=f"cascade: round {rounds}, day {day}")
+
+        yield update
 
 
 def _money(value: float) -> str:
@@ -175,14 +200,16 @@ def run_command(
         err.print(f"[bold red]error:[/] --format must be csv or parquet, got {fmt!r}")
         raise typer.Exit(2)
     try:
-        result = run(
-            scenario,
-            market,
-            execution=execution,
-            participation=participation,
-            solver=solver,
-            workers=workers,
-        )
+        with _rounds_progress() as progress:
+            result = run(
+                scenario,
+                market,
+                execution=execution,
+                participation=participation,
+                solver=solver,
+                workers=workers,
+                progress=progress,
+            )
         target = out_dir or Path("reports") / result.scenario.name
         written = result.write(target, fmt, html=html)  # type: ignore[arg-type]
     except InputError as exc:
@@ -205,7 +232,8 @@ def report_command(
 ) -> None:
     """Run SCENARIO and write its reports with a self-contained report.html to look at."""
     try:
-        result = run(scenario, market)
+        with _rounds_progress() as progress:
+            result = run(scenario, market, progress=progress)
         target = out_dir or Path("reports") / result.scenario.name
         texts = {"report.html": result.html(top=top)}
         written = write_reports(target, result.tables(), result.manifest, "csv", texts)

@@ -12,11 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from oracle_kit import asset_frame, holder_frame
+from typer.testing import CliRunner
 
 import estimator
 from estimator import Mandate, Scenario, attribution, keys
 from estimator.api import prepare
 from estimator.cascade import CascadeResult, cascade
+from estimator.cli import app
 from estimator.engine import evaluate_round
 from estimator.errors import InputError, InputWarnings
 from estimator.explain import explain
@@ -520,3 +522,14 @@ def test_loss_amplification_and_first_round_columns_by_hand() -> None:
     assert (x["first_round_sell_value"], x["first_round_net_value"]) == pytest.approx((200, -200))
     assert x["first_round_price_change"] == pytest.approx(-0.02)
     assert run.manifest["cascade"]["loss_amplification"] == pytest.approx(result.loss_amplification)
+
+
+def test_progress_is_told_every_round_and_the_output_stays_clean(tmp_path: Path) -> None:
+    calls: list[tuple[int, int]] = []
+    result = estimator.run("fire_sale", progress=lambda n, day: calls.append((n, day)))
+    rounds = result.manifest["cascade"]["rounds_traded"]
+    assert [n for n, _ in calls] == list(range(1, rounds + 1))
+    assert {day for _, day in calls} == {0}
+    piped = CliRunner().invoke(app, ["run", "fire_sale", "--out", str(tmp_path / "r")])
+    assert piped.exit_code == 0, piped.output
+    assert "cascade: round" not in piped.output  # no spinner when output is not a terminal
