@@ -59,25 +59,26 @@ def _fail_input(exc: InputError) -> typer.Exit:
 
 
 @contextmanager
-def _rounds_progress() -> Iterator[Callable[[int, int], None] | None]:
-    """A spinner with the cascade's round and day while a run goes on, on a terminal only
-    (None otherwise: piped output stays clean)."""
+def _spinner(what: str) -> Iterator[Callable[[str], None] | None]:
+    """A spinner on stderr that shows what the work is at, on a terminal only (None
+    otherwise: piped output stays clean); yields the function that updates its text."""
     if not err.is_terminal:
         yield None
         return
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("estimating forced flows", total=None)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(what, total=None)
+        yield lambda text: bar.update(task, description=text)
 
-        def update(rounds: int, day: int) -> None:
-            bar.update(task, description=f"cascade: round {rounds}, day {day}")
 
-        yield update
+@contextmanager
+def _rounds_progress() -> Iterator[Callable[[int, int], None] | None]:
+    """The cascade's round and day on a spinner while a run goes on (:func:`_spinner`)."""
+    with _spinner("estimating forced flows") as bar:
+        if bar is None:
+            yield None
+        else:
+            yield lambda rounds, day: bar(f"cascade: round {rounds}, day {day}")
 
 
 def _money(value: float) -> str:
@@ -290,7 +291,9 @@ def survival_command(
     at what price of its largest position, and the cash that would keep it off the chain."""
     try:
         search = Search(max_multiple=max_multiple, grid=grid, tolerance=tolerance)
-        result = survival(scenario, market, search=search, holder_id=holder)
+        with _spinner("survival search") as bar:
+            tell = None if bar is None else lambda n: bar(f"survival search: {n} rounds evaluated")
+            result = survival(scenario, market, search=search, holder_id=holder, progress=tell)
         target = out_dir or Path("reports") / f"{result.scenario.name}-survival"
         written = result.write(target)
     except InputError as exc:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -94,13 +95,16 @@ def _option(name: str, expected: str, got: object) -> Problem:
 class _Probe:
     """One-round evaluations of a market's holders along a scenario (pro-rata, no impact)."""
 
-    def __init__(self, spec: Scenario, market: Market) -> None:
+    def __init__(
+        self, spec: Scenario, market: Market, progress: Callable[[int], None] | None = None
+    ) -> None:
         # one round without lender losses: a lender outside a subset of holders is no matter
         holders = market.holders
         if "lender" in holders.columns:
             holders = holders.with_columns(pl.lit(None, dtype=pl.String).alias("lender"))
         self.spec, self.market = spec, dataclasses.replace(market, holders=holders)
         self.count = 0
+        self.progress = progress  # told the evaluations made so far
         self.searched_to = 0.0  # the largest multiple the grid reached
 
     def shocked(self, m: float) -> pl.DataFrame:
@@ -122,6 +126,8 @@ class _Probe:
         (:meth:`Scenario.scaled`), with ``extra_cash`` (holder_id, cash) added to their
         accounts before the scenario."""
         self.count += 1
+        if self.progress is not None:
+            self.progress(self.count)
         wanted = pl.col("holder_id").is_in(holder_ids.implode())
         holders = self.market.holders.filter(wanted)
         if extra_cash is not None:
@@ -317,10 +323,12 @@ def survival(
     *,
     search: Search | None = None,
     holder_id: str | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> SurvivalResult:
     """One row per holder (or only ``holder_id``): its status under the whole scenario, its
     first forcing multiple and the rules behind it, the price of its largest position there,
-    and its cure cash — see the module docstring for the definitions."""
+    and its cure cash — see the module docstring for the definitions. ``progress``, if given,
+    is called before every one-round evaluation with the number made so far."""
     search = search or Search()
     spec, _, market = load_inputs(scenario, market)
     holders = market.holders
@@ -329,7 +337,7 @@ def survival(
         if holders.is_empty():
             raise InputError([Problem("options", f"unknown holder {holder_id!r}", field="holder")])
     ids = holders["holder_id"]
-    probe = _Probe(spec, market)
+    probe = _Probe(spec, market, progress)
     whole = probe.statuses(1.0, ids)
     before = bk.position_frame(market.positions, market.assets)
     book = bk.holder_book(before, market.holders).select(

@@ -64,6 +64,17 @@ def test_margin_call_price_of_a_single_stock() -> None:
     assert math.isclose(row["cure_cash"], 1125.0, rel_tol=2 * TOL)
 
 
+def test_progress_counts_every_evaluation() -> None:
+    market = _market(
+        [{"holder_id": "h", "cash": -3000.0, "mandate": "margin"}],
+        [("h", "a", 100.0)],
+        {"margin": [{"kind": "margin", "maintenance_rate": 0.25}]},
+    )
+    told: list[int] = []
+    result = survival(FALL, market, search=Search(grid=6), progress=told.append)
+    assert told == list(range(1, result.evaluations + 1))
+
+
 def test_leverage_cap_distance_in_closed_form() -> None:
     # 10 at 100 on cash −600: A = 1000·(1 + r), E = 1000·(1 + r) − 600. A ≤ 4·E until
     # 1000·(1 + r)·3 = 2400, r* = −0.2; the scenario's return is −0.3·m, so m* = 2/3.
