@@ -34,6 +34,9 @@ from cvxpy.settings import PARAM_PROB
 _CONSTANT_ID = -1  # cvxpy's column id of the constant 1 in the parameter vector
 
 
+_SOLVED = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
+
+
 class ClarabelProgram:
     """``problem`` (DPP) in Clarabel's form, re-solved by :meth:`solve` for new parameter values."""
 
@@ -60,6 +63,10 @@ class ClarabelProgram:
         self._size = prog.total_param_size + 1
         self._cones = dims_to_solver_cones(prog.cone_dims)
         self._settings = CLARABEL.parse_solver_opts(False, dict(settings))
+        # the second attempt: the same settings without Ruiz equilibration, which stalls
+        # ("insufficient progress") on some books whose costs span many orders of magnitude
+        self._plain = CLARABEL.parse_solver_opts(False, dict(settings))
+        self._plain.equilibrate_enable = False
         self._p = sp.csc_array((width - 1, width - 1))
         self._solver: clarabel.DefaultSolver | None = None
         self._columns = {
@@ -89,8 +96,13 @@ class ClarabelProgram:
             )
         result = solver.solve()
         status = CLARABEL.STATUS_MAP.get(str(result.status), cp.SOLVER_ERROR)
-        if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-            return status, None
+        if status not in _SOLVED:
+            retry = clarabel.DefaultSolver(self._p, q[:-1], a, b, self._cones, self._plain)
+            result = retry.solve()
+            status = CLARABEL.STATUS_MAP.get(str(result.status), cp.SOLVER_ERROR)
+            if status not in _SOLVED:
+                return status, None
+            status = f"{status} (without equilibration)"
         return status, np.asarray(result.x)
 
     def value(self, var: cp.Variable, z: np.ndarray) -> np.ndarray:

@@ -58,8 +58,9 @@ DEFAULT_SOLVER = "CLARABEL"
 #: Clarabel is asked for a duality gap and residuals of 10⁻⁹ (its defaults are 10⁻⁸) with
 #: iterative refinement of each KKT solve, which puts trades within about 10⁻⁶ of the book of
 #: other accurate solvers. A solve that stalls short of that ends ``optimal_inaccurate`` (kept:
-#: the estimator re-checks every rule on the result); one that fails outright is retried at the
-#: solver's own defaults.
+#: the estimator re-checks every rule on the result); one that fails outright is retried without
+#: equilibration (:mod:`estimator.program`), then at the solver's own defaults, then by
+#: :data:`FALLBACK_SOLVER`.
 SOLVER_DEFAULTS: dict[str, dict[str, float]] = {
     "CLARABEL": {
         "tol_gap_abs": 1e-9,
@@ -69,6 +70,10 @@ SOLVER_DEFAULTS: dict[str, dict[str, float]] = {
         "iterative_refinement_abstol": 1e-15,
     },
 }
+#: The last resort when Clarabel stalls (books whose costs span many orders of magnitude): SCS,
+#: a first-order conic solver, at residuals of 10⁻⁸.
+FALLBACK_SOLVER = "SCS"
+FALLBACK_OPTIONS: dict[str, float] = {"eps_abs": 1e-8, "eps_rel": 1e-8, "max_iters": 200_000}
 #: Trades smaller than this share of the book are solver residue and set to zero.
 DUST = 1e-9
 IMPACT_KAPPA = 1.0
@@ -159,6 +164,10 @@ class CompiledProblem:
             status = self._run(solver, {})
             if status in _SOLVED:
                 return self._outcome(n, f"{status} (solver defaults)")
+        if status not in _SOLVED and solver.upper() == DEFAULT_SOLVER:
+            fallback = self._run(FALLBACK_SOLVER, FALLBACK_OPTIONS)
+            if fallback in _SOLVED and self.space.u.value is not None:
+                return self._outcome(n, f"{fallback} ({FALLBACK_SOLVER})")
         if status not in _SOLVED or self.space.u.value is None:
             return Outcome(np.zeros(n), False, status, [])
         return self._outcome(n, status)

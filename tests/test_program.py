@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracle_kit import run_case
 
+from estimator import solve as solve_module
 from estimator.program import ClarabelProgram
 from estimator.solve import SOLVER_DEFAULTS
 
@@ -81,3 +83,45 @@ def test_an_infeasible_program_reports_its_status_and_no_solution() -> None:
     status, z = program.solve({lo.id: np.array(-1.0), hi.id: np.array(0.0)})  # same solver, reused
     assert status == cp.OPTIMAL and z is not None
     assert program.value(x, z) == pytest.approx(-1.0, abs=1e-8)
+
+
+def test_a_stalled_clarabel_solve_falls_back_to_scs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A margin account in two stocks of different spreads, min cost: solved once normally,
+    # once with every Clarabel attempt failing, so that SCS solves; the trades agree to 10⁻⁴ of
+    # the book (a first-order solver's accuracy).
+    def case() -> dict[str, float]:
+        result = run_case(
+            [
+                {"asset_id": "a", "price": 100.0, "half_spread_bps": 2.0},
+                {"asset_id": "b", "price": 50.0, "half_spread_bps": 30.0, "adv": 1e6},
+            ],
+            [{"holder_id": "h", "cash": -9000.0}],
+            [("h", "a", 60.0), ("h", "b", 120.0)],
+            [{"kind": "margin", "maintenance_rate": 0.3}],
+            [{"select": {"all": True}, "price_return": -0.1}],
+            "min_cost",
+        )
+        statuses.append(result.holders["solver_status"].item())
+        return dict(zip(result.trades["asset_id"], result.trades["trade_value"], strict=True))
+
+    statuses: list[str] = []
+    normal = case()
+
+    def stalled(self: object, params: object) -> tuple[str, None]:
+        return "solver_error", None
+
+    real_run = solve_module.CompiledProblem._run
+
+    def no_clarabel(self: solve_module.CompiledProblem, solver: str, opts: dict) -> str:
+        if solver.upper() == "CLARABEL":
+            return "solver error: stalled"
+        return real_run(self, solver, opts)
+
+    monkeypatch.setattr(ClarabelProgram, "solve", stalled)
+    monkeypatch.setattr(solve_module.CompiledProblem, "_run", no_clarabel)
+    fallback = case()
+    assert statuses == ["optimal", "optimal (SCS)"]
+    assert normal  # the call is met by a sale
+    book = 0.9 * (6000.0 + 6000.0)
+    for asset in normal.keys() | fallback.keys():
+        assert fallback.get(asset, 0.0) == pytest.approx(normal.get(asset, 0.0), abs=1e-4 * book)
