@@ -110,10 +110,12 @@ class RunResult:
         }
         return tables | {k: v for k, v in cascade.items() if v is not None}
 
-    def write(self, out_dir: str | Path, fmt: Format = "csv", *, html: bool = False) -> list[Path]:
+    def write(
+        self, out_dir: str | Path, fmt: Format = "csv", *, html: bool = False, top: int = 15
+    ) -> list[Path]:
         """Write every table and ``manifest.json`` into ``out_dir`` atomically, and with
-        ``html`` the self-contained ``report.html`` (:mod:`estimator.html`)."""
-        texts = {"report.html": self.html()} if html else None
+        ``html`` the self-contained ``report.html`` (:mod:`estimator.html`, ``top`` assets)."""
+        texts = {"report.html": self.html(top)} if html else None
         return write_reports(Path(out_dir), self.tables(), self.manifest, fmt, texts)
 
     def html(self, top: int = 15) -> str:

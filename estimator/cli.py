@@ -24,7 +24,6 @@ from estimator.explain import explain
 from estimator.mandates import Execution, Mandate
 from estimator.market import load_market
 from estimator.paths import resolve_market, resolve_scenario, shipped_scenarios
-from estimator.report import write_reports
 from estimator.scenario import Scenario, apply_scenario, load_scenario
 from estimator.survival import NOT_FORCED, Search, SurvivalResult, survival
 
@@ -79,6 +78,18 @@ def _rounds_progress() -> Iterator[Callable[[int, int], None] | None]:
             yield None
         else:
             yield lambda rounds, day: bar(f"cascade: round {rounds}, day {day}")
+
+
+@contextmanager
+def _exits() -> Iterator[None]:
+    """Bad input → its problems and exit 2; a failed run → exit 1; nothing written either way."""
+    try:
+        yield
+    except InputError as exc:
+        raise _fail_input(exc) from exc
+    except RunError as exc:
+        err.print(f"[bold red]run failed:[/] {exc}")
+        raise typer.Exit(1) from exc
 
 
 def _money(value: float) -> str:
@@ -200,24 +211,18 @@ def run_command(
     if fmt not in ("csv", "parquet"):
         err.print(f"[bold red]error:[/] --format must be csv or parquet, got {fmt!r}")
         raise typer.Exit(2)
-    try:
-        with _rounds_progress() as progress:
-            result = run(
-                scenario,
-                market,
-                execution=execution,
-                participation=participation,
-                solver=solver,
-                workers=workers,
-                progress=progress,
-            )
+    with _exits(), _rounds_progress() as progress:
+        result = run(
+            scenario,
+            market,
+            execution=execution,
+            participation=participation,
+            solver=solver,
+            workers=workers,
+            progress=progress,
+        )
         target = out_dir or Path("reports") / result.scenario.name
         written = result.write(target, fmt, html=html)  # type: ignore[arg-type]
-    except InputError as exc:
-        raise _fail_input(exc) from exc
-    except RunError as exc:
-        err.print(f"[bold red]run failed:[/] {exc}")
-        raise typer.Exit(1) from exc
     _summary(result, top)
     out.print(f"Reports: {target}/ ({', '.join(p.name for p in written)})")
 
@@ -232,17 +237,10 @@ def report_command(
     top: Annotated[int, typer.Option(help="Assets shown in the charts and tables.")] = 15,
 ) -> None:
     """Run SCENARIO and write its reports with a self-contained report.html to look at."""
-    try:
-        with _rounds_progress() as progress:
-            result = run(scenario, market, progress=progress)
+    with _exits(), _rounds_progress() as progress:
+        result = run(scenario, market, progress=progress)
         target = out_dir or Path("reports") / result.scenario.name
-        texts = {"report.html": result.html(top=top)}
-        written = write_reports(target, result.tables(), result.manifest, "csv", texts)
-    except InputError as exc:
-        raise _fail_input(exc) from exc
-    except RunError as exc:
-        err.print(f"[bold red]run failed:[/] {exc}")
-        raise typer.Exit(1) from exc
+        written = result.write(target, html=True, top=top)
     _summary(result, min(top, 10))
     out.print(f"Report: {target / 'report.html'} (with {', '.join(p.name for p in written)})")
 
@@ -289,18 +287,12 @@ def survival_command(
 ) -> None:
     """How far along SCENARIO each holder can go before a rule forces it to trade, which rule,
     at what price of its largest position, and the cash that would keep it off the chain."""
-    try:
+    with _exits(), _spinner("survival search") as bar:
         search = Search(max_multiple=max_multiple, grid=grid, tolerance=tolerance)
-        with _spinner("survival search") as bar:
-            tell = None if bar is None else lambda n: bar(f"survival search: {n} rounds evaluated")
-            result = survival(scenario, market, search=search, holder_id=holder, progress=tell)
+        tell = None if bar is None else lambda n: bar(f"survival search: {n} rounds evaluated")
+        result = survival(scenario, market, search=search, holder_id=holder, progress=tell)
         target = out_dir or Path("reports") / f"{result.scenario.name}-survival"
         written = result.write(target)
-    except InputError as exc:
-        raise _fail_input(exc) from exc
-    except RunError as exc:
-        err.print(f"[bold red]run failed:[/] {exc}")
-        raise typer.Exit(1) from exc
     if holder is not None:
         out.print(_survival_story(result.holders.row(0, named=True), result), markup=False)
     else:
