@@ -20,6 +20,8 @@ Books, by the recipe named in each holder type (x: exposure, E: equity, A: total
 * ``long_short`` — thirty longs and thirty shorts among the equities (drawn and weighted by
   market cap), net share n of gross G,
   G sized to leverage max × u (A/E with the cash the net position leaves) or to VaR = limit × u;
+* ``basket`` — a fixed basket of equities on margin (a family office's swaps), leverage
+  u / maintenance rate, each account borrowing from its prime broker (``lenders``);
 * ``concentrated`` — one to three equities (drawn by market cap among those worth at least 20
   times the account) on margin, leverage u / maintenance rate.
 """
@@ -234,7 +236,7 @@ def _holders(
         sizes *= t["total_assets"]["value"] / sizes.sum()
         buckets = t["mandates"]
         cut = np.cumsum([b["share"] for b in buckets]) * n
-        prefix = "".join(w[0] for w in t["type"].split("_")).upper()
+        prefix = _prefix(t["type"])
         for b in buckets:
             mandates[b["name"]] = {k: v for k, v in b.items() if k not in ("share", "utilisation")}
             mandates[b["name"]].setdefault("description", f"{t['type']}, census bucket")
@@ -249,6 +251,7 @@ def _holders(
                 "cash_reserve": 0.0,
                 "liabilities": None,
                 "liability_duration": None,
+                "lender": None,
             }
             ids, x, cash = _book(
                 t,
@@ -264,8 +267,15 @@ def _holders(
                 holder,
             )
             holder["cash"] = float(cash)
+            if "lenders" in t:  # the i-th account borrows from the i-th holder of that type
+                holder["lender"] = f"{_prefix(t['lenders'])}{h + 1:03d}"
             books.add(holder, ids, x)
     return mandates
+
+
+def _prefix(holder_type: str) -> str:
+    """Holder ids of a type: its initials, e.g. OEBF001 for open_end_bond_fund."""
+    return "".join(w[0] for w in holder_type.split("_")).upper()
 
 
 def _book(t, bucket, size, u, books, weights, rng, equities, ig, hy, holder):
@@ -301,11 +311,18 @@ def _book(t, bucket, size, u, books, weights, rng, equities, ig, hy, holder):
     if recipe == "ldi":
         ids = list(t["weights"])
         w = np.array([t["weights"][a] for a in ids])
-        dbar = float(w @ books.duration(ids))
-        floor = rules["collateral_buffer"]["floor_bp"]
-        leverage = 1e4 * u / (dbar * floor)
+        if "collateral_buffer" in rules:
+            dbar = float(w @ books.duration(ids))
+            leverage = 1e4 * u / (dbar * rules["collateral_buffer"]["floor_bp"])
+        else:
+            leverage = t["leverage"]
         assets = size
         return ids, w * assets, assets / leverage - assets
+    if recipe == "basket":
+        ids = list(t["weights"])
+        w = np.array([t["weights"][a] for a in ids])
+        leverage = u / rules["margin"]["maintenance_rate"]
+        return ids, w * size, size / leverage - size
     if recipe == "bond_fund":
         cash = float(rng.uniform(*t["cash_share"])) * size
         invested = size - cash
