@@ -222,7 +222,7 @@ def run_command(
             progress=progress,
         )
         target = out_dir or Path("reports") / result.scenario.name
-        written = result.write(target, fmt, html=html)  # type: ignore[arg-type]
+        written = result.write(target, fmt, html=html, top=max(top, 15))  # type: ignore[arg-type]
     _summary(result, top)
     out.print(f"Reports: {target}/ ({', '.join(p.name for p in written)})")
 

@@ -122,9 +122,20 @@ def _days(days: pl.DataFrame, capitulation: int | None) -> alt.LayerChart | alt.
     return bars + rule + text
 
 
+#: Pushes drawn in the chain of coercion: the largest by the loss they caused.
+CHAIN_EDGES = 40
+
+
 def _chain(chain: pl.DataFrame) -> alt.LayerChart:
-    """Who pushed whom: holders placed by the round they were first forced in (sources in the
-    round before), an edge per push, its width the loss it caused."""
+    """Who pushed whom: an edge per (source, target) pair summed over assets — the
+    :data:`CHAIN_EDGES` largest by the loss they caused, its width that loss — and holders
+    placed by round: a target in the round it was pushed, a source in the round before."""
+    chain = (
+        chain.group_by("source_id", "target_id", "round")
+        .agg(pl.col("contribution").sum())
+        .sort("contribution", "source_id", "target_id", descending=[True, False, False])
+        .head(CHAIN_EDGES)
+    )
     targets = chain.select(holder="target_id", round="round")
     sources = chain.select(holder="source_id", round=pl.col("round") - 1)
     nodes = (
@@ -162,7 +173,8 @@ def _chain(chain: pl.DataFrame) -> alt.LayerChart:
     names = (
         alt.Chart(place).mark_text(align="left", dx=8).encode(x="round:Q", y="row:Q", text="holder")
     )
-    return (lines + dots + names).properties(width=700, height=260)
+    height = max(260, 22 * int(place["row"].max() or 0))
+    return (lines + dots + names).properties(width=700, height=height)
 
 
 def _table(frame: pl.DataFrame, money_columns: tuple[str, ...] = ()) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from oracle_kit import asset_frame, holder_frame
+from rich.console import Console
 from typer.testing import CliRunner
 
 import estimator
-from estimator import Mandate, Scenario, attribution, keys
+from estimator import Mandate, Scenario, attribution, cli, keys
 from estimator.api import prepare
 from estimator.cascade import CascadeResult, cascade
 from estimator.cli import app
@@ -533,3 +535,15 @@ def test_progress_is_told_every_round_and_the_output_stays_clean(tmp_path: Path)
     piped = CliRunner().invoke(app, ["run", "fire_sale", "--out", str(tmp_path / "r")])
     assert piped.exit_code == 0, piped.output
     assert "cascade: round" not in piped.output  # no spinner when output is not a terminal
+
+
+def test_the_spinner_shows_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    for terminal in (True, False):
+        screen = StringIO()
+        monkeypatch.setattr(cli, "err", Console(file=screen, force_terminal=terminal, width=80))
+        with cli._rounds_progress() as progress:
+            assert (progress is not None) == terminal
+            if progress is not None:
+                progress(3, 1)
+                cli.err.print("")  # let the live display draw at least once
+        assert ("cascade: round 3, day 1" in screen.getvalue()) == terminal

@@ -12,7 +12,8 @@ Books, by the recipe named in each holder type (x: exposure, E: equity, A: total
   volatility is the vol target × utilisation: G = u·τ·E / σ₁ with σ₁ the volatility of one unit
   of gross; E is cash;
 * ``balanced`` — equities over the whole universe by market cap and US Treasuries by amount
-  outstanding, at the equity share; defined-benefit pensions add liabilities E / FR with a duration;
+  outstanding, at the equity share (a pension already below its funding-ratio trigger holds
+  its de-risked share); defined-benefit pensions add liabilities E / FR with a duration;
 * ``ldi`` — gilts on borrowed cash, leveraged so that the yield buffer is the floor /
   utilisation: A/E = 10⁴·u / (D̄·β) with D̄ the gilts' average duration;
 * ``bond_fund`` — a cash share, government bonds, and corporate bonds by amount outstanding;
@@ -235,7 +236,10 @@ def _holders(
         sizes = rng.lognormal(0.0, t["size_dispersion"], n)
         sizes *= t["total_assets"]["value"] / sizes.sum()
         buckets = t["mandates"]
-        cut = np.cumsum([b["share"] for b in buckets]) * n
+        shares = [b["share"] for b in buckets]
+        if not math.isclose(sum(shares), 1.0):
+            raise ValueError(f"{t['type']}: mandate shares sum to {sum(shares)}, not 1")
+        cut = np.cumsum(shares) * n
         prefix = _prefix(t["type"])
         for b in buckets:
             mandates[b["name"]] = {k: v for k, v in b.items() if k not in ("share", "utilisation")}
@@ -299,12 +303,15 @@ def _book(t, bucket, size, u, books, weights, rng, equities, ig, hy, holder):
     if recipe == "balanced":
         ids_eq, caps = equities
         share = t["equity_share"]
+        fr = float(rng.uniform(*t["funding_ratio"])) if "funding_ratio" in t else None
+        policy = rules.get("funding_ratio")
+        if policy is not None and fr is not None and fr < policy["trigger"]:
+            share = policy["derisked_weights"]["equity"]  # already below: already de-risked
         x_eq = share * size * caps / caps.sum()
         ust = books.assets.filter(pl.col("asset_id").str.starts_with("UST"))
         bonds, amounts = ust["asset_id"].to_list(), ust["size"].to_numpy()
         x_bd = (1 - share) * size * amounts / amounts.sum()  # Treasuries by amount outstanding
-        if "funding_ratio" in t:
-            fr = float(rng.uniform(*t["funding_ratio"]))
+        if fr is not None:
             holder["liabilities"] = size / fr
             holder["liability_duration"] = round(float(rng.uniform(*t["liability_duration"])), 2)
         return [*ids_eq, *bonds], np.concatenate([x_eq, x_bd]), 0.0
