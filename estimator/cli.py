@@ -24,6 +24,7 @@ from estimator.explain import explain
 from estimator.mandates import Execution, Mandate
 from estimator.market import load_market
 from estimator.paths import resolve_market, resolve_scenario, shipped_scenarios
+from estimator.report import money
 from estimator.scenario import Scenario, apply_scenario, load_scenario
 from estimator.survival import NOT_FORCED, Search, SurvivalResult, survival
 
@@ -92,18 +93,11 @@ def _exits() -> Iterator[None]:
         raise typer.Exit(1) from exc
 
 
-def _money(value: float) -> str:
-    for unit, size in (("tn", 1e12), ("bn", 1e9), ("m", 1e6), ("k", 1e3)):
-        if abs(value) >= size:
-            return f"{value / size:,.2f}{unit}"
-    return f"{value:,.0f}"
-
-
 def _summary(result: RunResult, top: int) -> None:
     totals = result.manifest["totals"]
     out.print(
-        f"[bold]{result.scenario.name}[/]: forced selling {_money(totals['sell_value'])}, "
-        f"forced buying {_money(totals['buy_value'])}"
+        f"[bold]{result.scenario.name}[/]: forced selling {money(totals['sell_value'])}, "
+        f"forced buying {money(totals['buy_value'])}"
     )
     table = Table(title=f"Top {top} assets by forced flow as % of ADV")
     for col in ("asset", "class", "net flow", "% ADV", "days"):
@@ -115,7 +109,7 @@ def _summary(result: RunResult, top: int) -> None:
         table.add_row(
             row["asset_id"],
             row["asset_class"],
-            _money(row["net_value"]),
+            money(row["net_value"]),
             f"{row['pct_adv']:.1f}",
             f"{row['days_to_absorb']:.2f}",
         )
@@ -130,7 +124,7 @@ def _summary(result: RunResult, top: int) -> None:
         types.add_column(col, justify="left" if col == "holder type" else "right")
     for row in by_type.iter_rows(named=True):
         types.add_row(
-            row["holder_type"], str(row["holders"]), str(row["forced"]), _money(row["sold"])
+            row["holder_type"], str(row["holders"]), str(row["forced"]), money(row["sold"])
         )
     out.print(types)
     cascade, days = result.manifest["cascade"], result.manifest["days"]
@@ -143,8 +137,8 @@ def _summary(result: RunResult, top: int) -> None:
     cures = result.manifest["cures"]
     if cures["drawn"] > 0 or cures["short"] > 0:
         out.print(
-            f"Cash drawn to cure: {_money(cures['drawn'])}; still short, left to forced "
-            f"trades: {_money(cures['short'])}"
+            f"Cash drawn to cure: {money(cures['drawn'])}; still short, left to forced "
+            f"trades: {money(cures['short'])}"
         )
     for warning in result.warnings.items:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
@@ -175,8 +169,8 @@ def _period_table(title: str, period: str, rows: list[dict], holders: str) -> No
     for row in rows:
         table.add_row(
             str(row[period]),
-            _money(row["sell_value"]),
-            _money(row["buy_value"]),
+            money(row["sell_value"]),
+            money(row["buy_value"]),
             str(row[holders]),
             str(row["holders_newly_forced"]),
         )
@@ -312,7 +306,7 @@ def _survival_summary(result: SurvivalResult, top: int) -> None:
     out.print(
         f"[bold]{result.scenario.name}[/]: {forced.height} of {h.height} holders forced by the "
         f"scenario; cash that would keep the curable ones off: "
-        f"{_money(forced['cure_cash'].fill_null(0.0).sum())}"
+        f"{money(forced['cure_cash'].fill_null(0.0).sum())}"
     )
     table = Table(title=f"Nearest {top} holders to forced selling (multiple of the scenario)")
     columns = ("holder", "multiple", "forced by", "level", "price", "cure cash")
@@ -326,7 +320,7 @@ def _survival_summary(result: SurvivalResult, top: int) -> None:
             row["forced_by"] or "",
             row["level_asset"] or "",
             "" if row["level_price"] is None else f"{row['level_price']:,.4g}",
-            "—" if row["cure_cash"] is None else _money(row["cure_cash"]),
+            "—" if row["cure_cash"] is None else money(row["cure_cash"]),
         )
     out.print(table)
 
@@ -356,7 +350,7 @@ def _survival_story(row: dict, result: SurvivalResult) -> str:
     if cure is None:
         lines.append("No cash added now keeps it from trading under the scenario.")
     elif cure > 0:
-        lines.append(f"Cash that, added now, keeps it from any forced trade: {_money(cure)}.")
+        lines.append(f"Cash that, added now, keeps it from any forced trade: {money(cure)}.")
     else:
         lines.append("It needs no cash: nothing forces it under the scenario.")
     return "\n".join(lines)
@@ -383,12 +377,12 @@ def census_command(
         types.add_column(col, justify="left" if col == "holder type" else "right")
     for row in result.by_type.iter_rows(named=True):
         leverage = "—" if row["leverage"] is None else f"{row['leverage']:.2f}×"
-        liabilities = _money(row["liabilities"]) if row["liabilities"] else "—"
+        liabilities = money(row["liabilities"]) if row["liabilities"] else "—"
         types.add_row(
             row["holder_type"],
             str(row["holders"]),
-            _money(row["total_assets"]),
-            _money(row["equity"]),
+            money(row["total_assets"]),
+            money(row["equity"]),
             leverage,
             liabilities,
         )
@@ -401,10 +395,10 @@ def census_command(
             row["asset_class"],
             str(row["assets"]),
             str(row["holders"]),
-            _money(row["long"]),
-            _money(row["short"]),
-            _money(row["gross"]),
-            _money(row["adv"]),
+            money(row["long"]),
+            money(row["short"]),
+            money(row["gross"]),
+            money(row["adv"]),
             f"{row['gross_adv_days']:.2f}",
         )
     out.print(classes)

@@ -17,6 +17,8 @@ import altair as alt
 import polars as pl
 import vl_convert
 
+from estimator.report import money
+
 if TYPE_CHECKING:
     from estimator.api import RunResult
 
@@ -35,14 +37,6 @@ th, td { border-bottom: 1px solid #e5e5e5; padding: 0.25rem 0.6rem; text-align: 
 th:first-child, td:first-child { text-align: left; }
 figure { margin: 0.8rem 0; } figcaption { color: #555; font-size: 0.85rem; }
 """
-
-
-def money(value: float) -> str:
-    """``1.23bn``-style amounts for the headline and tables."""
-    for unit, size in (("tn", 1e12), ("bn", 1e9), ("m", 1e6), ("k", 1e3)):
-        if abs(value) >= size:
-            return f"{value / size:,.2f}{unit}"
-    return f"{value:,.0f}"
 
 
 def _svg(chart: alt.TopLevelMixin) -> str:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from estimator.errors import InputError, Problem
 from estimator.toml_files import load_toml
-from rules import Book, PositionRule, Rule
+from rules import Book, Rule, placed
 
 
 class Execution(StrEnum):
@@ -95,11 +95,11 @@ class Mandate(BaseModel):
             raise ValueError("`cure` lists capital_call: add a [capital_call] table (limit, …)")
         if self.capital_call is not None and Cure.CAPITAL_CALL not in self.cure:
             raise ValueError("a [capital_call] table needs capital_call in `cure` to be used")
-        placed = [r.kind for r in self.rules if isinstance(r, PositionRule) and r.trades_positions]
-        if "index_tracking" in placed and len(placed) > 1:
+        trading = [r.kind for r in self.rules if placed(r)]
+        if "index_tracking" in trading and len(trading) > 1:
             raise ValueError(
                 "index_tracking decides the holdings of its index sleeve: it cannot share a "
-                f"mandate with another position rule ({sorted(set(placed) - {'index_tracking'})})"
+                f"mandate with another position rule ({sorted(set(trading) - {'index_tracking'})})"
             )
         return self
 

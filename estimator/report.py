@@ -34,6 +34,14 @@ def neutralise(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def money(value: float) -> str:
+    """An amount for people to read: ``1.23bn``, ``45.60m``, ``7.00k``, ``12``."""
+    for unit, size in (("tn", 1e12), ("bn", 1e9), ("m", 1e6), ("k", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:,.2f}{unit}"
+    return f"{value:,.0f}"
+
+
 def write_reports(
     out_dir: Path,
     tables: Mapping[str, pl.DataFrame],

@@ -12,7 +12,15 @@ import polars as pl
 from estimator import book as bk
 from estimator import keys
 from estimator.mandates import CURE_COLUMNS, Cure, Mandate, available
-from rules import Book, Level, PositionRule, RuleBase, book_scale, with_position_columns
+from rules import (
+    Book,
+    Level,
+    PositionRule,
+    RuleBase,
+    book_scale,
+    placed,
+    with_position_columns,
+)
 
 #: Balance-sheet columns reported before and after the round.
 BEFORE = [
@@ -28,11 +36,11 @@ SCALE_BEFORE = "scale_before"  # max(Σ|x|, |E|) before the round, the yardstick
 
 
 def position_rules(mandate: Mandate) -> list[PositionRule]:
-    return [r for r in mandate.rules if isinstance(r, PositionRule) and r.trades_positions]
+    return [r for r in mandate.rules if placed(r)]
 
 
 def scale_rules(mandate: Mandate) -> list[RuleBase]:
-    return [r for r in mandate.rules if not (isinstance(r, PositionRule) and r.trades_positions)]
+    return [r for r in mandate.rules if not placed(r)]
 
 
 def asset_reads(mandate: Mandate, assets: pl.DataFrame) -> list[str]:
@@ -43,7 +51,7 @@ def asset_reads(mandate: Mandate, assets: pl.DataFrame) -> list[str]:
     for rule in mandate.rules:
         for level in Level:
             exprs += rule.position_inputs(level).values()
-        if isinstance(rule, PositionRule) and rule.trades_positions:
+        if placed(rule):
             exprs += [*rule.position_columns().values(), *rule.holder_sums().values()]
             exprs += [rule.trade(level) for level in Level]
     roots = {name for e in exprs for name in e.meta.root_names()}

@@ -19,6 +19,7 @@ from rules._base import (
     Vec,
     book_scale,
     exceeds,
+    placed,
     with_position_columns,
 )
 from rules.collateral_buffer import CollateralBuffer
@@ -86,5 +87,6 @@ __all__ = [
     "book_scale",
     "exceeds",
     "index_column",
+    "placed",
     "with_position_columns",
 ]

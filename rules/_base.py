@@ -13,7 +13,7 @@ trading them moves no cash), ``σ(x) = √(xᵀΣx)`` ex-ante volatility in curr
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypeGuard
 
 import cvxpy as cp
 import polars as pl
@@ -314,6 +314,12 @@ class PositionRule(RuleBase):
         rule's sums). Where they cannot, the holder trades the closed form (as far as it goes)
         under either execution style and is reported not compliant."""
         return pl.lit(True)
+
+
+def placed(rule: RuleBase) -> TypeGuard[PositionRule]:
+    """Whether ``rule`` trades positions in closed form: a position rule that does (a
+    redemption trades them only as a waterfall, see :attr:`PositionRule.trades_positions`)."""
+    return isinstance(rule, PositionRule) and rule.trades_positions
 
 
 def with_position_columns(frame: pl.DataFrame, rules: Sequence[PositionRule]) -> pl.DataFrame:

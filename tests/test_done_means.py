@@ -27,6 +27,7 @@ from rules import (
     PositionRule,
     RebalancingBand,
     Redemption,
+    placed,
     with_position_columns,
 )
 
@@ -277,7 +278,7 @@ def test_every_holder_ends_compliant_liquidated_or_insolvent(
         rule = mandate.rules[0]
         mine = h.filter(pl.col("mandate") == name).select("holder_id", "status", "triggered_rules")
         sub = after.join(mine, on="holder_id")
-        if _placed(rule):  # the rule's own sums over the post-trade positions
+        if placed(rule):  # the rule's own sums over the post-trade positions
             flagged = _flagged(rule, positions_after_frame)
             sums = flagged.group_by("holder_id").agg(**rule.holder_sums())
             sub = sub.join(sums, on="holder_id", how="left").with_columns(
@@ -319,7 +320,7 @@ def test_every_holder_ends_compliant_liquidated_or_insolvent(
             if isinstance(rule, Redemption) and rule.sale == "waterfall":
                 _check_waterfall(rule, _flagged(rule, before.filter(pl.col("holder_id") == hid)), t)
                 continue
-            if _placed(rule):  # one common ratio per class of flagged positions
+            if placed(rule):  # one common ratio per class of flagged positions
                 flagged = _flagged(rule, before.filter(pl.col("holder_id") == hid))
                 selected = rule.column("selected")
                 if selected in flagged.columns:
@@ -358,10 +359,6 @@ def _holds_no_policy_class(
         return False
     held = positions.filter(pl.col("holder_id") == holder_id).join(assets, on="asset_id")
     return not set(rule.classes) <= set(held["asset_class"])
-
-
-def _placed(rule: Any) -> bool:
-    return isinstance(rule, PositionRule) and rule.trades_positions
 
 
 def _check_waterfall(rule: Redemption, flagged: pl.DataFrame, trades: pl.DataFrame) -> None:

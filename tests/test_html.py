@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 import estimator
 from estimator.cli import app
-from estimator.html import money
+from estimator.report import money
 
 #: What would make a browser fetch something: scripts, stylesheets, imports, remote URLs.
 FETCHES = re.compile(

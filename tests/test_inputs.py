@@ -214,6 +214,69 @@ def test_bad_mandate(bundle: Path, old: str, new: str, expected: list[str]) -> N
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("file", "old", "new", "expected"),
+    [
+        (
+            "ldi_pooled.toml",
+            "limit = 0.5 ",
+            "limit = -0.5 ",
+            ["ldi_pooled.toml", "capital_call.limit", "greater than 0"],
+        ),
+        (
+            "ldi_pooled.toml",
+            'cure = ["capital_call"]',
+            "cure = []",
+            ["ldi_pooled.toml", "capital_call in `cure`"],
+        ),
+        (
+            "ldi_pooled.toml",
+            "restore_bp = 150.0",
+            "restore_bp = 50.0",
+            ["ldi_pooled.toml", "restore_bp", "at or above `floor_bp`"],
+        ),
+        (
+            "open_end_bond_fund.toml",
+            "share = 0.18 ",
+            "share = 1.5 ",
+            ["open_end_bond_fund.toml", "rules.1.liquidity_buffer.share", "less than 1"],
+        ),
+        (
+            "open_end_bond_fund.toml",
+            'kind = "redemption"',
+            'kind = "redemption"\nsale = "trickle"',
+            ["open_end_bond_fund.toml", "sale", "'slice' or 'waterfall'"],
+        ),
+        (
+            "pension_db.toml",
+            "derisked_weights = { equity = 0.3, govt_bond = 0.7 }",
+            "derisked_weights = { equity = 0.5, govt_bond = 0.7 }",
+            ["pension_db.toml", "derisked_weights sum to 1.2"],
+        ),
+    ],
+)
+def test_bad_new_rules_name_file_and_field(
+    bundle: Path, file: str, old: str, new: str, expected: list[str]
+) -> None:
+    _edit(bundle.parent / "mandates" / file, old, new)
+    code, output, out = _run(bundle)
+    assert code == 2, output
+    flat = " ".join(output.split())
+    for fragment in expected:
+        assert fragment in flat, f"{fragment!r} missing from:\n{output}"
+    assert not out.exists()
+
+
+def test_negative_liabilities_name_the_row(bundle: Path) -> None:
+    _edit(bundle / "holders.csv", "4750000000.0,16.0", "-4750000000.0,16.0")
+    code, output, out = _run(bundle)
+    assert code == 2, output
+    flat = " ".join(output.split())
+    for fragment in ("holders.csv", "row 18", "field 'liabilities'", "≥ 0"):
+        assert fragment in flat, f"{fragment!r} missing from:\n{output}"
+    assert not out.exists()
+
+
 def test_index_tracking_an_unknown_index(bundle: Path) -> None:
     _edit(bundle.parent / "mandates" / "index_fund.toml", '"LARGE_CAP"', '"SMALL_CAP"')
     code, output, out = _run(bundle)

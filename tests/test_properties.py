@@ -18,7 +18,7 @@ from estimator import Mandate, Scenario
 from estimator import book as bk
 from estimator.api import RunResult
 from estimator.market import Market
-from rules import Level, PositionRule, ProblemSpace, RuleBase, Vec, with_position_columns
+from rules import Level, ProblemSpace, RuleBase, Vec, placed, with_position_columns
 
 EXECUTIONS = ["pro_rata", "min_cost"]
 
@@ -484,7 +484,7 @@ def test_polars_breach_equals_cvxpy_violation(
         reference_equity=pl.col("equity") * (1 + lev_pre / 10),
         gross_exposure_pre=pl.col("gross_exposure") * 1.1,
     )
-    if isinstance(rule, PositionRule) and rule.trades_positions:  # flags on positions, sums
+    if placed(rule):  # the rule's flags on positions, its sums on the book
         pos = pos.with_columns(**rule.asset_columns()).pipe(with_position_columns, [rule])
         sums = pos.group_by("holder_id").agg(**rule.holder_sums())
         book_frame = book_frame.join(sums, on="holder_id", how="left").fill_null(0.0)
@@ -529,7 +529,7 @@ def test_polars_breach_equals_cvxpy_violation(
                 assert (violation > tol) == (row["breach"] > tol), (level, row, violation)
                 checked += 1
                 continue
-            if isinstance(rule, PositionRule) and rule.trades_positions and row["cash"] < 0:
+            if placed(rule) and row["cash"] < 0:
                 # borrowing: the convex form drops max(C⁺, 0) ≥ 0, so it is conservative
                 assert violation >= row["breach"] - tol, (level, row, violation)
                 checked += 1

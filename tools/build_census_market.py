@@ -47,6 +47,9 @@ GROUPS = {  # sector → the style factor it loads on
     "utilities": "defensive",
     "real_estate": "defensive",
 }
+#: Recipes whose size is the holder's equity (futures funds' capital, hedge funds' capital);
+#: the others are sized by total assets. A holder type says which with ``measure``.
+SIZED_BY_EQUITY = {"futures", "long_short"}
 Z99_DAILY = 2.3263478740408408 / math.sqrt(252)  # 99% one-day VaR per unit of annual σ
 IG = {"AAA", "AA+", "AA", "AA-", "A+", "A", "A-", "BBB+", "BBB", "BBB-"}
 
@@ -235,6 +238,9 @@ def _holders(
         n = t["count"]
         sizes = rng.lognormal(0.0, t["size_dispersion"], n)
         sizes *= t["total_assets"]["value"] / sizes.sum()
+        measure = "equity" if t["book"] in SIZED_BY_EQUITY else "total_assets"
+        if t.get("measure", "total_assets") != measure:
+            raise ValueError(f"{t['type']}: a {t['book']!r} book's size is its {measure}")
         buckets = t["mandates"]
         shares = [b["share"] for b in buckets]
         if not math.isclose(sum(shares), 1.0):
