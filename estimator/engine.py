@@ -322,17 +322,20 @@ def _min_cost(
     assets: pl.DataFrame,
 ) -> _MandateRound:
     """cvxpy trades for holders a rule forces to sell; the pro-rata result for everyone else,
-    for holders whose prescribed rule acted (:attr:`rules.RuleBase.prescribed`) and for any
-    holder whose solve fails (status ``solver_failed``). ``rows``: position rows that include
-    the mandate's holders."""
+    for holders whose prescribed rule acted (:attr:`rules.RuleBase.prescribed`) or whose acting
+    rules all leave no choice (:attr:`rules.RuleBase.leaves_no_choice`), and for any holder whose
+    solve fails (status ``solver_failed``). ``rows``: position rows that include the mandate's
+    holders."""
     decisions = decide(book_m, mandate)
     prescribed = [pl.col(f"{r.kind}.down") for r in mandate.rules if r.prescribed]
+    choice = [pl.col(f"{r.kind}.down") for r in mandate.rules if not r.leaves_no_choice]
     chosen = decisions.filter(
         pl.col("any_down")
         & ~pl.col("infeasible")
         & ~pl.col("insolvent")
         & ((pl.col("scale_factor") < 1.0) | pl.col("positions_down"))
         & ~pl.any_horizontal([pl.lit(False), *prescribed])
+        & pl.any_horizontal([pl.lit(False), *choice])
     )
     if chosen.is_empty():
         return fallback

@@ -35,6 +35,14 @@ _CONSTANT_ID = -1  # cvxpy's column id of the constant 1 in the parameter vector
 
 
 _SOLVED = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
+#: Settings tried, in turn, when a solve stalls ("insufficient progress"): without Ruiz
+#: equilibration (books whose costs span many orders of magnitude), then with shorter steps
+#: (at most 90% of the way to the cone boundary instead of 99%: limits that pin positions, such
+#: as an investment-grade-only fund's "no junk", leave optimal duals that are not unique).
+RETRIES: tuple[tuple[str, dict[str, object]], ...] = (
+    ("without equilibration", {"equilibrate_enable": False}),
+    ("shorter steps", {"max_step_fraction": 0.9}),
+)
 
 
 class ClarabelProgram:
@@ -63,10 +71,12 @@ class ClarabelProgram:
         self._size = prog.total_param_size + 1
         self._cones = dims_to_solver_cones(prog.cone_dims)
         self._settings = CLARABEL.parse_solver_opts(False, dict(settings))
-        # the second attempt: the same settings without Ruiz equilibration, which stalls
-        # ("insufficient progress") on some books whose costs span many orders of magnitude
-        self._plain = CLARABEL.parse_solver_opts(False, dict(settings))
-        self._plain.equilibrate_enable = False
+        self._retries = []
+        for label, change in RETRIES:
+            retry = CLARABEL.parse_solver_opts(False, dict(settings))
+            for name, value in change.items():
+                setattr(retry, name, value)
+            self._retries.append((label, retry))
         self._p = sp.csc_array((width - 1, width - 1))
         self._solver: clarabel.DefaultSolver | None = None
         self._columns = {
@@ -96,14 +106,14 @@ class ClarabelProgram:
             )
         result = solver.solve()
         status = CLARABEL.STATUS_MAP.get(str(result.status), cp.SOLVER_ERROR)
-        if status not in _SOLVED:
-            retry = clarabel.DefaultSolver(self._p, q[:-1], a, b, self._cones, self._plain)
-            result = retry.solve()
+        if status in _SOLVED:
+            return status, np.asarray(result.x)
+        for label, settings in self._retries:
+            result = clarabel.DefaultSolver(self._p, q[:-1], a, b, self._cones, settings).solve()
             status = CLARABEL.STATUS_MAP.get(str(result.status), cp.SOLVER_ERROR)
-            if status not in _SOLVED:
-                return status, None
-            status = f"{status} (without equilibration)"
-        return status, np.asarray(result.x)
+            if status in _SOLVED:
+                return f"{status} ({label})", np.asarray(result.x)
+        return status, None
 
     def value(self, var: cp.Variable, z: np.ndarray) -> np.ndarray:
         """``var``'s value in the solution ``z`` (``var`` must be in :attr:`readable`)."""

@@ -17,9 +17,12 @@ Conic form. De-risking trades only reduce positions, so ``u = −φ∘x`` with `
 fraction of each position traded, ``|u_i| = φ_i·|x_i|``. Rules that buy (``rule.buys``, e.g.
 rebalancing) add ``ψ ≥ 0``, the fraction bought: ``u = (ψ − φ)∘x`` and ``|u_i| = (φ_i + ψ_i)·|x_i|``
 at the optimum (selling and buying the same asset only adds cost); purchases go into assets the
-holder already holds, and ``φ`` may exceed 1 (a net short class rebalanced to a long target
-turns its positions over) unless a rule's convex form needs fixed signs. With ``τ`` the
-fraction traded (``φ``, or ``φ + ψ``) the cost is
+holder already holds. A long position is never sold through zero (``φ ≤ 1``: no rule needs a
+short where there was a long); a short may be bought back into a long (a net short class
+rebalanced to a long target turns its positions over), up to ``φ ≤ 1 + 2S/|x|`` — twice the
+book — unless a rule's convex form needs fixed signs (then ``φ ≤ 1`` everywhere). Where no sign
+can change, ``|x⁺|`` is written ``σ∘x⁺`` with ``σ = sign(x)`` (:attr:`ProblemSpace.abs_x_plus`).
+With ``τ`` the fraction traded (``φ``, or ``φ + ψ``) the cost is
 ``a·τ + b·t`` with ``a_i = h_i·|x_i|``, ``b_i = β_i·|x_i|^{3/2}`` and ``t_i ≥ τ_i^{3/2}`` written
 exactly as the power cone ``t_i^{2/3}·1^{1/3} ≥ τ_i``. Currency is divided by a per-holder scale
 ``S = max(Σ|x|, |E|)`` and the objective by ``c = max_i(a_i + b_i)``, the dearest full exit, so
@@ -74,6 +77,8 @@ SOLVER_DEFAULTS: dict[str, dict[str, float]] = {
 #: a first-order conic solver, at residuals of 10⁻⁸.
 FALLBACK_SOLVER = "SCS"
 FALLBACK_OPTIONS: dict[str, float] = {"eps_abs": 1e-8, "eps_rel": 1e-8, "max_iters": 200_000}
+#: Per-position bound on the fraction sold φ where shorts may turn long (see the module doc).
+MAX_FRACTION_SOLD = "max_fraction_sold"
 #: Trades smaller than this share of the book are solver residue and set to zero.
 DUST = 1e-9
 IMPACT_KAPPA = 1.0
@@ -107,7 +112,9 @@ class CompiledProblem:
         *,
         direct: bool = True,
     ) -> None:
-        p = ProblemSpace(n, k)
+        buys = any(rule.buys for rule in rules)
+        signs_fixed = not buys or any(rule.fixed_signs for rule in rules)
+        p = ProblemSpace(n, k, signs_fixed=signs_fixed)
         x0 = p.vec(Vec.X0)
         spread, impact = p.vec("spread_cost"), p.vec("impact_cost", nonneg=True)
         phi = cp.Variable(n, name="fraction_sold")
@@ -115,10 +122,11 @@ class CompiledProblem:
         self.constraints: dict[str, cp.Constraint] = {}
         for rule in rules:
             self.constraints.update(rule.constraints(p))
-        buys = any(rule.buys for rule in rules)
-        base = [phi >= 0]
-        if not buys or any(rule.fixed_signs for rule in rules):
+        base = [phi >= 0, *p.ties]
+        if signs_fixed:
             base += [phi <= 1]  # never through zero
+        else:  # longs never through zero; shorts may be bought back into longs
+            base += [phi <= p.vec(MAX_FRACTION_SOLD)]
         if buys:  # purchases too: u = x∘(ψ − φ), traded φ + ψ
             psi = cp.Variable(n, name="fraction_bought")
             traded = phi + psi
@@ -326,6 +334,8 @@ class ProblemCache:
             values[name] = padded
         x0 = values[Vec.X0] = values[Vec.X0] / scale
         held = np.abs(x0)
+        values[Vec.SIGN] = np.sign(x0)
+        values[MAX_FRACTION_SOLD] = np.where(x0 < 0, 1.0 + 2.0 / np.where(x0 < 0, held, 1.0), 1.0)
         spread = values.pop("half_spread") * held
         impact = values.pop("impact") * math.sqrt(scale) * held**1.5
         cost_scale = float(np.max(spread + impact, initial=0.0)) or 1.0

@@ -70,6 +70,7 @@ class Vec:
     RISK_FACTOR = "risk_factor"  # (k, n): Σ = Fᵀ F + diag(s²) restricted to the holder's assets
     RISK_SPECIFIC = "risk_specific"  # s, specific volatility
     MARGIN_RATE = "margin_rate"  # m_i, the asset's own rate or null (filled by the rule)
+    SIGN = "sign"  # σ_i = sign(x0_i): ±1, 0 for an empty slot
     CASH0 = "cash0"  # scalar: account cash before the trade
 
 
@@ -78,14 +79,34 @@ class ProblemSpace:
 
     ``u`` are trades and ``x_plus`` the post-trade exposures, tied by ``x_plus == x0 + u``.
     Parameters are created once, by name, and re-bound for every holder that is solved.
+    ``signs_fixed``: no position can change sign in this problem (every fraction sold φ ≤ 1);
+    :attr:`abs_x_plus` then needs no absolute value. ``ties`` are constraints the space itself
+    adds to the problem.
     """
 
-    def __init__(self, n: int, k: int) -> None:
+    def __init__(self, n: int, k: int, *, signs_fixed: bool = False) -> None:
         self.n = n
         self.k = k
         self.u = cp.Variable(n, name="u")
         self.x_plus = cp.Variable(n, name="x_plus")
         self.params: dict[str, cp.Parameter] = {}
+        self.signs_fixed = signs_fixed
+        self.ties: list[cp.Constraint] = []
+        self._abs: cp.Variable | None = None
+
+    @property
+    def abs_x_plus(self) -> cp.Expression:
+        """``|x⁺|``, elementwise. When no position changes sign, ``|x⁺| = σ∘x⁺`` with
+        ``σ = sign(x₀)``: a variable tied to ``x⁺`` by an equality. The same number as
+        ``cp.abs``, without its epigraph ``v ≥ x⁺, v ≥ −x⁺``: at a position sold in full both of
+        those are tight at ``v = 0`` together with ``φ ≤ 1``, a degenerate vertex on which
+        interior-point solvers stall."""
+        if not self.signs_fixed:
+            return cp.abs(self.x_plus)
+        if self._abs is None:
+            self._abs = cp.Variable(self.n, name="abs_x_plus")
+            self.ties.append(self._abs == cp.multiply(self.vec(Vec.SIGN), self.x_plus))
+        return self._abs
 
     def param(
         self, name: str, shape: tuple[int, ...] = (), *, nonneg: bool = False
@@ -140,6 +161,15 @@ class RuleBase(BaseModel):
     #: Rule kinds whose forced trades are fully prescribed (e.g. an index change): a holder whose
     #: prescribed rule acts trades them as computed under either execution style.
     prescribed: ClassVar[bool] = False
+
+    @property
+    def leaves_no_choice(self) -> bool:
+        """Where this rule acts, its restore level admits one set of trades, the pro-rata one
+        (e.g. "no junk": every junk bond sold in full), so the minimal-cost trades are those too.
+        A holder whose acting rules all leave no choice is not solved: the solve would have no
+        interior to move in (its limit and "a long never goes short" pin the same positions)."""
+        return False
+
     #: Cash sources that restore the rule when it is cured with cash (:meth:`cure_need`): cash
     #: from a reserve or from investors raises equity; a credit line raises cash and debt alike.
     cure_sources: ClassVar[frozenset[str]] = frozenset(

@@ -120,5 +120,5 @@ class Leverage(RuleBase):
     def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
         c = p.vec(Vec.IS_CASH, nonneg=True)
         cash_after = p.param(Vec.CASH0) - c @ p.u
-        gross = cp.sum(cp.abs(p.x_plus)) + cp.pos(cash_after)
+        gross = cp.sum(p.abs_x_plus) + cp.pos(cash_after)
         return {self.constraint_name("gross_assets<=bound"): gross <= p.param(self.bound_name)}

@@ -81,5 +81,5 @@ class Margin(RuleBase):
 
     def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
         m = p.vec(self.rate_name, nonneg=True)
-        requirement = m @ cp.abs(p.x_plus)
+        requirement = m @ p.abs_x_plus
         return {self.constraint_name("requirement<=bound"): requirement <= p.param(self.bound_name)}

@@ -93,6 +93,11 @@ class RatingFloor(PositionRule):
             )
         return self
 
+    @property
+    def leaves_no_choice(self) -> bool:
+        """With no tolerated share at the restore level every below-floor holding goes."""
+        return self._share(Level.RESTORE) == 0
+
     def _share(self, level: Level) -> float:
         if level is Level.RESTORE and self.restore_share is not None:
             return self.restore_share

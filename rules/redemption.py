@@ -205,7 +205,7 @@ class Redemption(PositionRule):
     def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
         c = p.vec(self.column("floor"), nonneg=True)
         w = p.vec(self.column("cash_weights"), nonneg=True)
-        lhs = c @ cp.abs(p.x_plus) + w @ p.u
+        lhs = c @ p.abs_x_plus + w @ p.u
         return {self.constraint_name("cash>=floor"): lhs <= p.param(self.bound_name)}
 
     # --- the waterfall ------------------------------------------------------------------------

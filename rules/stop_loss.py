@@ -76,7 +76,7 @@ class StopLoss(RuleBase):
         return {self.bound_name: pl.when(self._hit()).then(self.bound(level)).otherwise(slack)}
 
     def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
-        gross = cp.sum(cp.abs(p.x_plus))
+        gross = cp.sum(p.abs_x_plus)
         return {
             self.constraint_name("gross<=bound"): gross <= p.param(self.bound_name, nonneg=True)
         }

@@ -111,5 +111,5 @@ class VolTarget(RuleBase):
         out = {self.constraint_name("risk<=bound"): risk <= p.param(self.bound_name, nonneg=True)}
         if self.gross_cap is not None:
             gross = p.param(f"{self.kind}.gross_bound", nonneg=True)
-            out[self.constraint_name("gross<=cap")] = cp.sum(cp.abs(p.x_plus)) <= gross
+            out[self.constraint_name("gross<=cap")] = cp.sum(p.abs_x_plus) <= gross
         return out

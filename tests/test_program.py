@@ -9,9 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from oracle_kit import run_case
 
+from estimator import program as program_module
 from estimator import solve as solve_module
 from estimator.program import ClarabelProgram
 from estimator.solve import SOLVER_DEFAULTS
+from rules import ProblemSpace, Vec
 
 TUNED = SOLVER_DEFAULTS["CLARABEL"]
 
@@ -125,3 +127,47 @@ def test_a_stalled_clarabel_solve_falls_back_to_scs(monkeypatch: pytest.MonkeyPa
     book = 0.9 * (6000.0 + 6000.0)
     for asset in normal.keys() | fallback.keys():
         assert fallback.get(asset, 0.0) == pytest.approx(normal.get(asset, 0.0), abs=1e-4 * book)
+
+
+def test_a_stalled_solve_is_retried_with_other_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The closed-form problem above, first held to one iteration (it cannot finish), then
+    retried with the iteration limit lifted: the retry's answer, named by its label."""
+    monkeypatch.setattr(program_module, "RETRIES", (("more iterations", {"max_iter": 200}),))
+    param = cp.Parameter(name="a", nonneg=True)
+    x, t = cp.Variable(name="x"), cp.Variable(name="t")
+    problem = cp.Problem(cp.Minimize(-param * x + t), [cp.PowCone3D(t, 1.0, x, 2 / 3)])
+    program = ClarabelProgram(problem, {**TUNED, "max_iter": 1})
+    status, z = program.solve({param.id: np.array(1.5)})
+    assert status == f"{cp.OPTIMAL} (more iterations)" and z is not None
+    assert -1.5 * program.value(x, z) + program.value(t, z) == pytest.approx(-4 * 1.5**3 / 27)
+
+
+@pytest.mark.parametrize("x0", [[60.0, -30.0, 40.0], [10.0, 0.0, -50.0]])
+def test_signed_gross_equals_the_absolute_value(x0: list[float]) -> None:
+    """Where no position changes sign, |x⁺| is written σ∘x⁺ (an equality): the same optimum as
+    cvxpy's own absolute value. Sell at least half the gross, at costs 1, 2, 3 per unit sold
+    (+ t ≥ φ^{3/2}): both forms give the same trades, to the solver's accuracy on trades (about
+    the square root of its 10⁻⁹: the objective is flat at its minimum)."""
+    n = 3
+    trades = []
+    for signs_fixed in (True, False):
+        p = ProblemSpace(n, 1, signs_fixed=signs_fixed)
+        phi, t = cp.Variable(n), cp.Variable(n)
+        x = p.vec(Vec.X0)
+        constraints = [
+            p.u == -cp.multiply(x, phi),
+            p.x_plus == x + p.u,
+            phi >= 0,
+            phi <= 1,
+            cp.PowCone3D(t, np.ones(n), phi, 2 / 3),
+            cp.sum(p.abs_x_plus) <= 0.5 * float(np.abs(x0).sum()),
+        ]
+        constraints[0:0] = p.ties  # the tie exists once abs_x_plus was read
+        problem = cp.Problem(cp.Minimize(np.array([1.0, 2.0, 3.0]) @ phi + cp.sum(t)), constraints)
+        p.params[Vec.X0].value = np.array(x0)
+        if Vec.SIGN in p.params:
+            p.params[Vec.SIGN].value = np.sign(x0)
+        problem.solve(solver="CLARABEL", **TUNED)
+        assert problem.status == cp.OPTIMAL
+        trades.append(p.u.value)
+    assert trades[0] == pytest.approx(trades[1], abs=1e-5 * float(np.abs(x0).sum()))

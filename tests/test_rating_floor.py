@@ -53,6 +53,24 @@ def test_downgrade_below_the_floor_sells_the_whole_position(execution: str) -> N
     assert abs(h["rating_floor.metric_after"]) <= 1e-9
 
 
+@pytest.mark.parametrize(("share", "solved"), [(0.0, False), (0.05, True)])
+def test_min_cost_solves_only_where_there_is_a_choice(share: float, solved: bool) -> None:
+    # Junk x 1000 and an A bond y 3000. With no tolerance every junk bond goes whatever it costs:
+    # the trades are the pro-rata ones, without a solve. With 5% tolerated the fund keeps
+    # 0.05·4000 = 200 of junk (cash unchanged, total assets 4000): it sells 800, and a solve
+    # chooses which junk to sell (here the one junk bond).
+    result = run_case(
+        [_bond("x", "BBB-"), _bond("y", "A")],
+        [{"holder_id": "h"}],
+        [("h", "x", 10.0), ("h", "y", 30.0)],
+        [{"kind": "rating_floor", "floor": "BBB-", "share": share}],
+        _downgrade("x"),
+        "min_cost",
+    )
+    assert _sold(result) == pytest.approx({"x": 1000.0 - share * 4000.0}, rel=1e-6)
+    assert (holder(result)["solver_status"] == "optimal") is solved
+
+
 @pytest.mark.parametrize("execution", EXECUTIONS)
 def test_downgrade_to_exactly_the_floor_sells_nothing(execution: str) -> None:
     # BBB → BBB-: at the floor, not below it.

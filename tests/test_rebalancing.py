@@ -170,6 +170,27 @@ def test_min_cost_sells_the_cheaper_overweight_class() -> None:
     assert abs(traded.get("c", 0.0)) <= 1e-3
 
 
+def test_min_cost_never_sells_a_long_through_zero() -> None:
+    # Equities A 50 and B 550, bonds 400: 60/40. Equities +40%: A 70, B 770, V = 1240, equity
+    # weight 67.7% > 65%. Back to target: equities 0.6·1240 = 744, sell 96; bonds buy 96. A costs
+    # 0.1bp to trade and B 50bp: the cheapest 96 would be A sold 96 — 26 short. A pension does not
+    # go short: A is sold in full (70), B the other 26.
+    result = run_case(
+        [
+            _asset("a", "equity") | {"half_spread_bps": 0.1, "adv": 1e12},
+            _asset("b", "equity") | {"half_spread_bps": 50.0},
+            _asset("ust", "govt_bond"),
+        ],
+        [{"holder_id": "h", "holder_type": "pension"}],
+        [("h", "a", 0.5), ("h", "b", 5.5), ("h", "ust", 4.0)],
+        [SIXTY_FORTY],
+        _equity_falls(0.40),
+        "min_cost",
+    )
+    assert _traded(result) == pytest.approx({"a": -70.0, "b": -26.0, "ust": 96.0}, rel=1e-6)
+    assert holder(result)["compliant"]
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
