@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# March 2020 on the default (census) market: the reports and report.html in reports/demo.
 demo: $(STAMP)
-	$(BIN)/forced-flow run demo --out reports/demo
+	$(BIN)/forced-flow run march_2020 --out reports/demo --html
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -33,7 +34,7 @@ bench: $(STAMP)
 # The demo's HTML report rendered by headless Chromium, to check by eye how it looks.
 report-png: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
-	$(BIN)/forced-flow report demo --out reports/demo
+	$(BIN)/forced-flow report march_2020 --out reports/demo
 	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1200,4200 \
 		--screenshot=$(CURDIR)/reports/demo/report.png file://$(CURDIR)/reports/demo/report.html
 

@@ -1,9 +1,9 @@
 """forced-flow: who must trade in a market scenario, how much, and what it does to liquidity.
 
 >>> import estimator
->>> result = estimator.run("demo")          # a shipped scenario on the embedded market
+>>> result = estimator.run("march_2020")    # a shipped scenario on the default (census) market
 >>> result.assets.sort("pct_adv", descending=True).head()   # doctest: +SKIP
->>> estimator.survival("demo", holder_id="RETAIL_1").holders   # doctest: +SKIP
+>>> estimator.survival("small_crash", holder_id="RETAIL_1").holders   # doctest: +SKIP
 """
 
 from estimator.api import RunResult, run

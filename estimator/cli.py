@@ -23,7 +23,13 @@ from estimator.errors import InputError, InputWarnings, RunError
 from estimator.explain import explain
 from estimator.mandates import Execution, Mandate
 from estimator.market import load_market
-from estimator.paths import resolve_market, resolve_scenario, shipped_scenarios
+from estimator.paths import (
+    DEFAULT_MARKET,
+    DEMO_SCENARIO,
+    resolve_market,
+    resolve_scenario,
+    shipped_scenarios,
+)
 from estimator.report import money
 from estimator.scenario import Scenario, apply_scenario, load_scenario
 from estimator.survival import NOT_FORCED, Search, SurvivalResult, survival
@@ -39,7 +45,8 @@ out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 ScenarioArg = Annotated[
-    str, typer.Argument(help="A shipped scenario's name (e.g. 'demo') or a scenario TOML file.")
+    str,
+    typer.Argument(help="A shipped scenario's name (e.g. 'march_2020') or a scenario TOML file."),
 ]
 MarketOpt = Annotated[
     str | None,
@@ -244,7 +251,7 @@ def explain_command(
     holder: Annotated[str, typer.Argument(help="holder_id to explain.")],
     scenario: Annotated[
         str, typer.Option("--scenario", "-s", help="Shipped scenario name or TOML file.")
-    ] = "demo",
+    ] = DEMO_SCENARIO,
     market: MarketOpt = None,
 ) -> None:
     """One holder's story: its book before and after, the rules that fired, its trades round by
@@ -360,7 +367,7 @@ def _survival_story(row: dict, result: SurvivalResult) -> str:
 def census_command(
     market: Annotated[
         str, typer.Argument(help="Market bundle folder or shipped name.")
-    ] = "default",
+    ] = DEFAULT_MARKET,
     out_dir: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Also write the census tables into this folder."),
@@ -424,7 +431,7 @@ def validate_command(
                 resolve_market(market) if market else resolve_market(spec.market, spec_path.parent)
             )
         else:
-            where = resolve_market(market or "default")
+            where = resolve_market(market or DEFAULT_MARKET)
         loaded = load_market(where)
         warnings = InputWarnings(list(loaded.warnings.items))
         if spec_path is not None:  # shocks and index changes against this market

@@ -190,6 +190,20 @@ def _table(frame: pl.DataFrame, money_columns: tuple[str, ...] = ()) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+#: Rows of a table shown in the report; the written CSV files hold them all.
+TABLE_ROWS = 50
+
+
+def _capped(frame: pl.DataFrame, written: str) -> str:
+    """A line saying the table below shows only the largest rows, if it does."""
+    if frame.height <= TABLE_ROWS:
+        return ""
+    return (
+        f"<p class='lede'>The {TABLE_ROWS} largest of {frame.height}; "
+        f"<code>{written}</code> has them all.</p>"
+    )
+
+
 def render(result: RunResult, *, top: int = 15) -> str:
     """The report of ``result`` as one HTML document."""
     m = result.manifest
@@ -219,8 +233,12 @@ def render(result: RunResult, *, top: int = 15) -> str:
         f"<h2>{html.escape(title)}</h2><figure>{_svg(chart)}</figure>" for title, chart in sections
     )
     top_assets = result.assets.sort("pct_adv", descending=True).head(top)
-    not_ok = result.holders.filter(pl.col("status") != "ok").select(
-        "holder_id", "holder_type", "status", "triggered_rules", "sold", "bought", "shortfall"
+    not_ok = (
+        result.holders.filter(pl.col("status") != "ok")
+        .select(
+            "holder_id", "holder_type", "status", "triggered_rules", "sold", "bought", "shortfall"
+        )
+        .sort(pl.col("sold") + pl.col("bought"), "holder_id", descending=[True, False])
     )
     tables = (
         "<h2>Assets</h2>"
@@ -237,11 +255,15 @@ def render(result: RunResult, *, top: int = 15) -> str:
             ("sell_value", "buy_value", "net_value"),
         )
         + "<h2>Holders that had to act</h2>"
-        + _table(not_ok, ("sold", "bought", "shortfall"))
+        + _capped(not_ok, "holders.csv")
+        + _table(not_ok.head(TABLE_ROWS), ("sold", "bought", "shortfall"))
     )
     if result.cures is not None and not result.cures.is_empty():
-        tables += "<h2>Cures: cash against forced trades</h2>" + _table(
-            result.cures, ("need", "cured", "remaining", "traded")
+        cures = result.cures.sort("need", "traded", descending=True, nulls_last=True)
+        tables += (
+            "<h2>Cures: cash against forced trades</h2>"
+            + _capped(cures, "cures.csv")
+            + _table(cures.head(TABLE_ROWS), ("need", "cured", "remaining", "traded"))
         )
     card_html = "".join(f"<div class='card'>{k}<b>{html.escape(v)}</b></div>" for k, v in cards)
     name = html.escape(result.scenario.name)

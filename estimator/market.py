@@ -2,7 +2,7 @@
 
 On disk a bundle is a folder with a ``market.toml`` naming its files (paths relative to it)::
 
-    name = "default"
+    name = "small"
     assets = "assets.csv"
     holders = "holders.csv"
     positions = "positions.csv"

@@ -6,6 +6,13 @@ from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
 
+DEFAULT_MARKET = "census"
+"""The shipped market a scenario runs on when it names none: every holder type, sized to public
+aggregates (``scenarios/markets/census``)."""
+
+DEMO_SCENARIO = "march_2020"
+"""The scenario ``make demo`` runs, and ``explain`` when none is named."""
+
 
 def data_root() -> Path:
     """Folder holding ``scenarios/`` and ``mandates/``."""

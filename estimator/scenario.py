@@ -47,6 +47,7 @@ from estimator import indices, risk
 from estimator.days import Days
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.impact import Impact
+from estimator.paths import DEFAULT_MARKET
 from estimator.selectors import Selector
 from estimator.toml_files import load_toml
 from rules import Book, index_column
@@ -213,7 +214,7 @@ class Scenario(BaseModel):
 
     name: str = Field(min_length=1)
     description: str = ""
-    market: str = Field("default", description="bundle name shipped with the tool, or a path")
+    market: str = Field(DEFAULT_MARKET, description="bundle name shipped with the tool, or a path")
     shocks: list[Shock] = Field(default_factory=list)
     index_changes: list[IndexChange] = Field(default_factory=list)
     holder_shocks: list[HolderShock] = Field(

@@ -29,7 +29,7 @@ from estimator.market import Market, load_market
 from estimator.paths import resolve_market
 from estimator.scenario import load_scenario
 
-DEMO_SCENARIO = Path(__file__).parents[1] / "scenarios" / "demo.toml"
+SMALL_CRASH = Path(__file__).parents[1] / "scenarios" / "small_crash.toml"
 
 LEVERAGE_2 = Mandate(name="m", rules=[{"kind": "leverage", "max": 2.0}])
 
@@ -168,9 +168,9 @@ def test_holder_order_does_not_change_the_cascade() -> None:
 
 
 def test_without_impact_one_round_and_amplification_exactly_one() -> None:
-    spec = load_scenario(DEMO_SCENARIO)
-    market = load_market(resolve_market(spec.market, DEMO_SCENARIO.parent))
-    shocked, holders = prepare(spec, market, "demo", InputWarnings())
+    spec = load_scenario(SMALL_CRASH)
+    market = load_market(resolve_market(spec.market, SMALL_CRASH.parent))
+    shocked, holders = prepare(spec, market, "small_crash", InputWarnings())
     result = cascade(shocked, holders, market.positions, market.mandates, Impact())
     single = estimator.run(spec, market)
     assert result.converged
@@ -208,7 +208,7 @@ def test_run_with_impact_reports_every_round(tmp_path: Path) -> None:
 
 
 def test_the_shipped_cascade_scenario_forces_a_second_round() -> None:
-    result = estimator.run("demo_cascade")
+    result = estimator.run("small_cascade")
     info = result.manifest["cascade"]
     assert info["converged"] is True
     assert info["rounds_traded"] >= 2

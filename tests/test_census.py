@@ -17,7 +17,7 @@ from estimator import Mandate
 from estimator.census import census
 from estimator.cli import app
 
-DEFAULT = Path(__file__).resolve().parent.parent / "scenarios" / "markets" / "default"
+SMALL = Path(__file__).resolve().parent.parent / "scenarios" / "markets" / "small"
 
 
 def _tiny() -> estimator.Market:
@@ -74,25 +74,31 @@ def test_a_tiny_market_by_hand() -> None:
     assert ("pension", "govt_bond") not in cross
 
 
-def test_the_default_bundle_against_its_files() -> None:
+def test_the_small_bundle_against_its_files() -> None:
     # long and short exposure per asset class summed row by row from the CSV files themselves
-    assets = {r["asset_id"]: r for r in csv.DictReader((DEFAULT / "assets.csv").open())}
+    assets = {r["asset_id"]: r for r in csv.DictReader((SMALL / "assets.csv").open())}
     long: dict[str, float] = defaultdict(float)
     short: dict[str, float] = defaultdict(float)
-    for row in csv.DictReader((DEFAULT / "positions.csv").open()):
+    for row in csv.DictReader((SMALL / "positions.csv").open()):
         a = assets[row["asset_id"]]
         x = float(row["quantity"]) * float(a["price"]) * float(a["multiplier"] or 1.0)
         (long if x > 0 else short)[a["asset_class"]] += x
-    c = census(estimator.load_market(DEFAULT))
+    c = census(estimator.load_market(SMALL))
     for row in c.by_class.iter_rows(named=True):
         assert math.isclose(row["long"], long[row["asset_class"]], rel_tol=1e-12)
         assert math.isclose(row["short"], short[row["asset_class"]], rel_tol=1e-12, abs_tol=0)
-    n_holders = sum(1 for _ in csv.DictReader((DEFAULT / "holders.csv").open()))
+    n_holders = sum(1 for _ in csv.DictReader((SMALL / "holders.csv").open()))
     assert c.by_type["holders"].sum() == n_holders
 
 
+def test_census_command_reads_the_default_market_without_an_argument() -> None:
+    result = CliRunner().invoke(app, ["census"])
+    assert result.exit_code == 0, result.output
+    assert "market 'census'" in result.output and "family_office" in result.output
+
+
 def test_census_command_prints_and_writes(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["census", "default", "--out", str(tmp_path / "c")])
+    result = CliRunner().invoke(app, ["census", "small", "--out", str(tmp_path / "c")])
     assert result.exit_code == 0, result.output
     assert "Holders by type" in result.output and "ldi_fund" in result.output
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [

@@ -25,8 +25,8 @@ def test_help(command: list[str]) -> None:
     assert "Usage" in result.output
 
 
-def test_run_demo_writes_reports(tmp_path: Path) -> None:
-    result = runner.invoke(cli.app, ["run", "demo", "--out", str(tmp_path / "r")])
+def test_run_writes_reports(tmp_path: Path) -> None:
+    result = runner.invoke(cli.app, ["run", "small_crash", "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     assert "forced selling" in result.output
     manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
@@ -38,7 +38,7 @@ def test_run_demo_writes_reports(tmp_path: Path) -> None:
 
 
 def test_run_parquet_and_execution_override(tmp_path: Path) -> None:
-    args = ["run", "demo", "-o", str(tmp_path / "p"), "-f", "parquet", "-e", "min_cost"]
+    args = ["run", "small_crash", "-o", str(tmp_path / "p"), "-f", "parquet", "-e", "min_cost"]
     result = runner.invoke(cli.app, args)
     assert result.exit_code == 0, result.output
     holders = pl.read_parquet(tmp_path / "p" / "holders.parquet")
@@ -48,10 +48,10 @@ def test_run_parquet_and_execution_override(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["run", "demo", "--format", "xlsx"], "csv or parquet"),
-        (["run", "demo", "--participation", "1.5"], "participation"),
+        (["run", "small_crash", "--format", "xlsx"], "csv or parquet"),
+        (["run", "small_crash", "--participation", "1.5"], "participation"),
         (["run", "no_such_scenario"], "file not found"),
-        (["run", "demo", "--execution", "fastest"], "fastest"),
+        (["run", "small_crash", "--execution", "fastest"], "fastest"),
         (["schema", "portfolio"], "mandate"),
     ],
 )
@@ -69,7 +69,7 @@ def test_run_failure_exits_1(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
         raise RunError("boom")
 
     monkeypatch.setattr(cli, "run", broken)
-    result = runner.invoke(cli.app, ["run", "demo", "--out", str(tmp_path / "x")])
+    result = runner.invoke(cli.app, ["run", "small_crash", "--out", str(tmp_path / "x")])
     assert result.exit_code == 1
     assert "boom" in result.output
     assert not (tmp_path / "x").exists()
@@ -78,8 +78,8 @@ def test_run_failure_exits_1(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 def test_validate_default_and_scenario() -> None:
     result = runner.invoke(cli.app, ["validate"])
     assert result.exit_code == 0, result.output
-    assert "ok: market 'default'" in result.output
-    result = runner.invoke(cli.app, ["validate", "demo"])
+    assert "ok: market 'census'" in result.output
+    result = runner.invoke(cli.app, ["validate", "small_crash"])
     assert result.exit_code == 0, result.output
 
 
@@ -95,17 +95,18 @@ def test_schema_lists_every_rule_kind() -> None:
     assert kinds == set(RULE_KINDS)
 
 
-def test_scenarios_lists_demo() -> None:
+def test_scenarios_lists_the_shipped_ones() -> None:
     result = runner.invoke(cli.app, ["scenarios"])
     assert result.exit_code == 0
-    assert "demo" in result.output
+    for name in ("march_2020", "gilt_2022", "small_crash", "small_cascade"):
+        assert name in result.output
 
 
 def test_explain_a_holder_and_an_unknown_one() -> None:
-    told = runner.invoke(cli.app, ["explain", "IG_FUND"])
+    told = runner.invoke(cli.app, ["explain", "IG_FUND", "--scenario", "small_crash"])
     assert told.exit_code == 0, told.output
     assert "IG_FUND: ig_bond_fund" in told.output
     assert "rating_floor" in told.output
-    unknown = runner.invoke(cli.app, ["explain", "NOBODY"])
+    unknown = runner.invoke(cli.app, ["explain", "NOBODY", "-s", "small_crash"])
     assert unknown.exit_code == 2
     assert "no holder 'NOBODY'" in unknown.output

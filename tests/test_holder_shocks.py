@@ -119,6 +119,6 @@ def test_holder_shock_scaled_by_hand() -> None:
     assert shock.scaled(3.0).credit_line_cut == 1.0
 
 
-def test_shipped_demo_names_its_holder_shock() -> None:
-    spec = estimator.load_scenario(resolve_scenario("demo"))
+def test_small_crash_names_its_holder_shock() -> None:
+    spec = estimator.load_scenario(resolve_scenario("small_crash"))
     assert spec.holder_shocks and spec.holder_shocks[0].redemption_rate == 0.03

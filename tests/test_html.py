@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
 import estimator
+from estimator import html as html_module
 from estimator.cli import app
 from estimator.report import money
 
@@ -44,14 +46,27 @@ def test_every_chart_of_a_cascade_on_a_day_clock(days_run: estimator.RunResult) 
 
 
 def test_the_headline_uses_the_runs_numbers() -> None:
-    result = estimator.run("demo")
+    result = estimator.run("small_crash")
     page = result.html()
     assert money(result.manifest["totals"]["sell_value"]) in page
     assert page.count("<svg") == 3  # one round: no cascade, day or chain charts
     assert "LDI_POOLED" in page  # holders that had to act are tabled
 
 
-@pytest.mark.parametrize("command", [["report", "demo"], ["run", "demo", "--html"]])
+def test_long_tables_show_their_largest_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = estimator.run("small_crash")
+    acted = result.holders.filter(pl.col("status") != "ok").with_columns(
+        traded=pl.col("sold") + pl.col("bought")
+    )
+    largest = acted.sort("traded", descending=True)["holder_id"].to_list()
+    monkeypatch.setattr(html_module, "TABLE_ROWS", 3)
+    page = html_module.render(result)
+    assert f"The 3 largest of {acted.height}; <code>holders.csv</code>" in page
+    table = page.split("<h2>Holders that had to act</h2>")[1].split("</table>")[0]
+    assert [h for h in largest if f"<td>{h}</td>" in table] == largest[:3]
+
+
+@pytest.mark.parametrize("command", [["report", "small_crash"], ["run", "small_crash", "--html"]])
 def test_commands_write_report_html(tmp_path: Path, command: list[str]) -> None:
     out = tmp_path / "r"
     result = CliRunner().invoke(app, [*command, "--out", str(out)])

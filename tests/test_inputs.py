@@ -16,9 +16,9 @@ runner = CliRunner()
 
 @pytest.fixture
 def bundle(tmp_path: Path) -> Path:
-    """A writable copy of the default market with its mandates beside it."""
+    """A writable copy of the small market with its mandates beside it."""
     market = tmp_path / "market"
-    shutil.copytree(markets_dir() / "default", market)
+    shutil.copytree(markets_dir() / "small", market)
     shutil.copytree(mandates_dir(), tmp_path / "mandates")
     toml = market / "market.toml"
     toml.write_text(toml.read_text().replace('"../../../mandates"', '"../mandates"'))

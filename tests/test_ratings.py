@@ -171,11 +171,11 @@ def test_unknown_rating_in_a_scenario_file_exits_2_and_writes_nothing(tmp_path: 
     assert not out.exists()
 
 
-def test_demo_scenario_cuts_the_bbb_minus_bond_to_junk() -> None:
-    market = load_market(resolve_market("default"))
+def test_small_crash_cuts_the_bbb_minus_bond_to_junk() -> None:
+    market = load_market(resolve_market("small"))
     before = market.assets.filter(pl.col("rating_sp") == "BBB-")["asset_id"].to_list()
     assert before  # the shipped market has a bond on the edge of investment grade
-    demo = load_scenario(resolve_scenario("demo"))
-    shocked = estimator.apply_scenario(market.assets, demo, index_weights=market.index_weights)
+    crash = load_scenario(resolve_scenario("small_crash"))
+    shocked = estimator.apply_scenario(market.assets, crash, index_weights=market.index_weights)
     after = dict(zip(shocked["asset_id"], shocked["rating_sp"], strict=True))
     assert [after[a] for a in before] == ["BB+"] * len(before)

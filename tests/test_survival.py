@@ -263,7 +263,7 @@ runner = CliRunner()
 
 def test_survival_command_writes_the_table_and_tells_one_holder(tmp_path: Path) -> None:
     out = tmp_path / "surv"
-    args = ["survival", "demo", "--grid", "6", "--tolerance", "0.01"]
+    args = ["survival", "small_crash", "--grid", "6", "--tolerance", "0.01"]
     one = runner.invoke(app, [*args, "--holder", "RETAIL_1", "--out", str(out)])
     assert one.exit_code == 0, one.output
     assert "RETAIL_1" in one.output and "First forced at" in one.output
@@ -274,10 +274,10 @@ def test_survival_command_writes_the_table_and_tells_one_holder(tmp_path: Path) 
 
 def test_survival_command_refuses_bad_input_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "surv"
-    unknown = runner.invoke(app, ["survival", "demo", "--holder", "NOPE", "--out", str(out)])
+    unknown = runner.invoke(app, ["survival", "small_crash", "--holder", "NOPE", "--out", str(out)])
     assert unknown.exit_code == 2
     assert "unknown holder 'NOPE'" in unknown.output
-    bad = runner.invoke(app, ["survival", "demo", "--max-multiple", "-1", "--out", str(out)])
+    bad = runner.invoke(app, ["survival", "small_crash", "--max-multiple", "-1", "--out", str(out)])
     assert bad.exit_code == 2
     assert "max_multiple" in bad.output
     assert not out.exists()

@@ -1,7 +1,7 @@
-"""Regenerate the small embedded default market in ``scenarios/markets/default``.
+"""Regenerate the small teaching market in ``scenarios/markets/small``.
 
 Deterministic: no randomness, every number below is a documented assumption chosen to be of a
-realistic order (not a calibration). Run ``python tools/build_default_market.py``.
+realistic order (not a calibration). Run ``python tools/build_small_market.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-OUT = Path(__file__).resolve().parent.parent / "scenarios" / "markets" / "default"
+OUT = Path(__file__).resolve().parent.parent / "scenarios" / "markets" / "small"
 
 # Factors: equity market return, change in government yield (decimal), change in credit spread.
 FACTORS = ["equity", "rates", "credit"]
@@ -413,7 +413,7 @@ POSITIONS = [
     ("RETAIL_2", "EQ_SMALL1", 3.3e4),
     ("RETAIL_3", "EQ_MID1", 8.0e3),
     ("RETAIL_4", "EQ_SMALL2", 6.0e4),
-    # investment-grade-only bond fund, about 1bn: its BBB- bond is the demo's fallen angel
+    # investment-grade-only bond fund, about 1bn: its BBB- bond is small_crash's fallen angel
     ("IG_FUND", "IG_A_6Y", 4.0e6),
     ("IG_FUND", "IG_BBBP_7Y", 3.0e6),
     ("IG_FUND", "IG_BBB_8Y", 2.0e6),

@@ -1,0 +1,91 @@
+"""``make demo``'s run — March 2020 on the default (census) market — checked against the bundle's
+own files: who must sell what follows from the shocks by arithmetic done here, not by the engine.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import estimator
+from estimator.paths import DEFAULT_MARKET, DEMO_SCENARIO, markets_dir, resolve_scenario
+
+CENSUS = markets_dir() / DEFAULT_MARKET
+EQUITY_RETURN = -0.34  # the scenario's first shock, on every equity
+
+
+def _rows(name: str) -> list[dict[str, str]]:
+    return list(csv.DictReader((CENSUS / name).open()))
+
+
+@pytest.fixture(scope="module")
+def result() -> estimator.RunResult:
+    return estimator.run(DEMO_SCENARIO)
+
+
+def test_the_demo_runs_on_the_default_market(result: estimator.RunResult) -> None:
+    assert estimator.load_scenario(resolve_scenario(DEMO_SCENARIO)).market == DEFAULT_MARKET
+    assert result.holders.height == len(_rows("holders.csv"))
+    statuses = result.manifest["statuses"]
+    assert sum(statuses.values()) == result.holders.height
+    assert statuses["forced"] > 0 and statuses["insolvent"] > 0
+
+
+def test_index_funds_do_not_trade(result: estimator.RunResult) -> None:
+    # every equity falls by the same 34% and no index changes: an index fund's weights do not
+    # move, so it has nothing to rebalance
+    index_funds = {r["holder_id"] for r in _rows("holders.csv") if r["holder_type"] == "index_fund"}
+    assert index_funds
+    assert result.trades.filter(pl.col("holder_id").is_in(index_funds)).height == 0
+
+
+def test_investment_grade_only_funds_sell_the_fallen_angel_in_full(
+    result: estimator.RunResult,
+) -> None:
+    # CB091 is BBB- and is cut a notch; funds with no tolerance for junk sell every unit of it
+    # and nothing else (one round, no price impact)
+    strict = {r["holder_id"] for r in _rows("holders.csv") if r["mandate"] == "census_ig_only"}
+    held = {
+        r["holder_id"]: float(r["quantity"])
+        for r in _rows("positions.csv")
+        if r["holder_id"] in strict and r["asset_id"] == "CB091"
+    }
+    assert held
+    sold = result.trades.filter(pl.col("holder_id").is_in(strict))
+    assert set(sold["asset_id"]) == {"CB091"}
+    by_holder = dict(zip(sold["holder_id"], sold["trade_quantity"], strict=True))
+    assert by_holder.keys() == held.keys()
+    for holder, quantity in held.items():
+        assert math.isclose(by_holder[holder], -quantity, rel_tol=1e-12)
+
+
+def test_the_family_office_accounts_are_wiped_out(result: estimator.RunResult) -> None:
+    # equity after the shock = cash + Σ q·p·(1 − 34%) over its (all-equity) book, below zero
+    prices = {r["asset_id"]: (r["asset_class"], float(r["price"])) for r in _rows("assets.csv")}
+    accounts = {
+        r["holder_id"]: float(r["cash"])
+        for r in _rows("holders.csv")
+        if r["holder_type"] == "family_office"
+    }
+    equity = defaultdict(float, accounts)
+    for r in _rows("positions.csv"):
+        if r["holder_id"] in accounts:
+            asset_class, price = prices[r["asset_id"]]
+            assert asset_class == "equity"
+            equity[r["holder_id"]] += float(r["quantity"]) * price * (1 + EQUITY_RETURN)
+    assert all(e < 0 for e in equity.values())
+    status = dict(result.holders.select("holder_id", "status").iter_rows())
+    assert {status[h] for h in accounts} == {"insolvent"}
+
+
+def test_the_census_market_is_where_a_scenario_without_a_market_runs(tmp_path: Path) -> None:
+    spec = tmp_path / "calm.toml"
+    spec.write_text('name = "calm"\n')
+    loaded = estimator.load_scenario(spec)
+    assert loaded.market == DEFAULT_MARKET
+    assert estimator.run(spec).holders.height == len(_rows("holders.csv"))
