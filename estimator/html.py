@@ -200,7 +200,7 @@ def _capped(frame: pl.DataFrame, written: str) -> str:
         return ""
     return (
         f"<p class='lede'>The {TABLE_ROWS} largest of {frame.height}; "
-        f"<code>{written}</code> has them all.</p>"
+        f"the {written} table written beside this report has them all.</p>"
     )
 
 
@@ -255,14 +255,14 @@ def render(result: RunResult, *, top: int = 15) -> str:
             ("sell_value", "buy_value", "net_value"),
         )
         + "<h2>Holders that had to act</h2>"
-        + _capped(not_ok, "holders.csv")
+        + _capped(not_ok, "holders")
         + _table(not_ok.head(TABLE_ROWS), ("sold", "bought", "shortfall"))
     )
     if result.cures is not None and not result.cures.is_empty():
         cures = result.cures.sort("need", "traded", descending=True, nulls_last=True)
         tables += (
             "<h2>Cures: cash against forced trades</h2>"
-            + _capped(cures, "cures.csv")
+            + _capped(cures, "cures")
             + _table(cures.head(TABLE_ROWS), ("need", "cured", "remaining", "traded"))
         )
     card_html = "".join(f"<div class='card'>{k}<b>{html.escape(v)}</b></div>" for k, v in cards)

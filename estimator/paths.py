@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from estimator.errors import InputError, Problem
+
 _PACKAGE = Path(__file__).resolve().parent
 
 DEFAULT_MARKET = "census"
@@ -38,13 +40,28 @@ def shipped_scenarios() -> dict[str, Path]:
     return {p.stem: p for p in sorted(scenarios_dir().glob("*.toml"))}
 
 
+def shipped_markets() -> list[str]:
+    return sorted(p.parent.name for p in markets_dir().glob("*/market.toml"))
+
+
 def resolve_scenario(name_or_path: str | Path) -> Path:
     """A path to a TOML file, or the name of a shipped scenario (a folder of that name does
-    not hide it)."""
+    not hide it). Neither: an input error listing the shipped scenarios."""
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.is_file():
         return path
-    return shipped_scenarios().get(str(name_or_path), path)
+    shipped = shipped_scenarios()
+    if str(name_or_path) not in shipped:
+        raise InputError(
+            [
+                Problem(
+                    str(name_or_path),
+                    "neither a scenario file nor a shipped scenario; shipped: "
+                    + ", ".join(shipped),
+                )
+            ]
+        )
+    return shipped[str(name_or_path)]
 
 
 def resolve_market(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
@@ -55,4 +72,14 @@ def resolve_market(name_or_path: str | Path, relative_to: Path | None = None) ->
     path = Path(name_or_path)
     if not path.is_absolute() and relative_to is not None:
         path = relative_to / path
+    if not path.exists():
+        raise InputError(
+            [
+                Problem(
+                    str(name_or_path),
+                    f"no market bundle at {path}, and not a shipped market; shipped: "
+                    + ", ".join(shipped_markets()),
+                )
+            ]
+        )
     return path

@@ -35,7 +35,8 @@ _CONSTANT_ID = -1  # cvxpy's column id of the constant 1 in the parameter vector
 
 
 _SOLVED = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
-#: Settings tried, in turn, when a solve stalls ("insufficient progress"): without Ruiz
+#: Settings tried, each on its own and in turn, when a solve stalls ("insufficient progress",
+#: not an infeasible problem): without Ruiz
 #: equilibration (books whose costs span many orders of magnitude), then with shorter steps
 #: (at most 90% of the way to the cone boundary instead of 99%: limits that pin positions, such
 #: as an investment-grade-only fund's "no junk", leave optimal duals that are not unique).
@@ -108,6 +109,8 @@ class ClarabelProgram:
         status = CLARABEL.STATUS_MAP.get(str(result.status), cp.SOLVER_ERROR)
         if status in _SOLVED:
             return status, np.asarray(result.x)
+        if "Infeasible" in str(result.status):  # no other settings would change that
+            return status, None
         for label, settings in self._retries:
             result = clarabel.DefaultSolver(self._p, q[:-1], a, b, self._cones, settings).solve()
             status = CLARABEL.STATUS_MAP.get(str(result.status), cp.SOLVER_ERROR)

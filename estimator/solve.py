@@ -18,9 +18,9 @@ fraction of each position traded, ``|u_i| = φ_i·|x_i|``. Rules that buy (``rul
 rebalancing) add ``ψ ≥ 0``, the fraction bought: ``u = (ψ − φ)∘x`` and ``|u_i| = (φ_i + ψ_i)·|x_i|``
 at the optimum (selling and buying the same asset only adds cost); purchases go into assets the
 holder already holds. A long position is never sold through zero (``φ ≤ 1``: no rule needs a
-short where there was a long); a short may be bought back into a long (a net short class
-rebalanced to a long target turns its positions over), up to ``φ ≤ 1 + 2S/|x|`` — twice the
-book — unless a rule's convex form needs fixed signs (then ``φ ≤ 1`` everywhere). Where no sign
+short where there was a long); a short may be bought back into a long (``φ > 1``: a net short
+class rebalanced to a long target turns its positions over) unless a rule's convex form needs
+fixed signs (then ``φ ≤ 1`` everywhere). Where no sign
 can change, ``|x⁺|`` is written ``σ∘x⁺`` with ``σ = sign(x)`` (:attr:`ProblemSpace.abs_x_plus`).
 With ``τ`` the fraction traded (``φ``, or ``φ + ψ``) the cost is
 ``a·τ + b·t`` with ``a_i = h_i·|x_i|``, ``b_i = β_i·|x_i|^{3/2}`` and ``t_i ≥ τ_i^{3/2}`` written
@@ -77,8 +77,9 @@ SOLVER_DEFAULTS: dict[str, dict[str, float]] = {
 #: a first-order conic solver, at residuals of 10⁻⁸.
 FALLBACK_SOLVER = "SCS"
 FALLBACK_OPTIONS: dict[str, float] = {"eps_abs": 1e-8, "eps_rel": 1e-8, "max_iters": 200_000}
-#: Per-position bound on the fraction sold φ where shorts may turn long (see the module doc).
-MAX_FRACTION_SOLD = "max_fraction_sold"
+#: 1 for a long position (or an empty slot), 0 for a short: where shorts may turn long, only
+#: longs are held to φ ≤ 1 (see the module doc).
+LONG = "is_long"
 #: Trades smaller than this share of the book are solver residue and set to zero.
 DUST = 1e-9
 IMPACT_KAPPA = 1.0
@@ -122,11 +123,11 @@ class CompiledProblem:
         self.constraints: dict[str, cp.Constraint] = {}
         for rule in rules:
             self.constraints.update(rule.constraints(p))
-        base = [phi >= 0, *p.ties]
+        base = [phi >= 0]
         if signs_fixed:
             base += [phi <= 1]  # never through zero
-        else:  # longs never through zero; shorts may be bought back into longs
-            base += [phi <= p.vec(MAX_FRACTION_SOLD)]
+        else:  # longs never through zero (a row 0 ≤ 1 for a short: it may turn long)
+            base += [cp.multiply(p.vec(LONG), phi) <= 1]
         if buys:  # purchases too: u = x∘(ψ − φ), traded φ + ψ
             psi = cp.Variable(n, name="fraction_bought")
             traded = phi + psi
@@ -139,7 +140,8 @@ class CompiledProblem:
             cp.PowCone3D(t, np.ones(n), traded, 2 / 3),  # t ≥ (traded)^{3/2}
         ]
         cost = spread @ traded + impact @ t
-        self.problem = cp.Problem(cp.Minimize(cost), base + list(self.constraints.values()))
+        rows = base + list(self.constraints.values())
+        self.problem = cp.Problem(cp.Minimize(cost), rows + p.ties)  # ties: once all is read
         if not self.problem.is_dcp(dpp=True):
             raise RunError(
                 f"problem for {[r.kind for r in rules]} is not DPP; it would recompile per holder"
@@ -335,7 +337,7 @@ class ProblemCache:
         x0 = values[Vec.X0] = values[Vec.X0] / scale
         held = np.abs(x0)
         values[Vec.SIGN] = np.sign(x0)
-        values[MAX_FRACTION_SOLD] = np.where(x0 < 0, 1.0 + 2.0 / np.where(x0 < 0, held, 1.0), 1.0)
+        values[LONG] = (x0 >= 0).astype(float)
         spread = values.pop("half_spread") * held
         impact = values.pop("impact") * math.sqrt(scale) * held**1.5
         cost_scale = float(np.max(spread + impact, initial=0.0)) or 1.0

@@ -50,7 +50,9 @@ def test_run_parquet_and_execution_override(tmp_path: Path) -> None:
     [
         (["run", "small_crash", "--format", "xlsx"], "csv or parquet"),
         (["run", "small_crash", "--participation", "1.5"], "participation"),
-        (["run", "no_such_scenario"], "file not found"),
+        (["run", "no_such_scenario"], "neither a scenario file nor a shipped scenario"),
+        (["run", "no_such.toml"], "file not found"),
+        (["run", "small_crash", "--market", "no_such_market"], "shipped: census, fire_sale"),
         (["run", "small_crash", "--execution", "fastest"], "fastest"),
         (["schema", "portfolio"], "mandate"),
     ],

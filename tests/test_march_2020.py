@@ -16,7 +16,12 @@ import estimator
 from estimator.paths import DEFAULT_MARKET, DEMO_SCENARIO, markets_dir, resolve_scenario
 
 CENSUS = markets_dir() / DEFAULT_MARKET
-EQUITY_RETURN = -0.34  # the scenario's first shock, on every equity
+SCENARIO = estimator.load_scenario(resolve_scenario(DEMO_SCENARIO))
+#: The scenario's shock on every equity, and the one bond it cuts.
+EQUITY_RETURN = next(
+    s.price_return for s in SCENARIO.shocks if "equity" in (s.select.asset_classes or [])
+)
+(FALLEN,) = next(s.select.asset_ids for s in SCENARIO.shocks if s.downgrade_notches)
 
 
 def _rows(name: str) -> list[dict[str, str]]:
@@ -29,7 +34,7 @@ def result() -> estimator.RunResult:
 
 
 def test_the_demo_runs_on_the_default_market(result: estimator.RunResult) -> None:
-    assert estimator.load_scenario(resolve_scenario(DEMO_SCENARIO)).market == DEFAULT_MARKET
+    assert SCENARIO.market == DEFAULT_MARKET
     assert result.holders.height == len(_rows("holders.csv"))
     statuses = result.manifest["statuses"]
     assert sum(statuses.values()) == result.holders.height
@@ -47,17 +52,19 @@ def test_index_funds_do_not_trade(result: estimator.RunResult) -> None:
 def test_investment_grade_only_funds_sell_the_fallen_angel_in_full(
     result: estimator.RunResult,
 ) -> None:
-    # CB091 is BBB- and is cut a notch; funds with no tolerance for junk sell every unit of it
-    # and nothing else (one round, no price impact)
+    # the fallen angel is BBB- and is cut a notch, to junk; funds with no tolerance for junk sell
+    # every unit of it and nothing else (one round, no price impact)
+    ratings = {r["asset_id"]: r["rating_sp"] for r in _rows("assets.csv")}
+    assert ratings[FALLEN] == "BBB-"
     strict = {r["holder_id"] for r in _rows("holders.csv") if r["mandate"] == "census_ig_only"}
     held = {
         r["holder_id"]: float(r["quantity"])
         for r in _rows("positions.csv")
-        if r["holder_id"] in strict and r["asset_id"] == "CB091"
+        if r["holder_id"] in strict and r["asset_id"] == FALLEN
     }
     assert held
     sold = result.trades.filter(pl.col("holder_id").is_in(strict))
-    assert set(sold["asset_id"]) == {"CB091"}
+    assert set(sold["asset_id"]) == {FALLEN}
     by_holder = dict(zip(sold["holder_id"], sold["trade_quantity"], strict=True))
     assert by_holder.keys() == held.keys()
     for holder, quantity in held.items():

@@ -508,19 +508,26 @@ def test_polars_breach_equals_cvxpy_violation(
                 .with_columns(**rule.position_inputs(level))
             )
             n = hp.height
-            space = ProblemSpace(n, 2)
+            x = hp["exposure"].to_numpy()
+            # as the solve builds it for this rule alone: |x⁺| as sign·x⁺ where no sign can change
+            space = ProblemSpace(n, 2, signs_fixed=not rule.buys or rule.fixed_signs)
             constraints = rule.constraints(space)
             values: dict[str, Any] = {
                 Vec.RISK_FACTOR: hp.select("risk_g0", "risk_g1").to_numpy().T,
                 Vec.RISK_SPECIFIC: hp["specific_vol"].to_numpy(),
                 Vec.IS_CASH: hp["is_cash"].cast(pl.Float64).to_numpy(),
+                Vec.SIGN: np.sign(x),
                 **{name: hp[name].to_numpy() for name in rule.position_inputs(level)},
                 **{name: row[name] for name in rule.holder_inputs(level)},
             }
             for name, param in space.params.items():
                 param.value = values[name]
-            space.x_plus.value = hp["exposure"].to_numpy()
+            space.x_plus.value = x
             space.u.value = np.zeros(n)
+            for tie in space.ties:  # |x⁺| = sign·x⁺ holds at x⁺ = x
+                (aux,) = [v for v in tie.variables() if v.name() == "abs_x_plus"]
+                aux.value = np.abs(x)
+                assert float(np.max(np.abs(tie.violation()))) == 0.0
             violation = max(float(np.max(c.violation())) for c in constraints.values())
             tol = 1e-9 * max(row["gross_exposure"], abs(row["equity"]))
             if rule.kind == "redemption" and row["cash"] < 0:

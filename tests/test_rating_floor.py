@@ -68,7 +68,24 @@ def test_min_cost_solves_only_where_there_is_a_choice(share: float, solved: bool
         "min_cost",
     )
     assert _sold(result) == pytest.approx({"x": 1000.0 - share * 4000.0}, rel=1e-6)
-    assert (holder(result)["solver_status"] == "optimal") is solved
+    assert holder(result)["solver_status"] == ("optimal" if solved else "")
+
+
+def test_a_rule_with_a_choice_beside_one_without_is_still_solved() -> None:
+    # The junk bond x (1000) must go; a leverage cap of 1.5 on a book of 4000 with cash −1500
+    # (equity 2500, gross 4000 → 1.6) asks for more: the solve decides what else to sell, and
+    # the junk bond is still sold in full. Selling the junk bond raises 1000: debt 500, gross
+    # 3000, equity 2500, leverage 1.2 ≤ 1.5 — enough on its own, so nothing else is sold.
+    result = run_case(
+        [_bond("x", "BBB-"), _bond("y", "A")],
+        [{"holder_id": "h", "cash": -1500.0}],
+        [("h", "x", 10.0), ("h", "y", 30.0)],
+        [{"kind": "rating_floor", "floor": "BBB-"}, {"kind": "leverage", "max": 1.5}],
+        _downgrade("x"),
+        "min_cost",
+    )
+    assert holder(result)["solver_status"] == "optimal"
+    assert _sold(result) == pytest.approx({"x": 1000.0}, rel=1e-6)
 
 
 @pytest.mark.parametrize("execution", EXECUTIONS)

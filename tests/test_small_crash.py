@@ -8,6 +8,7 @@ import math
 import polars as pl
 
 import estimator
+from estimator.paths import markets_dir
 from estimator.scenario import Scenario
 from rules import RULE_KINDS
 
@@ -27,7 +28,7 @@ def test_small_crash_forces_every_rule_kind() -> None:
 
 def test_small_market_starts_compliant() -> None:
     calm = Scenario(name="calm")
-    result = estimator.run(calm, estimator.load_market("scenarios/markets/small"))
+    result = estimator.run(calm, estimator.load_market(markets_dir() / "small"))
     assert result.holders["status"].to_list() == ["ok"] * result.holders.height
     assert result.trades.height == 0
 
