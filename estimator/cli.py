@@ -14,7 +14,7 @@ from typing import Annotated
 import polars as pl
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from estimator.api import RunResult, run
@@ -67,12 +67,13 @@ def _fail_input(exc: InputError) -> typer.Exit:
 
 @contextmanager
 def _spinner(what: str) -> Iterator[Callable[[str], None] | None]:
-    """A spinner on stderr that shows what the work is at, on a terminal only (None
-    otherwise: piped output stays clean); yields the function that updates its text."""
+    """A spinner and a pulsing bar (the number of rounds is not known ahead) on stderr that show
+    what the work is at, on a terminal only (None otherwise: piped output stays clean); yields
+    the function that updates its text."""
     if not err.is_terminal:
         yield None
         return
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task(what, total=None)
         yield lambda text: bar.update(task, description=text)

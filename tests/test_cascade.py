@@ -547,3 +547,4 @@ def test_the_spinner_shows_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -
                 progress(3, 1)
                 cli.err.print("")  # let the live display draw at least once
         assert ("cascade: round 3, day 1" in screen.getvalue()) == terminal
+        assert ("━" in screen.getvalue()) == terminal  # the pulsing bar
