@@ -36,7 +36,7 @@ report-png: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/forced-flow report march_2020 --out reports/demo
 	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1200,6000 \
-		--screenshot=$(CURDIR)/reports/demo/report.png file://$(CURDIR)/reports/demo/report.html
+		--screenshot=$(CURDIR)/reports/report.png file://$(CURDIR)/reports/demo/report.html
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache .ruff_cache .hypothesis

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 import time
 from collections.abc import Callable
@@ -12,19 +13,25 @@ from pathlib import Path
 import polars as pl
 
 from estimator import aggregate
-from estimator import book as bk
 from estimator.cascade import DAY, ROUND, CascadeResult, cascade
 from estimator.cures import cure_table
 from estimator.cures import totals as cure_totals
 from estimator.engine import RoundResult, evaluate_round
 from estimator.equilibrium import Equilibrium, EquilibriumError, conditions, equilibrium
-from estimator.errors import InputError, InputWarnings, Problem
+from estimator.errors import InputWarnings, Problem
+from estimator.finite import check_manifest, check_tables
+from estimator.inputs import (
+    check_books,
+    check_options,
+    load_inputs,
+    prepare,
+    scenario_label,
+)
 from estimator.mandates import Execution
-from estimator.market import Market, load_market, sha256
-from estimator.paths import resolve_market, resolve_scenario
+from estimator.market import Market, sha256
 from estimator.report import Format, write_reports
-from estimator.scenario import Scenario, apply_scenario, load_scenario
-from estimator.solve import DEFAULT_SOLVER, ProblemCache
+from estimator.scenario import Scenario
+from estimator.solve import DEFAULT_SOLVER, PARALLEL_MIN_PER_WORKER, ProblemCache
 from rules import STATE_COLUMNS, Book
 
 HOLDER_COLUMNS = [
@@ -125,28 +132,6 @@ class RunResult:
         return render(self, top=top)
 
 
-def _scenario(scenario: str | Path | Scenario) -> tuple[Scenario, Path | None]:
-    if isinstance(scenario, Scenario):
-        return scenario, None
-    path = resolve_scenario(scenario)
-    return load_scenario(path), path
-
-
-def load_inputs(
-    scenario: str | Path | Scenario, market: str | Path | Market | None = None
-) -> tuple[Scenario, Path | None, Market]:
-    """The scenario (and its file, if any) and the market it runs on: ``market`` as given
-    (a bundle folder relative to the working directory), or the scenario's own ``market``
-    (relative to the scenario file)."""
-    spec, spec_path = _scenario(scenario)
-    if isinstance(market, Market):
-        return spec, spec_path, market
-    if market is not None:
-        return spec, spec_path, load_market(resolve_market(market))
-    relative = spec_path.parent if spec_path is not None else None
-    return spec, spec_path, load_market(resolve_market(spec.market, relative))
-
-
 def run(
     scenario: str | Path | Scenario,
     market: str | Path | Market | None = None,
@@ -167,27 +152,16 @@ def run(
     after every round of a cascade with the rounds run so far and the day.
     """
     started = time.perf_counter()
-    if workers < 1:
-        raise InputError(
-            [Problem("options", f"expected workers ≥ 1, got {workers}", field="workers")]
-        )
-    if not 0 < participation <= 1:
-        raise InputError(
-            [
-                Problem(
-                    "options",
-                    f"expected 0 < participation ≤ 1, got {participation}",
-                    field="participation",
-                )
-            ]
-        )
+    solver = check_options(participation, solver, workers)
     spec, spec_path, market = load_inputs(scenario, market)
     exec_style = Execution(execution) if execution is not None else None
     timings: dict[str, float] = {"load": time.perf_counter() - started}
 
     t = time.perf_counter()
     warnings = InputWarnings(list(market.warnings.items))
-    shocked, holders = prepare(spec, market, str(spec_path or spec.name), warnings)
+    label = str(spec_path or spec.name)
+    shocked, holders = prepare(spec, market, label, warnings)
+    check_books(shocked, holders, market, label)
     timings["scenario"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -240,13 +214,25 @@ def run(
                 cache=cache,
                 coded=True,
             ).decoded(codes)
+        used = cache.workers_used
     timings["evaluate_and_solve"] = time.perf_counter() - t
+    if used < workers:
+        warnings.add(
+            Problem(
+                "options",
+                f"{workers} workers asked for, {used} used: min-cost solves go to worker "
+                f"processes only in batches of at least {PARALLEL_MIN_PER_WORKER} holders per "
+                "process",
+                field="workers",
+            )
+        )
 
     parameters = {
         "participation": participation,
         "solver": solver,
         "execution_override": exec_style.value if exec_style else None,
         "workers": workers,
+        "workers_used": used,
     }
     return _assemble(
         spec,
@@ -350,38 +336,6 @@ def _cascade_round(chain: CascadeResult, compiled: int, *, days: bool = False) -
     return RoundResult(chain.trades, holders, chain.positions, chain.holders_after, compiled)
 
 
-def prepare(
-    spec: Scenario, market: Market, label: str, warnings: InputWarnings
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The shocked assets, and the holders with the futures' variation margin of the shocks
-    settled to cash and their book before the shocks: leverage (``leverage_pre``), equity
-    (``equity_pre``), gross exposure (``gross_exposure_pre``), cash reserve
-    (``cash_reserve_pre``), and the equity drawdowns are measured from (``reference_equity``:
-    the holder's own where given, else ``equity_pre``); and the scenario's holder shocks."""
-    pre = bk.holder_book(bk.position_frame(market.positions, market.assets), market.holders)
-    shocked = apply_scenario(market.assets, spec, label, warnings, market.index_weights)
-    futures = shocked.filter(pl.col("instrument") != "cash").select(
-        "asset_id", "multiplier", dp=pl.col("price") - pl.col("price_pre")
-    )
-    before = pre.select(
-        "holder_id",
-        pl.col("leverage").alias(Book.LEVERAGE_PRE),
-        pl.col(Book.EQUITY).alias(Book.EQUITY_PRE),
-        pl.col(Book.GROSS_EXPOSURE).alias(Book.GROSS_PRE),
-    )
-    holders = bk.credit_variation_margin(market.holders, market.positions, futures).join(
-        before, on="holder_id"
-    )
-    reference = pl.col(Book.EQUITY_PRE)
-    if Book.REFERENCE_EQUITY in holders.columns:  # the holder's own where it has one
-        reference = pl.coalesce(Book.REFERENCE_EQUITY, reference)
-    return shocked, holders.with_columns(
-        reference.alias(Book.REFERENCE_EQUITY),
-        pl.col("cash_reserve").alias(Book.RESERVE_PRE),
-        **spec.holder_columns(market.holders, warnings, label),
-    )
-
-
 def _holder_table(result: RoundResult, market: Market) -> pl.DataFrame:
     def per_equity(col: str, when: str) -> pl.Expr:
         equity = pl.col(f"equity_{when}")
@@ -450,7 +404,7 @@ def _assemble(
         "version": _version("forced-flow"),
         "scenario": {
             "name": spec.name,
-            "path": str(spec_path) if spec_path else None,
+            "path": scenario_label(spec, spec_path) if spec_path else None,
             "sha256": sha256(spec_path) if spec_path else None,
         },
         "market": {
@@ -472,8 +426,8 @@ def _assemble(
         "statuses": statuses,
         "cures": cure_totals(holder_rounds, cures),
         "totals": {
-            "sell_value": float(assets["sell_value"].sum()),
-            "buy_value": float(assets["buy_value"].sum()),
+            "sell_value": math.fsum(assets["sell_value"]),
+            "buy_value": math.fsum(assets["buy_value"]),
         },
         "cascade": None
         if chain is None
@@ -501,7 +455,7 @@ def _assemble(
         "timings_seconds": {k: round(v, 4) for k, v in timings.items()},
     }
     rounds, edges = (chain.rounds, chain.chain) if chain is not None else (None, None)
-    return RunResult(
+    result = RunResult(
         spec,
         assets,
         result.trades,
@@ -515,6 +469,9 @@ def _assemble(
         timeline,
         cures,
     )
+    check_tables(result.tables())
+    check_manifest(manifest)
+    return result
 
 
 def _timeline(chain: CascadeResult, assets: pl.DataFrame) -> pl.DataFrame:

@@ -29,6 +29,7 @@ every holder at its restore level and forces nothing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from enum import Enum
@@ -771,10 +772,8 @@ def _direct_losses(positions: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFram
 def _total_loss(direct: pl.DataFrame, frames: list[pl.DataFrame]) -> float:
     """Direct losses plus the impact, execution and lending losses in ``frames``."""
     booked = ("loss_impact", "loss_execution", "loss_lending")
-    total = float(direct["loss_direct"].sum())
-    for frame in frames:
-        total += sum(float(frame[c].sum()) for c in booked if c in frame.columns)
-    return total
+    parts = [direct["loss_direct"], *(f[c] for f in frames for c in booked if c in f.columns)]
+    return math.fsum(v for part in parts for v in part.drop_nulls())  # in any row order
 
 
 def _ratio(final: float, first: float) -> float:
@@ -805,7 +804,8 @@ def _loss_table(
             + pl.col("loss_impact")
             + pl.col("loss_execution")
             + pl.col("loss_lending"),
-            systemicness=pl.col("loss_caused") / total_equity,
+            # undefined (empty) where no holder had equity at the start
+            systemicness=pl.when(total_equity > 0).then(pl.col("loss_caused") / total_equity),
             indirect_vulnerability=pl.when(pl.col("equity_start") > 0).then(
                 pl.col("loss_impact") / pl.col("equity_start")
             ),
@@ -816,8 +816,8 @@ def _loss_table(
 
 def _aggregate_vulnerability(table: pl.DataFrame) -> float:
     """``Σ_h L_h / E``."""
-    total = table["equity_start"].clip(lower_bound=0.0).sum()
-    return float(table["loss_impact"].sum() / total) if total > 0 else 0.0
+    total = math.fsum(table["equity_start"].clip(lower_bound=0.0))
+    return math.fsum(table["loss_impact"]) / total if total > 0 else 0.0
 
 
 _EMPTY_CHAIN = pl.DataFrame(

@@ -11,9 +11,26 @@ from __future__ import annotations
 import dataframely as dy
 import polars as pl
 
+from estimator.bounds import (
+    MAX_AMOUNT,
+    MAX_CONVEXITY,
+    MAX_COVARIANCE,
+    MAX_DURATION,
+    MAX_LOADING,
+    MAX_MULTIPLIER,
+    MAX_PRICE,
+    MAX_QUANTITY,
+    MAX_SPREAD_BPS,
+    MAX_VOL,
+    MAX_YIELD,
+    MIN_YIELD,
+)
 from rules.ratings import accepted
 
 LINE = "__line__"
+
+#: Coupon frequencies a bond may have (payments a year).
+FREQUENCIES = (1, 2, 4, 12)
 
 INSTRUMENTS = ("cash", "future")
 
@@ -23,6 +40,7 @@ CHECK_MESSAGES = {
     "rating_sp": "expected an S&P rating (AAA … C, SD, D), NR, WR or empty",
     "rating_fitch": "expected a Fitch rating (AAA … C, RD, D), NR, WR or empty",
     "rating_moodys": "expected a Moody's rating (Aaa … C), NR, WR or empty",
+    "coupon_frequency": f"expected one of: {', '.join(map(str, FREQUENCIES))}",
 }
 
 
@@ -43,14 +61,40 @@ class Assets(_Sourced):
         check=lambda c: c.is_in(INSTRUMENTS),
         description="`cash` (securities: value is in equity) or `future` (marked to cash daily)",
     )
-    price = dy.Float64(min_exclusive=0, description="price per unit (bonds: per 100 nominal)")
-    multiplier = dy.Float64(
-        nullable=True, min_exclusive=0, description="contract multiplier (futures; default 1)"
+    price = dy.Float64(
+        min_exclusive=0, max=MAX_PRICE, description="price per unit (bonds: per 100 nominal)"
     )
-    adv = dy.Float64(min_exclusive=0, description="average daily traded value, base currency")
-    vol = dy.Float64(min=0, description="annualised return volatility")
-    duration = dy.Float64(nullable=True, min=0, description="modified duration, years (bonds)")
-    convexity = dy.Float64(nullable=True, description="convexity, years² (bonds)")
+    multiplier = dy.Float64(
+        nullable=True,
+        min_exclusive=0,
+        max=MAX_MULTIPLIER,
+        description="contract multiplier (futures; default 1)",
+    )
+    adv = dy.Float64(
+        min_exclusive=0, max=MAX_AMOUNT, description="average daily traded value, base currency"
+    )
+    vol = dy.Float64(min=0, max=MAX_VOL, description="annualised return volatility")
+    duration = dy.Float64(
+        nullable=True, min=0, max=MAX_DURATION, description="modified duration, years (bonds)"
+    )
+    convexity = dy.Float64(
+        nullable=True,
+        min=-MAX_CONVEXITY,
+        max=MAX_CONVEXITY,
+        description="convexity, years² (bonds; empty: duration only)",
+    )
+    yield_ = dy.Float64(
+        alias="yield",
+        nullable=True,
+        min=MIN_YIELD,
+        max=MAX_YIELD,
+        description="yield to maturity, decimal (bonds; empty: the default of its asset class)",
+    )
+    coupon_frequency = dy.Int64(
+        nullable=True,
+        check=lambda c: c.is_in(FREQUENCIES),
+        description="coupons a year: 2 for Treasuries and gilts, 1 for Bunds (default 2)",
+    )
     rating_sp = _rating("rating_sp", "S&P rating, e.g. BBB-; NR/WR/empty = unrated")
     rating_moodys = _rating("rating_moodys", "Moody's rating, e.g. Baa3; NR/WR/empty = unrated")
     rating_fitch = _rating("rating_fitch", "Fitch rating, e.g. BBB-; NR/WR/empty = unrated")
@@ -58,7 +102,10 @@ class Assets(_Sourced):
         nullable=True, min=0, max=1, description="maintenance margin rate (share of exposure)"
     )
     half_spread_bps = dy.Float64(
-        nullable=True, min=0, description="half bid-ask spread in basis points (default 5)"
+        nullable=True,
+        min=0,
+        max=MAX_SPREAD_BPS,
+        description="half bid-ask spread in basis points (default 5)",
     )
 
 
@@ -68,14 +115,28 @@ class Holders(_Sourced):
     mandate = dy.String(
         nullable=True, description="mandate name; empty: the mandate whose `applies_to` matches"
     )
-    cash = dy.Float64(description="account cash; negative = borrowing in the account")
-    other_debt = dy.Float64(nullable=True, min=0, description="debt outside the account")
-    non_tradable = dy.Float64(nullable=True, min=0, description="value of non-tradable holdings")
+    cash = dy.Float64(
+        min=-MAX_AMOUNT,
+        max=MAX_AMOUNT,
+        description="account cash; negative = borrowing in the account",
+    )
+    other_debt = dy.Float64(
+        nullable=True, min=0, max=MAX_AMOUNT, description="debt outside the account"
+    )
+    non_tradable = dy.Float64(
+        nullable=True, min=0, max=MAX_AMOUNT, description="value of non-tradable holdings"
+    )
     cash_reserve = dy.Float64(
-        nullable=True, min=0, description="external cash usable to cure a margin call"
+        nullable=True,
+        min=0,
+        max=MAX_AMOUNT,
+        description="external cash usable to cure a margin call",
     )
     credit_line = dy.Float64(
-        nullable=True, min=0, description="undrawn credit usable to cure a margin call"
+        nullable=True,
+        min=0,
+        max=MAX_AMOUNT,
+        description="undrawn credit usable to cure a margin call",
     )
     lender = dy.String(
         nullable=True,
@@ -84,14 +145,19 @@ class Holders(_Sourced):
     liabilities = dy.Float64(
         nullable=True,
         min=0,
+        max=MAX_AMOUNT,
         description="present value of the holder's liabilities (pensions), base currency",
     )
     liability_duration = dy.Float64(
-        nullable=True, min=0, description="modified duration of the liabilities, years"
+        nullable=True,
+        min=0,
+        max=MAX_DURATION,
+        description="modified duration of the liabilities, years",
     )
     reference_equity = dy.Float64(
         nullable=True,
         min_exclusive=0,
+        max=MAX_AMOUNT,
         description="equity drawdowns are measured from (e.g. a high-water mark); "
         "empty: equity before the scenario",
     )
@@ -100,7 +166,11 @@ class Holders(_Sourced):
 class Positions(_Sourced):
     holder_id = dy.String(primary_key=True, description="holder (see holders)")
     asset_id = dy.String(primary_key=True, description="asset (see assets)")
-    quantity = dy.Float64(description="units held (futures: contracts); negative = short")
+    quantity = dy.Float64(
+        min=-MAX_QUANTITY,
+        max=MAX_QUANTITY,
+        description="units held (futures: contracts); negative = short",
+    )
 
 
 class IndexWeights(_Sourced):
@@ -112,24 +182,36 @@ class IndexWeights(_Sourced):
 class FactorLoadings(_Sourced):
     asset_id = dy.String(primary_key=True, description="asset")
     factor = dy.String(primary_key=True, description="factor name")
-    loading = dy.Float64(description="exposure of the asset's return to the factor")
+    loading = dy.Float64(
+        min=-MAX_LOADING,
+        max=MAX_LOADING,
+        description="exposure of the asset's return to the factor",
+    )
 
 
 class FactorCovariance(_Sourced):
     factor_i = dy.String(primary_key=True, description="factor name")
     factor_j = dy.String(primary_key=True, description="factor name")
-    covariance = dy.Float64(description="annualised covariance of factor returns")
+    covariance = dy.Float64(
+        min=-MAX_COVARIANCE,
+        max=MAX_COVARIANCE,
+        description="annualised covariance of factor returns",
+    )
 
 
 class SpecificRisk(_Sourced):
     asset_id = dy.String(primary_key=True, description="asset")
-    specific_vol = dy.Float64(min=0, description="annualised idiosyncratic volatility")
+    specific_vol = dy.Float64(min=0, max=MAX_VOL, description="annualised idiosyncratic volatility")
 
 
 class Covariance(_Sourced):
     asset_i = dy.String(primary_key=True, description="asset")
     asset_j = dy.String(primary_key=True, description="asset")
-    covariance = dy.Float64(description="annualised covariance of asset returns")
+    covariance = dy.Float64(
+        min=-MAX_COVARIANCE,
+        max=MAX_COVARIANCE,
+        description="annualised covariance of asset returns",
+    )
 
 
 #: Defaults filled into optional numeric columns after validation.

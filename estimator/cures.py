@@ -19,6 +19,8 @@ One row per holder, round and rule that fired (``{kind}.down`` in the round's ho
 
 from __future__ import annotations
 
+import math
+
 import polars as pl
 
 from estimator.mandates import CURE_COLUMNS, Mandate
@@ -92,8 +94,6 @@ def totals(holder_rounds: pl.DataFrame, cures: pl.DataFrame) -> dict[str, float]
     """``drawn``: the cash drawn over every holder and round; ``short``: per holder and round
     the largest remaining deficiency a rule cash can restore, summed."""
     sources = [c for c in CURE_COLUMNS.values() if c in holder_rounds.columns]
-    drawn = holder_rounds.select(
-        pl.sum_horizontal([pl.lit(0.0), *[pl.col(c).fill_null(0.0) for c in sources]]).sum()
-    ).item()
-    short = cures.group_by("holder_id", ROUND).agg(pl.col("remaining").max())["remaining"].sum()
-    return {"drawn": float(drawn), "short": float(short or 0.0)}
+    drawn = math.fsum(v for c in sources for v in holder_rounds[c].drop_nulls())
+    largest = cures.group_by("holder_id", ROUND).agg(pl.col("remaining").max())["remaining"]
+    return {"drawn": drawn, "short": math.fsum(largest.drop_nulls())}  # in any row order

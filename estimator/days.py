@@ -42,13 +42,15 @@ import math
 from typing import Self
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
+
+from estimator.bounds import MAX_DAYS, MODEL_CONFIG
 
 
 class HolderSelector(BaseModel):
     """Which holders a day-clock entry applies to (every listed criterion must hold)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = MODEL_CONFIG
 
     all: bool = False
     holder_ids: list[str] = Field(default_factory=list)
@@ -75,13 +77,15 @@ class HolderSelector(BaseModel):
 class Pace(BaseModel):
     """How fast the selected holders trade once forced."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = MODEL_CONFIG
 
     select: HolderSelector
-    horizon_days: int = Field(1, ge=1, description="H: days to complete a forced trade")
-    delay_days: int = Field(0, ge=0, description="grace period before trading starts")
+    horizon_days: int = Field(
+        1, ge=1, le=MAX_DAYS, description="H: days to complete a forced trade"
+    )
+    delay_days: int = Field(0, ge=0, le=MAX_DAYS, description="grace period before trading starts")
     participation: float | None = Field(
-        None, gt=0, description="ρ: at most this share of an asset's ADV per day"
+        None, gt=0, le=100, description="ρ: at most this share of an asset's ADV per day"
     )
 
 
@@ -113,12 +117,12 @@ TYPICAL_HORIZONS = {
 class Days(BaseModel):
     """A scenario's day clock (``[days]``); absent, the cascade runs in rounds only."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = MODEL_CONFIG
 
-    max_days: int = Field(60, ge=1, description="days simulated at most")
+    max_days: int = Field(60, ge=1, le=MAX_DAYS, description="days simulated at most")
     permanent_share: float = Field(1.0, ge=0, le=1, description="π: share of impact that stays")
     half_life_days: float = Field(
-        1.0, gt=0, description="h: half-life of the temporary part of impact, in days"
+        1.0, gt=0, le=MAX_DAYS, description="h: half-life of the temporary part of impact, in days"
     )
     pace: list[Pace] = Field(
         default_factory=list, description="each holder takes the first entry that selects it"

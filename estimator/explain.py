@@ -71,7 +71,9 @@ def explain(result: RunResult, holder_id: str) -> str:
                     ("total", "total"),
                 )
             ),
-            f"systemicness {h['systemicness']:.4g}, indirect vulnerability "
+            "systemicness "
+            + ("—" if h["systemicness"] is None else f"{h['systemicness']:.4g}")
+            + ", indirect vulnerability "
             + (
                 "—" if h["indirect_vulnerability"] is None else f"{h['indirect_vulnerability']:.4g}"
             ),

@@ -42,8 +42,9 @@ from typing import Annotated, Literal
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from estimator.bounds import MAX_DAYS, MAX_ROUNDS, MODEL_CONFIG
 from estimator.selectors import Selector
 
 #: Lowest ``1 + Δp/p``: impact never takes a price to zero.
@@ -62,7 +63,7 @@ _PARAMS = {
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = MODEL_CONFIG
 
     select: Selector = Field(default_factory=lambda: Selector(all=True))
 
@@ -80,7 +81,7 @@ class NoImpact(_Model):
 
 class Linear(_Model):
     model: Literal["linear"] = "linear"
-    coefficient: float = Field(ge=0, description="ℓ: price change per unit of flow")
+    coefficient: float = Field(ge=0, le=1e3, description="ℓ: price change per unit of flow")
     per: Literal["value", "adv"] = Field(
         "adv", description="flow in currency (value) or as a fraction of ADV (adv)"
     )
@@ -95,7 +96,9 @@ class Linear(_Model):
 
 class SquareRoot(_Model):
     model: Literal["sqrt"] = "sqrt"
-    kappa: float = Field(1.0, ge=0, description="κ: impact of one day's volume, in daily vols")
+    kappa: float = Field(
+        1.0, ge=0, le=100, description="κ: impact of one day's volume, in daily vols"
+    )
 
     def columns(self) -> dict[str, object]:
         return {"impact_model": "sqrt", "impact_kappa": self.kappa}
@@ -104,8 +107,12 @@ class SquareRoot(_Model):
 class Exponential(_Model):
     model: Literal["exponential"] = "exponential"
     floor: float = Field(gt=0, lt=1, description="b: the price floor B as a share of P₀")
-    c: float = Field(1.0, gt=0, description="market depth in days of ADV per unit of daily vol")
-    horizon_days: float = Field(1.0, gt=0, description="τ: liquidation horizon in days")
+    c: float = Field(
+        1.0, gt=0, le=1e4, description="market depth in days of ADV per unit of daily vol"
+    )
+    horizon_days: float = Field(
+        1.0, gt=0, le=MAX_DAYS, description="τ: liquidation horizon in days"
+    )
 
     def columns(self) -> dict[str, object]:
         return {
@@ -122,7 +129,7 @@ ImpactModel = Annotated[NoImpact | Linear | SquareRoot | Exponential, Field(disc
 class Impact(BaseModel):
     """A scenario's price-impact settings (``[impact]``); no models means no impact."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = MODEL_CONFIG
 
     method: Literal["rounds", "equilibrium"] = Field(
         "rounds",
@@ -133,7 +140,7 @@ class Impact(BaseModel):
     execution_point: float = Field(
         0.5, ge=0, le=1, description="α: trades execute at P_start + α·(P_end − P_start)"
     )
-    max_rounds: int = Field(50, ge=1, description="rounds of the cascade at most")
+    max_rounds: int = Field(50, ge=1, le=MAX_ROUNDS, description="rounds of the cascade at most")
     tolerance: float = Field(
         1e-6,
         gt=0,
@@ -141,7 +148,9 @@ class Impact(BaseModel):
         description="rounds: the cascade ends after a round that trades at most this share of "
         "the first round's value; equilibrium: when no price moves by more than this share",
     )
-    max_iterations: int = Field(1000, ge=1, description="of each equilibrium search, at most")
+    max_iterations: int = Field(
+        1000, ge=1, le=100 * MAX_ROUNDS, description="of each equilibrium search, at most"
+    )
     models: list[ImpactModel] = Field(
         default_factory=list, description="each asset takes the first model that selects it"
     )

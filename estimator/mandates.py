@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Self
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
+from estimator.bounds import MODEL_CONFIG
 from estimator.errors import InputError, Problem
 from estimator.toml_files import load_toml
 from rules import Book, Rule, placed
@@ -50,9 +51,9 @@ class CapitalCall(BaseModel):
 
     with ``called`` the capital put in so far. It raises cash and equity; it is not debt."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = MODEL_CONFIG
 
-    limit: float = Field(gt=0, description="most capital over the scenario, share of E₀")
+    limit: float = Field(gt=0, le=100, description="most capital over the scenario, share of E₀")
     per_round: float = Field(
         1.0, gt=0, le=1, description="share of the limit that can arrive in one round"
     )
@@ -61,7 +62,7 @@ class CapitalCall(BaseModel):
 class AppliesTo(BaseModel):
     """Holders a mandate binds when their own ``mandate`` column is empty."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = MODEL_CONFIG
 
     holder_types: list[str] = Field(default_factory=list)
     holder_ids: list[str] = Field(default_factory=list)
@@ -70,7 +71,7 @@ class AppliesTo(BaseModel):
 class Mandate(BaseModel):
     """A named set of rules with an execution style."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = MODEL_CONFIG
 
     name: str = Field(min_length=1, description="referenced by the holders' `mandate` column")
     description: str = ""

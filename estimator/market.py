@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Self
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, model_validator
 
 from estimator import contracts, indices, keys, risk
+from estimator.bounds import MAX_AMOUNT, MODEL_CONFIG
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.mandates import Mandate, load_mandates
 from estimator.tables import TableSource, load_table
@@ -34,7 +35,7 @@ from estimator.toml_files import load_toml
 
 
 class RiskModelFiles(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = MODEL_CONFIG
 
     factor_loadings: str | None = None
     factor_covariance: str | None = None
@@ -56,7 +57,7 @@ class RiskModelFiles(BaseModel):
 class MarketFile(BaseModel):
     """The ``market.toml`` of a bundle."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = MODEL_CONFIG
 
     name: str
     description: str = ""
@@ -195,6 +196,7 @@ def build_market(
     holders = load_table(holders, contracts.Holders, labels["holders"], warnings)
     positions = load_table(positions, contracts.Positions, labels["positions"], warnings)
     problems = _reference_problems(assets, holders, positions, labels)
+    problems += _value_problems(assets, positions, labels["positions"])
     holders, mandate_problems = _assign_mandates(holders, mandates, labels["holders"])
     problems += mandate_problems
     weights = indices.EMPTY.with_columns(pl.lit(0, dtype=pl.Int64).alias(contracts.LINE))
@@ -256,6 +258,26 @@ def _reference_problems(
             for line, value in bad.select(contracts.LINE, key).head(20).iter_rows()
         ]
     return problems
+
+
+def _value_problems(assets: pl.DataFrame, positions: pl.DataFrame, label: str) -> list[Problem]:
+    """Positions whose value ``|q|·P·m`` exceeds :data:`~estimator.bounds.MAX_AMOUNT`: each
+    number may be within its bound while their product is not."""
+    value = pl.col("quantity").abs() * pl.col("price") * pl.col("multiplier").fill_null(1.0)
+    big = (
+        positions.join(assets.select("asset_id", "price", "multiplier"), on="asset_id")
+        .filter(value > MAX_AMOUNT)
+        .sort(contracts.LINE)
+    )
+    return [
+        Problem(
+            label,
+            f"too large: the position's value |q|·P·m = {v:.3g} exceeds {MAX_AMOUNT:g}",
+            line,
+            "quantity",
+        )
+        for line, v in big.select(contracts.LINE, value).head(20).iter_rows()
+    ]
 
 
 def _assign_mandates(

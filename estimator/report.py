@@ -1,13 +1,21 @@
-"""Write a run's reports atomically: everything or nothing.
+"""Write a run's reports atomically, and only where nothing of the user's can be lost.
 
-Files are written into a temporary sibling folder which then replaces the target folder, so a
-failed run never leaves a partial report. Text cells starting with ``= + - @`` are prefixed with
-``'`` so spreadsheet programs do not execute them.
+A report folder is written whole into a temporary sibling folder which then takes the target's
+place, so a failed run never leaves a partial report and reports never mix. The target must be
+new, empty, or an earlier report of this tool: a folder whose every entry is a file listed in
+its ``manifest.json`` (the manifest lists the files written beside it). Anything else — a
+folder holding other files, a file, a symbolic link, the working directory or one of its
+parents — is refused before anything is written (:class:`~estimator.errors.InputError`), so a
+run never deletes or overwrites a file it did not write. Folders and files get the user's umask.
+
+Text cells starting with ``= + - @`` are prefixed with ``'`` so spreadsheet programs do not
+execute them.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -16,8 +24,11 @@ from typing import Literal
 
 import polars as pl
 
+from estimator.errors import InputError, Problem, RunError
+
 Format = Literal["csv", "parquet"]
 _FORMULA = r"^[=+\-@]"
+MANIFEST = "manifest.json"
 
 
 def neutralise(frame: pl.DataFrame) -> pl.DataFrame:
@@ -42,36 +53,128 @@ def money(value: float) -> str:
     return f"{value:,.0f}"
 
 
+def _refuse(out_dir: Path, why: str) -> InputError:
+    return InputError([Problem(str(out_dir), f"cannot write the reports here: {why}", field="out")])
+
+
+def _earlier_report(folder: Path) -> list[str]:
+    """The entries of ``folder`` that are not files of an earlier report of this tool (all of
+    them when it holds no readable manifest of this tool)."""
+    entries = sorted(p.name for p in folder.iterdir())
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        ours = str(manifest["tool"]).startswith("forced-flow")
+        listed = {str(name) for name in manifest["files"]} | {MANIFEST}
+    except (OSError, ValueError, KeyError, TypeError):
+        return entries
+    if not ours:
+        return entries
+    return [
+        name
+        for name in entries
+        if name not in listed or (folder / name).is_symlink() or not (folder / name).is_file()
+    ]
+
+
+def check_target(out_dir: str | Path) -> Path:
+    """``out_dir`` if reports may be written there (see the module docstring), else an
+    :class:`InputError` saying why and what to do."""
+    out_dir = Path(out_dir)
+    here = Path.cwd().resolve()
+    if out_dir.name in ("", ".", "..") or out_dir.resolve() in (here, *here.parents):
+        raise _refuse(
+            out_dir,
+            "it is the working directory or one of its parents; choose a new folder, "
+            "e.g. reports/run1",
+        )
+    if out_dir.is_symlink():
+        raise _refuse(out_dir, "it is a symbolic link; give the folder it points to")
+    for parent in (out_dir.parent, *out_dir.parent.parents):
+        if parent.exists() and not parent.is_dir():
+            raise _refuse(out_dir, f"{parent} is a file, not a folder")
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise _refuse(out_dir, "it is a file; choose a folder (new, or empty)")
+        foreign = _earlier_report(out_dir)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
+            raise _refuse(
+                out_dir,
+                f"the folder holds files this tool did not write ({shown}); "
+                "choose a new or empty folder",
+            )
+    existing = next(p for p in (out_dir.parent, *out_dir.parent.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise _refuse(out_dir, f"{existing} is not writable")
+    return out_dir
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return those created, deepest first."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
 def write_reports(
-    out_dir: Path,
+    out_dir: str | Path,
     tables: Mapping[str, pl.DataFrame],
     manifest: dict,
     fmt: Format = "csv",
     texts: Mapping[str, str] | None = None,
 ) -> list[Path]:
-    """Write ``tables``, ``manifest.json`` and any ``texts`` (file name → content, e.g. an HTML
-    report) into ``out_dir`` (replaced as a whole)."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    """Write ``tables``, ``manifest.json`` (with ``files``: every file written) and any
+    ``texts`` (file name → content, e.g. an HTML report) into ``out_dir``, replaced as a whole.
+    A target that may not be written is an :class:`InputError`; a failure while writing is a
+    :class:`RunError`; either way nothing is left behind and nothing of the user's is lost."""
+    out_dir = check_target(out_dir)
+    suffix = "csv" if fmt == "csv" else "parquet"
+    names = sorted([f"{name}.{suffix}" for name in tables] + [*(texts or {}), MANIFEST])
     try:
+        stamped = {"tool": "forced-flow", **manifest, "files": names}
+        text = json.dumps(stamped, indent=2, sort_keys=True, allow_nan=False)
+    except ValueError as exc:  # a non-finite number: never written (see estimator.finite)
+        raise RunError(f"the manifest holds a non-finite number: {exc}") from exc
+    try:
+        created = _make_parents(out_dir.parent)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise _refuse(out_dir, f"a folder cannot be made in {out_dir.parent} ({why})") from exc
+    old = tmp.with_name(tmp.name + ".old")
+    try:
+        tmp.chmod(0o777 & ~_umask())
         for name, frame in tables.items():
             if fmt == "csv":
                 neutralise(frame).write_csv(tmp / f"{name}.csv")
             else:
                 frame.write_parquet(tmp / f"{name}.parquet")
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        for name, text in (texts or {}).items():
-            (tmp / name).write_text(text, encoding="utf-8")
-        old = None
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+        (tmp / MANIFEST).write_text(text + "\n", encoding="utf-8")
+        for name, content in (texts or {}).items():
+            (tmp / name).write_text(content, encoding="utf-8")
+        moved = out_dir.exists()
+        if moved:
             out_dir.rename(old)
-        tmp.rename(out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+        try:
+            tmp.rename(out_dir)
+        except BaseException:
+            if moved:
+                old.rename(out_dir)
+            raise
+        if moved:
+            shutil.rmtree(old)
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        for folder in created:
+            if folder.exists() and not any(folder.iterdir()):
+                folder.rmdir()
+        if isinstance(exc, OSError):
+            raise RunError(f"writing the reports to {out_dir} failed: {exc}") from exc
         raise
-    return sorted(out_dir.iterdir())
+    return sorted(out_dir / name for name in names)

@@ -36,7 +36,6 @@ from typing import Literal, Self
 import polars as pl
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
@@ -44,6 +43,15 @@ from pydantic import (
 )
 
 from estimator import indices, risk
+from estimator.bounds import (
+    MAX_DAYS,
+    MAX_PRICE,
+    MAX_RATE_CHANGE_BP,
+    MAX_RETURN,
+    MAX_SHOCK_MULTIPLIER,
+    MAX_VOL,
+    MODEL_CONFIG,
+)
 from estimator.days import Days
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.impact import Impact
@@ -51,28 +59,55 @@ from estimator.paths import DEFAULT_MARKET
 from estimator.selectors import Selector
 from estimator.toml_files import load_toml
 from rules import Book, index_column
-from rules.ratings import AGENCY_COLUMNS, accepted, shift_expr
+from rules.ratings import AGENCY_COLUMNS, SP_FITCH, accepted, shift_expr
+
+#: Largest rating move of one shock, notches either way (the whole scale).
+MAX_NOTCHES = len(SP_FITCH)
 
 
 class Shock(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = MODEL_CONFIG
 
     select: Selector
-    price_return: float | None = Field(None, gt=-1)
-    yield_change_bp: float | None = None
-    spread_change_bp: float | None = None
-    vol_multiplier: float | None = Field(None, ge=0)
-    vol_change: float | None = None
-    margin_rate_multiplier: float | None = Field(None, ge=0)
-    margin_rate_change: float | None = None
+    price_return: float | None = Field(None, gt=-1, le=MAX_RETURN, description="r: P ← P·(1 + r)")
+    yield_change_bp: float | None = Field(
+        None,
+        ge=-MAX_RATE_CHANGE_BP,
+        le=MAX_RATE_CHANGE_BP,
+        description="Δy, bp: bonds repriced as bullets at y + Δy",
+    )
+    spread_change_bp: float | None = Field(
+        None,
+        ge=-MAX_RATE_CHANGE_BP,
+        le=MAX_RATE_CHANGE_BP,
+        description="Δs, bp: added to the yield change",
+    )
+    vol_multiplier: float | None = Field(
+        None, ge=0, le=MAX_SHOCK_MULTIPLIER, description="k: σ ← max(k·σ + Δσ, 0)"
+    )
+    vol_change: float | None = Field(
+        None, ge=-MAX_VOL, le=MAX_VOL, description="Δσ: σ ← max(k·σ + Δσ, 0)"
+    )
+    margin_rate_multiplier: float | None = Field(
+        None, ge=0, le=MAX_SHOCK_MULTIPLIER, description="k: m ← clip(k·m + Δm, 0, 1)"
+    )
+    margin_rate_change: float | None = Field(
+        None, ge=-1, le=1, description="Δm: m ← clip(k·m + Δm, 0, 1)"
+    )
     margin_vol_elasticity: float | None = Field(
-        None, ge=0, description="e: margin rates × (σ'/σ)^e with this shock's vol change σ → σ'"
+        None,
+        ge=0,
+        le=10,
+        description="e: margin rates × (σ'/σ)^e with this shock's vol change σ → σ'",
     )
     rating_sp: str | None = Field(None, description="new S&P rating, e.g. BB+")
     rating_moodys: str | None = Field(None, description="new Moody's rating, e.g. Ba1")
     rating_fitch: str | None = Field(None, description="new Fitch rating, e.g. BB+")
     downgrade_notches: int | None = Field(
-        None, description="move every agency rating n notches down its scale (negative: up)"
+        None,
+        ge=-MAX_NOTCHES,
+        le=MAX_NOTCHES,
+        description="move every agency rating n notches down its scale (negative: up)",
     )
 
     @field_validator("rating_sp", "rating_moodys", "rating_fitch")
@@ -128,7 +163,7 @@ class Shock(BaseModel):
 class IndexChange(BaseModel):
     """One index event: a deletion, an addition with its weight, or a new weight for a member."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = MODEL_CONFIG
 
     index_id: str = Field(min_length=1)
     asset_id: str = Field(min_length=1)
@@ -136,7 +171,9 @@ class IndexChange(BaseModel):
     weight: float | None = Field(
         None, gt=0, le=1, description="new weight (add, reweight) at the scenario's prices"
     )
-    effective_day: int = Field(0, ge=0, description="trading day the change takes effect")
+    effective_day: int = Field(
+        0, ge=0, le=MAX_DAYS, description="trading day the change takes effect"
+    )
 
     @model_validator(mode="after")
     def _weight_given(self) -> Self:
@@ -151,7 +188,7 @@ class HolderShock(BaseModel):
     """Shocks to some holders' funding rather than to prices: investors' redemptions, prime
     brokers' and clearing houses' margin calls by counterparty, lenders' credit-line cuts."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = MODEL_CONFIG
 
     holder_types: list[str] | None = Field(None, description="holder types it hits")
     holder_ids: list[str] | None = Field(None, description="holders it hits")
@@ -159,13 +196,19 @@ class HolderShock(BaseModel):
         None, gt=0, le=1, description="share of units redeemed, added to a redemption rule's"
     )
     margin_multiplier: float | None = Field(
-        None, gt=0, description="k: the holders' margin requirements × k (a broker's haircuts)"
+        None,
+        gt=0,
+        le=MAX_SHOCK_MULTIPLIER,
+        description="k: the holders' margin requirements × k (a broker's haircuts)",
     )
     credit_line_cut: float | None = Field(
         None, ge=0, le=1, description="share of the holders' undrawn credit lines withdrawn"
     )
     liability_rate_change_bp: float | None = Field(
-        None, description="Δy, bp: change in the discount rate of the holders' liabilities"
+        None,
+        ge=-MAX_RATE_CHANGE_BP,
+        le=MAX_RATE_CHANGE_BP,
+        description="Δy, bp: change in the discount rate of the holders' liabilities",
     )
 
     @model_validator(mode="after")
@@ -210,7 +253,7 @@ class HolderShock(BaseModel):
 class Scenario(BaseModel):
     """A named set of shocks and index changes, and the market bundle it runs on."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = MODEL_CONFIG
 
     name: str = Field(min_length=1)
     description: str = ""
@@ -424,6 +467,18 @@ def _shock(
         raise InputError(
             [Problem(label, f"shocks drive prices to zero or below: {bad[:10]}", field="shocks")]
         )
+    for column, high in (("price", MAX_PRICE), ("vol", MAX_VOL)):
+        big = out.filter(~(pl.col(column) <= high))["asset_id"].to_list()  # NaN included
+        if big:
+            raise InputError(
+                [
+                    Problem(
+                        label,
+                        f"too large: the shocks drive {column} above {high:g} for {big[:10]}",
+                        field="shocks",
+                    )
+                ]
+            )
     ratio = pl.when(pl.col("vol_pre") > 0).then(pl.col("vol") / pl.col("vol_pre")).otherwise(1.0)
     scaled = [pl.col(c) * ratio for c in [*risk.factor_columns(out), risk.SPECIFIC]]
     return out.with_columns(scaled)

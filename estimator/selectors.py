@@ -5,21 +5,34 @@ from __future__ import annotations
 from typing import Self
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from rules.ratings import AGENCY_COLUMNS
+from estimator.bounds import MODEL_CONFIG
+from rules.ratings import AGENCY_COLUMNS, accepted
 
 
 class Selector(BaseModel):
     """Which assets a shock hits: every listed criterion must hold (lists match any entry)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = MODEL_CONFIG
 
     all: bool = False
     asset_ids: list[str] = Field(default_factory=list)
     asset_classes: list[str] = Field(default_factory=list)
     instruments: list[str] = Field(default_factory=list)
     ratings: list[str] = Field(default_factory=list, description="S&P/Fitch or Moody's, exact")
+
+    @field_validator("ratings")
+    @classmethod
+    def _on_a_scale(cls, ratings: list[str]) -> list[str]:
+        known = {r for column in AGENCY_COLUMNS for r in accepted(column)}
+        unknown = [r for r in ratings if r not in known]
+        if unknown:
+            raise ValueError(
+                f"not a rating on any agency's scale: {unknown} (S&P/Fitch AAA … C, SD, RD, D; "
+                "Moody's Aaa … C; NR, WR)"
+            )
+        return ratings
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:

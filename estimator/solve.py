@@ -252,6 +252,7 @@ class ProblemCache:
         self._problems: dict[tuple, CompiledProblem] = {}
         self._shapes: set[tuple] = set()
         self._pool: ProcessPoolExecutor | None = None
+        self._started = False
 
     @staticmethod
     def _key(rules: Sequence[RuleBase], n: int) -> tuple:
@@ -270,6 +271,12 @@ class ProblemCache:
                 direct=self.direct,
             )
         return self._problems[key]
+
+    @property
+    def workers_used(self) -> int:
+        """Processes that solved: ``workers`` once a batch was large enough to start the pool
+        (:data:`PARALLEL_MIN_PER_WORKER` solves per process), else this one alone."""
+        return self.workers if self._started else 1
 
     @property
     def compiled(self) -> int:
@@ -302,6 +309,7 @@ class ProblemCache:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
             self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            self._started = True
             list(self._pool.map(_ready, [0.1] * self.workers))  # one task each: all spawned
         return self._pool
 

@@ -32,7 +32,6 @@ Whether a holder is forced does not depend on how it would trade, so the search 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,6 +50,8 @@ NOT_FORCED = ("ok", "cured")
 
 #: Below this a bisection would split floats finer than they are.
 MIN_TOLERANCE = 1e-12
+MAX_MULTIPLE = 1_000.0  # a thousand times the scenario: well past any price falling to zero
+MAX_GRID = 10_000  # grid points: one one-round evaluation each
 
 #: Columns of the survival table, in order.
 COLUMNS = [
@@ -80,10 +81,11 @@ class Search:
     cure_doublings: int = 10
 
     def __post_init__(self) -> None:
-        if not (self.max_multiple > 0 and math.isfinite(self.max_multiple)):
-            raise InputError([_option("max_multiple", "finite and > 0", self.max_multiple)])
-        if self.grid < 1:
-            raise InputError([_option("grid", "≥ 1", self.grid)])
+        if not 0 < self.max_multiple <= MAX_MULTIPLE:
+            expected = f"finite, > 0 and ≤ {MAX_MULTIPLE:g}"
+            raise InputError([_option("max_multiple", expected, self.max_multiple)])
+        if not 1 <= self.grid <= MAX_GRID:
+            raise InputError([_option("grid", f"in [1, {MAX_GRID}]", self.grid)])
         if not MIN_TOLERANCE <= self.tolerance < 1:
             raise InputError([_option("tolerance", f"in [{MIN_TOLERANCE:g}, 1)", self.tolerance)])
 

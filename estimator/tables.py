@@ -6,6 +6,7 @@ gets either a clean, typed frame or an :class:`~estimator.errors.InputError` lis
 
 from __future__ import annotations
 
+import csv
 import difflib
 from pathlib import Path
 
@@ -33,17 +34,59 @@ def _scan(source: TableSource, label: str) -> pl.DataFrame:
         raise InputError([Problem(label, "file not found")])
     if path.stat().st_size == 0:
         raise InputError([Problem(label, "file is empty: expected a header row and data rows")])
+    parquet = path.suffix.lower() in {".parquet", ".pq"}
+    if not parquet:
+        _check_text(path, label)
     try:
-        if path.suffix.lower() in {".parquet", ".pq"}:
+        if parquet:
             lf = pl.scan_parquet(path)
             offset = 1
         else:
             lf = pl.scan_csv(path, infer_schema=False)
             offset = 2
         frame = lf.with_row_index(LINE, offset=offset).collect()
-    except (pl.exceptions.ComputeError, OSError) as exc:
-        raise InputError([Problem(label, f"cannot be read: {exc}")]) from exc
+    except pl.exceptions.NoDataError as exc:
+        blank = Problem(label, "no header row: the file holds only blank lines")
+        raise InputError([blank]) from exc
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError([_unreadable(path, label, parquet, exc)]) from exc
     return frame.with_columns(pl.col(LINE).cast(pl.Int64))
+
+
+def _check_text(path: Path, label: str) -> None:
+    """A CSV file must be UTF-8 text: the first byte that is not names its line."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(
+            [Problem(label, f"not UTF-8 text (byte {exc.start}); save the file as UTF-8", line)]
+        ) from exc
+    if not text.strip():
+        raise InputError([Problem(label, "no header row: the file holds only blank lines")])
+
+
+def _unreadable(path: Path, label: str, parquet: bool, exc: Exception) -> Problem:
+    """A file Polars cannot read, described in the project's words: for CSV, the first line
+    whose number of fields differs from the header's, found by Python's own CSV reader."""
+    if parquet:
+        return Problem(label, "cannot be read as Parquet (a damaged or truncated file?)")
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader)
+            for row in reader:
+                if row and len(row) != len(header):
+                    return Problem(
+                        label,
+                        f"has {len(row)} fields where the header has {len(header)}",
+                        reader.line_num,
+                    )
+        except csv.Error as error:
+            return Problem(label, f"not valid CSV: {error}", reader.line_num)
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return Problem(label, f"cannot be read as CSV: {first}")
 
 
 def _check_columns(
@@ -56,6 +99,7 @@ def _check_columns(
         if name in expected:
             continue
         close = difflib.get_close_matches(name, [c for c in expected if c not in present], n=1)
+        close += [c for c in expected if c in present and _one_edit(name, c)]
         if close:
             problems.append(
                 Problem(label, f"unknown column (did you mean '{close[0]}'?)", field=name)
@@ -68,6 +112,19 @@ def _check_columns(
                 Problem(label, f"required column is missing ({_expect(col)})", field=name)
             )
     return problems
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` differ by one insertion, deletion, substitution or swap of two
+    neighbouring letters (a misspelt column beside the real one: ``prise`` and ``price``)."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+        swapped = len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+        return len(diff) == 1 or (swapped and a[diff[1]] == b[diff[0]])
+    short, long_ = sorted((a, b), key=len)
+    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
 
 
 def _expect(col: dy.Column) -> str:
@@ -108,15 +165,17 @@ def _describe(rule: str, schema: type[dy.Schema]) -> tuple[str | None, str]:
     col = columns(schema).get(name)
     messages = {
         "nullability": "missing value: a value is required",
-        "nan": "NaN is not allowed",
-        "inf": "infinite values are not allowed",
+        "nan": "not finite: NaN is not allowed",
+        "inf": "not finite: infinite values are not allowed",
         "dtype": f"wrong type: expected {getattr(col, 'dtype', '?')}",
     }
     if check in messages:
         return name, messages[check]
     bounds = {"min": "≥", "min_exclusive": ">", "max": "≤", "max_exclusive": "<"}
     if check in bounds and col is not None:
-        return name, f"expected a value {bounds[check]} {getattr(col, check)}"
+        limit = getattr(col, check)
+        size = "too large: " if check.startswith("max") else "too small: " if limit < 0 else ""
+        return name, f"{size}expected a value {bounds[check]} {limit:g}"
     if check == "check" and name in CHECK_MESSAGES:
         return name, CHECK_MESSAGES[name]
     return name, f"fails the check '{check}'"

@@ -17,9 +17,19 @@ def _field(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
+def _message(err: dict) -> str:
+    """Pydantic's message in the project's words: non-finite and too-large numbers say so."""
+    kind, msg = err["type"], err["msg"]
+    if kind == "finite_number":
+        return f"not finite (got {err['input']}): NaN and infinity are not allowed"
+    if kind in ("less_than", "less_than_equal"):
+        return f"too large: {msg[0].lower()}{msg[1:]} (got {err['input']})"
+    return msg
+
+
 def validation_problems(exc: ValidationError, label: str) -> list[Problem]:
     """One problem per pydantic error, naming the dotted field path (``rules.0.target``)."""
-    return [Problem(label, err["msg"], field=_field(err["loc"])) for err in exc.errors()]
+    return [Problem(label, _message(err), field=_field(err["loc"])) for err in exc.errors()]
 
 
 def load_toml(path: Path, model: type[M]) -> M:
@@ -27,7 +37,14 @@ def load_toml(path: Path, model: type[M]) -> M:
     label = str(path)
     if not path.is_file():
         raise InputError([Problem(label, "file not found")])
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(
+            [Problem(label, f"not UTF-8 text (byte {exc.start}); save the file as UTF-8", line)]
+        ) from exc
     if not text.strip():
         raise InputError([Problem(label, "file is empty")])
     try:

@@ -149,7 +149,7 @@ class RuleBase(BaseModel):
     :meth:`breach` is ``max(lhs − bound, 0)``, equal to cvxpy's ``constraint.violation()``.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     kind: str
     #: Rule kinds whose moves can add risk; those run pro-rata only.

@@ -50,9 +50,9 @@ class CollateralBuffer(RuleBase):
     """Keep the yield rise the equity can absorb above a floor, in basis points."""
 
     kind: Literal["collateral_buffer"] = "collateral_buffer"
-    floor_bp: float = Field(gt=0, description="β: least yield buffer, bp (e.g. 250)")
+    floor_bp: float = Field(gt=0, le=10_000, description="β: least yield buffer, bp (e.g. 250)")
     restore_bp: float | None = Field(
-        None, gt=0, description="β_r ≥ β: buffer rebuilt once it acts, bp (default β)"
+        None, gt=0, le=10_000, description="β_r ≥ β: buffer rebuilt once it acts, bp (default β)"
     )
 
     #: A credit line raises cash and debt alike: equity, and so the buffer, do not move.

@@ -48,7 +48,7 @@ class FundingRatio(RebalancingBand):
     """Policy weights with bands that switch to a de-risked policy below a funding ratio."""
 
     kind: Literal["funding_ratio"] = "funding_ratio"  # type: ignore[assignment]
-    trigger: float = Field(gt=0, description="φ: funding ratio V/L below which it de-risks")
+    trigger: float = Field(gt=0, le=10, description="φ: funding ratio V/L below which it de-risks")
     derisked_weights: dict[str, float] = Field(
         min_length=1, description="d_c: target weights of total assets once below the trigger"
     )

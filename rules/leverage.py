@@ -57,11 +57,13 @@ class Leverage(RuleBase):
     mode: Literal["threshold", "targeting"] = Field(
         "threshold", description="threshold: act above max; targeting: hold pre-shock leverage"
     )
-    max: PositiveFloat | None = Field(None, description="L_max: trigger level (threshold mode)")
-    target: PositiveFloat | None = Field(
-        None, description="L_target: restore level, ≤ max (threshold mode; default max)"
+    max: PositiveFloat | None = Field(
+        None, le=1_000, description="L_max: trigger level (threshold mode)"
     )
-    tolerance: float = Field(0.0, ge=0, description="ε: band around L₀ (targeting mode)")
+    target: PositiveFloat | None = Field(
+        None, le=1_000, description="L_target: restore level, ≤ max (threshold mode; default max)"
+    )
+    tolerance: float = Field(0.0, ge=0, le=1_000, description="ε: band around L₀ (targeting mode)")
 
     can_add_risk = True
 

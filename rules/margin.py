@@ -44,7 +44,9 @@ class Margin(RuleBase):
     maintenance_rate: float = Field(
         0.25, gt=0, le=1, description="m: maintenance rate for assets without their own margin_rate"
     )
-    initial_ratio: float = Field(2.0, ge=1, description="k: initial margin = k × maintenance")
+    initial_ratio: float = Field(
+        2.0, ge=1, le=100, description="k: initial margin = k × maintenance"
+    )
     restore: Literal["maintenance", "initial"] = Field(
         "maintenance", description="level the account is restored to after a call"
     )

@@ -101,10 +101,10 @@ class Redemption(PositionRule):
     )
     base_rate: float = Field(0.0, ge=0, le=1, description="b: share of units redeemed anyway")
     loss_sensitivity: float = Field(
-        0.0, ge=0, description="β⁻: share of units redeemed per unit of loss (e.g. 1.5)"
+        0.0, ge=0, le=100, description="β⁻: share of units redeemed per unit of loss (e.g. 1.5)"
     )
     gain_sensitivity: float = Field(
-        0.0, ge=0, description="β⁺: fewer redemptions per unit of gain (smaller than β⁻)"
+        0.0, ge=0, le=100, description="β⁺: fewer redemptions per unit of gain (smaller than β⁻)"
     )
     gate: float = Field(1.0, gt=0, le=1, description="g: most units redeemable in the scenario")
     min_cash: float = Field(0.0, ge=0, lt=1, description="c: cash floor, share of total assets")

@@ -38,14 +38,14 @@ class VarLimit(RuleBase):
     """Keep parametric value at risk at or below a share of equity."""
 
     kind: Literal["var_limit"] = "var_limit"
-    limit: PositiveFloat = Field(description="λ: VaR limit as a share of equity, e.g. 0.02")
+    limit: PositiveFloat = Field(le=10, description="λ: VaR limit as a share of equity, e.g. 0.02")
     confidence: float = Field(0.99, gt=0.5, lt=1, description="α: one-sided confidence level")
-    horizon_days: PositiveInt = Field(1, description="h: holding period in trading days")
-    tolerance: float = Field(0.0, ge=0, description="ε: acts beyond λ(1 + ε)")
+    horizon_days: PositiveInt = Field(1, le=1_000, description="h: holding period in trading days")
+    tolerance: float = Field(0.0, ge=0, le=10, description="ε: acts beyond λ(1 + ε)")
     restore: PositiveFloat | None = Field(
-        None, description="λ_r ≤ λ: VaR share restored to once the limit acts (default λ)"
+        None, le=10, description="λ_r ≤ λ: VaR share restored to once the limit acts (default λ)"
     )
-    days_per_year: PositiveInt = Field(252, description="T: trading days a year")
+    days_per_year: PositiveInt = Field(252, le=366, description="T: trading days a year")
 
     @model_validator(mode="after")
     def _restore_below_limit(self) -> Self:

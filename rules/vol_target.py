@@ -44,13 +44,15 @@ class VolTarget(RuleBase):
 
     kind: Literal["vol_target"] = "vol_target"
     target: PositiveFloat = Field(
-        description="τ: target annualised volatility of equity, e.g. 0.10"
+        le=10, description="τ: target annualised volatility of equity, e.g. 0.10"
     )
     tolerance: float = Field(
-        0.0, ge=0, description="ε: acts beyond τ(1 + ε); re-levers below τ(1 − ε)"
+        0.0, ge=0, le=10, description="ε: acts beyond τ(1 + ε); re-levers below τ(1 − ε)"
     )
     gross_cap: PositiveFloat | None = Field(
-        None, description="γ: optional cap on gross exposure Σ|x| as a multiple of equity"
+        None,
+        le=1_000,
+        description="γ: optional cap on gross exposure Σ|x| as a multiple of equity",
     )
     relever: bool = Field(
         False, description="also buy back up to τ when volatility falls (pro-rata)"

@@ -4,8 +4,13 @@ run of ``make test`` checks the same cases; ``fuzz`` (``make fuzz``) draws fresh
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from estimator.paths import mandates_dir, markets_dir
 
 settings.register_profile(
     "ci",
@@ -18,3 +23,16 @@ settings.register_profile(
     "fuzz", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> Path:
+    """A writable copy of the small market with its mandates beside it, and ``calm.toml`` (a
+    scenario without shocks on it) next to the market folder."""
+    market = tmp_path / "market"
+    shutil.copytree(markets_dir() / "small", market)
+    shutil.copytree(mandates_dir(), tmp_path / "mandates")
+    toml = market / "market.toml"
+    toml.write_text(toml.read_text().replace('"../../../mandates"', '"../mandates"'))
+    (tmp_path / "calm.toml").write_text('name = "calm"\nmarket = "market"\n')
+    return market

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from estimator.cli import app
-from estimator.paths import mandates_dir, markets_dir
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def bundle(tmp_path: Path) -> Path:
-    """A writable copy of the small market with its mandates beside it."""
-    market = tmp_path / "market"
-    shutil.copytree(markets_dir() / "small", market)
-    shutil.copytree(mandates_dir(), tmp_path / "mandates")
-    toml = market / "market.toml"
-    toml.write_text(toml.read_text().replace('"../../../mandates"', '"../mandates"'))
-    (tmp_path / "calm.toml").write_text('name = "calm"\nmarket = "market"\n')
-    return market
 
 
 def _edit(path: Path, old: str, new: str) -> None:

@@ -1,0 +1,166 @@
+"""The first stages of a run: load and check the inputs, apply the scenario, mark the books.
+
+:func:`check` stops there: it makes every check :func:`estimator.run` makes before a rule is
+evaluated (``forced-flow validate``), so an input that would fail a run fails here, without
+solving or writing anything.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cvxpy as cp
+import polars as pl
+
+from estimator import book as bk
+from estimator.errors import InputError, InputWarnings, Problem
+from estimator.finite import non_finite
+from estimator.market import Market, load_market
+from estimator.paths import DEFAULT_MARKET, resolve_market, resolve_scenario, scenarios_dir
+from estimator.scenario import Scenario, apply_scenario, load_scenario
+from rules import Book
+
+
+def _scenario(scenario: str | Path | Scenario) -> tuple[Scenario, Path | None]:
+    if isinstance(scenario, Scenario):
+        return scenario, None
+    path = resolve_scenario(scenario)
+    return load_scenario(path), path
+
+
+def scenario_label(spec: Scenario, path: Path | None) -> str:
+    """How a scenario is named in messages and manifests: a shipped scenario by its name, a
+    file by its path relative to the working directory, an in-memory one by its ``name``."""
+    if path is None:
+        return spec.name
+    if path.resolve().parent == scenarios_dir().resolve():
+        return path.stem
+    return os.path.relpath(path)
+
+
+def load_inputs(
+    scenario: str | Path | Scenario, market: str | Path | Market | None = None
+) -> tuple[Scenario, Path | None, Market]:
+    """The scenario (and its file, if any) and the market it runs on: ``market`` as given
+    (a bundle folder relative to the working directory), or the scenario's own ``market``
+    (relative to the scenario file)."""
+    spec, spec_path = _scenario(scenario)
+    if isinstance(market, Market):
+        return spec, spec_path, market
+    if market is not None:
+        return spec, spec_path, load_market(resolve_market(market))
+    relative = spec_path.parent if spec_path is not None else None
+    return spec, spec_path, load_market(resolve_market(spec.market, relative))
+
+
+def check_options(participation: float, solver: str, workers: int) -> str:
+    """The run options, or an input error naming the option; returns the solver's name as
+    cvxpy spells it (``clarabel`` → ``CLARABEL``)."""
+    problems = []
+    if not 0 < participation <= 1:  # NaN fails too
+        problems.append(
+            Problem(
+                "options",
+                f"expected 0 < participation ≤ 1, got {participation}",
+                field="participation",
+            )
+        )
+    if workers < 1:
+        problems.append(Problem("options", f"expected workers ≥ 1, got {workers}", field="workers"))
+    installed = cp.installed_solvers()
+    if solver.upper() not in installed:
+        problems.append(
+            Problem(
+                "options",
+                f"unknown solver {solver!r}; installed: {', '.join(installed)}",
+                field="solver",
+            )
+        )
+    if problems:
+        raise InputError(problems)
+    return solver.upper()
+
+
+def prepare(
+    spec: Scenario, market: Market, label: str, warnings: InputWarnings
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The shocked assets, and the holders with the futures' variation margin of the shocks
+    settled to cash and their book before the shocks: leverage (``leverage_pre``), equity
+    (``equity_pre``), gross exposure (``gross_exposure_pre``), cash reserve
+    (``cash_reserve_pre``), and the equity drawdowns are measured from (``reference_equity``:
+    the holder's own where given, else ``equity_pre``); and the scenario's holder shocks."""
+    pre = bk.holder_book(bk.position_frame(market.positions, market.assets), market.holders)
+    shocked = apply_scenario(market.assets, spec, label, warnings, market.index_weights)
+    futures = shocked.filter(pl.col("instrument") != "cash").select(
+        "asset_id", "multiplier", dp=pl.col("price") - pl.col("price_pre")
+    )
+    before = pre.select(
+        "holder_id",
+        pl.col("leverage").alias(Book.LEVERAGE_PRE),
+        pl.col(Book.EQUITY).alias(Book.EQUITY_PRE),
+        pl.col(Book.GROSS_EXPOSURE).alias(Book.GROSS_PRE),
+    )
+    holders = bk.credit_variation_margin(market.holders, market.positions, futures).join(
+        before, on="holder_id"
+    )
+    reference = pl.col(Book.EQUITY_PRE)
+    if Book.REFERENCE_EQUITY in holders.columns:  # the holder's own where it has one
+        reference = pl.coalesce(Book.REFERENCE_EQUITY, reference)
+    return shocked, holders.with_columns(
+        reference.alias(Book.REFERENCE_EQUITY),
+        pl.col("cash_reserve").alias(Book.RESERVE_PRE),
+        **spec.holder_columns(market.holders, warnings, label),
+    )
+
+
+def check_books(shocked: pl.DataFrame, holders: pl.DataFrame, market: Market, label: str) -> None:
+    """Every book marked at the shocked prices is finite, or an input error: the numbers the
+    rules will read cannot overflow."""
+    book = bk.holder_book(bk.position_frame(market.positions, shocked), holders)
+    found = non_finite(book) + non_finite(holders)
+    if found:
+        raise InputError(
+            [
+                Problem(
+                    label,
+                    f"the inputs are too large: marked at the scenario's prices, {what} is not "
+                    "finite",
+                    field="shocks",
+                )
+                for what in found[:10]
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What :func:`check` loaded: the market, the scenario's label (None without one) and
+    every warning."""
+
+    market: Market
+    scenario: str | None
+    warnings: InputWarnings
+
+
+def check(
+    scenario: str | Path | Scenario | None = None, market: str | Path | Market | None = None
+) -> Checked:
+    """Load and check every input as :func:`estimator.run` does before evaluating any rule:
+    the market's tables, indices, risk model and mandates; with a scenario, the scenario
+    applied to the market (shocks, index changes, holder shocks) and the books marked at its
+    prices. Raises :class:`InputError` listing every problem; nothing is solved or written."""
+    if scenario is None:
+        loaded = (
+            market
+            if isinstance(market, Market)
+            else load_market(resolve_market(market or DEFAULT_MARKET))
+        )
+        return Checked(loaded, None, InputWarnings(list(loaded.warnings.items)))
+    spec, path, loaded = load_inputs(scenario, market)
+    label = str(path or spec.name)
+    warnings = InputWarnings(list(loaded.warnings.items))
+    shocked, holders = prepare(spec, loaded, label, warnings)
+    check_books(shocked, holders, loaded, label)
+    return Checked(loaded, label, warnings)
