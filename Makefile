@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test fuzz lint bench report-png clean
+.PHONY: demo test test-slow fuzz lint bench report-png clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# The end-to-end cases too many for `make test` (the whole bad-input corpus); CI runs them too.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
 
 # Property tests with fresh random examples (`make test` replays a fixed, derandomised set).
 fuzz: $(STAMP)

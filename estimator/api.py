@@ -29,7 +29,7 @@ from estimator.inputs import (
 )
 from estimator.mandates import Execution
 from estimator.market import Market, sha256
-from estimator.report import Format, write_reports
+from estimator.report import Format, canonical, write_reports
 from estimator.scenario import Scenario
 from estimator.solve import DEFAULT_SOLVER, PARALLEL_MIN_PER_WORKER, ProblemCache
 from rules import STATE_COLUMNS, Book
@@ -159,7 +159,7 @@ def run(
 
     t = time.perf_counter()
     warnings = InputWarnings(list(market.warnings.items))
-    label = str(spec_path or spec.name)
+    label = scenario_label(spec, spec_path)
     shocked, holders = prepare(spec, market, label, warnings)
     check_books(shocked, holders, market, label)
     timings["scenario"] = time.perf_counter() - t
@@ -455,19 +455,23 @@ def _assemble(
         "timings_seconds": {k: round(v, 4) for k, v in timings.items()},
     }
     rounds, edges = (chain.rounds, chain.chain) if chain is not None else (None, None)
+
+    def typed(frame: pl.DataFrame | None) -> pl.DataFrame | None:
+        return None if frame is None else canonical(frame)
+
     result = RunResult(
         spec,
-        assets,
-        result.trades,
-        holders,
-        summary,
+        canonical(assets),
+        canonical(result.trades),
+        canonical(holders),
+        canonical(summary),
         manifest,
         warnings,
-        rounds,
-        edges,
-        fixed.table(shocked) if fixed is not None else None,
-        timeline,
-        cures,
+        rounds=typed(rounds),
+        chain=typed(edges),
+        equilibrium=typed(fixed.table(shocked) if fixed is not None else None),
+        days=typed(timeline),
+        cures=typed(cures),
     )
     check_tables(result.tables())
     check_manifest(manifest)

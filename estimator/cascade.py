@@ -40,7 +40,7 @@ from estimator import attribution, keys
 from estimator import book as bk
 from estimator import impact as im
 from estimator.days import Days, paced
-from estimator.engine import COMMITTED, RoundResult, evaluate_round
+from estimator.engine import COMMITTED, RoundResult, dust, evaluate_round
 from estimator.impact import Impact
 from estimator.mandates import Execution, Mandate
 from estimator.solve import ProblemCache
@@ -360,10 +360,18 @@ class _Episode:
         paced_part = paced(caps, self.done_today, self.schedule, self.day).join(
             prescribed, on=keys, how="anti"
         )
+        sizes = [f"{Book.GROSS_EXPOSURE}_before", Book.GROSS_PRE]
+        gross = result.holders.select(
+            "holder_id", gross=pl.max_horizontal(c for c in sizes if c in result.holders.columns)
+        )
         today = (
             pl.concat([paced_part, prescribed])
-            .filter(pl.col("trade_quantity") != 0)
             .join(caps.select(*keys, "unit_value"), on=keys)
+            .join(gross, on="holder_id", how="left")
+            .filter(  # what is left of a trade done over days may be dust
+                ~dust(pl.col("trade_quantity") * pl.col("unit_value"), pl.col("gross"))
+            )
+            .drop("gross")
         )
         done = today.select(
             *keys,

@@ -21,7 +21,7 @@ import polars as pl
 
 from estimator import book as bk
 from estimator.market import Market
-from estimator.report import write_reports
+from estimator.report import canonical, write_reports
 from rules import Book
 
 _X = pl.col("exposure")
@@ -104,4 +104,5 @@ def census(market: Market) -> Census:
         .agg(holders=pl.col("holder_id").n_unique(), net=_X.sum(), gross=_X.abs().sum())
         .sort("holder_type", "asset_class")
     )
-    return Census(market.name, by_type, by_class, by_type_and_class)
+    tables = (canonical(t) for t in (by_type, by_class, by_type_and_class))
+    return Census(market.name, *tables)

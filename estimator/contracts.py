@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataframely as dy
 import polars as pl
 
+from estimator.bonds import DEFAULT_FREQUENCY, FREQUENCIES
 from estimator.bounds import (
     MAX_AMOUNT,
     MAX_CONVEXITY,
@@ -29,8 +30,6 @@ from rules.ratings import accepted
 
 LINE = "__line__"
 
-#: Coupon frequencies a bond may have (payments a year).
-FREQUENCIES = (1, 2, 4, 12)
 
 INSTRUMENTS = ("cash", "future")
 
@@ -216,7 +215,7 @@ class Covariance(_Sourced):
 
 #: Defaults filled into optional numeric columns after validation.
 DEFAULTS: dict[type[dy.Schema], dict[str, float]] = {
-    Assets: {"multiplier": 1.0},
+    Assets: {"multiplier": 1.0, "coupon_frequency": DEFAULT_FREQUENCY},
     Holders: {
         "other_debt": 0.0,
         "non_tradable": 0.0,

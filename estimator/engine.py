@@ -37,6 +37,16 @@ COMMITTED = "committed"
 
 _ROW = "row"  # index of a position row in the round's frame
 TOLERANCE = 1e-7  # relative: breaches smaller than this × scale count as compliant
+#: A trade worth less than ``DUST_SHARE · G``, with ``G`` the larger of its holder's gross
+#: exposure ``Σ|x|`` before the trade and before the scenario, is rounding residue (what is
+#: left of a book sold in full, the last sliver of a trade paced over days), not a trade: it is
+#: not made. Relative to the holder's size, so that scaling a market scales its trades.
+DUST_SHARE = 1e-9
+
+
+def dust(value: pl.Expr, gross: pl.Expr) -> pl.Expr:
+    """Whether a trade of ``value`` by a holder of size ``gross`` (``G`` above) is dust."""
+    return value.abs() < DUST_SHARE * gross
 
 
 class Status:
@@ -515,7 +525,18 @@ def _settle(
 
     Per holder: cash out ``Σ u·c`` (``c`` = 1 for cash instruments; futures move no cash),
     sold ``Σ max(−u, 0)``, bought ``Σ max(u, 0)`` and the gross exposure left ``Σ|x + u|``."""
+    gross = pattern.sums(trades["exposure"].abs())
+    if Book.GROSS_PRE in holders.columns:  # the holder's size before the scenario
+        pre = np.zeros(gross.size)
+        at = holders["holder_id"].to_numpy()
+        inside = at < gross.size
+        pre[at[inside]] = holders[Book.GROSS_PRE].fill_null(0.0).to_numpy()[inside]
+        gross = np.maximum(gross, pre)
+    value = pl.col("trade_value")
+    size = pl.Series(gross[trades["holder_id"].to_numpy()])
     traded = trades.with_columns(
+        pl.when(dust(value, pl.lit(size))).then(0.0).otherwise(value).alias("trade_value")
+    ).with_columns(
         trade_quantity=pl.col("trade_value") / (pl.col("price") * pl.col("multiplier")),
     )
     u = pl.col("trade_value")

@@ -159,7 +159,7 @@ def check(
         )
         return Checked(loaded, None, InputWarnings(list(loaded.warnings.items)))
     spec, path, loaded = load_inputs(scenario, market)
-    label = str(path or spec.name)
+    label = scenario_label(spec, path)
     warnings = InputWarnings(list(loaded.warnings.items))
     shocked, holders = prepare(spec, loaded, label, warnings)
     check_books(shocked, holders, loaded, label)

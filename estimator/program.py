@@ -10,8 +10,10 @@ sparsity pattern of ``[A | b]`` fixed as well (DPP). cvxpy's own ``Problem.solve
 that data through its generic reduction chain on every call, which for a 50-position holder costs
 about as much as the interior-point solve itself. :class:`ClarabelProgram` keeps ``T_q``, ``T_A``
 and the pattern from the first compilation and per solve does only the two sparse products, a
-data update of one Clarabel solver (same pattern, no re-allocation) and the solve; the solution
-``z`` is read back into the problem's variables by their column offsets.
+new Clarabel solver on that data and the solve; the solution ``z`` is read back into the
+problem's variables by their column offsets. A new solver each time (rather than a data update
+of the last one, which keeps its scaling) makes every solve independent of the ones before it,
+so a holder's trades do not depend on how holders are batched or spread over processes.
 
 Only what cvxpy's reduction leaves intact is read back directly: variables without attributes
 (cvxpy replaces e.g. a ``nonneg`` variable by a new one) — :attr:`ClarabelProgram.readable`.
@@ -79,7 +81,6 @@ class ClarabelProgram:
                 setattr(retry, name, value)
             self._retries.append((label, retry))
         self._p = sp.csc_array((width - 1, width - 1))
-        self._solver: clarabel.DefaultSolver | None = None
         self._columns = {
             var.id: (prog.var_id_to_col[var.id], var.size, var.shape)
             for var in problem.variables()
@@ -98,13 +99,9 @@ class ClarabelProgram:
         b = np.zeros(self._shape[0])
         b[self._b_rows] = flat[self._cut :]
         q = self._t_q @ p
-        solver = self._solver
-        if solver is not None and solver.is_data_update_allowed():
-            solver.update(q=q[:-1], A=a, b=b)
-        else:
-            solver = self._solver = clarabel.DefaultSolver(
-                self._p, q[:-1], a, b, self._cones, self._settings
-            )
+        # a fresh solver per solve: a data update keeps state of the previous solve (its
+        # scaling), which would make a holder's trades depend on who was solved before it
+        solver = clarabel.DefaultSolver(self._p, q[:-1], a, b, self._cones, self._settings)
         result = solver.solve()
         status = CLARABEL.STATUS_MAP.get(str(result.status), cp.SOLVER_ERROR)
         if status in _SOLVED:

@@ -45,6 +45,24 @@ def neutralise(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def canonical(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with every integer column as Int64, every float as Float64 and every
+    categorical as String: the types its CSV reads back as, so that a report read from CSV or
+    Parquet equals the frame."""
+
+    def kind(t: pl.DataType) -> pl.DataType:
+        if t.is_integer():
+            return pl.Int64()
+        if t.is_float():
+            return pl.Float64()
+        if isinstance(t, pl.Categorical | pl.Enum):
+            return pl.String()
+        return t
+
+    casts = {c: kind(t) for c, t in frame.schema.items() if kind(t) != t}
+    return frame.cast(casts) if casts else frame  # type: ignore[arg-type]
+
+
 def money(value: float) -> str:
     """An amount for people to read: ``1.23bn``, ``45.60m``, ``7.00k``, ``12``."""
     for unit, size in (("tn", 1e12), ("bn", 1e9), ("m", 1e6), ("k", 1e3)):

@@ -3,8 +3,14 @@
 Effects of one shock on the selected assets (all optional, several may be combined):
 
 * ``price_return`` r: ``P ← P·(1 + r)``;
-* ``yield_change_bp`` / ``spread_change_bp`` Δy (bp): bonds reprice through duration ``D`` and,
-  where given, convexity ``C``: ``r = −D·Δy + ½·C·Δy²`` with ``Δy = bp / 10 000``;
+* ``yield_change_bp`` / ``spread_change_bp`` Δy (bp, ``Δy = bp / 10 000``): a bond with
+  modified duration ``D`` and, where given, convexity ``C`` is the bullet of
+  :mod:`estimator.bonds` with that duration and convexity at its yield ``y₀`` (the ``yield``
+  column, else a default by asset class) and coupon frequency ``f``; its price moves by
+  ``B(y + Δy)/B(y)``, with ``y`` its yield after the shocks before — monotone and positive for
+  any ``y + Δy > −f``, and equal to ``1 − D·Δy + ½·C·Δy²`` to second order. Two rate shocks
+  on one bond compound exactly: ``B(y₀ + Δy₁ + Δy₂)/B(y₀)``. The shocked table's ``yield`` is
+  the yield after the shocks;
 * ``vol_multiplier`` k and ``vol_change`` Δσ: ``σ ← max(k·σ + Δσ, 0)``; the asset's risk-model
   row is rescaled by the same ratio, keeping correlations;
 * ``margin_rate_multiplier`` and ``margin_rate_change``: ``m ← clip(k·m + Δm, 0, 1)`` on assets
@@ -42,7 +48,7 @@ from pydantic import (
     model_validator,
 )
 
-from estimator import indices, risk
+from estimator import indices, rates, risk
 from estimator.bounds import (
     MAX_DAYS,
     MAX_PRICE,
@@ -422,7 +428,13 @@ def apply_scenario(
 def _shock(
     assets: pl.DataFrame, scenario: Scenario, label: str, warnings: InputWarnings
 ) -> pl.DataFrame:
-    out = assets.with_columns(price_pre=pl.col("price"), vol_pre=pl.col("vol"))
+    out = (
+        assets.with_columns(
+            price_pre=pl.col("price"), vol_pre=pl.col("vol"), yield_=rates.yields(assets)
+        )
+        .with_columns(pl.col("yield_").alias("yield"), yield_pre="yield_")
+        .drop("yield_")
+    )
     problems: list[Problem] = []
     for i, shock in enumerate(scenario.shocks):
         where = f"shocks.{i}"
@@ -444,6 +456,8 @@ def _shock(
                     )
                 )
                 continue
+        if shock.rate_bp:
+            out = rates.reprice(out, hit, shock.rate_bp / 10_000, label, where, warnings)
         out = out.with_columns(_shocked(shock, hit))
         margin_moves = (
             shock.margin_rate_change is not None
@@ -486,18 +500,9 @@ def _shock(
 
 def _shocked(shock: Shock, hit: pl.Expr) -> list[pl.Expr]:
     exprs = []
-    growth = pl.lit(1.0)
-    if shock.price_return is not None:
-        growth = growth * (1 + shock.price_return)
-    if shock.rate_bp:
-        dy = shock.rate_bp / 10_000
-        growth = growth * (
-            1 - pl.col("duration") * dy + 0.5 * pl.col("convexity").fill_null(0.0) * dy**2
-        )
-    if shock.price_return is not None or shock.rate_bp:
-        exprs.append(
-            pl.when(hit).then(pl.col("price") * growth).otherwise(pl.col("price")).alias("price")
-        )
+    if shock.price_return is not None:  # (a rate shock has repriced the bonds: _reprice)
+        grown = pl.col("price") * (1 + shock.price_return)
+        exprs.append(pl.when(hit).then(grown).otherwise(pl.col("price")).alias("price"))
     vol = pl.col("vol")
     if shock.moves_vol:
         vol = (

@@ -195,7 +195,8 @@ class CompiledProblem:
         try:
             with warnings.catch_warnings():  # an inaccurate solve is reported in its status
                 warnings.filterwarnings("ignore", "Solution may be inaccurate", UserWarning)
-                self.problem.solve(solver=solver, **opts)
+                # no warm start: a solve must not depend on the holder solved before it
+                self.problem.solve(solver=solver, warm_start=False, **opts)
         except cp.error.SolverError as exc:
             return f"solver error: {exc}"
         return str(self.problem.status)

@@ -43,7 +43,7 @@ from estimator.engine import evaluate_round
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.mandates import Execution
 from estimator.market import Market
-from estimator.report import Format, write_reports
+from estimator.report import Format, canonical, write_reports
 from estimator.scenario import Scenario, apply_scenario
 
 NOT_FORCED = ("ok", "cured")
@@ -361,7 +361,7 @@ def survival(
             .alias("cure_cash")
         )
     )
-    table = _levels(probe, table, before).select(COLUMNS).sort("holder_id")
+    table = canonical(_levels(probe, table, before).select(COLUMNS).sort("holder_id"))
     return SurvivalResult(table, spec, market.name, search, probe.count, probe.searched_to)
 
 

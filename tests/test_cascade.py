@@ -17,7 +17,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import estimator
-from estimator import Mandate, Scenario, attribution, cli, keys
+from estimator import Mandate, Scenario, attribution, cli, engine, keys
 from estimator.api import prepare
 from estimator.cascade import CascadeResult, cascade
 from estimator.cli import app
@@ -548,3 +548,22 @@ def test_the_spinner_shows_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -
                 cli.err.print("")  # let the live display draw at least once
         assert ("cascade: round 3, day 1" in screen.getvalue()) == terminal
         assert ("━" in screen.getvalue()) == terminal  # the pulsing bar
+
+
+def test_dust_is_not_a_trade() -> None:
+    """A book sold in full leaves rounding residue: trades worth less than 1e-9 of the
+    holder's size are not made, so the Archegos run has no second round of 1e-9-unit trades by
+    the accounts already liquidated."""
+    result = estimator.run("archegos_2021")
+    assert result.manifest["cascade"]["rounds_traded"] == 1
+    assert result.rounds is not None and set(result.rounds["round"]) == {1}
+    assert result.trades["trade_value"].abs().min() > 1e6  # block sales, not residue
+
+
+def test_dust_threshold_by_hand() -> None:
+    values = pl.DataFrame(
+        {"u": [0.99e-6, -0.99e-6, 1.01e-6, 999.0, -1001.0, 0.0], "g": [1e3] * 3 + [1e12] * 3}
+    )
+    # 1e-9·1e3 = 1e-6 and 1e-9·1e12 = 1000
+    found = values.select(engine.dust(pl.col("u"), pl.col("g")))["u"].to_list()
+    assert found == [True, True, False, True, False, True]

@@ -112,7 +112,7 @@ def test_markup_in_user_text_is_printed_as_written(bundle: Path) -> None:
     crash = Path(__file__).parents[1] / "scenarios" / "small_crash.toml"
     scenario = bundle.parent / "crash.toml"
     text = crash.read_text().replace("IG_BBBM_10Y", "IG[/]BBBM")
-    scenario.write_text(re.sub(r'^market = .*$', 'market = "market"', text, flags=re.M))
+    scenario.write_text(re.sub(r"^market = .*$", 'market = "market"', text, flags=re.M))
     code, output = invoke("run", str(scenario), "--out", str(bundle.parent / "out"))
     assert code == 0, output
     assert "IG[/]BBBM" in output
@@ -154,3 +154,34 @@ def test_narrow_and_piped_output_never_cuts_numbers(monkeypatch: pytest.MonkeyPa
     assert "…" not in output
     for number in ("3.92bn", "20.10bn", "14.97bn", "789.00m", "1.77m", "85.00bn", "-726.00m"):
         assert number in output
+
+
+def test_a_misspelt_column_beside_the_real_one_is_an_error(bundle: Path) -> None:
+    path = bundle / "assets.csv"
+    lines = path.read_text().splitlines()
+    lines = [lines[0] + ",prise"] + [line + ",1" for line in lines[1:]]
+    path.write_text("\n".join(lines) + "\n")
+    code, output = _run(bundle)
+    assert code == 2, output
+    assert "assets.csv, field 'prise': unknown column (did you mean 'price'?)" in output
+
+
+def test_an_unrelated_extra_column_is_a_warning(bundle: Path) -> None:
+    path = bundle / "assets.csv"
+    lines = path.read_text().splitlines()
+    lines = [lines[0] + ",sector_name"] + [line + ",x" for line in lines[1:]]
+    path.write_text("\n".join(lines) + "\n")
+    code, output = _run(bundle)
+    assert code == 0, output
+    assert "field 'sector_name': unknown column, ignored" in output
+
+
+def test_a_selector_rating_off_every_scale_is_an_error(bundle: Path) -> None:
+    scenario = bundle.parent / "calm.toml"
+    scenario.write_text(
+        scenario.read_text()
+        + '\n[[shocks]]\nselect = { ratings = ["BBB--"] }\nprice_return = -0.1\n'
+    )
+    code, output = _run(bundle)
+    assert code == 2, output
+    assert "shocks.0.select.ratings" in output and "'BBB--'" in output

@@ -1,8 +1,10 @@
 """``collateral_buffer`` and capital calls: a leveraged LDI fund's yield buffer, worked by hand.
 
 The fund of every case: gilts of 1,000 (10 at 100, modified duration 20, no convexity) on 800 of
-repo, E = 200, DV01 = 20·1000/10⁴ = 2, a buffer of 100bp. Yields rise 30bp: the gilts fall
-20·0.003 = 6% to 94, E = 140, DD = 18,800, DV01 = 1.88, b = 140/1.88 = 74.47bp.
+repo, E = 200, DV01 = 20·1000/10⁴ = 2, a buffer of 100bp. Yields rise about 30bp: the gilts
+fall 20·0.003 = 6% to 94, E = 140, DD = 18,800, DV01 = 1.88, b = 140/1.88 = 74.47bp. The
+scenario gives the move as that 6% price return, so that the arithmetic stays linear (bonds are
+repriced exactly as bullets by a yield shock: tests/test_rates.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from estimator.errors import InputWarnings
 from estimator.market import Market
 
 GILT = {"asset_id": "g", "asset_class": "govt_bond", "price": 100.0, "duration": 20.0}
-YIELDS_UP_30 = Scenario(name="s", shocks=[{"select": {"all": True}, "yield_change_bp": 30.0}])
+YIELDS_UP_30 = Scenario(name="s", shocks=[{"select": {"all": True}, "price_return": -0.06}])
 
 
 def _market(

@@ -64,7 +64,9 @@ def test_rules_cash_cannot_restore_have_no_need() -> None:
 
 
 GILTS = [{"asset_id": "g", "asset_class": "govt_bond", "price": 100.0, "duration": 20.0}]
-YIELDS_UP_30 = [{"select": {"all": True}, "yield_change_bp": 30.0}]
+# yields up about 30bp, given as the 6% fall duration alone makes of it (20·0.003), so that the
+# arithmetic stays linear (exact repricing: tests/test_rates.py)
+YIELDS_UP_30 = [{"select": {"all": True}, "price_return": -0.06}]
 BUFFER = {"kind": "collateral_buffer", "floor_bp": 100.0}
 
 

@@ -266,16 +266,39 @@ def test_future_trade_moves_no_cash() -> None:
     assert math.isclose(h["cash_after"], 60_000.0, rel_tol=1e-12)
 
 
-def test_yield_shock_reprices_by_duration_and_convexity() -> None:
-    # D = 7, C = 60, +100bp: r = −7·0.01 + ½·60·0.0001 = −0.07 + 0.003 → P = 100·0.933 = 93.3.
+def _cash_flows(coupon: float, years: int, f: int) -> list[tuple[float, float]]:
+    """(time in periods, amount per unit face) of a bullet paying ``coupon`` a year."""
+    n = years * f
+    return [(t, coupon / f + (1.0 if t == n else 0.0)) for t in range(1, n + 1)]
+
+
+def _sum_at(flows: list[tuple[float, float]], y: float, f: int, k: int = 0) -> float:
+    """Σ CF·t(t+1)…(t+k−1)·(1 + y/f)^−t, the k-th moment of the discounted flows, by hand."""
+    total = []
+    for t, cf in flows:
+        weight = math.prod(t + j for j in range(k))
+        total.append(cf * weight * (1 + y / f) ** -t)
+    return math.fsum(total)
+
+
+def test_yield_shock_reprices_a_bond_as_the_bullet_of_its_duration_and_convexity() -> None:
+    # A 10-year 4% semi-annual bond at 4% (par): D = Σt·PV/(f(1 + y/f)·B), C = Σt(t+1)·PV/(f²
+    # (1 + y/f)²·B) from its flows; with those, +100bp must price it at B(5%)/B(4%) of 100.
+    flows = _cash_flows(0.04, 10, 2)
+    b = _sum_at(flows, 0.04, 2)
+    duration = _sum_at(flows, 0.04, 2, 1) / (2 * 1.02 * b)
+    convexity = _sum_at(flows, 0.04, 2, 2) / (4 * 1.02**2 * b)
+    assert b == pytest.approx(1.0, rel=1e-12)  # at par
     assets = asset_frame(
         [
             {
                 "asset_id": "bond",
                 "asset_class": "govt_bond",
                 "price": 100.0,
-                "duration": 7.0,
-                "convexity": 60.0,
+                "duration": duration,
+                "convexity": convexity,
+                "yield": 0.04,
+                "coupon_frequency": 2,
             },
             {"asset_id": "eq", "price": 50.0},
         ]
@@ -290,10 +313,9 @@ def test_yield_shock_reprices_by_duration_and_convexity() -> None:
     )
     shocked = estimator.apply_scenario(market.assets, scenario)
     prices = dict(zip(shocked["asset_id"], shocked["price"], strict=True))
-    assert math.isclose(prices["bond"], 93.3, rel_tol=1e-12)
+    assert math.isclose(prices["bond"], 100 * _sum_at(flows, 0.05, 2) / b, rel_tol=1e-10)
     assert prices["eq"] == 50.0
-    result = estimator.run(scenario, market)
-    assert math.isclose(holder(result)["equity_before"], 933.0, rel_tol=1e-12)
+    assert shocked.filter(pl.col("asset_id") == "bond")["yield"].item() == pytest.approx(0.05)
 
 
 def test_leverage_targeting_without_shock_does_not_trade() -> None:

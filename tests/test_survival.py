@@ -240,20 +240,22 @@ def test_holders_with_a_lender_are_searched_alone() -> None:
     assert math.isclose(_row(result.holders, "h")["forced_multiple"], 0.4, rel_tol=2 * TOL)
 
 
-def test_a_rate_shock_that_would_zero_a_price_ends_the_search_early() -> None:
-    # duration 20, +200bp: P(m) = 100·(1 − 20·0.02·m) reaches 0 at m = 2.5; the grid over
-    # (0, 3] stops at its last point below, 2.25, and the unlevered holder is never forced
-    assets = [{"asset_id": "bond", "price": 100.0, "duration": 20.0, "asset_class": "govt"}]
+def test_a_rate_shock_that_would_drive_a_yield_below_minus_f_ends_the_search_early() -> None:
+    # a bond (duration 0.1, yield 4% by default, f = 2) and −5,000bp: the yield 0.04 − 0.5·m
+    # reaches −f = −2 at m = 4.08; the grid over (0, 6] stops at its last point below, 4.0
+    # (where the bond, a zero coupon of 0.204 half-years, is at 100·(1.02/0.02)^0.204 ≈ 223),
+    # and the unlevered holder is never forced
+    assets = [{"asset_id": "bond", "price": 100.0, "duration": 0.1, "asset_class": "govt"}]
     market = _market(
         [{"holder_id": "h", "mandate": "lev"}],
         [("h", "bond", 10.0)],
         {"lev": [{"kind": "leverage", "max": 3.0}]},
         assets,
     )
-    spec = Scenario(name="s", shocks=[{"select": {"all": True}, "yield_change_bp": 200}])
-    result = survival(spec, market, search=Search(max_multiple=3.0, grid=12))
-    assert result.searched_to == 2.25
-    assert result.manifest["searched_to"] == 2.25
+    spec = Scenario(name="s", shocks=[{"select": {"all": True}, "yield_change_bp": -5000}])
+    result = survival(spec, market, search=Search(max_multiple=6.0, grid=12))
+    assert result.searched_to == 4.0
+    assert result.manifest["searched_to"] == 4.0
     row = _row(result.holders, "h")
     assert row["forced_multiple"] is None and row["status_at_scenario"] == "ok"
 
