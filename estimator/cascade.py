@@ -159,8 +159,9 @@ def cascade(
                 cache=cache,
                 coded=True,
             )
+            traded = len(episode.rounds)
             step = episode.step(result)
-            if progress is not None:
+            if progress is not None and len(episode.rounds) > traded:  # a round that traded
                 progress(episode.round, day)
             if step is not _Step.TRADED:
                 break

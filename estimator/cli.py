@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 from rich.console import Console, RenderableType
@@ -28,7 +28,7 @@ from estimator.api import run
 from estimator.census import census
 from estimator.errors import InputError, RunError
 from estimator.explain import explain
-from estimator.inputs import check
+from estimator.inputs import check, read_scenario
 from estimator.mandates import Execution, Mandate
 from estimator.market import load_market
 from estimator.paths import DEFAULT_MARKET, DEMO_SCENARIO, resolve_market, shipped_scenarios
@@ -49,16 +49,16 @@ app = typer.Typer(
 
 
 class _Output(Console):
-    """Standard output whose reader may go away (``forced-flow … | head``): the rest is
-    dropped and the command's exit code stands (rich would exit 1)."""
+    """A stream whose reader may go away (``forced-flow … 2>&1 | head``): the rest is dropped
+    and the command's exit code stands (rich would exit 1)."""
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
-        _closed_pipe()
+        _closed_pipe(sys.stderr if self.stderr else sys.stdout)
 
 
 out = _Output()
-err = Console(stderr=True, soft_wrap=True)
+err = _Output(stderr=True, soft_wrap=True)
 
 ScenarioArg = Annotated[
     str,
@@ -80,7 +80,10 @@ MarketOpt = Annotated[
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"forced-flow {metadata.version('forced-flow')}")
+        try:
+            typer.echo(f"forced-flow {metadata.version('forced-flow')}")
+        except BrokenPipeError:
+            _closed_pipe()
         raise typer.Exit()
 
 
@@ -102,12 +105,12 @@ def _problems(exc: InputError) -> None:
         err.print(f"  • {problem}", markup=False, highlight=False)
 
 
-def _closed_pipe() -> None:
-    """Standard output's reader has gone (``forced-flow … | head``): send the rest nowhere
-    so that the interpreter's last flush does not complain."""
+def _closed_pipe(stream: TextIO | None = None) -> None:
+    """The reader of ``stream`` (standard output by default) has gone (``forced-flow … |
+    head``): send the rest nowhere, so that the interpreter's last flush does not complain."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, (stream or sys.stdout).fileno())
     except (OSError, ValueError, AttributeError):  # not a real file (e.g. a test's buffer)
         pass
 
@@ -142,11 +145,14 @@ def _exits() -> Iterator[None]:
 
 def _print(part: RenderableType) -> None:
     """``part`` on standard output; a table wider than the terminal is printed whole (the
-    terminal wraps its lines) rather than with its numbers cut."""
+    terminal wraps its lines) rather than with its numbers cut, and a line of text (a path)
+    is not broken."""
+    if not isinstance(part, Table):
+        out.print(part, soft_wrap=True)
+        return
     width = out.width
-    need = (part.min_width or 0) if isinstance(part, Table) else 0
     try:
-        out.width = max(width, need)
+        out.width = max(width, part.min_width or 0)
         out.print(part, crop=False)
     finally:
         out.width = width
@@ -187,6 +193,15 @@ def _rounds_progress() -> Iterator[Callable[[int, int], None] | None]:
             yield None
         else:
             yield lambda rounds, day: bar(f"cascade: round {rounds}, day {day}")
+
+
+def _target(scenario: str, out_dir: Path | None, suffix: str = "") -> Path:
+    """The report folder — ``out_dir``, else ``reports/<scenario name><suffix>`` — checked
+    before anything runs, so that a long run does not end on a folder it may not write."""
+    if out_dir is None:
+        spec, _ = read_scenario(scenario)
+        out_dir = Path("reports") / f"{spec.name}{suffix}"
+    return check_target(out_dir)
 
 
 OutOpt = Annotated[
@@ -235,8 +250,7 @@ def run_command(
     with _exits(), _rounds_progress() as progress:
         if fmt not in ("csv", "parquet"):
             raise typer.BadParameter(f"expected csv or parquet, got {fmt!r}", param_hint="--format")
-        if out_dir is not None:
-            check_target(out_dir)
+        target = _target(scenario, out_dir)
         result = run(
             scenario,
             market,
@@ -246,7 +260,6 @@ def run_command(
             workers=workers,
             progress=progress,
         )
-        target = out_dir or Path("reports") / result.scenario.name
         written = result.write(target, fmt, html=html, top=max(top, 15))  # type: ignore[arg-type]
     done = f"Reports: {target}/ ({', '.join(p.name for p in written)})"
     warnings = [str(w) for w in result.warnings.items]
@@ -264,10 +277,8 @@ def report_command(
 ) -> None:
     """Run SCENARIO and write its reports with a self-contained report.html to look at."""
     with _exits(), _rounds_progress() as progress:
-        if out_dir is not None:
-            check_target(out_dir)
+        target = _target(scenario, out_dir)
         result = run(scenario, market, progress=progress)
-        target = out_dir or Path("reports") / result.scenario.name
         written = result.write(target, html=True, top=top)
     done = f"Report: {target / 'report.html'} (with {', '.join(p.name for p in written)})"
     warnings = [str(w) for w in result.warnings.items]
@@ -321,11 +332,9 @@ def survival_command(
     at what price of its largest position, and the cash that would keep it off the chain."""
     with _exits(), _spinner("survival search") as bar:
         search = Search(max_multiple=max_multiple, grid=grid, tolerance=tolerance)
-        if out_dir is not None:
-            check_target(out_dir)
+        target = _target(scenario, out_dir, "-survival")
         tell = None if bar is None else lambda n: bar(f"survival search: {n} rounds evaluated")
         result = survival(scenario, market, search=search, holder_id=holder, progress=tell)
-        target = out_dir or Path("reports") / f"{result.scenario.name}-survival"
         written = result.write(target)
     done = escape(f"Reports: {target}/ ({', '.join(p.name for p in written)})")
     if holder is not None:

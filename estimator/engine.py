@@ -37,16 +37,17 @@ COMMITTED = "committed"
 
 _ROW = "row"  # index of a position row in the round's frame
 TOLERANCE = 1e-7  # relative: breaches smaller than this × scale count as compliant
-#: A trade worth less than ``DUST_SHARE · G``, with ``G`` the larger of its holder's gross
-#: exposure ``Σ|x|`` before the trade and before the scenario, is rounding residue (what is
-#: left of a book sold in full, the last sliver of a trade paced over days), not a trade: it is
-#: not made. Relative to the holder's size, so that scaling a market scales its trades.
+#: A trade worth less than ``max(DUST_SHARE·G, DUST_VALUE)``, with ``G`` the larger of its
+#: holder's gross exposure ``Σ|x|`` before the trade and before the scenario, is rounding
+#: residue (what is left of a book sold in full, the last sliver of a trade paced over days),
+#: not a trade: it is not made. ``DUST_VALUE`` is one unit of the base currency.
 DUST_SHARE = 1e-9
+DUST_VALUE = 1.0
 
 
 def dust(value: pl.Expr, gross: pl.Expr) -> pl.Expr:
     """Whether a trade of ``value`` by a holder of size ``gross`` (``G`` above) is dust."""
-    return value.abs() < DUST_SHARE * gross
+    return value.abs() < pl.max_horizontal(DUST_SHARE * gross, pl.lit(DUST_VALUE))
 
 
 class Status:

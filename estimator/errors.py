@@ -51,4 +51,6 @@ class InputWarnings:
     items: list[Problem] = field(default_factory=list)
 
     def add(self, problem: Problem) -> None:
-        self.items.append(problem)
+        """Record ``problem`` once (the same finding from two places is one warning)."""
+        if problem not in self.items:
+            self.items.append(problem)

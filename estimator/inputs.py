@@ -7,14 +7,18 @@ solving or writing anything.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import cvxpy as cp
 import polars as pl
+from cvxpy.constraints import SOC, PowCone3D
+from cvxpy.reductions.solvers.defines import SOLVER_MAP_CONIC
 
 from estimator import book as bk
+from estimator.bounds import finite_problem
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.finite import non_finite
 from estimator.market import Market, load_market
@@ -23,7 +27,8 @@ from estimator.scenario import Scenario, apply_scenario, load_scenario
 from rules import Book
 
 
-def _scenario(scenario: str | Path | Scenario) -> tuple[Scenario, Path | None]:
+def read_scenario(scenario: str | Path | Scenario) -> tuple[Scenario, Path | None]:
+    """The scenario (a shipped name, a TOML path or a :class:`Scenario`) and its file."""
     if isinstance(scenario, Scenario):
         return scenario, None
     path = resolve_scenario(scenario)
@@ -46,7 +51,7 @@ def load_inputs(
     """The scenario (and its file, if any) and the market it runs on: ``market`` as given
     (a bundle folder relative to the working directory), or the scenario's own ``market``
     (relative to the scenario file)."""
-    spec, spec_path = _scenario(scenario)
+    spec, spec_path = read_scenario(scenario)
     if isinstance(market, Market):
         return spec, spec_path, market
     if market is not None:
@@ -55,27 +60,37 @@ def load_inputs(
     return spec, spec_path, load_market(resolve_market(spec.market, relative))
 
 
+@functools.cache
+def usable_solvers() -> list[str]:
+    """Installed cvxpy solvers that can solve the minimal-cost problems: conic solvers with
+    second-order and power cones (:mod:`estimator.solve`)."""
+    cones = (PowCone3D, SOC)
+    return [
+        name
+        for name in cp.installed_solvers()
+        if name in SOLVER_MAP_CONIC
+        and all(c in SOLVER_MAP_CONIC[name].SUPPORTED_CONSTRAINTS for c in cones)
+    ]
+
+
 def check_options(participation: float, solver: str, workers: int) -> str:
     """The run options, or an input error naming the option; returns the solver's name as
     cvxpy spells it (``clarabel`` → ``CLARABEL``)."""
     problems = []
-    if not 0 < participation <= 1:  # NaN fails too
-        problems.append(
-            Problem(
-                "options",
-                f"expected 0 < participation ≤ 1, got {participation}",
-                field="participation",
-            )
-        )
+    why = finite_problem(participation, 0.0, 1.0)
+    if why is not None or participation == 0:
+        why = why or "expected a value > 0"
+        problems.append(Problem("options", f"{why} (0 < ρ ≤ 1)", field="--participation"))
     if workers < 1:
-        problems.append(Problem("options", f"expected workers ≥ 1, got {workers}", field="workers"))
-    installed = cp.installed_solvers()
-    if solver.upper() not in installed:
+        problems.append(Problem("options", f"expected ≥ 1, got {workers}", field="--workers"))
+    usable = usable_solvers()
+    if solver.upper() not in usable:
         problems.append(
             Problem(
                 "options",
-                f"unknown solver {solver!r}; installed: {', '.join(installed)}",
-                field="solver",
+                f"{solver!r} is not a solver that can solve the minimal-cost problems; "
+                f"installed and able to: {', '.join(usable)}",
+                field="--solver",
             )
         )
     if problems:

@@ -66,7 +66,7 @@ def reprice(
     durations = rows["duration"].to_list()
     key = tuple(zip(durations, convexity, y0.tolist(), f.astype(int).tolist(), strict=True))
     fit = _bullets(key)
-    _warn_unmatched(rows, fit, label, where, warnings)
+    _warn_unmatched(rows, fit, label, warnings)
     ratio = np.ones(out.height)
     at = rows["_row"].to_numpy()
     ratio[at] = bonds.reprice(y, y + dy, fit.coupon, fit.periods, f)
@@ -78,7 +78,7 @@ def reprice(
 
 
 def _warn_unmatched(
-    rows: pl.DataFrame, fit: bonds.Fit, label: str, where: str, warnings: InputWarnings
+    rows: pl.DataFrame, fit: bonds.Fit, label: str, warnings: InputWarnings
 ) -> None:
     """A warning per bond whose quoted convexity no bullet of its duration has (beyond
     :data:`~estimator.bonds.CONVEXITY_RTOL`): it is repriced by its duration alone."""
@@ -94,6 +94,6 @@ def _warn_unmatched(
                 f"asset {rows['asset_id'][int(i)]}: no bond of duration "
                 f"{rows['duration'][int(i)]:g} has convexity {given[i]:g} (a zero coupon has "
                 f"{nearest[i]:.4g}); repriced by its duration alone, as a zero coupon",
-                field=where,
+                field="convexity",
             )
         )

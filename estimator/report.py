@@ -25,6 +25,7 @@ from typing import Literal
 import polars as pl
 
 from estimator.errors import InputError, Problem, RunError
+from estimator.finite import check_manifest, check_tables
 
 Format = Literal["csv", "parquet"]
 _FORMULA = r"^[=+\-@]"
@@ -75,15 +76,28 @@ def _refuse(out_dir: Path, why: str) -> InputError:
     return InputError([Problem(str(out_dir), f"cannot write the reports here: {why}", field="out")])
 
 
+#: The files a report of this tool may hold, for reports written before manifests listed them.
+_REPORT_FILES = frozenset(
+    f"{table}.{suffix}"
+    for table in (
+        "assets", "trades", "holders", "summary", "cures", "rounds", "chain", "equilibrium",
+        "days", "survival", "census_types", "census_classes", "census",
+    )
+    for suffix in ("csv", "parquet")
+) | {"report.html", MANIFEST}  # fmt: skip
+
+
 def _earlier_report(folder: Path) -> list[str]:
     """The entries of ``folder`` that are not files of an earlier report of this tool (all of
-    them when it holds no readable manifest of this tool)."""
+    them when it holds no readable manifest of this tool). A manifest lists its report's files;
+    one written before manifests did is taken to own the files a report can have."""
     entries = sorted(p.name for p in folder.iterdir())
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         ours = str(manifest["tool"]).startswith("forced-flow")
-        listed = {str(name) for name in manifest["files"]} | {MANIFEST}
-    except (OSError, ValueError, KeyError, TypeError):
+        names = manifest.get("files", _REPORT_FILES)
+        listed = {str(name) for name in names} | {MANIFEST}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return entries
     if not ours:
         return entries
@@ -134,10 +148,22 @@ def _umask() -> int:
 
 
 def _make_parents(folder: Path) -> list[Path]:
-    """Create ``folder`` and its missing parents; return those created, deepest first."""
+    """Create ``folder`` and its missing parents; return those created, deepest first (none
+    is left behind if one cannot be made)."""
     missing = [p for p in (folder, *folder.parents) if not p.exists()]
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        _remove_empty(missing)
+        raise
     return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders, deepest first, that exist and are empty."""
+    for folder in folders:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def write_reports(
@@ -152,6 +178,8 @@ def write_reports(
     A target that may not be written is an :class:`InputError`; a failure while writing is a
     :class:`RunError`; either way nothing is left behind and nothing of the user's is lost."""
     out_dir = check_target(out_dir)
+    check_tables(tables)  # no report holds NaN or infinity, whichever command writes it
+    check_manifest(manifest)
     suffix = "csv" if fmt == "csv" else "parquet"
     names = sorted([f"{name}.{suffix}" for name in tables] + [*(texts or {}), MANIFEST])
     try:
@@ -159,10 +187,12 @@ def write_reports(
         text = json.dumps(stamped, indent=2, sort_keys=True, allow_nan=False)
     except ValueError as exc:  # a non-finite number: never written (see estimator.finite)
         raise RunError(f"the manifest holds a non-finite number: {exc}") from exc
+    created: list[Path] = []
     try:
         created = _make_parents(out_dir.parent)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     except OSError as exc:
+        _remove_empty(created)
         why = exc.strerror or str(exc)
         raise _refuse(out_dir, f"a folder cannot be made in {out_dir.parent} ({why})") from exc
     old = tmp.with_name(tmp.name + ".old")
@@ -185,14 +215,12 @@ def write_reports(
             if moved:
                 old.rename(out_dir)
             raise
-        if moved:
-            shutil.rmtree(old)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        for folder in created:
-            if folder.exists() and not any(folder.iterdir()):
-                folder.rmdir()
+        _remove_empty(created)
         if isinstance(exc, OSError):
             raise RunError(f"writing the reports to {out_dir} failed: {exc}") from exc
         raise
+    if moved:  # the new report is in place: the earlier one, ours, goes
+        shutil.rmtree(old, ignore_errors=True)
     return sorted(out_dir / name for name in names)

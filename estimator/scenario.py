@@ -278,6 +278,16 @@ class Scenario(BaseModel):
         None, description="the day clock: horizons, grace periods, caps, temporary impact"
     )
 
+    @field_validator("name")
+    @classmethod
+    def _a_folder_name(cls, name: str) -> str:
+        """The name is the default report folder's (``reports/<name>``): one path part."""
+        if name in (".", "..") or name.startswith(".") or any(c in name for c in "/\\\0"):
+            raise ValueError(
+                "a scenario's name is its report folder's: no '/', '\\' or leading '.'"
+            )
+        return name
+
     @property
     def cascades(self) -> bool:
         """Whether the scenario runs in rounds: prices move, or losses pass to lenders."""
@@ -448,11 +458,12 @@ def _shock(
         if shock.rate_bp:
             no_dur = out.filter(hit & pl.col("duration").is_null())["asset_id"].to_list()
             if no_dur:
+                rate = "yield_change_bp" if shock.yield_change_bp else "spread_change_bp"
                 problems.append(
                     Problem(
                         label,
                         f"yield/spread shock hits assets without duration: {no_dur[:10]}",
-                        field=where,
+                        field=f"{where}.{rate}",
                     )
                 )
                 continue

@@ -39,6 +39,7 @@ import polars as pl
 
 from estimator import book as bk
 from estimator.api import _version, load_inputs, prepare
+from estimator.bounds import finite_problem
 from estimator.engine import evaluate_round
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.mandates import Execution
@@ -81,17 +82,33 @@ class Search:
     cure_doublings: int = 10
 
     def __post_init__(self) -> None:
-        if not 0 < self.max_multiple <= MAX_MULTIPLE:
-            expected = f"finite, > 0 and ≤ {MAX_MULTIPLE:g}"
-            raise InputError([_option("max_multiple", expected, self.max_multiple)])
-        if not 1 <= self.grid <= MAX_GRID:
-            raise InputError([_option("grid", f"in [1, {MAX_GRID}]", self.grid)])
-        if not MIN_TOLERANCE <= self.tolerance < 1:
-            raise InputError([_option("tolerance", f"in [{MIN_TOLERANCE:g}, 1)", self.tolerance)])
+        problems = [
+            _option(name, why)
+            for name, why in (
+                ("max_multiple", _within(self.max_multiple, 0.0, MAX_MULTIPLE, open_low=True)),
+                ("grid", _within(self.grid, 1, MAX_GRID)),
+                ("tolerance", _within(self.tolerance, MIN_TOLERANCE, 1.0, open_high=True)),
+            )
+            if why is not None
+        ]
+        if problems:
+            raise InputError(problems)
 
 
-def _option(name: str, expected: str, got: object) -> Problem:
-    return Problem("options", f"expected {name} {expected}, got {got}", field=name)
+def _within(
+    value: float, low: float, high: float, *, open_low: bool = False, open_high: bool = False
+) -> str | None:
+    """Why ``value`` is outside ``low … high`` (ends open as asked), or None."""
+    why = finite_problem(value, low, high)
+    if why is None and open_low and value == low:
+        why = f"expected a value > {low:g}, got {value:g}"
+    if why is None and open_high and value == high:
+        why = f"expected a value < {high:g}, got {value:g}"
+    return why
+
+
+def _option(name: str, why: str) -> Problem:
+    return Problem("options", why, field=name)
 
 
 class _Probe:

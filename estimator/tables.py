@@ -15,6 +15,7 @@ import polars as pl
 
 from estimator.contracts import CHECK_MESSAGES, DEFAULTS, LINE, columns
 from estimator.errors import InputError, InputWarnings, Problem
+from estimator.toml_files import read_utf8
 
 MAX_PROBLEMS = 50
 
@@ -54,16 +55,8 @@ def _scan(source: TableSource, label: str) -> pl.DataFrame:
 
 
 def _check_text(path: Path, label: str) -> None:
-    """A CSV file must be UTF-8 text: the first byte that is not names its line."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(
-            [Problem(label, f"not UTF-8 text (byte {exc.start}); save the file as UTF-8", line)]
-        ) from exc
-    if not text.strip():
+    """A CSV file must be UTF-8 text with a header row."""
+    if not read_utf8(path, label).strip():
         raise InputError([Problem(label, "no header row: the file holds only blank lines")])
 
 
@@ -151,8 +144,9 @@ def _cast(
         if name not in frame.columns or not col.dtype.is_numeric():
             continue
         bad = frame.filter(pl.col(name).is_not_null() & typed[name].is_null())
+        kind = "a whole number" if col.dtype.is_integer() else "a number"
         for line, value in bad.select(LINE, name).head(MAX_PROBLEMS).iter_rows():
-            problems.append(Problem(label, f"expected a number, got {value!r}", line, name))
+            problems.append(Problem(label, f"expected {kind}, got {value!r}", line, name))
     return typed, problems
 
 

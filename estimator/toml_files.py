@@ -24,6 +24,8 @@ def _message(err: dict) -> str:
         return f"not finite (got {err['input']}): NaN and infinity are not allowed"
     if kind in ("less_than", "less_than_equal"):
         return f"too large: {msg[0].lower()}{msg[1:]} (got {err['input']})"
+    if kind == "int_parsing_size":
+        return f"too large: expected a whole number of a sensible size (got {err['input']})"
     return msg
 
 
@@ -32,19 +34,25 @@ def validation_problems(exc: ValidationError, label: str) -> list[Problem]:
     return [Problem(label, _message(err), field=_field(err["loc"])) for err in exc.errors()]
 
 
-def load_toml(path: Path, model: type[M]) -> M:
-    """Parse ``path`` (duplicate keys are a TOML error) and validate it as ``model``."""
-    label = str(path)
-    if not path.is_file():
-        raise InputError([Problem(label, "file not found")])
+def read_utf8(path: Path, label: str) -> str:
+    """The text of ``path``, or an input error naming the line of its first byte that is not
+    UTF-8."""
     data = path.read_bytes()
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise InputError(
             [Problem(label, f"not UTF-8 text (byte {exc.start}); save the file as UTF-8", line)]
         ) from exc
+
+
+def load_toml(path: Path, model: type[M]) -> M:
+    """Parse ``path`` (duplicate keys are a TOML error) and validate it as ``model``."""
+    label = str(path)
+    if not path.is_file():
+        raise InputError([Problem(label, "file not found")])
+    text = read_utf8(path, label)
     if not text.strip():
         raise InputError([Problem(label, "file is empty")])
     try:

@@ -36,3 +36,13 @@ def bundle(tmp_path: Path) -> Path:
     toml.write_text(toml.read_text().replace('"../../../mandates"', '"../mandates"'))
     (tmp_path / "calm.toml").write_text('name = "calm"\nmarket = "market"\n')
     return market
+
+
+@pytest.fixture
+def hand_sized(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Books of a few hundred currency units, worked by hand: there a trade of less than one
+    unit is part of the arithmetic, not the dust it would be in a real book (``engine.dust``),
+    so only the dust relative to a holder's size is set aside."""
+    from estimator import engine  # noqa: PLC0415
+
+    monkeypatch.setattr(engine, "DUST_VALUE", 0.0)

@@ -135,6 +135,7 @@ def test_two_holders_one_asset_every_model_round_by_round(model: str, mode: str)
     assert cash["B"] == pytest.approx(-1000.0 + 40 / 98 * (98 + p2) / 2, rel=1e-12)
 
 
+@pytest.mark.usefixtures("hand_sized")
 def test_the_cascade_converges_and_each_round_sells_less() -> None:
     result = _two_holders(LINEAR)
     assert result.converged
@@ -530,7 +531,7 @@ def test_progress_is_told_every_round_and_the_output_stays_clean(tmp_path: Path)
     calls: list[tuple[int, int]] = []
     result = estimator.run("fire_sale", progress=lambda n, day: calls.append((n, day)))
     rounds = result.manifest["cascade"]["rounds_traded"]
-    assert [n for n, _ in calls] == list(range(1, rounds + 1))
+    assert [n for n, _ in calls] == list(range(1, rounds + 1))  # every round that traded
     assert {day for _, day in calls} == {0}
     piped = CliRunner().invoke(app, ["run", "fire_sale", "--out", str(tmp_path / "r")])
     assert piped.exit_code == 0, piped.output
@@ -562,8 +563,14 @@ def test_dust_is_not_a_trade() -> None:
 
 def test_dust_threshold_by_hand() -> None:
     values = pl.DataFrame(
-        {"u": [0.99e-6, -0.99e-6, 1.01e-6, 999.0, -1001.0, 0.0], "g": [1e3] * 3 + [1e12] * 3}
+        {"u": [0.99, -0.99, 1.01, 999.0, -1001.0, 0.0], "g": [1e3] * 3 + [1e12] * 3}
     )
-    # 1e-9·1e3 = 1e-6 and 1e-9·1e12 = 1000
+    # max(1e-9·1e3, 1) = 1 (a currency unit) and max(1e-9·1e12, 1) = 1000
     found = values.select(engine.dust(pl.col("u"), pl.col("g")))["u"].to_list()
     assert found == [True, True, False, True, False, True]
+
+
+def test_a_paced_trade_leaves_no_dust_days() -> None:
+    """The fire sale over days: no trade of any day is worth less than a currency unit."""
+    result = estimator.run("fire_sale_days")
+    assert result.trades["trade_value"].abs().min() >= 1.0

@@ -66,10 +66,12 @@ def test_workers_that_cannot_be_used_are_told(tmp_path: Path) -> None:
     assert any("2 workers asked for, 1 used" in str(w) for w in result.warnings.items)
 
 
-def _close(a: object, b: object, path: str) -> list[str]:
-    """Where two parsed values differ beyond 1e-12 relative (numbers) or at all (others)."""
+def _close(a: object, b: object, path: str, scale: float = 0.0) -> list[str]:
+    """Where two parsed values differ beyond 1e-12 relative (numbers; relative to ``scale``,
+    the largest magnitude of their column, where a sum cancels to near zero) or at all."""
     if isinstance(a, float) and isinstance(b, float):
-        return [] if math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9) else [f"{path}: {a} != {b}"]
+        same = math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12 * scale)
+        return [] if same else [f"{path}: {a} != {b}"]
     if isinstance(a, dict) and isinstance(b, dict):
         if a.keys() != b.keys():
             return [f"{path}: keys differ"]
@@ -77,11 +79,10 @@ def _close(a: object, b: object, path: str) -> list[str]:
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return [f"{path}: lengths differ"]
-        return [
-            d
-            for i, (x, y) in enumerate(zip(a, b, strict=True))
-            for d in _close(x, y, f"{path}.{i}")
-        ]
+        numbers = [abs(v) for v in a if isinstance(v, float)]
+        column = max(numbers, default=scale)
+        pairs = enumerate(zip(a, b, strict=True))
+        return [d for i, (x, y) in pairs for d in _close(x, y, f"{path}.{i}", column)]
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]
 
 

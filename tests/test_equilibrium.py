@@ -18,6 +18,9 @@ from estimator.equilibrium import EquilibriumError, conditions, equilibrium
 from estimator.errors import InputWarnings
 from estimator.market import Market
 
+#: Hand-worked books of a few hundred currency units (conftest.hand_sized).
+pytestmark = pytest.mark.usefixtures("hand_sized")
+
 
 def _market(rules: list[dict] | None = None) -> Market:
     """X at 100; A: 10 units on 600 borrowed, B: 20 units on 1000 borrowed; leverage ≤ 2,

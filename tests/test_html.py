@@ -33,6 +33,15 @@ def test_the_report_is_one_self_contained_file(days_run: estimator.RunResult) ->
     assert len(page.encode()) < 3_000_000
 
 
+@pytest.mark.parametrize("scenario", ["fire_sale_days", "archegos_2021", "small_crash"])
+def test_no_page_shows_a_non_finite_number(scenario: str) -> None:
+    """The page is drawn from the run's checked frames: no NaN or infinity anywhere in it,
+    in a table cell or a chart's text."""
+    page = estimator.run(scenario).html()
+    text = re.sub(r"<[^>]+>", " ", page)  # what a reader sees, not the markup
+    assert re.search(r"(?i)\b(nan|-?inf(inity)?)\b", text) is None
+
+
 def test_every_chart_of_a_cascade_on_a_day_clock(days_run: estimator.RunResult) -> None:
     page = days_run.html()
     # by asset class, by holder type, crowded assets, rounds, days, chain of coercion

@@ -15,6 +15,9 @@ from estimator.api import RunResult
 from estimator.engine import evaluate_round
 from rules import index_column
 
+#: Hand-worked books of a few hundred currency units (conftest.hand_sized).
+pytestmark = pytest.mark.usefixtures("hand_sized")
+
 EXECUTIONS = ["pro_rata", "min_cost"]
 
 

@@ -71,6 +71,7 @@ _MARGIN_ASSET = [{"asset_id": "a", "price": 100.0}]
 _MARGIN_RULE = [{"kind": "margin", "maintenance_rate": 0.25, "restore": "maintenance"}]
 
 
+@pytest.mark.usefixtures("hand_sized")
 @pytest.mark.parametrize(("eps", "called"), [(1e-6, False), (-1e-6, True)])
 def test_margin_call_threshold_at_two_thirds(eps: float, called: bool) -> None:
     ret = -1 / 3 + eps  # P = 100·(2/3 + eps)

@@ -16,6 +16,9 @@ from estimator import Mandate, Scenario
 from estimator.api import RunResult
 from rules import Redemption
 
+#: Hand-worked books of a few hundred currency units (conftest.hand_sized).
+pytestmark = pytest.mark.usefixtures("hand_sized")
+
 # One bond fund: 10 bonds at 100 and cash 50, E₀ = 1050. Prices −10%: x = 900, E = 950,
 # ret = 950/1050 − 1 = −2/21. With β⁻ = 1.5, ρ* = 1.5·2/21 = 1/7 of the units, paid at
 # E/(1 − 0) per unit: R = 950/7 = 135.714…; cash 50 − R = −85.714… must be raised.

@@ -17,6 +17,9 @@ from estimator import Mandate, Scenario
 from estimator.cli import app
 from estimator.survival import COLUMNS, NOT_FORCED, Search, survival
 
+#: Hand-worked books of a few hundred currency units (conftest.hand_sized).
+pytestmark = pytest.mark.usefixtures("hand_sized")
+
 TOL = 1e-6
 PRECISE = Search(max_multiple=2.0, grid=8, tolerance=TOL)
 
