@@ -16,13 +16,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/forced-flow run march_2020 --out reports/demo --html
 
+# Tests run in parallel processes (pytest-xdist), one per core up to four.
+PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses=4
+
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 # The end-to-end cases too many for `make test` (the whole bad-input corpus); CI runs them too.
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+	$(PYTEST) -m slow
 
 # Property tests with fresh random examples (`make test` replays a fixed, derandomised set).
 fuzz: $(STAMP)
