@@ -56,12 +56,15 @@ MAX_DAYS = 1_000
 MAX_ROUNDS = 10_000
 
 
-def finite_problem(value: float, low: float, high: float) -> str | None:
-    """Why ``value`` is outside ``[low, high]`` in a user's words, or None when it is inside."""
+def finite_problem(
+    value: float, low: float, high: float, *, open_low: bool = False, open_high: bool = False
+) -> str | None:
+    """Why ``value`` is outside ``low … high`` (each end excluded where asked) in a user's
+    words, or None when it is inside."""
     if not math.isfinite(value):
         return f"not finite (got {value})"
-    if value > high:
-        return f"too large: expected a value ≤ {high:g}, got {value:g}"
-    if value < low:
-        return f"too small: expected a value ≥ {low:g}, got {value:g}"
+    if value > high or (open_high and value == high):
+        return f"too large: expected a value {'<' if open_high else '≤'} {high:g}, got {value:g}"
+    if value < low or (open_low and value == low):
+        return f"expected a value {'>' if open_low else '≥'} {low:g}, got {value:g}"
     return None

@@ -77,9 +77,8 @@ def check_options(participation: float, solver: str, workers: int) -> str:
     """The run options, or an input error naming the option; returns the solver's name as
     cvxpy spells it (``clarabel`` → ``CLARABEL``)."""
     problems = []
-    why = finite_problem(participation, 0.0, 1.0)
-    if why is not None or participation == 0:
-        why = why or "expected a value > 0"
+    why = finite_problem(participation, 0.0, 1.0, open_low=True)
+    if why is not None:
         problems.append(Problem("options", f"{why} (0 < ρ ≤ 1)", field="--participation"))
     if workers < 1:
         problems.append(Problem("options", f"expected ≥ 1, got {workers}", field="--workers"))

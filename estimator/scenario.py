@@ -438,12 +438,9 @@ def apply_scenario(
 def _shock(
     assets: pl.DataFrame, scenario: Scenario, label: str, warnings: InputWarnings
 ) -> pl.DataFrame:
-    out = (
-        assets.with_columns(
-            price_pre=pl.col("price"), vol_pre=pl.col("vol"), yield_=rates.yields(assets)
-        )
-        .with_columns(pl.col("yield_").alias("yield"), yield_pre="yield_")
-        .drop("yield_")
+    y = rates.yields(assets)  # ("yield" is a Python keyword: the columns are named by alias)
+    out = assets.with_columns(
+        price_pre=pl.col("price"), vol_pre=pl.col("vol"), yield_pre=y, **{"yield": y}
     )
     problems: list[Problem] = []
     for i, shock in enumerate(scenario.shocks):

@@ -85,26 +85,14 @@ class Search:
         problems = [
             _option(name, why)
             for name, why in (
-                ("max_multiple", _within(self.max_multiple, 0.0, MAX_MULTIPLE, open_low=True)),
-                ("grid", _within(self.grid, 1, MAX_GRID)),
-                ("tolerance", _within(self.tolerance, MIN_TOLERANCE, 1.0, open_high=True)),
+                ("max_multiple", finite_problem(self.max_multiple, 0, MAX_MULTIPLE, open_low=True)),
+                ("grid", finite_problem(self.grid, 1, MAX_GRID)),
+                ("tolerance", finite_problem(self.tolerance, MIN_TOLERANCE, 1, open_high=True)),
             )
             if why is not None
         ]
         if problems:
             raise InputError(problems)
-
-
-def _within(
-    value: float, low: float, high: float, *, open_low: bool = False, open_high: bool = False
-) -> str | None:
-    """Why ``value`` is outside ``low … high`` (ends open as asked), or None."""
-    why = finite_problem(value, low, high)
-    if why is None and open_low and value == low:
-        why = f"expected a value > {low:g}, got {value:g}"
-    if why is None and open_high and value == high:
-        why = f"expected a value < {high:g}, got {value:g}"
-    return why
 
 
 def _option(name: str, why: str) -> Problem:
