@@ -4,13 +4,29 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow fuzz lint bench report-png clean
+.PHONY: demo test test-slow fuzz lint bench report-png lock upgrade clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+# The environment is the lock's: every package at its pinned version, checked against its hashes
+# (pip resolves nothing), then this project on top without a build backend of its own.
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv --clear $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
+
+# The lock from pyproject.toml: new or changed requirements resolved, every other pin kept
+# (`make upgrade`: every package to its newest allowed version); then the tests on the result.
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+	--generate-hashes --quiet --custom-compile-command "make lock" -o requirements.lock
+
+lock: $(STAMP)
+	$(UV_COMPILE)
+	$(MAKE) test
+
+upgrade: $(STAMP)
+	$(UV_COMPILE) --upgrade
+	$(MAKE) test
 
 # March 2020 on the default (census) market: the reports and report.html in reports/demo.
 demo: $(STAMP)

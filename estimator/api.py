@@ -27,6 +27,7 @@ from estimator.inputs import (
     prepare,
     scenario_label,
 )
+from estimator.lock import lock_state
 from estimator.mandates import Execution
 from estimator.market import Market, sha256
 from estimator.report import Format, canonical, write_reports
@@ -214,8 +215,18 @@ def run(
                 cache=cache,
                 coded=True,
             ).decoded(codes)
-        used = cache.workers_used
+        used, fallback = cache.workers_used, cache.fallback
     timings["evaluate_and_solve"] = time.perf_counter() - t
+    if fallback is not None:
+        warnings.add(
+            Problem(
+                "solver",
+                f"cvxpy {_version('cvxpy')} lacks what re-solving its compiled problems directly "
+                f"needs ({fallback}); every min-cost solve went through Problem.solve instead "
+                "(the same problems and answers, slower)",
+                field="solver",
+            )
+        )
     if used < workers:
         warnings.add(
             Problem(
@@ -415,6 +426,7 @@ def _assemble(
         "parameters": parameters,
         "versions": {p: _version(p) for p in ("polars", "cvxpy", "pydantic", "clarabel", "numpy")}
         | {"python": platform.python_version()},
+        "lock": lock_state(),
         "counts": {
             "holders": holders.height,
             "positions": market.positions.height,

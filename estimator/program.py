@@ -17,21 +17,33 @@ so a holder's trades do not depend on how holders are batched or spread over pro
 
 Only what cvxpy's reduction leaves intact is read back directly: variables without attributes
 (cvxpy replaces e.g. a ``nonneg`` variable by a new one) — :attr:`ClarabelProgram.readable`.
+
+The tensors ``T_q``, ``T_A`` are cvxpy internals, not its public interface.
+:func:`direct_unavailable` checks, once per process, that the installed cvxpy still has them
+*and* that a small problem with a known answer re-solves to it; where it does not, callers solve
+through ``Problem.solve`` (same problems, same answers, slower) and say so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 
 import clarabel
 import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
-from cvxpy.reductions.solvers.conic_solvers.clarabel_conif import (
-    CLARABEL,
-    dims_to_solver_cones,
-)
-from cvxpy.settings import PARAM_PROB
+
+try:  # internals of cvxpy: checked by direct_unavailable, not assumed
+    from cvxpy.reductions.solvers.conic_solvers.clarabel_conif import (
+        CLARABEL,
+        dims_to_solver_cones,
+    )
+    from cvxpy.settings import PARAM_PROB
+except ImportError as exc:  # pragma: no cover - a cvxpy without them
+    _MISSING: str | None = f"{type(exc).__name__}: {exc}"
+else:
+    _MISSING = None
 
 _CONSTANT_ID = -1  # cvxpy's column id of the constant 1 in the parameter vector
 
@@ -125,3 +137,38 @@ class ClarabelProgram:
         for var in problem.variables():
             if var.id in self._columns:
                 var.save_value(self.value(var, z))
+
+
+#: The check's problem: minimise x₀ + x₁ + t over x ≥ 1, x₀ ≥ p, t ≥ x₀^{3/2} (a 3-d power cone,
+#: as in the min-cost problem). At p = 4 by hand: x₀ = 4, x₁ = 1, t = 4^{3/2} = 8, cost 13.
+_CHECK_P, _CHECK_X, _CHECK_T = 4.0, (4.0, 1.0), 8.0
+
+
+@cache
+def direct_unavailable() -> str | None:
+    """Why this process cannot re-solve compiled problems directly, or None when it can.
+
+    The installed cvxpy must expose the internals :class:`ClarabelProgram` reads, and a small
+    problem with a hand-computed answer (:data:`_CHECK_P`) re-solved through them must give that
+    answer to 1e-6. The first failure is the reason (e.g. an attribute a new cvxpy renamed).
+    """
+    if _MISSING is not None:
+        return _MISSING
+    try:
+        x, t, p = cp.Variable(2), cp.Variable(), cp.Parameter()
+        problem = cp.Problem(
+            cp.Minimize(cp.sum(x) + t),
+            [x >= 1, x[0] >= p, cp.PowCone3D(t, 1.0, x[0], 2 / 3)],
+        )
+        program = ClarabelProgram(problem, {})
+        if not {x.id, t.id} <= program.readable:
+            return "the compiled problem does not keep its variables"
+        status, z = program.solve({p.id: np.array(_CHECK_P)})
+        if z is None:
+            return f"the check problem was not solved ({status})"
+        got = (*program.value(x, z), float(program.value(t, z)))
+    except Exception as exc:  # any failure of the internals means: do not use them
+        return f"{type(exc).__name__}: {exc}"
+    if not np.allclose(got, (*_CHECK_X, _CHECK_T), rtol=1e-6, atol=1e-6):
+        return f"the check problem re-solved to {got}, not {(*_CHECK_X, _CHECK_T)}"
+    return None

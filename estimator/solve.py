@@ -14,21 +14,24 @@ impact cost per unit traded ``κ·σ_d·√(|u|/ADV)``). Strict convexity makes 
 unique, so per-asset flows do not depend on the solver.
 
 Conic form. De-risking trades only reduce positions, so ``u = −φ∘x`` with ``φ ∈ [0, 1]`` the
-fraction of each position traded, ``|u_i| = φ_i·|x_i|``. Rules that buy (``rule.buys``, e.g.
-rebalancing) add ``ψ ≥ 0``, the fraction bought: ``u = (ψ − φ)∘x`` and ``|u_i| = (φ_i + ψ_i)·|x_i|``
-at the optimum (selling and buying the same asset only adds cost); purchases go into assets the
-holder already holds. A long position is never sold through zero (``φ ≤ 1``: no rule needs a
-short where there was a long); a short may be bought back into a long (``φ > 1``: a net short
-class rebalanced to a long target turns its positions over) unless a rule's convex form needs
-fixed signs (then ``φ ≤ 1`` everywhere). Where no sign
-can change, ``|x⁺|`` is written ``σ∘x⁺`` with ``σ = sign(x)`` (:attr:`ProblemSpace.abs_x_plus`).
-With ``τ`` the fraction traded (``φ``, or ``φ + ψ``) the cost is
-``a·τ + b·t`` with ``a_i = h_i·|x_i|``, ``b_i = β_i·|x_i|^{3/2}`` and ``t_i ≥ τ_i^{3/2}`` written
-exactly as the power cone ``t_i^{2/3}·1^{1/3} ≥ τ_i``. Currency is divided by a per-holder scale
-``S = max(Σ|x|, |E|)`` and the objective by ``c = max_i(a_i + b_i)``, the dearest full exit, so
-every number the solver sees is of order one. Slots without a position (padding, zero
-exposures) move nothing whatever ``φ`` is; they get costs ``−1·φ + 1·t``, which pins them at the
-interior point ``φ = 4/9`` (where ``1.5·√φ = 1``) instead of leaving a free direction.
+fraction of each position sold, ``|u_i| = φ_i·|x_i|``. Rules that buy (``rule.buys``, e.g.
+rebalancing) add ``w ≥ 0``, the value bought: ``u = −φ∘x + sign(x)∘w`` and
+``|u_i| = φ_i·|x_i| + w_i`` at the optimum (selling and buying the same asset only adds cost);
+purchases go into assets the holder already holds. Purchases are values, not fractions of the
+position: a rebalancing fund may have to buy hundreds of times a small holding, and as a
+fraction that would put numbers of order 10³ in the cone beside costs of order 10⁻⁶, which the
+interior point method solves only to reduced accuracy. A long position is never sold through
+zero (``φ ≤ 1``: no rule needs a short where there was a long); a short may be bought back into
+a long (``φ > 1``: a net short class rebalanced to a long target turns its positions over)
+unless a rule's convex form needs fixed signs (then ``φ ≤ 1`` everywhere). Where no sign can
+change, ``|x⁺|`` is written ``σ∘x⁺`` with ``σ = sign(x)`` (:attr:`ProblemSpace.abs_x_plus`).
+With ``v = φ∘|x| + w`` the value traded the cost is ``h·v + β·t`` with ``t_i ≥ v_i^{3/2}``,
+written exactly as the power cone ``t_i^{2/3}·1^{1/3} ≥ v_i``. Currency is divided by a
+per-holder scale ``S = max(Σ|x|, |E|)`` (so ``β`` becomes ``β·√S``) and the objective by
+``c = max_i(h_i·|x_i| + β_i·|x_i|^{3/2})``, the dearest full exit, so every number the solver
+sees is of order one. Slots without a position (padding, zero exposures) move nothing whatever
+``φ`` and ``w`` are: ``φ`` stays within its bounds and ``w`` gets the cost ``1·t``, which pins it
+at zero.
 
 Compile once, re-solve many: a shape is (rule structure, padded size n); all numbers enter as
 cvxpy Parameters (DPP). With Clarabel the compiled cone program is re-solved directly
@@ -54,7 +57,7 @@ import numpy as np
 from cvxpy.constraints.zero import Equality
 
 from estimator.errors import RunError
-from estimator.program import ClarabelProgram
+from estimator.program import ClarabelProgram, direct_unavailable
 from rules import ProblemSpace, RuleBase, Vec
 
 DEFAULT_SOLVER = "CLARABEL"
@@ -118,6 +121,8 @@ class CompiledProblem:
         p = ProblemSpace(n, k, signs_fixed=signs_fixed)
         x0 = p.vec(Vec.X0)
         spread, impact = p.vec("spread_cost"), p.vec("impact_cost", nonneg=True)
+        held = p.vec("held", nonneg=True)
+        buy_spread = p.vec("buy_spread_cost", nonneg=True)
         phi = cp.Variable(n, name="fraction_sold")
         t = cp.Variable(n, name="impact_epigraph")
         self.constraints: dict[str, cp.Constraint] = {}
@@ -128,18 +133,22 @@ class CompiledProblem:
             base += [phi <= 1]  # never through zero
         else:  # longs never through zero (a row 0 ≤ 1 for a short: it may turn long)
             base += [cp.multiply(p.vec(LONG), phi) <= 1]
-        if buys:  # purchases too: u = x∘(ψ − φ), traded φ + ψ
-            psi = cp.Variable(n, name="fraction_bought")
-            traded = phi + psi
-            base += [psi >= 0, p.u == cp.multiply(x0, psi - phi)]
+        sold = cp.multiply(held, phi)
+        if buys:  # purchases too: u = −φ∘x + σ∘w, traded |x|∘φ + w
+            bought = cp.Variable(n, name="value_bought")
+            traded = sold + bought
+            base += [
+                bought >= 0,
+                p.u == cp.multiply(p.vec(Vec.SIGN), bought) - cp.multiply(x0, phi),
+            ]
         else:
-            traded = phi
+            traded = sold
             base += [p.u == -cp.multiply(x0, phi)]
         base += [
             p.x_plus == x0 + p.u,
             cp.PowCone3D(t, np.ones(n), traded, 2 / 3),  # t ≥ (traded)^{3/2}
         ]
-        cost = spread @ traded + impact @ t
+        cost = spread @ phi + impact @ t + (buy_spread @ bought if buys else 0)
         rows = base + list(self.constraints.values())
         self.problem = cp.Problem(cp.Minimize(cost), rows + p.ties)  # ties: once all is read
         if not self.problem.is_dcp(dpp=True):
@@ -148,7 +157,7 @@ class CompiledProblem:
             )
         self.space = p
         self.program: ClarabelProgram | None = None
-        if direct and solver.upper() == DEFAULT_SOLVER:
+        if direct and solver.upper() == DEFAULT_SOLVER and direct_unavailable() is None:
             program = ClarabelProgram(self.problem, options or {})
             if {v.id for v in self.problem.variables()} <= program.readable:
                 self.program = program
@@ -248,7 +257,13 @@ class ProblemCache:
         self.solver = solver
         self.workers = max(1, workers)
         self.reuse = reuse
-        self.direct = direct and reuse  # the naive baseline solves through cvxpy
+        #: why compiled problems are not re-solved directly although asked to (the installed
+        #: cvxpy lacks what that needs: :func:`~estimator.program.direct_unavailable`), or None
+        self.fallback = (
+            direct_unavailable() if direct and reuse and solver.upper() == DEFAULT_SOLVER else None
+        )
+        # the naive baseline solves through cvxpy
+        self.direct = direct and reuse and self.fallback is None
         self.options = {**SOLVER_DEFAULTS.get(solver.upper(), {}), **options}
         self._problems: dict[tuple, CompiledProblem] = {}
         self._shapes: set[tuple] = set()
@@ -347,11 +362,13 @@ class ProblemCache:
         held = np.abs(x0)
         values[Vec.SIGN] = np.sign(x0)
         values[LONG] = (x0 >= 0).astype(float)
-        spread = values.pop("half_spread") * held
-        impact = values.pop("impact") * math.sqrt(scale) * held**1.5
-        cost_scale = float(np.max(spread + impact, initial=0.0)) or 1.0
+        values["held"] = held
+        spread = values.pop("half_spread")
+        impact = values.pop("impact") * math.sqrt(scale)
+        cost_scale = float(np.max(spread * held + impact * held**1.5, initial=0.0)) or 1.0
         idle = held == 0
-        values["spread_cost"] = np.where(idle, -1.0, spread / cost_scale)
+        values["spread_cost"] = spread * held / cost_scale
+        values["buy_spread_cost"] = spread / cost_scale
         values["impact_cost"] = np.where(idle, 1.0, impact / cost_scale)
         F = np.zeros((self.k, size))
         F[:, :n] = risk_rows.T

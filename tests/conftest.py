@@ -1,16 +1,28 @@
 """Hypothesis profiles: ``ci`` (the default) replays a derandomised set of examples, so every
-run of ``make test`` checks the same cases; ``fuzz`` (``make fuzz``) draws fresh ones."""
+run of ``make test`` checks the same cases; ``fuzz`` (``make fuzz``) draws fresh ones.
+
+Hypothesis also draws literals found in the project's modules loaded so far; every module of
+``estimator`` and ``rules`` is imported here, so that the examples do not depend on which tests
+ran before in the same process (pytest-xdist spreads them differently from run to run)."""
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import shutil
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+import estimator
+import rules
 from estimator.paths import mandates_dir, markets_dir
+
+for _package in (estimator, rules):
+    for _module in pkgutil.walk_packages(_package.__path__, f"{_package.__name__}."):
+        importlib.import_module(_module.name)
 
 settings.register_profile(
     "ci",

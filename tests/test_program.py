@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from oracle_kit import run_case
 
+import estimator
 from estimator import program as program_module
 from estimator import solve as solve_module
 from estimator.program import ClarabelProgram
@@ -171,3 +172,44 @@ def test_signed_gross_equals_the_absolute_value(x0: list[float]) -> None:
         assert problem.status == cp.OPTIMAL
         trades.append(p.u.value)
     assert trades[0] == pytest.approx(trades[1], abs=1e-5 * float(np.abs(x0).sum()))
+
+
+def test_the_installed_cvxpy_has_what_the_direct_solve_needs() -> None:
+    assert program_module.direct_unavailable() is None
+
+
+def test_a_missing_internal_is_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    def renamed(*_: object) -> None:
+        raise AttributeError("module has no attribute 'dims_to_solver_cones'")
+
+    monkeypatch.setattr(program_module, "dims_to_solver_cones", renamed)
+    reason = program_module.direct_unavailable.__wrapped__()
+    assert reason == "AttributeError: module has no attribute 'dims_to_solver_cones'"
+
+
+def test_internals_that_solve_wrongly_are_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Internals that still exist but mean something else: the check's answer is wrong."""
+    monkeypatch.setattr(ClarabelProgram, "solve", lambda self, _: (cp.OPTIMAL, np.zeros(3)))
+    reason = program_module.direct_unavailable.__wrapped__()
+    assert reason is not None and reason.startswith("the check problem re-solved to")
+
+
+def test_without_the_direct_path_solves_go_through_cvxpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same trades (to the solver's tolerance) with one warning in the manifest, and the
+    direct re-solve never called."""
+    direct = estimator.run("small_crash", execution="min_cost")
+
+    def never(*_: object) -> None:
+        raise AssertionError("the direct path was used")
+
+    monkeypatch.setattr(solve_module, "direct_unavailable", lambda: "AttributeError: gone")
+    monkeypatch.setattr(ClarabelProgram, "solve", never)
+    fallback = estimator.run("small_crash", execution="min_cost")
+    keys = ["holder_id", "asset_id"]
+    a, b = (r.trades.sort(keys) for r in (direct, fallback))
+    assert a.select(keys).equals(b.select(keys)) and a.height > 10
+    scale = float(np.abs(a["trade_value"]).max())
+    np.testing.assert_allclose(b["trade_value"], a["trade_value"], rtol=0, atol=1e-6 * scale)
+    said = [w for w in fallback.manifest["warnings"] if "lacks what re-solving" in w]
+    assert len(said) == 1 and "(AttributeError: gone)" in said[0]
+    assert not any("lacks what re-solving" in w for w in direct.manifest["warnings"])

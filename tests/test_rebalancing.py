@@ -170,6 +170,42 @@ def test_min_cost_sells_the_cheaper_overweight_class() -> None:
     assert abs(traded.get("c", 0.0)) <= 1e-3
 
 
+@pytest.mark.parametrize("size", [1.0, 1e-2, 1e3])
+def test_min_cost_buys_hundreds_of_times_a_small_holding_at_the_optimum(size: float) -> None:
+    """A fund short 2475 of futures beside 3 of equities (NAV 3103.75: cash 3100.75 + 3) must
+    buy equities to 60% and futures to 30% of NAV: B_e = 0.6·3103.75 − 3 = 1859.25 and
+    B_f = 0.3·3103.75 + 2470 = 3401.125, each split to minimise Σ c_i·u_i^{3/2} with
+    c ∝ σ/√ADV (no spread), so 1.5·c₁·√u₁ = 1.5·c₂·√u₂: equities with σ 0.1875 and 0.25 at
+    one ADV take u₁/u₂ = (0.25/0.1875)² = 16/9 — 1859.25·16/25 = 1189.92 and
+    1859.25·9/25 = 669.33 — and the two futures, alike but for price, 1700.5625 each. The
+    purchases are about 600 times the equity holdings: solved at full accuracy whatever the
+    book's size (as fractions of the holdings they were solved only to reduced accuracy, the
+    split off by up to a quarter)."""
+    future_ = {"asset_class": "equity_future", "instrument": "future", "multiplier": 5.0}
+    result = run_case(
+        [
+            {"asset_id": "e1", "price": 1.0, "vol": 0.1875},
+            {"asset_id": "e2", "price": 1.0, "vol": 0.25},
+            {"asset_id": "f1", "price": 11.0, "vol": 0.5} | future_,
+            {"asset_id": "f2", "price": 1.0, "vol": 0.5} | future_,
+        ],
+        [{"holder_id": "h", "cash": 3100.75 * size}],
+        [("h", a, q * size) for a, q in {"e1": 2.0, "e2": 1.0, "f1": -45.0, "f2": 1.0}.items()],
+        [{"kind": "rebalancing_band", "weights": {"equity": 0.6, "equity_future": 0.3}}],
+        [{"select": {"all": True}, "price_return": 0.0}],
+        "min_cost",
+    )
+    traded = _traded(result)
+    # each split to ~√ε of the solver's 10⁻⁹ (the cost is flat at its minimum), the totals exactly
+    assert traded["e1"] == pytest.approx(1189.92 * size, rel=1e-4)
+    assert traded["e2"] == pytest.approx(669.33 * size, rel=1e-4)
+    assert traded["e1"] + traded["e2"] == pytest.approx(1859.25 * size, rel=1e-9)
+    assert traded["f1"] == pytest.approx(1700.5625 * size, rel=1e-4)
+    assert traded["f2"] == pytest.approx(1700.5625 * size, rel=1e-4)
+    assert traded["f1"] + traded["f2"] == pytest.approx(3401.125 * size, rel=1e-9)
+    assert holder(result)["solver_status"] == "optimal"
+
+
 def test_min_cost_never_sells_a_long_through_zero() -> None:
     # Equities A 50 and B 550, bonds 400: 60/40. Equities +40%: A 70, B 770, V = 1240, equity
     # weight 67.7% > 65%. Back to target: equities 0.6·1240 = 744, sell 96; bonds buy 96. A costs
