@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from estimator import aggregate
+from estimator import aggregate, glt
 from estimator.cascade import DAY, ROUND, CascadeResult, cascade
 from estimator.cures import cure_table
 from estimator.cures import totals as cure_totals
@@ -79,8 +79,8 @@ HOLDER_COLUMNS = [
     "loss_execution",
     "loss_lending",
     "loss_total",
-    "systemicness",
-    "indirect_vulnerability",
+    "cascade_systemicness",
+    "cascade_indirect_vulnerability",
 ]
 
 
@@ -163,6 +163,9 @@ def run(
     label = scenario_label(spec, spec_path)
     shocked, holders = prepare(spec, market, label, warnings)
     check_books(shocked, holders, market, label)
+    first_order = (
+        glt.of_scenario(spec.impact, market, shocked, label) if spec.attribution == "glt" else None
+    )
     timings["scenario"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -257,6 +260,7 @@ def run(
         started,
         chain,
         fixed,
+        first_order,
     )
 
 
@@ -379,6 +383,7 @@ def _assemble(
     started,
     chain: CascadeResult | None = None,
     fixed: Equilibrium | None = None,
+    first_order: glt.Measures | None = None,
 ) -> RunResult:
     assets = aggregate.asset_flows(result.trades, shocked, parameters["participation"])
     end = chain.prices if chain is not None else fixed.least.prices if fixed is not None else None
@@ -406,6 +411,11 @@ def _assemble(
         timeline = _timeline(chain, shocked)
     summary = aggregate.by_type_and_class(result.trades, market.holders, shocked)
     holders = _holder_table(result, market)
+    if first_order is not None:  # GLT's measures of the pre-shock book, beside the run's
+        holders = holders.join(first_order.holders, on="holder_id", how="left")
+        assets = assets.join(first_order.assets, on="asset_id", how="left").with_columns(
+            pl.col("glt_net_sales", "glt_price_change").fill_null(0.0)
+        )
     statuses = dict(sorted(holders.group_by("status").len().iter_rows()))
     holder_rounds = chain.holder_rounds if chain is not None else result.holders
     cures = cure_table(holder_rounds, result.trades, market.mandates)
@@ -455,6 +465,9 @@ def _assemble(
             "rounds": chain.round_summary.to_dicts(),
         },
         "days": None if timeline is None else _day_stats(chain),
+        "glt": None
+        if first_order is None
+        else {"aggregate_vulnerability": first_order.aggregate_vulnerability},
         "equilibrium": None
         if fixed is None
         else {

@@ -14,12 +14,17 @@ change:
 * the loss h's trades cause everyone: ``K_h = Σ_i C_i·s_{h,i}`` with ``C_i = −H_i·m_i·ΔP_i``
   and ``H_i = Σ_k q_{k,i}`` the quantity all holders hold.
 
-Summed over rounds, with ``E_h`` equity at the start of the episode (post-shock, before cures)
-and ``E = Σ_{E_h > 0} E_h`` (Greenwood, Landier and Thesmar, "Vulnerable banks", JFE 2015,
-own sales included): **systemicness** ``K_h / E``, **indirect vulnerability** ``L_h / E_h``
-(for ``E_h > 0``), **aggregate vulnerability** ``Σ_h L_h / E``. Because the shares of every
-asset sum to one, ``Σ_h K_h = Σ_i C_i = Σ_h L_h``: Σ systemicness = aggregate vulnerability
-exactly.
+Summed over rounds, with ``E_h`` equity at the start of the episode (after the shock, before
+cures) and ``E = Σ_{E_h > 0} E_h``: **cascade systemicness** ``K_h / E``, **cascade indirect
+vulnerability** ``L_h / E_h`` (for ``E_h > 0``), **cascade aggregate vulnerability**
+``Σ_h L_h / E``. Because the shares of every asset sum to one, ``Σ_h K_h = Σ_i C_i = Σ_h L_h``:
+Σ systemicness = aggregate vulnerability exactly.
+
+These follow the idea of Greenwood, Landier and Thesmar ("Vulnerable banks", JFE 2015) over the
+whole cascade: every round, the holders' actual (rule-driven, possibly min-cost) trades, losses
+marked on the holdings after each round's sales, equity after the shock. GLT's own first-order,
+one-round measures of the pre-shock book are :mod:`estimator.glt`; the two agree only in the
+limit of a small shock on leverage targeters with one round of linear impact.
 """
 
 from __future__ import annotations

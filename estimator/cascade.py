@@ -64,7 +64,7 @@ class CascadeResult:
     rounds_traded: int
     amplification: float
     loss_amplification: float  # all losses over those of the shocks and the first round
-    losses: pl.DataFrame  # per holder: losses by source, systemicness, indirect vulnerability
+    losses: pl.DataFrame  # per holder: losses by source, cascade systemicness and vulnerability
     chain: pl.DataFrame  # who pushed whom: see attribution.chain_edges; round = the target's
     aggregate_vulnerability: float
 
@@ -814,8 +814,10 @@ def _loss_table(
             + pl.col("loss_execution")
             + pl.col("loss_lending"),
             # undefined (empty) where no holder had equity at the start
-            systemicness=pl.when(total_equity > 0).then(pl.col("loss_caused") / total_equity),
-            indirect_vulnerability=pl.when(pl.col("equity_start") > 0).then(
+            cascade_systemicness=pl.when(total_equity > 0).then(
+                pl.col("loss_caused") / total_equity
+            ),
+            cascade_indirect_vulnerability=pl.when(pl.col("equity_start") > 0).then(
                 pl.col("loss_impact") / pl.col("equity_start")
             ),
         )

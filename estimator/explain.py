@@ -71,12 +71,10 @@ def explain(result: RunResult, holder_id: str) -> str:
                     ("total", "total"),
                 )
             ),
-            "systemicness "
-            + ("—" if h["systemicness"] is None else f"{h['systemicness']:.4g}")
+            "systemicness over the cascade "
+            + _ratio(h["cascade_systemicness"])
             + ", indirect vulnerability "
-            + (
-                "—" if h["indirect_vulnerability"] is None else f"{h['indirect_vulnerability']:.4g}"
-            ),
+            + _ratio(h["cascade_indirect_vulnerability"]),
         ]
     if result.chain is not None:
         pushed = result.chain.filter(pl.col("source_id") == holder_id)

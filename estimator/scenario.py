@@ -277,6 +277,11 @@ class Scenario(BaseModel):
     days: Days | None = Field(
         None, description="the day clock: horizons, grace periods, caps, temporary impact"
     )
+    attribution: Literal["cascade", "glt"] = Field(
+        "cascade",
+        description="'glt' adds Greenwood, Landier and Thesmar's first-order measures of the "
+        "pre-shock book (estimator/glt.py) to the cascade's own; it needs linear impact",
+    )
 
     @field_validator("name")
     @classmethod

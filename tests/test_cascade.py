@@ -235,8 +235,9 @@ def test_losses_and_attribution_of_the_first_round_by_hand() -> None:
     )
     assert (a["loss_execution"], b["loss_execution"]) == pytest.approx((2.0, 0.0))
     assert (a["loss_total"], b["loss_total"]) == pytest.approx((18.0, 40.0))
-    assert (a["systemicness"], b["systemicness"]) == pytest.approx((0.04, 0.0))
-    assert (a["indirect_vulnerability"], b["indirect_vulnerability"]) == pytest.approx((0.04, 0.04))
+    assert (a["cascade_systemicness"], b["cascade_systemicness"]) == pytest.approx((0.04, 0.0))
+    vulnerability = (a["cascade_indirect_vulnerability"], b["cascade_indirect_vulnerability"])
+    assert vulnerability == pytest.approx((0.04, 0.04))
     assert result.aggregate_vulnerability == pytest.approx(0.04)
 
 
@@ -258,8 +259,12 @@ def test_attribution_identities_over_the_whole_cascade(mode: str, fall: float) -
     table = result.losses
     # Σ systemicness = aggregate vulnerability = Σ vulnerability·E_h / E
     total_equity = table["equity_start"].sum()
-    weighted = (table["indirect_vulnerability"] * table["equity_start"]).sum() / total_equity
-    assert table["systemicness"].sum() == pytest.approx(result.aggregate_vulnerability, rel=1e-12)
+    weighted = (
+        table["cascade_indirect_vulnerability"] * table["equity_start"]
+    ).sum() / total_equity
+    assert table["cascade_systemicness"].sum() == pytest.approx(
+        result.aggregate_vulnerability, rel=1e-12
+    )
     assert weighted == pytest.approx(result.aggregate_vulnerability, rel=1e-12)
     # every holder's loss is the change in its equity from before the shock; the shock's part
     # is direct: 10 and 20 units × 100 × fall

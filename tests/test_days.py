@@ -259,7 +259,7 @@ def test_on_a_day_clock_the_attribution_identity_holds_with_a_new_position() -> 
     )
     for result in (rounds, days):
         info = result.manifest["cascade"]
-        assert result.holders["systemicness"].sum() == pytest.approx(
+        assert result.holders["cascade_systemicness"].sum() == pytest.approx(
             info["aggregate_vulnerability"], rel=1e-9
         )
     h = days.holders.filter(pl.col("holder_id") == "h").row(0, named=True)
