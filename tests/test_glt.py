@@ -15,7 +15,7 @@ from estimator.scenario import Scenario
 
 
 def _toy(*models: dict[str, object]) -> estimator.RunResult:
-    """GLT's toy: holdings X = [[60, 40], [20, 80]], equity e = [5, 10] (debt 95 and 90),
+    """GLT's toy: holdings X = [[60, 40], [20, 80]], equity e = [5, 10] (borrowing 95 and 90),
     F = [−2%, 0], ℓ = 10⁻³ per unit of value."""
     assets = pl.DataFrame(
         {
@@ -28,8 +28,8 @@ def _toy(*models: dict[str, object]) -> estimator.RunResult:
         }
     )
     holders = pl.DataFrame(
-        {"holder_id": ["b2", "b1"], "holder_type": "bank", "mandate": "m", "cash": 0.0}
-        | {"other_debt": [90.0, 95.0]}
+        {"holder_id": ["b2", "b1"], "holder_type": "bank", "mandate": "m"}
+        | {"cash": [-90.0, -95.0]}  # borrowing, which sale proceeds repay
     )
     positions = pl.DataFrame(
         {
