@@ -38,15 +38,23 @@ def _psd_root(matrix: np.ndarray, label: str) -> np.ndarray:
 
 
 def _square(frame: pl.DataFrame, row: str, col: str, names: list[str], label: str) -> np.ndarray:
-    """Long (row, col, covariance) → dense matrix ordered by ``names``; symmetric entries filled."""
+    """Long (row, col, covariance) → dense matrix ordered by ``names``; symmetric entries filled.
+
+    Every pair given in neither order is one problem of the error, (i, j) with i ≤ j in
+    ``names`` order."""
     index = {n: i for i, n in enumerate(names)}
+    at = frame.select(
+        pl.col(row, col).replace_strict(index, return_dtype=pl.Int64), "covariance"
+    ).to_numpy()
     mat = np.full((len(names), len(names)), np.nan)
-    for r, c, v in frame.select(row, col, "covariance").iter_rows():
-        mat[index[r], index[c]] = v
+    mat[at[:, 0].astype(np.int64), at[:, 1].astype(np.int64)] = at[:, 2]
     mat = np.where(np.isnan(mat), mat.T, mat)
-    if np.isnan(mat).any():
-        i, j = np.argwhere(np.isnan(mat))[0]
-        raise InputError([Problem(label, f"no covariance for ({names[i]}, {names[j]})")])
+    missing = np.argwhere(np.isnan(mat))
+    missing = missing[missing[:, 0] <= missing[:, 1]]
+    if len(missing):
+        raise InputError(
+            [Problem(label, f"no covariance for ({names[i]}, {names[j]})") for i, j in missing]
+        )
     return mat
 
 
