@@ -100,6 +100,7 @@ class RunResult:
     equilibrium: pl.DataFrame | None = None  # per asset: least and greatest fixed points
     days: pl.DataFrame | None = None  # per day × asset: flows and closing prices
     cures: pl.DataFrame | None = None  # per holder, round and rule that fired: cash vs trades
+    balance_sheets: pl.DataFrame | None = None  # per round × holder, in a cascade (balance.py)
 
     def tables(self) -> dict[str, pl.DataFrame]:
         tables = {
@@ -112,6 +113,7 @@ class RunResult:
             tables["cures"] = self.cures
         cascade = {
             "rounds": self.rounds,
+            "balance_sheets": self.balance_sheets,
             "chain": self.chain,
             "equilibrium": self.equilibrium,
             "days": self.days,
@@ -164,7 +166,9 @@ def run(
     shocked, holders = prepare(spec, market, label, warnings)
     check_books(shocked, holders, market, label)
     first_order = (
-        glt.of_scenario(spec.impact, market, shocked, label) if spec.attribution == "glt" else None
+        glt.of_scenario(spec.impact, market, shocked, holders, label)
+        if spec.attribution == "glt"
+        else None
     )
     timings["scenario"] = time.perf_counter() - t
 
@@ -479,7 +483,9 @@ def _assemble(
         "warnings": [str(w) for w in warnings.items],
         "timings_seconds": {k: round(v, 4) for k, v in timings.items()},
     }
-    rounds, edges = (chain.rounds, chain.chain) if chain is not None else (None, None)
+    rounds, edges, sheets = (
+        (chain.rounds, chain.chain, chain.balance_sheets) if chain is not None else (None,) * 3
+    )
 
     def typed(frame: pl.DataFrame | None) -> pl.DataFrame | None:
         return None if frame is None else canonical(frame)
@@ -487,7 +493,7 @@ def _assemble(
     result = RunResult(
         spec,
         canonical(assets),
-        canonical(result.trades),
+        canonical(_with_fraction_sold(result.trades)),
         canonical(holders),
         canonical(summary),
         manifest,
@@ -497,10 +503,21 @@ def _assemble(
         equilibrium=typed(fixed.table(shocked) if fixed is not None else None),
         days=typed(timeline),
         cures=typed(cures),
+        balance_sheets=typed(sheets),
     )
     check_tables(result.tables())
     check_manifest(manifest)
     return result
+
+
+def _with_fraction_sold(trades: pl.DataFrame) -> pl.DataFrame:
+    """``fraction_sold = −q_trade / q_before``: the share of the position at the round's start
+    sold (a short: bought back); negative where a trade adds to a position, empty where
+    there was none."""
+    before = pl.col("quantity_before")
+    return trades.with_columns(
+        fraction_sold=pl.when(before != 0).then(-pl.col("trade_quantity") / before)
+    )
 
 
 def _timeline(chain: CascadeResult, assets: pl.DataFrame) -> pl.DataFrame:

@@ -36,7 +36,7 @@ from enum import Enum
 
 import polars as pl
 
-from estimator import attribution, keys
+from estimator import attribution, balance, keys
 from estimator import book as bk
 from estimator import impact as im
 from estimator.days import Days, paced
@@ -57,6 +57,7 @@ class CascadeResult:
     trades: pl.DataFrame  # every round's trades, with round and execution_price
     rounds: pl.DataFrame  # per round and asset: flows and prices
     holder_rounds: pl.DataFrame  # every round's full holder table, with round
+    balance_sheets: pl.DataFrame  # per round and holder: book, trades, losses (balance.py)
     positions: pl.DataFrame  # books after the last round
     holders_after: pl.DataFrame  # holder table (cash) after the last round
     prices: pl.DataFrame  # asset_id, price_0 (start of the episode), price (after the cascade)
@@ -210,7 +211,7 @@ class _Episode:
             impact_carry=pl.lit(0.0),  # temporary impact of previous days, decayed
             **{f"{c}@": pl.col(c) for c in self.index_moves},  # traded on their day
         )
-        self.direct = _direct_losses(positions, assets)
+        self.direct = _direct_losses(positions, assets, holders)
         self.cumulative = pl.DataFrame(
             schema={"holder_id": keys.CODE, "asset_id": keys.CODE, "episode_q": pl.Float64}
         )
@@ -304,6 +305,11 @@ class _Episode:
             )
         )
 
+    def _book_loss(self, frame: pl.DataFrame) -> None:
+        """Keep a frame of losses per holder (:func:`_loss_table`'s columns), with the round
+        it was booked in (overnight marks: the day's last round)."""
+        self.losses.append(frame.with_columns(pl.lit(self.round, pl.Int32).alias(ROUND)))
+
     def _index_pending(self) -> bool:
         return max(self.index_days.values(), default=0) > self.day
 
@@ -323,7 +329,7 @@ class _Episode:
         if self.lender_losses:  # shortfalls no trade of this round has passed on yet
             now = self.state.select("asset_id", "multiplier", "instrument", "price")
             self.holders, written_off = _write_off(self.holders, self.positions, now)
-            self.losses.append(written_off)
+            self._book_loss(written_off)
 
     def _paced(self, result: RoundResult) -> RoundResult:
         """What the day clock lets the round trade of what the rules require."""
@@ -434,14 +440,14 @@ class _Episode:
         self.holders = result.holders_after.join(
             execution_cash, on="holder_id", how="left"
         ).with_columns(pl.col(Book.CASH) + pl.col("_exec").fill_null(0.0))
-        self.losses.append(execution_cash.select("holder_id", loss_execution=-pl.col("_exec")))
+        self._book_loss(execution_cash.select("holder_id", loss_execution=-pl.col("_exec")))
         self.holders = self.holders.drop("_exec")
         self._mark(result.positions_after, marks)
         self.positions = result.positions_after
         if self.lender_losses:
             after = marks.select("asset_id", "multiplier", "instrument", price="p_end")
             self.holders, written_off = _write_off(self.holders, self.positions, after)
-            self.losses.append(written_off)
+            self._book_loss(written_off)
         self.state = self.state.with_columns(price=pl.col("price_after")).drop(
             "round_quantity", "sell_value", "buy_value", "price_after", "execution_price"
         )
@@ -470,7 +476,7 @@ class _Episode:
             ),
             attribution.flow_shares(self.cumulative, self.impact.mode),
         )
-        self.losses.append(attribution.round_losses(*moved_by))
+        self._book_loss(attribution.round_losses(*moved_by))
         if traded:
             self.previous = moved_by
 
@@ -507,10 +513,14 @@ class _Episode:
         sold = [float(f["sell_value"].sum()) for f in self.rounds]
         assert self.first_table is not None
         table = _loss_table(self.direct, self.losses, self.first_table)
+        holder_rounds = pl.concat(self.tables or [self.first_table], how="diagonal_relaxed")
         return CascadeResult(
             trades=pl.concat(self.trades) if self.trades else _EMPTY_TRADES,
             rounds=pl.concat(self.rounds) if self.rounds else _EMPTY_ROUNDS,
-            holder_rounds=pl.concat(self.tables or [self.first_table], how="diagonal_relaxed"),
+            holder_rounds=holder_rounds,
+            balance_sheets=balance.balance_sheets(
+                holder_rounds, balance.round_losses(self.losses), self.direct
+            ),
             positions=self.positions,
             holders_after=self.holders,
             prices=self.state.select("asset_id", "price_0", "price", price_rebound=self._rest()),
@@ -764,18 +774,32 @@ def _write_off(
     return holders, losses
 
 
-def _direct_losses(positions: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFrame:
-    """``−Σ q·m·(P₀ − P_pre)``: what the scenario's shocks cost each holder."""
-    if "price_pre" not in assets.columns:
-        return pl.DataFrame(schema={"holder_id": keys.CODE, "loss_direct": pl.Float64})
-    moved = positions.join(
-        assets.select("asset_id", "multiplier", "price", "price_pre"), on="asset_id"
-    )
-    return moved.group_by("holder_id").agg(
-        loss_direct=(
-            -pl.col("quantity") * pl.col("multiplier") * (pl.col("price") - pl.col("price_pre"))
-        ).sum()
-    )
+def _direct_losses(
+    positions: pl.DataFrame, assets: pl.DataFrame, holders: pl.DataFrame
+) -> pl.DataFrame:
+    """``−Σ q·m·(P₀ − P_pre) + (N_pre − N)``: what the scenario's shocks cost each holder, on
+    its positions and on its non-tradable holdings (holder shocks' ``non_tradable_return``)."""
+    parts = [pl.DataFrame(schema={"holder_id": keys.CODE, "loss_direct": pl.Float64})]
+    if "price_pre" in assets.columns:
+        moved = positions.join(
+            assets.select("asset_id", "multiplier", "price", "price_pre"), on="asset_id"
+        )
+        parts.append(
+            moved.group_by("holder_id").agg(
+                loss_direct=(
+                    -pl.col("quantity")
+                    * pl.col("multiplier")
+                    * (pl.col("price") - pl.col("price_pre"))
+                ).sum()
+            )
+        )
+    if Book.NON_TRADABLE_PRE in holders.columns:
+        parts.append(
+            holders.select(
+                "holder_id", loss_direct=pl.col(Book.NON_TRADABLE_PRE) - pl.col(Book.NON_TRADABLE)
+            ).filter(pl.col("loss_direct") != 0)
+        )
+    return pl.concat(parts).group_by("holder_id").agg(pl.col("loss_direct").sum())
 
 
 def _total_loss(direct: pl.DataFrame, frames: list[pl.DataFrame]) -> float:

@@ -4,10 +4,12 @@ First order and one round, from the book *before* the scenario's shock. With hol
 (holders × assets, pre-shock exposures: futures at notional, a short negative), equity ``e``,
 total assets ``a`` (the accounting's gross assets ``A = Σ|x| + N + max(C, 0)``: non-tradable
 holdings ``N`` and cash ``C`` are assets that neither move nor are moved), weights
-``M = X / a``, the scenario's price returns ``F`` and linear impact ``ℓ`` per unit of value::
+``M = X / a``, the scenario's price returns ``F``, the return ``r_N`` of each holder's
+non-tradable holdings (its holder shocks' ``non_tradable_return``, compounded) and linear
+impact ``ℓ`` per unit of value::
 
     leverage            b = (a − e) / e
-    holder return       r = M·F                       = Σ_k X_ik·F_k / a_i
+    holder return       r = M·F + N∘r_N / a           = (Σ_k X_ik·F_k + N_i·r_N,i) / a_i
     sales               φ = −b ∘ a ∘ r                (back to the pre-shock leverage b)
     net sales per asset Φ = Mᵀ·φ                      = Σ_i X_ik·φ_i / a_i
     price change        Δp = −ℓ ∘ Φ
@@ -18,7 +20,9 @@ holdings ``N`` and cash ``C`` are assets that neither move nor are moved), weigh
 
 Every holder is taken to target its pre-shock leverage, whatever its mandate, and to sell by
 its pre-shock weights; the losses are those of the first round of impact on the pre-shock
-holdings. Since ``Σ_i M_ik·φ_i = Φ_k``, ``Σ_i S_i = Σ_k H_k·ℓ_k·Φ_k / Σe = AV``.
+holdings. Non-tradable holdings are one more asset of the paper's, with return ``r_N`` and no
+impact (``ℓ = 0``): they enter ``r``, hence ``φ``, and neither move a price nor lose by one.
+Since ``Σ_i M_ik·φ_i = Φ_k``, ``Σ_i S_i = Σ_k H_k·ℓ_k·Φ_k / Σe = AV``.
 
 A holder with ``e ≤ 0`` or ``a = 0`` has no leverage to return to: it sells nothing, and its
 ``IV`` is undefined (null); ``Σe`` is over holders with ``e > 0``.
@@ -79,15 +83,24 @@ def coefficients(params: pl.DataFrame, label: str) -> pl.DataFrame:
     return params.select("asset_id", ell=ell.fill_null(0.0))
 
 
-def of_scenario(impact: Impact, market: Market, shocked: pl.DataFrame, label: str) -> Measures:
+def of_scenario(
+    impact: Impact, market: Market, shocked: pl.DataFrame, holders: pl.DataFrame, label: str
+) -> Measures:
     """GLT's measures of ``market``'s pre-shock book under a scenario: its price returns
-    ``F = P_shocked / P_pre − 1`` (``shocked``: ``price``, ``price_pre``) and ``ℓ`` from its
-    ``impact`` models (:func:`coefficients`; ``label`` names the scenario in an error)."""
+    ``F = P_shocked / P_pre − 1`` (``shocked``: ``price``, ``price_pre``), the non-tradables'
+    returns ``r_N = N_shocked / N − 1`` (``holders``: ``holder_id``, ``non_tradable`` after the
+    holder shocks; 0 where ``N = 0``) and ``ℓ`` from its ``impact`` models
+    (:func:`coefficients`; ``label`` names the scenario in an error)."""
     params = impact.parameters(shocked).join(shocked.select("asset_id", "adv"), on="asset_id")
     returns = shocked.select("asset_id", ret=pl.col("price") / pl.col("price_pre") - 1)
-    return measures(
-        market.positions, market.holders, market.assets, returns, coefficients(params, label)
+    book = market.holders.join(
+        holders.select("holder_id", shocked_n="non_tradable"), on="holder_id", how="left"
+    ).with_columns(
+        non_tradable_return=pl.when(pl.col("non_tradable") > 0)
+        .then(pl.col("shocked_n") / pl.col("non_tradable") - 1)
+        .otherwise(0.0)
     )
+    return measures(market.positions, book, market.assets, returns, coefficients(params, label))
 
 
 def measures(
@@ -100,7 +113,8 @@ def measures(
     """GLT's measures (module docstring) of a pre-shock book.
 
     ``positions``: holder_id, asset_id, quantity; ``holders``: holder_id, cash, non_tradable,
-    other_debt; ``assets``: asset_id, instrument, price, multiplier (pre-shock);
+    other_debt, and optionally ``non_tradable_return`` (``r_N``, 0 without it); ``assets``:
+    asset_id, instrument, price, multiplier (pre-shock);
     ``returns``: asset_id, ``ret`` (``F``); ``ell``: asset_id, ``ell`` (:func:`coefficients`).
     Everything is joined by id.
     """
@@ -117,15 +131,18 @@ def measures(
         value=pl.col("value").sum(),
         xf=(pl.col("x") * pl.col("ret")).sum(),
     )
-    book = holders.select("holder_id", "cash", "non_tradable", "other_debt").join(
+    given = "non_tradable_return" in holders.columns
+    r_n = pl.col("non_tradable_return") if given else pl.lit(0.0)
+    book = holders.select("holder_id", "cash", "non_tradable", "other_debt", r_n=r_n).join(
         sums, on="holder_id", how="left"
     )
     book = book.with_columns(pl.col("gross", "value", "xf").fill_null(0.0)).with_columns(
         a=pl.col("gross") + pl.col("non_tradable") + pl.col("cash").clip(lower_bound=0.0),
         e=pl.col("value") + pl.col("cash") + pl.col("non_tradable") - pl.col("other_debt"),
+        xf=pl.col("xf") + pl.col("non_tradable") * pl.col("r_n").fill_null(0.0),
     )
     levered = (pl.col("e") > 0) & (pl.col("a") > 0)
-    # φ = −b·a·r = −((a − e)/e)·Σ_k X_k·F_k
+    # φ = −b·a·r = −((a − e)/e)·(Σ_k X_k·F_k + N·r_N)
     book = book.with_columns(
         phi=pl.when(levered)
         .then(-(pl.col("a") - pl.col("e")) / pl.col("e") * pl.col("xf"))

@@ -103,8 +103,9 @@ def prepare(
     """The shocked assets, and the holders with the futures' variation margin of the shocks
     settled to cash and their book before the shocks: leverage (``leverage_pre``), equity
     (``equity_pre``), gross exposure (``gross_exposure_pre``), cash reserve
-    (``cash_reserve_pre``), and the equity drawdowns are measured from (``reference_equity``:
-    the holder's own where given, else ``equity_pre``); and the scenario's holder shocks."""
+    (``cash_reserve_pre``), non-tradable holdings (``non_tradable_pre``), and the equity
+    drawdowns are measured from (``reference_equity``: the holder's own where given, else
+    ``equity_pre``); and the scenario's holder shocks."""
     pre = bk.holder_book(bk.position_frame(market.positions, market.assets), market.holders)
     shocked = apply_scenario(market.assets, spec, label, warnings, market.index_weights)
     futures = shocked.filter(pl.col("instrument") != "cash").select(
@@ -125,6 +126,7 @@ def prepare(
     return shocked, holders.with_columns(
         reference.alias(Book.REFERENCE_EQUITY),
         pl.col("cash_reserve").alias(Book.RESERVE_PRE),
+        pl.col(Book.NON_TRADABLE).alias(Book.NON_TRADABLE_PRE),
         **spec.holder_columns(market.holders, warnings, label),
     )
 

@@ -191,8 +191,10 @@ class IndexChange(BaseModel):
 
 
 class HolderShock(BaseModel):
-    """Shocks to some holders' funding rather than to prices: investors' redemptions, prime
-    brokers' and clearing houses' margin calls by counterparty, lenders' credit-line cuts."""
+    """Shocks to some holders rather than to prices: investors' redemptions, prime brokers'
+    and clearing houses' margin calls by counterparty, lenders' credit-line cuts, a change in
+    the discount rate of liabilities, and losses on holdings that do not trade (a bank's loan
+    book, illiquid securities)."""
 
     model_config = MODEL_CONFIG
 
@@ -216,6 +218,12 @@ class HolderShock(BaseModel):
         le=MAX_RATE_CHANGE_BP,
         description="Δy, bp: change in the discount rate of the holders' liabilities",
     )
+    non_tradable_return: float | None = Field(
+        None,
+        ge=-1,
+        le=MAX_RETURN,
+        description="r_N: the holders' non-tradable holdings N ← N·(1 + r_N)",
+    )
 
     @model_validator(mode="after")
     def _selects_and_acts(self) -> Self:
@@ -224,7 +232,7 @@ class HolderShock(BaseModel):
         if self.model_dump(exclude={"holder_types", "holder_ids"}, exclude_none=True) == {}:
             raise ValueError(
                 "a holder shock needs an effect (redemption_rate, margin_multiplier, "
-                "credit_line_cut, liability_rate_change_bp)"
+                "credit_line_cut, liability_rate_change_bp, non_tradable_return)"
             )
         return self
 
@@ -238,8 +246,10 @@ class HolderShock(BaseModel):
 
     def scaled(self, m: float) -> HolderShock:
         """``m`` times as large: rates and cuts times ``m`` (at most 1), ``k → 1 + m(k − 1)``,
-        the liabilities' rate change times ``m``."""
+        the liabilities' rate change and the non-tradables' return times ``m`` (as a price
+        return: ``m·r_N ≥ −1`` is the caller's to keep, :attr:`Scenario.max_multiple`)."""
         k = self.margin_multiplier
+        r_n = self.non_tradable_return
         return self.model_copy(
             update={
                 "redemption_rate": None
@@ -252,6 +262,7 @@ class HolderShock(BaseModel):
                 "liability_rate_change_bp": None
                 if self.liability_rate_change_bp is None
                 else m * self.liability_rate_change_bp,
+                "non_tradable_return": None if r_n is None else max(m * r_n, -1.0),
             }
         )
 
@@ -324,10 +335,12 @@ class Scenario(BaseModel):
     ) -> dict[str, pl.Expr]:
         """The holder shocks as holder columns: the redemption shock (the sum of the rates that
         select a holder, 0 for none), the margin multiplier (the product, 1 for none), the
-        credit line left (× Π(1 − cut)) and the liabilities repriced by their duration ``D_L``
-        at the summed rate change, ``L·exp(−D_L·Σ Δy)``. A holder shock that selects nobody is
-        a warning."""
+        credit line left (× Π(1 − cut)), the liabilities repriced by their duration ``D_L``
+        at the summed rate change, ``L·exp(−D_L·Σ Δy)``, and the non-tradable holdings
+        compounded over the returns that select the holder, ``N·Π(1 + r_N)``. A holder shock
+        that selects nobody is a warning."""
         redemption, margin, credit, dy = pl.lit(0.0), pl.lit(1.0), pl.lit(1.0), pl.lit(0.0)
+        grown = pl.lit(1.0)
         for i, shock in enumerate(self.holder_shocks):
             hit = shock.selected()
             if not holders.select(hit.any()).item():
@@ -341,18 +354,23 @@ class Scenario(BaseModel):
             if shock.liability_rate_change_bp is not None:
                 bp = shock.liability_rate_change_bp
                 dy = dy + pl.when(hit).then(bp / 10_000).otherwise(0.0)
+            if shock.non_tradable_return is not None:
+                grown = grown * pl.when(hit).then(1 + shock.non_tradable_return).otherwise(1.0)
         return {
             Book.REDEMPTION_SHOCK: redemption,
             Book.MARGIN_MULTIPLIER: margin,
             "credit_line": pl.col("credit_line") * credit,
             Book.LIABILITIES: pl.col(Book.LIABILITIES) * (-pl.col("liability_duration") * dy).exp(),
+            "non_tradable": pl.col("non_tradable") * grown,
         }
 
     @property
     def max_multiple(self) -> float:
-        """The largest multiple the scenario's price returns allow: ``m·r > −1`` for each
-        return ``r`` (∞ without falling prices)."""
-        falls = [-s.price_return for s in self.shocks if (s.price_return or 0.0) < 0]
+        """The largest multiple the scenario's price returns and non-tradables' returns allow:
+        ``m·r > −1`` for each return ``r`` (∞ without falls)."""
+        returns = [s.price_return for s in self.shocks]
+        returns += [h.non_tradable_return for h in self.holder_shocks]
+        falls = [-r for r in returns if r is not None and r < 0]
         return 1 / max(falls) if falls else float("inf")
 
     @property

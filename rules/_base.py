@@ -50,6 +50,7 @@ class Book:
     GROSS_PRE = "gross_exposure_pre"  # G before the scenario's shocks
     REFERENCE_EQUITY = "reference_equity"  # drawdowns are measured from it (default: E before)
     RESERVE_PRE = "cash_reserve_pre"  # the cash reserve before the scenario
+    NON_TRADABLE_PRE = "non_tradable_pre"  # N before the scenario's holder shocks
     REDEMPTION_SHOCK = "redemption_shock"  # the scenario's extra redemption rate (0: none)
     MARGIN_MULTIPLIER = "margin_multiplier"  # the scenario's multiplier of margin (1: none)
     LIABILITIES = "liabilities"  # present value of the holder's liabilities (pensions)

@@ -93,11 +93,14 @@ Array = np.ndarray
 
 
 def _by_matrices(
-    X: Array, value: Array, cash: Array, N: Array, D: Array, F: Array, ell: Array
+    X: Array, value: Array, cash: Array, N: Array, D: Array, F: Array, ell: Array, r_n: Array
 ) -> tuple[float, Array, Array, Array]:
-    """The paper's formulas on dense matrices."""
-    a = np.abs(X).sum(axis=1) + N + np.maximum(cash, 0)
+    """The paper's formulas on dense matrices, each holder's non-tradable holdings one more
+    asset of its own (a column of diag(N)) with return r_N and no impact."""
     e = value + cash + N - D
+    X = np.hstack([X, np.diag(N)])
+    F, ell = np.concatenate([F, r_n]), np.concatenate([ell, np.zeros_like(N)])
+    a = np.abs(X).sum(axis=1) + np.maximum(cash, 0)
     levered = (e > 0) & (a > 0)
     b = np.where(levered, (a - e) / np.where(e > 0, e, 1.0), 0.0)
     M = X / a[:, None]
@@ -112,7 +115,8 @@ def _by_matrices(
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_random_system_matches_the_matrix_formulas(seed: int) -> None:
-    """20 holders × 10 assets (futures, shorts, cash, non-tradable, one holder with e ≤ 0)."""
+    """20 holders × 10 assets (futures, shorts, cash, non-tradable holdings and their returns,
+    one holder with e ≤ 0)."""
     rng = np.random.default_rng(seed)
     n, k = 20, 10
     q = rng.uniform(0, 100, (n, k)) * (rng.uniform(size=(n, k)) < 0.6)
@@ -124,12 +128,16 @@ def test_a_random_system_matches_the_matrix_formulas(seed: int) -> None:
     cash, N = rng.uniform(-500, 500, n), rng.uniform(0, 300, n)
     D = value + cash + N - rng.uniform(5, 200, n) * np.where(np.arange(n) == 3, -1, 1)
     F, ell = rng.uniform(-0.1, 0.02, k), rng.uniform(0, 1e-4, k)
+    r_n = rng.uniform(-0.2, 0.05, n) * (rng.uniform(size=n) < 0.5)
     hid, aid = [f"h{i:02d}" for i in range(n)], [f"a{j}" for j in range(k)]
     rows = [(hid[i], aid[j], q[i, j]) for i in range(n) for j in range(k) if q[i, j] != 0]
     rows.reverse()  # any order
     got = measures(
         pl.DataFrame(rows, schema=["holder_id", "asset_id", "quantity"], orient="row"),
-        pl.DataFrame({"holder_id": hid, "cash": cash, "non_tradable": N, "other_debt": D}),
+        pl.DataFrame(
+            {"holder_id": hid, "cash": cash, "non_tradable": N, "other_debt": D}
+            | {"non_tradable_return": r_n}
+        ),
         pl.DataFrame(
             {
                 "asset_id": aid,
@@ -141,7 +149,7 @@ def test_a_random_system_matches_the_matrix_formulas(seed: int) -> None:
         pl.DataFrame({"asset_id": aid, "ret": F}).reverse(),
         pl.DataFrame({"asset_id": aid, "ell": ell}),
     )
-    av, iv, s, L = _by_matrices(X, value, cash, N, D, F, ell)
+    av, iv, s, L = _by_matrices(X, value, cash, N, D, F, ell, r_n)
     assert got.aggregate_vulnerability == pytest.approx(av, rel=1e-12)
     table = got.holders.sort("holder_id")
     np.testing.assert_allclose(table["glt_loss"], L, rtol=1e-12, atol=1e-12 * np.abs(L).max())
