@@ -26,6 +26,7 @@ from estimator.inputs import (
     load_inputs,
     prepare,
     scenario_label,
+    warn_breaches,
 )
 from estimator.lock import lock_state
 from estimator.mandates import Execution
@@ -165,6 +166,7 @@ def run(
     label = scenario_label(spec, spec_path)
     shocked, holders = prepare(spec, market, label, warnings)
     check_books(shocked, holders, market, label)
+    warn_breaches(market, "holders", warnings)
     first_order = (
         glt.of_scenario(spec.impact, market, shocked, holders, label)
         if spec.attribution == "glt"

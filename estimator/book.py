@@ -27,7 +27,13 @@ _PRICING = ["price", "multiplier"]
 
 def model_columns(assets: pl.DataFrame) -> list[str]:
     """Asset columns the book's margin and risk sums read."""
-    return ["margin_rate", "duration", risk.SPECIFIC, *risk.factor_columns(assets)]
+    return [
+        "margin_rate",
+        "initial_margin_rate",
+        "duration",
+        risk.SPECIFIC,
+        *risk.factor_columns(assets),
+    ]
 
 
 def position_frame(
@@ -92,12 +98,21 @@ def restate(book: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame | pl.LazyFrame:
 def _rows_sums(pos: pl.DataFrame, gcols: list[str]) -> pl.DataFrame:
     """Per-holder sums from position rows that carry the model columns."""
     rated = pl.col("margin_rate").is_not_null()
+    free = pl.col("initial_margin_rate").is_null()  # no initial rate of its own
     sums = pos.group_by("holder_id").agg(
         _X.abs().sum().alias(Book.GROSS_EXPOSURE),
         (_X * pl.col("is_cash")).sum().alias(Book.CASH_EXPOSURE),
+        (_X.clip(lower_bound=0.0) * pl.col("is_cash")).sum().alias(Book.LONG_CASH),
         (_X * pl.col("duration").fill_null(0.0)).sum().alias(Book.DURATION_EXPOSURE),
         (pl.col("margin_rate") * _X.abs()).filter(rated).sum().alias(Book.MARGIN_RATED),
         _X.abs().filter(~rated).sum().alias(Book.MARGIN_UNRATED),
+        (pl.col("initial_margin_rate") * _X.abs()).filter(~free).sum().alias(Book.INITIAL_RATED),
+        _X.abs().filter(free).sum().alias(Book.INITIAL_FREE),
+        (pl.col("margin_rate") * _X.abs())
+        .filter(free & rated)
+        .sum()
+        .alias(Book.INITIAL_FREE_RATED),
+        _X.abs().filter(free & ~rated).sum().alias(Book.INITIAL_FREE_UNRATED),
         ((pl.col(risk.SPECIFIC) * _X) ** 2).sum().alias("_specific_var"),
         *[(_X * pl.col(g)).sum().alias(f"_fe_{g}") for g in gcols],
     )
@@ -167,10 +182,12 @@ def _sparse_sums(
     """The same sums as sparse products, for coded frames (:mod:`estimator.keys`).
 
     With ``X`` the holder × asset exposure matrix, ``c`` the cash-instrument indicator, ``m̃``
-    the margin rates (0 where null), ``ν`` the indicator of a null rate, ``D`` the modified
+    the margin rates (0 where null), ``ν`` the indicator of a null rate (``ι̃``, ``φ``: the
+    same for initial margin rates), ``D`` the modified
     durations (0 where null), ``s`` the specific vols and ``G`` the factor rows: position value
     and cash exposure ``X c``, duration exposure ``X D``, gross ``|X| 1``, margin ``|X| m̃`` and
-    ``|X| ν``, specific variance ``(X∘X) s²``, factor exposures ``X G``.
+    ``|X| ν``, initial margin ``|X| ι̃``, ``|X| φ``, ``|X| (m̃∘φ)`` and ``|X| (ν∘φ)``, specific
+    variance ``(X∘X) s²``, factor exposures ``X G``.
     No model column is copied onto the rows.
     """
     vectors = {
@@ -179,6 +196,13 @@ def _sparse_sums(
         "dur": pl.col("duration").fill_null(0.0),
         "m": pl.col("margin_rate").fill_null(0.0),
         "nu": pl.col("margin_rate").is_null().cast(pl.Float64),
+        "iota": pl.col("initial_margin_rate").fill_null(0.0),
+        "free": pl.col("initial_margin_rate").is_null().cast(pl.Float64),
+        "m_free": pl.col("margin_rate").fill_null(0.0)
+        * pl.col("initial_margin_rate").is_null().cast(pl.Float64),
+        "nu_free": (pl.col("margin_rate").is_null() & pl.col("initial_margin_rate").is_null()).cast(
+            pl.Float64
+        ),
         "s2": pl.col(risk.SPECIFIC) ** 2,
         "one": pl.lit(1.0),
     }
@@ -186,23 +210,30 @@ def _sparse_sums(
     col = {name: at[:, j] for j, name in enumerate(vectors)}
     pattern = pattern or Pattern(pos)
     # the row arrays by Polars: threaded, and its allocator reuses memory that numpy's gives back
-    rows = pos.select(x=_X, abs=_X.abs(), sq=_X * _X)
+    rows = pos.select(x=_X, abs=_X.abs(), sq=_X * _X, long=_X.clip(lower_bound=0.0))
 
     def product(data: str, names: list[str]) -> np.ndarray:
         return pattern.times(rows[data], np.column_stack([col[n] for n in names]))
 
     with_sign = product("x", ["c", "dur", *gcols])  # X c, X D, X G
-    gross = product("abs", ["one", "m", "nu"])  # |X| 1, |X| m̃, |X| ν
+    # |X| 1, |X| m̃, |X| ν, and the same for initial rates: |X| ι̃, |X| φ, |X| (m̃∘φ), |X| (ν∘φ)
+    gross = product("abs", ["one", "m", "nu", "iota", "free", "m_free", "nu_free"])
     specific = product("sq", ["s2"])  # (X∘X) s²
+    long_cash = product("long", ["c"])  # max(X, 0) c
     return pl.DataFrame(
         {
             "holder_id": np.arange(pattern.n_holders, dtype=np.uint32),
             "position_value": with_sign[:, 0],
             Book.GROSS_EXPOSURE: gross[:, 0],
             Book.CASH_EXPOSURE: with_sign[:, 0],
+            Book.LONG_CASH: long_cash[:, 0],
             Book.DURATION_EXPOSURE: with_sign[:, 1],
             Book.MARGIN_RATED: gross[:, 1],
             Book.MARGIN_UNRATED: gross[:, 2],
+            Book.INITIAL_RATED: gross[:, 3],
+            Book.INITIAL_FREE: gross[:, 4],
+            Book.INITIAL_FREE_RATED: gross[:, 5],
+            Book.INITIAL_FREE_UNRATED: gross[:, 6],
             "_specific_var": specific[:, 0],
             **{f"_fe_{g}": with_sign[:, 2 + j] for j, g in enumerate(gcols)},
         }
@@ -248,9 +279,14 @@ def holder_book(
         "position_value",
         Book.GROSS_EXPOSURE,
         Book.CASH_EXPOSURE,
+        Book.LONG_CASH,
         Book.DURATION_EXPOSURE,
         Book.MARGIN_RATED,
         Book.MARGIN_UNRATED,
+        Book.INITIAL_RATED,
+        Book.INITIAL_FREE,
+        Book.INITIAL_FREE_RATED,
+        Book.INITIAL_FREE_UNRATED,
         "_specific_var",
         *[f"_fe_{g}" for g in gcols],
     ]

@@ -72,7 +72,12 @@ class Assets(_Sourced):
     adv = dy.Float64(
         min_exclusive=0, max=MAX_AMOUNT, description="average daily traded value, base currency"
     )
-    vol = dy.Float64(min=0, max=MAX_VOL, description="annualised return volatility")
+    vol = dy.Float64(
+        nullable=True,
+        min=0,
+        max=MAX_VOL,
+        description="annualised return volatility (empty: the risk model's, which must be given)",
+    )
     duration = dy.Float64(
         nullable=True, min=0, max=MAX_DURATION, description="modified duration, years (bonds)"
     )
@@ -99,6 +104,12 @@ class Assets(_Sourced):
     rating_fitch = _rating("rating_fitch", "Fitch rating, e.g. BBB-; NR/WR/empty = unrated")
     margin_rate = dy.Float64(
         nullable=True, min=0, max=1, description="maintenance margin rate (share of exposure)"
+    )
+    initial_margin_rate = dy.Float64(
+        nullable=True,
+        min=0,
+        max=1,
+        description="initial margin rate (share of exposure; Reg T: 0.5)",
     )
     half_spread_bps = dy.Float64(
         nullable=True,

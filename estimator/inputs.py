@@ -18,6 +18,7 @@ from cvxpy.constraints import SOC, PowCone3D
 from cvxpy.reductions.solvers.defines import SOLVER_MAP_CONIC
 
 from estimator import book as bk
+from estimator import precheck
 from estimator.bounds import finite_problem
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.finite import non_finite
@@ -25,6 +26,8 @@ from estimator.market import Market, load_market
 from estimator.paths import DEFAULT_MARKET, resolve_market, resolve_scenario, scenarios_dir
 from estimator.scenario import Scenario, apply_scenario, load_scenario
 from rules import Book
+from rules.leverage import PRE as LEVERAGE_PRE
+from rules.leverage import measured_leverage
 
 
 def read_scenario(scenario: str | Path | Scenario) -> tuple[Scenario, Path | None]:
@@ -101,7 +104,8 @@ def prepare(
     spec: Scenario, market: Market, label: str, warnings: InputWarnings
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The shocked assets, and the holders with the futures' variation margin of the shocks
-    settled to cash and their book before the shocks: leverage (``leverage_pre``), equity
+    settled to cash and their book before the shocks: leverage (``leverage_pre``, and by each
+    measure of the leverage rule, ``balance_sheet_leverage_pre``, ``exposure_leverage_pre``), equity
     (``equity_pre``), gross exposure (``gross_exposure_pre``), cash reserve
     (``cash_reserve_pre``), non-tradable holdings (``non_tradable_pre``), and the equity
     drawdowns are measured from (``reference_equity``: the holder's own where given, else
@@ -114,6 +118,7 @@ def prepare(
     before = pre.select(
         "holder_id",
         pl.col("leverage").alias(Book.LEVERAGE_PRE),
+        *(measured_leverage(m).alias(column) for m, column in LEVERAGE_PRE.items()),
         pl.col(Book.EQUITY).alias(Book.EQUITY_PRE),
         pl.col(Book.GROSS_EXPOSURE).alias(Book.GROSS_PRE),
     )
@@ -129,6 +134,15 @@ def prepare(
         pl.col(Book.NON_TRADABLE).alias(Book.NON_TRADABLE_PRE),
         **spec.holder_columns(market.holders, warnings, label),
     )
+
+
+def warn_breaches(market: Market, label: str, warnings: InputWarnings) -> None:
+    """Warn of every holder that breaks its rules on the market as given, before any shock
+    (:mod:`estimator.precheck`)."""
+    calm = Scenario(name="calm")
+    assets, holders = prepare(calm, market, label, InputWarnings())
+    found = precheck.breaches(assets, holders, market.positions, market.mandates)
+    precheck.warn(found, label, warnings)
 
 
 def check_books(shocked: pl.DataFrame, holders: pl.DataFrame, market: Market, label: str) -> None:
@@ -173,10 +187,13 @@ def check(
             if isinstance(market, Market)
             else load_market(resolve_market(market or DEFAULT_MARKET))
         )
-        return Checked(loaded, None, InputWarnings(list(loaded.warnings.items)))
+        warnings = InputWarnings(list(loaded.warnings.items))
+        warn_breaches(loaded, "holders", warnings)
+        return Checked(loaded, None, warnings)
     spec, path, loaded = load_inputs(scenario, market)
     label = scenario_label(spec, path)
     warnings = InputWarnings(list(loaded.warnings.items))
     shocked, holders = prepare(spec, loaded, label, warnings)
     check_books(shocked, holders, loaded, label)
+    warn_breaches(loaded, "holders", warnings)
     return Checked(loaded, label, warnings)

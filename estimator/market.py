@@ -30,7 +30,7 @@ from estimator import contracts, indices, keys, risk
 from estimator.bounds import MAX_AMOUNT, MODEL_CONFIG
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.mandates import Mandate, load_mandates
-from estimator.tables import TableSource, load_table
+from estimator.tables import TableSource, load_covariance, load_table
 from estimator.toml_files import load_toml
 
 
@@ -99,14 +99,13 @@ def sha256(path: Path) -> str:
 
 
 def _risk_rows(
-    files: RiskModelFiles | None, root: Path, assets: pl.DataFrame, warnings: InputWarnings
-) -> tuple[pl.DataFrame, dict[str, Path]]:
-    if files is None:
-        warnings.add(Problem("market.toml", "no risk model: assets are treated as uncorrelated"))
-        return risk.diagonal(assets), {}
+    files: RiskModelFiles | None, root: Path, warnings: InputWarnings
+) -> tuple[pl.DataFrame | None, dict[str, Path]]:
+    if files is None:  # build_market treats the assets as uncorrelated, and says so
+        return None, {}
     if files.covariance is not None:
         path = root / files.covariance
-        cov = load_table(path, contracts.Covariance, str(path), warnings)
+        cov = load_covariance(path, str(path), warnings)
         return risk.from_covariance(cov, str(path)), {"covariance": path}
     assert files.factor_loadings and files.factor_covariance and files.specific_risk
     paths = {
@@ -152,7 +151,7 @@ def load_market(path: str | Path) -> Market:
             problems.extend(exc.problems)
     if problems:
         raise InputError(problems)
-    risk_rows, risk_paths = _risk_rows(spec.risk_model, root, frames["assets"], warnings)
+    risk_rows, risk_paths = _risk_rows(spec.risk_model, root, warnings)
     mandates = load_mandates((root / spec.mandates).resolve())
     market = build_market(
         frames["assets"],
@@ -209,6 +208,10 @@ def build_market(
     if not mandate_problems:
         problems += indices.tracked_index_problems(holders, mandates, weights, labels["holders"])
     if risk_rows is None:
+        problems += [
+            Problem(labels["assets"], "no vol: required without a risk model", line, "vol")
+            for line in assets.filter(pl.col("vol").is_null())[contracts.LINE].head(20)
+        ]
         risk_rows = risk.diagonal(assets)
         warnings.add(Problem(labels["assets"], "no risk model: assets are treated as uncorrelated"))
     unknown = risk_rows.join(assets, on="asset_id", how="anti")["asset_id"].to_list()
@@ -221,6 +224,7 @@ def build_market(
         raise InputError(problems)
     assets = assets.join(risk_rows, on="asset_id", how="left")
     off = assets.filter((risk.model_vol(assets) - pl.col("vol")).abs() > 0.1 * pl.col("vol") + 1e-4)
+    assets = assets.with_columns(pl.col("vol").fill_null(risk.model_vol(assets)))  # the model's
     for asset_id in off["asset_id"].head(10):
         warnings.add(
             Problem(

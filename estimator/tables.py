@@ -13,6 +13,8 @@ from pathlib import Path
 import dataframely as dy
 import polars as pl
 
+from estimator import contracts
+from estimator.bounds import MAX_COVARIANCE
 from estimator.contracts import CHECK_MESSAGES, DEFAULTS, LINE, columns
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.toml_files import read_utf8
@@ -208,3 +210,40 @@ def load_table(
         raise InputError(sorted(problems, key=lambda p: (p.row or 0, p.field or ""))[:MAX_PROBLEMS])
     defaults = DEFAULTS.get(schema, {})
     return good.with_columns(pl.col(c).fill_null(v) for c, v in defaults.items())
+
+
+def load_covariance(
+    source: TableSource, label: str, warnings: InputWarnings | None = None
+) -> pl.DataFrame:
+    """A full asset covariance, long (``asset_i, asset_j, covariance``, :class:`Covariance`)
+    or wide (``asset_id`` and one column per asset: the matrix as a table), returned long and
+    checked. In the wide form every cell that is not a number within ``±MAX_COVARIANCE`` (NaN
+    and ±inf included) is a problem naming its row and column, and so is an ``asset_id``
+    given twice."""
+    frame = _scan(source, label)
+    if "asset_id" not in frame.columns or "asset_i" in frame.columns:
+        return load_table(frame, contracts.Covariance, label, warnings)
+    if frame.height == 0:
+        raise InputError([Problem(label, "no data rows: expected at least one")])
+    names = [c for c in frame.columns if c not in (LINE, "asset_id")]
+    values = frame.select(
+        LINE,
+        "asset_id",
+        *(
+            pl.col(c).cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+            for c in names
+        ),
+    )
+    twice = frame.filter(pl.col("asset_id").is_duplicated())[LINE]
+    problems = [Problem(label, "asset_id given twice", line, "asset_id") for line in twice]
+    bound = MAX_COVARIANCE
+    for name in names:
+        bad = ~(values[name].abs() <= bound).fill_null(False)  # null, NaN, ±inf, too large
+        for line, raw in frame.filter(bad).select(LINE, name).head(MAX_PROBLEMS).iter_rows():
+            message = f"expected a covariance, a number within ±{bound:g}, got {raw!r}"
+            problems.append(Problem(label, message, line, name))
+    if problems:
+        raise InputError(problems[:MAX_PROBLEMS])
+    return values.unpivot(
+        names, index="asset_id", variable_name="asset_j", value_name="covariance"
+    ).rename({"asset_id": "asset_i"})

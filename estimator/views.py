@@ -39,6 +39,24 @@ def table(title: str, header: Sequence[str], rows: Iterable[Sequence[str]], text
     return grid
 
 
+def _fixed_points(table: pl.DataFrame, settings: dict) -> str:
+    """One line on equilibrium mode: each fixed point's largest price fall from P₀."""
+    falls = []
+    for end in ("least", "greatest"):
+        worst = (
+            table.select("asset_id", change=pl.col(f"price_{end}") / pl.col("price_0") - 1)
+            .sort("change", "asset_id")
+            .row(0)
+        )
+        falls.append(
+            f"{end}: largest fall {-100 * worst[1]:.2f}% ({escape(worst[0])})"
+            if worst[1] < 0
+            else f"{end}: no price falls"
+        )
+    kind = "two fixed points" if settings["multiple_equilibria"] else "one fixed point"
+    return f"Equilibrium ({kind}) — " + "; ".join(falls)
+
+
 def run_summary(result: RunResult, top: int) -> list[RenderableType]:
     """The headline totals, the assets under most pressure, holders by type, the cascade by
     round or day, statuses and cures."""
@@ -97,6 +115,8 @@ def run_summary(result: RunResult, top: int) -> list[RenderableType]:
             f"amplification {cascade['amplification']:.2f}"
         )
         parts.append(_periods(title, "round", cascade["rounds"], "holders_forced"))
+    if result.equilibrium is not None:
+        parts.append(_fixed_points(result.equilibrium, result.manifest["equilibrium"]))
     statuses = ", ".join(f"{k}: {v}" for k, v in result.manifest["statuses"].items())
     parts.append(f"Statuses — {escape(statuses)}")
     cures = result.manifest["cures"]

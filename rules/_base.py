@@ -41,11 +41,18 @@ class Book:
     NON_TRADABLE = "non_tradable"
     OTHER_DEBT = "other_debt"
     CASH_EXPOSURE = "cash_exposure"  # V = Σ c·x, net exposure of cash instruments
+    LONG_CASH = "long_cash_exposure"  # L⁺ = Σ c·max(x, 0), long holdings of cash instruments
     RISK = "risk"  # σ(x), annualised, currency
     DURATION_EXPOSURE = "duration_exposure"  # Σ D_i x_i (D: modified duration, 0 if none)
     MARGIN_RATED = "margin_rated"  # Σ m_i |x_i| over assets that carry their own margin rate
     MARGIN_UNRATED = "margin_unrated"  # Σ |x_i| over assets without one
+    INITIAL_RATED = "initial_rated"  # Σ ι_i |x_i| over assets with their own initial rate ι_i
+    INITIAL_FREE = "initial_free"  # Σ |x_i| over assets without one
+    INITIAL_FREE_RATED = "initial_free_rated"  # Σ m_i |x_i| over those with a maintenance rate
+    INITIAL_FREE_UNRATED = "initial_free_unrated"  # Σ |x_i| over those with neither rate
     LEVERAGE_PRE = "leverage_pre"  # A / E before the scenario's shocks
+    BALANCE_SHEET_LEVERAGE_PRE = "balance_sheet_leverage_pre"  # A_bs / E before the shocks
+    EXPOSURE_LEVERAGE_PRE = "exposure_leverage_pre"  # (G + N) / E before the shocks
     EQUITY_PRE = "equity_pre"  # E before the scenario's shocks
     GROSS_PRE = "gross_exposure_pre"  # G before the scenario's shocks
     REFERENCE_EQUITY = "reference_equity"  # drawdowns are measured from it (default: E before)
@@ -56,7 +63,15 @@ class Book:
     LIABILITIES = "liabilities"  # present value of the holder's liabilities (pensions)
     CAPITAL_CALLED = "capital_called"  # capital investors put in so far in the scenario
     #: Columns of the book before the scenario, added to the holders when a run prepares them.
-    PRE = (LEVERAGE_PRE, EQUITY_PRE, GROSS_PRE, REFERENCE_EQUITY, RESERVE_PRE)
+    PRE = (
+        LEVERAGE_PRE,
+        BALANCE_SHEET_LEVERAGE_PRE,
+        EXPOSURE_LEVERAGE_PRE,
+        EQUITY_PRE,
+        GROSS_PRE,
+        REFERENCE_EQUITY,
+        RESERVE_PRE,
+    )
 
 
 #: The holder key of position rows (per-holder windows in :meth:`PositionRule.position_columns`).

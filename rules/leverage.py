@@ -1,24 +1,38 @@
 """``leverage`` — a leverage limit (threshold) or a constant-leverage policy (targeting).
 
-Math. Gross assets after a trade ``u`` (sale proceeds repay account borrowing, then become cash;
-futures move no cash)::
+Math. Leverage is assets over equity ``E`` under one of two measures, chosen per rule
+(``measure``), with ``N`` non-tradable holdings, ``C`` account cash and ``x`` the exposures
+(futures at notional, shorts negative; ``c`` = 1 for cash instruments)::
 
-    A(x⁺) = Σ|x⁺| + N + max(C − cᵀu, 0)
+    balance_sheet   A_bs = L⁺ + N + max(C, 0),   L⁺ = Σ c·max(x, 0)
+    exposure        A_x  = G + N,                G = Σ|x|
 
-with ``N`` non-tradable holdings and ``C`` account cash. Trades leave ``E`` unchanged.
+Balance-sheet leverage is what banks report and the fire-sale literature uses: long holdings of
+cash instruments are assets, a future counts 0 (its mark-to-market is already in C) and a short
+is a liability whose sale proceeds sit in C. Exposure leverage is the gross method of funds'
+regulators: every position at its absolute exposure, futures at notional, cash excluded. A 2×
+futures fund holding its collateral in cash (x = 2E, C = E) is 1.0 and 2.0; a long book on
+borrowed cash (C ≤ 0) is the same under both. After a trade ``u`` (sale proceeds repay account
+borrowing, then become cash; futures move no cash)::
+
+    A_bs(x⁺) = Σ c·max(x⁺, 0) + N + max(C − cᵀu, 0),     A_x(x⁺) = Σ|x⁺| + N
+
+and trades leave ``E`` unchanged.
 
 * threshold mode: trigger ``A > L_max·E``; restore ``A ≤ L_target·E`` (``L_target ≤ L_max``);
-* targeting mode: hold ``L₀ = A/E`` before the shocks; trigger beyond ``L₀(1 ± ε)``; restore to
-  ``L₀``. Moves up (re-levering) run pro-rata only.
+* targeting mode: hold ``L₀ = A/E`` before the shocks (by the rule's measure); trigger beyond
+  ``L₀(1 ± ε)``; restore to ``L₀``. Moves up (re-levering) run pro-rata only.
 
-Pro-rata, scaling every position by f (``G = Σ|x|``, ``V = Σ c·x``)::
+Pro-rata, scaling every position by f (``V = Σ c·x``; a short bought back pays from cash)::
 
-    A(f) = f·G + N + max(C + (1 − f)·V, 0)
+    A_bs(f) = f·L⁺ + N + max(C + (1 − f)·V, 0),       A_x(f) = f·G + N
 
-is convex and piecewise linear in f, so the largest f with ``A(f) ≤ B`` is the larger valid root
-of its two pieces: ``f₁ = (B − N)/G`` where ``C + (1 − f₁)V ≤ 0`` (proceeds still repay
-borrowing), ``f₂ = (B − N − C − V)/(G − V)`` where ``C + (1 − f₂)V ≥ 0``. For a long book on
-borrowed cash this is a sale of ``A − L_target·E``. Neither valid means no sale can comply.
+``A_x`` is linear: ``f = (B − N)/G``. ``A_bs`` is convex and piecewise linear in f, so the largest
+f with ``A_bs(f) ≤ B`` is the larger valid root of its two pieces: ``f₁ = (B − N)/L⁺`` where
+``C + (1 − f₁)V ≤ 0`` (proceeds still repay borrowing), ``f₂ = (B − N − C − V)/(L⁺ − V)``
+where ``C + (1 − f₂)V ≥ 0`` (``L⁺ − V`` is the cash shorts' Σ|x|). For a long book on borrowed
+cash either measure sells ``A − L_target·E``. No valid root means no sale can comply (a long
+book with cash and other debt: selling turns assets into cash one for one).
 """
 
 from __future__ import annotations
@@ -32,28 +46,55 @@ from pydantic import Field, PositiveFloat, model_validator
 from rules._base import Book, Level, ProblemSpace, RuleBase, Vec, exceeds
 
 _E = pl.col(Book.EQUITY)
-_A = pl.col(Book.GROSS_ASSETS)
 _G = pl.col(Book.GROSS_EXPOSURE)
+_L = pl.col(Book.LONG_CASH)
 _N = pl.col(Book.NON_TRADABLE)
 _C = pl.col(Book.CASH)
 _V = pl.col(Book.CASH_EXPOSURE)
 
+Measure = Literal["balance_sheet", "exposure"]
+#: Leverage before the scenario's shocks, by measure (added to the holders by ``prepare``).
+PRE = {"balance_sheet": Book.BALANCE_SHEET_LEVERAGE_PRE, "exposure": Book.EXPOSURE_LEVERAGE_PRE}
 
-def scale_for_gross_assets(bound: pl.Expr) -> pl.Expr:
-    """Largest f ≥ 0 with ``A(f) ≤ bound`` (negative when none), per the module docstring."""
-    f1 = (bound - _N) / _G
-    ok1 = (f1 >= 0) & (_C + (1 - f1) * _V <= 0)
-    f2 = (bound - _N - _C - _V) / (_G - _V)
-    ok2 = (_G - _V > 0) & (f2 >= 0) & (_C + (1 - f2) * _V >= 0)
-    best = pl.max_horizontal(pl.when(ok1).then(f1), pl.when(ok2).then(f2))
-    no_positions = pl.when(bound >= _A).then(float("inf")).otherwise(-1.0)
+
+def measured_assets(measure: Measure) -> pl.Expr:
+    """``A_bs`` or ``A_x`` (module docstring) on a book."""
+    if measure == "exposure":
+        return _G + _N
+    return _L + _N + _C.clip(lower_bound=0.0)
+
+
+def measured_leverage(measure: Measure) -> pl.Expr:
+    """``A/E`` under ``measure``; null when ``E ≤ 0`` (insolvent, not "safe")."""
+    return pl.when(_E > 0).then(measured_assets(measure) / _E)
+
+
+def scale_for_assets(bound: pl.Expr, measure: Measure) -> pl.Expr:
+    """Largest f ≥ 0 with ``A(f) ≤ bound`` under ``measure`` (negative when none), per the
+    module docstring."""
+    if measure == "exposure":
+        best = pl.when(_G > 0).then((bound - _N) / _G)
+        best = pl.when(best >= 0).then(best)
+    else:
+        f1 = pl.when(_L > 0).then((bound - _N) / _L)
+        ok1 = (f1 >= 0) & (_C + (1 - f1) * _V <= 0)
+        f2 = pl.when(_L - _V > 0).then((bound - _N - _C - _V) / (_L - _V))
+        ok2 = (f2 >= 0) & (_C + (1 - f2) * _V >= 0)
+        best = pl.max_horizontal(pl.when(ok1).then(f1), pl.when(ok2).then(f2))
+    assets = measured_assets(measure)
+    no_positions = pl.when(bound >= assets).then(float("inf")).otherwise(-1.0)
     return pl.when(_G <= 0).then(no_positions).otherwise(best.fill_null(-1.0))
 
 
 class Leverage(RuleBase):
-    """Keep gross assets over equity below a limit, or at its pre-shock level."""
+    """Keep assets over equity below a limit, or at its pre-shock level."""
 
     kind: Literal["leverage"] = "leverage"
+    measure: Measure = Field(
+        "balance_sheet",
+        description="balance_sheet: (long cash holdings + N + max(C, 0)) / E; "
+        "exposure: (Σ|x| + N) / E, futures at notional",
+    )
     mode: Literal["threshold", "targeting"] = Field(
         "threshold", description="threshold: act above max; targeting: hold pre-shock leverage"
     )
@@ -86,26 +127,31 @@ class Leverage(RuleBase):
 
     def _multiple(self, level: Level) -> pl.Expr:
         if self.mode == "targeting":
-            l0 = pl.col(Book.LEVERAGE_PRE)
+            l0 = pl.col(PRE[self.measure])
             return l0 * (1 + self.tolerance) if level is Level.TRIGGER else l0
         assert self.max is not None
         if level is Level.TRIGGER:
             return pl.lit(self.max)
         return pl.lit(self.target if self.target is not None else self.max)
 
+    @property
+    def shape_key(self) -> str:
+        return f"{self.kind}:{self.measure}"
+
     def lhs(self) -> pl.Expr:
-        return _A
+        return measured_assets(self.measure)
 
     def bound(self, level: Level) -> pl.Expr:
         return self._multiple(level) * _E
 
     def fraction(self, level: Level) -> pl.Expr:
-        return scale_for_gross_assets(self.bound(level))
+        return scale_for_assets(self.bound(level), self.measure)
 
     def triggered_up(self) -> pl.Expr:
         if self.mode != "targeting":
             return pl.lit(False)
-        return (_G > 0) & exceeds(pl.col(Book.LEVERAGE_PRE) * (1 - self.tolerance) * _E - _A)
+        floor = pl.col(PRE[self.measure]) * (1 - self.tolerance) * _E
+        return (_G > 0) & exceeds(floor - self.lhs())
 
     def fraction_up(self) -> pl.Expr:
         if self.mode != "targeting":
@@ -113,14 +159,18 @@ class Leverage(RuleBase):
         return self.fraction(Level.RESTORE)
 
     def metric(self) -> pl.Expr:
-        """Leverage ``A / E``; null when ``E ≤ 0`` (insolvent, not "safe")."""
-        return pl.when(_E > 0).then(_A / _E)
+        """Leverage ``A / E`` under the rule's measure; null when ``E ≤ 0``."""
+        return measured_leverage(self.measure)
 
     def holder_inputs(self, level: Level) -> dict[str, pl.Expr]:
-        return {self.bound_name: self.bound(level) - _N, Vec.CASH0: _C}
+        bound = {self.bound_name: self.bound(level) - _N}
+        return bound if self.measure == "exposure" else bound | {Vec.CASH0: _C}
 
     def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
-        c = p.vec(Vec.IS_CASH, nonneg=True)
-        cash_after = p.param(Vec.CASH0) - c @ p.u
-        gross = cp.sum(p.abs_x_plus) + cp.pos(cash_after)
-        return {self.constraint_name("gross_assets<=bound"): gross <= p.param(self.bound_name)}
+        if self.measure == "exposure":
+            assets = cp.sum(p.abs_x_plus)
+        else:
+            c = p.vec(Vec.IS_CASH, nonneg=True)
+            cash_after = p.param(Vec.CASH0) - c @ p.u
+            assets = c @ cp.pos(p.x_plus) + cp.pos(cash_after)
+        return {self.constraint_name("assets<=bound"): assets <= p.param(self.bound_name)}

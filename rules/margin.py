@@ -7,12 +7,17 @@ requirement is ``R(x) = k_h·Σ m_i |x_i|``, longs and shorts alike (a short is 
 Trades move value into cash one for one, so account equity ``AE`` is unchanged:
 
 * trigger: ``AE < R(x)``;
-* restore: ``R(x⁺) ≤ AE / k`` with ``k = 1`` (back to maintenance) or ``k = initial_ratio``
-  (back to initial margin, ``initial = k × maintenance``).
+* restore: ``R(x⁺) ≤ AE`` (back to maintenance) or ``I(x⁺) ≤ AE`` (back to initial margin),
+  with the initial requirement ``I(x) = k_h·Σ ι_i |x_i|``: ``ι_i`` the asset's own
+  ``initial_margin_rate``, else the rule's ``initial_rate``, else ``initial_ratio × m_i`` (the
+  ratio form: ``I = initial_ratio × R`` when no rate is given). Reg T's initial requirement is
+  50% of a long's value and, for a short sale, 150% of its value — the proceeds, already in the
+  account's cash, plus 50% — so ``initial_rate = 0.5`` is Reg T for longs and shorts alike.
 
-Cure first: the cash ``k·R(x) − AE`` needed at the restore level is drawn from the external cash
-reserve and the credit line, in the mandate's order; only the rest is traded. Pro-rata, ``R`` is
-homogeneous so ``f = AE / (k·R(x))``. Textbook check: a long bought with 50% initial margin
+Cure first: the cash ``I(x) − AE`` (or ``R(x) − AE``) needed at the restore level is drawn from
+the external cash reserve and the credit line, in the mandate's order; only the rest is traded.
+Pro-rata, both requirements are homogeneous so ``f = AE / I(x)`` (or ``AE / R(x)``).
+Textbook check: a long bought with 50% initial margin
 (loan ``0.5·P₀`` per share) is called under 25% maintenance when ``P(1 − 0.25) = 0.5·P₀``, i.e.
 ``P = P₀·(1 − 0.5)/(1 − 0.25) = ⅔·P₀``; the minimal sale back to maintenance is
 ``X − AE / 0.25``.
@@ -27,7 +32,7 @@ import cvxpy as cp
 import polars as pl
 from pydantic import Field
 
-from rules._base import Book, Level, ProblemSpace, RuleBase
+from rules._base import Book, Level, ProblemSpace, RuleBase, _positive_part
 
 _AE = pl.col(Book.ACCOUNT_EQUITY)
 
@@ -45,7 +50,17 @@ class Margin(RuleBase):
         0.25, gt=0, le=1, description="m: maintenance rate for assets without their own margin_rate"
     )
     initial_ratio: float = Field(
-        2.0, ge=1, le=100, description="k: initial margin = k × maintenance"
+        2.0,
+        ge=1,
+        le=100,
+        description="k: initial margin = k × maintenance, for assets without an initial rate",
+    )
+    initial_rate: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="ι: initial margin rate for assets without their own initial_margin_rate "
+        "(Reg T: 0.5); default initial_ratio × maintenance",
     )
     restore: Literal["maintenance", "initial"] = Field(
         "maintenance", description="level the account is restored to after a call"
@@ -55,23 +70,40 @@ class Margin(RuleBase):
     def rate_name(self) -> str:
         return f"{self.kind}.rate"
 
-    def _k(self, level: Level) -> float:
-        return self.initial_ratio if level is Level.RESTORE and self.restore == "initial" else 1.0
+    def _initial(self, level: Level) -> bool:
+        return level is Level.RESTORE and self.restore == "initial"
 
     def lhs(self) -> pl.Expr:
+        """The maintenance requirement ``R(x)``."""
         rated = pl.col(Book.MARGIN_RATED) + self.maintenance_rate * pl.col(Book.MARGIN_UNRATED)
         return pl.col(Book.MARGIN_MULTIPLIER) * rated
 
+    def requirement(self, level: Level) -> pl.Expr:
+        """``R(x)``, or ``I(x)`` at the restore level of a rule restoring to initial margin."""
+        if not self._initial(level):
+            return self.lhs()
+        if self.initial_rate is not None:
+            free = self.initial_rate * pl.col(Book.INITIAL_FREE)
+        else:
+            free = self.initial_ratio * (
+                pl.col(Book.INITIAL_FREE_RATED)
+                + self.maintenance_rate * pl.col(Book.INITIAL_FREE_UNRATED)
+            )
+        return pl.col(Book.MARGIN_MULTIPLIER) * (pl.col(Book.INITIAL_RATED) + free)
+
     def bound(self, level: Level) -> pl.Expr:
-        return _AE / self._k(level)
+        return _AE
+
+    def breach(self, level: Level) -> pl.Expr:
+        return _positive_part(self.requirement(level) - _AE)
 
     def fraction(self, level: Level) -> pl.Expr:
-        req = self.lhs()
+        req = self.requirement(level)
         ok_empty = pl.when(_AE >= 0).then(float("inf")).otherwise(-1.0)
-        return pl.when(req > 0).then(self.bound(level) / req).otherwise(ok_empty)
+        return pl.when(req > 0).then(_AE / req).otherwise(ok_empty)
 
     def cure_need(self, level: Level) -> pl.Expr:
-        return self._k(level) * self.breach(level)
+        return self.breach(level)
 
     def metric(self) -> pl.Expr:
         """Margin excess: ``AE − R(x)`` (negative means a call)."""
@@ -79,6 +111,11 @@ class Margin(RuleBase):
 
     def position_inputs(self, level: Level) -> Mapping[str, pl.Expr]:
         rate = pl.col("margin_rate").fill_null(self.maintenance_rate)
+        if self._initial(level):
+            fallback = (
+                self.initial_rate if self.initial_rate is not None else self.initial_ratio * rate
+            )
+            rate = pl.col("initial_margin_rate").fill_null(fallback)
         return {self.rate_name: pl.col(Book.MARGIN_MULTIPLIER) * rate}
 
     def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:

@@ -39,12 +39,14 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
     ],
     "leverage": [
         {"kind": "leverage", "max": 2.5, "target": 2.0},
-        {"kind": "leverage", "max": 3.0},
+        {"kind": "leverage", "max": 3.0, "measure": "exposure"},
         {"kind": "leverage", "mode": "targeting", "tolerance": 0.02},
+        {"kind": "leverage", "mode": "targeting", "measure": "exposure"},
     ],
     "margin": [
         {"kind": "margin", "maintenance_rate": 0.6},
         {"kind": "margin", "maintenance_rate": 0.4, "restore": "initial", "initial_ratio": 1.6},
+        {"kind": "margin", "maintenance_rate": 0.3, "restore": "initial", "initial_rate": 0.5},
     ],
     "rating_floor": [
         {"kind": "rating_floor"},
@@ -242,6 +244,15 @@ def test_every_holder_ends_compliant_liquidated_or_insolvent(
             pre.select(
                 "holder_id",
                 leverage_pre="leverage",
+                # by the leverage rule's measures: (L⁺ + N + max(C, 0))/E and (G + N)/E
+                balance_sheet_leverage_pre=(
+                    pl.col("long_cash_exposure")
+                    + pl.col("non_tradable")
+                    + pl.col("cash").clip(lower_bound=0.0)
+                )
+                / pl.col("equity"),
+                exposure_leverage_pre=(pl.col("gross_exposure") + pl.col("non_tradable"))
+                / pl.col("equity"),
                 equity_pre="equity",
                 gross_exposure_pre="gross_exposure",
                 reference_equity="equity",

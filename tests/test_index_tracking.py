@@ -286,15 +286,15 @@ def test_min_cost_tracker_sells_its_sleeve_proportionally() -> None:
 
 
 def test_a_short_member_does_not_stop_a_min_cost_solve() -> None:
-    # 1/1/−1 in an equal-weight index, cash 0.2: E = 1.2, A = 3.2, leverage 2.67 > 2 → 1.8.
-    # The tracker's targets include a negative one (the short); the solve must still run and
-    # leave the sleeve within its 2% tolerance.
+    # 1/1/−1 in an equal-weight index, cash 0.2: E = 1.2, exposure G = 3, leverage 2.5 > 2 →
+    # 1.8. The tracker's targets include a negative one (the short); the solve must still run
+    # and leave the sleeve within its 2% tolerance.
     mandate = Mandate(
         name="m",
         execution="min_cost",
         rules=[
             {"kind": "index_tracking", "index": "X", "tolerance": 0.02},
-            {"kind": "leverage", "max": 2.0, "target": 1.8},
+            {"kind": "leverage", "max": 2.0, "target": 1.8, "measure": "exposure"},
         ],
     )
     market = estimator.build_market(
@@ -306,7 +306,7 @@ def test_a_short_member_does_not_stop_a_min_cost_solve() -> None:
     )
     h = holder(estimator.run(Scenario(name="s"), market))
     assert (h["status"], h["solver_status"], h["compliant"]) == ("forced", "optimal", True)
-    assert math.isclose(h["leverage_after"], 1.8, rel_tol=1e-6)
+    assert math.isclose(h["leverage.metric_after"], 1.8, rel_tol=1e-6)
     assert h["index_tracking.metric_after"] <= 0.02 + 1e-9
 
 

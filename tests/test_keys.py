@@ -162,6 +162,13 @@ def test_sparse_book_sums_equal_row_sums(seed: int, n_rows: int, shuffle: bool) 
                 [None if r < 0.4 else m for r, m in zip(rng.random(n_assets), margin, strict=True)],
                 dtype=pl.Float64,
             ),
+            "initial_margin_rate": pl.Series(
+                [
+                    None if r < 0.5 else 1.5 * m
+                    for r, m in zip(rng.random(n_assets), margin, strict=True)
+                ],
+                dtype=pl.Float64,
+            ),
             "specific_vol": rng.uniform(0, 0.4, n_assets),
             "duration": pl.Series(
                 [

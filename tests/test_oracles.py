@@ -19,7 +19,7 @@ from oracle_kit import (
 from scipy.optimize import brentq
 
 import estimator
-from estimator import Mandate, Scenario
+from estimator import Mandate, RunResult, Scenario
 
 # --- vol_target --------------------------------------------------------------------------------
 
@@ -252,19 +252,26 @@ def test_future_loss_settles_to_cash_and_has_no_equity_value() -> None:
 
 
 def test_future_trade_moves_no_cash() -> None:
-    # Same future, cash 100 000, leverage max 5 / target 4 after −10%:
-    # E = 60 000, A = 360 000·f + 60 000 ≤ 4·60 000 → f = 0.5: sell 1 contract; cash unchanged.
-    result = run_case(
-        [future("fut", 4000.0, 50.0)],
-        [{"holder_id": "h", "cash": 100_000.0}],
-        [("h", "fut", 2.0)],
-        [{"kind": "leverage", "max": 5.0, "target": 4.0}],
-        everywhere(price_return=-0.1),
-    )
-    h = holder(result)
+    # Same future, cash 100 000, exposure leverage max 5 / target 4 after −10%: E = 60 000,
+    # G = 360 000: 6 > 5; 360 000·f ≤ 4·60 000 → f = 2/3: sell 2/3 of a contract, cash unchanged.
+    # On the balance sheet the future counts 0: A = C = 60 000, leverage 1, nothing to do.
+    def run(measure: str) -> RunResult:
+        return run_case(
+            [future("fut", 4000.0, 50.0)],
+            [{"holder_id": "h", "cash": 100_000.0}],
+            [("h", "fut", 2.0)],
+            [{"kind": "leverage", "max": 5.0, "target": 4.0, "measure": measure}],
+            everywhere(price_return=-0.1),
+        )
+
+    exposure = run("exposure")
+    h = holder(exposure)
     assert h["status"] == "forced"
-    assert trade_quantities(result)["fut"] == pytest.approx(-1.0, rel=1e-9)
+    assert trade_quantities(exposure)["fut"] == pytest.approx(-2 / 3, rel=1e-9)
     assert math.isclose(h["cash_after"], 60_000.0, rel_tol=1e-12)
+    sheet = holder(run("balance_sheet"))
+    assert sheet["status"] == "ok"
+    assert math.isclose(sheet["leverage.metric_before"], 1.0, rel_tol=1e-12)
 
 
 def _cash_flows(coupon: float, years: int, f: int) -> list[tuple[float, float]]:

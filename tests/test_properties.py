@@ -440,8 +440,10 @@ BREACH_RULES: list[dict[str, Any]] = [
     {"kind": "vol_target", "target": 0.15, "gross_cap": 2.0, "tolerance": 0.2},
     {"kind": "leverage", "max": 3.0, "target": 2.0},
     {"kind": "leverage", "mode": "targeting", "tolerance": 0.1},
+    {"kind": "leverage", "max": 2.5, "measure": "exposure"},
     {"kind": "margin", "maintenance_rate": 0.25},
     {"kind": "margin", "maintenance_rate": 0.3, "restore": "initial", "initial_ratio": 2.0},
+    {"kind": "margin", "maintenance_rate": 0.3, "restore": "initial", "initial_rate": 0.5},
     {"kind": "rating_floor", "share": 0.1},
     {"kind": "rating_floor", "floor": "BBB", "share": 0.3, "restore_share": 0.05},
     {"kind": "var_limit", "limit": 0.02},
@@ -481,7 +483,11 @@ def test_polars_breach_equals_cvxpy_violation(
     )
     market = _market(book, {"m": mandate}, risk_rows=risk_rows)
     pos = bk.position_frame(market.positions, market.assets)
-    holders = market.holders.with_columns(leverage_pre=pl.lit(lev_pre))
+    holders = market.holders.with_columns(
+        leverage_pre=pl.lit(lev_pre),
+        balance_sheet_leverage_pre=pl.lit(lev_pre),
+        exposure_leverage_pre=pl.lit(lev_pre),
+    )
     book_frame = bk.holder_book(pos, holders).with_columns(
         # a book before the scenario 10–40% larger: drawdowns of 9–29%
         equity_pre=pl.col("equity") * (1 + lev_pre / 10),

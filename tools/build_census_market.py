@@ -20,7 +20,8 @@ Books, by the recipe named in each holder type (x: exposure, E: equity, A: total
 * ``ig_fund`` — investment-grade corporate bonds by amount outstanding and 10% Treasuries;
 * ``long_short`` — thirty longs and thirty shorts among the equities (drawn and weighted by
   market cap), net share n of gross G,
-  G sized to leverage max × u (A/E with the cash the net position leaves) or to VaR = limit × u;
+  G sized to leverage max × u (by the rule's measure: G/E, or A/E with the cash the net
+  position leaves) or to VaR = limit × u;
 * ``basket`` — a fixed basket of equities on margin (a family office's swaps), leverage
   u / maintenance rate, each account borrowing from its prime broker (``lenders``);
 * ``concentrated`` — one to three equities (drawn by market cap among those worth at least 20
@@ -364,8 +365,12 @@ def _book(t, bucket, size, u, books, weights, rng, equities, ig, hy, holder):
         equity = size
         if "leverage" in rules:
             limit = rules["leverage"]["max"] * u
-            gross = (limit - 1) * equity / (1 - net) if net * limit < 1 else limit * equity
-            gross = gross if equity - net * gross >= 0 else limit * equity
+            if rules["leverage"].get("measure", "balance_sheet") == "exposure":
+                gross = limit * equity  # G = L·E
+            else:  # A = L⁺ + max(C, 0) with L⁺ = (1 + n)/2·G and C = E − n·G
+                gross = 2 * (limit - 1) * equity / (1 - net)
+                if equity - net * gross < 0:  # the net long is borrowed: A = L⁺
+                    gross = 2 * limit * equity / (1 + net)
         else:
             gross = rules["var_limit"]["limit"] * u * equity / (Z99_DAILY * books.sigma(ids, w))
         x = w * gross
