@@ -147,8 +147,8 @@ def _cs_by_rounds() -> list[dict[str, np.ndarray | float]]:
 def test_cont_schaanning_two_banks_round_by_round() -> None:
     rounds = _cs_by_rounds()
     assert len(rounds) == 3
-    # the example's round-1 figures as printed there (Ψ = 0.00771, S₁ = 0.99229, C₁ ≈ [1.44,
-    # 3.96]), to the digits given
+    # the round-1 figures that test asserts (Ψ = 0.00771, S₁ = 0.99229, C₁ ≈ [1.44, 3.96]), to
+    # the digits given there
     assert rounds[0]["price"] == pytest.approx(0.99229, abs=5e-6)
     assert rounds[0]["capital"] == pytest.approx([1.44, 3.96], abs=5e-3)
 
