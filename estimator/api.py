@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from estimator import aggregate, glt
+from estimator import aggregate, flows, glt
 from estimator.cascade import DAY, ROUND, CascadeResult, cascade
 from estimator.cures import cure_table
 from estimator.cures import totals as cure_totals
@@ -102,6 +102,7 @@ class RunResult:
     days: pl.DataFrame | None = None  # per day × asset: flows and closing prices
     cures: pl.DataFrame | None = None  # per holder, round and rule that fired: cash vs trades
     balance_sheets: pl.DataFrame | None = None  # per round × holder, in a cascade (balance.py)
+    flows: pl.DataFrame | None = None  # per flow kind × asset class: sold, bought, net (flows.py)
 
     def tables(self) -> dict[str, pl.DataFrame]:
         tables = {
@@ -110,6 +111,8 @@ class RunResult:
             "holders": self.holders,
             "summary": self.summary,
         }
+        if self.flows is not None:
+            tables["flows"] = self.flows
         if self.cures is not None:
             tables["cures"] = self.cures
         cascade = {
@@ -391,6 +394,8 @@ def _assemble(
     fixed: Equilibrium | None = None,
     first_order: glt.Measures | None = None,
 ) -> RunResult:
+    trades = flows.classify(result.trades, market.holders, market.mandates)
+    kinds = flows.by_kind(trades, shocked)
     assets = aggregate.asset_flows(result.trades, shocked, parameters["participation"])
     end = chain.prices if chain is not None else fixed.least.prices if fixed is not None else None
     if end is not None:  # the price each asset ends at after the rounds / at the equilibrium
@@ -457,6 +462,10 @@ def _assemble(
             "sell_value": math.fsum(assets["sell_value"]),
             "buy_value": math.fsum(assets["buy_value"]),
         },
+        "flows": {"headline": flows.headline(kinds), "by_kind": flows.totals(kinds)},
+        "lender_losses": math.fsum(
+            holders["loss_lending"].clip(lower_bound=0.0) if "loss_lending" in holders else []
+        ),
         "cascade": None
         if chain is None
         else {
@@ -495,7 +504,7 @@ def _assemble(
     result = RunResult(
         spec,
         canonical(assets),
-        canonical(_with_fraction_sold(result.trades)),
+        canonical(_with_fraction_sold(trades)),
         canonical(holders),
         canonical(summary),
         manifest,
@@ -506,6 +515,7 @@ def _assemble(
         days=typed(timeline),
         cures=typed(cures),
         balance_sheets=typed(sheets),
+        flows=typed(kinds),
     )
     check_tables(result.tables())
     check_manifest(manifest)

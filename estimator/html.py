@@ -209,12 +209,18 @@ def render(result: RunResult, *, top: int = 15) -> str:
     m = result.manifest
     totals, statuses = m["totals"], m["statuses"]
     forced = sum(v for k, v in statuses.items() if k not in ("ok", "cured"))
+    net = m["flows"]["headline"]
     cards = [
-        ("forced selling", money(totals["sell_value"])),
-        ("forced buying", money(totals["buy_value"])),
+        *((f"net forced + systematic, {c}", money(v)) for c, v in net.items()),
+        (
+            "all trades: sold / bought",
+            f"{money(totals['sell_value'])} / {money(totals['buy_value'])}",
+        ),
         ("holders forced", f"{forced} of {sum(statuses.values())}"),
         ("cash drawn to cure", money(m["cures"]["drawn"])),
     ]
+    if m["lender_losses"] > 0:
+        cards.append(("lender losses", money(m["lender_losses"])))
     if m.get("cascade"):
         cards.append(("amplification", f"{m['cascade']['amplification']:.2f}×"))
     sections = [

@@ -57,14 +57,33 @@ def _fixed_points(table: pl.DataFrame, settings: dict) -> str:
     return f"Equilibrium ({kind}) — " + "; ".join(falls)
 
 
+def headline(result: RunResult) -> str:
+    """``name: net forced and systematic flow — equity −1.20bn, …``: the net forced and
+    systematic flow per asset class (:func:`estimator.flows.headline`), and the lender losses
+    where there are any."""
+    net = result.manifest["flows"]["headline"]
+    flow = ", ".join(f"{escape(c)} {money(v)}" for c, v in net.items()) or "none"
+    line = f"[bold]{escape(result.scenario.name)}[/]: net forced and systematic flow — {flow}"
+    lent = result.manifest["lender_losses"]
+    return line + (f"; lender losses {money(lent)}" if lent > 0 else "")
+
+
 def run_summary(result: RunResult, top: int) -> list[RenderableType]:
     """The headline totals, the assets under most pressure, holders by type, the cascade by
     round or day, statuses and cures."""
-    totals = result.manifest["totals"]
-    parts: list[RenderableType] = [
-        f"[bold]{escape(result.scenario.name)}[/]: forced selling "
-        f"{money(totals['sell_value'])}, forced buying {money(totals['buy_value'])}"
-    ]
+    parts: list[RenderableType] = [headline(result)]
+    if result.flows is not None and not result.flows.is_empty():
+        parts.append(
+            table(
+                "Flow by kind and asset class",
+                ("kind", "asset class", "sold", "bought", "net"),
+                (
+                    (k, c, money(sold), money(bought), money(net))
+                    for k, c, sold, bought, net in result.flows.iter_rows()
+                ),
+                text=2,
+            )
+        )
     ranked = result.assets.filter(pl.col("net_value") != 0).sort(
         ["pct_adv", "asset_id"], descending=[True, False]
     )

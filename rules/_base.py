@@ -191,6 +191,18 @@ class RuleBase(BaseModel):
     cure_sources: ClassVar[frozenset[str]] = frozenset(
         {"cash_reserve", "credit_line", "capital_call"}
     )
+    #: Why the rule's trades happen (:attr:`flow_kind`): ``forced`` — a limit the holder must not
+    #: breach (margin, leverage limits, redemptions, rating floors, liquidity and collateral
+    #: buffers, stop-losses, VaR limits); ``systematic`` — a strategy that trades on volatility
+    #: or leverage by design (vol targets, constant leverage); ``policy`` — an allocation kept
+    #: to its weights (rebalancing bands, funding-ratio glide paths, index tracking).
+    flow: ClassVar[str] = "forced"
+
+    @property
+    def flow_kind(self) -> str:
+        """``forced``, ``systematic`` or ``policy`` (:attr:`flow`)."""
+        return self.flow
+
     #: Holder columns the rule carries from round to round (name → value before the scenario),
     #: e.g. the share of a fund's units redeemed so far.
     state_columns: ClassVar[dict[str, float]] = {}

@@ -59,6 +59,8 @@ def index_column(index_id: str, what: Literal["member", "dw"]) -> str:
 class IndexTracking(PositionRule):
     """Trade tracked assets × the change in index weight when the index changes."""
 
+    flow = "policy"
+
     kind: Literal["index_tracking"] = "index_tracking"
     index: str = Field(min_length=1, description="index_id of the index tracked")
     tolerance: float = Field(

@@ -138,6 +138,11 @@ class Leverage(RuleBase):
     def shape_key(self) -> str:
         return f"{self.kind}:{self.measure}"
 
+    @property
+    def flow_kind(self) -> str:
+        """A limit is forced; holding leverage constant (targeting) is systematic."""
+        return "systematic" if self.mode == "targeting" else "forced"
+
     def lhs(self) -> pl.Expr:
         return measured_assets(self.measure)
 

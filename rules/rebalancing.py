@@ -66,6 +66,8 @@ def check_policy(weights: dict[str, float], field: str) -> None:
 class RebalancingBand(PositionRule):
     """Keep every policy asset class within its band around the target weight."""
 
+    flow = "policy"
+
     kind: Literal["rebalancing_band"] = "rebalancing_band"
 
     @property

@@ -42,6 +42,8 @@ def risk_norm(p: ProblemSpace) -> cp.Expression:
 class VolTarget(RuleBase):
     """Keep ex-ante volatility at or below a target share of equity."""
 
+    flow = "systematic"
+
     kind: Literal["vol_target"] = "vol_target"
     target: PositiveFloat = Field(
         le=10, description="τ: target annualised volatility of equity, e.g. 0.10"

@@ -28,7 +28,7 @@ def test_help(command: list[str]) -> None:
 def test_run_writes_reports(tmp_path: Path) -> None:
     result = runner.invoke(cli.app, ["run", "small_crash", "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
-    assert "forced selling" in result.output
+    assert "net forced and systematic flow" in result.output
     manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
     assets = pl.read_csv(tmp_path / "r" / "assets.csv")
     # the manifest's total equals the report's column sum

@@ -32,6 +32,7 @@ def test_valid_bundle_runs(bundle: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == [
         "assets.csv",
         "cures.csv",
+        "flows.csv",
         "holders.csv",
         "manifest.json",
         "summary.csv",

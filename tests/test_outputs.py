@@ -52,8 +52,8 @@ def test_a_new_folder_gets_the_report_and_its_manifest_lists_it(work: Path) -> N
     files = sorted(p.name for p in (work / "new" / "deep").iterdir())
     manifest = json.loads((work / "new" / "deep" / "manifest.json").read_text())
     assert manifest["files"] == files
-    assert files == ["assets.csv", "cures.csv", "holders.csv", "manifest.json", "summary.csv",
-                     "trades.csv"]  # fmt: skip
+    assert files == ["assets.csv", "cures.csv", "flows.csv", "holders.csv", "manifest.json",
+                     "summary.csv", "trades.csv"]  # fmt: skip
 
 
 def test_an_empty_folder_is_used(work: Path) -> None:
