@@ -5,8 +5,12 @@ Per round ``r`` and holder (amounts in the base currency; :ref:`the README's acc
 <accounting>`)::
 
     equity          E_r  at the round's start, as its rules read it (after the shocks in round 1)
-    total_assets    A_r = G + N + max(C, 0)
-    leverage        A_r / E_r                          (empty when E_r ≤ 0)
+    total_assets    A_r = G + N + max(C, 0)            (the accounting's gross assets)
+    leverage        A_r / E_r                          (empty when E_r ≤ 0, as the next two)
+    balance_sheet_leverage  (L⁺ + N + max(C, 0)) / E_r  (the leverage rule's two measures)
+    exposure_leverage       (G + N) / E_r
+    outflow         cash paid out at the round's start, before its rules read the book
+                    (redemptions: the change of ``redemption.paid``)
     sold, bought    value traded in the round, at the round's start prices
     loss_shock      the scenario's shocks: −Σ q⁰·m·(P₀ − P_pre) + (N_pre − N), round 1 only
     loss_impact     −Σ q⁺·m·ΔP_r, the round's price moves marked on the holdings after it
@@ -14,10 +18,9 @@ Per round ``r`` and holder (amounts in the base currency; :ref:`the README's acc
     loss_lending    a shortfall borne as lender (a forgiven one, negative)
     equity_end      E_r + cures − loss_impact − loss_execution − loss_lending
 
-On rounds without a day clock ``equity_end`` of round ``r`` is ``equity`` of round ``r + 1``
-for a holder paying no outflow (redemptions are paid from cash at a round's start and move
-equity without a loss). On a day clock the overnight decay of temporary impact is booked in
-the day's last round.
+On rounds without a day clock ``equity_end`` of round ``r`` is ``equity + outflow`` of round
+``r + 1``: redemptions are paid from cash at a round's start and move equity without a loss.
+On a day clock the overnight decay of temporary impact is booked in the day's last round.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import polars as pl
 
 from estimator.keys import CODE
 from rules import Book
+from rules.redemption import PAID
 
 ROUND, DAY = "round", "day"
 LOSSES = ("loss_impact", "loss_execution", "loss_lending")
@@ -38,12 +42,20 @@ COLUMNS = [
     "equity",
     "total_assets",
     "leverage",
+    "balance_sheet_leverage",
+    "exposure_leverage",
+    "outflow",
     "sold",
     "bought",
     "loss_shock",
     *LOSSES,
     "equity_end",
 ]
+
+
+def _per_equity(assets: pl.Expr) -> pl.Expr:
+    equity = pl.col(f"{Book.EQUITY}_before")
+    return pl.when(equity > 0).then(assets / equity)
 
 
 def round_losses(frames: list[pl.DataFrame]) -> pl.DataFrame:
@@ -60,14 +72,40 @@ def round_losses(frames: list[pl.DataFrame]) -> pl.DataFrame:
 
 
 def balance_sheets(
-    holder_rounds: pl.DataFrame, losses: pl.DataFrame, direct: pl.DataFrame
+    holder_rounds: pl.DataFrame,
+    losses: pl.DataFrame,
+    direct: pl.DataFrame,
+    paid_before: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The table of the module docstring from a cascade's holder tables (``holder_rounds``:
     one per round, with ``round``, ``day``, ``status``, ``equity_before``, ``equity_after``,
-    ``gross_assets_before``, ``leverage_before``, ``sold``, ``bought``), its losses by round
-    (:func:`round_losses`) and the shocks' losses (``holder_id``, ``loss_direct``). Joined by
-    (holder, round); sorted by round, day and holder by the caller."""
+    ``gross_assets_before``, ``gross_exposure_before``, ``cash_before``, ``leverage_before``,
+    ``long_cash_exposure``, ``non_tradable``, ``sold``, ``bought``), its losses by round
+    (:func:`round_losses`), the shocks' losses (``holder_id``, ``loss_direct``) and the cash
+    paid out before the episode (``paid_before``: ``holder_id``, ``redemption.paid``; 0
+    without it). Joined by (holder, round); sorted by round, day and holder by the caller."""
     first = holder_rounds[ROUND].min()
+    if PAID in holder_rounds.columns:
+        before = (
+            paid_before.select("holder_id", _start=PAID)
+            if paid_before is not None and PAID in paid_before.columns
+            else holder_rounds.select("holder_id", _start=pl.lit(0.0)).unique()
+        )
+        paid = (
+            holder_rounds.select("holder_id", ROUND, _paid=pl.col(PAID).fill_null(0.0))
+            .join(before, on="holder_id", how="left")
+            .sort("holder_id", ROUND)
+            .with_columns(
+                outflow=pl.col("_paid")
+                - pl.col("_paid")
+                .shift(1)
+                .over("holder_id")
+                .fill_null(pl.col("_start").fill_null(0.0))
+            )
+            .select("holder_id", ROUND, "outflow")
+        )
+    else:
+        paid = holder_rounds.select("holder_id", ROUND, outflow=pl.lit(0.0))
     return (
         holder_rounds.select(
             ROUND,
@@ -77,14 +115,23 @@ def balance_sheets(
             equity=f"{Book.EQUITY}_before",
             total_assets=f"{Book.GROSS_ASSETS}_before",
             leverage="leverage_before",
+            balance_sheet_leverage=_per_equity(
+                pl.col(Book.LONG_CASH)
+                + pl.col(Book.NON_TRADABLE)
+                + pl.col(f"{Book.CASH}_before").clip(lower_bound=0.0)
+            ),
+            exposure_leverage=_per_equity(
+                pl.col(f"{Book.GROSS_EXPOSURE}_before") + pl.col(Book.NON_TRADABLE)
+            ),
             sold="sold",
             bought="bought",
             _after=f"{Book.EQUITY}_after",
         )
         .join(losses, on=["holder_id", ROUND], how="left")
+        .join(paid, on=["holder_id", ROUND], how="left")
         .join(direct, on="holder_id", how="left")
         .with_columns(
-            pl.col(LOSSES).fill_null(0.0),
+            pl.col(*LOSSES, "outflow").fill_null(0.0),
             loss_shock=pl.when(pl.col(ROUND) == first)
             .then(pl.col("loss_direct").fill_null(0.0))
             .otherwise(0.0),

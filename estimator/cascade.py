@@ -45,6 +45,7 @@ from estimator.impact import Impact
 from estimator.mandates import Execution, Mandate
 from estimator.solve import ProblemCache
 from rules import RULE_TYPES, STATE_COLUMNS, Book
+from rules.redemption import PAID
 
 ROUND = "round"
 #: Rule columns of a round's holder table that the reports read (besides rules' state).
@@ -212,6 +213,7 @@ class _Episode:
             **{f"{c}@": pl.col(c) for c in self.index_moves},  # traded on their day
         )
         self.direct = _direct_losses(positions, assets, holders)
+        self.paid_before = holders.select("holder_id", PAID) if PAID in holders.columns else None
         self.cumulative = pl.DataFrame(
             schema={"holder_id": keys.CODE, "asset_id": keys.CODE, "episode_q": pl.Float64}
         )
@@ -519,7 +521,7 @@ class _Episode:
             rounds=pl.concat(self.rounds) if self.rounds else _EMPTY_ROUNDS,
             holder_rounds=holder_rounds,
             balance_sheets=balance.balance_sheets(
-                holder_rounds, balance.round_losses(self.losses), self.direct
+                holder_rounds, balance.round_losses(self.losses), self.direct, self.paid_before
             ),
             positions=self.positions,
             holders_after=self.holders,

@@ -32,7 +32,7 @@ def breaches(
     """Per (holder, rule) past its trigger on the book as given (ids, assets unshocked):
     ``holder_id``, ``rule``, ``metric`` (the rule's reported metric) and ``breach`` (how far,
     in currency, ``lhs − bound`` at the trigger level); a holder with ``E ≤ 0`` has the rule
-    ``equity`` (``metric`` = E). Sorted by holder and rule."""
+    ``equity`` (``metric`` = E), unless it holds and owes nothing. Sorted by holder and rule."""
     codes = keys.Keys.of(holders, assets)
     assets, holders, positions = (codes.encode(f) for f in (assets, holders, positions))
     positions = indices.pad_positions(positions, holders, mandates, assets)
@@ -40,9 +40,11 @@ def breaches(
         pl.col(keys.HOLDER).set_sorted(), exposure_start=pl.col("exposure")
     )
     book = bk.holder_book(pos, bk.with_defaults(holders), assets)
-    solvent = pl.col(Book.EQUITY) > 0
+    equity = pl.col(Book.EQUITY)
+    solvent = equity > 0
+    empty = (equity == 0) & (pl.col(Book.GROSS_EXPOSURE) == 0)  # nothing held, nothing owed
     found = [
-        book.filter(~solvent).select(
+        book.filter(~solvent & ~empty).select(
             "holder_id", rule=pl.lit("equity"), metric=Book.EQUITY, breach=-pl.col(Book.EQUITY)
         )
     ]

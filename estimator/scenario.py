@@ -246,8 +246,8 @@ class HolderShock(BaseModel):
 
     def scaled(self, m: float) -> HolderShock:
         """``m`` times as large: rates and cuts times ``m`` (at most 1), ``k → 1 + m(k − 1)``,
-        the liabilities' rate change and the non-tradables' return times ``m`` (as a price
-        return: ``m·r_N ≥ −1`` is the caller's to keep, :attr:`Scenario.max_multiple`)."""
+        the liabilities' rate change and the non-tradables' return times ``m``, at least −1
+        (all of them lost, no further)."""
         k = self.margin_multiplier
         r_n = self.non_tradable_return
         return self.model_copy(
@@ -366,11 +366,10 @@ class Scenario(BaseModel):
 
     @property
     def max_multiple(self) -> float:
-        """The largest multiple the scenario's price returns and non-tradables' returns allow:
-        ``m·r > −1`` for each return ``r`` (∞ without falls)."""
-        returns = [s.price_return for s in self.shocks]
-        returns += [h.non_tradable_return for h in self.holder_shocks]
-        falls = [-r for r in returns if r is not None and r < 0]
+        """The largest multiple the scenario's price returns allow: ``m·r > −1`` for each return
+        ``r`` (∞ without falling prices). Non-tradables' returns do not bound it: scaled, they
+        stop at −1 (:meth:`HolderShock.scaled`)."""
+        falls = [-s.price_return for s in self.shocks if (s.price_return or 0.0) < 0]
         return 1 / max(falls) if falls else float("inf")
 
     @property

@@ -57,7 +57,7 @@ MANDATES: dict[str, Mandate] = {
             execution="min_cost",
             cure=[],
             rules=[
-                {"kind": "leverage", "max": 3.0, "target": 2.5},
+                {"kind": "leverage", "measure": "exposure", "max": 3.0, "target": 2.5},
                 {"kind": "margin", "maintenance_rate": 0.25},
             ],
         ),
@@ -96,7 +96,7 @@ MANDATES: dict[str, Mandate] = {
             execution="min_cost",
             rules=[
                 {"kind": "vol_target", "target": 0.12, "gross_cap": 3.0},
-                {"kind": "leverage", "max": 3.0, "target": 2.5},
+                {"kind": "leverage", "measure": "exposure", "max": 3.0, "target": 2.5},
                 {"kind": "margin", "maintenance_rate": 0.2},
             ],
         ),

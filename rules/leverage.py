@@ -27,8 +27,10 @@ Pro-rata, scaling every position by f (``V = Σ c·x``; a short bought back pays
 
     A_bs(f) = f·L⁺ + N + max(C + (1 − f)·V, 0),       A_x(f) = f·G + N
 
-``A_x`` is linear: ``f = (B − N)/G``. ``A_bs`` is convex and piecewise linear in f, so the largest
-f with ``A_bs(f) ≤ B`` is the larger valid root of its two pieces: ``f₁ = (B − N)/L⁺`` where
+``A_x`` is linear: ``f = (B − N)/G``. A book of futures alone has ``A_bs = N + max(C, 0)``
+whatever f: every f complies (``f = ∞``) or none does. Otherwise ``A_bs`` is convex and
+piecewise linear in f, so the largest f with ``A_bs(f) ≤ B`` is the larger valid root of its
+two pieces: ``f₁ = (B − N)/L⁺`` where
 ``C + (1 − f₁)V ≤ 0`` (proceeds still repay borrowing), ``f₂ = (B − N − C − V)/(L⁺ − V)``
 where ``C + (1 − f₂)V ≥ 0`` (``L⁺ − V`` is the cash shorts' Σ|x|). For a long book on borrowed
 cash either measure sells ``A − L_target·E``. No valid root means no sale can comply (a long
@@ -82,8 +84,11 @@ def scale_for_assets(bound: pl.Expr, measure: Measure) -> pl.Expr:
         ok2 = (f2 >= 0) & (_C + (1 - f2) * _V >= 0)
         best = pl.max_horizontal(pl.when(ok1).then(f1), pl.when(ok2).then(f2))
     assets = measured_assets(measure)
-    no_positions = pl.when(bound >= assets).then(float("inf")).otherwise(-1.0)
-    return pl.when(_G <= 0).then(no_positions).otherwise(best.fill_null(-1.0))
+    anything = pl.when(bound >= assets).then(float("inf")).otherwise(-1.0)  # A(f) = A for all f
+    fixed = _G <= 0
+    if measure == "balance_sheet":  # futures only: no cash holdings to scale, A = N + max(C, 0)
+        fixed = fixed | ((_L <= 0) & (_L - _V <= 0))
+    return pl.when(fixed).then(anything).otherwise(best.fill_null(-1.0))
 
 
 class Leverage(RuleBase):

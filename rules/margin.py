@@ -7,16 +7,18 @@ requirement is ``R(x) = k_h·Σ m_i |x_i|``, longs and shorts alike (a short is 
 Trades move value into cash one for one, so account equity ``AE`` is unchanged:
 
 * trigger: ``AE < R(x)``;
-* restore: ``R(x⁺) ≤ AE`` (back to maintenance) or ``I(x⁺) ≤ AE`` (back to initial margin),
-  with the initial requirement ``I(x) = k_h·Σ ι_i |x_i|``: ``ι_i`` the asset's own
+* restore: ``R(x⁺) ≤ AE`` (back to maintenance) or ``max(I(x⁺), R(x⁺)) ≤ AE`` (back to
+  initial margin, and to maintenance where an initial rate is below the maintenance one), with
+  the initial requirement ``I(x) = k_h·Σ ι_i |x_i|``: ``ι_i`` the asset's own
   ``initial_margin_rate``, else the rule's ``initial_rate``, else ``initial_ratio × m_i`` (the
   ratio form: ``I = initial_ratio × R`` when no rate is given). Reg T's initial requirement is
   50% of a long's value and, for a short sale, 150% of its value — the proceeds, already in the
   account's cash, plus 50% — so ``initial_rate = 0.5`` is Reg T for longs and shorts alike.
 
-Cure first: the cash ``I(x) − AE`` (or ``R(x) − AE``) needed at the restore level is drawn from
-the external cash reserve and the credit line, in the mandate's order; only the rest is traded.
-Pro-rata, both requirements are homogeneous so ``f = AE / I(x)`` (or ``AE / R(x)``).
+Cure first: the cash ``max(I, R)(x) − AE`` (or ``R(x) − AE``) needed at the restore level is
+drawn from the external cash reserve and the credit line, in the mandate's order; only the rest
+is traded. Pro-rata, both requirements are homogeneous so ``f = AE / max(I(x), R(x))`` (or
+``AE / R(x)``).
 Textbook check: a long bought with 50% initial margin
 (loan ``0.5·P₀`` per share) is called under 25% maintenance when ``P(1 − 0.25) = 0.5·P₀``, i.e.
 ``P = P₀·(1 − 0.5)/(1 − 0.25) = ⅔·P₀``; the minimal sale back to maintenance is
@@ -70,6 +72,14 @@ class Margin(RuleBase):
     def rate_name(self) -> str:
         return f"{self.kind}.rate"
 
+    @property
+    def initial_rate_name(self) -> str:
+        return f"{self.kind}.initial_rate"
+
+    @property
+    def shape_key(self) -> str:
+        return f"{self.kind}:{self.restore}"
+
     def _initial(self, level: Level) -> bool:
         return level is Level.RESTORE and self.restore == "initial"
 
@@ -78,10 +88,8 @@ class Margin(RuleBase):
         rated = pl.col(Book.MARGIN_RATED) + self.maintenance_rate * pl.col(Book.MARGIN_UNRATED)
         return pl.col(Book.MARGIN_MULTIPLIER) * rated
 
-    def requirement(self, level: Level) -> pl.Expr:
-        """``R(x)``, or ``I(x)`` at the restore level of a rule restoring to initial margin."""
-        if not self._initial(level):
-            return self.lhs()
+    def initial(self) -> pl.Expr:
+        """The initial requirement ``I(x)``."""
         if self.initial_rate is not None:
             free = self.initial_rate * pl.col(Book.INITIAL_FREE)
         else:
@@ -90,6 +98,14 @@ class Margin(RuleBase):
                 + self.maintenance_rate * pl.col(Book.INITIAL_FREE_UNRATED)
             )
         return pl.col(Book.MARGIN_MULTIPLIER) * (pl.col(Book.INITIAL_RATED) + free)
+
+    def requirement(self, level: Level) -> pl.Expr:
+        """``R(x)``; at the restore level of a rule restoring to initial margin
+        ``max(I(x), R(x))``: back to initial margin and, where an initial rate is below the
+        maintenance one (a haircut shock raises only maintenance rates), to maintenance too."""
+        if not self._initial(level):
+            return self.lhs()
+        return pl.max_horizontal(self.initial(), self.lhs())
 
     def bound(self, level: Level) -> pl.Expr:
         return _AE
@@ -110,15 +126,27 @@ class Margin(RuleBase):
         return _AE - self.lhs()
 
     def position_inputs(self, level: Level) -> Mapping[str, pl.Expr]:
+        """Per position ``k_h·m_i`` and, for a rule restoring to initial margin, ``k_h·ι_i``
+        at the restore level (``k_h·m_i`` again at the trigger level, where only maintenance
+        holds)."""
+        k = pl.col(Book.MARGIN_MULTIPLIER)
         rate = pl.col("margin_rate").fill_null(self.maintenance_rate)
-        if self._initial(level):
+        out = {self.rate_name: k * rate}
+        if self.restore == "initial":
             fallback = (
                 self.initial_rate if self.initial_rate is not None else self.initial_ratio * rate
             )
-            rate = pl.col("initial_margin_rate").fill_null(fallback)
-        return {self.rate_name: pl.col(Book.MARGIN_MULTIPLIER) * rate}
+            iota = (
+                pl.col("initial_margin_rate").fill_null(fallback) if self._initial(level) else rate
+            )
+            out[self.initial_rate_name] = k * iota
+        return out
 
     def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
+        bound = p.param(self.bound_name)
         m = p.vec(self.rate_name, nonneg=True)
-        requirement = m @ p.abs_x_plus
-        return {self.constraint_name("requirement<=bound"): requirement <= p.param(self.bound_name)}
+        out = {self.constraint_name("requirement<=bound"): m @ p.abs_x_plus <= bound}
+        if self.restore == "initial":
+            iota = p.vec(self.initial_rate_name, nonneg=True)
+            out[self.constraint_name("initial<=bound")] = iota @ p.abs_x_plus <= bound
+        return out

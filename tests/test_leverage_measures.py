@@ -103,3 +103,23 @@ def test_a_long_book_on_borrowed_cash_reads_the_same_under_both(
         levels.append(holder(result)["leverage.metric_before"])
     expected = (sum(held) + non_tradable) / (sum(held) + non_tradable + cash)
     assert levels == pytest.approx([expected, expected], rel=1e-12)
+
+
+@pytest.mark.parametrize("execution", ["pro_rata", "min_cost"])
+def test_a_futures_fund_within_its_balance_sheet_limit_leaves_the_vol_target_to_act(
+    execution: str,
+) -> None:
+    # σ = 0.2·200 = 40 on E = 100: 40% against a 30% target, f = 0.75: sell half a contract.
+    # Its balance-sheet leverage (1.0, whatever it holds in futures) is far inside 5 and must
+    # not bind: no scale of the futures changes it.
+    result = run_case(
+        [future("fut", 100.0, 1.0) | {"vol": 0.2}],
+        [{"holder_id": "h", "cash": 100.0}],
+        [("h", "fut", 2.0)],
+        [{"kind": "vol_target", "target": 0.3}, {"kind": "leverage", "max": 5.0}],
+        [],
+        execution=execution,
+    )
+    h = holder(result)
+    assert (h["status"], h["binding_rules"]) == ("forced", "vol_target")
+    assert trade_quantities(result)["fut"] == pytest.approx(-0.5, rel=1e-6)

@@ -102,3 +102,30 @@ def test_rates_are_checked() -> None:
     for bad in (0.0, 1.5, float("nan")):
         with pytest.raises(ValidationError, match="initial_rate"):
             Margin(initial_rate=bad)
+
+
+def test_an_initial_rate_below_maintenance_still_restores_maintenance() -> None:
+    # a haircut shock triples the maintenance rate to 75%, above the asset's initial 50%:
+    # 100 at 50 on −2500 (AE = 2500), R = 0.75·5000 = 3750 > AE. Back to "initial" is back to
+    # max(I, R) ≤ AE: 0.75·X⁺ ≤ 2500, sell 5000 − 3333⅓, 33⅓ shares
+    shocked = run_case(
+        [{"asset_id": "a", "price": 50.0, "margin_rate": 0.25, "initial_margin_rate": 0.5}],
+        [{"holder_id": "h", "cash": -2500.0}],
+        [("h", "a", 100.0)],
+        [{"kind": "margin", "restore": "initial"}],
+        [{"select": {"all": True}, "margin_rate_multiplier": 3.0}],
+    )
+    assert math.isclose(trade_quantities(shocked)["a"], -100 / 3, rel_tol=REL)
+    # a rule whose initial rate (20%) is below its maintenance rate (25%): 100 at 50 on −4000,
+    # AE = 1000 < R = 1250; back to maintenance, 0.25·X⁺ ≤ 1000: sell 1000, 20 shares
+    low = run_case(
+        [{"asset_id": "a", "price": 50.0}],
+        [{"holder_id": "h", "cash": -4000.0}],
+        [("h", "a", 100.0)],
+        [{"kind": "margin", "restore": "initial", "initial_rate": 0.2}],
+        [],
+        execution="min_cost",
+    )
+    h = holder(low)
+    assert h["compliant"] and h["margin.metric_after"] >= -1e-6
+    assert math.isclose(trade_quantities(low)["a"], -20.0, rel_tol=1e-6)

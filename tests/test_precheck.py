@@ -87,3 +87,17 @@ def test_shipped_markets_keep_their_rules_before_the_shock(scenario: str) -> Non
     runner = CliRunner()
     checked = runner.invoke(app, ["validate", scenario])
     assert checked.exit_code == 0 and "before any shock" not in checked.output
+
+
+def test_an_empty_holder_is_not_warned_of() -> None:
+    # "e" holds nothing and owes nothing (E = 0); "n" owes 10 and holds nothing (E = −10)
+    result = run_case(
+        [{"asset_id": "a", "price": 50.0}],
+        [{"holder_id": "h", "cash": 0.0}, {"holder_id": "e"}, {"holder_id": "n", "cash": -10.0}],
+        [("h", "a", 1.0)],
+        MARGIN,
+        [],
+    )
+    named = [str(w) for w in result.warnings.items if "before any shock" in str(w)]
+    assert named == ["holders: holder n breaks its rules before any shock: equity (metric -10, "
+                     "10 past its trigger)"]  # fmt: skip

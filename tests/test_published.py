@@ -186,7 +186,8 @@ def test_cont_schaanning_two_banks_round_by_round() -> None:
     fractions = result.trades.sort("round", "holder_id")
     for r, expected in enumerate(rounds, start=1):
         sheet = sheets.filter(pl.col("round") == r)
-        assert sheet["leverage"].to_list() == pytest.approx(expected["leverage"], rel=1e-12)
+        for measure in ("leverage", "balance_sheet_leverage", "exposure_leverage"):
+            assert sheet[measure].to_list() == pytest.approx(expected["leverage"], rel=1e-12)
         assert sheet["equity_end"].to_list() == pytest.approx(expected["capital"], rel=1e-12)
         traded = fractions.filter(pl.col("round") == r)
         sold = dict(traded.select("holder_id", "fraction_sold").iter_rows())
