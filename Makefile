@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow fuzz lint bench report-png lock upgrade clean
+.PHONY: demo test test-slow fuzz lint bench backtest backtest-readme report-png lock upgrade clean
 
 # The environment is the lock's: every package at its pinned version, checked against its hashes
 # (pip resolves nothing), then this project on top without a build backend of its own.
@@ -53,6 +53,14 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m estimator.bench
+
+# Every episode's estimates beside the published figures (reports/backtest/).
+backtest: $(STAMP)
+	$(BIN)/forced-flow backtest --out reports/backtest
+
+# The backtest kept as backtest/latest.csv and written into the README's table.
+backtest-readme: $(STAMP)
+	$(BIN)/python -m estimator.backtest
 
 # The demo's HTML report rendered by headless Chromium, to check by eye how it looks.
 report-png: $(STAMP)

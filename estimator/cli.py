@@ -344,6 +344,30 @@ def survival_command(
         _show(lambda: [*views.survival_summary(result, top), done])
 
 
+@app.command("backtest")
+def backtest_command(
+    episodes: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[EPISODE]...", help="Episodes to run (default: every one)."),
+    ] = None,
+    out_dir: Annotated[
+        Path,
+        typer.Option("--out", "-o", metavar="DIR", help="Report folder."),
+    ] = Path("reports/backtest"),
+) -> None:
+    """Run every episode with published figures and set each figure beside the estimate of
+    the same quantity: verdicts (in, over, under) and ratios, misses included."""
+    from estimator.backtest import backtest  # noqa: PLC0415 (runs every episode: on demand)
+
+    with _exits(), _spinner("backtest") as bar:
+        check_target(out_dir)
+        tell = None if bar is None else lambda name: bar(f"backtest: {name}")
+        result = backtest(episodes or None, progress=tell)
+        written = result.write(out_dir)
+    done = escape(f"Reports: {out_dir}/ ({', '.join(p.name for p in written)})")
+    _show(lambda: [*views.backtest_summary(result.table), done])
+
+
 @app.command("census")
 def census_command(
     market: Annotated[

@@ -62,6 +62,7 @@ from estimator.days import Days
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.impact import Impact
 from estimator.paths import DEFAULT_MARKET
+from estimator.published import Published
 from estimator.selectors import Selector
 from estimator.toml_files import load_toml
 from rules import Book, index_column
@@ -288,6 +289,11 @@ class Scenario(BaseModel):
     days: Days | None = Field(
         None, description="the day clock: horizons, grace periods, caps, temporary impact"
     )
+    published: list[Published] = Field(
+        default_factory=list,
+        description="published figures of what happened, to set the estimate beside "
+        "(estimator/published.py, `forced-flow backtest`)",
+    )
     attribution: Literal["cascade", "glt"] = Field(
         "cascade",
         description="'glt' adds Greenwood, Landier and Thesmar's first-order measures of the "
@@ -392,6 +398,14 @@ class Scenario(BaseModel):
             raise ValueError(
                 "days.permanent_share < 1 (temporary impact) needs impact.mode = 'cumulative'"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _published_ids_unique(self) -> Self:
+        ids = [p.id for p in self.published]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"published figures need distinct ids; repeated: {repeated}")
         return self
 
     @model_validator(mode="after")

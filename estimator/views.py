@@ -270,3 +270,36 @@ def census_summary(result: Census) -> list[RenderableType]:
         ),
     )
     return [types, classes]
+
+
+def backtest_summary(frame: pl.DataFrame) -> list[RenderableType]:
+    """The backtest table: each published figure beside the estimate, verdict and ratio."""
+
+    def amount(value: float, flow: str) -> str:
+        return f"{100 * value:.1f}%" if flow.startswith("sales_share") else money(value)
+
+    rows = []
+    for r in frame.iter_rows(named=True):
+        published = amount(r["low"], r["flow"])
+        if r["high"] != r["low"]:
+            published += f" – {amount(r['high'], r['flow'])}"
+        rows.append(
+            (
+                r["episode"],
+                r["figure"],
+                amount(r["estimate"], r["flow"]),
+                published,
+                r["verdict"],
+                f"{r['ratio']:.2f}",
+            )
+        )
+    counts = frame.group_by("verdict").len().sort("verdict")
+    tally = ", ".join(f"{v}: {n}" for v, n in counts.iter_rows())
+    return [
+        table(
+            f"Estimates beside published figures ({tally})",
+            ("episode", "figure", "estimate", "published", "verdict", "ratio"),
+            rows,
+            text=2,
+        )
+    ]

@@ -35,6 +35,7 @@ from estimator.days import Days, Pace
 from estimator.impact import Exponential, Impact, Linear, SquareRoot
 from estimator.mandates import CapitalCall, Mandate
 from estimator.paths import scenarios_dir
+from estimator.published import Published
 from estimator.scenario import HolderShock, IndexChange, Scenario, Shock
 from rules import RULE_TYPES
 
@@ -75,6 +76,25 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "impact.exponential": Exponential,
     "days": Days,
     "days.pace": Pace,
+    "published": Published,
+}
+
+#: A published figure for the corpus to spoil one number of.
+FIGURE = {
+    "id": "f",
+    "what": "a flow",
+    "flow": "sales",
+    "low": 1.0,
+    "high": 2.0,
+    "currency": "GBP",
+    "fx": 1.25,
+    "fx_source": "a rate",
+    "period": "a day",
+    "source": "a source",
+    "published": "2026-01-01",
+    "url": "https://example.org",
+    "quote": "a quote",
+    "kind": "estimate",
 }
 
 
@@ -176,7 +196,7 @@ def _put(table: dict, field: str, value: float) -> None:
 def _scenario(section: str, field: str, value: float) -> dict:
     base = (
         "small_crash"
-        if section in ("shocks", "holder_shocks", "index_changes")
+        if section in ("shocks", "holder_shocks", "index_changes", "published")
         else ("small_cascade")
     )
     data = tomllib.loads((scenarios_dir() / f"{base}.toml").read_text())
@@ -190,6 +210,9 @@ def _scenario(section: str, field: str, value: float) -> dict:
         _put(data["holder_shocks"][0], field, value)
     elif section == "index_changes":
         _put(data["index_changes"][1], field, value)  # the addition, with its weight
+    elif section == "published":
+        data["published"] = [dict(FIGURE)]
+        _put(data["published"][0], field, value)
     elif section == "impact":
         _put(data["impact"], field, value)
     elif section.startswith("impact."):

@@ -1,0 +1,212 @@
+"""Every episode's estimate set beside what happened.
+
+For each scenario with ``[[published]]`` figures (:mod:`estimator.published`), the scenario
+is run on its market as a user runs it, and each figure's quantity is measured on the run and
+set beside the published value or range: a row per figure, misses included, with the verdict
+(``in``, ``over``, ``under``) and the ratio of the estimate to the nearest end of the range.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from estimator.api import run
+from estimator.inputs import load_inputs
+from estimator.paths import shipped_scenarios
+from estimator.published import estimate, verdict
+from estimator.report import canonical, money, write_reports
+from estimator.scenario import load_scenario
+
+#: The backtest table's columns, in order.
+COLUMNS = [
+    "episode",
+    "figure",
+    "what",
+    "flow",
+    "estimate",
+    "low",
+    "high",
+    "verdict",
+    "ratio",
+    "kind",
+    "source",
+    "published",
+    "url",
+    "note",
+]
+
+
+def episodes() -> list[str]:
+    """The shipped scenarios that list published figures, by name."""
+    return [name for name, path in shipped_scenarios().items() if load_scenario(path).published]
+
+
+@dataclass
+class Backtest:
+    """The backtest table (:data:`COLUMNS`, in episode and file order) and its manifest."""
+
+    table: pl.DataFrame
+    manifest: dict
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        """``backtest.csv``, ``backtest.html`` and ``manifest.json`` into ``out_dir``."""
+        return write_reports(
+            Path(out_dir),
+            {"backtest": self.table},
+            self.manifest,
+            texts={"backtest.html": page(self.table)},
+        )
+
+
+def backtest(
+    names: Sequence[str] | None = None, progress: Callable[[str], None] | None = None
+) -> Backtest:
+    """Run ``names`` (default: every :func:`episodes`) and set each published figure beside
+    the run's estimate of it. ``progress`` is told each episode's name as it starts."""
+    rows = []
+    for name in names or episodes():
+        if progress is not None:
+            progress(name)
+        spec, path, market = load_inputs(name, None)
+        result = run(path if path is not None else spec, market)
+        for figure in spec.published:
+            value = estimate(figure, result, market)
+            low, high = figure.range_usd
+            call, ratio = verdict(value, low, high, figure.bound)
+            rows.append(
+                {
+                    "episode": spec.name,
+                    "figure": figure.id,
+                    "what": figure.what,
+                    "flow": figure.flow + (" (upper bound)" if figure.bound == "upper" else ""),
+                    "estimate": value,
+                    "low": low,
+                    "high": high,
+                    "verdict": call,
+                    "ratio": ratio,
+                    "kind": figure.kind,
+                    "source": figure.source,
+                    "published": figure.published,
+                    "url": figure.url,
+                    "note": figure.note,
+                }
+            )
+    schema = {c: pl.Float64 if c in ("estimate", "low", "high", "ratio") else pl.String
+              for c in COLUMNS}  # fmt: skip
+    table = canonical(pl.DataFrame(rows, schema=schema))
+    counts = dict(sorted(table.group_by("verdict").len().iter_rows()))
+    manifest = {
+        "tool": "forced-flow backtest",
+        "episodes": list(dict.fromkeys(table["episode"])),
+        "figures": table.height,
+        "verdicts": counts,
+    }
+    return Backtest(table, manifest)
+
+
+#: The README's backtest table sits between these lines.
+README_START, README_END = "<!-- backtest:start -->", "<!-- backtest:end -->"
+
+
+def markdown(table: pl.DataFrame) -> str:
+    """The backtest as the README's Markdown table: a row per figure."""
+    lines = [
+        "| episode | figure | estimate | published | verdict | ratio | why it may miss |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in table.iter_rows(named=True):
+        published = _amount(r["low"], r["flow"])
+        if r["high"] != r["low"]:
+            published += f" – {_amount(r['high'], r['flow'])}"
+        note = (r["note"] or "").replace("|", "\\|")
+        lines.append(
+            f"| `{r['episode']}` | {r['figure']} ({r['flow']}) | "
+            f"{_amount(r['estimate'], r['flow'])} | {published} | {r['verdict']} | "
+            f"{r['ratio']:.2f} | {note} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def with_table(readme: str, table: pl.DataFrame) -> str:
+    """``readme`` with the text between :data:`README_START` and :data:`README_END` replaced by
+    :func:`markdown` of ``table``."""
+    head, rest = readme.split(README_START)
+    _, tail = rest.split(README_END)
+    return f"{head}{README_START}\n{markdown(table)}{README_END}{tail}"
+
+
+def _amount(value: float, flow: str) -> str:
+    return f"{100 * value:.1f}%" if flow.startswith("sales_share") else money(value)
+
+
+def page(table: pl.DataFrame) -> str:
+    """The backtest as one self-contained HTML page: a row per figure, the estimate beside
+    the published range, the verdict and ratio, the source and the reason for a miss."""
+    rows = []
+    for r in table.iter_rows(named=True):
+        published = (
+            _amount(r["low"], r["flow"])
+            if r["low"] == r["high"]
+            else f"{_amount(r['low'], r['flow'])} – {_amount(r['high'], r['flow'])}"
+        )
+        links = " ".join(
+            f"<a href='{html.escape(u)}'>{i + 1}</a>" for i, u in enumerate(r["url"].split())
+        )
+        cells = [
+            html.escape(r["episode"]),
+            html.escape(r["what"]),
+            html.escape(r["flow"]),
+            _amount(r["estimate"], r["flow"]),
+            published,
+            f"<b class='{r['verdict']}'>{r['verdict']}</b>",
+            f"{r['ratio']:.2f}",
+            f"{html.escape(r['source'])} ({html.escape(r['published'])}) {links}",
+            html.escape(r["note"]),
+        ]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "episode",
+            "what was published",
+            "flow",
+            "estimate",
+            "published",
+            "verdict",
+            "ratio",
+            "source",
+            "why it may miss",
+        )
+    )
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
+        "padding:4px 6px;vertical-align:top;text-align:left}.in{color:#1a7f37}"
+        ".over,.under{color:#b42318}"
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>forced-flow backtest</title>"
+        f"<style>{style}</style></head><body><h1>Estimates beside what happened</h1>"
+        "<p>Each episode run on the census market; each published figure beside the estimate "
+        "of the same quantity. Ratio: estimate over the nearest end of the published range.</p>"
+        f"<table><tr>{head}</tr>{''.join(rows)}</table></body></html>"
+    )
+
+
+def main() -> None:
+    """Run the backtest, keep its table as ``backtest/latest.csv`` and write it into the
+    README (``make backtest-readme``)."""
+    root = Path(__file__).resolve().parents[1]
+    table = backtest().table
+    table.write_csv(root / "backtest" / "latest.csv")
+    readme = root / "README.md"
+    readme.write_text(with_table(readme.read_text(encoding="utf-8"), table), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

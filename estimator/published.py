@@ -1,0 +1,134 @@
+"""Published figures of what happened, and the run's estimate of the same quantity beside them.
+
+An episode's scenario file lists ``[[published]]`` figures: what is measured (holder types,
+asset classes, the flow kinds counted, sales / purchases / net sales / lender losses / sales as
+a share of the holders' assets), the published value or range — the spread across published
+estimates where there are several, never widened — and its source, date, address and a short
+quote. :func:`estimate` measures the same quantity on a run, with ``u`` the trade values of the
+selected holders' trades in the selected asset classes and flow kinds:
+
+* ``sales`` ``S = Σ max(−u, 0)``; ``purchases`` ``B = Σ max(u, 0)``; ``net_sales`` ``S − B``;
+* ``lender_losses`` ``Σ max(loss_lending, 0)`` over the selected holders;
+* ``sales_share`` ``S / X₀``, ``X₀`` the selected holders' holdings of the selected classes
+  before the shocks.
+
+Amounts published in another currency are converted at the figure's ``fx`` (US dollars per
+unit, with its own source). :func:`verdict` sets the estimate ``m`` beside the range
+``[lo, hi]``: ``in`` when ``lo ≤ m ≤ hi``, else ``over`` or ``under``, with the ratio ``m / hi``
+or ``m / lo``; a figure that is only an upper bound on the flow (``bound = "upper"``: a volume
+downgraded, a position that could be sold) is ``in`` for any ``m ≤ hi``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Literal, Self
+
+import polars as pl
+from pydantic import BaseModel, Field, model_validator
+
+from estimator.book import position_frame
+from estimator.bounds import MAX_AMOUNT, MODEL_CONFIG
+from estimator.flows import KINDS
+
+if TYPE_CHECKING:
+    from estimator.api import RunResult
+    from estimator.market import Market
+
+Flow = Literal["sales", "purchases", "net_sales", "lender_losses", "sales_share"]
+
+
+class Published(BaseModel):
+    """One published figure of an episode, with what it measures and where it was read."""
+
+    model_config = MODEL_CONFIG
+
+    id: str = Field(min_length=1, description="short key, unique in the episode")
+    what: str = Field(min_length=1, description="what the figure measures, in words")
+    holder_types: list[str] = Field(default_factory=list, description="empty: every holder")
+    asset_classes: list[str] = Field(default_factory=list, description="empty: every class")
+    flow_kinds: list[Literal["forced", "systematic", "policy"]] = Field(
+        default_factory=lambda: list(KINDS), description="the flow kinds the figure counts"
+    )
+    flow: Flow
+    low: float = Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT)
+    high: float = Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT)
+    bound: Literal["range", "upper"] = Field(
+        "range", description="upper: the figure bounds the flow from above (a volume, a stock)"
+    )
+    currency: str = "USD"
+    fx: float = Field(1.0, gt=0, le=1e6, description="US dollars per unit of `currency`")
+    fx_source: str = ""
+    period: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    published: str = Field(min_length=1, description="publication date as given")
+    url: str = Field(min_length=1)
+    quote: str = Field(min_length=1)
+    kind: Literal["estimate", "measured"]
+    note: str = Field("", description="why the model misses, or what it lacks to compare")
+
+    @model_validator(mode="after")
+    def _a_range(self) -> Self:
+        if self.high < self.low:
+            raise ValueError(f"high ({self.high:g}) is below low ({self.low:g})")
+        if self.currency != "USD" and self.flow != "sales_share" and not self.fx_source:
+            raise ValueError(f"a figure in {self.currency} needs fx and its fx_source")
+        return self
+
+    @property
+    def range_usd(self) -> tuple[float, float]:
+        """``(lo, hi)`` in US dollars (shares as they are)."""
+        scale = 1.0 if self.flow == "sales_share" else self.fx
+        return self.low * scale, self.high * scale
+
+
+def _select(frame: pl.DataFrame, column: str, values: list[str]) -> pl.DataFrame:
+    return frame.filter(pl.col(column).is_in(values)) if values else frame
+
+
+def estimate(figure: Published, result: RunResult, market: Market) -> float:
+    """The run's value of ``figure``'s quantity (module docstring), holders and assets joined
+    by id."""
+    holders = _select(result.holders.select("holder_id", "holder_type"), "holder_type",
+                      figure.holder_types)  # fmt: skip
+    if figure.flow == "lender_losses":
+        losses = result.holders.join(holders.select("holder_id"), on="holder_id", how="semi")
+        if "loss_lending" not in losses.columns:  # a run without lender losses
+            return 0.0
+        return math.fsum(losses["loss_lending"].clip(lower_bound=0.0))
+    classes = _select(result.assets.select("asset_id", "asset_class"), "asset_class",
+                      figure.asset_classes)  # fmt: skip
+    u = (
+        result.trades.filter(pl.col("flow_kind").is_in(figure.flow_kinds))
+        .join(holders.select("holder_id"), on="holder_id", how="semi")
+        .join(classes.select("asset_id"), on="asset_id", how="semi")["trade_value"]
+    )
+    sold, bought = math.fsum((-u).clip(lower_bound=0.0)), math.fsum(u.clip(lower_bound=0.0))
+    if figure.flow == "sales":
+        return sold
+    if figure.flow == "purchases":
+        return bought
+    if figure.flow == "net_sales":
+        return sold - bought
+    held = (
+        position_frame(market.positions, market.assets)
+        .join(holders.select("holder_id"), on="holder_id", how="semi")
+        .join(classes.select("asset_id"), on="asset_id", how="semi")["exposure"]
+    )
+    total = math.fsum(held.abs())
+    return sold / total if total > 0 else 0.0
+
+
+def verdict(value: float, low: float, high: float, bound: str = "range") -> tuple[str, float]:
+    """``(in | over | under, ratio)`` of ``value`` against ``[low, high]`` (module docstring);
+    the ratio is ``value / high`` over the range, ``value / low`` under it, 1 inside (0 where
+    the end it is set against is 0)."""
+
+    def ratio(end: float) -> float:
+        return value / end if end != 0 else 0.0
+
+    if value > high:
+        return "over", ratio(high)
+    if bound == "upper" or value >= low:
+        return "in", 1.0
+    return "under", ratio(low)

@@ -1,0 +1,146 @@
+"""Published figures beside the estimate: each flow measured by hand on a two-holder market,
+the verdicts and ratios, currencies, and the command on a shipped episode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+import estimator
+from estimator import Mandate, Scenario
+from estimator.cli import app
+from estimator.published import Published, estimate, verdict
+
+SOURCE = {
+    "period": "a day",
+    "source": "a hand-made figure",
+    "published": "2026-01-01",
+    "url": "https://example.org/figure",
+    "quote": "made up for the test",
+    "kind": "estimate",
+}
+
+
+def _figure(**fields: object) -> Published:
+    return Published.model_validate({"id": "f", "what": "a flow", **SOURCE, **fields})
+
+
+@pytest.fixture(scope="module")
+def two() -> tuple[estimator.RunResult, estimator.Market]:
+    """After −10% and vol × 2: the vol-control fund "v" sells 2250 (systematic), the margin
+    account "h" 2500 (forced); each held 100 at 50 before the shock (5000)."""
+    assets = pl.DataFrame(
+        {"asset_id": ["a"], "asset_class": "equity", "instrument": "cash", "price": 50.0}
+        | {"adv": 1e9, "vol": 0.1}
+    )
+    holders = pl.DataFrame(
+        {"holder_id": ["v", "h"], "holder_type": ["vc", "retail"], "mandate": ["vol", "mar"]}
+        | {"cash": [0.0, -4000.0]}
+    )
+    positions = pl.DataFrame({"holder_id": ["v", "h"], "asset_id": "a", "quantity": 100.0})
+    mandates = {
+        "vol": Mandate(name="vol", rules=[{"kind": "vol_target", "target": 0.1}]),
+        "mar": Mandate(name="mar", rules=[{"kind": "margin"}], cure=[]),
+    }
+    market = estimator.build_market(assets, holders, positions, mandates)
+    spec = Scenario(
+        name="s", shocks=[{"select": {"all": True}, "price_return": -0.1, "vol_multiplier": 2.0}]
+    )
+    return estimator.run(spec, market), market
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"flow": "sales", "holder_types": ["vc"]}, 2250.0),
+        ({"flow": "sales"}, 4750.0),
+        ({"flow": "sales", "flow_kinds": ["forced"]}, 2500.0),
+        ({"flow": "purchases"}, 0.0),
+        ({"flow": "net_sales", "asset_classes": ["equity"]}, 4750.0),
+        ({"flow": "net_sales", "asset_classes": ["govt_bond"]}, 0.0),
+        ({"flow": "sales_share", "holder_types": ["retail"]}, 2500.0 / 5000.0),
+        ({"flow": "lender_losses"}, 0.0),
+    ],
+)
+def test_each_flow_by_hand(two: tuple, fields: dict, expected: float) -> None:
+    result, market = two
+    figure = _figure(low=0.0, high=1.0, **fields)
+    assert estimate(figure, result, market) == pytest.approx(expected, rel=1e-9, abs=1e-9)
+
+
+def test_verdicts_and_ratios() -> None:
+    assert verdict(2250.0, 2000.0, 3000.0) == ("in", 1.0)
+    assert verdict(2500.0, 3000.0, 4000.0) == ("under", pytest.approx(2500 / 3000))
+    assert verdict(0.5, 0.2, 0.4) == ("over", pytest.approx(1.25))
+    assert verdict(16.0, 150.0, 159.0, "upper") == ("in", 1.0)  # a bound from above only
+    assert verdict(170.0, 150.0, 159.0, "upper") == ("over", pytest.approx(170 / 159))
+    assert verdict(0.0, 0.0, 0.0) == ("in", 1.0)
+
+
+def test_a_figure_in_another_currency_is_converted_at_its_own_rate() -> None:
+    figure = _figure(flow="sales", low=2000.0, high=2400.0, currency="GBP", fx=1.25,
+                     fx_source="a hand-made rate")  # fmt: skip
+    assert figure.range_usd == (2500.0, 3000.0)
+    with pytest.raises(ValidationError, match="needs fx and its fx_source"):
+        _figure(flow="sales", low=1.0, high=1.0, currency="GBP", fx=1.25)
+    with pytest.raises(ValidationError, match="below low"):
+        _figure(flow="sales", low=2.0, high=1.0)
+    with pytest.raises(ValidationError, match="distinct ids"):
+        Scenario(name="s", published=[_figure(flow="sales", low=0, high=1)] * 2)
+
+
+def test_the_command_on_one_episode(tmp_path: Path) -> None:
+    # Tesla's addition: index funds buy the new member and sell as much of the others
+    ran = CliRunner().invoke(app, ["backtest", "tesla_2020", "--out", str(tmp_path / "b")])
+    assert ran.exit_code == 0, ran.output
+    table = pl.read_csv(tmp_path / "b" / "backtest.csv")
+    assert table["figure"].to_list() == ["index_purchases", "index_sales"]
+    run = estimator.run("tesla_2020")
+    index = run.trades.join(run.holders.select("holder_id", "holder_type"), on="holder_id")
+    bought = index.filter(pl.col("holder_type") == "index_fund")["trade_value"].clip(0).sum()
+    assert table["estimate"][0] == pytest.approx(bought, rel=1e-12)
+    assert (tmp_path / "b" / "backtest.html").read_text().count("<tr>") == 3
+    assert "Estimates beside published figures" in ran.output
+
+
+def test_the_baseline_covers_every_episode_with_two_figures_or_more() -> None:
+    """backtest/baseline.csv is the first backtest, kept as it was: the seven episodes, each
+    with at least two sourced figures and a verdict for every one."""
+    baseline = pl.read_csv(Path(__file__).parents[1] / "backtest" / "baseline.csv")
+    counts = dict(baseline.group_by("episode").len().iter_rows())
+    assert sorted(counts) == sorted(
+        ["march_2020", "volmageddon_2018", "aug_2024", "tesla_2020", "fallen_angels_2020",
+         "archegos_2021", "gilt_2022"]
+    )  # fmt: skip
+    assert min(counts.values()) >= 2
+    assert set(baseline["verdict"]) <= {"in", "over", "under"}
+    assert baseline.select(pl.col("source", "url").str.len_chars().min()).row(0) > (0, 0)
+
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_the_readme_table_is_the_latest_backtest() -> None:
+    from estimator.backtest import README_END, README_START, markdown  # noqa: PLC0415
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split(README_START)[1].split(README_END)[0]
+    assert block == "\n" + markdown(pl.read_csv(ROOT / "backtest" / "latest.csv"))
+
+
+@pytest.mark.slow
+def test_the_latest_backtest_is_what_the_episodes_give_now() -> None:
+    """Every episode run again: the estimates of backtest/latest.csv (``make
+    backtest-readme`` rewrites it and the README's table)."""
+    from estimator.backtest import backtest  # noqa: PLC0415
+
+    now = backtest().table
+    kept = pl.read_csv(ROOT / "backtest" / "latest.csv", schema=now.schema)
+    assert now.select("episode", "figure", "verdict").equals(
+        kept.select("episode", "figure", "verdict")
+    )
+    assert now["estimate"].to_list() == pytest.approx(kept["estimate"].to_list(), rel=1e-9)
