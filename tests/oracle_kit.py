@@ -56,3 +56,28 @@ def future(asset_id: str, price: float, multiplier: float) -> dict[str, Any]:
 
 def everywhere(**effects: float) -> list[dict[str, Any]]:
     return [{"select": {"all": True}, **effects}]
+
+
+def two_sellers() -> tuple[RunResult, estimator.Market]:
+    """A vol-control fund "v" and a margin account "h", each holding 100 at 50 (5000), the
+    account on −4000 of cash; equities −10% and their vol × 2. The fund (σ/E = 20% against a
+    10% target) halves its book, selling 2250 (systematic); the account (AE = 500,
+    R = 0.25·4500 = 1125, back to maintenance: keep 500/0.25) sells 2500 (forced)."""
+    assets = pl.DataFrame(
+        {"asset_id": ["a"], "asset_class": "equity", "instrument": "cash", "price": 50.0}
+        | {"adv": 1e9, "vol": 0.1}
+    )
+    holders = pl.DataFrame(
+        {"holder_id": ["v", "h"], "holder_type": ["vc", "retail"], "mandate": ["vol", "mar"]}
+        | {"cash": [0.0, -4000.0]}
+    )
+    positions = pl.DataFrame({"holder_id": ["v", "h"], "asset_id": "a", "quantity": 100.0})
+    mandates = {
+        "vol": Mandate(name="vol", rules=[{"kind": "vol_target", "target": 0.1}]),
+        "mar": Mandate(name="mar", rules=[{"kind": "margin"}], cure=[]),
+    }
+    market = estimator.build_market(assets, holders, positions, mandates)
+    spec = Scenario(
+        name="s", shocks=[{"select": {"all": True}, "price_return": -0.1, "vol_multiplier": 2.0}]
+    )
+    return estimator.run(spec, market), market

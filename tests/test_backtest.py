@@ -7,11 +7,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from oracle_kit import two_sellers
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
 import estimator
-from estimator import Mandate, Scenario
+from estimator import Scenario
 from estimator.cli import app
 from estimator.published import Published, estimate, verdict
 
@@ -31,26 +32,9 @@ def _figure(**fields: object) -> Published:
 
 @pytest.fixture(scope="module")
 def two() -> tuple[estimator.RunResult, estimator.Market]:
-    """After −10% and vol × 2: the vol-control fund "v" sells 2250 (systematic), the margin
-    account "h" 2500 (forced); each held 100 at 50 before the shock (5000)."""
-    assets = pl.DataFrame(
-        {"asset_id": ["a"], "asset_class": "equity", "instrument": "cash", "price": 50.0}
-        | {"adv": 1e9, "vol": 0.1}
-    )
-    holders = pl.DataFrame(
-        {"holder_id": ["v", "h"], "holder_type": ["vc", "retail"], "mandate": ["vol", "mar"]}
-        | {"cash": [0.0, -4000.0]}
-    )
-    positions = pl.DataFrame({"holder_id": ["v", "h"], "asset_id": "a", "quantity": 100.0})
-    mandates = {
-        "vol": Mandate(name="vol", rules=[{"kind": "vol_target", "target": 0.1}]),
-        "mar": Mandate(name="mar", rules=[{"kind": "margin"}], cure=[]),
-    }
-    market = estimator.build_market(assets, holders, positions, mandates)
-    spec = Scenario(
-        name="s", shocks=[{"select": {"all": True}, "price_return": -0.1, "vol_multiplier": 2.0}]
-    )
-    return estimator.run(spec, market), market
+    """The vol-control fund "v" sells 2250 (systematic), the margin account "h" 2500 (forced);
+    each held 100 at 50 before the shock (5000)."""
+    return two_sellers()
 
 
 @pytest.mark.parametrize(

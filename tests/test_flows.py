@@ -7,9 +7,10 @@ import math
 
 import polars as pl
 import pytest
+from oracle_kit import two_sellers
 
 import estimator
-from estimator import Mandate, Scenario
+from estimator import Mandate
 from estimator.flows import HEADLINE, KINDS, kind_of
 
 RULES = {
@@ -54,27 +55,7 @@ def test_targeting_leverage_is_systematic_and_the_most_binding_kind_wins() -> No
 
 
 def test_two_holders_by_hand() -> None:
-    # after −10% and vol × 2: a vol-control fund (100 at 45 in cash: σ/E = 20% against a 10%
-    # target, so it halves its book, selling 2250) and a margin account (100 at 45 on −4000
-    # cash: AE = 500, R = 0.25·4500 = 1125; back to maintenance: keep 500/0.25, sell 2500)
-    assets = pl.DataFrame(
-        {"asset_id": ["a"], "asset_class": "equity", "instrument": "cash", "price": 50.0}
-        | {"adv": 1e9, "vol": 0.1}
-    )
-    holders = pl.DataFrame(
-        {"holder_id": ["v", "h"], "holder_type": ["vc", "retail"], "mandate": ["vol", "mar"]}
-        | {"cash": [0.0, -4000.0]}
-    )
-    positions = pl.DataFrame({"holder_id": ["v", "h"], "asset_id": "a", "quantity": 100.0})
-    mandates = {
-        "vol": Mandate(name="vol", rules=[{"kind": "vol_target", "target": 0.1}]),
-        "mar": Mandate(name="mar", rules=[{"kind": "margin"}], cure=[]),
-    }
-    market = estimator.build_market(assets, holders, positions, mandates)
-    spec = Scenario(
-        name="s", shocks=[{"select": {"all": True}, "price_return": -0.1, "vol_multiplier": 2.0}]
-    )
-    result = estimator.run(spec, market)
+    result, _ = two_sellers()  # the fund sells 2250 (systematic), the account 2500 (forced)
     kinds = dict(result.trades.select("holder_id", "flow_kind").iter_rows())
     assert kinds == {"v": "systematic", "h": "forced"}
     assert result.flows is not None
