@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from estimator import aggregate, flows, glt
+from estimator import aggregate, flows, glt, published
 from estimator.cascade import DAY, ROUND, CascadeResult, cascade
 from estimator.cures import cure_table
 from estimator.cures import totals as cure_totals
@@ -103,6 +103,7 @@ class RunResult:
     cures: pl.DataFrame | None = None  # per holder, round and rule that fired: cash vs trades
     balance_sheets: pl.DataFrame | None = None  # per round × holder, in a cascade (balance.py)
     flows: pl.DataFrame | None = None  # per flow kind × asset class: sold, bought, net (flows.py)
+    published: pl.DataFrame | None = None  # the scenario's published figures beside the run's
 
     def tables(self) -> dict[str, pl.DataFrame]:
         tables = {
@@ -113,6 +114,8 @@ class RunResult:
         }
         if self.flows is not None:
             tables["flows"] = self.flows
+        if self.published is not None:
+            tables["published"] = self.published
         if self.cures is not None:
             tables["cures"] = self.cures
         cascade = {
@@ -517,6 +520,9 @@ def _assemble(
         balance_sheets=typed(sheets),
         flows=typed(kinds),
     )
+    if spec.published:  # the scenario's published figures beside the run's estimates
+        result.published = canonical(published.compare(spec.published, result, market))
+        manifest["published"] = dict(sorted(result.published.group_by("verdict").len().iter_rows()))
     check_tables(result.tables())
     check_manifest(manifest)
     return result

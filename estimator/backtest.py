@@ -8,37 +8,22 @@ set beside the published value or range: a row per figure, misses included, with
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
+from estimator import published
 from estimator.api import run
 from estimator.inputs import load_inputs
 from estimator.paths import shipped_scenarios
-from estimator.published import estimate, verdict
-from estimator.report import canonical, money, write_reports
+from estimator.published import amount
+from estimator.report import canonical, write_reports
 from estimator.scenario import load_scenario
 
-#: The backtest table's columns, in order.
-COLUMNS = [
-    "episode",
-    "figure",
-    "what",
-    "flow",
-    "estimate",
-    "low",
-    "high",
-    "verdict",
-    "ratio",
-    "kind",
-    "source",
-    "published",
-    "url",
-    "note",
-]
+#: The backtest table's columns, in order: the episode, then :data:`published.COLUMNS`.
+COLUMNS = ["episode", *published.COLUMNS]
 
 
 def episodes() -> list[str]:
@@ -68,37 +53,17 @@ def backtest(
 ) -> Backtest:
     """Run ``names`` (default: every :func:`episodes`) and set each published figure beside
     the run's estimate of it. ``progress`` is told each episode's name as it starts."""
-    rows = []
+    parts = []
     for name in names or episodes():
         if progress is not None:
             progress(name)
         spec, path, market = load_inputs(name, None)
         result = run(path if path is not None else spec, market)
-        for figure in spec.published:
-            value = estimate(figure, result, market)
-            low, high = figure.range_usd
-            call, ratio = verdict(value, low, high, figure.bound)
-            rows.append(
-                {
-                    "episode": spec.name,
-                    "figure": figure.id,
-                    "what": figure.what,
-                    "flow": figure.flow + (" (upper bound)" if figure.bound == "upper" else ""),
-                    "estimate": value,
-                    "low": low,
-                    "high": high,
-                    "verdict": call,
-                    "ratio": ratio,
-                    "kind": figure.kind,
-                    "source": figure.source,
-                    "published": figure.published,
-                    "url": figure.url,
-                    "note": figure.note,
-                }
-            )
-    schema = {c: pl.Float64 if c in ("estimate", "low", "high", "ratio") else pl.String
-              for c in COLUMNS}  # fmt: skip
-    table = canonical(pl.DataFrame(rows, schema=schema))
+        if result.published is not None:
+            parts.append(result.published.select(pl.lit(spec.name).alias("episode"), pl.all()))
+    numbers = ("estimate", "low", "high", "ratio")
+    schema = {c: pl.Float64 if c in numbers else pl.String for c in COLUMNS}
+    table = canonical(pl.concat(parts) if parts else pl.DataFrame(schema=schema))
     counts = dict(sorted(table.group_by("verdict").len().iter_rows()))
     manifest = {
         "tool": "forced-flow backtest",
@@ -120,13 +85,13 @@ def markdown(table: pl.DataFrame) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in table.iter_rows(named=True):
-        published = _amount(r["low"], r["flow"])
+        published = amount(r["low"], r["flow"])
         if r["high"] != r["low"]:
-            published += f" – {_amount(r['high'], r['flow'])}"
+            published += f" – {amount(r['high'], r['flow'])}"
         note = (r["note"] or "").replace("|", "\\|")
         lines.append(
             f"| `{r['episode']}` | {r['figure']} ({r['flow']}) | "
-            f"{_amount(r['estimate'], r['flow'])} | {published} | {r['verdict']} | "
+            f"{amount(r['estimate'], r['flow'])} | {published} | {r['verdict']} | "
             f"{r['ratio']:.2f} | {note} |"
         )
     return "\n".join(lines) + "\n"
@@ -140,49 +105,8 @@ def with_table(readme: str, table: pl.DataFrame) -> str:
     return f"{head}{README_START}\n{markdown(table)}{README_END}{tail}"
 
 
-def _amount(value: float, flow: str) -> str:
-    return f"{100 * value:.1f}%" if flow.startswith("sales_share") else money(value)
-
-
 def page(table: pl.DataFrame) -> str:
-    """The backtest as one self-contained HTML page: a row per figure, the estimate beside
-    the published range, the verdict and ratio, the source and the reason for a miss."""
-    rows = []
-    for r in table.iter_rows(named=True):
-        published = (
-            _amount(r["low"], r["flow"])
-            if r["low"] == r["high"]
-            else f"{_amount(r['low'], r['flow'])} – {_amount(r['high'], r['flow'])}"
-        )
-        links = " ".join(
-            f"<a href='{html.escape(u)}'>{i + 1}</a>" for i, u in enumerate(r["url"].split())
-        )
-        cells = [
-            html.escape(r["episode"]),
-            html.escape(r["what"]),
-            html.escape(r["flow"]),
-            _amount(r["estimate"], r["flow"]),
-            published,
-            f"<b class='{r['verdict']}'>{r['verdict']}</b>",
-            f"{r['ratio']:.2f}",
-            f"{html.escape(r['source'])} ({html.escape(r['published'])}) {links}",
-            html.escape(r["note"]),
-        ]
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in (
-            "episode",
-            "what was published",
-            "flow",
-            "estimate",
-            "published",
-            "verdict",
-            "ratio",
-            "source",
-            "why it may miss",
-        )
-    )
+    """The backtest as one self-contained HTML page (:func:`published.html_table`)."""
     style = (
         "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
@@ -194,7 +118,7 @@ def page(table: pl.DataFrame) -> str:
         f"<style>{style}</style></head><body><h1>Estimates beside what happened</h1>"
         "<p>Each episode run on the census market; each published figure beside the estimate "
         "of the same quantity. Ratio: estimate over the nearest end of the published range.</p>"
-        f"<table><tr>{head}</tr>{''.join(rows)}</table></body></html>"
+        f"{published.html_table(table)}</body></html>"
     )
 
 

@@ -17,6 +17,7 @@ import altair as alt
 import polars as pl
 import vl_convert
 
+from estimator.published import html_table
 from estimator.report import money
 
 if TYPE_CHECKING:
@@ -246,8 +247,16 @@ def render(result: RunResult, *, top: int = 15) -> str:
         )
         .sort(pl.col("sold") + pl.col("bought"), "holder_id", descending=[True, False])
     )
+    beside = (
+        "<h2>Beside what happened</h2><p class='lede'>The scenario's published figures beside "
+        "the run's estimate of the same quantity; ratio: estimate over the nearest end of the "
+        "published range.</p>" + html_table(result.published)
+        if result.published is not None
+        else ""
+    )
     tables = (
-        "<h2>Assets</h2>"
+        beside
+        + "<h2>Assets</h2>"
         + _table(
             top_assets.select(
                 "asset_id",

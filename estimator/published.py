@@ -21,6 +21,7 @@ downgraded, a position that could be sold) is ``in`` for any ``m ≤ hi``.
 
 from __future__ import annotations
 
+import html
 import math
 from typing import TYPE_CHECKING, Literal, Self
 
@@ -30,6 +31,7 @@ from pydantic import BaseModel, Field, model_validator
 from estimator.book import position_frame
 from estimator.bounds import MAX_AMOUNT, MODEL_CONFIG
 from estimator.flows import KINDS
+from estimator.report import money
 
 if TYPE_CHECKING:
     from estimator.api import RunResult
@@ -132,3 +134,87 @@ def verdict(value: float, low: float, high: float, bound: str = "range") -> tupl
     if bound == "upper" or value >= low:
         return "in", 1.0
     return "under", ratio(low)
+
+
+#: The comparison table's columns, in order (:func:`compare`).
+COLUMNS = [
+    "figure",
+    "what",
+    "flow",
+    "estimate",
+    "low",
+    "high",
+    "verdict",
+    "ratio",
+    "kind",
+    "source",
+    "published",
+    "url",
+    "note",
+]
+
+
+def compare(figures: list[Published], result: RunResult, market: Market) -> pl.DataFrame:
+    """A row per figure (:data:`COLUMNS`, in file order): the run's estimate beside the
+    published range in US dollars, the verdict and the ratio."""
+    rows = []
+    for figure in figures:
+        value = estimate(figure, result, market)
+        low, high = figure.range_usd
+        call, ratio = verdict(value, low, high, figure.bound)
+        rows.append(
+            {
+                "figure": figure.id,
+                "what": figure.what,
+                "flow": figure.flow + (" (upper bound)" if figure.bound == "upper" else ""),
+                "estimate": value,
+                "low": low,
+                "high": high,
+                "verdict": call,
+                "ratio": ratio,
+                "kind": figure.kind,
+                "source": figure.source,
+                "published": figure.published,
+                "url": figure.url,
+                "note": figure.note,
+            }
+        )
+    numbers = ("estimate", "low", "high", "ratio")
+    schema = {c: pl.Float64 if c in numbers else pl.String for c in COLUMNS}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def amount(value: float, flow: str) -> str:
+    """A figure's amount for people to read: a share in %, money otherwise."""
+    return f"{100 * value:.1f}%" if flow.startswith("sales_share") else money(value)
+
+
+def html_table(table: pl.DataFrame) -> str:
+    """A comparison table (:func:`compare`, with an ``episode`` column or not) as HTML: the
+    estimate beside the published range, verdict, ratio, source with links, and the reason
+    an estimate may miss."""
+    episodes = "episode" in table.columns
+    heads = ["what was published", "flow", "estimate", "published", "verdict", "ratio"]
+    heads = (["episode"] if episodes else []) + heads + ["source", "why it may miss"]
+    rows = []
+    for r in table.iter_rows(named=True):
+        published = amount(r["low"], r["flow"])
+        if r["high"] != r["low"]:
+            published += f" – {amount(r['high'], r['flow'])}"
+        links = " ".join(
+            f"<a href='{html.escape(u)}'>{i + 1}</a>" for i, u in enumerate(r["url"].split())
+        )
+        cells = [html.escape(r["episode"])] if episodes else []
+        cells += [
+            html.escape(r["what"]),
+            html.escape(r["flow"]),
+            amount(r["estimate"], r["flow"]),
+            published,
+            f"<b class='{r['verdict']}'>{r['verdict']}</b>",
+            f"{r['ratio']:.2f}",
+            f"{html.escape(r['source'])} ({html.escape(r['published'])}) {links}",
+            html.escape(r["note"]),
+        ]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in heads)
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"

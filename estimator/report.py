@@ -80,7 +80,8 @@ def _refuse(out_dir: Path, why: str) -> InputError:
 _REPORT_FILES = frozenset(
     f"{table}.{suffix}"
     for table in (
-        "assets", "trades", "holders", "summary", "flows", "cures", "rounds", "balance_sheets",
+        "assets", "trades", "holders", "summary", "flows", "published", "cures", "rounds",
+        "balance_sheets",
         "chain", "equilibrium", "days", "survival", "census_types", "census_classes", "census",
     )
     for suffix in ("csv", "parquet")

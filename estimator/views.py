@@ -17,6 +17,7 @@ from rich.text import Text
 
 from estimator.api import RunResult
 from estimator.census import Census
+from estimator.published import amount
 from estimator.report import money
 from estimator.survival import NOT_FORCED, SurvivalResult
 
@@ -134,6 +135,8 @@ def run_summary(result: RunResult, top: int) -> list[RenderableType]:
             f"amplification {cascade['amplification']:.2f}"
         )
         parts.append(_periods(title, "round", cascade["rounds"], "holders_forced"))
+    if result.published is not None:
+        parts += backtest_summary(result.published)
     if result.equilibrium is not None:
         parts.append(_fixed_points(result.equilibrium, result.manifest["equilibrium"]))
     statuses = ", ".join(f"{k}: {v}" for k, v in result.manifest["statuses"].items())
@@ -273,19 +276,17 @@ def census_summary(result: Census) -> list[RenderableType]:
 
 
 def backtest_summary(frame: pl.DataFrame) -> list[RenderableType]:
-    """The backtest table: each published figure beside the estimate, verdict and ratio."""
-
-    def amount(value: float, flow: str) -> str:
-        return f"{100 * value:.1f}%" if flow.startswith("sales_share") else money(value)
-
+    """Published figures beside the estimates (a backtest's, with ``episode``, or one run's):
+    estimate, published value or range, verdict and ratio."""
+    episodes = "episode" in frame.columns
     rows = []
     for r in frame.iter_rows(named=True):
         published = amount(r["low"], r["flow"])
         if r["high"] != r["low"]:
             published += f" – {amount(r['high'], r['flow'])}"
         rows.append(
-            (
-                r["episode"],
+            ((r["episode"],) if episodes else ())
+            + (
                 r["figure"],
                 amount(r["estimate"], r["flow"]),
                 published,
@@ -295,11 +296,12 @@ def backtest_summary(frame: pl.DataFrame) -> list[RenderableType]:
         )
     counts = frame.group_by("verdict").len().sort("verdict")
     tally = ", ".join(f"{v}: {n}" for v, n in counts.iter_rows())
+    header = ("figure", "estimate", "published", "verdict", "ratio")
     return [
         table(
             f"Estimates beside published figures ({tally})",
-            ("episode", "figure", "estimate", "published", "verdict", "ratio"),
+            (("episode",) if episodes else ()) + header,
             rows,
-            text=2,
+            text=2 if episodes else 1,
         )
     ]

@@ -128,3 +128,17 @@ def test_the_latest_backtest_is_what_the_episodes_give_now() -> None:
         kept.select("episode", "figure", "verdict")
     )
     assert now["estimate"].to_list() == pytest.approx(kept["estimate"].to_list(), rel=1e-9)
+
+
+def test_a_run_of_an_episode_carries_its_comparison(tmp_path: Path) -> None:
+    run = estimator.run("tesla_2020")
+    assert run.published is not None
+    assert run.published["figure"].to_list() == ["index_purchases", "index_sales"]
+    assert run.manifest["published"] == dict(
+        sorted(run.published.group_by("verdict").len().iter_rows())
+    )
+    files = {p.name for p in run.write(tmp_path / "t", html=True)}
+    assert "published.csv" in files
+    page = (tmp_path / "t" / "report.html").read_text()
+    assert "Beside what happened" in page and "index_purchases" not in page  # shows `what`
+    assert estimator.run("small_crash").published is None
