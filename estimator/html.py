@@ -254,8 +254,17 @@ def render(result: RunResult, *, top: int = 15) -> str:
         if result.published is not None
         else ""
     )
+    kinds = (
+        "<h2>Flow by kind</h2><p class='lede'>Forced (limits), systematic (vol targets, "
+        "constant leverage) and policy (rebalancing, index tracking) trades per asset class; "
+        "the headline is the net forced and systematic flow.</p>"
+        + _table(result.flows, ("sell_value", "buy_value", "net_value"))
+        if result.flows is not None
+        else ""
+    )
     tables = (
         beside
+        + kinds
         + "<h2>Assets</h2>"
         + _table(
             top_assets.select(

@@ -89,3 +89,12 @@ def test_the_table_adds_up_to_the_trades(crash: estimator.RunResult) -> None:
         net = rows.filter(pl.col("asset_class") == asset_class)["net_value"].sum()
         assert headline[asset_class] == pytest.approx(net, rel=1e-12, abs=1e-6)
     assert "policy" in set(crash.trades["flow_kind"])  # the small market's pensions rebalance
+
+
+def test_the_html_report_has_the_flows_by_kind(crash: estimator.RunResult) -> None:
+    page = crash.html()
+    section = page[page.index("<h2>Flow by kind</h2>") : page.index("<h2>Assets</h2>")]
+    assert crash.flows is not None
+    assert section.count("<tr>") == crash.flows.height + 1  # a row per kind × class
+    for kind in set(crash.flows["flow_kind"]):
+        assert f"<td>{kind}</td>" in section
