@@ -25,6 +25,7 @@ import html
 import math
 from typing import TYPE_CHECKING, Literal, Self
 
+import numpy as np
 import polars as pl
 from pydantic import BaseModel, Field, model_validator
 
@@ -59,7 +60,7 @@ class Published(BaseModel):
         "range", description="upper: the figure bounds the flow from above (a volume, a stock)"
     )
     currency: str = "USD"
-    fx: float = Field(1.0, gt=0, le=1e6, description="US dollars per unit of `currency`")
+    fx: float = Field(1.0, ge=1e-6, le=1e6, description="US dollars per unit of `currency`")
     fx_source: str = ""
     period: str = Field(min_length=1)
     source: str = Field(min_length=1)
@@ -124,10 +125,12 @@ def estimate(figure: Published, result: RunResult, market: Market) -> float:
 def verdict(value: float, low: float, high: float, bound: str = "range") -> tuple[str, float]:
     """``(in | over | under, ratio)`` of ``value`` against ``[low, high]`` (module docstring);
     the ratio is ``value / high`` over the range, ``value / low`` under it, 1 inside (0 where
-    the end it is set against is 0)."""
+    the end it is set against is 0, or so near it that the ratio is not a finite number)."""
 
     def ratio(end: float) -> float:
-        return value / end if end != 0 else 0.0
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            r = float(np.float64(value) / np.float64(end)) if end != 0 else 0.0
+        return r if math.isfinite(r) else 0.0
 
     if value > high:
         return "over", ratio(high)

@@ -142,3 +142,9 @@ def test_a_run_of_an_episode_carries_its_comparison(tmp_path: Path) -> None:
     page = (tmp_path / "t" / "report.html").read_text()
     assert "Beside what happened" in page and "index_purchases" not in page  # shows `what`
     assert estimator.run("small_crash").published is None
+
+
+def test_a_ratio_that_would_overflow_is_reported_as_zero() -> None:
+    assert verdict(1e12, 1e-300, 1e-300) == ("over", 0.0)  # no infinity in a report
+    with pytest.raises(ValidationError, match="fx"):
+        _figure(flow="sales", low=1.0, high=1.0, currency="XYZ", fx=1e-300, fx_source="a rate")
