@@ -18,7 +18,7 @@ from estimator import published
 from estimator.api import run
 from estimator.inputs import load_inputs
 from estimator.paths import shipped_scenarios
-from estimator.published import amount
+from estimator.published import amount, range_text
 from estimator.report import canonical, write_reports
 from estimator.scenario import load_scenario
 
@@ -61,8 +61,7 @@ def backtest(
         result = run(path if path is not None else spec, market)
         if result.published is not None:
             parts.append(result.published.select(pl.lit(spec.name).alias("episode"), pl.all()))
-    numbers = ("estimate", "low", "high", "ratio")
-    schema = {c: pl.Float64 if c in numbers else pl.String for c in COLUMNS}
+    schema = {"episode": pl.String} | published.SCHEMA
     table = canonical(pl.concat(parts) if parts else pl.DataFrame(schema=schema))
     counts = dict(sorted(table.group_by("verdict").len().iter_rows()))
     manifest = {
@@ -85,9 +84,7 @@ def markdown(table: pl.DataFrame) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in table.iter_rows(named=True):
-        published = amount(r["low"], r["flow"])
-        if r["high"] != r["low"]:
-            published += f" – {amount(r['high'], r['flow'])}"
+        published = range_text(r["low"], r["high"], r["flow"])
         note = (r["note"] or "").replace("|", "\\|")
         lines.append(
             f"| `{r['episode']}` | {r['figure']} ({r['flow']}) | "

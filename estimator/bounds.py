@@ -17,6 +17,8 @@ unknown keys, no NaN or infinity); their fields carry their own bounds, shown by
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Hashable, Iterable
 
 from pydantic import ConfigDict
 
@@ -68,3 +70,8 @@ def finite_problem(
     if value < low or (open_low and value == low):
         return f"expected a value {'>' if open_low else '≥'} {low:g}, got {value:g}"
     return None
+
+
+def repeated(values: Iterable[Hashable]) -> list:
+    """The values given more than once, sorted: what a "one of each" check names."""
+    return sorted(v for v, n in Counter(values).items() if n > 1)

@@ -9,7 +9,7 @@ from typing import Self
 import polars as pl
 from pydantic import BaseModel, Field, model_validator
 
-from estimator.bounds import MODEL_CONFIG
+from estimator.bounds import MODEL_CONFIG, repeated
 from estimator.errors import InputError, Problem
 from estimator.toml_files import load_toml
 from rules import Book, Rule, placed
@@ -88,8 +88,7 @@ class Mandate(BaseModel):
 
     @model_validator(mode="after")
     def _one_rule_per_kind(self) -> Self:
-        kinds = [r.kind for r in self.rules]
-        dupes = sorted({k for k in kinds if kinds.count(k) > 1})
+        dupes = repeated(r.kind for r in self.rules)
         if dupes:
             raise ValueError(f"at most one rule of each kind per mandate; repeated: {dupes}")
         if Cure.CAPITAL_CALL in self.cure and self.capital_call is None:

@@ -157,6 +157,12 @@ COLUMNS = [
 ]
 
 
+#: The comparison table's column types.
+SCHEMA = {
+    c: pl.Float64 if c in ("estimate", "low", "high", "ratio") else pl.String for c in COLUMNS
+}
+
+
 def compare(figures: list[Published], result: RunResult, market: Market) -> pl.DataFrame:
     """A row per figure (:data:`COLUMNS`, in file order): the run's estimate beside the
     published range in US dollars, the verdict and the ratio."""
@@ -182,14 +188,19 @@ def compare(figures: list[Published], result: RunResult, market: Market) -> pl.D
                 "note": figure.note,
             }
         )
-    numbers = ("estimate", "low", "high", "ratio")
-    schema = {c: pl.Float64 if c in numbers else pl.String for c in COLUMNS}
-    return pl.DataFrame(rows, schema=schema)
+    return pl.DataFrame(rows, schema=SCHEMA)
 
 
 def amount(value: float, flow: str) -> str:
     """A figure's amount for people to read: a share in %, money otherwise."""
     return f"{100 * value:.1f}%" if flow.startswith("sales_share") else money(value)
+
+
+def range_text(low: float, high: float, flow: str) -> str:
+    """A published value or range for people to read: ``20.00bn – 30.00bn``."""
+    if high == low:
+        return amount(low, flow)
+    return f"{amount(low, flow)} – {amount(high, flow)}"
 
 
 def html_table(table: pl.DataFrame) -> str:
@@ -201,9 +212,7 @@ def html_table(table: pl.DataFrame) -> str:
     heads = (["episode"] if episodes else []) + heads + ["source", "why it may miss"]
     rows = []
     for r in table.iter_rows(named=True):
-        published = amount(r["low"], r["flow"])
-        if r["high"] != r["low"]:
-            published += f" – {amount(r['high'], r['flow'])}"
+        published = range_text(r["low"], r["high"], r["flow"])
         links = " ".join(
             f"<a href='{html.escape(u)}'>{i + 1}</a>" for i, u in enumerate(r["url"].split())
         )

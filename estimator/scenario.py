@@ -57,6 +57,7 @@ from estimator.bounds import (
     MAX_SHOCK_MULTIPLIER,
     MAX_VOL,
     MODEL_CONFIG,
+    repeated,
 )
 from estimator.days import Days
 from estimator.errors import InputError, InputWarnings, Problem
@@ -402,18 +403,16 @@ class Scenario(BaseModel):
 
     @model_validator(mode="after")
     def _published_ids_unique(self) -> Self:
-        ids = [p.id for p in self.published]
-        repeated = sorted({i for i in ids if ids.count(i) > 1})
-        if repeated:
-            raise ValueError(f"published figures need distinct ids; repeated: {repeated}")
+        twice = repeated(p.id for p in self.published)
+        if twice:
+            raise ValueError(f"published figures need distinct ids; repeated: {twice}")
         return self
 
     @model_validator(mode="after")
     def _one_change_per_member(self) -> Self:
-        keys = [(c.index_id, c.asset_id) for c in self.index_changes]
-        repeated = sorted({k for k in keys if keys.count(k) > 1})
-        if repeated:
-            raise ValueError(f"at most one change per index member; repeated: {repeated}")
+        twice = repeated((c.index_id, c.asset_id) for c in self.index_changes)
+        if twice:
+            raise ValueError(f"at most one change per index member; repeated: {twice}")
         return self
 
     def changes_frame(self) -> pl.DataFrame:

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from estimator.api import RunResult
 from estimator.census import Census
-from estimator.published import amount
+from estimator.published import amount, range_text
 from estimator.report import money
 from estimator.survival import NOT_FORCED, SurvivalResult
 
@@ -281,9 +281,7 @@ def backtest_summary(frame: pl.DataFrame) -> list[RenderableType]:
     episodes = "episode" in frame.columns
     rows = []
     for r in frame.iter_rows(named=True):
-        published = amount(r["low"], r["flow"])
-        if r["high"] != r["low"]:
-            published += f" – {amount(r['high'], r['flow'])}"
+        published = range_text(r["low"], r["high"], r["flow"])
         rows.append(
             ((r["episode"],) if episodes else ())
             + (
