@@ -878,7 +878,9 @@ _EMPTY_TRADES = pl.DataFrame(
         "quantity_before": pl.Float64,
         "trade_quantity": pl.Float64,
         "trade_value": pl.Float64,
+        "position_share": pl.Float64,
         "rules": pl.Categorical,
+        "position_rules": pl.Categorical,
         "execution_price": pl.Float64,
     }
 )

@@ -180,6 +180,7 @@ def decide(book: pl.DataFrame, mandate: Mandate, *, cure_positions: bool = True)
     return out.with_columns(
         triggered_rules=_names({k: active[k] for k in kinds}),
         binding_rules=_names({k: tight[k] for k in kinds}),
+        position_rules=_names({r.kind: tight[r.kind] for r in placed}),
         mandate_execution=pl.lit(mandate.execution.value),
     )
 
@@ -280,8 +281,9 @@ _OUTCOME_SCHEMA = {
 @dataclass
 class _MandateRound:
     decisions: pl.DataFrame
-    #: (holder_id, row, trade_value) for rows whose trade is not ``(f − 1)·x`` — the holder's
-    #: common scale of its book — because a position rule or a solve set it; None if none.
+    #: (holder_id, row, trade_value, position_value) for rows whose trade is not ``(f − 1)·x``
+    #: — the holder's common scale of its book — because a position rule or a solve set it;
+    #: ``position_value`` is the position rules' part ``x¹ − x⁰`` (0 for a solve); None if none.
     traded: pl.DataFrame | None = None
     #: (holder_id, the position rules' holder sums) after the round, for holders whose
     #: positions after the round are those the position rules left (``f = 1``, not solved):
@@ -297,8 +299,9 @@ def _pro_rata(
     assets: pl.DataFrame,
 ) -> _MandateRound:
     """Position rules' trades, then the common scale of the re-marked book:
-    ``u = f·x¹ − x⁰`` with ``x¹`` the exposures after the position rules (``pos_m`` is None
-    for a mandate without position rules: then ``x¹ = x⁰``)."""
+    ``u = f·x¹ − x⁰ = (x¹ − x⁰) + (f − 1)·x¹`` with ``x¹`` the exposures after the position
+    rules (``pos_m`` is None for a mandate without position rules: then ``x¹ = x⁰``); the
+    first term is the position rules' part of the trade, the second the whole-book scaling's."""
     if pos_m is None:
         return _MandateRound(decide(book_m, mandate))
     book_m, holders_m = scoped.cure_positions(book_m, holders_m, mandate)
@@ -313,6 +316,7 @@ def _pro_rata(
         "holder_id",
         _ROW,
         trade_value=pl.col("scale_factor") * pl.col("exposure") - pl.col("exposure_start"),
+        position_value=pl.col("exposure") - pl.col("exposure_start"),
     )
     unscaled = decisions.filter(pl.col("scale_factor") == 1.0).select("holder_id")
     sums = book1.join(unscaled, on="holder_id", how="semi").select("holder_id", *_sums(mandate))
@@ -361,15 +365,16 @@ def _min_cost(
         ],
         how="diagonal_relaxed",
     ).join(outcomes, on="holder_id", how="left")
-    merged = merged.with_columns(
+    merged = merged.with_columns(  # a solved trade is one, by every binding rule
         binding_rules=pl.when(pl.col("solved"))
         .then(pl.col("solver_binding"))
-        .otherwise(pl.col("binding_rules"))
+        .otherwise(pl.col("binding_rules")),
+        position_rules=pl.when(pl.col("solved")).then(pl.lit("")).otherwise("position_rules"),
     )
     solved_rows = (
         pos_c.join(solved, on="holder_id", how="semi")
         .join(trades, on=["holder_id", "asset_id"], how="left")
-        .select("holder_id", _ROW, pl.col("trade_value").fill_null(0.0))
+        .select("holder_id", _ROW, pl.col("trade_value").fill_null(0.0), position_value=pl.lit(0.0))
     )
     if fallback.traded is not None:
         kept = fallback.traded.join(solved, on="holder_id", how="anti")
@@ -417,6 +422,7 @@ def evaluate_round(
     book, holders = pay_outflows(book, holders, mandates)
     rounds: dict[str, _MandateRound] = {}
     trade_value = np.zeros(pos.height)  # u, by row number
+    position_value = np.zeros(pos.height)  # the position rules' part of u
     for name, (pos_part, book_part) in scoped.by_mandate(pos, book, set(mandates)).items():
         mandate = mandates[name]
         pos_m, book_m = (
@@ -431,13 +437,13 @@ def evaluate_round(
             rows = pos_m if pos_m is not None else pos_part
             result = _min_cost(rows, book_m, mandate, cache, result, assets)
         rounds[name] = result
-        _fill_trades(trade_value, pos_part, result)
+        _fill_trades(trade_value, position_value, pos_part, result)
     parts = [r.decisions for r in rounds.values()]
     decisions = pl.concat(parts, how="diagonal_relaxed").sort("holder_id")
     for col, dtype in _OUTCOME_SCHEMA.items():
         if col not in decisions.columns:
             decisions = decisions.with_columns(pl.lit(None, dtype=dtype).alias(col))
-    traded = pos.drop(_ROW).with_columns(trade_value=trade_value)
+    traded = pos.drop(_ROW).with_columns(trade_value=trade_value, position_value=position_value)
     known = {n: r.sums_after for n, r in rounds.items() if r.sums_after is not None}
     decided = time.perf_counter()
     result = _settle(decisions, traded, holders, mandates, assets, pattern, known, cache.compiled)
@@ -490,16 +496,20 @@ def pay_outflows(
     return book, holders
 
 
-def _fill_trades(out: np.ndarray, pos_m: pl.DataFrame, result: _MandateRound) -> None:
-    """Write one mandate's trades into ``out`` (an entry per row of the round, by row number):
-    ``u = (f − 1)·x`` with ``f`` its holder's common scale, except on the rows a position rule
-    or a solve traded (``result.traded``; it covers all of ``pos_m`` if it has as many rows)."""
+def _fill_trades(
+    out: np.ndarray, placed: np.ndarray, pos_m: pl.DataFrame, result: _MandateRound
+) -> None:
+    """Write one mandate's trades into ``out`` and their position rules' parts into
+    ``placed`` (an entry per row of the round, by row number): ``u = (f − 1)·x`` with ``f``
+    its holder's common scale and no position part, except on the rows a position rule or a
+    solve traded (``result.traded``; it covers all of ``pos_m`` if it has as many rows)."""
     traded = result.traded
     if traded is None or traded.height < pos_m.height:
         f = keys.broadcast(result.decisions, ["scale_factor"], pos_m.select("holder_id", _ROW))
         _put(out, pos_m[_ROW], (f["scale_factor"].fill_null(1.0) - 1.0) * pos_m["exposure"])
     if traded is not None:
         _put(out, traded[_ROW], traded["trade_value"])
+        _put(placed, traded[_ROW], traded["position_value"])
 
 
 def _put(out: np.ndarray, rows: pl.Series, values: pl.Series) -> None:
@@ -539,6 +549,8 @@ def _settle(
         pl.when(dust(value, pl.lit(size))).then(0.0).otherwise(value).alias("trade_value")
     ).with_columns(
         trade_quantity=pl.col("trade_value") / (pl.col("price") * pl.col("multiplier")),
+        # the position rules' share of the trade: a paced or partial trade keeps it
+        position_share=pl.when(value != 0).then(pl.col("position_value") / value).otherwise(0.0),
     )
     u = pl.col("trade_value")
     flows = traded.select(u, sold=(-u).clip(lower_bound=0.0), bought=u.clip(lower_bound=0.0))
@@ -587,12 +599,13 @@ def _settle(
         book_after.select("holder_id", remaining=Book.GROSS_EXPOSURE), on="holder_id"
     )
     holders_out = _status(decisions, after, flows)
-    rules = holders_out.select(
+    rules = holders_out.select(  # a few distinct labels over many rows
         "holder_id",
         rules=pl.when(pl.col("binding_rules") != "")
         .then("binding_rules")
         .otherwise("triggered_rules")
-        .cast(pl.Categorical),  # a few distinct labels over many rows
+        .cast(pl.Categorical),
+        position_rules=pl.col("position_rules").fill_null("").cast(pl.Categorical),
     )
     made = traded.select(  # the report's columns first: the filter copies only them
         "holder_id",
@@ -600,8 +613,9 @@ def _settle(
         quantity_before=pl.col("quantity"),
         trade_quantity=pl.col("trade_quantity"),
         trade_value=pl.col("trade_value"),
+        position_share=pl.col("position_share"),
     ).filter(pl.col("trade_value") != 0)
-    trades_out = keys.broadcast(rules, ["rules"], made)
+    trades_out = keys.broadcast(rules, ["rules", "position_rules"], made)
     return RoundResult(trades_out, holders_out, positions_after, holders_after, compiled)
 
 

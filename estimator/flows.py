@@ -12,10 +12,19 @@ Each rule kind says why its trades happen (:attr:`rules.RuleBase.flow_kind`):
   ``index_tracking``.
 
 A trade is classified by the rules it names (its holder's binding rules, else the triggered
-ones): the most binding kind among them, in the order forced > systematic > policy. Per kind
-and asset class the report gives sales ``S = Σ max(−u, 0)``, purchases ``B = Σ max(u, 0)`` and
-net flow ``N = B − S`` (``u`` the trade value); the headline is the net forced and systematic
-flow per asset class, ``N_forced + N_systematic`` — never a gross sum over unlike trades.
+ones): the most binding kind among them, in the order forced > systematic > policy. A trade
+made pro rata by position rules and then by the whole book's common scale ``f`` is two trades,
+
+    u = (x¹ − x⁰) + (f − 1)·x¹,
+
+the position rules' part ``p = x¹ − x⁰`` (``x¹`` the book after them) classified by the
+position rules that acted, the whole-book part ``u − p`` by the other rules; a solved
+(min-cost) trade is one trade of every binding rule, ``p = 0``. Per kind and asset class the
+report gives sales ``S = Σ max(−v, 0)``, purchases ``B = Σ max(v, 0)`` and net flow
+``N = B − S`` over the parts ``v`` of that kind, so ``Σ_kinds N = Σ u`` exactly while a trade
+whose parts have opposite signs (a policy purchase cut back by a forced sale) counts in both
+kinds' gross flows. The headline is the net forced and systematic flow per asset class,
+``N_forced + N_systematic`` — never a gross sum over unlike trades.
 """
 
 from __future__ import annotations
@@ -34,44 +43,74 @@ HEADLINE = ("forced", "systematic")
 COLUMNS = ["flow_kind", "asset_class", "sell_value", "buy_value", "net_value"]
 
 
-def kind_of(rules: str, mandate: Mandate | None) -> str:
-    """The flow kind of a trade naming ``rules`` (``;``-separated rule kinds) under
-    ``mandate``: the most binding of the rules' kinds, ``forced`` for none."""
-    named = set(filter(None, rules.split(";")))
+def kind_of(rules: str, mandate: Mandate | None, without: str = "") -> str:
+    """The flow kind of a trade naming ``rules`` (``;``-separated rule kinds, less those in
+    ``without``) under ``mandate``: the most binding of the rules' kinds, ``forced`` for none."""
+    named = set(filter(None, rules.split(";"))) - set(without.split(";"))
     kinds = {r.flow_kind for r in (mandate.rules if mandate else []) if r.kind in named}
     return next((k for k in KINDS if k in kinds), "forced")
+
+
+def _most_binding(*kinds: pl.Expr) -> pl.Expr:
+    """The first of ``kinds`` (null where a part is empty) in :data:`KINDS` order."""
+    rank = [k.replace_strict({n: i for i, n in enumerate(KINDS)}, default=None) for k in kinds]
+    return pl.min_horizontal(rank).replace_strict(dict(enumerate(KINDS)), default="forced")
 
 
 def classify(
     trades: pl.DataFrame, holders: pl.DataFrame, mandates: dict[str, Mandate]
 ) -> pl.DataFrame:
-    """``trades`` (``holder_id``, ``rules``) with ``flow_kind``, by the holder's mandate
-    (``holders``: ``holder_id``, ``mandate``). Each distinct (mandate, rules) pair is
-    classified once and joined back by key, so a long trade log costs one join."""
-    keyed = trades.select("holder_id", rules=pl.col("rules").cast(pl.String)).join(
+    """``trades`` (``holder_id``, ``trade_value``, ``rules``, ``position_rules``,
+    ``position_share``) with the position rules' part ``position_value = share·u``, its kind
+    ``position_kind``, the kind of the rest ``book_kind``, and ``flow_kind``, the most binding
+    kind of the nonzero parts. Each distinct (mandate, rules, position rules) triple is
+    classified once and joined back, so a long trade log costs one join."""
+    label = ["rules", "position_rules"]
+    keyed = trades.select("holder_id", *[pl.col(c).cast(pl.String) for c in label]).join(
         holders.select("holder_id", "mandate"), on="holder_id", how="left"
     )
-    pairs = keyed.select("mandate", "rules").unique()
-    kinds = pairs.with_columns(
-        flow_kind=pl.Series(
-            [kind_of(r, mandates.get(m) if m else None) for m, r in pairs.iter_rows()],
-            dtype=pl.String,
-        )
+    triples = keyed.select("mandate", *label).unique()
+    pairs = [(mandates.get(m) if m else None, r, p) for m, r, p in triples.iter_rows()]
+    triples = triples.with_columns(
+        position_kind=pl.Series([kind_of(p, m) for m, _, p in pairs], dtype=pl.String),
+        book_kind=pl.Series([kind_of(r, m, p) for m, r, p in pairs], dtype=pl.String),
     )
-    flow = keyed.join(kinds, on=["mandate", "rules"], how="left", nulls_equal=True)["flow_kind"]
-    return trades.with_columns(flow.alias("flow_kind"))
+    kinds = keyed.join(triples, on=["mandate", *label], how="left", nulls_equal=True)
+    u = pl.col("trade_value")
+    p = pl.col("position_share") * u
+    out = trades.with_columns(
+        position_value=p, position_kind=kinds["position_kind"], book_kind=kinds["book_kind"]
+    )
+    return out.with_columns(
+        flow_kind=_most_binding(
+            pl.when(pl.col("position_value") != 0).then("position_kind"),
+            pl.when(u != pl.col("position_value")).then("book_kind"),
+        )
+    ).drop("position_share")
+
+
+def parts(trades: pl.DataFrame) -> pl.DataFrame:
+    """The classified ``trades`` as their nonzero parts: (``holder_id``, ``asset_id``,
+    ``flow_kind``, ``trade_value``) with the position rules' part and the rest as two rows."""
+    keys = ["holder_id", "asset_id"]
+    placed = trades.select(*keys, flow_kind="position_kind", trade_value="position_value")
+    rest = trades.select(
+        *keys, flow_kind="book_kind", trade_value=pl.col("trade_value") - pl.col("position_value")
+    )
+    return pl.concat([placed, rest]).filter(pl.col("trade_value") != 0)
 
 
 def by_kind(trades: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFrame:
-    """Per flow kind and asset class (every pair that traded): ``S``, ``B``, ``N``
-    (``trades``: ``flow_kind``, ``asset_id``, ``trade_value``; ``assets``: ``asset_id``,
-    ``asset_class``), in kind order then class."""
+    """Per flow kind and asset class (every pair that traded): ``S``, ``B``, ``N`` over the
+    :func:`parts` of the classified ``trades`` (``assets``: ``asset_id``, ``asset_class``), in
+    kind order then class."""
     u = pl.col("trade_value")
     order = pl.col("flow_kind").replace_strict(
         {k: i for i, k in enumerate(KINDS)}, return_dtype=pl.Int64
     )
     return (
-        trades.join(assets.select("asset_id", "asset_class"), on="asset_id", how="left")
+        parts(trades)
+        .join(assets.select("asset_id", "asset_class"), on="asset_id", how="left")
         .group_by("flow_kind", "asset_class")
         .agg(sell_value=(-u).clip(lower_bound=0).sum(), buy_value=u.clip(lower_bound=0).sum())
         .with_columns(net_value=pl.col("buy_value") - pl.col("sell_value"))

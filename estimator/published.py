@@ -4,8 +4,9 @@ An episode's scenario file lists ``[[published]]`` figures: what is measured (ho
 asset classes, the flow kinds counted, sales / purchases / net sales / lender losses / sales as
 a share of the holders' assets), the published value or range — the spread across published
 estimates where there are several, never widened — and its source, date, address and a short
-quote. :func:`estimate` measures the same quantity on a run, with ``u`` the trade values of the
-selected holders' trades in the selected asset classes and flow kinds:
+quote. :func:`estimate` measures the same quantity on a run, with ``u`` the values of the
+selected holders' trades in the selected asset classes, taken by part in the selected flow
+kinds (:func:`estimator.flows.parts`):
 
 * ``sales`` ``S = Σ max(−u, 0)``; ``purchases`` ``B = Σ max(u, 0)``; ``net_sales`` ``S − B``;
 * ``lender_losses`` ``Σ max(loss_lending, 0)`` over the selected holders;
@@ -31,7 +32,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from estimator.book import position_frame
 from estimator.bounds import MAX_AMOUNT, MODEL_CONFIG
-from estimator.flows import KINDS
+from estimator.flows import KINDS, parts
 from estimator.report import money
 
 if TYPE_CHECKING:
@@ -102,7 +103,8 @@ def estimate(figure: Published, result: RunResult, market: Market) -> float:
     classes = _select(result.assets.select("asset_id", "asset_class"), "asset_class",
                       figure.asset_classes)  # fmt: skip
     u = (
-        result.trades.filter(pl.col("flow_kind").is_in(figure.flow_kinds))
+        parts(result.trades)
+        .filter(pl.col("flow_kind").is_in(figure.flow_kinds))
         .join(holders.select("holder_id"), on="holder_id", how="semi")
         .join(classes.select("asset_id"), on="asset_id", how="semi")["trade_value"]
     )
