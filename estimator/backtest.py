@@ -8,6 +8,7 @@ set beside the published value or range: a row per figure, misses included, with
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,13 +65,37 @@ def backtest(
     schema = {"episode": pl.String} | published.SCHEMA
     table = canonical(pl.concat(parts) if parts else pl.DataFrame(schema=schema))
     counts = dict(sorted(table.group_by("verdict").len().iter_rows()))
+    missed = published.misses(table)
     manifest = {
         "tool": "forced-flow backtest",
         "episodes": list(dict.fromkeys(table["episode"])),
         "figures": table.height,
         "verdicts": counts,
+        "missing_channels": explained_by(table),
+        "unexplained": [
+            f"{e}/{f}"
+            for e, f, n in missed.select("episode", "figure", "note").iter_rows()
+            if not n
+        ],
     }
     return Backtest(table, manifest)
+
+
+def explained_by(table: pl.DataFrame) -> dict[str, list[str]]:
+    """Per channel the census lacks (:data:`published.CHANNELS`, in that order), the misses
+    (``episode/figure``) that name it as part of their reason."""
+    named = published.misses(table).select(
+        "episode", "figure", channel=pl.col("missing").str.split(";")
+    )
+    rows = named.explode("channel").filter(pl.col("channel") != "")
+    return {
+        c: [
+            f"{e}/{f}"
+            for e, f in rows.filter(pl.col("channel") == c).select("episode", "figure").iter_rows()
+        ]
+        for c in published.CHANNELS
+        if c in set(rows["channel"])
+    }
 
 
 #: The README's backtest table sits between these lines.
@@ -80,17 +105,27 @@ README_START, README_END = "<!-- backtest:start -->", "<!-- backtest:end -->"
 def markdown(table: pl.DataFrame) -> str:
     """The backtest as the README's Markdown table: a row per figure."""
     lines = [
-        "| episode | figure | estimate | published | verdict | ratio | why it may miss |",
-        "|---|---|---|---|---|---|---|",
+        "| episode | figure | estimate | published | verdict | ratio | why it may miss "
+        "| channels missing |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in table.iter_rows(named=True):
-        published = range_text(r["low"], r["high"], r["flow"])
-        note = (r["note"] or "").replace("|", "\\|")
+        published_range = range_text(r["low"], r["high"], r["flow"])
+        note = r["note"] if r["note"] or r["verdict"] == "in" else published.UNEXPLAINED
+        note = note.replace("|", "\\|")
+        channels = ", ".join(f"`{c}`" for c in (r["missing"] or "").split(";") if c)
         lines.append(
             f"| `{r['episode']}` | {r['figure']} ({r['flow']}) | "
-            f"{amount(r['estimate'], r['flow'])} | {published} | {r['verdict']} | "
-            f"{r['ratio']:.2f} | {note} |"
+            f"{amount(r['estimate'], r['flow'])} | {published_range} | {r['verdict']} | "
+            f"{r['ratio']:.2f} | {note} | {channels} |"
         )
+    named = explained_by(table)
+    if named:
+        lines += ["", "Channels the census does not have, and the misses they help explain:", ""]
+        lines += [
+            f"- `{c}` — {published.CHANNELS[c]}: {', '.join(figures)}"
+            for c, figures in named.items()
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -115,7 +150,23 @@ def page(table: pl.DataFrame) -> str:
         f"<style>{style}</style></head><body><h1>Estimates beside what happened</h1>"
         "<p>Each episode run on the census market; each published figure beside the estimate "
         "of the same quantity. Ratio: estimate over the nearest end of the published range.</p>"
-        f"{published.html_table(table)}</body></html>"
+        f"{published.html_table(table)}{_channels_html(table)}</body></html>"
+    )
+
+
+def _channels_html(table: pl.DataFrame) -> str:
+    """The channels the census lacks, each with the misses it helps explain."""
+    named = explained_by(table)
+    if not named:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(c)}</td><td>{html.escape(published.CHANNELS[c])}</td>"
+        f"<td>{html.escape(', '.join(figures))}</td></tr>"
+        for c, figures in named.items()
+    )
+    return (
+        "<h2>What the census does not have</h2><table><tr><th>channel</th><th>what</th>"
+        f"<th>misses it helps explain</th></tr>{rows}</table>"
     )
 
 

@@ -42,6 +42,33 @@ if TYPE_CHECKING:
 Flow = Literal["sales", "purchases", "net_sales", "lender_losses", "sales_share"]
 
 
+#: Channels of forced flow the census does not have yet, by key: a figure names those that
+#: explain its miss (``missing``), and the backtest counts the misses each explains.
+CHANNELS = {
+    "dated_path": "time: the episode as dated moves, realised volatility over the funds' "
+    "lookbacks, rebalancing calendars and sales spread over days (here, one shock at once)",
+    "central_bank": "central-bank purchases that absorb forced sales",
+    "ldi_swaps": "LDI hedges in interest-rate swaps and their cash variation margin",
+    "trend_followers": "trend followers (CTAs)",
+    "vol_products": "VIX futures and leveraged or inverse volatility products",
+    "dealer_hedging": "options dealers' delta hedging",
+    "basis_trade": "relative-value funds' Treasury cash-futures basis trade",
+    "money_market_funds": "money-market funds' liquidity rules and runs",
+    "insurers": "insurers' capital charges by rating",
+}
+Channel = Literal[
+    "dated_path",
+    "central_bank",
+    "ldi_swaps",
+    "trend_followers",
+    "vol_products",
+    "dealer_hedging",
+    "basis_trade",
+    "money_market_funds",
+    "insurers",
+]
+
+
 class Published(BaseModel):
     """One published figure of an episode, with what it measures and where it was read."""
 
@@ -70,6 +97,9 @@ class Published(BaseModel):
     quote: str = Field(min_length=1)
     kind: Literal["estimate", "measured"]
     note: str = Field("", description="why the model misses, or what it lacks to compare")
+    missing: list[Channel] = Field(
+        default_factory=list, description="channels the census lacks that explain a miss"
+    )
 
     @model_validator(mode="after")
     def _a_range(self) -> Self:
@@ -155,6 +185,7 @@ COLUMNS = [
     "source",
     "published",
     "url",
+    "missing",
     "note",
 ]
 
@@ -187,10 +218,20 @@ def compare(figures: list[Published], result: RunResult, market: Market) -> pl.D
                 "source": figure.source,
                 "published": figure.published,
                 "url": figure.url,
+                "missing": ";".join(figure.missing),
                 "note": figure.note,
             }
         )
     return pl.DataFrame(rows, schema=SCHEMA)
+
+
+#: What a miss with no stated reason shows.
+UNEXPLAINED = "(no reason stated)"
+
+
+def misses(table: pl.DataFrame) -> pl.DataFrame:
+    """The rows of a comparison table (:func:`compare`) whose estimate is out of range."""
+    return table.filter(pl.col("verdict") != "in")
 
 
 def amount(value: float, flow: str) -> str:
@@ -211,7 +252,8 @@ def html_table(table: pl.DataFrame) -> str:
     an estimate may miss."""
     episodes = "episode" in table.columns
     heads = ["what was published", "flow", "estimate", "published", "verdict", "ratio"]
-    heads = (["episode"] if episodes else []) + heads + ["source", "why it may miss"]
+    heads = (["episode"] if episodes else []) + heads
+    heads += ["source", "why it may miss", "channels missing"]
     rows = []
     for r in table.iter_rows(named=True):
         published = range_text(r["low"], r["high"], r["flow"])
@@ -227,7 +269,8 @@ def html_table(table: pl.DataFrame) -> str:
             f"<b class='{r['verdict']}'>{r['verdict']}</b>",
             f"{r['ratio']:.2f}",
             f"{html.escape(r['source'])} ({html.escape(r['published'])}) {links}",
-            html.escape(r["note"]),
+            html.escape(r["note"]) if r["note"] or r["verdict"] == "in" else UNEXPLAINED,
+            html.escape(", ".join((r["missing"] or "").split(";"))),
         ]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in heads)

@@ -7,6 +7,7 @@ full width on a narrow or piped terminal and text columns wrap instead.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import polars as pl
@@ -17,7 +18,7 @@ from rich.text import Text
 
 from estimator.api import RunResult
 from estimator.census import Census
-from estimator.published import amount, range_text
+from estimator.published import CHANNELS, amount, misses, range_text
 from estimator.report import money
 from estimator.survival import NOT_FORCED, SurvivalResult
 
@@ -277,7 +278,8 @@ def census_summary(result: Census) -> list[RenderableType]:
 
 def backtest_summary(frame: pl.DataFrame) -> list[RenderableType]:
     """Published figures beside the estimates (a backtest's, with ``episode``, or one run's):
-    estimate, published value or range, verdict and ratio."""
+    estimate, published value or range, verdict and ratio; then the channels the census lacks
+    that misses name, each with how many it helps explain."""
     episodes = "episode" in frame.columns
     rows = []
     for r in frame.iter_rows(named=True):
@@ -301,5 +303,15 @@ def backtest_summary(frame: pl.DataFrame) -> list[RenderableType]:
             (("episode",) if episodes else ()) + header,
             rows,
             text=2 if episodes else 1,
-        )
+        ),
+        *_channels_line(frame),
     ]
+
+
+def _channels_line(frame: pl.DataFrame) -> list[RenderableType]:
+    named = misses(frame)["missing"].str.split(";").explode()
+    counts = Counter(c for c in named if c)
+    if not counts:
+        return []
+    listed = ", ".join(f"{c} ({counts[c]})" for c in CHANNELS if c in counts)
+    return [Text(f"Channels the census lacks, by the misses they help explain: {listed}")]

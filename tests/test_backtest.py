@@ -3,7 +3,9 @@ the verdicts and ratios, currencies, and the command on a shipped episode."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import get_args
 
 import polars as pl
 import pytest
@@ -14,7 +16,7 @@ from typer.testing import CliRunner
 import estimator
 from estimator import Scenario
 from estimator.cli import app
-from estimator.published import Published, estimate, verdict
+from estimator.published import CHANNELS, Channel, Published, estimate, verdict
 
 SOURCE = {
     "period": "a day",
@@ -148,3 +150,55 @@ def test_a_ratio_that_would_overflow_is_reported_as_zero() -> None:
     assert verdict(1e12, 1e-300, 1e-300) == ("over", 0.0)  # no infinity in a report
     with pytest.raises(ValidationError, match="fx"):
         _figure(flow="sales", low=1.0, high=1.0, currency="XYZ", fx=1e-300, fx_source="a rate")
+
+
+def _row(episode: str, figure: str, verdict: str, missing: str, note: str) -> dict:
+    return {c: None for c in published_columns()} | {
+        "episode": episode, "figure": figure, "flow": "sales", "estimate": 2.0, "low": 1.0,
+        "high": 1.0, "verdict": verdict, "ratio": 2.0, "missing": missing, "note": note,
+    }  # fmt: skip
+
+
+def published_columns() -> list[str]:
+    from estimator.backtest import COLUMNS  # noqa: PLC0415
+
+    return COLUMNS
+
+
+def test_misses_name_the_channels_the_census_lacks() -> None:
+    from estimator.backtest import explained_by, markdown  # noqa: PLC0415
+
+    assert set(CHANNELS) == set(get_args(Channel))  # one vocabulary, described
+    rows = [
+        _row("e1", "a", "over", "central_bank;dated_path", "why a"),
+        _row("e1", "b", "in", "trend_followers", "in range: not a miss"),
+        _row("e2", "c", "under", "dated_path", ""),
+    ]
+    table = pl.DataFrame(rows).cast({"estimate": pl.Float64, "low": pl.Float64,
+                                     "high": pl.Float64, "ratio": pl.Float64})  # fmt: skip
+    assert explained_by(table) == {"dated_path": ["e1/a", "e2/c"], "central_bank": ["e1/a"]}
+    text = markdown(table)
+    assert "| why a | `central_bank`, `dated_path` |" in text
+    assert "| (no reason stated) | `dated_path` |" in text  # a miss without its reason shows
+    assert f"- `central_bank` — {CHANNELS['central_bank']}: e1/a" in text
+    assert "trend_followers" not in text.split("Channels the census")[1]
+
+
+def test_every_miss_of_the_latest_backtest_has_its_reason() -> None:
+    latest = pl.read_csv(ROOT / "backtest" / "latest.csv")
+    missed = latest.filter(pl.col("verdict") != "in")
+    assert missed.height > 0
+    assert missed["note"].str.len_chars().fill_null(0).min() > 20
+
+
+def test_the_backtest_manifest_lists_what_explains_the_misses(tmp_path: Path) -> None:
+    ran = CliRunner().invoke(app, ["backtest", "gilt_2022", "--out", str(tmp_path / "g")])
+    assert ran.exit_code == 0, ran.output
+    manifest = json.loads((tmp_path / "g" / "manifest.json").read_text())
+    assert manifest["unexplained"] == []
+    assert manifest["missing_channels"] == {
+        "central_bank": ["gilt_2022/ldi_gilt_sales"],
+        "ldi_swaps": ["gilt_2022/ldi_gilt_sales", "gilt_2022/fire_sale_prevented"],
+    }
+    assert "Channels the census lacks, by the misses they help explain" in ran.output
+    assert "What the census does not have" in (tmp_path / "g" / "backtest.html").read_text()
