@@ -202,3 +202,24 @@ def test_the_backtest_manifest_lists_what_explains_the_misses(tmp_path: Path) ->
     }
     assert "Channels the census lacks, by the misses they help explain" in ran.output
     assert "What the census does not have" in (tmp_path / "g" / "backtest.html").read_text()
+
+
+def test_every_figure_moved_since_the_baseline_is_in_the_readme_changes_table() -> None:
+    """A figure whose estimate is not what the first backtest gave was moved by a change the
+    README's "changes since the first backtest" table names, with the figure's latest value."""
+    from estimator.published import amount  # noqa: PLC0415
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    changes = readme.split("**Changes since the first backtest.**")[1].split("\n\n")[1]
+    assert changes.startswith("| census change |")
+    key = ["episode", "figure"]
+    before = pl.read_csv(ROOT / "backtest" / "baseline.csv").select(*key, before="estimate")
+    now = pl.read_csv(ROOT / "backtest" / "latest.csv").join(before, on=key)
+    moved = now.filter(
+        (pl.col("estimate") - pl.col("before")).abs() > 1e-9 * pl.col("before").abs().clip(1.0)
+    )
+    assert moved.height > 0
+    for episode, figure, flow, value in moved.select(*key, "flow", "estimate").iter_rows():
+        rows = [line for line in changes.splitlines() if f"`{episode}` " in line and figure in line]
+        assert rows, f"{episode}/{figure} moved but no change names it"
+        assert f"→ {amount(value, flow)}" in rows[-1]  # the last change gives the latest value
