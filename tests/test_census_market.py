@@ -3,7 +3,6 @@ to those aggregates, and every holder compliant before any shock."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import tomllib
 from pathlib import Path
@@ -15,19 +14,11 @@ import pytest
 import estimator
 from estimator import Scenario
 from estimator.census import census
+from estimator.generator import generate, load_parameters, universe
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLE = ROOT / "scenarios" / "markets" / "census"
 PARAMS = tomllib.loads((BUNDLE / "parameters.toml").read_text())
-
-
-def _builder():
-    spec = importlib.util.spec_from_file_location(
-        "build_census", ROOT / "tools" / "build_census_market.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +46,29 @@ def test_every_aggregate_names_its_source_date_and_kind() -> None:
 
 
 def test_the_shipped_bundle_is_what_the_parameters_generate(tmp_path: Path) -> None:
-    _builder().build(PARAMS, tmp_path)
+    generate(PARAMS).write(tmp_path)
     shipped = {p.relative_to(BUNDLE) for p in BUNDLE.rglob("*") if p.is_file()}
     fresh = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()}
     assert fresh == shipped - {Path("parameters.toml")}
     for path in sorted(fresh):
         assert (tmp_path / path).read_text() == (BUNDLE / path).read_text(), path
+
+
+def test_the_census_built_in_memory_is_the_shipped_one(market: estimator.Market) -> None:
+    fresh = generate(load_parameters()).market()
+    for table in ("assets", "holders", "positions"):
+        assert getattr(fresh, table).equals(getattr(market, table)), table
+    assert fresh.mandates == market.mandates
+
+
+def test_another_seed_draws_another_census_of_the_same_aggregates() -> None:
+    one, two = generate(PARAMS), generate(PARAMS, seed=7)
+    assert not one.positions.equals(two.positions)
+    assert one.holders["holder_id"].to_list() == two.holders["holder_id"].to_list()
+    by_type = {r["holder_type"]: r for r in census(two.market()).by_type.iter_rows(named=True)}
+    for t in PARAMS["holders"]:
+        column = "equity" if t.get("measure") == "equity" else "total_assets"
+        assert math.isclose(by_type[t["type"]][column], t["total_assets"]["value"], rel_tol=1e-6)
 
 
 def test_each_holder_type_adds_up_to_its_aggregate(market: estimator.Market) -> None:
@@ -75,7 +83,7 @@ def test_each_holder_type_adds_up_to_its_aggregate(market: estimator.Market) -> 
 def test_holders_hold_less_than_is_outstanding(market: estimator.Market) -> None:
     # equities' market caps and corporate bonds' amounts as the generator draws them (same
     # seed), government bonds' from the parameter file; futures have no amount outstanding
-    sizes, _ = _builder()._assets(PARAMS, np.random.default_rng(PARAMS["seed"]))
+    sizes, _ = universe.assets(PARAMS, np.random.default_rng(PARAMS["seed"]))
     fx = {k: v["value"] for k, v in PARAMS["fx"].items()} | {"USD": 1.0}
     govt = {b["id"]: b["outstanding"] * fx[b["currency"]] for b in PARAMS["government_bonds"]}
     held = (
