@@ -444,6 +444,7 @@ def _assemble(
         },
         "market": {
             "name": market.name,
+            "as_of": market.as_of,
             "base_currency": market.base_currency,
             "inputs": market.sources,
         },

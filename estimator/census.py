@@ -9,18 +9,24 @@ Three tables from the market's books (``x = q·P·mult`` per position, :mod:`est
   days of the class's whole volume its holdings amount to;
 * by holder type × asset class — net and gross exposure.
 
-Sums are in the base currency; holders without positions count in the first table.
+Sums are in the base currency; holders without positions count in the first table. A census
+vintage (a market with ``as_of``) also carries the aggregates it was sized to, each with its
+value, label (estimate, assumption, or assumption scaled from another vintage), date and source
+(:mod:`estimator.generator.vintages`), as the table ``census_sources``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import polars as pl
 
 from estimator import book as bk
-from estimator.market import Market
+from estimator.errors import InputError, Problem
+from estimator.market import Market, load_market
+from estimator.paths import DEFAULT_MARKET, markets_dir, resolve_market, vintage_at
 from estimator.report import canonical, write_reports
 from rules import Book
 
@@ -35,22 +41,30 @@ class Census:
     by_type: pl.DataFrame
     by_class: pl.DataFrame
     by_type_and_class: pl.DataFrame
+    as_of: str | None = None
+    #: the aggregates a census vintage was sized to: path, value, kind, date, source
+    sources: pl.DataFrame | None = None
 
     def tables(self) -> dict[str, pl.DataFrame]:
-        return {
+        tables = {
             "census_types": self.by_type,
             "census_classes": self.by_class,
             "census": self.by_type_and_class,
         }
+        return tables | ({"census_sources": self.sources} if self.sources is not None else {})
 
     def write(self, out_dir: str | Path) -> list[Path]:
         """Write the tables and a manifest into ``out_dir`` atomically."""
-        manifest = {"tool": "forced-flow census", "market": self.market}
+        manifest = {"tool": "forced-flow census", "market": self.market, "as_of": self.as_of}
+        if self.sources is not None:
+            kinds = self.sources["kind"].str.extract(r"^(\w+)")
+            manifest["aggregates"] = dict(sorted(kinds.value_counts().iter_rows()))
         return write_reports(Path(out_dir), self.tables(), manifest)
 
 
-def census(market: Market) -> Census:
-    """The census of ``market`` (see the module docstring)."""
+def census(market: Market, sources: pl.DataFrame | None = None) -> Census:
+    """The census of ``market`` (see the module docstring), with the ``sources`` of its
+    aggregates if given (:func:`estimator.generator.sources`)."""
     pos = bk.position_frame(market.positions, market.assets).join(
         market.holders.select("holder_id", "holder_type"), on="holder_id"
     )
@@ -105,4 +119,28 @@ def census(market: Market) -> Census:
         .sort("holder_type", "asset_class")
     )
     tables = (canonical(t) for t in (by_type, by_class, by_type_and_class))
-    return Census(market.name, *tables)
+    return Census(market.name, *tables, as_of=market.as_of, sources=sources)
+
+
+def census_at(market: str = DEFAULT_MARKET, as_of: str | None = None) -> Census:
+    """The census of a bundle or shipped market (``forced-flow census``); with ``as_of`` (a
+    date, ``YYYY-MM-DD``) the shipped census's vintage in force then. A shipped census vintage
+    comes with its aggregates' sources."""
+    from estimator import generator  # noqa: PLC0415 (the generator is needed for sources only)
+
+    if as_of is not None:
+        if market != DEFAULT_MARKET:
+            raise InputError(
+                [Problem("--as-of", f"picks a vintage of the census, not of {market!r}")]
+            )
+        try:
+            date.fromisoformat(as_of)
+        except ValueError:
+            raise InputError([Problem("--as-of", f"not a date (YYYY-MM-DD): {as_of!r}")]) from None
+        path = vintage_at(markets_dir() / DEFAULT_MARKET, as_of)
+    else:
+        path = resolve_market(market)
+    loaded = load_market(path)
+    shipped = path.resolve().parent == (markets_dir() / DEFAULT_MARKET).resolve()
+    sources = generator.sources(loaded.as_of) if shipped and loaded.as_of else None
+    return census(loaded, sources)

@@ -25,13 +25,12 @@ from rich.table import Table
 
 from estimator import views
 from estimator.api import run
-from estimator.census import census
+from estimator.census import census_at
 from estimator.errors import InputError, RunError
 from estimator.explain import explain
 from estimator.inputs import check, read_scenario
 from estimator.mandates import Execution, Mandate
-from estimator.market import load_market
-from estimator.paths import DEFAULT_MARKET, DEMO_SCENARIO, resolve_market, shipped_scenarios
+from estimator.paths import DEFAULT_MARKET, DEMO_SCENARIO, shipped_scenarios
 from estimator.report import check_target
 from estimator.scenario import Scenario, load_scenario
 from estimator.survival import Search, survival
@@ -379,12 +378,21 @@ def census_command(
             "--out", "-o", metavar="DIR", help="Also write the census tables into this folder."
         ),
     ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            metavar="DATE",
+            help="The census vintage in force at DATE (YYYY-MM-DD), with its sources.",
+        ),
+    ] = None,
 ) -> None:
-    """Who holds what in MARKET before any scenario: totals by holder type and asset class."""
+    """Who holds what in MARKET before any scenario: totals by holder type and asset class;
+    for a census vintage, the aggregates it was sized to, with their sources."""
     with _exits():
         if out_dir is not None:
             check_target(out_dir)
-        result = census(load_market(resolve_market(market)))
+        result = census_at(market, as_of)
         written = result.write(out_dir) if out_dir is not None else []
     done = (
         [escape(f"Reports: {out_dir}/ ({', '.join(p.name for p in written)})")] if written else []

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Self
 
 import polars as pl
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from estimator import contracts, indices, keys, risk
 from estimator.bounds import MAX_AMOUNT, MODEL_CONFIG
@@ -62,6 +62,9 @@ class MarketFile(BaseModel):
     name: str
     description: str = ""
     base_currency: str = "USD"
+    as_of: str | None = Field(
+        None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="the month its holdings describe"
+    )
     assets: str
     holders: str
     positions: str
@@ -82,6 +85,7 @@ class Market:
     index_weights: pl.DataFrame = field(default_factory=lambda: indices.EMPTY)
     name: str = "custom"
     base_currency: str = "USD"
+    as_of: str | None = None  # the month its holdings describe (a census vintage)
     sources: dict[str, str] = field(default_factory=dict)  # label → sha256
     warnings: InputWarnings = field(default_factory=InputWarnings)
 
@@ -165,6 +169,7 @@ def load_market(path: str | Path) -> Market:
     )
     market.name = spec.name
     market.base_currency = spec.base_currency
+    market.as_of = spec.as_of
     all_paths = {**files, **risk_paths, "market": toml_path}
     market.sources = {k: sha256(p) for k, p in sorted(all_paths.items())}
     return market

@@ -273,7 +273,18 @@ def census_summary(result: Census) -> list[RenderableType]:
             for r in result.by_class.iter_rows(named=True)
         ),
     )
-    return [types, classes]
+    if result.sources is None:
+        return [types, classes]
+    sources = table(
+        f"Aggregates of {result.market} (as of {result.as_of}), with their sources",
+        ("aggregate", "label", "date", "source", "value"),
+        (
+            (r["path"], r["kind"], r["date"], r["source"], f"{r['value']:.4g}")
+            for r in result.sources.iter_rows(named=True)
+        ),
+        text=4,
+    )
+    return [types, classes, sources]
 
 
 def backtest_summary(frame: pl.DataFrame) -> list[RenderableType]:

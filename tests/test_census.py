@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -94,7 +95,34 @@ def test_the_small_bundle_against_its_files() -> None:
 def test_census_command_reads_the_default_market_without_an_argument() -> None:
     result = CliRunner().invoke(app, ["census"])
     assert result.exit_code == 0, result.output
-    assert "market 'census'" in result.output and "family_office" in result.output
+    assert "market 'census/2024-06'" in result.output and "ldi_fund" in result.output
+    assert "Aggregates of census/2024-06" in result.output  # a census vintage's sources
+
+
+def test_census_as_of_a_date_picks_the_vintage_in_force(tmp_path: Path) -> None:
+    """On 16 March 2020 the vintage in force is December 2019's; its family office did not
+    exist yet (from 2020-12 only). The sources table lists every aggregate with its label."""
+    out = tmp_path / "c"
+    result = CliRunner().invoke(app, ["census", "--as-of", "2020-03-16", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "market 'census/2019-12'" in result.output and "family_office" not in result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["as_of"] == "2019-12"
+    sources = pl.read_csv(out / "census_sources.csv")
+    assert sum(manifest["aggregates"].values()) == sources.height
+    ldi = sources.filter(pl.col("path") == "holders[ldi_fund].total_assets").row(0, named=True)
+    assert ldi["kind"] == "assumption: scaled from 2022-08"  # no LDI source before 2022
+    index = sources.filter(pl.col("path") == "holders[index_fund].total_assets")
+    assert index["kind"].to_list() == ["estimate"] and index["value"].item() == 4.6e12
+    later = CliRunner().invoke(app, ["census", "--as-of", "2021-03-26"])
+    assert "market 'census/2020-12'" in later.output and "family_office" in later.output
+
+
+def test_census_as_of_bad_input_exits_2() -> None:
+    for args in (["--as-of", "16/03/2020"], ["small", "--as-of", "2020-03-16"]):
+        result = CliRunner().invoke(app, ["census", *args])
+        assert result.exit_code == 2, result.output
+        assert "--as-of" in result.output
 
 
 def test_census_command_prints_and_writes(tmp_path: Path) -> None:

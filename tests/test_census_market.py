@@ -1,5 +1,5 @@
-"""The census market: generated from its parameter file, every aggregate with its source, sized
-to those aggregates, and every holder compliant before any shock."""
+"""The census market: each vintage generated from its parameter file, every aggregate with its
+source, sized to those aggregates, and every holder compliant before any shock."""
 
 from __future__ import annotations
 
@@ -14,78 +14,102 @@ import pytest
 import estimator
 from estimator import Scenario
 from estimator.census import census
-from estimator.generator import generate, load_parameters, universe
+from estimator.generator import generate, load_parameters, universe, vintages
+from estimator.generator.vintages import resolve
 
 ROOT = Path(__file__).resolve().parent.parent
-BUNDLE = ROOT / "scenarios" / "markets" / "census"
-PARAMS = tomllib.loads((BUNDLE / "parameters.toml").read_text())
+CENSUS = ROOT / "scenarios" / "markets" / "census"
+PARAMS = tomllib.loads((CENSUS / "parameters.toml").read_text())
+VINTAGES = vintages(PARAMS)
 
 
-@pytest.fixture(scope="module")
-def market() -> estimator.Market:
-    return estimator.load_market(BUNDLE)
+@pytest.fixture(scope="module", params=VINTAGES)
+def vintage(request: pytest.FixtureRequest) -> tuple[str, dict, estimator.Market]:
+    """A vintage: its name, the parameter file as of it, and its shipped bundle."""
+    resolved, _ = resolve(PARAMS, request.param)
+    return request.param, resolved, estimator.load_market(CENSUS / request.param)
 
 
-def _figures(node: object) -> list[dict]:
-    """Every aggregate of the parameter file: tables with a value, a kind and a source."""
-    if isinstance(node, dict):
-        if {"value", "kind", "source"} <= node.keys():
-            return [node]
-        return [f for v in node.values() for f in _figures(v)]
-    if isinstance(node, list):
-        return [f for v in node for f in _figures(v)]
-    return []
+def test_every_aggregate_names_its_source_date_and_label() -> None:
+    for v in VINTAGES:
+        _, figures = resolve(PARAMS, v)
+        assert len(figures) >= 15
+        for f in figures:
+            assert f.kind in ("estimate", "assumption") or f.kind.startswith(
+                "assumption: scaled from "
+            ), f
+            assert len(f.source) > 20 and f.date, f
+            if f.kind == "assumption":  # an assumption argues its plausible range
+                assert f.low is not None and f.high is not None and f.low <= f.value <= f.high, f
+                assert len(f.range_source) > 20, f
 
 
-def test_every_aggregate_names_its_source_date_and_kind() -> None:
-    figures = _figures(PARAMS)
-    assert len(figures) >= 15
-    for f in figures:
-        assert f["kind"] in ("estimate", "assumption"), f
-        assert len(f["source"]) > 20 and f["date"], f
+def test_each_vintage_is_in_force_for_its_episodes() -> None:
+    """Each episode runs on the latest vintage at or before its date."""
+    from estimator.generator import latest_at  # noqa: PLC0415
+    from estimator.scenario import load_scenario  # noqa: PLC0415
+
+    dates = {
+        "volmageddon_2018": "2018-02-05", "march_2020": "2020-03-09",
+        "fallen_angels_2020": "2020-03-26", "tesla_2020": "2020-12-18",
+        "archegos_2021": "2021-03-26", "gilt_2022": "2022-09-23", "aug_2024": "2024-08-05",
+    }  # fmt: skip
+    for name, day in dates.items():
+        spec = load_scenario(ROOT / "scenarios" / f"{name}.toml")
+        assert spec.market == f"census/{latest_at(VINTAGES, day)}", name
 
 
-def test_the_shipped_bundle_is_what_the_parameters_generate(tmp_path: Path) -> None:
-    generate(PARAMS).write(tmp_path)
-    shipped = {p.relative_to(BUNDLE) for p in BUNDLE.rglob("*") if p.is_file()}
-    fresh = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()}
+def test_the_shipped_bundles_are_what_the_parameters_generate(tmp_path: Path) -> None:
+    shipped = {p.relative_to(CENSUS) for p in CENSUS.rglob("*") if p.is_file()}
+    fresh = set()
+    for v in VINTAGES:
+        written = generate(PARAMS, vintage=v).write(tmp_path / v)
+        fresh |= {p.relative_to(tmp_path) for p in written}
     assert fresh == shipped - {Path("parameters.toml")}
     for path in sorted(fresh):
-        assert (tmp_path / path).read_text() == (BUNDLE / path).read_text(), path
+        assert (tmp_path / path).read_text() == (CENSUS / path).read_text(), path
 
 
-def test_the_census_built_in_memory_is_the_shipped_one(market: estimator.Market) -> None:
-    fresh = generate(load_parameters()).market()
+def test_the_census_built_in_memory_is_the_shipped_one() -> None:
+    latest = VINTAGES[-1]
+    fresh = generate(load_parameters()).market()  # the latest vintage by default
+    market = estimator.load_market(CENSUS / latest)
     for table in ("assets", "holders", "positions"):
         assert getattr(fresh, table).equals(getattr(market, table)), table
     assert fresh.mandates == market.mandates
+    assert (fresh.name, fresh.as_of) == (market.name, market.as_of) == (f"census/{latest}", latest)
 
 
-def test_another_seed_draws_another_census_of_the_same_aggregates() -> None:
-    one, two = generate(PARAMS), generate(PARAMS, seed=7)
-    assert not one.positions.equals(two.positions)
-    assert one.holders["holder_id"].to_list() == two.holders["holder_id"].to_list()
-    by_type = {r["holder_type"]: r for r in census(two.market()).by_type.iter_rows(named=True)}
-    for t in PARAMS["holders"]:
-        column = "equity" if t.get("measure") == "equity" else "total_assets"
-        assert math.isclose(by_type[t["type"]][column], t["total_assets"]["value"], rel_tol=1e-6)
-
-
-def test_each_holder_type_adds_up_to_its_aggregate(market: estimator.Market) -> None:
+def _types(params: dict, market: estimator.Market) -> None:
+    """Each holder type of ``params`` adds up to its aggregate in ``market``."""
     by_type = {r["holder_type"]: r for r in census(market).by_type.iter_rows(named=True)}
-    for t in PARAMS["holders"]:
+    assert set(by_type) == {t["type"] for t in params["holders"]}
+    for t in params["holders"]:
         column = "equity" if t.get("measure") == "equity" else "total_assets"
         got = by_type[t["type"]]
         assert got["holders"] == t["count"], t["type"]
         assert math.isclose(got[column], t["total_assets"]["value"], rel_tol=1e-6), t["type"]
 
 
-def test_holders_hold_less_than_is_outstanding(market: estimator.Market) -> None:
+def test_another_seed_draws_another_census_of_the_same_aggregates() -> None:
+    one, two = generate(PARAMS), generate(PARAMS, seed=7)
+    assert not one.positions.equals(two.positions)
+    assert one.holders["holder_id"].to_list() == two.holders["holder_id"].to_list()
+    _types(resolve(PARAMS, VINTAGES[-1])[0], two.market())
+
+
+def test_each_holder_type_adds_up_to_its_aggregate(vintage: tuple) -> None:
+    _, params, market = vintage
+    _types(params, market)
+
+
+def test_holders_hold_less_than_is_outstanding(vintage: tuple) -> None:
     # equities' market caps and corporate bonds' amounts as the generator draws them (same
     # seed), government bonds' from the parameter file; futures have no amount outstanding
-    sizes, _ = universe.assets(PARAMS, np.random.default_rng(PARAMS["seed"]))
-    fx = {k: v["value"] for k, v in PARAMS["fx"].items()} | {"USD": 1.0}
-    govt = {b["id"]: b["outstanding"] * fx[b["currency"]] for b in PARAMS["government_bonds"]}
+    _, params, market = vintage
+    sizes, _ = universe.assets(params, np.random.default_rng(params["seed"]))
+    fx = {k: v["value"] for k, v in params["fx"].items()} | {"USD": 1.0}
+    govt = {b["id"]: b["outstanding"] * fx[b["currency"]] for b in params["government_bonds"]}
     held = (
         estimator.book.position_frame(market.positions, market.assets)
         .group_by("asset_id")
@@ -107,7 +131,8 @@ def test_holders_hold_less_than_is_outstanding(market: estimator.Market) -> None
             assert math.isclose(size, govt[asset_id] * price / 100, rel_tol=1e-12)
 
 
-def test_every_holder_starts_compliant_and_a_crash_forces_many(market: estimator.Market) -> None:
+def test_every_holder_starts_compliant_and_a_crash_forces_many(vintage: tuple) -> None:
+    name, _, market = vintage
     calm = estimator.run(Scenario(name="calm"), market)
     assert set(calm.holders["status"]) == {"ok"}
     crash = Scenario(
@@ -122,11 +147,28 @@ def test_every_holder_starts_compliant_and_a_crash_forces_many(market: estimator
         ],
     )
     hit = estimator.run(crash, market).holders
-    forced = hit.filter(~pl.col("status").is_in(["ok", "cured"]))
-    assert {"vol_control_fund", "risk_parity_fund", "ldi_fund"} <= set(forced["holder_type"])
+    forced = set(hit.filter(~pl.col("status").is_in(["ok", "cured"]))["holder_type"])
+    assert {"vol_control_fund", "risk_parity_fund"} <= forced
+    # +60bp breaches some LDI buffers of 89–250bp against 80–100bp floors; from 2024 the
+    # floors are 250bp and buffers start at floor / utilisation = 278–625bp, and in this draw
+    # none falls below its floor
+    assert ("ldi_fund" in forced) == (name < "2024-06"), name
 
 
-def test_the_bundle_is_small(market: estimator.Market) -> None:
-    size = sum(p.stat().st_size for p in BUNDLE.rglob("*") if p.is_file())
+def test_each_bundle_is_small(vintage: tuple) -> None:
+    name, params, market = vintage
+    size = sum(p.stat().st_size for p in (CENSUS / name).rglob("*") if p.is_file())
     assert size < 3_000_000
-    assert market.holders.height == sum(t["count"] for t in PARAMS["holders"])
+    assert market.holders.height == sum(t["count"] for t in params["holders"])
+
+
+def test_a_folder_of_vintages_resolves_to_its_latest_or_the_one_in_force() -> None:
+    from estimator.paths import resolve_market, vintage_at  # noqa: PLC0415
+
+    latest = CENSUS / VINTAGES[-1]
+    assert resolve_market("census").resolve() == latest.resolve()
+    assert resolve_market(str(CENSUS)).resolve() == latest.resolve()  # a path as well as a name
+    assert resolve_market("census/2019-12").resolve() == (CENSUS / "2019-12").resolve()
+    assert vintage_at(CENSUS, "2020-12-18").name == "2020-09"  # 2020-12 is the month's end
+    assert vintage_at(CENSUS, "2021-01-04").name == "2020-12"
+    assert vintage_at(CENSUS, "2010-01-01").name == VINTAGES[0]  # none before: the earliest

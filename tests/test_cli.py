@@ -52,7 +52,7 @@ def test_run_parquet_and_execution_override(tmp_path: Path) -> None:
         (["run", "small_crash", "--participation", "1.5"], "participation"),
         (["run", "no_such_scenario"], "neither a scenario file nor a shipped scenario"),
         (["run", "no_such.toml"], "file not found"),
-        (["run", "small_crash", "--market", "no_such_market"], "shipped: census, fire_sale"),
+        (["run", "small_crash", "--market", "no_such_market"], "shipped: census, census/2017-12"),
         (["run", "small_crash", "--execution", "fastest"], "fastest"),
         (["schema", "portfolio"], "mandate"),
     ],
@@ -80,7 +80,7 @@ def test_run_failure_exits_1(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 def test_validate_default_and_scenario() -> None:
     result = runner.invoke(cli.app, ["validate"])
     assert result.exit_code == 0, result.output
-    assert "ok: market 'census'" in result.output
+    assert "ok: market 'census/2024-06'" in result.output  # the census's latest vintage
     result = runner.invoke(cli.app, ["validate", "small_crash"])
     assert result.exit_code == 0, result.output
 

@@ -21,12 +21,22 @@ import polars as pl
 
 from estimator.generator import bundle, universe
 from estimator.generator.books import Books, holders
+from estimator.generator.vintages import Figure, latest_at, resolve
 from estimator.mandates import Mandate
 from estimator.market import Market, build_market
 from estimator.paths import markets_dir
 from estimator.risk import from_factor_model
 
-__all__ = ["Generated", "generate", "load_parameters", "parameters_path"]
+__all__ = [
+    "Figure",
+    "Generated",
+    "generate",
+    "latest_at",
+    "load_parameters",
+    "parameters_path",
+    "sources",
+    "vintages",
+]
 
 
 def parameters_path() -> Path:
@@ -40,9 +50,30 @@ def load_parameters(path: str | Path | None = None) -> dict[str, Any]:
         return tomllib.load(f)
 
 
+def sources(vintage: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+    """The aggregates of the census ``vintage`` (default file: the shipped one), in file
+    order: path, value, kind, date, source, and an assumption's range (low, high) with the
+    argument for it."""
+    _, figures = resolve(params or load_parameters(), vintage)
+    return pl.DataFrame(
+        [(f.path, f.value, f.kind, f.date, f.source, f.low, f.high, f.range_source)
+         for f in figures],
+        schema={"path": pl.String, "value": pl.Float64, "kind": pl.String, "date": pl.String,
+                "source": pl.String, "low": pl.Float64, "high": pl.Float64,
+                "range_source": pl.String},
+        orient="row",
+    )  # fmt: skip
+
+
+def vintages(params: dict[str, Any]) -> list[str]:
+    """The vintages a parameter file gives, oldest first (:mod:`estimator.generator.vintages`)."""
+    return sorted(params.get("vintages", []))
+
+
 @dataclass(frozen=True)
 class Generated:
-    """A generated census: the bundle's tables, and its mandates by name (as TOML tables)."""
+    """A generated census: the bundle's tables, its mandates by name (as TOML tables), its
+    vintage and the aggregate figures it was sized to."""
 
     assets: pl.DataFrame  # assets.csv: with vol, the instruments' own columns
     holders: pl.DataFrame
@@ -52,6 +83,13 @@ class Generated:
     factor_covariance: pl.DataFrame  # long: factor_i, factor_j, covariance (upper triangle)
     specific_risk: pl.DataFrame
     mandates: dict[str, dict[str, Any]]
+    vintage: str | None = None
+    figures: tuple[Figure, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The market's name: ``census``, or ``census/<vintage>``."""
+        return "census" if self.vintage is None else f"census/{self.vintage}"
 
     def market(self) -> Market:
         """The census as a checked market, in memory (as :func:`estimator.load_market` would
@@ -62,7 +100,7 @@ class Generated:
         rows = from_factor_model(
             self.factor_loadings, self.factor_covariance, self.specific_risk, ("", "", "")
         )
-        return build_market(
+        market = build_market(
             self.assets,
             self.holders,
             self.positions,
@@ -70,6 +108,8 @@ class Generated:
             risk_rows=rows,
             index_weights=self.index_weights,
         )
+        market.name, market.as_of = self.name, self.vintage
+        return market
 
     def write(self, out: str | Path) -> list[Path]:
         """Write the bundle into ``out`` (its generated files only: a ``parameters.toml``
@@ -77,8 +117,17 @@ class Generated:
         return bundle.write(self, Path(out))
 
 
-def generate(params: dict[str, Any], *, seed: int | None = None) -> Generated:
-    """The census drawn from ``params`` with ``seed`` (default: the file's ``seed``)."""
+def generate(
+    params: dict[str, Any], *, vintage: str | None = None, seed: int | None = None
+) -> Generated:
+    """The census drawn from ``params`` as of ``vintage`` (a file with vintages: default its
+    latest) with ``seed`` (default: the file's ``seed``)."""
+    figures: list[Figure] = []
+    if params.get("vintages"):
+        vintage = vintage or vintages(params)[-1]
+        params, figures = resolve(params, vintage)
+    elif vintage is not None:
+        raise ValueError("this parameter file has no vintages")
     rng = np.random.default_rng(params["seed"] if seed is None else seed)
     assets, loads = universe.assets(params, rng)
     cov = universe.covariance(params)
@@ -117,4 +166,6 @@ def generate(params: dict[str, Any], *, seed: int | None = None) -> Generated:
         ),
         specific_risk=assets.select("asset_id", "specific_vol"),
         mandates=mandates,
+        vintage=vintage,
+        figures=tuple(figures),
     )

@@ -16,7 +16,8 @@ Books, by the recipe named in each holder type (x: exposure, E: equity, A: total
   outstanding, at the equity share (a pension already below its funding-ratio trigger holds
   its de-risked share); defined-benefit pensions add liabilities E / FR with a duration;
 * ``ldi`` — gilts on borrowed cash, leveraged so that the yield buffer is the floor /
-  utilisation: A/E = 10⁴·u / (D̄·β) with D̄ the gilts' average duration;
+  utilisation: A/E = 10⁴·u / (D̄·β) with D̄ the gilts' average duration (below 1, the fund
+  holds cash beside its gilts);
 * ``bond_fund`` — a cash share, government bonds, and corporate bonds by amount outstanding;
 * ``ig_fund`` — investment-grade corporate bonds by amount outstanding and 10% Treasuries;
 * ``long_short`` — thirty longs and thirty shorts among the equities (drawn and weighted by
@@ -198,8 +199,10 @@ def _book(
             leverage = 1e4 * u / (dbar * rules["collateral_buffer"]["floor_bp"])
         else:
             leverage = t["leverage"]
-        assets = size
-        return ids, w * assets, assets / leverage - assets
+        # total assets A = Σx + max(C, 0) with C = Σx/L − Σx: Σx = A when the fund borrows
+        # (L ≥ 1), Σx = L·A when its buffer leaves cash over (L < 1: A = E)
+        exposure = size if leverage >= 1 else leverage * size
+        return ids, w * exposure, exposure / leverage - exposure
     if recipe == "basket":
         ids = list(t["weights"])
         w = np.array([t["weights"][a] for a in ids])
