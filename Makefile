@@ -28,7 +28,7 @@ upgrade: $(STAMP)
 	$(UV_COMPILE) --upgrade
 	$(MAKE) test
 
-# March 2020 on the default (census) market: the reports and report.html in reports/demo.
+# March 2020 on the census of December 2019: the reports and report.html in reports/demo.
 demo: $(STAMP)
 	$(BIN)/forced-flow run march_2020 --out reports/demo --html
 

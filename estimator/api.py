@@ -39,6 +39,7 @@ from rules import STATE_COLUMNS, Book
 HOLDER_COLUMNS = [
     "holder_id",
     "holder_type",
+    "accounts",
     "mandate",
     "mandate_execution",
     "status",

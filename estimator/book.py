@@ -240,9 +240,14 @@ def _sparse_sums(
     )
 
 
+#: The holders column of the identical accounts a holder row stands for (its amounts are
+#: theirs together, :func:`estimator.market.build_market`).
+ACCOUNTS = "accounts"
+
 #: Holder columns with their value when a holder lacks them: every rule's state before a
-#: scenario (:data:`rules.STATE_COLUMNS`) and no holder shock.
+#: scenario (:data:`rules.STATE_COLUMNS`), one account and no holder shock.
 HOLDER_DEFAULTS: dict[str, float] = STATE_COLUMNS | {
+    ACCOUNTS: 1.0,
     Book.REDEMPTION_SHOCK: 0.0,
     Book.MARGIN_MULTIPLIER: 1.0,
     Book.CAPITAL_CALLED: 0.0,

@@ -30,6 +30,8 @@ MAX_AMOUNT = 1e18
 MAX_PRICE = 1e12
 #: Largest number of units (or contracts) in one position.
 MAX_QUANTITY = 1e15
+#: Largest number of identical accounts one holder row stands for.
+MAX_ACCOUNTS = 1e9
 #: Largest contract multiplier.
 MAX_MULTIPLIER = 1e6
 #: Largest annualised volatility (1000%), before and after a scenario's shocks.

@@ -2,8 +2,10 @@
 
 Three tables from the market's books (``x = q·P·mult`` per position, :mod:`estimator.book`):
 
-* by holder type — holders, total assets ``Σ A`` (``A = Σ|x| + N + max(C, 0)``), equity ``Σ E``,
-  their ratio ``Σ A / Σ E`` (the type's leverage), gross exposure ``Σ G``, liabilities ``Σ L``;
+* by holder type — holders (rows), the accounts they stand for ``Σ k``, total assets ``Σ A``
+  (``A = Σ|x| + N + max(C, 0)``), equity ``Σ E``, their ratio ``Σ A / Σ E`` (the type's
+  leverage), gross exposure ``Σ G``, liabilities ``Σ L`` (a row's amounts are its accounts'
+  together);
 * by asset class — assets, holders with a position, long ``Σ max(x, 0)``, short
   ``Σ min(x, 0)``, net and gross exposure, the class's ADV ``Σ ADV`` and ``gross / ADV``, the
   days of the class's whole volume its holdings amount to;
@@ -75,6 +77,7 @@ def census(market: Market, sources: pl.DataFrame | None = None) -> Census:
         books.group_by("holder_type")
         .agg(
             holders=pl.len(),
+            accounts=pl.col(bk.ACCOUNTS).sum(),
             total_assets=pl.col(Book.GROSS_ASSETS).sum(),
             equity=pl.col(Book.EQUITY).sum(),
             gross_exposure=pl.col(Book.GROSS_EXPOSURE).sum(),

@@ -13,6 +13,7 @@ import polars as pl
 
 from estimator.bonds import DEFAULT_FREQUENCY, FREQUENCIES
 from estimator.bounds import (
+    MAX_ACCOUNTS,
     MAX_AMOUNT,
     MAX_CONVEXITY,
     MAX_COVARIANCE,
@@ -171,6 +172,13 @@ class Holders(_Sourced):
         description="equity drawdowns are measured from (e.g. a high-water mark); "
         "empty: equity before the scenario",
     )
+    accounts = dy.Float64(
+        nullable=True,
+        min=1,
+        max=MAX_ACCOUNTS,
+        description="identical accounts the row stands for, a whole number (default 1); its "
+        "amounts and positions are each account's",
+    )
 
 
 class Positions(_Sourced):
@@ -234,6 +242,7 @@ DEFAULTS: dict[type[dy.Schema], dict[str, float]] = {
         "credit_line": 0.0,
         "liabilities": 0.0,
         "liability_duration": 0.0,
+        "accounts": 1.0,
     },
 }
 

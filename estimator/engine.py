@@ -37,17 +37,20 @@ COMMITTED = "committed"
 
 _ROW = "row"  # index of a position row in the round's frame
 TOLERANCE = 1e-7  # relative: breaches smaller than this × scale count as compliant
-#: A trade worth less than ``max(DUST_SHARE·G, DUST_VALUE)``, with ``G`` the larger of its
-#: holder's gross exposure ``Σ|x|`` before the trade and before the scenario, is rounding
-#: residue (what is left of a book sold in full, the last sliver of a trade paced over days),
-#: not a trade: it is not made. ``DUST_VALUE`` is one unit of the base currency.
+#: A trade worth less than ``max(DUST_SHARE·G, k·DUST_VALUE)``, with ``G`` the larger of its
+#: holder's gross exposure ``Σ|x|`` before the trade and before the scenario and ``k`` the
+#: accounts the holder row stands for, is rounding residue (what is left of a book sold in
+#: full, the last sliver of a trade paced over days), not a trade: it is not made — the same
+#: test for each of ``k`` identical accounts. ``DUST_VALUE`` is one unit of the base currency.
 DUST_SHARE = 1e-9
 DUST_VALUE = 1.0
 
 
-def dust(value: pl.Expr, gross: pl.Expr) -> pl.Expr:
-    """Whether a trade of ``value`` by a holder of size ``gross`` (``G`` above) is dust."""
-    return value.abs() < pl.max_horizontal(DUST_SHARE * gross, pl.lit(DUST_VALUE))
+def dust(value: pl.Expr, gross: pl.Expr, accounts: pl.Expr | None = None) -> pl.Expr:
+    """Whether a trade of ``value`` by a holder of size ``gross`` (``G`` above) standing for
+    ``accounts`` accounts (default one) is dust."""
+    floor = DUST_VALUE if accounts is None else accounts * DUST_VALUE
+    return value.abs() < pl.max_horizontal(DUST_SHARE * gross, floor)
 
 
 class Status:
@@ -215,12 +218,15 @@ def _solve_mandate(
     sums = [c for r in scoped.position_rules(mandate) for c in r.holder_sums()]
     reads = {n for e in levels.values() for n in e.meta.root_names()}  # e.g. a multiplier
     extra = [c for c in chosen.columns if c in reads and c not in pos_m.columns]
-    holder_cols = list(dict.fromkeys([Book.CASH, Book.NON_TRADABLE, *flags, *sums, *extra]))
+    holder_cols = list(
+        dict.fromkeys([Book.CASH, Book.NON_TRADABLE, bk.ACCOUNTS, *flags, *sums, *extra])
+    )
     mpos = (
         pos_m.join(chosen.select("holder_id", *holder_cols), on="holder_id")
         .with_columns(
             half_spread=pl.col("half_spread_bps").fill_null(5.0) / 10_000,
-            impact=IMPACT_KAPPA * daily_vol / pl.col("adv").sqrt(),
+            # k identical accounts trading u/k each pay β·|u|^{3/2}/√k together
+            impact=IMPACT_KAPPA * daily_vol / (pl.col("adv") * pl.col(bk.ACCOUNTS)).sqrt(),
             is_cash_f=pl.col("is_cash").cast(pl.Float64),
             **levels,
         )
@@ -543,10 +549,19 @@ def _settle(
         inside = at < gross.size
         pre[at[inside]] = holders[Book.GROSS_PRE].fill_null(0.0).to_numpy()[inside]
         gross = np.maximum(gross, pre)
+    accounts = np.ones(gross.size)
+    if bk.ACCOUNTS in holders.columns:
+        at = holders["holder_id"].to_numpy()
+        inside = at < gross.size
+        accounts[at[inside]] = holders[bk.ACCOUNTS].fill_null(1.0).to_numpy()[inside]
     value = pl.col("trade_value")
-    size = pl.Series(gross[trades["holder_id"].to_numpy()])
+    rows = trades["holder_id"].to_numpy()
+    size, count = pl.Series(gross[rows]), pl.Series(accounts[rows])
     traded = trades.with_columns(
-        pl.when(dust(value, pl.lit(size))).then(0.0).otherwise(value).alias("trade_value")
+        pl.when(dust(value, pl.lit(size), pl.lit(count)))
+        .then(0.0)
+        .otherwise(value)
+        .alias("trade_value")
     ).with_columns(
         trade_quantity=pl.col("trade_value") / (pl.col("price") * pl.col("multiplier")),
         # the position rules' share of the trade: a paced or partial trade keeps it

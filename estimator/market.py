@@ -27,6 +27,7 @@ import polars as pl
 from pydantic import BaseModel, Field, model_validator
 
 from estimator import contracts, indices, keys, risk
+from estimator.book import ACCOUNTS
 from estimator.bounds import MAX_AMOUNT, MODEL_CONFIG
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.mandates import Mandate, load_mandates
@@ -225,8 +226,10 @@ def build_market(
     missing = assets.join(risk_rows, on="asset_id", how="anti")["asset_id"].to_list()
     if missing:
         problems.append(Problem("risk model", f"assets without risk-model rows: {missing[:10]}"))
+    problems += _account_problems(holders, positions, assets, labels["holders"])
     if problems:
         raise InputError(problems)
+    holders, positions = _by_row(holders, positions)
     assets = assets.join(risk_rows, on="asset_id", how="left")
     off = assets.filter((risk.model_vol(assets) - pl.col("vol")).abs() > 0.1 * pl.col("vol") + 1e-4)
     assets = assets.with_columns(pl.col("vol").fill_null(risk.model_vol(assets)))  # the model's
@@ -246,6 +249,70 @@ def build_market(
         index_weights=weights.drop(contracts.LINE).sort("index_id", "asset_id"),
         warnings=warnings,
     )
+
+
+#: Holder columns that are amounts of money: a row of ``k`` accounts holds ``k`` times each.
+ACCOUNT_AMOUNTS = [
+    "cash",
+    "other_debt",
+    "non_tradable",
+    "cash_reserve",
+    "credit_line",
+    "liabilities",
+    "reference_equity",
+]
+
+
+def _account_problems(
+    holders: pl.DataFrame, positions: pl.DataFrame, assets: pl.DataFrame, label: str
+) -> list[Problem]:
+    """A row's ``accounts`` is a whole number, and its amounts and positions times it stay
+    within :data:`MAX_AMOUNT`."""
+    k = pl.col(ACCOUNTS)
+    bad = holders.filter(k != k.round()).select(contracts.LINE, k)
+    problems = [
+        Problem(label, f"accounts must be a whole number, got {n:g}", line, ACCOUNTS)
+        for line, n in bad.head(20).iter_rows()
+    ]
+    value = (
+        positions.join(assets.select("asset_id", "price", "multiplier"), on="asset_id")
+        .group_by("holder_id")
+        .agg(gross=(pl.col("quantity") * pl.col("price") * pl.col("multiplier")).abs().sum())
+    )
+    sizes = holders.join(value, on="holder_id", how="left").with_columns(
+        total=pl.max_horizontal(
+            pl.col("gross").fill_null(0.0),
+            *[pl.col(c).abs().fill_null(0.0) for c in ACCOUNT_AMOUNTS],
+        )
+        * k
+    )
+    big = sizes.filter(pl.col("total") > MAX_AMOUNT).select(contracts.LINE, k)
+    problems += [
+        Problem(
+            label,
+            f"{n:g} accounts make the row's amounts larger than {MAX_AMOUNT:g}",
+            line,
+            ACCOUNTS,
+        )
+        for line, n in big.head(20).iter_rows()
+    ]
+    return problems
+
+
+def _by_row(holders: pl.DataFrame, positions: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Each row's amounts and positions for all of its ``k`` accounts together: ``k·a`` and
+    ``k·q`` (rows of one account are unchanged)."""
+    k = pl.col(ACCOUNTS)
+    if (holders[ACCOUNTS] == 1.0).all():
+        return holders, positions
+    holders = holders.with_columns(pl.col(c) * k for c in ACCOUNT_AMOUNTS if c in holders.columns)
+    counts = holders.select("holder_id", ACCOUNTS)
+    positions = (
+        positions.join(counts, on="holder_id", how="left")
+        .with_columns(pl.col("quantity") * k)
+        .drop(ACCOUNTS)
+    )
+    return holders, positions
 
 
 def _reference_problems(

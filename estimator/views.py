@@ -108,15 +108,26 @@ def run_summary(result: RunResult, top: int) -> list[RenderableType]:
     )
     by_type = (
         result.holders.group_by("holder_type")
-        .agg(holders=pl.len(), forced=(pl.col("status") != "ok").sum(), sold=pl.col("sold").sum())
+        .agg(
+            holders=pl.len(),
+            accounts=pl.col("accounts").sum(),
+            forced=(pl.col("status") != "ok").sum(),
+            sold=pl.col("sold").sum(),
+        )
         .sort("holder_type")
     )
     parts.append(
         table(
             "Holders by type",
-            ("holder type", "holders", "not ok", "sold"),
+            ("holder type", "holders", "accounts", "not ok", "sold"),
             (
-                (r["holder_type"], str(r["holders"]), str(r["forced"]), money(r["sold"]))
+                (
+                    r["holder_type"],
+                    str(r["holders"]),
+                    f"{r['accounts']:,.0f}",
+                    str(r["forced"]),
+                    money(r["sold"]),
+                )
                 for r in by_type.iter_rows(named=True)
             ),
         )
@@ -243,11 +254,12 @@ def census_summary(result: Census) -> list[RenderableType]:
     """Holders by type and holdings by asset class."""
     types = table(
         f"Holders by type — market '{result.market}'",
-        ("holder type", "holders", "total assets", "equity", "leverage", "liabilities"),
+        ("holder type", "holders", "accounts", "total assets", "equity", "leverage", "liabilities"),
         (
             (
                 r["holder_type"],
                 str(r["holders"]),
+                f"{r['accounts']:,.0f}",
                 money(r["total_assets"]),
                 money(r["equity"]),
                 "—" if r["leverage"] is None else f"{r['leverage']:.2f}×",
