@@ -172,3 +172,25 @@ def test_a_folder_of_vintages_resolves_to_its_latest_or_the_one_in_force() -> No
     assert vintage_at(CENSUS, "2020-12-18").name == "2020-09"  # 2020-12 is the month's end
     assert vintage_at(CENSUS, "2021-01-04").name == "2020-12"
     assert vintage_at(CENSUS, "2010-01-01").name == VINTAGES[0]  # none before: the earliest
+
+
+def test_no_account_is_larger_than_the_largest_known_institution(vintage: tuple) -> None:
+    """Each row's size per account — equity for the types sized by equity, total assets for
+    the others — is at most the type's `largest`; each type's rows stand for its `accounts`."""
+    _, params, market = vintage
+    pos = estimator.book.position_frame(market.positions, market.assets)
+    books = estimator.book.holder_book(pos, market.holders).join(
+        market.holders.select("holder_id", "holder_type"), on="holder_id"
+    )
+    capped = 0
+    for t in params["holders"]:
+        rows = books.filter(pl.col("holder_type") == t["type"])
+        accounts = t.get("accounts", {"value": t["count"]})["value"]
+        assert rows["accounts"].sum() == accounts, t["type"]
+        if "largest" not in t:
+            continue
+        column = "equity" if t.get("measure") == "equity" else "gross_assets"
+        per_account = rows.select(pl.col(column) / pl.col("accounts")).to_series()
+        assert per_account.max() <= t["largest"]["value"] * (1 + 1e-9), t["type"]
+        capped += 1
+    assert capped >= 5

@@ -94,8 +94,17 @@ def holders(
     mandates: dict[str, dict] = {}
     for t in p["holders"]:
         n = t["count"]
-        sizes = rng.lognormal(0.0, t["size_dispersion"], n)
-        sizes *= t["total_assets"]["value"] / sizes.sum()
+        accounts = split(int(t["accounts"]["value"]) if "accounts" in t else n, n)
+        cap = t["largest"]["value"] if "largest" in t else None
+        try:
+            sizes = fill(
+                rng.lognormal(0.0, t["size_dispersion"], n),
+                accounts,
+                t["total_assets"]["value"],
+                cap,
+            )
+        except ValueError as exc:
+            raise ValueError(f"{t['type']}: {exc}") from None
         measure = "equity" if t["book"] in SIZED_BY_EQUITY else "total_assets"
         if t.get("measure", "total_assets") != measure:
             raise ValueError(f"{t['type']}: a {t['book']!r} book's size is its {measure}")
@@ -120,6 +129,7 @@ def holders(
                 "liabilities": None,
                 "liability_duration": None,
                 "lender": None,
+                "accounts": float(accounts[h]),
             }
             ids, x, cash = _book(
                 t,
@@ -139,6 +149,44 @@ def holders(
                 holder["lender"] = f"{prefix(t['lenders'])}{h + 1:03d}"
             books.add(holder, ids, x)
     return mandates
+
+
+def split(accounts: int, rows: int) -> np.ndarray:
+    """``accounts`` over ``rows`` rows as evenly as whole numbers go (the first rows take the
+    remainder): ``k_i = ⌊N/n⌋ + [i < N mod n]``."""
+    if accounts < rows:
+        raise ValueError(f"{accounts} accounts cannot fill {rows} rows")
+    k = np.full(rows, accounts // rows, dtype=np.int64)
+    k[: accounts % rows] += 1
+    return k
+
+
+def fill(draws: np.ndarray, accounts: np.ndarray, total: float, cap: float | None) -> np.ndarray:
+    """Each row's account size ``s_i = min(c·d_i, cap)``, with ``d_i`` the row's draw and ``c``
+    such that the type adds up to its total, ``Σ k_i·s_i = T`` (``k_i`` the row's accounts).
+
+    ``Σ k_i·min(c·d_i, cap)`` rises with ``c``: with the rows in decreasing ``d``, the first
+    ``m`` at the cap, ``c = (T − cap·Σ_{i<m} k_i) / Σ_{i≥m} k_i·d_i`` for the least ``m`` whose
+    next row stays below it. No cap: ``c = T / Σ k_i·d_i``. More than ``cap·Σ k_i`` cannot be
+    held: an error."""
+    k = accounts.astype(float)
+    if cap is None:
+        return draws * (total / float((k * draws).sum()))
+    if cap * k.sum() < total * (1 - 1e-12):
+        raise ValueError(
+            f"{int(k.sum())} accounts of at most {cap:.4g} each cannot hold {total:.4g}"
+        )
+    order = np.argsort(-draws, kind="stable")
+    d, kk = draws[order], k[order]
+    rest = np.cumsum((kk * d)[::-1])[::-1]  # Σ_{i≥m} k_i·d_i
+    capped = np.concatenate([[0.0], np.cumsum(kk)])[:-1] * cap  # cap·Σ_{i<m} k_i
+    for m in range(d.size):
+        c = (total - capped[m]) / rest[m]
+        if c * d[m] <= cap:
+            out = np.empty_like(draws)
+            out[order] = np.minimum(c * d, cap)
+            return out
+    return np.full_like(draws, cap)
 
 
 def prefix(holder_type: str) -> str:
@@ -245,9 +293,9 @@ def _book(
     if recipe == "concentrated":
         ids_eq, caps = equities
         k = int(rng.integers(1, 4))
-        # among the equities at least 20 times the account's size (its positions stay within
-        # 5% of a company's value), drawn by market cap
-        able = np.flatnonzero(caps >= 20 * size)
+        # among the equities at least 20 times the row's size, its accounts together (their
+        # positions stay within 5% of a company's value), drawn by market cap
+        able = np.flatnonzero(caps >= 20 * size * holder["accounts"])
         able = able if able.size >= k else np.argsort(caps)[::-1][:10]
         picks = rng.choice(able, k, replace=False, p=caps[able] / caps[able].sum())
         ids = [ids_eq[i] for i in picks]
