@@ -220,6 +220,10 @@ def render(result: RunResult, *, top: int = 15) -> str:
         ("holders forced", f"{forced} of {sum(statuses.values())}"),
         ("cash drawn to cure", money(m["cures"]["drawn"])),
     ]
+    accounts = result.holders["accounts"] if "accounts" in result.holders.columns else None
+    if accounts is not None and (accounts > 1).any():  # rows that stand for many accounts
+        hit = result.holders.filter(~pl.col("status").is_in(["ok", "cured"]))["accounts"].sum()
+        cards.insert(-1, ("accounts forced", f"{hit:,.0f} of {accounts.sum():,.0f}"))
     if m["lender_losses"] > 0:
         cards.append(("lender losses", money(m["lender_losses"])))
     if m.get("cascade"):

@@ -152,3 +152,10 @@ def test_the_census_counts_holders_and_accounts(tmp_path: Path) -> None:
     assert by_type.select("holders", "accounts").row(0) == (4, 8)
     ran = CliRunner().invoke(app, ["census", "small"])
     assert ran.exit_code == 0 and "accounts" in ran.output
+
+
+def test_the_report_counts_the_accounts_forced() -> None:
+    _, one = _markets({h: 3 if h.startswith("RETAIL") else 1 for h in HOLDERS["holder_id"]})
+    result = estimator.run("small_crash", one)
+    hit = result.holders.filter(~pl.col("status").is_in(["ok", "cured"]))["accounts"].sum()
+    assert f"accounts forced<b>{hit:,.0f} of {HOLDERS.height + 8:,.0f}</b>" in result.html()
