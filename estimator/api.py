@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from estimator import aggregate, flows, glt, published
+from estimator.book import ACCOUNTS
 from estimator.cascade import DAY, ROUND, CascadeResult, cascade
 from estimator.cures import cure_table
 from estimator.cures import totals as cure_totals
@@ -455,6 +456,7 @@ def _assemble(
         "lock": lock_state(),
         "counts": {
             "holders": holders.height,
+            "accounts": float(market.holders[ACCOUNTS].sum()),
             "positions": market.positions.height,
             "assets": market.assets.height,
             "trades": result.trades.height,

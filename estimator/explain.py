@@ -27,9 +27,11 @@ def explain(result: RunResult, holder_id: str) -> str:
     lines = [
         f"{holder_id}: {h['holder_type']}, mandate {h['mandate']} ({h['mandate_execution']})",
         f"status: {h['status']}" + (f", forced by {h['forced_by']}" if h.get("forced_by") else ""),
-        "",
-        f"{'':24}{'before':>16}{'after':>16}",
     ]
+    k = h.get("accounts") or 1.0
+    if k > 1:
+        lines.append(f"{k:,.0f} identical accounts: the figures below are theirs together")
+    lines += ["", f"{'':24}{'before':>16}{'after':>16}"]
     for label, col in (
         ("equity", "equity"),
         ("gross assets", "gross_assets"),

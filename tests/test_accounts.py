@@ -159,3 +159,16 @@ def test_the_report_counts_the_accounts_forced() -> None:
     result = estimator.run("small_crash", one)
     hit = result.holders.filter(~pl.col("status").is_in(["ok", "cured"]))["accounts"].sum()
     assert f"accounts forced<b>{hit:,.0f} of {HOLDERS.height + 8:,.0f}</b>" in result.html()
+    assert result.manifest["counts"]["holders"] == HOLDERS.height
+    assert result.manifest["counts"]["accounts"] == HOLDERS.height + 8  # four rows of three
+
+
+def test_explain_says_a_row_stands_for_many_accounts() -> None:
+    from estimator.explain import explain  # noqa: PLC0415
+
+    _, one = _markets({h: 3 if h.startswith("RETAIL") else 1 for h in HOLDERS["holder_id"]})
+    result = estimator.run("small_crash", one)
+    assert "3 identical accounts: the figures below are theirs together" in explain(
+        result, "RETAIL_1"
+    )
+    assert "identical accounts" not in explain(result, "IG_FUND")
