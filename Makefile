@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow fuzz lint bench backtest backtest-readme report-png lock upgrade clean
+.PHONY: demo test test-slow fuzz lint bench backtest backtest-readme golden-record golden-check report-png lock upgrade clean
 
 # The environment is the lock's: every package at its pinned version, checked against its hashes
 # (pip resolves nothing), then this project on top without a build backend of its own.
@@ -61,6 +61,14 @@ backtest: $(STAMP)
 # The backtest kept as backtest/latest.csv and written into the README's table.
 backtest-readme: $(STAMP)
 	$(BIN)/python -m estimator.backtest
+
+# Every shipped scenario's reports under every execution style, kept by hash (golden-record)
+# and checked byte for byte (golden-check) while the machine is reshaped.
+GOLDEN ?= reports/golden
+golden-record: $(STAMP)
+	$(BIN)/python tools/golden_reports.py record $(GOLDEN)
+golden-check: $(STAMP)
+	$(BIN)/python tools/golden_reports.py check $(GOLDEN)
 
 # The demo's HTML report rendered by headless Chromium, to check by eye how it looks.
 report-png: $(STAMP)

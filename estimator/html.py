@@ -49,8 +49,8 @@ def _sell_buy(frame: pl.DataFrame, key: str, title: str) -> alt.Chart:
     long = frame.group_by(key).agg(
         selling=-pl.col("sell_value").sum(), buying=pl.col("buy_value").sum()
     )
-    long = long.unpivot(index=key, variable_name="side", value_name="value")
-    order = frame.group_by(key).agg(pl.col("sell_value").sum()).sort("sell_value")[key]
+    long = long.unpivot(index=key, variable_name="side", value_name="value").sort(key, "side")
+    order = frame.group_by(key).agg(pl.col("sell_value").sum()).sort("sell_value", key)[key]
     return (
         alt.Chart(long, title=title)
         .mark_bar()
@@ -66,7 +66,7 @@ def _sell_buy(frame: pl.DataFrame, key: str, title: str) -> alt.Chart:
 
 
 def _top_assets(assets: pl.DataFrame, top: int) -> alt.Chart:
-    rows = assets.sort("pct_adv", descending=True).head(top)
+    rows = assets.sort("pct_adv", "asset_id", descending=[True, False]).head(top)
     return (
         alt.Chart(rows, title=f"Top {rows.height} assets by forced net flow, % of ADV")
         .mark_bar()
@@ -83,7 +83,9 @@ def _rounds(rounds: pl.DataFrame) -> alt.Chart:
     per_round = rounds.group_by("round").agg(
         selling=-pl.col("sell_value").sum(), buying=pl.col("buy_value").sum()
     )
-    long = per_round.unpivot(index="round", variable_name="side", value_name="value")
+    long = per_round.unpivot(index="round", variable_name="side", value_name="value").sort(
+        "round", "side"
+    )
     return (
         alt.Chart(long, title="The cascade, round by round")
         .mark_bar()
@@ -243,7 +245,7 @@ def render(result: RunResult, *, top: int = 15) -> str:
     figures = "".join(
         f"<h2>{html.escape(title)}</h2><figure>{_svg(chart)}</figure>" for title, chart in sections
     )
-    top_assets = result.assets.sort("pct_adv", descending=True).head(top)
+    top_assets = result.assets.sort("pct_adv", "asset_id", descending=[True, False]).head(top)
     not_ok = (
         result.holders.filter(pl.col("status") != "ok")
         .select(
@@ -287,7 +289,10 @@ def render(result: RunResult, *, top: int = 15) -> str:
         + _table(not_ok.head(TABLE_ROWS), ("sold", "bought", "shortfall"))
     )
     if result.cures is not None and not result.cures.is_empty():
-        cures = result.cures.sort("need", "traded", descending=True, nulls_last=True)
+        cures = result.cures.sort(
+            "need", "traded", "holder_id", "round", "rule",
+            descending=[True, True, False, False, False], nulls_last=True,
+        )  # fmt: skip
         tables += (
             "<h2>Cures: cash against forced trades</h2>"
             + _capped(cures, "cures")
