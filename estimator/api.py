@@ -35,6 +35,7 @@ from estimator.market import Market, sha256
 from estimator.report import Format, canonical, write_reports
 from estimator.scenario import Scenario
 from estimator.solve import DEFAULT_SOLVER, PARALLEL_MIN_PER_WORKER, ProblemCache
+from estimator.status import Status
 from rules import STATE_COLUMNS, Book
 
 HOLDER_COLUMNS = [
@@ -345,7 +346,7 @@ def _cascade_round(chain: CascadeResult, compiled: int, *, days: bool = False) -
         sold=(-pl.col("trade_value")).clip(lower_bound=0).sum(),
         bought=pl.col("trade_value").clip(lower_bound=0).sum(),
     )
-    pick = pl.when(pl.col("status") != "ok").then(pl.col(ROUND)).otherwise(-pl.col(ROUND))
+    pick = pl.when(pl.col("status") != Status.OK).then(pl.col(ROUND)).otherwise(-pl.col(ROUND))
     holders = (
         tables.sort("holder_id", pick)
         .group_by("holder_id", maintain_order=True)

@@ -44,6 +44,7 @@ from estimator.engine import COMMITTED, RoundResult, dust, evaluate_round
 from estimator.impact import Impact
 from estimator.mandates import Execution, Mandate
 from estimator.solve import ProblemCache
+from estimator.status import Status
 from rules import RULE_TYPES, STATE_COLUMNS, Book
 from rules.redemption import PAID
 
@@ -100,7 +101,7 @@ class CascadeResult:
     @property
     def holders(self) -> pl.DataFrame:
         """Per round, the holders not ok (forced, cured, …): status and the rules that fired."""
-        return self.holder_rounds.filter(pl.col("status") != "ok").select(
+        return self.holder_rounds.filter(pl.col("status") != Status.OK).select(
             ROUND, "holder_id", "status", "triggered_rules"
         )
 
@@ -321,7 +322,7 @@ class _Episode:
 
     def _drop_quiet_round(self, result: RoundResult) -> None:
         """A round where nothing happens adds nothing to report (the first one excepted)."""
-        quiet = result.holders.filter(pl.col("status") != "ok").is_empty()
+        quiet = result.holders.filter(pl.col("status") != Status.OK).is_empty()
         if self.round > 1 and quiet:
             self.tables.pop()
             self.round -= 1

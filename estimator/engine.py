@@ -30,6 +30,7 @@ from estimator import book as bk
 from estimator import indices, keys, risk, scoped
 from estimator.mandates import CURE_COLUMNS, Execution, Mandate
 from estimator.solve import IMPACT_KAPPA, MIN_DAILY_VOL, Job, ProblemCache
+from estimator.status import Status
 from rules import NOISE, Book, Level, RuleBase, Vec, exceeds
 
 #: Holder column (optional): True for a holder that has started a forced sale it must finish.
@@ -51,15 +52,6 @@ def dust(value: pl.Expr, gross: pl.Expr, accounts: pl.Expr | None = None) -> pl.
     ``accounts`` accounts (default one) is dust."""
     floor = DUST_VALUE if accounts is None else accounts * DUST_VALUE
     return value.abs() < pl.max_horizontal(DUST_SHARE * gross, floor)
-
-
-class Status:
-    OK = "ok"
-    CURED = "cured"
-    FORCED = "forced"
-    LIQUIDATED = "liquidated"
-    INSOLVENT = "insolvent"
-    SOLVER_FAILED = "solver_failed"
 
 
 @dataclass

@@ -19,6 +19,7 @@ import vl_convert
 
 from estimator.published import html_table
 from estimator.report import money
+from estimator.status import NOT_FORCED, Status
 
 if TYPE_CHECKING:
     from estimator.api import RunResult
@@ -211,7 +212,7 @@ def render(result: RunResult, *, top: int = 15) -> str:
     """The report of ``result`` as one HTML document."""
     m = result.manifest
     totals, statuses = m["totals"], m["statuses"]
-    forced = sum(v for k, v in statuses.items() if k not in ("ok", "cured"))
+    forced = sum(v for k, v in statuses.items() if k not in NOT_FORCED)
     net = m["flows"]["headline"]
     cards = [
         *((f"net forced + systematic, {c}", money(v)) for c, v in net.items()),
@@ -224,7 +225,7 @@ def render(result: RunResult, *, top: int = 15) -> str:
     ]
     accounts = result.holders["accounts"] if "accounts" in result.holders.columns else None
     if accounts is not None and (accounts > 1).any():  # rows that stand for many accounts
-        hit = result.holders.filter(~pl.col("status").is_in(["ok", "cured"]))["accounts"].sum()
+        hit = result.holders.filter(~pl.col("status").is_in(NOT_FORCED))["accounts"].sum()
         cards.insert(-1, ("accounts forced", f"{hit:,.0f} of {accounts.sum():,.0f}"))
     if m["lender_losses"] > 0:
         cards.append(("lender losses", money(m["lender_losses"])))
@@ -247,7 +248,7 @@ def render(result: RunResult, *, top: int = 15) -> str:
     )
     top_assets = result.assets.sort("pct_adv", "asset_id", descending=[True, False]).head(top)
     not_ok = (
-        result.holders.filter(pl.col("status") != "ok")
+        result.holders.filter(pl.col("status") != Status.OK)
         .select(
             "holder_id", "holder_type", "status", "triggered_rules", "sold", "bought", "shortfall"
         )

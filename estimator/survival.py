@@ -46,8 +46,7 @@ from estimator.mandates import Execution
 from estimator.market import Market
 from estimator.report import Format, canonical, write_reports
 from estimator.scenario import Scenario, apply_scenario
-
-NOT_FORCED = ("ok", "cured")
+from estimator.status import NOT_FORCED
 
 #: Below this a bisection would split floats finer than they are.
 MIN_TOLERANCE = 1e-12

@@ -20,7 +20,8 @@ from estimator.api import RunResult
 from estimator.census import Census
 from estimator.published import CHANNELS, amount, misses, range_text
 from estimator.report import money
-from estimator.survival import NOT_FORCED, SurvivalResult
+from estimator.status import NOT_FORCED, Status
+from estimator.survival import SurvivalResult
 
 
 def table(title: str, header: Sequence[str], rows: Iterable[Sequence[str]], text: int = 1) -> Table:
@@ -111,7 +112,7 @@ def run_summary(result: RunResult, top: int) -> list[RenderableType]:
         .agg(
             holders=pl.len(),
             accounts=pl.col("accounts").sum(),
-            forced=(pl.col("status") != "ok").sum(),
+            forced=(pl.col("status") != Status.OK).sum(),
             sold=pl.col("sold").sum(),
         )
         .sort("holder_type")

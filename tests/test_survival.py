@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 import estimator
 from estimator import Mandate, Scenario
 from estimator.cli import app
-from estimator.survival import COLUMNS, NOT_FORCED, Search, survival
+from estimator.status import NOT_FORCED
+from estimator.survival import COLUMNS, Search, survival
 
 #: Hand-worked books of a few hundred currency units (conftest.hand_sized).
 pytestmark = pytest.mark.usefixtures("hand_sized")
