@@ -36,7 +36,7 @@ from estimator.report import Format, canonical, write_reports
 from estimator.scenario import Scenario
 from estimator.solve import DEFAULT_SOLVER, PARALLEL_MIN_PER_WORKER, ProblemCache
 from estimator.status import Status
-from rules import STATE_COLUMNS, Book
+from rules import STATE_COLUMNS, Book, RuleColumns
 
 HOLDER_COLUMNS = [
     "holder_id",
@@ -376,7 +376,7 @@ def _holder_table(result: RoundResult, market: Market) -> pl.DataFrame:
         vol_before=per_equity(Book.RISK, "before"),
         vol_after=per_equity(Book.RISK, "after"),
     )
-    rule_metrics = sorted(c for c in h.columns if c.endswith((".metric_before", ".metric_after")))
+    rule_metrics = sorted(c for c in h.columns if c.endswith(RuleColumns.METRICS))
     state = {k for m in market.mandates.values() for r in m.rules for k in r.state_columns}
     if any(m.capital_call is not None for m in market.mandates.values()):
         called = result.holders_after.select("holder_id", Book.CAPITAL_CALLED)

@@ -45,12 +45,12 @@ from estimator.impact import Impact
 from estimator.mandates import Execution, Mandate
 from estimator.solve import ProblemCache
 from estimator.status import Status
-from rules import RULE_TYPES, STATE_COLUMNS, Book
+from rules import RULE_TYPES, STATE_COLUMNS, Book, RuleColumns
 from rules.redemption import PAID
 
 ROUND = "round"
 #: Rule columns of a round's holder table that the reports read (besides rules' state).
-_REPORTED = (".metric_before", ".metric_after", ".down", ".cure_need", ".cured")
+_REPORTED = (*RuleColumns.METRICS, RuleColumns.FLAGS[0], *RuleColumns.CURES)
 DAY = "day"
 
 

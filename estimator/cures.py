@@ -24,6 +24,7 @@ import math
 import polars as pl
 
 from estimator.mandates import CURE_COLUMNS, Mandate
+from rules import RuleColumns
 
 ROUND = "round"
 COLUMNS = ["holder_id", ROUND, "rule", "need", "cured", "remaining", "traded"]
@@ -51,10 +52,11 @@ def cure_table(
     cash = {r.kind for m in mandates.values() for r in m.rules if r.cured_with_cash}
     parts = []
     for kind in kinds:
-        flag = f"{kind}.down"
+        col = RuleColumns(kind)
+        flag = col.down
         if flag not in holder_rounds.columns:
             continue
-        need_col, cured_col = f"{kind}.cure_need", f"{kind}.cured"
+        need_col, cured_col = col.cure_need, col.cured
         known = kind in cash and need_col in holder_rounds.columns
         need = pl.col(need_col).fill_null(0.0) if known else pl.lit(None, pl.Float64)
         cured = pl.col(cured_col).fill_null(0.0) if known else pl.lit(None, pl.Float64)

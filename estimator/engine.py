@@ -31,7 +31,7 @@ from estimator import indices, keys, risk, scoped
 from estimator.mandates import CURE_COLUMNS, Execution, Mandate
 from estimator.solve import IMPACT_KAPPA, MIN_DAILY_VOL, Job, ProblemCache
 from estimator.status import Status
-from rules import NOISE, Book, Level, RuleBase, Vec, exceeds
+from rules import NOISE, Book, Level, RuleBase, RuleColumns, Vec, exceeds
 
 #: Holder column (optional): True for a holder that has started a forced sale it must finish.
 COMMITTED = "committed"
@@ -112,27 +112,24 @@ def decide(book: pl.DataFrame, mandate: Mandate, *, cure_positions: bool = True)
     out = book.with_columns(
         insolvent=E <= 0,
         **{
-            f"{r.kind}.down": (r.triggered() | (committed & exceeds(r.breach(Level.RESTORE))))
-            & (E > 0)
+            r.col.down: (r.triggered() | (committed & exceeds(r.breach(Level.RESTORE)))) & (E > 0)
             for r in rules
         },
-        **{f"{r.kind}.up": r.triggered_up() & (E > 0) for r in rules},
+        **{r.col.up: r.triggered_up() & (E > 0) for r in rules},
     )
     kinds = [r.kind for r in mandate.rules]
-    any_down = pl.any_horizontal([pl.col(f"{k}.down") for k in kinds])
-    any_up = pl.any_horizontal([pl.lit(False), *[pl.col(f"{r.kind}.up") for r in rules]])
+    any_down = pl.any_horizontal([pl.col(RuleColumns(k).down) for k in kinds])
+    any_up = pl.any_horizontal([pl.lit(False), *[pl.col(r.col.up) for r in rules]])
     out = out.with_columns(
         any_down=any_down,
         any_up=any_up & ~any_down,
-        positions_down=pl.any_horizontal(
-            [pl.lit(False), *[pl.col(f"{r.kind}.down") for r in placed]]
-        ),
+        positions_down=pl.any_horizontal([pl.lit(False), *[pl.col(r.col.down) for r in placed]]),
     )
     out = scoped.draw_cures(out, mandate, [*rules, *(placed if cure_positions else [])])
-    active = {r.kind: pl.col(f"{r.kind}.down") | pl.col(f"{r.kind}.up") for r in rules}
-    active |= {r.kind: pl.col(f"{r.kind}.down") for r in placed}
+    active = {r.kind: pl.col(r.col.down) | pl.col(r.col.up) for r in rules}
+    active |= {r.kind: pl.col(r.col.down) for r in placed}
     out = out.with_columns(
-        **{f"{r.kind}.f": _level_expr(r, active[r.kind], "fraction") for r in rules},
+        **{r.col.f: _level_expr(r, active[r.kind], "fraction") for r in rules},
     )
     for r in mandate.rules:
         restore, trigger = r.holder_inputs(Level.RESTORE), r.holder_inputs(Level.TRIGGER)
@@ -140,7 +137,7 @@ def decide(book: pl.DataFrame, mandate: Mandate, *, cure_positions: bool = True)
             pl.when(active[r.kind]).then(restore[name]).otherwise(trigger[name]).alias(name)
             for name in restore
         )
-    f_star = pl.min_horizontal([pl.lit(float("inf")), *[pl.col(f"{r.kind}.f") for r in rules]])
+    f_star = pl.min_horizontal([pl.lit(float("inf")), *[pl.col(r.col.f) for r in rules]])
     f = (
         pl.when(pl.col("insolvent"))
         .then(0.0)
@@ -158,20 +155,17 @@ def decide(book: pl.DataFrame, mandate: Mandate, *, cure_positions: bool = True)
         | pl.any_horizontal(
             [
                 pl.lit(False),
-                *[pl.col(f"{r.kind}.down") & ~r.attainable(Level.RESTORE) for r in placed],
+                *[pl.col(r.col.down) & ~r.attainable(Level.RESTORE) for r in placed],
             ]
         ),
     )
     tight = {
         r.kind: (pl.col("scale_factor") != 1.0)
         & ~pl.col("insolvent")
-        & (
-            (pl.col(f"{r.kind}.f") - pl.col("f_star")).abs()
-            <= 1e-9 * pl.col("f_star").abs().clip(1.0)
-        )
+        & ((pl.col(r.col.f) - pl.col("f_star")).abs() <= 1e-9 * pl.col("f_star").abs().clip(1.0))
         for r in rules
     }
-    tight |= {r.kind: pl.col(f"{r.kind}.down") & ~pl.col("insolvent") for r in placed}
+    tight |= {r.kind: pl.col(r.col.down) & ~pl.col("insolvent") for r in placed}
     return out.with_columns(
         triggered_rules=_names({k: active[k] for k in kinds}),
         binding_rules=_names({k: tight[k] for k in kinds}),
@@ -201,12 +195,12 @@ def _solve_mandate(
     scalar_names = sorted({n for r in mandate.rules for n in r.holder_inputs(Level.RESTORE)})
     levels = {}
     for r in mandate.rules:
-        active = pl.col(f"{r.kind}.down")
-        if f"{r.kind}.up" in chosen.columns:
-            active = active | pl.col(f"{r.kind}.up")
+        active = pl.col(r.col.down)
+        if r.col.up in chosen.columns:
+            active = active | pl.col(r.col.up)
         restore, trigger = r.position_inputs(Level.RESTORE), r.position_inputs(Level.TRIGGER)
         levels |= {k: pl.when(active).then(restore[k]).otherwise(trigger[k]) for k in restore}
-    flags = [c for c in chosen.columns if c.endswith((".down", ".up"))]
+    flags = [c for c in chosen.columns if c.endswith(RuleColumns.FLAGS)]
     sums = [c for r in scoped.position_rules(mandate) for c in r.holder_sums()]
     reads = {n for e in levels.values() for n in e.meta.root_names()}  # e.g. a multiplier
     extra = [c for c in chosen.columns if c in reads and c not in pos_m.columns]
@@ -340,8 +334,8 @@ def _min_cost(
     solve fails (status ``solver_failed``). ``rows``: position rows that include the mandate's
     holders."""
     decisions = decide(book_m, mandate)
-    prescribed = [pl.col(f"{r.kind}.down") for r in mandate.rules if r.prescribed]
-    choice = [pl.col(f"{r.kind}.down") for r in mandate.rules if not r.leaves_no_choice]
+    prescribed = [pl.col(r.col.down) for r in mandate.rules if r.prescribed]
+    choice = [pl.col(r.col.down) for r in mandate.rules if not r.leaves_no_choice]
     chosen = decisions.filter(
         pl.col("any_down")
         & ~pl.col("infeasible")
@@ -642,7 +636,7 @@ def check_compliance(
     (holder_id, position rules' sums) already summed over those holders' rows after the round;
     the other holders' rows are summed here.
     """
-    levels = [c for c in decisions.columns if c.endswith((".down", ".up"))]
+    levels = [c for c in decisions.columns if c.endswith(RuleColumns.FLAGS)]
     flags = decisions.select("holder_id", *levels, scale=pl.col(scoped.SCALE_BEFORE))
     parts = []
     placed = {n for n, m in mandates.items() if scoped.position_rules(m)}
@@ -656,13 +650,14 @@ def check_compliance(
         sub = book_m.join(flags, on="holder_id")
 
         def active(kind: str, sub: pl.DataFrame = sub) -> pl.Expr:
-            up = pl.col(f"{kind}.up") if f"{kind}.up" in sub.columns else pl.lit(False)
-            return pl.col(f"{kind}.down").fill_null(False) | up.fill_null(False)
+            col = RuleColumns(kind)
+            up = pl.col(col.up) if col.up in sub.columns else pl.lit(False)
+            return pl.col(col.down).fill_null(False) | up.fill_null(False)
 
         breaches = [_level_expr(r, active(r.kind), "breach") for r in mandate.rules]
         sub = sub.with_columns(
             breach_after=pl.max_horizontal(breaches),
-            **{f"{r.kind}.metric_after": r.metric() for r in mandate.rules},
+            **{r.col.metric_after: r.metric() for r in mandate.rules},
         )
         parts.append(sub)
     out = pl.concat(parts, how="diagonal_relaxed")
@@ -703,7 +698,7 @@ def _status(decisions: pl.DataFrame, after: pl.DataFrame, moved: pl.DataFrame) -
         "breach_after",
         "compliant",
     ]
-    metrics_after = [c for c in after.columns if c.endswith(".metric_after")]
+    metrics_after = [c for c in after.columns if c.endswith(RuleColumns.METRICS[1])]
     a = after.select(
         "holder_id",
         *[pl.col(c).alias(f"{c}_after") for c in keep_after[:-2]],

@@ -17,6 +17,7 @@ from rules import (
     Level,
     PositionRule,
     RuleBase,
+    RuleColumns,
     book_scale,
     placed,
     with_position_columns,
@@ -121,8 +122,8 @@ def annotate(book_m: pl.DataFrame, mandate: Mandate) -> pl.DataFrame:
     return book_m.with_columns(
         *[pl.col(c).alias(f"{c}_before") for c in BEFORE],
         **{SCALE_BEFORE: pl.max_horizontal(book_scale(), 1e-9)},
-        **{f"{r.kind}.metric_before": r.metric() for r in mandate.rules},
-        **{f"{r.kind}.down": r.triggered() & solvent for r in position_rules(mandate)},
+        **{r.col.metric_before: r.metric() for r in mandate.rules},
+        **{r.col.down: r.triggered() & solvent for r in position_rules(mandate)},
     )
 
 
@@ -133,7 +134,7 @@ def fixed_columns(annotated: pl.DataFrame) -> list[str]:
     return [
         c
         for c in annotated.columns
-        if c.endswith(("_before", ".down", ".cure_need", ".cured"))
+        if c.endswith(("_before", RuleColumns.FLAGS[0], *RuleColumns.CURES))
         or c == SCALE_BEFORE
         or c in cures
     ]
@@ -153,14 +154,14 @@ def draw_cures(book: pl.DataFrame, mandate: Mandate, rules: list[RuleBase]) -> p
     share is ``{kind}.cured = k_r − k_r'`` at the end; the balance sheet is restated."""
     cash_rules = [r for r in rules if r.cured_with_cash]
     out = book.with_columns(
-        pl.when(pl.col(f"{r.kind}.down"))
+        pl.when(pl.col(r.col.down))
         .then(r.cure_need(Level.RESTORE))
         .otherwise(0.0)
-        .alias(f"{r.kind}.cure_need")
+        .alias(r.col.cure_need)
         for r in cash_rules
     )
     before = {s: pl.col(c) if c in out.columns else pl.lit(0.0) for s, c in CURE_COLUMNS.items()}
-    still = {r.kind: pl.col(f"{r.kind}.cure_need") for r in cash_rules}
+    still = {r.kind: pl.col(r.col.cure_need) for r in cash_rules}
     drawn: dict[Cure, pl.Expr] = {}
     for source in mandate.cure:
         served = [r.kind for r in cash_rules if source.value in r.cure_sources]
@@ -175,7 +176,10 @@ def draw_cures(book: pl.DataFrame, mandate: Mandate, rules: list[RuleBase]) -> p
         *[(before[s] + pl.col(f"_{c}")).alias(c) for s, c in CURE_COLUMNS.items()],
         pl.col(Book.CASH) + pl.sum_horizontal([pl.col(n) for n in new]),
         pl.col(Book.OTHER_DEBT) + pl.col(f"_{CURE_COLUMNS[Cure.CREDIT_LINE]}"),
-        *[(pl.col(f"{k}.cure_need") - v).alias(f"{k}.cured") for k, v in still.items()],
+        *[
+            (pl.col(RuleColumns(k).cure_need) - v).alias(RuleColumns(k).cured)
+            for k, v in still.items()
+        ],
     )
     return bk.restate(out.drop(list(new)))
 
@@ -217,7 +221,7 @@ def allocate(
     fixed = book_m.select("holder_id", *fixed_columns(book_m))
     moved = []
     for rule in position_rules(mandate):
-        flag = f"{rule.kind}.down"
+        flag = rule.col.down
         trade = pl.when(pl.col(flag)).then(rule.trade(Level.RESTORE)).otherwise(0.0)
         inputs = book_m.with_columns(**rule.trade_inputs(Level.RESTORE))
         joined = keys.broadcast(inputs, _book_columns(inputs, trade), pos_m)

@@ -12,6 +12,7 @@ trading them moves no cash), ``σ(x) = √(xᵀΣx)`` ex-ante volatility in curr
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar, TypeGuard
 
@@ -155,6 +156,53 @@ def exceeds(amount: pl.Expr) -> pl.Expr:
 
 def _positive_part(expr: pl.Expr) -> pl.Expr:
     return pl.max_horizontal(expr, pl.lit(0.0))
+
+
+@dataclass(frozen=True)
+class RuleColumns:
+    """The columns the machine keeps for one rule kind, ``{kind}.{name}``, named in one place:
+
+    * ``down`` / ``up`` — the rule acts to de-risk / may re-risk this round (flags);
+    * ``f`` — the largest common scale of the book at which it holds (:meth:`RuleBase.fraction`);
+    * ``metric_before`` / ``metric_after`` — its metric before and after the round's trades;
+    * ``cure_need`` / ``cured`` — the cash that would restore it, and what cures covered."""
+
+    kind: str
+
+    #: Suffixes of the flag columns.
+    FLAGS: ClassVar[tuple[str, str]] = (".down", ".up")
+    #: Suffixes of the metric columns reported per holder.
+    METRICS: ClassVar[tuple[str, str]] = (".metric_before", ".metric_after")
+    #: Suffixes of the cure columns.
+    CURES: ClassVar[tuple[str, str]] = (".cure_need", ".cured")
+
+    @property
+    def down(self) -> str:
+        return f"{self.kind}.down"
+
+    @property
+    def up(self) -> str:
+        return f"{self.kind}.up"
+
+    @property
+    def f(self) -> str:
+        return f"{self.kind}.f"
+
+    @property
+    def metric_before(self) -> str:
+        return f"{self.kind}.metric_before"
+
+    @property
+    def metric_after(self) -> str:
+        return f"{self.kind}.metric_after"
+
+    @property
+    def cure_need(self) -> str:
+        return f"{self.kind}.cure_need"
+
+    @property
+    def cured(self) -> str:
+        return f"{self.kind}.cured"
 
 
 class RuleBase(BaseModel):
@@ -312,6 +360,11 @@ class RuleBase(BaseModel):
     def column(self, name: str) -> str:
         """Name of one of this rule's own columns (positions or book)."""
         return f"{self.kind}.{name}"
+
+    @property
+    def col(self) -> RuleColumns:
+        """The columns the machine keeps for this rule (:class:`RuleColumns`)."""
+        return RuleColumns(self.kind)
 
     def constraint_name(self, relation: str) -> str:
         return f"{self.kind}.{relation}"

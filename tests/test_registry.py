@@ -65,3 +65,24 @@ def test_every_shipped_scenario_runs(name: str, execution: Execution) -> None:
         "solver_failed",
     }
     assert "solver_failed" not in set(result.holders["status"])
+
+
+def test_the_machine_names_a_rules_columns_in_one_place() -> None:
+    from rules import RuleColumns  # noqa: PLC0415
+
+    col = RuleColumns("margin")
+    names = [col.down, col.up, col.f, col.metric_before, col.metric_after, col.cure_need, col.cured]
+    assert names == ["margin.down", "margin.up", "margin.f", "margin.metric_before",
+                     "margin.metric_after", "margin.cure_need", "margin.cured"]  # fmt: skip
+    assert names[0].endswith(RuleColumns.FLAGS[0]) and names[1].endswith(RuleColumns.FLAGS[1])
+    assert names[3:5] == [f"margin{s}" for s in RuleColumns.METRICS]
+    assert names[5:] == [f"margin{s}" for s in RuleColumns.CURES]
+    market = estimator.load_market("scenarios/markets/small")
+    used = set(market.holders["mandate"])
+    kinds = {r.kind for name, m in market.mandates.items() if name in used for r in m.rules}
+    result = estimator.run("small_crash", market)
+    reported = {c for c in result.holders.columns if c.endswith(RuleColumns.METRICS)}
+    expected = {
+        n for k in kinds for n in (RuleColumns(k).metric_before, RuleColumns(k).metric_after)
+    }
+    assert reported == expected
