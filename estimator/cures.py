@@ -52,7 +52,7 @@ def cure_table(
     cash = {r.kind for m in mandates.values() for r in m.rules if r.cured_with_cash}
     parts = []
     for kind in kinds:
-        col = RuleColumns(kind)
+        col = RuleColumns.of(kind)
         flag = col.down
         if flag not in holder_rounds.columns:
             continue

@@ -118,7 +118,7 @@ def decide(book: pl.DataFrame, mandate: Mandate, *, cure_positions: bool = True)
         **{r.col.up: r.triggered_up() & (E > 0) for r in rules},
     )
     kinds = [r.kind for r in mandate.rules]
-    any_down = pl.any_horizontal([pl.col(RuleColumns(k).down) for k in kinds])
+    any_down = pl.any_horizontal([pl.col(RuleColumns.of(k).down) for k in kinds])
     any_up = pl.any_horizontal([pl.lit(False), *[pl.col(r.col.up) for r in rules]])
     out = out.with_columns(
         any_down=any_down,
@@ -513,6 +513,17 @@ def _put(out: np.ndarray, rows: pl.Series, values: pl.Series) -> None:
         out[at] = values.to_numpy()
 
 
+def _by_code(holders: pl.DataFrame, column: str, default: float, n: int) -> np.ndarray:
+    """``column`` of the (coded) ``holders`` as an array indexed by holder code, ``default``
+    where a holder or the column is missing."""
+    out = np.full(n, default)
+    if column in holders.columns:
+        at = holders["holder_id"].to_numpy()
+        inside = at < n
+        out[at[inside]] = holders[column].fill_null(default).to_numpy()[inside]
+    return out
+
+
 def _settle(
     decisions: pl.DataFrame,
     trades: pl.DataFrame,
@@ -529,17 +540,10 @@ def _settle(
     Per holder: cash out ``Σ u·c`` (``c`` = 1 for cash instruments; futures move no cash),
     sold ``Σ max(−u, 0)``, bought ``Σ max(u, 0)`` and the gross exposure left ``Σ|x + u|``."""
     gross = pattern.sums(trades["exposure"].abs())
-    if Book.GROSS_PRE in holders.columns:  # the holder's size before the scenario
-        pre = np.zeros(gross.size)
-        at = holders["holder_id"].to_numpy()
-        inside = at < gross.size
-        pre[at[inside]] = holders[Book.GROSS_PRE].fill_null(0.0).to_numpy()[inside]
-        gross = np.maximum(gross, pre)
-    accounts = np.ones(gross.size)
-    if bk.ACCOUNTS in holders.columns:
-        at = holders["holder_id"].to_numpy()
-        inside = at < gross.size
-        accounts[at[inside]] = holders[bk.ACCOUNTS].fill_null(1.0).to_numpy()[inside]
+    gross = np.maximum(
+        gross, _by_code(holders, Book.GROSS_PRE, 0.0, gross.size)
+    )  # size pre-scenario
+    accounts = _by_code(holders, bk.ACCOUNTS, 1.0, gross.size)
     value = pl.col("trade_value")
     rows = trades["holder_id"].to_numpy()
     size, count = pl.Series(gross[rows]), pl.Series(accounts[rows])
@@ -650,7 +654,7 @@ def check_compliance(
         sub = book_m.join(flags, on="holder_id")
 
         def active(kind: str, sub: pl.DataFrame = sub) -> pl.Expr:
-            col = RuleColumns(kind)
+            col = RuleColumns.of(kind)
             up = pl.col(col.up) if col.up in sub.columns else pl.lit(False)
             return pl.col(col.down).fill_null(False) | up.fill_null(False)
 

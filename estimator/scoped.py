@@ -177,7 +177,7 @@ def draw_cures(book: pl.DataFrame, mandate: Mandate, rules: list[RuleBase]) -> p
         pl.col(Book.CASH) + pl.sum_horizontal([pl.col(n) for n in new]),
         pl.col(Book.OTHER_DEBT) + pl.col(f"_{CURE_COLUMNS[Cure.CREDIT_LINE]}"),
         *[
-            (pl.col(RuleColumns(k).cure_need) - v).alias(RuleColumns(k).cured)
+            (pl.col(RuleColumns.of(k).cure_need) - v).alias(RuleColumns.of(k).cured)
             for k, v in still.items()
         ],
     )

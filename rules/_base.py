@@ -12,7 +12,7 @@ trading them moves no cash), ``σ(x) = √(xᵀΣx)`` ex-ante volatility in curr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar, TypeGuard
 
@@ -160,14 +160,20 @@ def _positive_part(expr: pl.Expr) -> pl.Expr:
 
 @dataclass(frozen=True)
 class RuleColumns:
-    """The columns the machine keeps for one rule kind, ``{kind}.{name}``, named in one place:
+    """The columns the machine keeps for one rule kind, ``{kind}.{field}``, named in one place:
 
     * ``down`` / ``up`` — the rule acts to de-risk / may re-risk this round (flags);
     * ``f`` — the largest common scale of the book at which it holds (:meth:`RuleBase.fraction`);
     * ``metric_before`` / ``metric_after`` — its metric before and after the round's trades;
     * ``cure_need`` / ``cured`` — the cash that would restore it, and what cures covered."""
 
-    kind: str
+    down: str
+    up: str
+    f: str
+    metric_before: str
+    metric_after: str
+    cure_need: str
+    cured: str
 
     #: Suffixes of the flag columns.
     FLAGS: ClassVar[tuple[str, str]] = (".down", ".up")
@@ -176,33 +182,10 @@ class RuleColumns:
     #: Suffixes of the cure columns.
     CURES: ClassVar[tuple[str, str]] = (".cure_need", ".cured")
 
-    @property
-    def down(self) -> str:
-        return f"{self.kind}.down"
-
-    @property
-    def up(self) -> str:
-        return f"{self.kind}.up"
-
-    @property
-    def f(self) -> str:
-        return f"{self.kind}.f"
-
-    @property
-    def metric_before(self) -> str:
-        return f"{self.kind}.metric_before"
-
-    @property
-    def metric_after(self) -> str:
-        return f"{self.kind}.metric_after"
-
-    @property
-    def cure_need(self) -> str:
-        return f"{self.kind}.cure_need"
-
-    @property
-    def cured(self) -> str:
-        return f"{self.kind}.cured"
+    @classmethod
+    def of(cls, kind: str) -> RuleColumns:
+        """The columns of rule kind ``kind``: each field's name after ``{kind}.``."""
+        return cls(*(f"{kind}.{f.name}" for f in fields(cls)))
 
 
 class RuleBase(BaseModel):
@@ -364,7 +347,7 @@ class RuleBase(BaseModel):
     @property
     def col(self) -> RuleColumns:
         """The columns the machine keeps for this rule (:class:`RuleColumns`)."""
-        return RuleColumns(self.kind)
+        return RuleColumns.of(self.kind)
 
     def constraint_name(self, relation: str) -> str:
         return f"{self.kind}.{relation}"

@@ -70,7 +70,7 @@ def test_every_shipped_scenario_runs(name: str, execution: Execution) -> None:
 def test_the_machine_names_a_rules_columns_in_one_place() -> None:
     from rules import RuleColumns  # noqa: PLC0415
 
-    col = RuleColumns("margin")
+    col = RuleColumns.of("margin")
     names = [col.down, col.up, col.f, col.metric_before, col.metric_after, col.cure_need, col.cured]
     assert names == ["margin.down", "margin.up", "margin.f", "margin.metric_before",
                      "margin.metric_after", "margin.cure_need", "margin.cured"]  # fmt: skip
@@ -83,6 +83,6 @@ def test_the_machine_names_a_rules_columns_in_one_place() -> None:
     result = estimator.run("small_crash", market)
     reported = {c for c in result.holders.columns if c.endswith(RuleColumns.METRICS)}
     expected = {
-        n for k in kinds for n in (RuleColumns(k).metric_before, RuleColumns(k).metric_after)
+        n for k in kinds for n in (RuleColumns.of(k).metric_before, RuleColumns.of(k).metric_after)
     }
     assert reported == expected
