@@ -17,7 +17,6 @@ from estimator.book import ACCOUNTS
 from estimator.cascade import DAY, ROUND, CascadeResult, cascade
 from estimator.cures import cure_table
 from estimator.cures import totals as cure_totals
-from estimator.engine import RoundResult, evaluate_round
 from estimator.equilibrium import Equilibrium, EquilibriumError, conditions, equilibrium
 from estimator.errors import InputWarnings, Problem
 from estimator.finite import check_manifest, check_tables
@@ -33,6 +32,7 @@ from estimator.lock import lock_state
 from estimator.mandates import Execution
 from estimator.market import Market, sha256
 from estimator.report import Format, canonical, write_reports
+from estimator.rounds import RoundResult, evaluate_round
 from estimator.scenario import Scenario
 from estimator.solve import DEFAULT_SOLVER, PARALLEL_MIN_PER_WORKER, ProblemCache
 from estimator.status import Status

@@ -40,11 +40,11 @@ import polars as pl
 from estimator import synthetic
 from estimator.api import prepare
 from estimator.cascade import cascade
-from estimator.engine import evaluate_round
 from estimator.errors import InputWarnings
 from estimator.impact import Impact
 from estimator.mandates import Execution
 from estimator.market import Market
+from estimator.rounds import evaluate_round
 from estimator.solve import ProblemCache
 
 POSITIONS = 100

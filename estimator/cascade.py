@@ -3,7 +3,7 @@
 State: the holders' books after every trade so far, and the prices. Round ``r`` (1, 2, …):
 
 1. every holder's forced trades at the round's prices ``P_r``, all holders at once
-   (:func:`estimator.engine.evaluate_round`: a rule inside its trigger level does not act, even
+   (:func:`estimator.rounds.evaluate_round`: a rule inside its trigger level does not act, even
    above its restore level — hysteresis);
 2. the round's net quantity per asset ``q_r = Σ_holders u/(P_r·mult)`` moves the prices to
    ``P_{r+1}`` (:mod:`estimator.impact`; by default as a function of the cumulative
@@ -40,9 +40,9 @@ from estimator import attribution, balance, keys
 from estimator import book as bk
 from estimator import impact as im
 from estimator.days import Days, paced
-from estimator.engine import COMMITTED, RoundResult, dust, evaluate_round
 from estimator.impact import Impact
 from estimator.mandates import Execution, Mandate
+from estimator.rounds import COMMITTED, RoundResult, dust, evaluate_round
 from estimator.solve import ProblemCache
 from estimator.status import Status
 from rules import RULE_TYPES, STATE_COLUMNS, Book, RuleColumns

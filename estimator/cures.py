@@ -8,7 +8,7 @@ One row per holder, round and rule that fired (``{kind}.down`` in the round's ho
   restore (a volatility target, a leverage limit, a rating floor, …);
 * ``cured`` — the part of it the cash the holder drew that round (reserve, credit line,
   capital call, in the mandate's order, from the sources that restore the rule) covered: one
-  draw serves every rule it restores (:func:`estimator.scoped.draw_cures`);
+  draw serves every rule it restores (:func:`estimator.rounds.decide.draw_cures`);
 * ``remaining = need − cured`` — the part of the deficiency, in cash, left to forced trades;
 * ``traded`` — the value of the holder's trades that round that name the rule, ``Σ |u|`` over
   trades whose ``rules`` include it (a trade naming two rules counts for both).

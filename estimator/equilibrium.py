@@ -2,7 +2,7 @@
 
 With ``P₀`` the prices after the scenario's shocks and ``x`` the books as the scenario leaves
 them, let ``q(P)`` be the net quantity per asset that every rule requires of ``x`` marked to
-prices ``P`` (:func:`estimator.engine.evaluate_round` on ``x`` at ``P``; futures settle
+prices ``P`` (:func:`estimator.rounds.evaluate_round` on ``x`` at ``P``; futures settle
 ``q·m·(P − P₀)`` to cash), and ``I(q)`` the prices that cumulative impact gives for a net flow
 ``q`` from ``P₀`` (:func:`estimator.impact.prices_after`). An equilibrium is a fixed point ::
 
@@ -35,9 +35,9 @@ import polars as pl
 
 from estimator import book as bk
 from estimator import impact as im
-from estimator.engine import RoundResult, evaluate_round
 from estimator.impact import Impact
 from estimator.mandates import Execution, Mandate
+from estimator.rounds import RoundResult, evaluate_round
 from estimator.solve import ProblemCache
 
 #: Prices that end further apart than this many tolerances are distinct equilibria.

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import polars as pl
 
-from estimator import book as bk
-from estimator import indices, keys, scoped
+from estimator import keys
 from estimator.errors import InputWarnings, Problem
 from estimator.mandates import Mandate
 from estimator.report import money
+from estimator.rounds import frames
 from rules import Book, Level
 
 #: Holders named one by one in the warnings; the rest are counted.
@@ -35,11 +35,8 @@ def breaches(
     ``equity`` (``metric`` = E), unless it holds and owes nothing. Sorted by holder and rule."""
     codes = keys.Keys.of(holders, assets)
     assets, holders, positions = (codes.encode(f) for f in (assets, holders, positions))
-    positions = indices.pad_positions(positions, holders, mandates, assets)
-    pos = bk.position_frame(positions, assets, columns=[]).with_columns(
-        pl.col(keys.HOLDER).set_sorted(), exposure_start=pl.col("exposure")
-    )
-    book = bk.holder_book(pos, bk.with_defaults(holders), assets)
+    opened = frames.open_round(assets, holders, positions, mandates)
+    pos, book = opened.pos, opened.book
     equity = pl.col(Book.EQUITY)
     solvent = equity > 0
     empty = (equity == 0) & (pl.col(Book.GROSS_EXPOSURE) == 0)  # nothing held, nothing owed
@@ -48,11 +45,11 @@ def breaches(
             "holder_id", rule=pl.lit("equity"), metric=Book.EQUITY, breach=-pl.col(Book.EQUITY)
         )
     ]
-    for name, (pos_part, book_part) in scoped.by_mandate(pos, book, set(mandates)).items():
+    for name, (pos_part, book_part) in frames.by_mandate(pos, book, set(mandates)).items():
         mandate = mandates[name]
         book_m = (
-            scoped.rule_frames(pos_part, book_part, mandate, assets)[1]
-            if scoped.position_rules(mandate) and pos_part is not None
+            frames.rule_frames(pos_part, book_part, mandate, assets)[1]
+            if frames.position_rules(mandate) and pos_part is not None
             else book_part
         )
         for rule in mandate.rules:

@@ -10,7 +10,8 @@ For a holder with exposures ``x`` the problem is::
 
 with ``h_i`` the half-spread (bps / 10⁴) and ``β_i = κ·σ_d,i / √ADV_i`` the square-root-law
 impact coefficient (``σ_d = σ / √252``, floored at 10⁻⁴ so the objective stays strictly convex;
-impact cost per unit traded ``κ·σ_d·√(|u|/ADV)``). Strict convexity makes the optimal trades
+impact cost per unit traded ``κ·σ_d·√(|u|/ADV)``), both given per position by
+:class:`estimator.rounds.min_cost.CostModel`. Strict convexity makes the optimal trades
 unique, so per-asset flows do not depend on the solver.
 
 Conic form. De-risking trades only reduce positions, so ``u = −φ∘x`` with ``φ ∈ [0, 1]`` the
@@ -85,8 +86,6 @@ FALLBACK_OPTIONS: dict[str, float] = {"eps_abs": 1e-8, "eps_rel": 1e-8, "max_ite
 LONG = "is_long"
 #: Trades smaller than this share of the book are solver residue and set to zero.
 DUST = 1e-9
-IMPACT_KAPPA = 1.0
-MIN_DAILY_VOL = 1e-4
 
 
 def padded_size(n: int) -> int:

@@ -40,11 +40,11 @@ import polars as pl
 from estimator import book as bk
 from estimator.api import _version, load_inputs, prepare
 from estimator.bounds import finite_problem
-from estimator.engine import evaluate_round
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.mandates import Execution
 from estimator.market import Market
 from estimator.report import Format, canonical, write_reports
+from estimator.rounds import evaluate_round
 from estimator.scenario import Scenario, apply_scenario
 from estimator.status import NOT_FORCED
 

@@ -10,6 +10,7 @@ from typing import Annotated, get_args
 from pydantic import Field
 
 from rules._base import (
+    HALF_SPREAD_BPS,
     NOISE,
     Book,
     Level,
@@ -62,6 +63,7 @@ RULE_KINDS: tuple[str, ...] = tuple(t.model_fields["kind"].default for t in RULE
 STATE_COLUMNS: dict[str, float] = {k: v for t in RULE_TYPES for k, v in t.state_columns.items()}
 
 __all__ = [
+    "HALF_SPREAD_BPS",
     "NOISE",
     "RULE_KINDS",
     "RULE_TYPES",

@@ -143,6 +143,11 @@ class ProblemSpace:
 #: one ulp) is at the limit, not over it.
 NOISE = 1e-9
 
+#: Half spread, in basis points, of an asset whose ``half_spread_bps`` is empty: the cost of
+#: trading it (:class:`estimator.rounds.min_cost.CostModel`) and its liquidity tier
+#: (:mod:`rules.redemption`).
+HALF_SPREAD_BPS = 5.0
+
 
 def book_scale() -> pl.Expr:
     """``S = max(G, |E|)``, the currency size against which rounding noise is judged."""

@@ -71,7 +71,7 @@ import cvxpy as cp
 import polars as pl
 from pydantic import Field, model_validator
 
-from rules._base import HOLDER, Book, Level, PositionRule, ProblemSpace, exceeds
+from rules._base import HALF_SPREAD_BPS, HOLDER, Book, Level, PositionRule, ProblemSpace, exceeds
 
 _E = pl.col(Book.EQUITY)
 _E0 = pl.col(Book.EQUITY_PRE)
@@ -211,7 +211,7 @@ class Redemption(PositionRule):
     # --- the waterfall ------------------------------------------------------------------------
     def asset_columns(self) -> dict[str, pl.Expr]:
         """The asset's liquidity tier: 0 the most liquid (see the module docstring)."""
-        spread = pl.col("half_spread_bps").fill_null(5.0)
+        spread = pl.col("half_spread_bps").fill_null(HALF_SPREAD_BPS)
         return {self.column("tier"): pl.struct(spread, -pl.col("adv")).rank("dense")}
 
     def position_columns(self) -> dict[str, pl.Expr]:

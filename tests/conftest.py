@@ -53,8 +53,8 @@ def bundle(tmp_path: Path) -> Path:
 @pytest.fixture
 def hand_sized(monkeypatch: pytest.MonkeyPatch) -> None:
     """Books of a few hundred currency units, worked by hand: there a trade of less than one
-    unit is part of the arithmetic, not the dust it would be in a real book (``engine.dust``),
+    unit is part of the arithmetic, not the dust it would be in a real book (``rounds.dust``),
     so only the dust relative to a holder's size is set aside."""
-    from estimator import engine  # noqa: PLC0415
+    from estimator.rounds import contract  # noqa: PLC0415
 
-    monkeypatch.setattr(engine, "DUST_VALUE", 0.0)
+    monkeypatch.setattr(contract, "DUST_VALUE", 0.0)

@@ -17,16 +17,16 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import estimator
-from estimator import Mandate, Scenario, attribution, cli, engine, keys
+from estimator import Mandate, Scenario, attribution, cli, keys, rounds
 from estimator.api import prepare
 from estimator.cascade import CascadeResult, cascade
 from estimator.cli import app
-from estimator.engine import evaluate_round
 from estimator.errors import InputError, InputWarnings
 from estimator.explain import explain
 from estimator.impact import Impact
 from estimator.market import Market, load_market
 from estimator.paths import resolve_market
+from estimator.rounds import evaluate_round
 from estimator.scenario import load_scenario
 
 SMALL_CRASH = Path(__file__).parents[1] / "scenarios" / "small_crash.toml"
@@ -577,7 +577,7 @@ def test_dust_threshold_by_hand() -> None:
         {"u": [0.99, -0.99, 1.01, 999.0, -1001.0, 0.0], "g": [1e3] * 3 + [1e12] * 3}
     )
     # max(1e-9·1e3, 1) = 1 (a currency unit) and max(1e-9·1e12, 1) = 1000
-    found = values.select(engine.dust(pl.col("u"), pl.col("g")))["u"].to_list()
+    found = values.select(rounds.dust(pl.col("u"), pl.col("g")))["u"].to_list()
     assert found == [True, True, False, True, False, True]
 
 

@@ -19,9 +19,9 @@ from oracle_kit import asset_frame, holder, holder_frame
 import estimator
 from estimator import Mandate, Scenario
 from estimator.api import RunResult, prepare
-from estimator.engine import evaluate_round
 from estimator.errors import InputWarnings
 from estimator.market import Market
+from estimator.rounds import evaluate_round
 
 GILT = {"asset_id": "g", "asset_class": "govt_bond", "price": 100.0, "duration": 20.0}
 YIELDS_UP_30 = Scenario(name="s", shocks=[{"select": {"all": True}, "price_return": -0.06}])

@@ -12,7 +12,7 @@ from oracle_kit import asset_frame, holder, holder_frame
 import estimator
 from estimator import InputError, Mandate, Scenario
 from estimator.api import RunResult
-from estimator.engine import evaluate_round
+from estimator.rounds import evaluate_round
 from rules import index_column
 
 #: Hand-worked books of a few hundred currency units (conftest.hand_sized).

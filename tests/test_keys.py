@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from estimator import book as bk
-from estimator import keys, scoped
+from estimator import keys
+from estimator.rounds import frames
 
 HOLDERS = pl.DataFrame({"holder_id": ["H_B", "H_A", "H_C"], "cash": [2.0, 1.0, 3.0]})
 ASSETS = pl.DataFrame({"asset_id": ["Z", "X", "Y"], "price": [10.0, 20.0, 30.0]})
@@ -63,7 +64,7 @@ def test_by_mandate_slices_are_the_rows_of_each_mandates_holders(
     )
     pos = keys.by_holder(codes.encode(rows))
     book = codes.encode(holders).sort("holder_id")
-    parts = scoped.by_mandate(pos, book, set(mandates))
+    parts = frames.by_mandate(pos, book, set(mandates))
     assert sorted(parts) == sorted(set(mandates))
     for name, (rows_m, book_m) in parts.items():
         mine = holders.filter(pl.col("mandate") == name)["holder_id"]

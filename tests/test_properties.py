@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 import estimator
-from estimator import Mandate, Scenario, engine
+from estimator import Mandate, Scenario
 from estimator import book as bk
 from estimator.api import RunResult
 from estimator.market import Market
+from estimator.rounds import contract
 from rules import Level, ProblemSpace, RuleBase, Vec, placed, with_position_columns
 
 EXECUTIONS = ["pro_rata", "min_cost"]
@@ -287,9 +288,9 @@ def test_scaling_books_scales_trades(
     execution: str, book: dict[str, Any], scenario: Scenario, k: float
 ) -> None:
     # Homogeneity holds for the model; the one floor in currency units, a trade below one unit
-    # being dust (engine.dust), is not homogeneous by design and is set aside here.
+    # being dust (rounds.dust), is not homogeneous by design and is set aside here.
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(engine, "DUST_VALUE", 0.0)
+        patch.setattr(contract, "DUST_VALUE", 0.0)
         base = estimator.run(scenario, _market(book), execution=execution)
         big = estimator.run(scenario, _market(_scaled(book, k)), execution=execution)
     assert base.holders["status"].to_list() == big.holders["status"].to_list()

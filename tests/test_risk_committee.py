@@ -20,7 +20,7 @@ from pydantic import ValidationError
 import estimator
 from estimator import Mandate
 from estimator.api import RunResult
-from estimator.engine import evaluate_round
+from estimator.rounds import evaluate_round
 from rules import VarLimit
 
 #: Φ⁻¹(0.99) and Φ⁻¹(0.95) from a normal table, to ten places.

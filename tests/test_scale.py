@@ -11,8 +11,8 @@ from polars.testing import assert_frame_equal
 import estimator
 from estimator import solve, synthetic
 from estimator.bench import prepared_inputs
-from estimator.engine import evaluate_round
 from estimator.mandates import Execution
+from estimator.rounds import evaluate_round
 from rules import RULE_KINDS
 
 

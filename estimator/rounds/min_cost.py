@@ -1,0 +1,192 @@
+"""Min-cost: the least-cost trades that bring a forced holder back within its rules.
+
+The problem and its compiled form are :mod:`estimator.solve`'s; this stage gathers each chosen
+holder's inputs (its rules' levels, its positions' costs by the :class:`CostModel`), solves
+them in one batch, and merges the solved trades with the pro-rata result of everyone else.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from estimator import book as bk
+from estimator import keys, risk
+from estimator.mandates import Mandate
+from estimator.rounds.contract import EMPTY_TRADES, OUTCOME_SCHEMA, ROW, MandateRound
+from estimator.rounds.decide import decide
+from estimator.rounds.frames import asset_reads, position_rules, with_asset_columns
+from estimator.solve import Job, ProblemCache
+from rules import HALF_SPREAD_BPS, Book, Level, RuleColumns, Vec
+
+#: Trading days a year: ``σ_d = σ / √252``.
+TRADING_DAYS = 252
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """The cost of trading ``u`` (currency) in asset ``i``: ``h_i·|u| + β_i·|u|^{3/2}``.
+
+    * ``h_i = half_spread_bps_i / 10⁴``, ``half_spread_bps`` where the asset gives none;
+    * ``β_i = κ·σ_d,i / √(k·ADV_i)``: the square-root law (impact cost per unit traded
+      ``κ·σ_d·√(|u|/ADV)``) with ``σ_d = max(σ/√252, min_daily_vol)`` — the floor keeps the
+      objective strictly convex, so the optimal trades are unique — and ``k`` the accounts a
+      holder row stands for: ``k`` identical accounts trading ``u/k`` each pay
+      ``k·β·|u/k|^{3/2} = β·|u|^{3/2}/√k`` together.
+    """
+
+    kappa: float = 1.0
+    min_daily_vol: float = 1e-4
+    half_spread_bps: float = HALF_SPREAD_BPS
+
+    def columns(self) -> dict[str, pl.Expr]:
+        """``half_spread`` (``h``) and ``impact`` (``β``) from a position frame's ``vol``,
+        ``adv``, ``half_spread_bps`` and accounts."""
+        daily_vol = (pl.col("vol") / math.sqrt(TRADING_DAYS)).clip(lower_bound=self.min_daily_vol)
+        return {
+            "half_spread": pl.col("half_spread_bps").fill_null(self.half_spread_bps) / 10_000,
+            "impact": self.kappa * daily_vol / (pl.col("adv") * pl.col(bk.ACCOUNTS)).sqrt(),
+        }
+
+
+def solve_mandate(
+    chosen: pl.DataFrame,
+    pos_m: pl.DataFrame,
+    mandate: Mandate,
+    cache: ProblemCache,
+    assets: pl.DataFrame,
+    cost: CostModel,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Trades (holder_id, asset_id, trade_value) and outcomes for ``chosen`` holders, by cvxpy.
+
+    ``chosen`` are decision rows (book at the start of the round, cures applied), ``pos_m`` their
+    position rows; every rule
+    enters at its level (restore where it acted, trigger otherwise).
+    """
+    gcols = risk.factor_columns(assets)
+    pos_m = with_asset_columns(
+        pos_m, assets, ["adv", "vol", "half_spread_bps", risk.SPECIFIC, *gcols]
+    )
+    scalar_names = sorted({n for r in mandate.rules for n in r.holder_inputs(Level.RESTORE)})
+    levels = {}
+    for r in mandate.rules:
+        active = pl.col(r.col.down)
+        if r.col.up in chosen.columns:
+            active = active | pl.col(r.col.up)
+        restore, trigger = r.position_inputs(Level.RESTORE), r.position_inputs(Level.TRIGGER)
+        levels |= {k: pl.when(active).then(restore[k]).otherwise(trigger[k]) for k in restore}
+    flags = [c for c in chosen.columns if c.endswith(RuleColumns.FLAGS)]
+    sums = [c for r in position_rules(mandate) for c in r.holder_sums()]
+    reads = {n for e in levels.values() for n in e.meta.root_names()}  # e.g. a multiplier
+    extra = [c for c in chosen.columns if c in reads and c not in pos_m.columns]
+    holder_cols = list(
+        dict.fromkeys([Book.CASH, Book.NON_TRADABLE, bk.ACCOUNTS, *flags, *sums, *extra])
+    )
+    mpos = (
+        pos_m.join(chosen.select("holder_id", *holder_cols), on="holder_id")
+        .with_columns(
+            **cost.columns(),
+            is_cash_f=pl.col("is_cash").cast(pl.Float64),
+            **levels,
+        )
+        .sort("holder_id", "asset_id")
+    )
+    vec_cols = {
+        Vec.X0: "exposure",
+        "half_spread": "half_spread",
+        "impact": "impact",
+        Vec.IS_CASH: "is_cash_f",
+        Vec.RISK_SPECIFIC: risk.SPECIFIC,
+        **{k: k for k in levels},
+    }
+    arrays = {k: mpos[c].to_numpy() for k, c in vec_cols.items()}
+    rows = mpos.select(gcols).to_numpy()
+    ids = mpos["holder_id"].to_numpy()
+    assets = mpos["asset_id"].to_numpy()
+    hrows = chosen.sort("holder_id").select("holder_id", Book.EQUITY, *scalar_names)
+    order = hrows["holder_id"].to_numpy()
+    starts = np.searchsorted(ids, order, side="left")
+    ends = np.searchsorted(ids, order, side="right")
+    jobs = [
+        Job(
+            {Book.EQUITY: equity, **dict(zip(scalar_names, svals, strict=True))},
+            {k: v[a:b] for k, v in arrays.items()},
+            rows[a:b],
+        )
+        for (equity, *svals), a, b in zip(
+            hrows.drop("holder_id").iter_rows(), starts, ends, strict=True
+        )
+    ]
+    trade_frames, outcomes = [], []
+    results = cache.solve_many(mandate.rules, jobs)
+    for hid, res, a, b in zip(order, results, starts, ends, strict=True):
+        kinds = sorted({name.split(".", 1)[0] for name in res.binding})
+        outcomes.append((hid, res.ok, res.status, ";".join(kinds), ";".join(res.binding)))
+        if res.ok:
+            trade_frames.append(
+                pl.DataFrame({"holder_id": ids[a:b], "asset_id": assets[a:b], "trade_value": res.u})
+            )
+    trades = pl.concat(trade_frames) if trade_frames else EMPTY_TRADES
+    result = pl.DataFrame(outcomes, schema=OUTCOME_SCHEMA, orient="row")
+    return trades, result
+
+
+def min_cost(
+    rows: pl.DataFrame,
+    book_m: pl.DataFrame,
+    mandate: Mandate,
+    cache: ProblemCache,
+    fallback: MandateRound,
+    assets: pl.DataFrame,
+    cost: CostModel,
+) -> MandateRound:
+    """cvxpy trades for holders a rule forces to sell; the pro-rata result for everyone else,
+    for holders whose prescribed rule acted (:attr:`rules.RuleBase.prescribed`) or whose acting
+    rules all leave no choice (:attr:`rules.RuleBase.leaves_no_choice`), and for any holder whose
+    solve fails (status ``solver_failed``). ``rows``: position rows that include the mandate's
+    holders."""
+    decisions = decide(book_m, mandate)
+    prescribed = [pl.col(r.col.down) for r in mandate.rules if r.prescribed]
+    choice = [pl.col(r.col.down) for r in mandate.rules if not r.leaves_no_choice]
+    chosen = decisions.filter(
+        pl.col("any_down")
+        & ~pl.col("infeasible")
+        & ~pl.col("insolvent")
+        & ((pl.col("scale_factor") < 1.0) | pl.col("positions_down"))
+        & ~pl.any_horizontal([pl.lit(False), *prescribed])
+        & pl.any_horizontal([pl.lit(False), *choice])
+    )
+    if chosen.is_empty():
+        return fallback
+    pos_c = keys.by_holder(rows.filter(pl.col("holder_id").is_in(chosen["holder_id"].implode())))
+    pos_c = with_asset_columns(pos_c, assets, asset_reads(mandate, assets))
+    trades, outcomes = solve_mandate(chosen, pos_c, mandate, cache, assets, cost)
+    solved = outcomes.filter(pl.col("solved")).select("holder_id")
+    merged = pl.concat(
+        [
+            decisions.join(solved, on="holder_id", how="semi"),
+            fallback.decisions.join(solved, on="holder_id", how="anti"),
+        ],
+        how="diagonal_relaxed",
+    ).join(outcomes, on="holder_id", how="left")
+    merged = merged.with_columns(  # a solved trade is one, by every binding rule
+        binding_rules=pl.when(pl.col("solved"))
+        .then(pl.col("solver_binding"))
+        .otherwise(pl.col("binding_rules")),
+        position_rules=pl.when(pl.col("solved")).then(pl.lit("")).otherwise("position_rules"),
+    )
+    solved_rows = (
+        pos_c.join(solved, on="holder_id", how="semi")
+        .join(trades, on=["holder_id", "asset_id"], how="left")
+        .select("holder_id", ROW, pl.col("trade_value").fill_null(0.0), position_value=pl.lit(0.0))
+    )
+    if fallback.traded is not None:
+        kept = fallback.traded.join(solved, on="holder_id", how="anti")
+        solved_rows = pl.concat([kept, solved_rows])
+    sums = fallback.sums_after
+    if sums is not None:
+        sums = sums.join(solved, on="holder_id", how="anti")
+    return MandateRound(merged, solved_rows, sums)
