@@ -180,6 +180,11 @@ def changed(
     return new, []
 
 
+def weight_changes(columns: list[str]) -> list[str]:
+    """The asset columns that carry an index's weight change ``Δw`` (:func:`asset_columns`)."""
+    return [c for c in columns if c.startswith("index[") and c.endswith("].dw")]
+
+
 def asset_columns(state: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFrame:
     """``assets`` with each index's ``member`` and ``dw`` columns (non-members: False, 0)."""
     out = assets

@@ -1,0 +1,138 @@
+"""Rounds of forced trades with price impact: the fire-sale cascade.
+
+State: the holders' books after every trade so far, and the prices. Round ``r`` (1, 2, …):
+
+1. every holder's forced trades at the round's prices ``P_r``, all holders at once
+   (:func:`estimator.rounds.evaluate_round`: a rule inside its trigger level does not act, even
+   above its restore level — hysteresis);
+2. the round's net quantity per asset ``q_r = Σ_holders u/(P_r·mult)`` moves the prices to
+   ``P_{r+1}`` (:mod:`estimator.impact`; by default as a function of the cumulative
+   ``Σ_{s≤r} q_s``);
+3. the trades execute at ``P_x = P_r + α·(P_{r+1} − P_r)``: the round booked them at ``P_r``,
+   so each holder's cash moves by ``Σ q·mult·(P_r − P_x)`` (a sale receives less when the price
+   falls under it);
+4. the books are marked to ``P_{r+1}``: cash instruments through their price, futures by
+   variation margin ``Σ q⁺·mult·(P_{r+1} − P_r)`` on the positions held after the round.
+
+Index changes are traded in the first round (their weight changes are then done). With
+``lender_losses``, a holder left with negative equity after a round has the shortfall forgiven
+and its lender (``lender`` in the holder table) books it as a loss — the prime broker's loss
+is the next link of the chain. The cascade stops (``converged``) when a round forces no trade or
+after a round whose traded value is at most ``tolerance`` × the first round's (a holder sitting
+on its limit while its own sales keep moving the price sells ever smaller amounts, a
+geometric tail), else after ``max_rounds``.
+
+Amplification: ``Σ_r S_r / S_1`` with ``S_r`` the value sold in round ``r`` at ``P_r``; 1.0
+exactly when the first round's trades move no price (no impact): the second round then finds
+every holder at its restore level and forces nothing.
+
+The package: :mod:`~estimator.cascade.episode` (the state and its steps), :mod:`.prices`
+(moves, execution, overnight decay), :mod:`.pacing` (the day clock), :mod:`.losses` and
+:mod:`.result` (:class:`CascadeResult`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import polars as pl
+
+from estimator import indices, keys
+from estimator.cascade import episode as ep
+from estimator.cascade.result import DAY, ROUND, CascadeResult, decoded
+from estimator.days import Days
+from estimator.impact import Impact
+from estimator.mandates import Execution, Mandate
+from estimator.rounds import evaluate_round
+from estimator.solve import ProblemCache
+
+__all__ = ["DAY", "ROUND", "CascadeResult", "cascade"]
+
+
+def cascade(
+    assets: pl.DataFrame,
+    holders: pl.DataFrame,
+    positions: pl.DataFrame,
+    mandates: dict[str, Mandate],
+    impact: Impact,
+    *,
+    max_rounds: int | None = None,
+    execution: Execution | None = None,
+    cache: ProblemCache | None = None,
+    lender_losses: bool = False,
+    days: Days | None = None,
+    index_days: dict[str, int] | None = None,
+    codes: keys.Keys | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> CascadeResult:
+    """Run rounds until no holder is forced (see the module docstring). ``assets`` are the
+    shocked assets (their ``price`` is ``P₀``), ``holders`` and ``positions`` the books as
+    :func:`estimator.run` prepares them; ``max_rounds`` overrides the impact settings' one.
+
+    With ``days`` (:mod:`estimator.days`) the rounds run within days: forced trades are paced
+    by each holder's horizon, grace period and participation cap, temporary impact decays
+    overnight, and index changes trade on their day (``index_days``: day per ``dw`` column).
+
+    ``codes``: the keys ``positions`` are already coded with (:attr:`Market.coded`); by
+    default the positions carry ids and are coded here. ``progress``, if given, is called
+    after every round with the rounds run so far and the day."""
+    if codes is None:  # the rounds work on integer keys throughout
+        codes = keys.Keys.of(holders, assets)
+        positions = codes.encode(positions)
+    if codes is None:  # the rounds work on integer keys throughout
+        codes = keys.Keys.of(holders, assets)
+        positions = codes.encode(positions)
+    pace = codes.encode(days.holder_pace(holders)) if days else None
+    params = codes.encode(impact.parameters(assets))  # selectors read ids
+    assets, holders = (codes.encode(f) for f in (assets, holders))
+    market = assets.join(params, on="asset_id")
+    setting = ep.setting(
+        market,
+        holders,
+        positions,
+        impact,
+        lender_losses=lender_losses,
+        days=days,
+        index_days=index_days or {},
+        pace=pace,
+        index_moves=indices.weight_changes(assets.columns),
+    )
+    state = ep.start(market, holders, positions, setting)
+    max_rounds = max_rounds or impact.max_rounds
+    for day in range(days.max_days if days else 1):
+        state = ep.dawn(state, setting, day)
+        for _ in range(max_rounds):
+            result = evaluate_round(
+                state.market.select(assets.columns),
+                ep.books(state, setting),
+                state.positions,
+                mandates,
+                execution=execution,
+                cache=cache,
+                coded=True,
+            )
+            traded = len(state.log.rounds)
+            state, step = ep.step(state, setting, result)
+            if progress is not None and len(state.log.rounds) > traded:  # a round that traded
+                progress(state.clock.round, day)
+            if step is not ep.Step.TRADED:
+                break
+        else:
+            step = ep.Step.DAY_OVER
+        if step is ep.Step.OVER:
+            break
+        if days is not None:
+            state = ep.overnight(state, setting)
+    return _report(state, setting, codes)
+
+
+def _report(state: ep.State, setting: ep.Setting, codes: keys.Keys) -> CascadeResult:
+    """The episode's reports, ids decoded. The trade log is decoded round by round, each
+    round's coded frame let go once decoded: the log is most of the episode's memory."""
+    coded = list(state.log.trades)
+    state = replace(state, log=replace(state.log, trades=()))
+    trades = []
+    while coded:  # a round's rows share its round and day: sorted by holder, asset
+        trades.append(codes.decode(coded.pop(0), [keys.HOLDER, keys.ASSET]))
+    return decoded(ep.report(state, setting, trades), codes, done={"trades"})
