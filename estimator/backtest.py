@@ -18,6 +18,7 @@ import polars as pl
 from estimator import published
 from estimator.api import run
 from estimator.inputs import load_inputs
+from estimator.manifest import BacktestManifest
 from estimator.paths import shipped_scenarios
 from estimator.published import amount, range_text
 from estimator.report import canonical, write_reports
@@ -37,7 +38,7 @@ class Backtest:
     """The backtest table (:data:`COLUMNS`, in episode and file order) and its manifest."""
 
     table: pl.DataFrame
-    manifest: dict
+    manifest: BacktestManifest
 
     def write(self, out_dir: str | Path) -> list[Path]:
         """``backtest.csv``, ``backtest.html`` and ``manifest.json`` into ``out_dir``."""
@@ -66,18 +67,17 @@ def backtest(
     table = canonical(pl.concat(parts) if parts else pl.DataFrame(schema=schema))
     counts = dict(sorted(table.group_by("verdict").len().iter_rows()))
     missed = published.misses(table)
-    manifest = {
-        "tool": "forced-flow backtest",
-        "episodes": list(dict.fromkeys(table["episode"])),
-        "figures": table.height,
-        "verdicts": counts,
-        "missing_channels": explained_by(table),
-        "unexplained": [
+    manifest = BacktestManifest(
+        episodes=list(dict.fromkeys(table["episode"])),
+        figures=table.height,
+        verdicts=counts,
+        missing_channels=explained_by(table),
+        unexplained=[
             f"{e}/{f}"
             for e, f, n in missed.select("episode", "figure", "note").iter_rows()
             if not n
         ],
-    }
+    )
     return Backtest(table, manifest)
 
 

@@ -27,6 +27,7 @@ import polars as pl
 
 from estimator import book as bk
 from estimator.errors import InputError, Problem
+from estimator.manifest import CensusManifest
 from estimator.market import Market, load_market
 from estimator.paths import DEFAULT_MARKET, markets_dir, resolve_market, vintage_at
 from estimator.report import canonical, write_reports
@@ -57,10 +58,11 @@ class Census:
 
     def write(self, out_dir: str | Path) -> list[Path]:
         """Write the tables and a manifest into ``out_dir`` atomically."""
-        manifest = {"tool": "forced-flow census", "market": self.market, "as_of": self.as_of}
+        aggregates = None
         if self.sources is not None:
             kinds = self.sources["kind"].str.extract(r"^(\w+)")
-            manifest["aggregates"] = dict(sorted(kinds.value_counts().iter_rows()))
+            aggregates = dict(sorted(kinds.value_counts().iter_rows()))
+        manifest = CensusManifest(market=self.market, as_of=self.as_of, aggregates=aggregates)
         return write_reports(Path(out_dir), self.tables(), manifest)
 
 

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from estimator import views
-from estimator.api import run
+from estimator.api import RunResult, run
 from estimator.census import census_at
 from estimator.errors import InputError, RunError
 from estimator.explain import explain
@@ -259,10 +259,18 @@ def run_command(
             workers=workers,
             progress=progress,
         )
-        written = result.write(target, fmt, html=html, top=max(top, 15))  # type: ignore[arg-type]
+        pages = _page(result, max(top, 15)) if html else None
+        written = result.write(target, fmt, pages=pages)  # type: ignore[arg-type]
     done = f"Reports: {target}/ ({', '.join(p.name for p in written)})"
     warnings = [str(w) for w in result.warnings.items]
     _show(lambda: [*views.run_summary(result, top), escape(done)], warnings)
+
+
+def _page(result: RunResult, top: int) -> dict[str, str]:
+    """``report.html``: the run as one self-contained page (:mod:`estimator.html`)."""
+    from estimator.html import render  # noqa: PLC0415 (altair: 0.4 s, only when asked for)
+
+    return {"report.html": render(result, top=top)}
 
 
 @app.command("report")
@@ -278,7 +286,7 @@ def report_command(
     with _exits(), _rounds_progress() as progress:
         target = _target(scenario, out_dir)
         result = run(scenario, market, progress=progress)
-        written = result.write(target, html=True, top=top)
+        written = result.write(target, pages=_page(result, top))
     done = f"Report: {target / 'report.html'} (with {', '.join(p.name for p in written)})"
     warnings = [str(w) for w in result.warnings.items]
     _show(lambda: [*views.run_summary(result, min(top, 10)), escape(done)], warnings)

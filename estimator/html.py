@@ -22,7 +22,7 @@ from estimator.report import money
 from estimator.status import NOT_FORCED, Status
 
 if TYPE_CHECKING:
-    from estimator.api import RunResult
+    from estimator.outcome import RunResult
 
 SELL, BUY = "#c0392b", "#2471a3"
 _SI = alt.Axis(format="~s")  # 500M, 1.2G: amounts in the base currency
@@ -211,26 +211,26 @@ def _capped(frame: pl.DataFrame, written: str) -> str:
 def render(result: RunResult, *, top: int = 15) -> str:
     """The report of ``result`` as one HTML document."""
     m = result.manifest
-    totals, statuses = m["totals"], m["statuses"]
+    totals, statuses = m.totals, m.statuses
     forced = sum(v for k, v in statuses.items() if k not in NOT_FORCED)
-    net = m["flows"]["headline"]
+    net = m.flows.headline
     cards = [
         *((f"net forced + systematic, {c}", money(v)) for c, v in net.items()),
         (
             "all trades: sold / bought",
-            f"{money(totals['sell_value'])} / {money(totals['buy_value'])}",
+            f"{money(totals.sell_value)} / {money(totals.buy_value)}",
         ),
         ("holders forced", f"{forced} of {sum(statuses.values())}"),
-        ("cash drawn to cure", money(m["cures"]["drawn"])),
+        ("cash drawn to cure", money(m.cures.drawn)),
     ]
     accounts = result.holders["accounts"] if "accounts" in result.holders.columns else None
     if accounts is not None and (accounts > 1).any():  # rows that stand for many accounts
         hit = result.holders.filter(~pl.col("status").is_in(NOT_FORCED))["accounts"].sum()
         cards.insert(-1, ("accounts forced", f"{hit:,.0f} of {accounts.sum():,.0f}"))
-    if m["lender_losses"] > 0:
-        cards.append(("lender losses", money(m["lender_losses"])))
-    if m.get("cascade"):
-        cards.append(("amplification", f"{m['cascade']['amplification']:.2f}×"))
+    if m.lender_losses > 0:
+        cards.append(("lender losses", money(m.lender_losses)))
+    if m.cascade is not None:
+        cards.append(("amplification", f"{m.cascade.amplification:.2f}×"))
     sections = [
         ("Forced flows by asset class", _sell_buy(result.summary, "asset_class", "By asset class")),
         ("Forced flows by holder type", _sell_buy(result.summary, "holder_type", "By holder type")),
@@ -239,7 +239,7 @@ def render(result: RunResult, *, top: int = 15) -> str:
     if result.rounds is not None and not result.rounds.is_empty():
         sections.append(("The cascade", _rounds(result.rounds)))
     if result.days is not None and not result.days.is_empty():
-        day = (m.get("days") or {}).get("capitulation_day")
+        day = m.days.capitulation_day if m.days is not None else None
         sections.append(("Day by day", _days(result.days, day)))
     if result.chain is not None and not result.chain.is_empty():
         sections.append(("The chain of coercion", _chain(result.chain)))
@@ -306,6 +306,6 @@ def render(result: RunResult, *, top: int = 15) -> str:
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>forced-flow: {name}</title><style>{_STYLE}</style></head><body>"
         f"<h1>Forced flows — {name}</h1><p class='lede'>{description} Market "
-        f"'{html.escape(m['market']['name'])}'.</p><div class='cards'>{card_html}</div>"
+        f"'{html.escape(m.market.name)}'.</p><div class='cards'>{card_html}</div>"
         f"{figures}{tables}</body></html>"
     )

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import html
 import math
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Literal, Protocol, Self
 
 import numpy as np
 import polars as pl
@@ -36,8 +36,17 @@ from estimator.flows import KINDS, parts
 from estimator.report import money
 
 if TYPE_CHECKING:
-    from estimator.api import RunResult
     from estimator.market import Market
+
+
+class Tables(Protocol):
+    """What a figure is estimated from: a run's holder, asset and trade tables
+    (:class:`estimator.outcome.RunResult` has them)."""
+
+    holders: pl.DataFrame
+    assets: pl.DataFrame
+    trades: pl.DataFrame
+
 
 Flow = Literal["sales", "purchases", "net_sales", "lender_losses", "sales_share"]
 
@@ -120,7 +129,7 @@ def _select(frame: pl.DataFrame, column: str, values: list[str]) -> pl.DataFrame
     return frame.filter(pl.col(column).is_in(values)) if values else frame
 
 
-def estimate(figure: Published, result: RunResult, market: Market) -> float:
+def estimate(figure: Published, result: Tables, market: Market) -> float:
     """The run's value of ``figure``'s quantity (module docstring), holders and assets joined
     by id."""
     holders = _select(result.holders.select("holder_id", "holder_type"), "holder_type",
@@ -196,7 +205,7 @@ SCHEMA = {
 }
 
 
-def compare(figures: list[Published], result: RunResult, market: Market) -> pl.DataFrame:
+def compare(figures: list[Published], result: Tables, market: Market) -> pl.DataFrame:
     """A row per figure (:data:`COLUMNS`, in file order): the run's estimate beside the
     published range in US dollars, the verdict and the ratio."""
     rows = []

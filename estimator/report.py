@@ -26,6 +26,7 @@ import polars as pl
 
 from estimator.errors import InputError, Problem, RunError
 from estimator.finite import check_manifest, check_tables
+from estimator.manifest import Manifest
 
 Format = Literal["csv", "parquet"]
 _FORMULA = r"^[=+\-@]"
@@ -170,7 +171,7 @@ def _remove_empty(folders: list[Path]) -> None:
 def write_reports(
     out_dir: str | Path,
     tables: Mapping[str, pl.DataFrame],
-    manifest: dict,
+    manifest: Manifest,
     fmt: Format = "csv",
     texts: Mapping[str, str] | None = None,
 ) -> list[Path]:
@@ -180,11 +181,12 @@ def write_reports(
     :class:`RunError`; either way nothing is left behind and nothing of the user's is lost."""
     out_dir = check_target(out_dir)
     check_tables(tables)  # no report holds NaN or infinity, whichever command writes it
-    check_manifest(manifest)
+    data = manifest.dump()
+    check_manifest(data)
     suffix = "csv" if fmt == "csv" else "parquet"
     names = sorted([f"{name}.{suffix}" for name in tables] + [*(texts or {}), MANIFEST])
     try:
-        stamped = {"tool": "forced-flow", **manifest, "files": names}
+        stamped = {**data, "files": names}
         text = json.dumps(stamped, indent=2, sort_keys=True, allow_nan=False)
     except ValueError as exc:  # a non-finite number: never written (see estimator.finite)
         raise RunError(f"the manifest holds a non-finite number: {exc}") from exc

@@ -38,10 +38,11 @@ from pathlib import Path
 import polars as pl
 
 from estimator import book as bk
-from estimator.api import _version, load_inputs, prepare
+from estimator.api import load_inputs, prepare
 from estimator.bounds import finite_problem
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.mandates import Execution
+from estimator.manifest import SurvivalManifest
 from estimator.market import Market
 from estimator.report import Format, canonical, write_reports
 from estimator.rounds import evaluate_round
@@ -302,21 +303,16 @@ class SurvivalResult:
     searched_to: float  # the largest multiple searched: M, or less where prices would not allow
 
     @property
-    def manifest(self) -> dict:
-        return {
-            "tool": "forced-flow",
-            "version": _version("forced-flow"),
-            "report": "survival",
-            "scenario": self.scenario.name,
-            "market": self.market,
-            "search": dataclasses.asdict(self.search),
-            "evaluations": self.evaluations,
-            "searched_to": self.searched_to,
-            "holders": self.holders.height,
-            "forced_at_scenario": int(
-                (~self.holders["status_at_scenario"].is_in(NOT_FORCED)).sum()
-            ),
-        }
+    def manifest(self) -> SurvivalManifest:
+        return SurvivalManifest(
+            scenario=self.scenario.name,
+            market=self.market,
+            search=dataclasses.asdict(self.search),
+            evaluations=self.evaluations,
+            searched_to=self.searched_to,
+            holders=self.holders.height,
+            forced_at_scenario=int((~self.holders["status_at_scenario"].is_in(NOT_FORCED)).sum()),
+        )
 
     def write(self, out_dir: str | Path, fmt: Format = "csv") -> list[Path]:
         """``survival.csv`` (or ``.parquet``) and ``manifest.json`` in ``out_dir``."""

@@ -16,8 +16,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from estimator.api import RunResult
 from estimator.census import Census
+from estimator.manifest import EquilibriumSummary
+from estimator.outcome import RunResult
 from estimator.published import CHANNELS, amount, misses, range_text
 from estimator.report import money
 from estimator.status import NOT_FORCED, Status
@@ -42,7 +43,7 @@ def table(title: str, header: Sequence[str], rows: Iterable[Sequence[str]], text
     return grid
 
 
-def _fixed_points(table: pl.DataFrame, settings: dict) -> str:
+def _fixed_points(table: pl.DataFrame, settings: EquilibriumSummary | None) -> str:
     """One line on equilibrium mode: each fixed point's largest price fall from P₀."""
     falls = []
     for end in ("least", "greatest"):
@@ -56,7 +57,7 @@ def _fixed_points(table: pl.DataFrame, settings: dict) -> str:
             if worst[1] < 0
             else f"{end}: no price falls"
         )
-    kind = "two fixed points" if settings["multiple_equilibria"] else "one fixed point"
+    kind = "two fixed points" if settings and settings.multiple_equilibria else "one fixed point"
     return f"Equilibrium ({kind}) — " + "; ".join(falls)
 
 
@@ -64,10 +65,10 @@ def headline(result: RunResult) -> str:
     """``name: net forced and systematic flow — equity −1.20bn, …``: the net forced and
     systematic flow per asset class (:func:`estimator.flows.headline`), and the lender losses
     where there are any."""
-    net = result.manifest["flows"]["headline"]
+    net = result.manifest.flows.headline
     flow = ", ".join(f"{escape(c)} {money(v)}" for c, v in net.items()) or "none"
     line = f"[bold]{escape(result.scenario.name)}[/]: net forced and systematic flow — {flow}"
-    lent = result.manifest["lender_losses"]
+    lent = result.manifest.lender_losses
     return line + (f"; lender losses {money(lent)}" if lent > 0 else "")
 
 
@@ -133,32 +134,32 @@ def run_summary(result: RunResult, top: int) -> list[RenderableType]:
             ),
         )
     )
-    cascade, days = result.manifest["cascade"], result.manifest["days"]
-    if days is not None:
-        state = "converged" if cascade["converged"] else "stopped at max_days"
+    cascade, days = result.manifest.cascade, result.manifest.days
+    if days is not None and cascade is not None:  # a day clock runs a cascade
+        state = "converged" if cascade.converged else "stopped at max_days"
         title = (
-            f"Selling by day ({state}): peak day {days['peak_day']}, "
-            f"capitulation {days['capitulation_day']}"
+            f"Selling by day ({state}): peak day {days.peak_day}, "
+            f"capitulation {days.capitulation_day}"
         )
-        parts.append(_periods(title, "day", days["per_day"], "holders_trading"))
+        parts.append(_periods(title, "day", days.per_day, "holders_trading"))
     elif cascade is not None:
-        state = "converged" if cascade["converged"] else "stopped at max_rounds"
+        state = "converged" if cascade.converged else "stopped at max_rounds"
         title = (
-            f"Cascade: {cascade['rounds_traded']} rounds ({state}), "
-            f"amplification {cascade['amplification']:.2f}"
+            f"Cascade: {cascade.rounds_traded} rounds ({state}), "
+            f"amplification {cascade.amplification:.2f}"
         )
-        parts.append(_periods(title, "round", cascade["rounds"], "holders_forced"))
+        parts.append(_periods(title, "round", cascade.rounds, "holders_forced"))
     if result.published is not None:
         parts += backtest_summary(result.published)
     if result.equilibrium is not None:
-        parts.append(_fixed_points(result.equilibrium, result.manifest["equilibrium"]))
-    statuses = ", ".join(f"{k}: {v}" for k, v in result.manifest["statuses"].items())
+        parts.append(_fixed_points(result.equilibrium, result.manifest.equilibrium))
+    statuses = ", ".join(f"{k}: {v}" for k, v in result.manifest.statuses.items())
     parts.append(f"Statuses — {escape(statuses)}")
-    cures = result.manifest["cures"]
-    if cures["drawn"] > 0 or cures["short"] > 0:
+    cures = result.manifest.cures
+    if cures.drawn > 0 or cures.short > 0:
         parts.append(
-            f"Cash drawn to cure: {money(cures['drawn'])}; still short, left to forced "
-            f"trades: {money(cures['short'])}"
+            f"Cash drawn to cure: {money(cures.drawn)}; still short, left to forced "
+            f"trades: {money(cures.short)}"
         )
     return parts
 

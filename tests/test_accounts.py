@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 import estimator
 from estimator.cli import app
 from estimator.errors import InputError
+from estimator.html import render
 from estimator.mandates import load_mandates
 from estimator.paths import mandates_dir, markets_dir
 
@@ -158,9 +159,9 @@ def test_the_report_counts_the_accounts_forced() -> None:
     _, one = _markets({h: 3 if h.startswith("RETAIL") else 1 for h in HOLDERS["holder_id"]})
     result = estimator.run("small_crash", one)
     hit = result.holders.filter(~pl.col("status").is_in(["ok", "cured"]))["accounts"].sum()
-    assert f"accounts forced<b>{hit:,.0f} of {HOLDERS.height + 8:,.0f}</b>" in result.html()
-    assert result.manifest["counts"]["holders"] == HOLDERS.height
-    assert result.manifest["counts"]["accounts"] == HOLDERS.height + 8  # four rows of three
+    assert f"accounts forced<b>{hit:,.0f} of {HOLDERS.height + 8:,.0f}</b>" in render(result)
+    assert result.manifest.dump()["counts"]["holders"] == HOLDERS.height
+    assert result.manifest.dump()["counts"]["accounts"] == HOLDERS.height + 8  # four rows of three
 
 
 def test_explain_says_a_row_stands_for_many_accounts() -> None:

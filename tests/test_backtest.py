@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 import estimator
 from estimator import Scenario
 from estimator.cli import app
+from estimator.html import render
 from estimator.published import CHANNELS, Channel, Published, estimate, verdict
 
 SOURCE = {
@@ -136,10 +137,10 @@ def test_a_run_of_an_episode_carries_its_comparison(tmp_path: Path) -> None:
     run = estimator.run("tesla_2020")
     assert run.published is not None
     assert run.published["figure"].to_list() == ["index_purchases", "index_sales"]
-    assert run.manifest["published"] == dict(
+    assert run.manifest.dump()["published"] == dict(
         sorted(run.published.group_by("verdict").len().iter_rows())
     )
-    files = {p.name for p in run.write(tmp_path / "t", html=True)}
+    files = {p.name for p in run.write(tmp_path / "t", pages={"report.html": render(run)})}
     assert "published.csv" in files
     page = (tmp_path / "t" / "report.html").read_text()
     assert "Beside what happened" in page and "index_purchases" not in page  # shows `what`

@@ -185,7 +185,7 @@ def test_run_with_impact_reports_every_round(tmp_path: Path) -> None:
     market = _ab_market()
     result = estimator.run(Scenario(name="s", impact=LINEAR), market)
     chain = _two_holders(LINEAR)
-    cascade_info = result.manifest["cascade"]
+    cascade_info = result.manifest.dump()["cascade"]
     assert cascade_info["rounds_traded"] == chain.rounds_traded > 2
     assert cascade_info["converged"] is True
     assert cascade_info["amplification"] == pytest.approx(chain.amplification, rel=1e-12)
@@ -210,7 +210,7 @@ def test_run_with_impact_reports_every_round(tmp_path: Path) -> None:
 
 def test_the_shipped_cascade_scenario_forces_a_second_round() -> None:
     result = estimator.run("small_cascade")
-    info = result.manifest["cascade"]
+    info = result.manifest.dump()["cascade"]
     assert info["converged"] is True
     assert info["rounds_traded"] >= 2
     assert info["amplification"] > 1.0
@@ -429,7 +429,7 @@ def test_a_shortfall_is_booked_as_the_lenders_loss() -> None:
     assert h["Z"]["loss_lending"] == pytest.approx(-shortfall, rel=1e-12)
     assert h["Z"]["loss_total"] == pytest.approx(50.0, rel=1e-12)
     assert h["PB"]["loss_total"] == pytest.approx(shortfall, rel=1e-12)
-    assert result.manifest["cascade"]["lender_losses"] is True
+    assert result.manifest.dump()["cascade"]["lender_losses"] is True
     # without the flag the shortfall stays with Z, and PB loses nothing
     kept = estimator.run(Scenario(name="s", impact=LINEAR, shocks=falls), market)
     assert kept.holders.filter(pl.col("holder_id") == "PB")["loss_total"].item() == 0.0
@@ -529,13 +529,15 @@ def test_loss_amplification_and_first_round_columns_by_hand() -> None:
     x = run.assets.row(0, named=True)
     assert (x["first_round_sell_value"], x["first_round_net_value"]) == pytest.approx((200, -200))
     assert x["first_round_price_change"] == pytest.approx(-0.02)
-    assert run.manifest["cascade"]["loss_amplification"] == pytest.approx(result.loss_amplification)
+    assert run.manifest.dump()["cascade"]["loss_amplification"] == pytest.approx(
+        result.loss_amplification
+    )
 
 
 def test_progress_is_told_every_round_and_the_output_stays_clean(tmp_path: Path) -> None:
     calls: list[tuple[int, int]] = []
     result = estimator.run("fire_sale", progress=lambda n, day: calls.append((n, day)))
-    rounds = result.manifest["cascade"]["rounds_traded"]
+    rounds = result.manifest.dump()["cascade"]["rounds_traded"]
     assert [n for n, _ in calls] == list(range(1, rounds + 1))  # every round that traded
     assert {day for _, day in calls} == {0}
     piped = CliRunner().invoke(app, ["run", "fire_sale", "--out", str(tmp_path / "r")])

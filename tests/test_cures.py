@@ -114,7 +114,7 @@ def test_each_source_serves_the_rules_it_restores() -> None:
         "collateral_buffer": pytest.approx((48.0, 30.0, 18.0)),
         "margin": pytest.approx((95.0, 95.0, 0.0)),
     }
-    assert result.manifest["cures"] == pytest.approx({"drawn": 125.0, "short": 18.0})
+    assert result.manifest.dump()["cures"] == pytest.approx({"drawn": 125.0, "short": 18.0})
 
 
 def test_a_cascade_reports_every_round_and_the_trades_that_name_each_rule() -> None:

@@ -47,11 +47,11 @@ def test_a_horizon_spreads_the_sale_evenly() -> None:
     # and so on: 0.5 a day on days 0–3, then nothing is left.
     result = _run({"horizon_days": 4})
     assert _units_by_day(result) == pytest.approx({0: -0.5, 1: -0.5, 2: -0.5, 3: -0.5})
-    days = result.manifest["days"]
+    days = result.manifest.dump()["days"]
     assert (days["capitulation_day"], days["days_traded"]) == (3, 4)
     assert days["peak_day"] in range(4)  # four equal days: any of them, to rounding
     assert days["peak_sell_value"] == pytest.approx(50.0)
-    assert result.manifest["cascade"]["converged"] is True
+    assert result.manifest.dump()["cascade"]["converged"] is True
     h = result.holders.row(0, named=True)
     assert (h["first_day"], h["last_day"], h["sold"]) == (0, 3, pytest.approx(200.0))
 
@@ -258,7 +258,7 @@ def test_on_a_day_clock_the_attribution_identity_holds_with_a_new_position() -> 
         Scenario(name="s", index_changes=[change], impact=impact, days={"pace": []}), market
     )
     for result in (rounds, days):
-        info = result.manifest["cascade"]
+        info = result.manifest.dump()["cascade"]
         assert result.holders["cascade_systemicness"].sum() == pytest.approx(
             info["aggregate_vulnerability"], rel=1e-9
         )
@@ -293,13 +293,13 @@ def test_a_slow_seller_finishes_though_a_fast_one_dwarfs_it() -> None:
     b = result.trades.filter(pl.col("holder_id") == "B")
     assert b["trade_value"].sum() == pytest.approx(-200.0)
     assert b["day"].max() == 19
-    assert result.manifest["cascade"]["converged"] is True
+    assert result.manifest.dump()["cascade"]["converged"] is True
 
 
 def test_holders_in_a_grace_period_past_the_last_day_do_not_break_the_run() -> None:
     result = _run({"delay_days": 3}, max_days=2)
     assert result.trades.is_empty()
-    assert result.manifest["cascade"]["converged"] is False
+    assert result.manifest.dump()["cascade"]["converged"] is False
     assert result.holders.row(0, named=True)["equity_start"] == pytest.approx(400.0)
 
 
@@ -312,4 +312,4 @@ def test_an_impact_model_may_select_assets_by_id() -> None:
 
 def test_pacing_alone_amplifies_nothing() -> None:
     result = _run({"horizon_days": 4})
-    assert result.manifest["cascade"]["amplification"] == pytest.approx(1.0)
+    assert result.manifest.dump()["cascade"]["amplification"] == pytest.approx(1.0)

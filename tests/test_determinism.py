@@ -49,7 +49,7 @@ def test_one_or_two_solver_processes_write_the_same_bytes(tmp_path: Path) -> Non
     manifests = []
     for workers in (1, 2):
         result = estimator.run(spec, market, execution="min_cost", workers=workers)
-        assert result.manifest["parameters"]["workers_used"] == workers
+        assert result.manifest.dump()["parameters"]["workers_used"] == workers
         result.write(tmp_path / str(workers))
         manifest = _manifest(tmp_path / str(workers))
         manifest["parameters"].pop("workers")
@@ -62,7 +62,7 @@ def test_one_or_two_solver_processes_write_the_same_bytes(tmp_path: Path) -> Non
 
 def test_workers_that_cannot_be_used_are_told(tmp_path: Path) -> None:
     result = estimator.run("small_crash", execution="min_cost", workers=2)
-    assert result.manifest["parameters"]["workers_used"] == 1
+    assert result.manifest.dump()["parameters"]["workers_used"] == 1
     assert any("2 workers asked for, 1 used" in str(w) for w in result.warnings.items)
 
 

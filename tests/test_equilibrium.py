@@ -56,7 +56,7 @@ def test_a_unique_equilibrium_by_hand() -> None:
     assert row["price_least"] == pytest.approx(expected, rel=1e-10)
     assert row["price_greatest"] == pytest.approx(expected, rel=1e-10)
     assert row["quantity_least"] == pytest.approx(-(3200 / expected - 30), rel=1e-9)
-    info = result.manifest["equilibrium"]
+    info = result.manifest.dump()["equilibrium"]
     assert info["multiple_equilibria"] is False
     assert info["least_iterations"] > 1 and info["greatest_iterations"] > 1
     # the run's trades are the pre-episode books' trades at the equilibrium price
@@ -79,7 +79,7 @@ def test_two_equilibria_by_hand() -> None:
     assert row["price_greatest"] == pytest.approx(43.0, rel=1e-12)
     assert row["quantity_greatest"] == pytest.approx(-30.0, rel=1e-12)
     assert row["price_greatest"] <= row["price_least"]  # greatest impact, lowest price
-    info = result.manifest["equilibrium"]
+    info = result.manifest.dump()["equilibrium"]
     assert info["multiple_equilibria"] is True
     assert info["greatest_iterations"] == 1  # everything sold is already a fixed point
 
@@ -88,7 +88,7 @@ def test_rules_with_hysteresis_fall_back_to_rounds_with_a_warning() -> None:
     market = _market([{"kind": "leverage", "max": 2.0, "target": 1.8}])
     result = estimator.run(Scenario(name="s", impact=_impact(1e-4)), market)
     assert result.equilibrium is None and result.rounds is not None
-    assert result.manifest["equilibrium"] is None
+    assert result.manifest.dump()["equilibrium"] is None
     (warning,) = [str(w) for w in result.warnings.items if "equilibrium" in str(w)]
     assert "impact.method" in warning and "m: leverage" in warning
 

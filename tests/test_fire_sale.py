@@ -49,7 +49,7 @@ def test_the_larger_sellers_sell_far_more_than_the_first(result: estimator.RunRe
     round_1 = -first["trade_value"].sum()
     assert sold["HF_SMALLCAP"] > 5 * round_1
     assert sold["HF_MULTI"] > 10 * sold["HF_SMALLCAP"]
-    assert result.manifest["cascade"]["amplification"] > 50
+    assert result.manifest.dump()["cascade"]["amplification"] > 50
 
 
 def test_the_small_cap_fund_crosses_its_limit_only_at_the_prices_after_round_one(
@@ -76,7 +76,7 @@ def test_without_price_impact_only_the_retail_accounts_are_forced() -> None:
 
 
 def test_the_round_summary_counts_holders_newly_forced(result: estimator.RunResult) -> None:
-    summary = pl.DataFrame(result.manifest["cascade"]["rounds"])
+    summary = pl.DataFrame(result.manifest.dump()["cascade"]["rounds"])
     assert summary["holders_newly_forced"].to_list()[:3] == [6, 1, 1]
     assert summary["holders_newly_forced"].sum() == result.trades["holder_id"].n_unique()
     assert result.rounds is not None
@@ -90,7 +90,7 @@ def test_on_a_day_clock_the_funds_spread_their_sales_and_prices_rebound() -> Non
     spread = dict(days.iter_rows())
     assert all(spread[h] == [0] for h in RETAIL)  # sold out by their brokers on the day
     assert spread["HF_SMALLCAP"] == spread["HF_MULTI"] == [0, 1, 2]  # three-day horizon
-    info = result.manifest["days"]
+    info = result.manifest.dump()["days"]
     assert (info["capitulation_day"], info["days_traded"]) == (2, 3)
     # the funds keep under 20% of a day's volume in every stock
     assert result.days is not None

@@ -12,6 +12,7 @@ from oracle_kit import two_sellers
 import estimator
 from estimator import Mandate, Scenario
 from estimator.flows import HEADLINE, KINDS, kind_of
+from estimator.html import render
 
 RULES = {
     "margin": ({"kind": "margin"}, "forced"),
@@ -62,7 +63,9 @@ def test_two_holders_by_hand() -> None:
     table = {(k, c): (s, b, n) for k, c, s, b, n in result.flows.iter_rows()}
     assert table[("systematic", "equity")] == pytest.approx((2250.0, 0.0, -2250.0), rel=1e-9)
     assert table[("forced", "equity")] == pytest.approx((2500.0, 0.0, -2500.0), rel=1e-9)
-    assert result.manifest["flows"]["headline"] == pytest.approx({"equity": -4750.0}, rel=1e-9)
+    assert result.manifest.dump()["flows"]["headline"] == pytest.approx(
+        {"equity": -4750.0}, rel=1e-9
+    )
 
 
 def _balanced_fund(execution: str) -> estimator.RunResult:
@@ -110,7 +113,7 @@ def test_position_rule_trades_and_the_book_scaling_are_two_kinds() -> None:
     assert table.keys() == expected.keys()
     for key, values in expected.items():
         assert table[key] == pytest.approx(values, rel=1e-9, abs=1e-12)
-    headline = result.manifest["flows"]["headline"]  # the policy purchase is not in it
+    headline = result.manifest.dump()["flows"]["headline"]  # the policy purchase is not in it
     assert headline == pytest.approx({"bond": (f - 1) * 34, "equity": (f - 1) * 51}, rel=1e-9)
 
 
@@ -144,8 +147,10 @@ def test_a_forced_sale_then_a_systematic_scaling_pro_rata() -> None:
     assert got["j"][0] == pytest.approx((-50.0, -50.0), rel=1e-9)
     assert got["a"][0] == pytest.approx((-25.0, 0.0), rel=1e-9, abs=1e-12)
     assert (got["j"][1], got["a"][1]) == ("forced", "systematic")
-    assert result.manifest["flows"]["by_kind"]["forced"]["sell_value"] == pytest.approx(50.0)
-    assert result.manifest["flows"]["by_kind"]["systematic"]["sell_value"] == pytest.approx(25.0)
+    assert result.manifest.dump()["flows"]["by_kind"]["forced"]["sell_value"] == pytest.approx(50.0)
+    assert result.manifest.dump()["flows"]["by_kind"]["systematic"]["sell_value"] == pytest.approx(
+        25.0
+    )
 
 
 def test_a_solved_trade_is_one_trade_of_every_binding_rule() -> None:
@@ -156,7 +161,7 @@ def test_a_solved_trade_is_one_trade_of_every_binding_rule() -> None:
     assert got == pytest.approx({"j": -50.0, "a": -25.0}, rel=1e-5)
     assert (result.trades["position_value"] == 0).all()
     assert set(result.trades["flow_kind"]) == {"forced"}
-    sold = result.manifest["flows"]["by_kind"]["forced"]["sell_value"]
+    sold = result.manifest.dump()["flows"]["by_kind"]["forced"]["sell_value"]
     assert sold == pytest.approx(75.0, rel=1e-5)
 
 
@@ -182,8 +187,8 @@ def test_the_table_adds_up_to_the_trades(crash: estimator.RunResult) -> None:
     net = math.fsum(crash.flows["net_value"])  # the kinds' net flows add up to the trades'
     assert net == pytest.approx(math.fsum(crash.trades["trade_value"]), rel=1e-12, abs=1e-6)
     sold = math.fsum(crash.flows["sell_value"])
-    assert sold == pytest.approx(crash.manifest["totals"]["sell_value"], rel=1e-12)
-    headline = crash.manifest["flows"]["headline"]
+    assert sold == pytest.approx(crash.manifest.dump()["totals"]["sell_value"], rel=1e-12)
+    headline = crash.manifest.dump()["flows"]["headline"]
     rows = crash.flows.filter(pl.col("flow_kind").is_in(HEADLINE))
     for asset_class in set(rows["asset_class"]):
         net = rows.filter(pl.col("asset_class") == asset_class)["net_value"].sum()
@@ -192,7 +197,7 @@ def test_the_table_adds_up_to_the_trades(crash: estimator.RunResult) -> None:
 
 
 def test_the_html_report_has_the_flows_by_kind(crash: estimator.RunResult) -> None:
-    page = crash.html()
+    page = render(crash)
     section = page[page.index("<h2>Flow by kind</h2>") : page.index("<h2>Assets</h2>")]
     assert crash.flows is not None
     assert section.count("<tr>") == crash.flows.height + 1  # a row per kind × class

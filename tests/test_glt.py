@@ -56,7 +56,9 @@ def test_the_papers_toy_by_hand() -> None:
     = [0.14592, 0.02688]."""
     result = _toy({"model": "linear", "coefficient": 1e-3, "per": "value"})
     h = {r["holder_id"]: r for r in result.holders.iter_rows(named=True)}
-    assert result.manifest["glt"]["aggregate_vulnerability"] == pytest.approx(0.1728, rel=1e-12)
+    assert result.manifest.dump()["glt"]["aggregate_vulnerability"] == pytest.approx(
+        0.1728, rel=1e-12
+    )
     assert h["b1"]["glt_sales"] == pytest.approx(22.8, rel=1e-12)
     assert h["b2"]["glt_sales"] == pytest.approx(3.6, rel=1e-12)
     assert (h["b1"]["glt_loss"], h["b2"]["glt_loss"]) == pytest.approx((1.344, 1.248), rel=1e-12)
@@ -75,7 +77,9 @@ def test_impact_per_adv_is_per_value_over_adv() -> None:
         {"model": "linear", "select": {"asset_ids": ["k1"]}, "coefficient": 1.0, "per": "adv"},
         {"model": "linear", "select": {"asset_ids": ["k2"]}, "coefficient": 2.0, "per": "adv"},
     )
-    assert result.manifest["glt"]["aggregate_vulnerability"] == pytest.approx(0.1728, rel=1e-12)
+    assert result.manifest.dump()["glt"]["aggregate_vulnerability"] == pytest.approx(
+        0.1728, rel=1e-12
+    )
 
 
 def test_only_linear_impact_has_a_glt_reading() -> None:

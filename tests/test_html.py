@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 import estimator
 from estimator import html as html_module
 from estimator.cli import app
+from estimator.html import render
 from estimator.report import money
 
 #: What would make a browser fetch something: scripts, stylesheets, imports, remote URLs.
@@ -27,7 +28,7 @@ def days_run() -> estimator.RunResult:
 
 
 def test_the_report_is_one_self_contained_file(days_run: estimator.RunResult) -> None:
-    page = days_run.html()
+    page = render(days_run)
     assert page.startswith("<!DOCTYPE html>") and page.endswith("</html>")
     assert FETCHES.search(page) is None, FETCHES.search(page)
     assert len(page.encode()) < 3_000_000
@@ -37,18 +38,18 @@ def test_the_report_is_one_self_contained_file(days_run: estimator.RunResult) ->
 def test_no_page_shows_a_non_finite_number(scenario: str) -> None:
     """The page is drawn from the run's checked frames: no NaN or infinity anywhere in it,
     in a table cell or a chart's text."""
-    page = estimator.run(scenario).html()
+    page = render(estimator.run(scenario))
     text = re.sub(r"<[^>]+>", " ", page)  # what a reader sees, not the markup
     assert re.search(r"(?i)\b(nan|-?inf(inity)?)\b", text) is None
 
 
 def test_every_chart_of_a_cascade_on_a_day_clock(days_run: estimator.RunResult) -> None:
-    page = days_run.html()
+    page = render(days_run)
     # by asset class, by holder type, crowded assets, rounds, days, chain of coercion
     assert page.count("<svg") == 6
     for title in ("The cascade", "Day by day", "The chain of coercion"):
         assert f"<h2>{title}</h2>" in page
-    day = days_run.manifest["days"]["capitulation_day"]
+    day = days_run.manifest.dump()["days"]["capitulation_day"]
     assert f"capitulation: day {day}" in page
     for holder in set(days_run.chain["target_id"]) | set(days_run.chain["source_id"]):
         assert holder in page
@@ -56,8 +57,8 @@ def test_every_chart_of_a_cascade_on_a_day_clock(days_run: estimator.RunResult) 
 
 def test_the_headline_uses_the_runs_numbers() -> None:
     result = estimator.run("small_crash")
-    page = result.html()
-    assert money(result.manifest["totals"]["sell_value"]) in page
+    page = render(result)
+    assert money(result.manifest.dump()["totals"]["sell_value"]) in page
     assert page.count("<svg") == 3  # one round: no cascade, day or chain charts
     assert "LDI_POOLED" in page  # holders that had to act are tabled
 
@@ -88,5 +89,5 @@ def test_commands_write_report_html(tmp_path: Path, command: list[str]) -> None:
 def test_the_page_is_the_same_bytes_run_after_run() -> None:
     """Charts are fed rows in a fixed order (keys, then side): group-bys give their groups in
     any order, and the drawing would follow it."""
-    pages = {estimator.run("small_crash").html() for _ in range(4)}
+    pages = {render(estimator.run("small_crash")) for _ in range(4)}
     assert len(pages) == 1

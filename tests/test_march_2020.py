@@ -42,9 +42,9 @@ def result() -> estimator.RunResult:
 
 def test_the_demo_runs_on_the_census_vintage_before_it(result: estimator.RunResult) -> None:
     assert SCENARIO.market == f"{DEFAULT_MARKET}/2019-12"
-    assert result.manifest["market"]["as_of"] == "2019-12"
+    assert result.manifest.dump()["market"]["as_of"] == "2019-12"
     assert result.holders.height == len(_rows("holders.csv"))
-    statuses = result.manifest["statuses"]
+    statuses = result.manifest.dump()["statuses"]
     assert sum(statuses.values()) == result.holders.height
     assert statuses["forced"] > 0
     assert "family_office" not in set(result.holders["holder_type"])  # from 2020-12 only

@@ -122,6 +122,8 @@ def test_glt_takes_the_loan_return_into_the_holders_return() -> None:
     )
     result = estimator.run(scenario, market)
     h = {r["holder_id"]: r for r in result.holders.iter_rows(named=True)}
-    assert result.manifest["glt"]["aggregate_vulnerability"] == pytest.approx(0.30144, rel=1e-12)
+    assert result.manifest.dump()["glt"]["aggregate_vulnerability"] == pytest.approx(
+        0.30144, rel=1e-12
+    )
     assert (h["b1"]["glt_sales"], h["b2"]["glt_sales"]) == pytest.approx((85.8, 3.6), rel=1e-12)
     assert (h["b1"]["glt_loss"], h["b2"]["glt_loss"]) == pytest.approx((2.3892, 2.1324), rel=1e-12)

@@ -19,6 +19,7 @@ from typer.testing import CliRunner, Result
 
 from estimator import cli, views
 from estimator.errors import InputError, RunError
+from estimator.manifest import Manifest
 from estimator.report import write_reports
 
 runner = CliRunner()
@@ -64,9 +65,9 @@ def test_an_empty_folder_is_used(work: Path) -> None:
 
 def test_an_earlier_report_is_replaced_whole(work: Path) -> None:
     target = work / "r"
-    write_reports(target, {"a": TABLE["a"], "b": TABLE["a"]}, {"tool": "forced-flow"})
+    write_reports(target, {"a": TABLE["a"], "b": TABLE["a"]}, Manifest())
     assert sorted(p.name for p in target.iterdir()) == ["a.csv", "b.csv", "manifest.json"]
-    write_reports(target, TABLE, {"tool": "forced-flow"}, fmt="parquet")
+    write_reports(target, TABLE, Manifest(), fmt="parquet")
     assert sorted(p.name for p in target.iterdir()) == ["a.parquet", "manifest.json"]
     assert sorted(p.name for p in work.iterdir()) == ["r"]  # no temporary folder left
 
@@ -174,7 +175,9 @@ def test_a_failure_while_writing_is_exit_1_and_keeps_the_earlier_report(
 
 def test_created_parents_are_removed_when_writing_fails(work: Path) -> None:
     with pytest.raises(RunError):
-        write_reports(work / "a" / "b" / "r", TABLE, {}, texts={"x/y.html": "no such folder"})
+        write_reports(
+            work / "a" / "b" / "r", TABLE, Manifest(), texts={"x/y.html": "no such folder"}
+        )
     assert list(work.iterdir()) == []
 
 
@@ -182,7 +185,7 @@ def test_library_refusal_is_an_input_error(work: Path) -> None:
     (work / "r").mkdir()
     (work / "r" / "mine.py").write_text("x = 1")
     with pytest.raises(InputError) as caught:
-        write_reports(work / "r", TABLE, {})
+        write_reports(work / "r", TABLE, Manifest())
     assert caught.value.problems[0].field == "out"
 
 
@@ -190,7 +193,7 @@ def test_library_refusal_is_an_input_error(work: Path) -> None:
 def test_reports_take_the_users_umask(work: Path, mask: int) -> None:
     old = os.umask(mask)
     try:
-        written = write_reports(work / "r", TABLE, {})
+        written = write_reports(work / "r", TABLE, Manifest())
     finally:
         os.umask(old)
     assert stat.S_IMODE((work / "r").stat().st_mode) == 0o777 & ~mask

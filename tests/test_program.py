@@ -210,6 +210,6 @@ def test_without_the_direct_path_solves_go_through_cvxpy(monkeypatch: pytest.Mon
     assert a.select(keys).equals(b.select(keys)) and a.height > 10
     scale = float(np.abs(a["trade_value"]).max())
     np.testing.assert_allclose(b["trade_value"], a["trade_value"], rtol=0, atol=1e-6 * scale)
-    said = [w for w in fallback.manifest["warnings"] if "lacks what re-solving" in w]
+    said = [w for w in fallback.manifest.dump()["warnings"] if "lacks what re-solving" in w]
     assert len(said) == 1 and "(AttributeError: gone)" in said[0]
-    assert not any("lacks what re-solving" in w for w in direct.manifest["warnings"])
+    assert not any("lacks what re-solving" in w for w in direct.manifest.dump()["warnings"])

@@ -102,7 +102,7 @@ def test_bsu_eba_2016_fixed_point(loan_return: float | None) -> None:
     )
     result = estimator.run(scenario, market)
     assert result.equilibrium is not None
-    assert result.manifest["equilibrium"]["multiple_equilibria"] is False
+    assert result.manifest.dump()["equilibrium"]["multiple_equilibria"] is False
     got = {r["asset_id"]: r for r in result.equilibrium.iter_rows(named=True)}
     for name, p, q in zip(names, price, sold, strict=True):
         assert got[name]["price_least"] == pytest.approx(p, rel=1e-12, abs=1e-14)

@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from estimator.manifest import Manifest
 from estimator.report import neutralise, write_reports
 
 
@@ -22,16 +23,23 @@ def test_neutralise_text_cells_only() -> None:
 
 def test_write_replaces_whole_folder(tmp_path: Path) -> None:
     target = tmp_path / "r"
-    write_reports(target, {"a": pl.DataFrame({"x": [1]}), "b": pl.DataFrame({"y": [2]})}, {"m": 1})
-    write_reports(target, {"a": pl.DataFrame({"x": [3]})}, {"m": 2})
+    write_reports(
+        target, {"a": pl.DataFrame({"x": [1]}), "b": pl.DataFrame({"y": [2]})}, Manifest()
+    )
+    write_reports(target, {"a": pl.DataFrame({"x": [3]})}, Manifest())
     assert sorted(p.name for p in target.iterdir()) == ["a.csv", "manifest.json"]
     assert pl.read_csv(target / "a.csv")["x"].to_list() == [3]
 
 
+class _Unserialisable(Manifest):
+    def dump(self) -> dict[str, object]:
+        return {"when": object()}
+
+
 def test_failed_write_leaves_previous_report(tmp_path: Path) -> None:
     target = tmp_path / "r"
-    write_reports(target, {"a": pl.DataFrame({"x": [1]})}, {})
-    unserialisable = {"when": object()}  # fails after the tables are written
+    write_reports(target, {"a": pl.DataFrame({"x": [1]})}, Manifest())
+    unserialisable = _Unserialisable()  # fails after the tables are written
     with pytest.raises(TypeError):
         write_reports(target, {"a": pl.DataFrame({"x": [2]})}, unserialisable)
     assert pl.read_csv(target / "a.csv")["x"].to_list() == [1]

@@ -49,7 +49,8 @@ def test_parallel_solves_match_one_process(monkeypatch: pytest.MonkeyPatch) -> N
     gap = (pl.col("trade_value").fill_null(0.0) - pl.col("trade_value_2").fill_null(0.0)).abs()
     assert both.select((gap <= 1e-5 * pl.col("gross_assets_before")).all()).item()
     assert (
-        one.manifest["counts"]["compiled_problems"] == two.manifest["counts"]["compiled_problems"]
+        one.manifest.dump()["counts"]["compiled_problems"]
+        == two.manifest.dump()["counts"]["compiled_problems"]
     )
 
 

@@ -66,7 +66,10 @@ def test_both_fixed_points_by_iteration() -> None:
     spec = load_scenario(resolve_scenario("sovereign_fire_sale"))
     tight = spec.model_copy(update={"impact": spec.impact.model_copy(update={"tolerance": 1e-14})})
     result = estimator.run(tight, "sovereign")
-    assert result.equilibrium is not None and result.manifest["equilibrium"]["multiple_equilibria"]
+    assert (
+        result.equilibrium is not None
+        and result.manifest.dump()["equilibrium"]["multiple_equilibria"]
+    )
     for row in result.equilibrium.iter_rows(named=True):
         lo, hi = expected[row["asset_id"]]
         assert row["price_least"] == pytest.approx(100 * lo, rel=1e-12)
@@ -105,7 +108,7 @@ def test_glt_measures_of_the_shipped_glt_scenario() -> None:
     Phi = (X / a[:, None]).T @ phi
     L = X @ (ell * Phi)
     result = estimator.run("sovereign_glt")
-    assert result.manifest["glt"]["aggregate_vulnerability"] == pytest.approx(
+    assert result.manifest.dump()["glt"]["aggregate_vulnerability"] == pytest.approx(
         L.sum() / e.sum(), rel=1e-12
     )
     got = result.holders.sort("holder_id")

@@ -259,7 +259,7 @@ def test_a_rate_shock_that_would_drive_a_yield_below_minus_f_ends_the_search_ear
     spec = Scenario(name="s", shocks=[{"select": {"all": True}, "yield_change_bp": -5000}])
     result = survival(spec, market, search=Search(max_multiple=6.0, grid=12))
     assert result.searched_to == 4.0
-    assert result.manifest["searched_to"] == 4.0
+    assert result.manifest.dump()["searched_to"] == 4.0
     row = _row(result.holders, "h")
     assert row["forced_multiple"] is None and row["status_at_scenario"] == "ok"
 

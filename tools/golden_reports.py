@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 import estimator
+from estimator.html import render
 from estimator.paths import shipped_scenarios
 
 #: Execution styles each scenario runs under: its mandates' own, then each style for all.
@@ -41,7 +42,8 @@ def reports(out: Path) -> dict[str, str]:
     for name in shipped_scenarios():
         for style in STYLES:
             folder = out / name / (style or "own")
-            estimator.run(name, execution=style).write(folder, html=True)
+            result = estimator.run(name, execution=style)
+            result.write(folder, pages={"report.html": render(result)})
             for path in sorted(folder.iterdir()):
                 digests[str(path.relative_to(out))] = _digest(path)
             print(f"{name} ({style or 'own'})", file=sys.stderr)
