@@ -27,7 +27,7 @@ import polars as pl
 from estimator import contracts, keys
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.mandates import Mandate
-from rules import IndexTracking, index_column
+from rules import index_column
 
 #: Index weights are normalised, with a warning, when they sum to 1 only to within this much.
 SUM_TOLERANCE = 1e-6
@@ -73,14 +73,15 @@ def tracked_index_problems(
     problems = []
     for name, mandate in sorted(mandates.items()):
         for rule in mandate.rules:
-            if not isinstance(rule, IndexTracking) or rule.index in known:
+            index = rule.tracked_index
+            if index is None or index in known:
                 continue
             users = holders.filter(pl.col("mandate") == name)
             for line, holder in users.select(contracts.LINE, "holder_id").head(5).iter_rows():
                 problems.append(
                     Problem(
                         label,
-                        f"holder {holder!r} (mandate {name!r}) tracks index {rule.index!r}, "
+                        f"holder {holder!r} (mandate {name!r}) tracks index {index!r}, "
                         f"which the market has no weights for (known: {sorted(known)})",
                         line,
                         "mandate",
@@ -216,24 +217,25 @@ def pad_positions(
     rows = []
     for name, mandate in sorted(mandates.items()):
         for rule in mandate.rules:
-            if not isinstance(rule, IndexTracking):
+            index = rule.tracked_index
+            if index is None:
                 continue
             trackers = holders.filter(pl.col("mandate") == name).select("holder_id")
             if trackers.is_empty():  # a mandate no holder follows needs no index
                 continue
-            member = index_column(rule.index, "member")
+            member = index_column(index, "member")
             if member not in assets.columns:
                 raise InputError(
                     [
                         Problem(
                             "assets",
-                            f"mandate {name!r} tracks index {rule.index!r}, but the assets have "
+                            f"mandate {name!r} tracks index {index!r}, but the assets have "
                             "no columns for it: apply the scenario with the market's "
                             "index_weights",
                         )
                     ]
                 )
-            bought = pl.col(member) & (pl.col(index_column(rule.index, "dw")) > 0)
+            bought = pl.col(member) & (pl.col(index_column(index, "dw")) > 0)
             members = assets.filter(bought).select("asset_id")
             rows.append(trackers.join(members, how="cross"))
     positions = keys.by_holder(positions)

@@ -12,10 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import cvxpy as cp
 import polars as pl
-from cvxpy.constraints import SOC, PowCone3D
-from cvxpy.reductions.solvers.defines import SOLVER_MAP_CONIC
 
 from estimator import book as bk
 from estimator import precheck
@@ -25,6 +22,7 @@ from estimator.finite import non_finite
 from estimator.market import Market, load_market
 from estimator.paths import DEFAULT_MARKET, resolve_market, resolve_scenario, scenarios_dir
 from estimator.scenario import Scenario, apply_scenario, load_scenario
+from estimator.solve import DEFAULT_SOLVER
 from rules import Book
 from rules.leverage import PRE as LEVERAGE_PRE
 from rules.leverage import measured_leverage
@@ -67,6 +65,10 @@ def load_inputs(
 def usable_solvers() -> list[str]:
     """Installed cvxpy solvers that can solve the minimal-cost problems: conic solvers with
     second-order and power cones (:mod:`estimator.solve`)."""
+    import cvxpy as cp  # noqa: PLC0415 (not needed by a run that solves nothing)
+    from cvxpy.constraints import SOC, PowCone3D  # noqa: PLC0415
+    from cvxpy.reductions.solvers.defines import SOLVER_MAP_CONIC  # noqa: PLC0415
+
     cones = (PowCone3D, SOC)
     return [
         name
@@ -85,7 +87,8 @@ def check_options(participation: float, solver: str, workers: int) -> str:
         problems.append(Problem("options", f"{why} (0 < ρ ≤ 1)", field="--participation"))
     if workers < 1:
         problems.append(Problem("options", f"expected ≥ 1, got {workers}", field="--workers"))
-    usable = usable_solvers()
+    # the default solver is a dependency that solves them; another is looked up in cvxpy
+    usable = [DEFAULT_SOLVER] if solver.upper() == DEFAULT_SOLVER else usable_solvers()
     if solver.upper() not in usable:
         problems.append(
             Problem(

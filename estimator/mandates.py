@@ -95,12 +95,14 @@ class Mandate(BaseModel):
             raise ValueError("`cure` lists capital_call: add a [capital_call] table (limit, …)")
         if self.capital_call is not None and Cure.CAPITAL_CALL not in self.cure:
             raise ValueError("a [capital_call] table needs capital_call in `cure` to be used")
-        trading = [r.kind for r in self.rules if placed(r)]
-        if "index_tracking" in trading and len(trading) > 1:
-            raise ValueError(
-                "index_tracking decides the holdings of its index sleeve: it cannot share a "
-                f"mandate with another position rule ({sorted(set(trading) - {'index_tracking'})})"
-            )
+        trading = [r for r in self.rules if placed(r)]
+        for rule in trading:
+            if rule.exclusive and len(trading) > 1:
+                others = sorted(r.kind for r in trading if r is not rule)
+                raise ValueError(
+                    f"{rule.kind} decides the holdings of its sleeve: it cannot share a "
+                    f"mandate with another position rule ({others})"
+                )
         return self
 
 

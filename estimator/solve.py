@@ -52,14 +52,17 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import cvxpy as cp
 import numpy as np
-from cvxpy.constraints.zero import Equality
 
 from estimator.errors import RunError
-from estimator.program import ClarabelProgram, direct_unavailable
 from rules import ProblemSpace, RuleBase, Vec
+
+if TYPE_CHECKING:
+    import cvxpy as cp
+
+    from estimator.program import ClarabelProgram
 
 DEFAULT_SOLVER = "CLARABEL"
 #: Clarabel is asked for a duality gap and residuals of 10⁻⁹ (its defaults are 10⁻⁸) with
@@ -115,6 +118,10 @@ class CompiledProblem:
         *,
         direct: bool = True,
     ) -> None:
+        import cvxpy as cp  # noqa: PLC0415 (imported when a problem is built)
+
+        from estimator.program import ClarabelProgram, direct_unavailable  # noqa: PLC0415
+
         buys = any(rule.buys for rule in rules)
         signs_fixed = not buys or any(rule.fixed_signs for rule in rules)
         p = ProblemSpace(n, k, signs_fixed=signs_fixed)
@@ -192,6 +199,8 @@ class CompiledProblem:
 
     def _outcome(self, n: int, status: str) -> Outcome:
         u = np.asarray(self.space.u.value)[:n]
+        from cvxpy.constraints.zero import Equality  # noqa: PLC0415
+
         binding = sorted(
             name
             for name, c in self.constraints.items()
@@ -200,6 +209,8 @@ class CompiledProblem:
         return Outcome(u, True, status, binding)
 
     def _run(self, solver: str, opts: Mapping[str, float]) -> str:
+        import cvxpy as cp  # noqa: PLC0415
+
         try:
             with warnings.catch_warnings():  # an inaccurate solve is reported in its status
                 warnings.filterwarnings("ignore", "Solution may be inaccurate", UserWarning)
@@ -210,7 +221,8 @@ class CompiledProblem:
         return str(self.problem.status)
 
 
-_SOLVED = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
+#: cvxpy's statuses of a solved problem (``cvxpy.OPTIMAL``, ``cvxpy.OPTIMAL_INACCURATE``).
+_SOLVED = ("optimal", "optimal_inaccurate")
 
 
 def _is_tight(c: cp.Constraint, tol: float = 1e-6) -> bool:
@@ -256,18 +268,28 @@ class ProblemCache:
         self.solver = solver
         self.workers = max(1, workers)
         self.reuse = reuse
-        #: why compiled problems are not re-solved directly although asked to (the installed
-        #: cvxpy lacks what that needs: :func:`~estimator.program.direct_unavailable`), or None
-        self.fallback = (
-            direct_unavailable() if direct and reuse and solver.upper() == DEFAULT_SOLVER else None
-        )
-        # the naive baseline solves through cvxpy
-        self.direct = direct and reuse and self.fallback is None
+        self._direct = direct and reuse  # the naive baseline solves through cvxpy
         self.options = {**SOLVER_DEFAULTS.get(solver.upper(), {}), **options}
         self._problems: dict[tuple, CompiledProblem] = {}
         self._shapes: set[tuple] = set()
         self._pool: ProcessPoolExecutor | None = None
         self._started = False
+
+    @property
+    def fallback(self) -> str | None:
+        """Why compiled problems are not re-solved directly although asked to (the installed
+        cvxpy lacks what that needs: :func:`~estimator.program.direct_unavailable`), or None —
+        asked only once a problem is solved: a run that solves nothing needs no cvxpy."""
+        if not (self._direct and self._shapes and self.solver.upper() == DEFAULT_SOLVER):
+            return None
+        from estimator.program import direct_unavailable  # noqa: PLC0415
+
+        return direct_unavailable()
+
+    @property
+    def direct(self) -> bool:
+        """Whether compiled problems are re-solved directly (:class:`ClarabelProgram`)."""
+        return self._direct and self.fallback is None
 
     @staticmethod
     def _key(rules: Sequence[RuleBase], n: int) -> tuple:

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar, TypeGuard
+from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
 
-import cvxpy as cp
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+
+    import cvxpy as cp
 
 
 class Level(StrEnum):
@@ -102,6 +103,8 @@ class ProblemSpace:
     """
 
     def __init__(self, n: int, k: int, *, signs_fixed: bool = False) -> None:
+        import cvxpy as cp  # noqa: PLC0415 (imported when a problem is built, not with the rules)
+
         self.n = n
         self.k = k
         self.u = cp.Variable(n, name="u")
@@ -118,6 +121,8 @@ class ProblemSpace:
         ``cp.abs``, without its epigraph ``v ≥ x⁺, v ≥ −x⁺``: at a position sold in full both of
         those are tight at ``v = 0`` together with ``φ ≤ 1``, a degenerate vertex on which
         interior-point solvers stall."""
+        import cvxpy as cp  # noqa: PLC0415
+
         if not self.signs_fixed:
             return cp.abs(self.x_plus)
         if self._abs is None:
@@ -129,6 +134,8 @@ class ProblemSpace:
         self, name: str, shape: tuple[int, ...] = (), *, nonneg: bool = False
     ) -> cp.Parameter:
         """The parameter called ``name``, created on first use."""
+        import cvxpy as cp  # noqa: PLC0415
+
         if name not in self.params:
             self.params[name] = cp.Parameter(shape, name=name, nonneg=nonneg)
         return self.params[name]
@@ -204,8 +211,6 @@ class RuleBase(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     kind: str
-    #: Rule kinds whose moves can add risk; those run pro-rata only.
-    can_add_risk: ClassVar[bool] = False
     #: Rule kinds whose forced trades include purchases (min-cost may then add to positions).
     buys: ClassVar[bool] = False
     #: Rule kinds whose convex form assumes no trade flips a position's sign.
@@ -213,6 +218,24 @@ class RuleBase(BaseModel):
     #: Rule kinds whose forced trades are fully prescribed (e.g. an index change): a holder whose
     #: prescribed rule acts trades them as computed under either execution style.
     prescribed: ClassVar[bool] = False
+    #: Levels at which the rule's convex form (:meth:`constraints`, parameters from
+    #: :meth:`holder_inputs` and :meth:`position_inputs`) is violated by exactly :meth:`breach`
+    #: on the book. A rule whose restore level is stricter in the solve than in the breach
+    #: (a rebalancing policy restores an acted class to target, in band is compliant) or that
+    #: enters a solve only where it has not acted (a prescribed rule) lists the trigger only.
+    convex_levels: ClassVar[tuple[Level, ...]] = (Level.TRIGGER, Level.RESTORE)
+    #: Typical parametrisations of the kind (its fields without ``kind``): the tests that run
+    #: over every rule kind run over these (:mod:`rules.testing`).
+    examples: ClassVar[tuple[dict[str, Any], ...]] = ()
+    #: Position rule kinds that decide the holdings of their sleeve alone (an index tracker
+    #: holds what its index holds): a mandate may have no other position rule beside them.
+    exclusive: ClassVar[bool] = False
+
+    @property
+    def tracked_index(self) -> str | None:
+        """The index whose weights the rule's holdings follow (the market must have it, and
+        the holder positions to buy into where a weight rises); None for most rules."""
+        return None
 
     @property
     def leaves_no_choice(self) -> bool:
@@ -279,7 +302,9 @@ class RuleBase(BaseModel):
         return exceeds(self.breach(Level.TRIGGER))
 
     def triggered_up(self) -> pl.Expr:
-        """True where the rule forces a re-risking trade (only rules that can add risk)."""
+        """True where the rule forces a re-risking trade (a targeting rule that buys back up to
+        its level when it has fallen below it): the holder then scales its book up, to
+        ``max(f*, 1)`` with ``f*`` the rules' :meth:`fraction` at their restore levels."""
         return pl.lit(False)
 
     def fraction(self, level: Level) -> pl.Expr:
@@ -288,10 +313,6 @@ class RuleBase(BaseModel):
         A negative value means no such f exists: even selling everything leaves a breach.
         """
         raise NotImplementedError
-
-    def fraction_up(self) -> pl.Expr:
-        """Scale f > 1 a re-risking rule wants (null for rules that cannot add risk)."""
-        return pl.lit(None, dtype=pl.Float64)
 
     def cure_need(self, level: Level) -> pl.Expr:
         """Cash that, added to the account, satisfies the rule at ``level`` (0 if none can)."""
@@ -318,7 +339,7 @@ class RuleBase(BaseModel):
 
     def reads(self) -> set[str]:
         """The holder-level columns the rule's Polars expressions read."""
-        exprs = [self.lhs(), self.triggered(), self.triggered_up(), self.fraction_up()]
+        exprs = [self.lhs(), self.triggered(), self.triggered_up()]
         for level in Level:
             exprs += [self.bound(level), self.fraction(level), self.cure_need(level)]
             exprs += self.holder_inputs(level).values()

@@ -33,21 +33,28 @@ funds withstand a 250bp rise in gilt yields.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
-import cvxpy as cp
 import polars as pl
 from pydantic import Field, model_validator
 
 from rules._base import Book, Level, ProblemSpace, RuleBase
+from rules._exprs import E
 
-_E = pl.col(Book.EQUITY)
+if TYPE_CHECKING:
+    import cvxpy as cp
+
 _DD = pl.col(Book.DURATION_EXPOSURE)
 BP = 1e-4  # one basis point
 
 
 class CollateralBuffer(RuleBase):
     """Keep the yield rise the equity can absorb above a floor, in basis points."""
+
+    examples: ClassVar[tuple[dict[str, Any], ...]] = (
+        {"floor_bp": 2000.0},
+        {"floor_bp": 1500.0, "restore_bp": 2500.0},
+    )
 
     kind: Literal["collateral_buffer"] = "collateral_buffer"
     floor_bp: float = Field(gt=0, le=10_000, description="β: least yield buffer, bp (e.g. 250)")
@@ -82,18 +89,18 @@ class CollateralBuffer(RuleBase):
 
     def bound(self, level: Level) -> pl.Expr:
         """``10⁴·E/β``: the duration exposure the equity supports at the floor."""
-        return _E / (self._buffer(level) * BP)
+        return E / (self._buffer(level) * BP)
 
     def fraction(self, level: Level) -> pl.Expr:
         return pl.when(_DD > 0).then(self.bound(level) / _DD).otherwise(float("inf"))
 
     def cure_need(self, level: Level) -> pl.Expr:
         """``k = β_r·DV01 − E``."""
-        return (self._buffer(level) * BP * _DD - _E).clip(lower_bound=0.0)
+        return (self._buffer(level) * BP * _DD - E).clip(lower_bound=0.0)
 
     def metric(self) -> pl.Expr:
         """The yield buffer ``b = 10⁴·E/DD`` in bp (empty when ``DD ≤ 0``)."""
-        return pl.when(_DD > 0).then(_E / (_DD * BP))
+        return pl.when(_DD > 0).then(E / (_DD * BP))
 
     def position_inputs(self, level: Level) -> dict[str, pl.Expr]:
         return {self.column("duration"): pl.col("duration").fill_null(0.0)}

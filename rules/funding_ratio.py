@@ -33,7 +33,7 @@ liabilities, 6.40% for a bond without convexity).
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import polars as pl
 from pydantic import Field, model_validator
@@ -46,6 +46,21 @@ _L = pl.col(Book.LIABILITIES)
 
 class FundingRatio(RebalancingBand):
     """Policy weights with bands that switch to a de-risked policy below a funding ratio."""
+
+    examples: ClassVar[tuple[dict[str, Any], ...]] = (
+        {
+            "weights": {"equity": 0.6, "equity_future": 0.3},
+            "derisked_weights": {"equity": 0.3, "equity_future": 0.1},
+            "trigger": 1.0,
+        },
+        {
+            "weights": {"equity": 0.5, "equity_future": 0.2},
+            "derisked_weights": {"equity": 0.4, "equity_future": 0.05},
+            "trigger": 0.9,
+            "band": 0.1,
+            "restore": "edge",
+        },
+    )
 
     kind: Literal["funding_ratio"] = "funding_ratio"  # type: ignore[assignment]
     trigger: float = Field(gt=0, le=10, description="φ: funding ratio V/L below which it de-risks")

@@ -39,15 +39,17 @@ tracker sells its index sleeve (near) proportionally, never only the cheapest me
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import cvxpy as cp
 import polars as pl
 from pydantic import Field
 
 from rules._base import HOLDER, Level, PositionRule, ProblemSpace
+from rules._exprs import X
 
-_X = pl.col("exposure")
+if TYPE_CHECKING:
+    import cvxpy as cp
+
 _X0 = pl.col("exposure_start")  # exposure at the start of the round
 
 
@@ -58,6 +60,12 @@ def index_column(index_id: str, what: Literal["member", "dw"]) -> str:
 
 class IndexTracking(PositionRule):
     """Trade tracked assets × the change in index weight when the index changes."""
+
+    examples: ClassVar[tuple[dict[str, Any], ...]] = (
+        {"index": "IDX"},
+        {"index": "IDY", "tolerance": 0.05},
+        {"index": "IDX", "tolerance": 0.1},
+    )
 
     flow = "policy"
 
@@ -72,6 +80,12 @@ class IndexTracking(PositionRule):
 
     prescribed = True
     buys = True
+    exclusive = True
+    convex_levels = (Level.TRIGGER,)
+
+    @property
+    def tracked_index(self) -> str | None:
+        return self.index
 
     @property
     def _member(self) -> pl.Expr:
@@ -96,10 +110,10 @@ class IndexTracking(PositionRule):
         computed once as a column of its own (the columns are evaluated in order)."""
         aum_start, sleeve = self.column("row.aum_start"), self.column("row.sleeve")
         raw, total = self.column("raw_target"), self.column("row.target_sum")
-        gap = self._on_members(0.5 * (_X - pl.col(sleeve) * pl.col(raw) / pl.col(total)).abs())
+        gap = self._on_members(0.5 * (X - pl.col(sleeve) * pl.col(raw) / pl.col(total)).abs())
         return {
             aum_start: self._on_members(_X0).sum().over(HOLDER),
-            sleeve: self._on_members(_X).sum().over(HOLDER),
+            sleeve: self._on_members(X).sum().over(HOLDER),
             raw: self._on_members(self._raw_target(pl.col(aum_start))),
             total: pl.col(raw).sum().over(HOLDER),
             self.column("gap_share"): pl.when(pl.col(aum_start) > 0).then(gap).otherwise(0.0),
@@ -141,7 +155,7 @@ class IndexTracking(PositionRule):
         at either level: the tolerance decides whether to trade, not how far."""
         tracks = self._member & (pl.col(self.column("aum_start")) > 0)
         target = pl.col(self.column("sleeve")) * self._target()
-        return pl.when(tracks).then(target - _X).otherwise(0.0)
+        return pl.when(tracks).then(target - X).otherwise(0.0)
 
     def holder_inputs(self, level: Level) -> dict[str, pl.Expr]:
         return {}  # the solve's only number is the tolerance, fixed per compiled shape
@@ -159,6 +173,8 @@ class IndexTracking(PositionRule):
         return f"{self.kind}:{self.tolerance!r}"
 
     def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
+        import cvxpy as cp  # noqa: PLC0415 (imported when a problem is built)
+
         member = p.vec(self.column("member"), nonneg=True)
         target = p.vec(self.column("target"))  # negative for a short member
         sleeve = cp.Variable(name="index_sleeve")

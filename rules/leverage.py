@@ -39,20 +39,18 @@ book with cash and other debt: selling turns assets into cash one for one).
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
-import cvxpy as cp
 import polars as pl
 from pydantic import Field, PositiveFloat, model_validator
 
 from rules._base import Book, Level, ProblemSpace, RuleBase, Vec, exceeds
+from rules._exprs import C, E, G, N, V, gross
 
-_E = pl.col(Book.EQUITY)
-_G = pl.col(Book.GROSS_EXPOSURE)
+if TYPE_CHECKING:
+    import cvxpy as cp
+
 _L = pl.col(Book.LONG_CASH)
-_N = pl.col(Book.NON_TRADABLE)
-_C = pl.col(Book.CASH)
-_V = pl.col(Book.CASH_EXPOSURE)
 
 Measure = Literal["balance_sheet", "exposure"]
 #: Leverage before the scenario's shocks, by measure (added to the holders by ``prepare``).
@@ -62,37 +60,44 @@ PRE = {"balance_sheet": Book.BALANCE_SHEET_LEVERAGE_PRE, "exposure": Book.EXPOSU
 def measured_assets(measure: Measure) -> pl.Expr:
     """``A_bs`` or ``A_x`` (module docstring) on a book."""
     if measure == "exposure":
-        return _G + _N
-    return _L + _N + _C.clip(lower_bound=0.0)
+        return G + N
+    return _L + N + C.clip(lower_bound=0.0)
 
 
 def measured_leverage(measure: Measure) -> pl.Expr:
     """``A/E`` under ``measure``; null when ``E ≤ 0`` (insolvent, not "safe")."""
-    return pl.when(_E > 0).then(measured_assets(measure) / _E)
+    return pl.when(E > 0).then(measured_assets(measure) / E)
 
 
 def scale_for_assets(bound: pl.Expr, measure: Measure) -> pl.Expr:
     """Largest f ≥ 0 with ``A(f) ≤ bound`` under ``measure`` (negative when none), per the
     module docstring."""
     if measure == "exposure":
-        best = pl.when(_G > 0).then((bound - _N) / _G)
+        best = pl.when(G > 0).then((bound - N) / G)
         best = pl.when(best >= 0).then(best)
     else:
-        f1 = pl.when(_L > 0).then((bound - _N) / _L)
-        ok1 = (f1 >= 0) & (_C + (1 - f1) * _V <= 0)
-        f2 = pl.when(_L - _V > 0).then((bound - _N - _C - _V) / (_L - _V))
-        ok2 = (f2 >= 0) & (_C + (1 - f2) * _V >= 0)
+        f1 = pl.when(_L > 0).then((bound - N) / _L)
+        ok1 = (f1 >= 0) & (C + (1 - f1) * V <= 0)
+        f2 = pl.when(_L - V > 0).then((bound - N - C - V) / (_L - V))
+        ok2 = (f2 >= 0) & (C + (1 - f2) * V >= 0)
         best = pl.max_horizontal(pl.when(ok1).then(f1), pl.when(ok2).then(f2))
     assets = measured_assets(measure)
     anything = pl.when(bound >= assets).then(float("inf")).otherwise(-1.0)  # A(f) = A for all f
-    fixed = _G <= 0
+    fixed = G <= 0
     if measure == "balance_sheet":  # futures only: no cash holdings to scale, A = N + max(C, 0)
-        fixed = fixed | ((_L <= 0) & (_L - _V <= 0))
+        fixed = fixed | ((_L <= 0) & (_L - V <= 0))
     return pl.when(fixed).then(anything).otherwise(best.fill_null(-1.0))
 
 
 class Leverage(RuleBase):
     """Keep assets over equity below a limit, or at its pre-shock level."""
+
+    examples: ClassVar[tuple[dict[str, Any], ...]] = (
+        {"max": 2.5, "target": 2.0},
+        {"max": 3.0, "measure": "exposure"},
+        {"mode": "targeting", "tolerance": 0.02},
+        {"mode": "targeting", "measure": "exposure"},
+    )
 
     kind: Literal["leverage"] = "leverage"
     measure: Measure = Field(
@@ -110,8 +115,6 @@ class Leverage(RuleBase):
         None, le=1_000, description="L_target: restore level, ≤ max (threshold mode; default max)"
     )
     tolerance: float = Field(0.0, ge=0, le=1_000, description="ε: band around L₀ (targeting mode)")
-
-    can_add_risk = True
 
     @property
     def restores_to_trigger(self) -> bool:
@@ -152,7 +155,7 @@ class Leverage(RuleBase):
         return measured_assets(self.measure)
 
     def bound(self, level: Level) -> pl.Expr:
-        return self._multiple(level) * _E
+        return self._multiple(level) * E
 
     def fraction(self, level: Level) -> pl.Expr:
         return scale_for_assets(self.bound(level), self.measure)
@@ -160,25 +163,22 @@ class Leverage(RuleBase):
     def triggered_up(self) -> pl.Expr:
         if self.mode != "targeting":
             return pl.lit(False)
-        floor = pl.col(PRE[self.measure]) * (1 - self.tolerance) * _E
-        return (_G > 0) & exceeds(floor - self.lhs())
-
-    def fraction_up(self) -> pl.Expr:
-        if self.mode != "targeting":
-            return pl.lit(None, dtype=pl.Float64)
-        return self.fraction(Level.RESTORE)
+        floor = pl.col(PRE[self.measure]) * (1 - self.tolerance) * E
+        return (G > 0) & exceeds(floor - self.lhs())
 
     def metric(self) -> pl.Expr:
         """Leverage ``A / E`` under the rule's measure; null when ``E ≤ 0``."""
         return measured_leverage(self.measure)
 
     def holder_inputs(self, level: Level) -> dict[str, pl.Expr]:
-        bound = {self.bound_name: self.bound(level) - _N}
-        return bound if self.measure == "exposure" else bound | {Vec.CASH0: _C}
+        bound = {self.bound_name: self.bound(level) - N}
+        return bound if self.measure == "exposure" else bound | {Vec.CASH0: C}
 
     def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
+        import cvxpy as cp  # noqa: PLC0415 (imported when a problem is built)
+
         if self.measure == "exposure":
-            assets = cp.sum(p.abs_x_plus)
+            assets = gross(p)
         else:
             c = p.vec(Vec.IS_CASH, nonneg=True)
             cash_after = p.param(Vec.CASH0) - c @ p.u

@@ -46,23 +46,25 @@ Selling a liquid holding leaves the left side unchanged, so the solve sells only
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
-import cvxpy as cp
 import polars as pl
 from pydantic import Field, model_validator
 
-from rules._base import Book, Level, PositionRule, ProblemSpace, exceeds
+from rules._base import Level, PositionRule, ProblemSpace, exceeds
+from rules._exprs import A, C, G, N, X
 
-_A = pl.col(Book.GROSS_ASSETS)
-_G = pl.col(Book.GROSS_EXPOSURE)
-_N = pl.col(Book.NON_TRADABLE)
-_C = pl.col(Book.CASH)
-_X = pl.col("exposure")
+if TYPE_CHECKING:
+    import cvxpy as cp
 
 
 class LiquidityBuffer(PositionRule):
     """Hold at least a share of total assets in cash and liquid asset classes."""
+
+    examples: ClassVar[tuple[dict[str, Any], ...]] = (
+        {"share": 0.3},
+        {"share": 0.35, "restore_share": 0.4},
+    )
 
     kind: Literal["liquidity_buffer"] = "liquidity_buffer"
 
@@ -113,7 +115,7 @@ class LiquidityBuffer(PositionRule):
         return {self.column("liquid_class"): pl.col("asset_class").is_in(self.liquid_classes)}
 
     def position_columns(self) -> dict[str, pl.Expr]:
-        held = pl.col("is_cash") & (_X > 0)
+        held = pl.col("is_cash") & (X > 0)
         liquid = pl.col(self.column("liquid_class"))
         return {
             self.column("liquid_held"): held & liquid,
@@ -122,40 +124,40 @@ class LiquidityBuffer(PositionRule):
 
     def holder_sums(self) -> dict[str, pl.Expr]:
         return {
-            self.liquid: _X.filter(pl.col(self.column("liquid_held"))).sum(),
-            self.illiquid: _X.filter(pl.col(self.selected)).sum(),
+            self.liquid: X.filter(pl.col(self.column("liquid_held"))).sum(),
+            self.illiquid: X.filter(pl.col(self.selected)).sum(),
         }
 
     def liquid_assets(self) -> pl.Expr:
         """``L = L_x + max(C, 0)``."""
-        return pl.col(self.liquid) + _C.clip(lower_bound=0.0)
+        return pl.col(self.liquid) + C.clip(lower_bound=0.0)
 
     def lhs(self) -> pl.Expr:
         return -self.liquid_assets()
 
     def bound(self, level: Level) -> pl.Expr:
-        return -self._share(level) * _A
+        return -self._share(level) * A
 
     def sale(self, level: Level) -> pl.Expr:
         """``d``, the least sale of illiquid holdings (module docstring), in currency."""
         s, L, ill = self._share(level), pl.col(self.liquid), pl.col(self.illiquid)
-        a0 = _G + _N
+        a0 = G + N
         repaying = (s * a0 - L) / s
-        d = pl.when((_C < 0) & (repaying <= -_C)).then(repaying).otherwise(s * (a0 + _C) - L - _C)
+        d = pl.when((C < 0) & (repaying <= -C)).then(repaying).otherwise(s * (a0 + C) - L - C)
         return d.clip(pl.lit(0.0), ill)
 
     def cure_need(self, level: Level) -> pl.Expr:
         """Cash ``k`` that rebuilds the buffer: it helps once it brings cash above zero, then
         ``L_x + C + k ≥ s_r·(A₀ + C + k)``, so ``k = (s_r·(A₀ + C) − L_x − C)/(1 − s_r)``."""
         s, L = self._share(level), pl.col(self.liquid)
-        return ((s * (_G + _N + _C) - L - _C) / (1 - s)).clip(lower_bound=0.0)
+        return ((s * (G + N + C) - L - C) / (1 - s)).clip(lower_bound=0.0)
 
     def attainable(self, level: Level) -> pl.Expr:
         """Whether selling every illiquid holding rebuilds the buffer: ``L(I_x) ≥ s·A(I_x)``
         up to rounding noise."""
         s, L, ill = self._share(level), pl.col(self.liquid), pl.col(self.illiquid)
-        cash = (_C + ill).clip(lower_bound=0.0)
-        short = s * (_G + _N - ill + cash) - (L + cash)
+        cash = (C + ill).clip(lower_bound=0.0)
+        short = s * (G + N - ill + cash) - (L + cash)
         return ~exceeds(short)
 
     def trade_inputs(self, level: Level) -> dict[str, pl.Expr]:
@@ -167,28 +169,28 @@ class LiquidityBuffer(PositionRule):
 
     def trade(self, level: Level) -> pl.Expr:
         sold_share = pl.col(self.column("sold_share"))
-        return pl.when(pl.col(self.selected)).then(-sold_share * _X).otherwise(0.0)
+        return pl.when(pl.col(self.selected)).then(-sold_share * X).otherwise(0.0)
 
     def metric(self) -> pl.Expr:
         """Liquid share of total assets, ``L / A``."""
-        return pl.when(_A > 0).then(self.liquid_assets() / _A)
+        return pl.when(A > 0).then(self.liquid_assets() / A)
 
     def _kappa(self, level: Level) -> pl.Expr:
         """``κ``: 1 where the least sale leaves cash ≥ 0, 0 where it only repays borrowing."""
         s, L = self._share(level), pl.col(self.liquid)
-        d = pl.when(_C < 0).then((s * (_G + _N) - L) / s).otherwise(0.0)
-        return (_C + d.clip(lower_bound=0.0) >= 0).cast(pl.Float64)
+        d = pl.when(C < 0).then((s * (G + N) - L) / s).otherwise(0.0)
+        return (C + d.clip(lower_bound=0.0) >= 0).cast(pl.Float64)
 
     def holder_inputs(self, level: Level) -> dict[str, pl.Expr]:
         s = self._share(level)
         kappa = self._kappa(level)
-        return {self.bound_name: (1 - s) * kappa * _C - s * _N}
+        return {self.bound_name: (1 - s) * kappa * C - s * N}
 
     def position_inputs(self, level: Level) -> Mapping[str, pl.Expr]:
         s = self._share(level)
         kappa = self._kappa(level)
         return {
-            self.column("weights"): s * _X.sign()
+            self.column("weights"): s * X.sign()
             - pl.col(self.column("liquid_held")).cast(pl.Float64),
             self.column("cash_weights"): (1 - s) * kappa * pl.col("is_cash").cast(pl.Float64),
         }

@@ -28,19 +28,27 @@ Textbook check: a long bought with 50% initial margin
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import cvxpy as cp
 import polars as pl
 from pydantic import Field
 
 from rules._base import Book, Level, ProblemSpace, RuleBase, _positive_part
+
+if TYPE_CHECKING:
+    import cvxpy as cp
 
 _AE = pl.col(Book.ACCOUNT_EQUITY)
 
 
 class Margin(RuleBase):
     """Account equity at or above the maintenance margin requirement."""
+
+    examples: ClassVar[tuple[dict[str, Any], ...]] = (
+        {"maintenance_rate": 0.6},
+        {"maintenance_rate": 0.4, "restore": "initial", "initial_ratio": 1.6},
+        {"maintenance_rate": 0.3, "restore": "initial", "initial_rate": 0.5},
+    )
 
     kind: Literal["margin"] = "margin"
 

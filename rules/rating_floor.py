@@ -36,24 +36,28 @@ conservative — the solve may sell slightly more than the least sale).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
-import cvxpy as cp
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from rules._base import Book, Level, PositionRule, ProblemSpace
+from rules._base import Level, PositionRule, ProblemSpace
+from rules._exprs import A, C, G, N, X
 from rules.ratings import AGENCY_COLUMNS, Composite, composite_expr, notch
 
-_A = pl.col(Book.GROSS_ASSETS)
-_G = pl.col(Book.GROSS_EXPOSURE)
-_N = pl.col(Book.NON_TRADABLE)
-_C = pl.col(Book.CASH)
-_X = pl.col("exposure")
+if TYPE_CHECKING:
+    import cvxpy as cp
 
 
 class RatingFloor(PositionRule):
     """Keep the share of total assets rated below a floor at or under a tolerated share."""
+
+    examples: ClassVar[tuple[dict[str, Any], ...]] = (
+        {},
+        {"floor": "Baa3", "share": 0.1, "composite": "middle"},
+        {"floor": "A-", "share": 0.3, "restore_share": 0.2},
+        {"floor": "BBB", "share": 0.05, "unrated": "breach"},
+    )
 
     kind: Literal["rating_floor"] = "rating_floor"
 
@@ -120,24 +124,24 @@ class RatingFloor(PositionRule):
         return {self.column("rated_below"): worse.fill_null(False)}
 
     def position_columns(self) -> dict[str, pl.Expr]:
-        held = pl.col("is_cash") & (_X > 0)
+        held = pl.col("is_cash") & (X > 0)
         return {self.selected: held & pl.col(self.column("rated_below"))}
 
     def holder_sums(self) -> dict[str, pl.Expr]:
-        return {self.below: _X.filter(pl.col(self.selected)).sum()}
+        return {self.below: X.filter(pl.col(self.selected)).sum()}
 
     def lhs(self) -> pl.Expr:
         return pl.col(self.below)
 
     def bound(self, level: Level) -> pl.Expr:
-        return self._share(level) * _A
+        return self._share(level) * A
 
     def sale(self, level: Level) -> pl.Expr:
         """``d``, the least sale of below-floor holdings (module docstring), in currency."""
         s, B = self._share(level), pl.col(self.below)
-        a0 = _G + _N
+        a0 = G + N
         repaying = (B - s * a0) / (1 - s)
-        d = pl.when((_C < 0) & (repaying <= -_C)).then(repaying).otherwise(B - s * (a0 + _C))
+        d = pl.when((C < 0) & (repaying <= -C)).then(repaying).otherwise(B - s * (a0 + C))
         return d.clip(pl.lit(0.0), B)
 
     def trade_inputs(self, level: Level) -> dict[str, pl.Expr]:
@@ -147,21 +151,21 @@ class RatingFloor(PositionRule):
 
     def trade(self, level: Level) -> pl.Expr:
         sold_share = pl.col(self.column("sold_share"))
-        return pl.when(pl.col(self.selected)).then(-sold_share * _X).otherwise(0.0)
+        return pl.when(pl.col(self.selected)).then(-sold_share * X).otherwise(0.0)
 
     def metric(self) -> pl.Expr:
         """Share of total assets below the floor, ``B / A``."""
-        return pl.when(_A > 0).then(pl.col(self.below) / _A)
+        return pl.when(A > 0).then(pl.col(self.below) / A)
 
     def holder_inputs(self, level: Level) -> dict[str, pl.Expr]:
-        kappa = (_C >= 0).cast(pl.Float64)
-        return {self.bound_name: self._share(level) * (_N + kappa * _C)}
+        kappa = (C >= 0).cast(pl.Float64)
+        return {self.bound_name: self._share(level) * (N + kappa * C)}
 
     def position_inputs(self, level: Level) -> Mapping[str, pl.Expr]:
         s = self._share(level)
-        kappa = (_C >= 0).cast(pl.Float64)
+        kappa = (C >= 0).cast(pl.Float64)
         return {
-            self.column("weights"): pl.col(self.selected).cast(pl.Float64) - s * _X.sign(),
+            self.column("weights"): pl.col(self.selected).cast(pl.Float64) - s * X.sign(),
             self.column("cash_weights"): s * kappa * pl.col("is_cash").cast(pl.Float64),
         }
 

@@ -39,16 +39,17 @@ solve never borrows where selling an overweight class would do).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
-import cvxpy as cp
 import polars as pl
 from pydantic import Field, model_validator
 
 from rules._base import NOISE, Book, Level, PositionRule, ProblemSpace, Vec, book_scale
+from rules._exprs import C, X
 
-_X = pl.col("exposure")
-_C = pl.col(Book.CASH)
+if TYPE_CHECKING:
+    import cvxpy as cp
+
 #: Total assets V = Σ value + N + C (see the module docstring).
 TOTAL_ASSETS = pl.col(Book.ACCOUNT_EQUITY) + pl.col(Book.NON_TRADABLE)
 
@@ -65,6 +66,12 @@ def check_policy(weights: dict[str, float], field: str) -> None:
 
 class RebalancingBand(PositionRule):
     """Keep every policy asset class within its band around the target weight."""
+
+    examples: ClassVar[tuple[dict[str, Any], ...]] = (
+        {"weights": {"equity": 0.6, "equity_future": 0.3}},
+        {"weights": {"equity": 0.5}, "band": 0.1, "restore": "edge"},
+        {"weights": {"equity": 0.7, "equity_future": 0.2}, "bands": {"equity_future": 0.02}},
+    )
 
     flow = "policy"
 
@@ -86,6 +93,7 @@ class RebalancingBand(PositionRule):
     )
 
     buys = True
+    convex_levels = (Level.TRIGGER,)
 
     @model_validator(mode="after")
     def _policy(self) -> Self:
@@ -141,8 +149,8 @@ class RebalancingBand(PositionRule):
         sums = {}
         for c in self.classes:
             mine = self._in_class(c)
-            sums[self.column(f"x.{c}")] = _X.filter(mine).sum()
-            sums[self.column(f"cash_x.{c}")] = _X.filter(mine & pl.col("is_cash")).sum()
+            sums[self.column(f"x.{c}")] = X.filter(mine).sum()
+            sums[self.column(f"cash_x.{c}")] = X.filter(mine & pl.col("is_cash")).sum()
         return sums
 
     def _cash_share(self, c: str) -> pl.Expr:
@@ -170,6 +178,12 @@ class RebalancingBand(PositionRule):
             pl.max_horizontal([self._dev(c).abs() for c in self.classes]) / V
         )
 
+    def attainable(self, level: Level) -> pl.Expr:
+        """False where a policy class outside its band is not held at all: there is nothing
+        to spread a purchase over (the module docstring), and the convex form leaves it alone."""
+        stuck = [self._out(c) & (self._x(c) == 0) for c in self.classes]
+        return ~pl.any_horizontal([pl.lit(False), *stuck])
+
     def _restored(self, c: str) -> pl.Expr:
         V, t, b = TOTAL_ASSETS, self._target(c), self._band(c)
         if self.restore == "target":
@@ -189,7 +203,7 @@ class RebalancingBand(PositionRule):
             for c in self.classes
         }
         spend = pl.sum_horizontal([moves[c] * self._cash_share(c) for c in self.classes])
-        need = (spend - _C.clip(lower_bound=0.0)).clip(lower_bound=0.0)
+        need = (spend - C.clip(lower_bound=0.0)).clip(lower_bound=0.0)
         pool = pl.sum_horizontal([over[c] * self._cash_share(c) for c in self.classes])
         sold = pl.when(pool > 0).then((need / pool).clip(0.0, 1.0)).otherwise(0.0)
         borrowed = need - sold * pool.clip(lower_bound=0.0)
@@ -216,13 +230,13 @@ class RebalancingBand(PositionRule):
     def trade(self, level: Level) -> pl.Expr:
         out = pl.lit(0.0)
         for c in self.classes:
-            spread = pl.col(self.column(f"traded.{c}")) * _X
+            spread = pl.col(self.column(f"traded.{c}")) * X
             out = pl.when(self._in_class(c)).then(spread).otherwise(out)
         return out
 
     def holder_inputs(self, level: Level) -> dict[str, pl.Expr]:
         V = TOTAL_ASSETS
-        room = _C.clip(lower_bound=0.0)
+        room = C.clip(lower_bound=0.0)
         if level is Level.RESTORE:
             room = room + self.borrowing()
         inputs = {self.column("cash_room"): room}

@@ -65,35 +65,35 @@ floor (``c_r·(G + N + C) − C > X``), the fund sells all of ``X`` and is repor
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
-import cvxpy as cp
 import polars as pl
 from pydantic import Field, model_validator
 
 from rules._base import HALF_SPREAD_BPS, HOLDER, Book, Level, PositionRule, ProblemSpace, exceeds
+from rules._exprs import A, C, E, G, N, V, X
 
-_E = pl.col(Book.EQUITY)
+if TYPE_CHECKING:
+    import cvxpy as cp
+
 _E0 = pl.col(Book.EQUITY_PRE)
 _RESERVE = pl.col("cash_reserve")
 _RESERVE0 = pl.col(Book.RESERVE_PRE)
-_C = pl.col(Book.CASH)
-_A = pl.col(Book.GROSS_ASSETS)
-_G = pl.col(Book.GROSS_EXPOSURE)
-_N = pl.col(Book.NON_TRADABLE)
-_V = pl.col(Book.CASH_EXPOSURE)
 
 #: State: the share of the initial units redeemed, and the cash paid out, so far.
 REDEEMED = "redemption.redeemed_share"
 PAID = "redemption.paid"
 
 
-_X = pl.col("exposure")
-
-
 class Redemption(PositionRule):
     """Investors redeem after losses; the fund pays from cash above a floor, then sells a
     slice of its book or its most liquid holdings first."""
+
+    examples: ClassVar[tuple[dict[str, Any], ...]] = (
+        {"loss_sensitivity": 1.5, "min_cash": 0.25},
+        {"base_rate": 0.3, "gate": 0.35, "min_cash": 0.3, "restore_cash": 0.35},
+        {"loss_sensitivity": 2.0, "min_cash": 0.2, "sale": "waterfall"},
+    )
 
     kind: Literal["redemption"] = "redemption"
     sale: Literal["slice", "waterfall"] = Field(
@@ -132,7 +132,7 @@ class Redemption(PositionRule):
         """``ρ*(ret)``, the share of the initial units redeemed over the scenario so far."""
         rho = pl.col(REDEEMED)
         brought_in = _RESERVE0 - _RESERVE + pl.col(Book.CAPITAL_CALLED)
-        unit = (_E - brought_in) / (_E0 * (1 - rho))
+        unit = (E - brought_in) / (_E0 * (1 - rho))
         ret = pl.when((_E0 > 0) & (rho < 1)).then(unit - 1).otherwise(0.0)
         flows = (
             self.base_rate
@@ -146,12 +146,12 @@ class Redemption(PositionRule):
         """``Δρ``: 0 when ``E ≤ 0`` or every unit is gone (nothing is left to pay)."""
         rho = pl.col(REDEEMED)
         rise = (self.redeemed_target() - rho).clip(lower_bound=0.0)
-        return pl.when((_E > 0) & (rho < 1)).then(rise).otherwise(0.0)
+        return pl.when((E > 0) & (rho < 1)).then(rise).otherwise(0.0)
 
     def outflow(self) -> pl.Expr:
         """``R = Δρ·E/(1 − ρ)``."""
         rho = pl.col(REDEEMED)
-        return pl.when(rho < 1).then(self._increment() * _E / (1 - rho)).otherwise(0.0)
+        return pl.when(rho < 1).then(self._increment() * E / (1 - rho)).otherwise(0.0)
 
     def state_after(self) -> dict[str, pl.Expr]:
         """The state once this round's redemptions are paid."""
@@ -159,10 +159,10 @@ class Redemption(PositionRule):
 
     # --- the cash floor -----------------------------------------------------------------------
     def lhs(self) -> pl.Expr:
-        return -_C
+        return -C
 
     def bound(self, level: Level) -> pl.Expr:
-        return -self._share(level) * _A
+        return -self._share(level) * A
 
     @property
     def trades_positions(self) -> bool:
@@ -172,9 +172,9 @@ class Redemption(PositionRule):
         if self.trades_positions:  # the waterfall sells positions, not a slice of the book
             return pl.lit(float("inf"))
         c = self._share(level)
-        num = (1 - c) * (_C + _V) - c * _N
-        den = (1 - c) * _V + c * _G
-        holds = c * _A <= _C
+        num = (1 - c) * (C + V) - c * N
+        den = (1 - c) * V + c * G
+        holds = c * A <= C
         return (
             pl.when(den > 0)
             .then(num / den)
@@ -185,15 +185,15 @@ class Redemption(PositionRule):
 
     def cure_need(self, level: Level) -> pl.Expr:
         c = self._share(level)
-        return (c * (_G + _N) / (1 - c) - _C).clip(lower_bound=0.0)
+        return (c * (G + N) / (1 - c) - C).clip(lower_bound=0.0)
 
     def metric(self) -> pl.Expr:
         """Cash as a share of total assets, ``C / A``."""
-        return pl.when(_A > 0).then(_C / _A)
+        return pl.when(A > 0).then(C / A)
 
     def holder_inputs(self, level: Level) -> dict[str, pl.Expr]:
         c = self._share(level)
-        return {self.bound_name: (1 - c) * _C - c * _N}
+        return {self.bound_name: (1 - c) * C - c * N}
 
     def position_inputs(self, level: Level) -> Mapping[str, pl.Expr]:
         c = self._share(level)
@@ -221,7 +221,7 @@ class Redemption(PositionRule):
         running = pl.col(self.column("running"))  # through the row, in tier order: monotone
         total = pl.col(self.column("tier_total"))
         return {  # each column reads the ones before it
-            self.column("held"): pl.when(pl.col("is_cash") & (_X > 0)).then(_X).otherwise(0.0),
+            self.column("held"): pl.when(pl.col("is_cash") & (X > 0)).then(X).otherwise(0.0),
             self.column("running"): held.cum_sum().over(HOLDER, order_by=tier),
             self.column("tier_total"): held.sum().over(HOLDER, tier),
             self.column("before"): running.max().over(HOLDER, tier) - total,
@@ -235,11 +235,11 @@ class Redemption(PositionRule):
     def _sale(self, level: Level) -> pl.Expr:
         """``c_r·(G + N + C) − C``, before clipping to what can be sold."""
         c = self._share(level)
-        return c * (_G + _N + _C) - _C
+        return c * (G + N + C) - C
 
     def attainable(self, level: Level) -> pl.Expr:
         sellable = pl.col(self.column("sellable"))
-        return ~exceeds(self._sale(level) - sellable) & (_G + _N + _C >= 0)
+        return ~exceeds(self._sale(level) - sellable) & (G + N + C >= 0)
 
     def trade_inputs(self, level: Level) -> dict[str, pl.Expr]:
         sellable = pl.col(self.column("sellable"))

@@ -23,17 +23,17 @@ a book of gross 400 before the scenario, 360 after a 12% drawdown against a 10% 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import cvxpy as cp
 import polars as pl
 from pydantic import Field
 
 from rules._base import Book, Level, ProblemSpace, RuleBase, exceeds
-from rules.vol_target import ratio_or_inf
+from rules._exprs import E, G, gross, ratio_or_inf
 
-_E = pl.col(Book.EQUITY)
-_G = pl.col(Book.GROSS_EXPOSURE)
+if TYPE_CHECKING:
+    import cvxpy as cp
+
 _E_REF = pl.col(Book.REFERENCE_EQUITY)
 _G0 = pl.col(Book.GROSS_PRE)
 
@@ -45,38 +45,41 @@ _SLACK = 10.0
 class StopLoss(RuleBase):
     """Past a drawdown threshold, cut gross exposure by a fraction of its pre-scenario level."""
 
+    examples: ClassVar[tuple[dict[str, Any], ...]] = (
+        {"threshold": 0.1, "cut": 0.5},
+        {"threshold": 0.2, "cut": 0.2},
+    )
+
     kind: Literal["stop_loss"] = "stop_loss"
     threshold: float = Field(gt=0, lt=1, description="d: drawdown that stops the book, e.g. 0.1")
     cut: float = Field(gt=0, le=1, description="κ: share of gross exposure cut (1 = close out)")
 
     def drawdown(self) -> pl.Expr:
         """``D = 1 − E/E_ref``; null where ``E_ref`` is not positive."""
-        return pl.when(_E_REF > 0).then(1 - _E / _E_REF)
+        return pl.when(_E_REF > 0).then(1 - E / _E_REF)
 
     def _hit(self) -> pl.Expr:
         """``D > d``, as ``(1 − d)·E_ref − E`` beyond rounding noise (:func:`exceeds`): a drawdown
         equal to the threshold up to an ulp does not stop the book."""
-        return ((_E_REF > 0) & exceeds((1 - self.threshold) * _E_REF - _E)).fill_null(False)
+        return ((_E_REF > 0) & exceeds((1 - self.threshold) * _E_REF - E)).fill_null(False)
 
     def lhs(self) -> pl.Expr:
-        return _G
+        return G
 
     def bound(self, level: Level) -> pl.Expr:
         return pl.when(self._hit()).then((1 - self.cut) * _G0).otherwise(float("inf"))
 
     def fraction(self, level: Level) -> pl.Expr:
-        return ratio_or_inf(self.bound(level), _G)
+        return ratio_or_inf(self.bound(level), G)
 
     def metric(self) -> pl.Expr:
         """The drawdown ``D``."""
         return self.drawdown()
 
     def holder_inputs(self, level: Level) -> dict[str, pl.Expr]:
-        slack = _SLACK * pl.max_horizontal(_G, _G0)
+        slack = _SLACK * pl.max_horizontal(G, _G0)
         return {self.bound_name: pl.when(self._hit()).then(self.bound(level)).otherwise(slack)}
 
     def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
-        gross = cp.sum(p.abs_x_plus)
-        return {
-            self.constraint_name("gross<=bound"): gross <= p.param(self.bound_name, nonneg=True)
-        }
+        bound = p.param(self.bound_name, nonneg=True)
+        return {self.constraint_name("gross<=bound"): gross(p) <= bound}

@@ -21,21 +21,25 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
-import cvxpy as cp
 import polars as pl
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
-from rules._base import Book, Level, ProblemSpace, RuleBase
-from rules.vol_target import ratio_or_inf, risk_norm
+from rules._base import Level, ProblemSpace, RuleBase
+from rules._exprs import RISK, E, ratio_or_inf, risk_norm
 
-_E = pl.col(Book.EQUITY)
-_RISK = pl.col(Book.RISK)
+if TYPE_CHECKING:
+    import cvxpy as cp
 
 
 class VarLimit(RuleBase):
     """Keep parametric value at risk at or below a share of equity."""
+
+    examples: ClassVar[tuple[dict[str, Any], ...]] = (
+        {"limit": 0.02},
+        {"limit": 0.08, "confidence": 0.95, "horizon_days": 10, "tolerance": 0.1, "restore": 0.06},
+    )
 
     kind: Literal["var_limit"] = "var_limit"
     limit: PositiveFloat = Field(le=10, description="λ: VaR limit as a share of equity, e.g. 0.02")
@@ -69,18 +73,18 @@ class VarLimit(RuleBase):
         return self.restore if self.restore is not None else self.limit
 
     def lhs(self) -> pl.Expr:
-        return _RISK
+        return RISK
 
     def bound(self, level: Level) -> pl.Expr:
         """The bound on σ in currency: ``λ·E / k``."""
-        return self._share(level) * _E / self.var_per_vol
+        return self._share(level) * E / self.var_per_vol
 
     def fraction(self, level: Level) -> pl.Expr:
-        return ratio_or_inf(self.bound(level), _RISK)
+        return ratio_or_inf(self.bound(level), RISK)
 
     def metric(self) -> pl.Expr:
         """VaR as a share of equity ``VaR(x) / E``; null when ``E ≤ 0``."""
-        return pl.when(_E > 0).then(self.var_per_vol * _RISK / _E)
+        return pl.when(E > 0).then(self.var_per_vol * RISK / E)
 
     def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
         bound = p.param(self.bound_name, nonneg=True)

@@ -14,33 +14,26 @@ target scales the book by 10/18.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import cvxpy as cp
 import polars as pl
 from pydantic import Field, PositiveFloat
 
-from rules._base import Book, Level, ProblemSpace, RuleBase, Vec, exceeds
+from rules._base import Level, ProblemSpace, RuleBase, exceeds
+from rules._exprs import RISK, E, G, gross, ratio_or_inf, risk_norm
 
-_E = pl.col(Book.EQUITY)
-_RISK = pl.col(Book.RISK)
-_GROSS = pl.col(Book.GROSS_EXPOSURE)
-
-
-def ratio_or_inf(num: pl.Expr, den: pl.Expr) -> pl.Expr:
-    """``num / den`` where ``den > 0``, else +∞ (no bound binds an empty book)."""
-    return pl.when(den > 0).then(num / den).otherwise(float("inf"))
-
-
-def risk_norm(p: ProblemSpace) -> cp.Expression:
-    """``σ(x⁺) = ‖(F x⁺, s∘x⁺)‖₂`` — the factor model's volatility of the post-trade book."""
-    F = p.param(Vec.RISK_FACTOR, (p.k, p.n))
-    s = p.vec(Vec.RISK_SPECIFIC, nonneg=True)
-    return cp.norm2(cp.hstack([F @ p.x_plus, cp.multiply(s, p.x_plus)]))
+if TYPE_CHECKING:
+    import cvxpy as cp
 
 
 class VolTarget(RuleBase):
     """Keep ex-ante volatility at or below a target share of equity."""
+
+    examples: ClassVar[tuple[dict[str, Any], ...]] = (
+        {"target": 0.1},
+        {"target": 0.15, "tolerance": 0.1, "gross_cap": 2.5},
+        {"target": 0.3, "relever": True, "tolerance": 0.05},
+    )
 
     flow = "systematic"
 
@@ -60,8 +53,6 @@ class VolTarget(RuleBase):
         False, description="also buy back up to τ when volatility falls (pro-rata)"
     )
 
-    can_add_risk = True
-
     @property
     def restores_to_trigger(self) -> bool:
         return self.tolerance == 0
@@ -70,35 +61,30 @@ class VolTarget(RuleBase):
         return self.target * (1 + self.tolerance) if level is Level.TRIGGER else self.target
 
     def lhs(self) -> pl.Expr:
-        return _RISK
+        return RISK
 
     def bound(self, level: Level) -> pl.Expr:
-        return self._level_target(level) * _E
+        return self._level_target(level) * E
 
     def _gross_bound(self) -> pl.Expr:
-        return self.gross_cap * _E if self.gross_cap is not None else pl.lit(float("inf"))
+        return self.gross_cap * E if self.gross_cap is not None else pl.lit(float("inf"))
 
     def breach(self, level: Level) -> pl.Expr:
-        return pl.max_horizontal(_RISK - self.bound(level), _GROSS - self._gross_bound(), 0.0)
+        return pl.max_horizontal(RISK - self.bound(level), G - self._gross_bound(), 0.0)
 
     def fraction(self, level: Level) -> pl.Expr:
         return pl.min_horizontal(
-            ratio_or_inf(self.bound(level), _RISK), ratio_or_inf(self._gross_bound(), _GROSS)
+            ratio_or_inf(self.bound(level), RISK), ratio_or_inf(self._gross_bound(), G)
         )
 
     def triggered_up(self) -> pl.Expr:
         if not self.relever:
             return pl.lit(False)
-        return (_RISK > 0) & exceeds(self.target * (1 - self.tolerance) * _E - _RISK)
-
-    def fraction_up(self) -> pl.Expr:
-        if not self.relever:
-            return pl.lit(None, dtype=pl.Float64)
-        return self.fraction(Level.RESTORE)
+        return (RISK > 0) & exceeds(self.target * (1 - self.tolerance) * E - RISK)
 
     def metric(self) -> pl.Expr:
         """Volatility of equity ``σ(x) / E``; null when ``E ≤ 0``."""
-        return pl.when(_E > 0).then(_RISK / _E)
+        return pl.when(E > 0).then(RISK / E)
 
     def holder_inputs(self, level: Level) -> dict[str, pl.Expr]:
         inputs = {self.bound_name: self.bound(level)}
@@ -114,6 +100,6 @@ class VolTarget(RuleBase):
         risk = risk_norm(p)
         out = {self.constraint_name("risk<=bound"): risk <= p.param(self.bound_name, nonneg=True)}
         if self.gross_cap is not None:
-            gross = p.param(f"{self.kind}.gross_bound", nonneg=True)
-            out[self.constraint_name("gross<=cap")] = cp.sum(p.abs_x_plus) <= gross
+            cap = p.param(f"{self.kind}.gross_bound", nonneg=True)
+            out[self.constraint_name("gross<=cap")] = gross(p) <= cap
         return out

@@ -30,96 +30,12 @@ from rules import (
     placed,
     with_position_columns,
 )
+from rules.testing import examples
 
-VARIANTS: dict[str, list[dict[str, Any]]] = {
-    "vol_target": [
-        {"kind": "vol_target", "target": 0.1},
-        {"kind": "vol_target", "target": 0.15, "tolerance": 0.1, "gross_cap": 2.5},
-        {"kind": "vol_target", "target": 0.3, "relever": True, "tolerance": 0.05},
-    ],
-    "leverage": [
-        {"kind": "leverage", "max": 2.5, "target": 2.0},
-        {"kind": "leverage", "max": 3.0, "measure": "exposure"},
-        {"kind": "leverage", "mode": "targeting", "tolerance": 0.02},
-        {"kind": "leverage", "mode": "targeting", "measure": "exposure"},
-    ],
-    "margin": [
-        {"kind": "margin", "maintenance_rate": 0.6},
-        {"kind": "margin", "maintenance_rate": 0.4, "restore": "initial", "initial_ratio": 1.6},
-        {"kind": "margin", "maintenance_rate": 0.3, "restore": "initial", "initial_rate": 0.5},
-    ],
-    "rating_floor": [
-        {"kind": "rating_floor"},
-        {"kind": "rating_floor", "floor": "Baa3", "share": 0.1, "composite": "middle"},
-        {"kind": "rating_floor", "floor": "A-", "share": 0.3, "restore_share": 0.2},
-        {"kind": "rating_floor", "floor": "BBB", "share": 0.05, "unrated": "breach"},
-    ],
-    "rebalancing_band": [
-        {"kind": "rebalancing_band", "weights": {"equity": 0.6, "equity_future": 0.3}},
-        {"kind": "rebalancing_band", "weights": {"equity": 0.5}, "band": 0.1, "restore": "edge"},
-        {
-            "kind": "rebalancing_band",
-            "weights": {"equity": 0.7, "equity_future": 0.2},
-            "bands": {"equity_future": 0.02},
-        },
-    ],
-    "index_tracking": [
-        {"kind": "index_tracking", "index": "IDX"},
-        {"kind": "index_tracking", "index": "IDY", "tolerance": 0.05},
-        {"kind": "index_tracking", "index": "IDX", "tolerance": 0.1},
-    ],
-    "var_limit": [
-        {"kind": "var_limit", "limit": 0.02},
-        {
-            "kind": "var_limit",
-            "limit": 0.08,
-            "confidence": 0.95,
-            "horizon_days": 10,
-            "tolerance": 0.1,
-            "restore": 0.06,
-        },
-    ],
-    "stop_loss": [
-        {"kind": "stop_loss", "threshold": 0.1, "cut": 0.5},
-        {"kind": "stop_loss", "threshold": 0.2, "cut": 0.2},
-    ],
-    "redemption": [
-        {"kind": "redemption", "loss_sensitivity": 1.5, "min_cash": 0.25},
-        {
-            "kind": "redemption",
-            "base_rate": 0.3,
-            "gate": 0.35,
-            "min_cash": 0.3,
-            "restore_cash": 0.35,
-        },
-        {"kind": "redemption", "loss_sensitivity": 2.0, "min_cash": 0.2, "sale": "waterfall"},
-    ],
-    "funding_ratio": [
-        {
-            "kind": "funding_ratio",
-            "weights": {"equity": 0.6, "equity_future": 0.3},
-            "derisked_weights": {"equity": 0.3, "equity_future": 0.1},
-            "trigger": 1.0,
-        },
-        {
-            "kind": "funding_ratio",
-            "weights": {"equity": 0.5, "equity_future": 0.2},
-            "derisked_weights": {"equity": 0.4, "equity_future": 0.05},
-            "trigger": 0.9,
-            "band": 0.1,
-            "restore": "edge",
-        },
-    ],
-    "collateral_buffer": [
-        {"kind": "collateral_buffer", "floor_bp": 2000.0},
-        {"kind": "collateral_buffer", "floor_bp": 1500.0, "restore_bp": 2500.0},
-    ],
-    "liquidity_buffer": [
-        {"kind": "liquidity_buffer", "share": 0.3},
-        {"kind": "liquidity_buffer", "share": 0.35, "restore_share": 0.4},
-    ],
-}
+#: Every kind's examples (:mod:`rules.testing`): a new kind with examples is tested here too.
+VARIANTS: dict[str, list[dict[str, Any]]] = {kind: examples(kind) for kind in RULE_KINDS}
 
+#: The examples' indexes (rules.testing.INDEXES).
 INDEX_WEIGHTS = {"IDX": {"a0": 0.5, "a1": 0.3, "a2": 0.2}, "IDY": {"a0": 0.6, "a1": 0.4}}
 #: Δw by hand. IDX: a2 deleted, a3 added at .15, so a0 and a1 share .85 in proportion
 #: (.5·.85/.8, .3·.85/.8); IDY: a1 reweighted .4 → .5, a0 takes the rest. All members fall by

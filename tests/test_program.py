@@ -202,7 +202,7 @@ def test_without_the_direct_path_solves_go_through_cvxpy(monkeypatch: pytest.Mon
     def never(*_: object) -> None:
         raise AssertionError("the direct path was used")
 
-    monkeypatch.setattr(solve_module, "direct_unavailable", lambda: "AttributeError: gone")
+    monkeypatch.setattr(program_module, "direct_unavailable", lambda: "AttributeError: gone")
     monkeypatch.setattr(ClarabelProgram, "solve", never)
     fallback = estimator.run("small_crash", execution="min_cost")
     keys = ["holder_id", "asset_id"]

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import estimator
 import rules
-from estimator.mandates import Execution, load_mandates
+from estimator.mandates import Execution, Mandate, load_mandates
 from estimator.paths import mandates_dir, shipped_scenarios
 from estimator.solve import CompiledProblem
+from rules.testing import INDEXES, examples
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,6 +26,16 @@ def test_rule_is_documented_and_frozen(rule_type: type[rules.RuleBase]) -> None:
     assert rule_type.model_config["frozen"] and rule_type.model_config["extra"] == "forbid"
     kind = rule_type.model_fields["kind"].default
     assert f"`{kind}`" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("kind", rules.RULE_KINDS)
+def test_rule_kind_has_examples_the_tests_run_over(kind: str) -> None:
+    """The breach property and the done-means test run over every kind's examples."""
+    specs = examples(kind)
+    assert specs, f"{kind} has no examples"
+    assert all(Mandate(name="m", rules=[spec]).rules[0].kind == kind for spec in specs)
+    tracked = {Mandate(name="m", rules=[s]).rules[0].tracked_index for s in specs} - {None}
+    assert tracked <= set(INDEXES)  # test markets define these
 
 
 @pytest.mark.parametrize("kind", rules.RULE_KINDS)
@@ -86,3 +99,11 @@ def test_the_machine_names_a_rules_columns_in_one_place() -> None:
         n for k in kinds for n in (RuleColumns.of(k).metric_before, RuleColumns.of(k).metric_after)
     }
     assert reported == expected
+
+
+def test_the_solver_stack_is_imported_only_to_solve() -> None:
+    """``import estimator`` (every command line run) reads the rules without cvxpy: it is
+    imported when a min-cost problem is built."""
+    code = "import sys, estimator; assert 'cvxpy' not in sys.modules, 'cvxpy imported'"
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert ran.returncode == 0, ran.stderr

@@ -124,12 +124,8 @@ def cascade(
             break
         if days is not None:
             state = ep.overnight(state, setting)
-    return _report(state, setting, codes)
-
-
-def _report(state: ep.State, setting: ep.Setting, codes: keys.Keys) -> CascadeResult:
-    """The episode's reports, ids decoded. The trade log is decoded round by round, each
-    round's coded frame let go once decoded: the log is most of the episode's memory."""
+    # the trade log is most of the episode's memory: decoded round by round, each round's
+    # coded frame let go once decoded (the state that held it is let go first)
     coded = list(state.log.trades)
     state = replace(state, log=replace(state.log, trades=()))
     trades = []

@@ -10,6 +10,7 @@ from estimator import book as bk
 from estimator import keys
 from estimator.mandates import CURE_COLUMNS, Mandate
 from estimator.rounds.contract import (
+    BEFORE,
     ROW,
     SCALE_BEFORE,
     TOLERANCE,
@@ -227,21 +228,10 @@ def _rule_sums(
 def _status(decisions: pl.DataFrame, after: pl.DataFrame, moved: pl.DataFrame) -> pl.DataFrame:
     """Holder results: status, shortfall, rules and the balance sheet before and after
     (``moved``: per holder ``sold``, ``bought`` and the ``remaining`` gross exposure)."""
-    keep_after = [
-        Book.EQUITY,
-        Book.ACCOUNT_EQUITY,
-        Book.GROSS_ASSETS,
-        Book.GROSS_EXPOSURE,
-        Book.CASH,
-        Book.RISK,
-        "leverage",
-        "breach_after",
-        "compliant",
-    ]
     metrics_after = [c for c in after.columns if c.endswith(RuleColumns.METRICS[1])]
     a = after.select(
         "holder_id",
-        *[pl.col(c).alias(f"{c}_after") for c in keep_after[:-2]],
+        *[pl.col(c).alias(f"{c}_after") for c in BEFORE],
         "breach_after",
         "compliant",
         *metrics_after,
