@@ -8,15 +8,18 @@
 
 from estimator.api import RunResult, run
 from estimator.census import Census, census
-from estimator.errors import InputError, Problem, RunError
+from estimator.errors import EquilibriumError, ForcedFlowError, InputError, Problem, RunError
 from estimator.mandates import Execution, Mandate
 from estimator.market import Market, build_market, load_market
-from estimator.scenario import HolderShock, Scenario, Shock, apply_scenario, load_scenario
+from estimator.scenario import HolderShock, Scenario, Shock, load_scenario
+from estimator.shocks import apply_scenario
 from estimator.survival import Search, SurvivalResult, survival
 
 __all__ = [
     "Census",
+    "EquilibriumError",
     "Execution",
+    "ForcedFlowError",
     "HolderShock",
     "InputError",
     "Mandate",

@@ -11,8 +11,8 @@ import polars as pl
 
 from estimator import glt
 from estimator.cascade import DAY, ROUND, CascadeResult, cascade
-from estimator.equilibrium import Equilibrium, EquilibriumError, conditions, equilibrium
-from estimator.errors import InputWarnings, Problem
+from estimator.equilibrium import Equilibrium, conditions, equilibrium
+from estimator.errors import EquilibriumError, InputWarnings, Problem
 from estimator.inputs import (
     check_books,
     check_options,

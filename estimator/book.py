@@ -19,6 +19,7 @@ import polars as pl
 from scipy import sparse
 
 from estimator import keys, risk
+from estimator.errors import RunError
 from rules import STATE_COLUMNS, Book
 
 _X = pl.col("exposure")
@@ -152,9 +153,9 @@ class Pattern:
         ``vectors`` one row per asset code; the result has one row per holder code."""
         d = data.to_numpy() if isinstance(data, pl.Series) else data
         if d.shape != (self.height,):
-            raise ValueError(f"expected {self.height} row values, got shape {d.shape}")
+            raise RunError(f"expected {self.height} row values, got shape {d.shape}")
         if vectors.shape[0] < self.n_assets:
-            raise ValueError(f"expected a row per asset code up to {self.n_assets - 1}")
+            raise RunError(f"expected a row per asset code up to {self.n_assets - 1}")
         if self._order is not None:
             d = d[self._order]
         M = sparse.csr_array(

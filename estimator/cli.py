@@ -9,24 +9,17 @@ is a completed run: a summary that cannot be printed (a closed pipe) does not ch
 from __future__ import annotations
 
 import json
-import os
-import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated
 
 import typer
-from rich.console import Console, RenderableType
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from estimator import views
 from estimator.api import RunResult, run
 from estimator.census import census_at
-from estimator.errors import InputError, RunError
+from estimator.console import closed_pipe, exits, out, rounds_progress, show, spinner
 from estimator.explain import explain
 from estimator.inputs import check, read_scenario
 from estimator.mandates import Execution, Mandate
@@ -34,8 +27,6 @@ from estimator.paths import DEFAULT_MARKET, DEMO_SCENARIO, shipped_scenarios
 from estimator.report import check_target
 from estimator.scenario import Scenario, load_scenario
 from estimator.survival import Search, survival
-
-DEBUG = "FORCED_FLOW_DEBUG"
 
 app = typer.Typer(
     name="forced-flow",
@@ -46,18 +37,6 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-
-class _Output(Console):
-    """A stream whose reader may go away (``forced-flow … 2>&1 | head``): the rest is dropped
-    and the command's exit code stands (rich would exit 1)."""
-
-    def on_broken_pipe(self) -> None:
-        self.quiet = True
-        _closed_pipe(sys.stderr if self.stderr else sys.stdout)
-
-
-out = _Output()
-err = _Output(stderr=True, soft_wrap=True)
 
 ScenarioArg = Annotated[
     str,
@@ -82,7 +61,7 @@ def _version(value: bool) -> None:
         try:
             typer.echo(f"forced-flow {metadata.version('forced-flow')}")
         except BrokenPipeError:
-            _closed_pipe()
+            closed_pipe()
         raise typer.Exit()
 
 
@@ -94,104 +73,6 @@ def _root(
     ] = False,
 ) -> None:
     """Estimate forced flows: who must trade under a market scenario, and how much."""
-
-
-def _problems(exc: InputError) -> None:
-    err.print(
-        f"[bold red]error:[/] {len(exc.problems)} problem(s) in the inputs; nothing was written."
-    )
-    for problem in exc.problems:
-        err.print(f"  • {problem}", markup=False, highlight=False)
-
-
-def _closed_pipe(stream: TextIO | None = None) -> None:
-    """The reader of ``stream`` (standard output by default) has gone (``forced-flow … |
-    head``): send the rest nowhere, so that the interpreter's last flush does not complain."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, (stream or sys.stdout).fileno())
-    except (OSError, ValueError, AttributeError):  # not a real file (e.g. a test's buffer)
-        pass
-
-
-@contextmanager
-def _exits() -> Iterator[None]:
-    """Bad input → its problems and exit 2; a failed run → exit 1; an unexpected error → exit
-    1 as an internal error (its traceback with ``FORCED_FLOW_DEBUG=1``); a closed pipe → 0."""
-    try:
-        yield
-    except InputError as exc:
-        _problems(exc)
-        raise typer.Exit(2) from exc
-    except RunError as exc:
-        err.print(f"[bold red]run failed:[/] {escape(str(exc))}")
-        raise typer.Exit(1) from exc
-    except BrokenPipeError as exc:
-        _closed_pipe()
-        raise typer.Exit(0) from exc
-    except (typer.Exit, typer.Abort, typer.TyperException):
-        raise
-    except Exception as exc:
-        if os.environ.get(DEBUG) == "1":
-            raise
-        err.print(
-            f"[bold red]internal error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}; "
-            f"set {DEBUG}=1 for the traceback",
-            highlight=False,
-        )
-        raise typer.Exit(1) from exc
-
-
-def _print(part: RenderableType) -> None:
-    """``part`` on standard output; a table wider than the terminal is printed whole (the
-    terminal wraps its lines) rather than with its numbers cut, and a line of text (a path)
-    is not broken."""
-    if not isinstance(part, Table):
-        out.print(part, soft_wrap=True)
-        return
-    width = out.width
-    try:
-        out.width = max(width, part.min_width or 0)
-        out.print(part, crop=False)
-    finally:
-        out.width = width
-
-
-def _show(parts: Callable[[], list[RenderableType]], warnings: Sequence[str] = ()) -> None:
-    """Print a completed command's summary: a failure to print does not fail the command."""
-    try:
-        for part in parts():
-            _print(part)
-        for warning in warnings:
-            err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
-    except BrokenPipeError:
-        _closed_pipe()
-    except Exception as exc:  # the reports are written; say what could not be shown
-        err.print(f"warning: the summary could not be printed: {exc}", markup=False)
-
-
-@contextmanager
-def _spinner(what: str) -> Iterator[Callable[[str], None] | None]:
-    """A spinner and a pulsing bar (the number of rounds is not known ahead) on stderr that show
-    what the work is at, on a terminal only (None otherwise: piped output stays clean); yields
-    the function that updates its text."""
-    if not err.is_terminal:
-        yield None
-        return
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task(what, total=None)
-        yield lambda text: bar.update(task, description=escape(text))
-
-
-@contextmanager
-def _rounds_progress() -> Iterator[Callable[[int, int], None] | None]:
-    """The cascade's round and day on a spinner while a run goes on (:func:`_spinner`)."""
-    with _spinner("estimating forced flows") as bar:
-        if bar is None:
-            yield None
-        else:
-            yield lambda rounds, day: bar(f"cascade: round {rounds}, day {day}")
 
 
 def _target(scenario: str, out_dir: Path | None, suffix: str = "") -> Path:
@@ -246,7 +127,7 @@ def run_command(
     ] = False,
 ) -> None:
     """Apply SCENARIO, estimate every holder's forced trades and write the reports."""
-    with _exits(), _rounds_progress() as progress:
+    with exits(), rounds_progress() as progress:
         if fmt not in ("csv", "parquet"):
             raise typer.BadParameter(f"expected csv or parquet, got {fmt!r}", param_hint="--format")
         target = _target(scenario, out_dir)
@@ -263,7 +144,7 @@ def run_command(
         written = result.write(target, fmt, pages=pages)  # type: ignore[arg-type]
     done = f"Reports: {target}/ ({', '.join(p.name for p in written)})"
     warnings = [str(w) for w in result.warnings.items]
-    _show(lambda: [*views.run_summary(result, top), escape(done)], warnings)
+    show(lambda: [*views.run_summary(result, top), escape(done)], warnings)
 
 
 def _page(result: RunResult, top: int) -> dict[str, str]:
@@ -283,13 +164,13 @@ def report_command(
     ] = 15,
 ) -> None:
     """Run SCENARIO and write its reports with a self-contained report.html to look at."""
-    with _exits(), _rounds_progress() as progress:
+    with exits(), rounds_progress() as progress:
         target = _target(scenario, out_dir)
         result = run(scenario, market, progress=progress)
         written = result.write(target, pages=_page(result, top))
     done = f"Report: {target / 'report.html'} (with {', '.join(p.name for p in written)})"
     warnings = [str(w) for w in result.warnings.items]
-    _show(lambda: [*views.run_summary(result, min(top, 10)), escape(done)], warnings)
+    show(lambda: [*views.run_summary(result, min(top, 10)), escape(done)], warnings)
 
 
 @app.command("explain")
@@ -305,7 +186,7 @@ def explain_command(
 ) -> None:
     """One holder's story: its book before and after, the rules that fired, its trades round by
     round, its losses and who forced it."""
-    with _exits():
+    with exits():
         text = explain(run(scenario, market), holder)
         out.print(text, markup=False, highlight=False)
 
@@ -337,7 +218,7 @@ def survival_command(
 ) -> None:
     """How far along SCENARIO each holder can go before a rule forces it to trade, which rule,
     at what price of its largest position, and the cash that would keep it off the chain."""
-    with _exits(), _spinner("survival search") as bar:
+    with exits(), spinner("survival search") as bar:
         search = Search(max_multiple=max_multiple, grid=grid, tolerance=tolerance)
         target = _target(scenario, out_dir, "-survival")
         tell = None if bar is None else lambda n: bar(f"survival search: {n} rounds evaluated")
@@ -346,9 +227,9 @@ def survival_command(
     done = escape(f"Reports: {target}/ ({', '.join(p.name for p in written)})")
     if holder is not None:
         story = views.survival_story(result.holders.row(0, named=True), result)
-        _show(lambda: [escape(story), done])
+        show(lambda: [escape(story), done])
     else:
-        _show(lambda: [*views.survival_summary(result, top), done])
+        show(lambda: [*views.survival_summary(result, top), done])
 
 
 @app.command("backtest")
@@ -366,13 +247,13 @@ def backtest_command(
     the same quantity: verdicts (in, over, under) and ratios, misses included."""
     from estimator.backtest import backtest  # noqa: PLC0415 (runs every episode: on demand)
 
-    with _exits(), _spinner("backtest") as bar:
+    with exits(), spinner("backtest") as bar:
         check_target(out_dir)
         tell = None if bar is None else lambda name: bar(f"backtest: {name}")
         result = backtest(episodes or None, progress=tell)
         written = result.write(out_dir)
     done = escape(f"Reports: {out_dir}/ ({', '.join(p.name for p in written)})")
-    _show(lambda: [*views.backtest_summary(result.table), done])
+    show(lambda: [*views.backtest_summary(result.table), done])
 
 
 @app.command("census")
@@ -397,7 +278,7 @@ def census_command(
 ) -> None:
     """Who holds what in MARKET before any scenario: totals by holder type and asset class;
     for a census vintage, the aggregates it was sized to, with their sources."""
-    with _exits():
+    with exits():
         if out_dir is not None:
             check_target(out_dir)
         result = census_at(market, as_of)
@@ -405,7 +286,7 @@ def census_command(
     done = (
         [escape(f"Reports: {out_dir}/ ({', '.join(p.name for p in written)})")] if written else []
     )
-    _show(lambda: [*views.census_summary(result), *done])
+    show(lambda: [*views.census_summary(result), *done])
 
 
 @app.command("validate")
@@ -419,7 +300,7 @@ def validate_command(
     """Check every input (scenario, market tables, indices, risk model, mandates) and list every
     problem; a scenario is also applied to its market and its books checked, as a run would,
     without solving or writing anything."""
-    with _exits():
+    with exits():
         checked = check(scenario, market)
     spec = f"; scenario {checked.scenario}" if checked.scenario else ""
     m = checked.market
@@ -427,7 +308,7 @@ def validate_command(
         f"ok: market '{m.name}' — {m.assets.height} assets, {m.holders.height} holders, "
         f"{m.positions.height} positions, {len(m.mandates)} mandates{spec}"
     )
-    _show(lambda: [escape(line)], [str(w) for w in checked.warnings.items])
+    show(lambda: [escape(line)], [str(w) for w in checked.warnings.items])
 
 
 @app.command("schema")
@@ -436,7 +317,7 @@ def schema_command(
 ) -> None:
     """Print the JSON schema of mandate or scenario TOML files."""
     models = {"mandate": Mandate, "scenario": Scenario}
-    with _exits():
+    with exits():
         if kind not in models:
             raise typer.BadParameter(f"expected 'mandate' or 'scenario', got {kind!r}")
         typer.echo(json.dumps(models[kind].model_json_schema(), indent=2))
@@ -445,7 +326,7 @@ def schema_command(
 @app.command("scenarios")
 def scenarios_command() -> None:
     """List the shipped scenarios."""
-    with _exits():
+    with exits():
         for name, path in shipped_scenarios().items():
             spec = load_scenario(path)
             out.print(f"[bold]{escape(name)}[/] — {escape(spec.description)}")
@@ -455,4 +336,4 @@ def main() -> None:
     try:
         app()
     except BrokenPipeError:
-        _closed_pipe()
+        closed_pipe()

@@ -35,6 +35,7 @@ import polars as pl
 
 from estimator import book as bk
 from estimator import impact as im
+from estimator.errors import EquilibriumError
 from estimator.impact import Impact
 from estimator.mandates import Execution, Mandate
 from estimator.rounds import RoundResult, evaluate_round
@@ -70,10 +71,6 @@ class Equilibrium:
             .join(greatest.quantity.rename({"net_quantity": "quantity_greatest"}), on="asset_id")
             .sort("asset_id")
         )
-
-
-class EquilibriumError(Exception):
-    """Equilibrium mode's conditions do not hold; the message says which."""
 
 
 def conditions(

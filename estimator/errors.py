@@ -1,7 +1,13 @@
 """One error tree. Each class says what the caller should do about it.
 
-* :class:`InputError` — fix the input named in the message (CLI exit code 2).
-* :class:`RunError` — the run itself failed; report it as a bug (CLI exit code 1).
+* :class:`ForcedFlowError` — the root: everything this library raises on purpose;
+* :class:`InputError` — fix the input named in the message (CLI exit code 2);
+* :class:`RunError` — the run itself failed; report it as a bug (CLI exit code 1);
+* :class:`EquilibriumError` — equilibrium mode's conditions do not hold (a run falls back to
+  rounds and says why in a warning).
+
+Pydantic models raise ``ValueError`` inside their validators, as pydantic asks; loading turns
+those into an :class:`InputError` naming file and field.
 
 A holder that cannot comply is *not* an error: it is a result with a status.
 """
@@ -29,8 +35,12 @@ class Problem:
         return f"{where}: {self.message}"
 
 
+class ForcedFlowError(Exception):
+    """Anything this library raises on purpose."""
+
+
 @dataclass
-class InputError(Exception):
+class InputError(ForcedFlowError):
     """Inputs are wrong. Fix each listed problem and run again; nothing was written."""
 
     problems: list[Problem] = field(default_factory=list)
@@ -40,8 +50,12 @@ class InputError(Exception):
         return "\n".join([head, *(f"  - {p}" for p in self.problems)])
 
 
-class RunError(Exception):
+class RunError(ForcedFlowError):
     """The estimator failed on valid inputs; nothing was written. Please report it."""
+
+
+class EquilibriumError(RunError):
+    """Equilibrium mode's conditions do not hold; the message says which."""
 
 
 @dataclass

@@ -21,7 +21,8 @@ from estimator.errors import InputError, InputWarnings, Problem
 from estimator.finite import non_finite
 from estimator.market import Market, load_market
 from estimator.paths import DEFAULT_MARKET, resolve_market, resolve_scenario, scenarios_dir
-from estimator.scenario import Scenario, apply_scenario, load_scenario
+from estimator.scenario import Scenario, load_scenario
+from estimator.shocks import apply_scenario
 from estimator.solve import DEFAULT_SOLVER
 from rules import Book
 from rules.leverage import PRE as LEVERAGE_PRE

@@ -46,7 +46,8 @@ from estimator.manifest import SurvivalManifest
 from estimator.market import Market
 from estimator.report import Format, canonical, write_reports
 from estimator.rounds import evaluate_round
-from estimator.scenario import Scenario, apply_scenario
+from estimator.scenario import Scenario
+from estimator.shocks import apply_scenario
 from estimator.status import NOT_FORCED
 
 #: Below this a bisection would split floats finer than they are.

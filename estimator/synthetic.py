@@ -36,6 +36,8 @@ import polars as pl
 from estimator.mandates import Mandate
 from estimator.market import Market, build_market
 from estimator.scenario import Scenario
+from rules import RULE_KINDS
+from rules.testing import examples
 
 N_EQUITY, N_GOVT, N_CORP, N_FUT = 400, 50, 140, 10
 N_INDEX = 100
@@ -110,6 +112,16 @@ MANDATES: dict[str, Mandate] = {
     ]
 }
 
+#: A mandate for each rule kind none of the above uses, with the kind's first example
+#: (:mod:`rules.testing`) on a book of any assets: a new kind is in the generated books, the
+#: benchmark and the tests over them at once (none today: the mandates above use every kind).
+EXTRA: dict[str, Mandate] = {
+    kind: Mandate(name=kind, rules=[examples(kind)[0]])
+    for kind in RULE_KINDS
+    if kind not in {r.kind for m in MANDATES.values() for r in m.rules}
+}
+MANDATES |= EXTRA
+
 
 def _assets(rng: np.random.Generator) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Asset table and factor-model rows (asset_id, risk_g*, specific_vol)."""
@@ -181,7 +193,7 @@ def market(n_holders: int, per_holder: int = 100, seed: int = 7) -> Market:
         "idx": np.flatnonzero(np.isin(ids, weights["asset_id"].to_numpy())),
         "combo": np.arange(len(ids)),
         "pod": np.flatnonzero(cls == "equity"),
-    }
+    } | {name: np.arange(len(ids)) for name in EXTRA}
     names = np.array(sorted(universes))
     mandate = names[rng.integers(0, len(names), n_holders)]
     hid = np.array([f"H{i:07d}" for i in range(n_holders)])

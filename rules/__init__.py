@@ -15,15 +15,14 @@ from rules._base import (
     Book,
     Level,
     PositionRule,
-    ProblemSpace,
     RuleBase,
     RuleColumns,
-    Vec,
     book_scale,
     exceeds,
     placed,
     with_position_columns,
 )
+from rules._space import ProblemSpace, Vec
 from rules.collateral_buffer import CollateralBuffer
 from rules.funding_ratio import FundingRatio
 from rules.index_tracking import IndexTracking, index_column

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from rules._base import Book, ProblemSpace, Vec
+from rules._base import Book
+from rules._space import ProblemSpace, Vec
 
 if TYPE_CHECKING:
     import cvxpy as cp

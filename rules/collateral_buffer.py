@@ -38,8 +38,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 import polars as pl
 from pydantic import Field, model_validator
 
-from rules._base import Book, Level, ProblemSpace, RuleBase
+from rules._base import Book, Level, RuleBase
 from rules._exprs import E
+from rules._space import ProblemSpace
 
 if TYPE_CHECKING:
     import cvxpy as cp

@@ -44,8 +44,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import polars as pl
 from pydantic import Field
 
-from rules._base import HOLDER, Level, PositionRule, ProblemSpace
+from rules._base import HOLDER, Level, PositionRule
 from rules._exprs import X
+from rules._space import ProblemSpace
 
 if TYPE_CHECKING:
     import cvxpy as cp

@@ -44,8 +44,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 import polars as pl
 from pydantic import Field, PositiveFloat, model_validator
 
-from rules._base import Book, Level, ProblemSpace, RuleBase, Vec, exceeds
+from rules._base import Book, Level, RuleBase, exceeds
 from rules._exprs import C, E, G, N, V, gross
+from rules._space import ProblemSpace, Vec
 
 if TYPE_CHECKING:
     import cvxpy as cp

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import polars as pl
 from pydantic import Field
 
-from rules._base import Book, Level, ProblemSpace, RuleBase, _positive_part
+from rules._base import Book, Level, RuleBase, _positive_part
+from rules._space import ProblemSpace
 
 if TYPE_CHECKING:
     import cvxpy as cp

@@ -41,8 +41,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from rules._base import Level, PositionRule, ProblemSpace
+from rules._base import Level, PositionRule
 from rules._exprs import A, C, G, N, X
+from rules._space import ProblemSpace
 from rules.ratings import AGENCY_COLUMNS, Composite, composite_expr, notch
 
 if TYPE_CHECKING:

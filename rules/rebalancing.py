@@ -44,8 +44,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 import polars as pl
 from pydantic import Field, model_validator
 
-from rules._base import NOISE, Book, Level, PositionRule, ProblemSpace, Vec, book_scale
+from rules._base import NOISE, Book, Level, PositionRule, book_scale
 from rules._exprs import C, X
+from rules._space import ProblemSpace, Vec
 
 if TYPE_CHECKING:
     import cvxpy as cp

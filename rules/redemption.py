@@ -70,8 +70,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 import polars as pl
 from pydantic import Field, model_validator
 
-from rules._base import HALF_SPREAD_BPS, HOLDER, Book, Level, PositionRule, ProblemSpace, exceeds
+from rules._base import HALF_SPREAD_BPS, HOLDER, Book, Level, PositionRule, exceeds
 from rules._exprs import A, C, E, G, N, V, X
+from rules._space import ProblemSpace
 
 if TYPE_CHECKING:
     import cvxpy as cp

@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import polars as pl
 from pydantic import Field
 
-from rules._base import Book, Level, ProblemSpace, RuleBase, exceeds
+from rules._base import Book, Level, RuleBase, exceeds
 from rules._exprs import E, G, gross, ratio_or_inf
+from rules._space import ProblemSpace
 
 if TYPE_CHECKING:
     import cvxpy as cp

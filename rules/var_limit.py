@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 import polars as pl
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
-from rules._base import Level, ProblemSpace, RuleBase
+from rules._base import Level, RuleBase
 from rules._exprs import RISK, E, ratio_or_inf, risk_norm
+from rules._space import ProblemSpace
 
 if TYPE_CHECKING:
     import cvxpy as cp

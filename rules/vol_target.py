@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import polars as pl
 from pydantic import Field, PositiveFloat
 
-from rules._base import Level, ProblemSpace, RuleBase, exceeds
+from rules._base import Level, RuleBase, exceeds
 from rules._exprs import RISK, E, G, gross, ratio_or_inf, risk_norm
+from rules._space import ProblemSpace
 
 if TYPE_CHECKING:
     import cvxpy as cp

@@ -17,7 +17,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import estimator
-from estimator import Mandate, Scenario, attribution, cli, keys, rounds
+from estimator import Mandate, Scenario, attribution, console, keys, rounds
 from estimator.api import prepare
 from estimator.cascade import CascadeResult, cascade
 from estimator.cli import app
@@ -548,12 +548,12 @@ def test_progress_is_told_every_round_and_the_output_stays_clean(tmp_path: Path)
 def test_the_spinner_shows_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
     for terminal in (True, False):
         screen = StringIO()
-        monkeypatch.setattr(cli, "err", Console(file=screen, force_terminal=terminal, width=80))
-        with cli._rounds_progress() as progress:
+        monkeypatch.setattr(console, "err", Console(file=screen, force_terminal=terminal, width=80))
+        with console.rounds_progress() as progress:
             assert (progress is not None) == terminal
             if progress is not None:
                 progress(3, 1)
-                cli.err.print("")  # let the live display draw at least once
+                console.err.print("")  # let the live display draw at least once
         assert ("cascade: round 3, day 1" in screen.getvalue()) == terminal
         assert ("━" in screen.getvalue()) == terminal  # the pulsing bar
 

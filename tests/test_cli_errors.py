@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from estimator import cli
+from estimator import cli, console
 from estimator.cli import app
 
 runner = CliRunner()
@@ -142,18 +142,18 @@ def test_an_unexpected_error_is_exit_1_with_a_hint(
         raise ZeroDivisionError("a bug")
 
     monkeypatch.setattr(cli, "run", broken)
-    monkeypatch.delenv(cli.DEBUG, raising=False)
+    monkeypatch.delenv(console.DEBUG, raising=False)
     code, output = invoke("run", "small_crash", "--out", str(tmp_path / "x"))
     assert code == 1
     assert "internal error: ZeroDivisionError: a bug" in output
     assert "FORCED_FLOW_DEBUG=1" in output
-    monkeypatch.setenv(cli.DEBUG, "1")
+    monkeypatch.setenv(console.DEBUG, "1")
     result = runner.invoke(app, ["run", "small_crash", "--out", str(tmp_path / "x")])
     assert isinstance(result.exception, ZeroDivisionError)
 
 
 def test_narrow_and_piped_output_never_cuts_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli.out, "_width", 40)
+    monkeypatch.setattr(console.out, "_width", 40)
     code, output = invoke("census", "small")
     assert code == 0, output
     assert "…" not in output

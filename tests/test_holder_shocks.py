@@ -22,7 +22,8 @@ import estimator
 from estimator import Mandate, Scenario
 from estimator.api import RunResult
 from estimator.paths import resolve_scenario
-from estimator.scenario import HolderShock, apply_scenario
+from estimator.scenario import HolderShock
+from estimator.shocks import apply_scenario
 
 # 100 shares at 50 on cash −3000: X = 5000, AE = 2000; 25% maintenance: R = 1250.
 MARGIN = [{"kind": "margin", "maintenance_rate": 0.25}]

@@ -11,6 +11,7 @@ from polars.testing import assert_frame_equal
 
 from estimator import book as bk
 from estimator import keys
+from estimator.errors import RunError
 from estimator.rounds import frames
 
 HOLDERS = pl.DataFrame({"holder_id": ["H_B", "H_A", "H_C"], "cash": [2.0, 1.0, 3.0]})
@@ -284,9 +285,9 @@ def test_pattern_products_by_hand() -> None:
     # holder 0: 2·v₂ + 3·v₀ = (8 + 3, 80 + 30); holder 1: 0; holder 2: 5·v₁ = (10, 100)
     assert pattern.times(data, vectors).tolist() == [[11.0, 110.0], [0.0, 0.0], [10.0, 100.0]]
     assert pattern.sums(data).tolist() == [5.0, 0.0, 5.0]
-    with pytest.raises(ValueError, match="3 row values"):
+    with pytest.raises(RunError, match="3 row values"):
         pattern.sums(np.ones(2))
-    with pytest.raises(ValueError, match="asset code up to 2"):
+    with pytest.raises(RunError, match="asset code up to 2"):
         pattern.times(data, vectors[:2])
 
 

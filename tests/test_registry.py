@@ -107,3 +107,11 @@ def test_the_solver_stack_is_imported_only_to_solve() -> None:
     code = "import sys, estimator; assert 'cvxpy' not in sys.modules, 'cvxpy imported'"
     ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert ran.returncode == 0, ran.stderr
+
+
+def test_one_error_tree() -> None:
+    """Every error the library raises on purpose is a ForcedFlowError; an equilibrium that
+    does not hold is a run error the run turns into a warning."""
+    assert issubclass(estimator.InputError, estimator.ForcedFlowError)
+    assert issubclass(estimator.RunError, estimator.ForcedFlowError)
+    assert issubclass(estimator.EquilibriumError, estimator.RunError)

@@ -18,7 +18,7 @@ from oracle_kit import (
 from pydantic import ValidationError
 
 import estimator
-from estimator import Mandate
+from estimator import InputError, Mandate
 from estimator.api import RunResult
 from estimator.rounds import evaluate_round
 from rules import VarLimit
@@ -189,5 +189,5 @@ def test_a_round_on_holders_without_their_book_before_the_scenario_is_a_clear_er
         pl.DataFrame({"holder_id": ["h"], "asset_id": ["a"], "quantity": [10.0]}),
         {"m": Mandate(name="m", rules=[{"kind": "stop_loss", "threshold": 0.1, "cut": 0.5}])},
     )
-    with pytest.raises(ValueError, match="gross_exposure_pre"):
+    with pytest.raises(InputError, match="gross_exposure_pre"):
         evaluate_round(market.assets, market.holders, market.positions, market.mandates)

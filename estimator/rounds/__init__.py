@@ -26,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from estimator import keys, risk
+from estimator.errors import InputError, Problem
 from estimator.mandates import Execution, Mandate
 from estimator.rounds.contract import COMMITTED, OUTCOME_SCHEMA, ROW, RoundResult, dust
 from estimator.rounds.decide import pay_outflows
@@ -119,7 +120,8 @@ def _check_pre_columns(holders: pl.DataFrame, mandates: dict[str, Mandate]) -> N
         read.add(Book.EQUITY_PRE)
     missing = sorted(set(Book.PRE) & read - set(holders.columns))
     if missing:
-        raise ValueError(
+        why = (
             f"the holders lack {', '.join(missing)}: their book before the scenario, which "
             "estimator.api.prepare adds (estimator.run does)"
         )
+        raise InputError([Problem("holders", why, field=missing[0])])
