@@ -11,22 +11,18 @@ from __future__ import annotations
 import json
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from estimator import views
-from estimator.api import RunResult, run
-from estimator.census import census_at
 from estimator.console import closed_pipe, exits, out, rounds_progress, show, spinner
-from estimator.explain import explain
-from estimator.inputs import check, read_scenario
-from estimator.mandates import Execution, Mandate
+from estimator.execution import Execution
 from estimator.paths import DEFAULT_MARKET, DEMO_SCENARIO, shipped_scenarios
-from estimator.report import check_target
-from estimator.scenario import Scenario, load_scenario
-from estimator.survival import Search, survival
+from estimator.search import Search
+
+if TYPE_CHECKING:
+    from estimator.outcome import RunResult
 
 app = typer.Typer(
     name="forced-flow",
@@ -78,6 +74,9 @@ def _root(
 def _target(scenario: str, out_dir: Path | None, suffix: str = "") -> Path:
     """The report folder — ``out_dir``, else ``reports/<scenario name><suffix>`` — checked
     before anything runs, so that a long run does not end on a folder it may not write."""
+    from estimator.inputs import read_scenario  # noqa: PLC0415 (loaded when run)
+    from estimator.report import check_target  # noqa: PLC0415 (loaded when run)
+
     if out_dir is None:
         spec, _ = read_scenario(scenario)
         out_dir = Path("reports") / f"{spec.name}{suffix}"
@@ -127,6 +126,9 @@ def run_command(
     ] = False,
 ) -> None:
     """Apply SCENARIO, estimate every holder's forced trades and write the reports."""
+    from estimator import views  # noqa: PLC0415 (loaded when run)
+    from estimator.api import run  # noqa: PLC0415 (loaded when run)
+
     with exits(), rounds_progress() as progress:
         if fmt not in ("csv", "parquet"):
             raise typer.BadParameter(f"expected csv or parquet, got {fmt!r}", param_hint="--format")
@@ -164,6 +166,9 @@ def report_command(
     ] = 15,
 ) -> None:
     """Run SCENARIO and write its reports with a self-contained report.html to look at."""
+    from estimator import views  # noqa: PLC0415 (loaded when run)
+    from estimator.api import run  # noqa: PLC0415 (loaded when run)
+
     with exits(), rounds_progress() as progress:
         target = _target(scenario, out_dir)
         result = run(scenario, market, progress=progress)
@@ -186,6 +191,9 @@ def explain_command(
 ) -> None:
     """One holder's story: its book before and after, the rules that fired, its trades round by
     round, its losses and who forced it."""
+    from estimator.api import run  # noqa: PLC0415 (loaded when run)
+    from estimator.explain import explain  # noqa: PLC0415 (loaded when run)
+
     with exits():
         text = explain(run(scenario, market), holder)
         out.print(text, markup=False, highlight=False)
@@ -218,6 +226,9 @@ def survival_command(
 ) -> None:
     """How far along SCENARIO each holder can go before a rule forces it to trade, which rule,
     at what price of its largest position, and the cash that would keep it off the chain."""
+    from estimator import views  # noqa: PLC0415 (loaded when run)
+    from estimator.survival import survival  # noqa: PLC0415 (loaded when run)
+
     with exits(), spinner("survival search") as bar:
         search = Search(max_multiple=max_multiple, grid=grid, tolerance=tolerance)
         target = _target(scenario, out_dir, "-survival")
@@ -245,7 +256,9 @@ def backtest_command(
 ) -> None:
     """Run every episode with published figures and set each figure beside the estimate of
     the same quantity: verdicts (in, over, under) and ratios, misses included."""
+    from estimator import views  # noqa: PLC0415 (loaded when run)
     from estimator.backtest import backtest  # noqa: PLC0415 (runs every episode: on demand)
+    from estimator.report import check_target  # noqa: PLC0415 (loaded when run)
 
     with exits(), spinner("backtest") as bar:
         check_target(out_dir)
@@ -278,6 +291,10 @@ def census_command(
 ) -> None:
     """Who holds what in MARKET before any scenario: totals by holder type and asset class;
     for a census vintage, the aggregates it was sized to, with their sources."""
+    from estimator import views  # noqa: PLC0415 (loaded when run)
+    from estimator.census import census_at  # noqa: PLC0415 (loaded when run)
+    from estimator.report import check_target  # noqa: PLC0415 (loaded when run)
+
     with exits():
         if out_dir is not None:
             check_target(out_dir)
@@ -300,6 +317,8 @@ def validate_command(
     """Check every input (scenario, market tables, indices, risk model, mandates) and list every
     problem; a scenario is also applied to its market and its books checked, as a run would,
     without solving or writing anything."""
+    from estimator.inputs import check  # noqa: PLC0415 (loaded when run)
+
     with exits():
         checked = check(scenario, market)
     spec = f"; scenario {checked.scenario}" if checked.scenario else ""
@@ -316,6 +335,9 @@ def schema_command(
     kind: Annotated[str, typer.Argument(metavar="[mandate|scenario]")] = "mandate",
 ) -> None:
     """Print the JSON schema of mandate or scenario TOML files."""
+    from estimator.mandates import Mandate  # noqa: PLC0415 (loaded when run)
+    from estimator.scenario import Scenario  # noqa: PLC0415 (loaded when run)
+
     models = {"mandate": Mandate, "scenario": Scenario}
     with exits():
         if kind not in models:
@@ -326,6 +348,8 @@ def schema_command(
 @app.command("scenarios")
 def scenarios_command() -> None:
     """List the shipped scenarios."""
+    from estimator.scenario import load_scenario  # noqa: PLC0415 (loaded when run)
+
     with exits():
         for name, path in shipped_scenarios().items():
             spec = load_scenario(path)

@@ -11,19 +11,9 @@ from pydantic import BaseModel, Field, model_validator
 
 from estimator.bounds import MODEL_CONFIG, repeated
 from estimator.errors import InputError, Problem
+from estimator.execution import Execution
 from estimator.toml_files import load_toml
 from rules import Book, Rule, placed
-
-
-class Execution(StrEnum):
-    """How a forced holder trades.
-
-    * ``pro_rata`` — every eligible position by one common fraction (fire-sale convention);
-    * ``min_cost`` — the cheapest trades that satisfy every rule (cvxpy, strictly convex cost).
-    """
-
-    PRO_RATA = "pro_rata"
-    MIN_COST = "min_cost"
 
 
 class Cure(StrEnum):

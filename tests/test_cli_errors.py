@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from estimator import cli, console
+from estimator import api, console
 from estimator.cli import app
 
 runner = CliRunner()
@@ -141,7 +141,7 @@ def test_an_unexpected_error_is_exit_1_with_a_hint(
     def broken(*_: object, **__: object) -> None:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(cli, "run", broken)
+    monkeypatch.setattr(api, "run", broken)  # the command imports it when it runs
     monkeypatch.delenv(console.DEBUG, raising=False)
     code, output = invoke("run", "small_crash", "--out", str(tmp_path / "x"))
     assert code == 1

@@ -115,3 +115,16 @@ def test_one_error_tree() -> None:
     assert issubclass(estimator.InputError, estimator.ForcedFlowError)
     assert issubclass(estimator.RunError, estimator.ForcedFlowError)
     assert issubclass(estimator.EquilibriumError, estimator.RunError)
+
+
+def test_the_command_line_starts_without_the_data_stack() -> None:
+    """``forced-flow --help`` (and any command, before it runs) loads neither polars nor the
+    solver stack: they are imported by the commands that use them."""
+    code = (
+        "import sys, estimator.cli; "
+        "heavy = ('polars', 'cvxpy', 'numpy', 'scipy', 'altair'); "
+        "loaded = [m for m in heavy if m in sys.modules]; "
+        "assert not loaded, loaded"
+    )
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert ran.returncode == 0, ran.stderr
