@@ -148,6 +148,23 @@ def test_what_cash_and_overweights_cannot_fund_is_borrowed(execution: str) -> No
     assert holder(result)["compliant"]
 
 
+@pytest.mark.parametrize("execution", EXECUTIONS)
+def test_a_policy_class_not_held_is_reported_under_either_style(execution: str) -> None:
+    # 60/40 on a book of equities only: V = 1000, equities 100% → sell 1000 − 600 = 400; the
+    # bond class has no position to buy into, stays at 0% (out of its band) and the holder is
+    # not compliant. Its trades cannot restore the rule: the closed form under either style.
+    result = run_case(
+        [_asset("e", "equity"), _asset("g", "govt_bond")],
+        [{"holder_id": "h"}],
+        [("h", "e", 10.0)],
+        [SIXTY_FORTY],
+        _equity_falls(0.0),
+        execution,
+    )
+    assert _traded(result) == pytest.approx({"e": -400.0}, rel=1e-9)
+    assert not holder(result)["compliant"]
+
+
 def test_min_cost_sells_the_cheaper_overweight_class() -> None:
     # The three-class book: 50 must be raised from govt (overweight 30, band floor 25% = 225,
     # so up to 75 can go) and corp (up to 200 − 135 = 65). Corp is 40× dearer to trade, so

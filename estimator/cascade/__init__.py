@@ -80,9 +80,6 @@ def cascade(
     if codes is None:  # the rounds work on integer keys throughout
         codes = keys.Keys.of(holders, assets)
         positions = codes.encode(positions)
-    if codes is None:  # the rounds work on integer keys throughout
-        codes = keys.Keys.of(holders, assets)
-        positions = codes.encode(positions)
     pace = codes.encode(days.holder_pace(holders)) if days else None
     params = codes.encode(impact.parameters(assets))  # selectors read ids
     assets, holders = (codes.encode(f) for f in (assets, holders))
