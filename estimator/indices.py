@@ -204,6 +204,10 @@ def asset_columns(state: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFrame:
     return out
 
 
+#: The copy of a stacked market (:mod:`estimator.stack`) a holder or an asset belongs to.
+COPY = "copy"
+
+
 def pad_positions(
     positions: pl.DataFrame,
     holders: pl.DataFrame,
@@ -213,7 +217,9 @@ def pad_positions(
     """Zero-quantity rows for the index members a tracker does not hold yet and must buy (an
     addition, or a reweight up, needs a row to be bought into): those with ``Δw > 0``. A member
     not held whose weight does not rise has target ``max(Δw, 0) = 0`` and never trades.
-    Frames are coded (:mod:`estimator.keys`); the result is in (holder, asset) order."""
+    Frames are coded (:mod:`estimator.keys`); the result is in (holder, asset) order. In a
+    stacked market (:mod:`estimator.stack`) holders and assets carry their :data:`COPY`, and a
+    tracker's members are those of its copy."""
     rows = []
     for name, mandate in sorted(mandates.items()):
         for rule in mandate.rules:
@@ -236,6 +242,11 @@ def pad_positions(
                     ]
                 )
             bought = pl.col(member) & (pl.col(index_column(index, "dw")) > 0)
+            if COPY in assets.columns:  # a stack: each tracker's index is its own copy's
+                members = assets.filter(bought).select("asset_id", COPY)
+                copies = holders.filter(pl.col("mandate") == name).select("holder_id", COPY)
+                rows.append(copies.join(members, on=COPY).drop(COPY))
+                continue
             members = assets.filter(bought).select("asset_id")
             rows.append(trackers.join(members, how="cross"))
     positions = keys.by_holder(positions)

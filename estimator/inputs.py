@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from estimator import book as bk
-from estimator import precheck
+from estimator import precheck, stack
 from estimator.bounds import finite_problem
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.finite import non_finite
@@ -105,7 +105,12 @@ def check_options(participation: float, solver: str, workers: int) -> str:
 
 
 def prepare(
-    spec: Scenario, market: Market, label: str, warnings: InputWarnings
+    spec: Scenario,
+    market: Market,
+    label: str,
+    warnings: InputWarnings,
+    *,
+    multiple: str | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The shocked assets, and the holders with the futures' variation margin of the shocks
     settled to cash and their book before the shocks: leverage (``leverage_pre``, and by each
@@ -113,9 +118,13 @@ def prepare(
     (``equity_pre``), gross exposure (``gross_exposure_pre``), cash reserve
     (``cash_reserve_pre``), non-tradable holdings (``non_tradable_pre``), and the equity
     drawdowns are measured from (``reference_equity``: the holder's own where given, else
-    ``equity_pre``); and the scenario's holder shocks."""
+    ``equity_pre``); and the scenario's holder shocks. ``multiple``: the column of a stacked
+    market's assets and holders with each row's multiple of the scenario
+    (:mod:`estimator.stack`)."""
     pre = bk.holder_book(bk.position_frame(market.positions, market.assets), market.holders)
-    shocked = apply_scenario(market.assets, spec, label, warnings, market.index_weights)
+    shocked = apply_scenario(
+        market.assets, spec, label, warnings, market.index_weights, multiple=multiple
+    )
     futures = shocked.filter(pl.col("instrument") != "cash").select(
         "asset_id", "multiplier", dp=pl.col("price") - pl.col("price_pre")
     )
@@ -132,11 +141,20 @@ def prepare(
     reference = pl.col(Book.EQUITY_PRE)
     if Book.REFERENCE_EQUITY in holders.columns:  # the holder's own where it has one
         reference = pl.coalesce(Book.REFERENCE_EQUITY, reference)
-    return shocked, holders.with_columns(
+    holders = holders.with_columns(
         reference.alias(Book.REFERENCE_EQUITY),
         pl.col("cash_reserve").alias(Book.RESERVE_PRE),
         pl.col(Book.NON_TRADABLE).alias(Book.NON_TRADABLE_PRE),
-        **spec.holder_columns(market.holders, warnings, label),
+    )
+    if multiple is None:
+        return shocked, holders.with_columns(**spec.holder_columns(market.holders, warnings, label))
+    # a stack (estimator.stack): a holder shock naming a holder selects each of its points
+    return shocked, stack.on_base_ids(
+        holders,
+        "holder_id",
+        lambda frame: frame.with_columns(
+            **spec.holder_columns(frame, warnings, label, pl.col(multiple))
+        ),
     )
 
 

@@ -154,7 +154,8 @@ class SurvivalManifest(Manifest):
     scenario: str
     market: str
     search: dict[str, Any]  # estimator.survival.Search's settings
-    evaluations: int
+    evaluations: int  # rounds
+    points: int  # (holder, multiple, cash) points evaluated in them
     searched_to: float
     holders: int
     forced_at_scenario: int

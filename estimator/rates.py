@@ -49,14 +49,15 @@ def _bullets(key: tuple[tuple[float, float | None, float, int], ...]) -> bonds.F
 
 
 def reprice(
-    out: pl.DataFrame, hit: pl.Expr, dy: float, label: str, where: str, warnings: InputWarnings
+    out: pl.DataFrame, hit: pl.Expr, dy: pl.Expr, label: str, where: str, warnings: InputWarnings
 ) -> pl.DataFrame:
-    """The bonds ``hit`` at yield ``y + dy`` (see the module docstring); an input error where
-    that yield is ``≤ −f``."""
-    rows = out.with_row_index("_row").filter(hit)
+    """The bonds ``hit`` at yield ``y + dy`` (see the module docstring; ``dy`` one number for
+    all, or each row's own); an input error where that yield is ``≤ −f``."""
+    rows = out.with_row_index("_row").filter(hit).with_columns(_dy=dy)
+    step = rows["_dy"].to_numpy()
     f = rows["coupon_frequency"].to_numpy().astype(float)
     y0, y = rows["yield_pre"].to_numpy(), rows["yield"].to_numpy()
-    below = (y + dy) <= -f
+    below = (y + step) <= -f
     if below.any():
         names = rows.filter(pl.Series(below))["asset_id"].to_list()[:10]
         raise InputError(
@@ -69,9 +70,9 @@ def reprice(
     _warn_unmatched(rows, fit, label, warnings)
     ratio = np.ones(out.height)
     at = rows["_row"].to_numpy()
-    ratio[at] = bonds.reprice(y, y + dy, fit.coupon, fit.periods, f)
+    ratio[at] = bonds.reprice(y, y + step, fit.coupon, fit.periods, f)
     new_yield = out["yield"].to_numpy().copy()
-    new_yield[at] = y + dy
+    new_yield[at] = y + step
     return out.with_columns(
         pl.col("price") * pl.Series(ratio), pl.Series("yield", new_yield, dtype=pl.Float64)
     )

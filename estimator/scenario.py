@@ -121,28 +121,46 @@ class Shock(BaseModel):
     def rate_bp(self) -> float:
         return (self.yield_change_bp or 0.0) + (self.spread_change_bp or 0.0)
 
-    def scaled(self, m: float) -> Shock:
-        """The shock ``m`` times as large: returns, rate and vol changes times ``m``,
-        multipliers ``k`` → ``1 + m(k − 1)``; rating actions are events and stay whole.
+    def scaled_fields(self, m: Scale) -> dict[str, float | pl.Expr | None]:
+        """The effects ``m`` times as large: returns, rate and vol changes times ``m``,
+        multipliers ``k`` → ``max(1 + m(k − 1), 0)``; rating actions are events and stay whole.
+        ``m`` is a number, or an expression: each asset's own multiple (:mod:`estimator.stack`).
         (``m·r`` must stay above −1: a price cannot fall by 100% or more.)"""
+        return {
+            "price_return": _times(m, self.price_return),
+            "yield_change_bp": _times(m, self.yield_change_bp),
+            "spread_change_bp": _times(m, self.spread_change_bp),
+            "vol_multiplier": _multiplier(m, self.vol_multiplier),
+            "vol_change": _times(m, self.vol_change),
+            "margin_rate_multiplier": _multiplier(m, self.margin_rate_multiplier),
+            "margin_rate_change": _times(m, self.margin_rate_change),
+        }
 
-        def times(v: float | None) -> float | None:
-            return None if v is None else m * v
+    def scaled(self, m: float) -> Shock:
+        """The shock ``m`` times as large (:meth:`scaled_fields`)."""
+        return self.model_copy(update=self.scaled_fields(m))
 
-        def multiplier(k: float | None) -> float | None:
-            return None if k is None else max(1 + m * (k - 1), 0.0)
 
-        return self.model_copy(
-            update={
-                "price_return": times(self.price_return),
-                "yield_change_bp": times(self.yield_change_bp),
-                "spread_change_bp": times(self.spread_change_bp),
-                "vol_multiplier": multiplier(self.vol_multiplier),
-                "vol_change": times(self.vol_change),
-                "margin_rate_multiplier": multiplier(self.margin_rate_multiplier),
-                "margin_rate_change": times(self.margin_rate_change),
-            }
-        )
+#: A multiple of a scenario: one number, or an expression giving each row's own.
+Scale = float | pl.Expr
+
+
+def _times(m: Scale, v: float | None) -> float | pl.Expr | None:
+    return None if v is None else m * v
+
+
+def _clip(x: float | pl.Expr, lower: float | None = None, upper: float | None = None) -> Scale:
+    """``x`` clipped to ``[lower, upper]``, a number or an expression alike."""
+    if isinstance(x, pl.Expr):
+        return x.clip(lower, upper)
+    if lower is not None:
+        x = max(x, lower)
+    return x if upper is None else min(x, upper)
+
+
+def _multiplier(m: Scale, k: float | None) -> float | pl.Expr | None:
+    """``k → max(1 + m(k − 1), 0)``: the multiplier at ``m``, 1 at ``m = 0``."""
+    return None if k is None else _clip(1 + m * (k - 1), lower=0.0)
 
 
 class IndexChange(BaseModel):
@@ -223,27 +241,27 @@ class HolderShock(BaseModel):
             hit = hit | pl.col("holder_id").is_in(self.holder_ids)
         return hit
 
+    def scaled_fields(self, m: Scale) -> dict[str, float | pl.Expr | None]:
+        """The effects ``m`` times as large: rates and cuts times ``m`` (at most 1),
+        ``k → 1 + m(k − 1)``, the liabilities' rate change and the non-tradables' return times
+        ``m``, at least −1 (all of them lost, no further). ``m`` is a number or an expression
+        (each holder's own multiple)."""
+        r_n = _times(m, self.non_tradable_return)
+        return {
+            "redemption_rate": None
+            if self.redemption_rate is None
+            else _clip(m * self.redemption_rate, upper=1.0),
+            "margin_multiplier": _multiplier(m, self.margin_multiplier),
+            "credit_line_cut": None
+            if self.credit_line_cut is None
+            else _clip(m * self.credit_line_cut, upper=1.0),
+            "liability_rate_change_bp": _times(m, self.liability_rate_change_bp),
+            "non_tradable_return": None if r_n is None else _clip(r_n, lower=-1.0),
+        }
+
     def scaled(self, m: float) -> HolderShock:
-        """``m`` times as large: rates and cuts times ``m`` (at most 1), ``k → 1 + m(k − 1)``,
-        the liabilities' rate change and the non-tradables' return times ``m``, at least −1
-        (all of them lost, no further)."""
-        k = self.margin_multiplier
-        r_n = self.non_tradable_return
-        return self.model_copy(
-            update={
-                "redemption_rate": None
-                if self.redemption_rate is None
-                else min(m * self.redemption_rate, 1.0),
-                "margin_multiplier": None if k is None else max(1 + m * (k - 1), 0.0),
-                "credit_line_cut": None
-                if self.credit_line_cut is None
-                else min(m * self.credit_line_cut, 1.0),
-                "liability_rate_change_bp": None
-                if self.liability_rate_change_bp is None
-                else m * self.liability_rate_change_bp,
-                "non_tradable_return": None if r_n is None else max(m * r_n, -1.0),
-            }
-        )
+        """``m`` times as large (:meth:`scaled_fields`)."""
+        return self.model_copy(update=self.scaled_fields(m))
 
 
 class Scenario(BaseModel):
@@ -295,51 +313,58 @@ class Scenario(BaseModel):
 
     def scaled(self, m: float, *, events: bool = True) -> Scenario:
         """The scenario along its own direction, ``m`` times as far (:meth:`Shock.scaled`), in
-        one round: no price impact, lender losses or day clock. Holder shocks scale as
-        :meth:`HolderShock.scaled` and are dropped at ``m = 0``. Rating actions and index
-        changes are events, applied whole for any ``m > 0`` and for ``m = 0`` with ``events``
-        (the events alone); ``m = 0`` without ``events`` is the market as it is."""
+        one round (:meth:`one_round`). Holder shocks scale as :meth:`HolderShock.scaled` and
+        are dropped at ``m = 0``. Rating actions and index changes are events, applied whole
+        for any ``m > 0`` and for ``m = 0`` with ``events`` (the events alone); ``m = 0``
+        without ``events`` is the market as it is."""
         if m == 0 and not events:
             shocks, changes = [], []
         else:
             shocks, changes = [s.scaled(m) for s in self.shocks], list(self.index_changes)
-        return self.model_copy(
+        return self.one_round().model_copy(
             update={
                 "shocks": shocks,
                 "index_changes": changes,
                 "holder_shocks": [h.scaled(m) for h in self.holder_shocks] if m > 0 else [],
-                "impact": Impact(),
-                "lender_losses": False,
-                "days": None,
             }
         )
 
+    def one_round(self) -> Scenario:
+        """The same shocks in one round: no price impact, lender losses or day clock."""
+        return self.model_copy(update={"impact": Impact(), "lender_losses": False, "days": None})
+
     def holder_columns(
-        self, holders: pl.DataFrame, warnings: InputWarnings, label: str
+        self,
+        holders: pl.DataFrame,
+        warnings: InputWarnings,
+        label: str,
+        multiple: pl.Expr | None = None,
     ) -> dict[str, pl.Expr]:
         """The holder shocks as holder columns: the redemption shock (the sum of the rates that
         select a holder, 0 for none), the margin multiplier (the product, 1 for none), the
         credit line left (× Π(1 − cut)), the liabilities repriced by their duration ``D_L``
         at the summed rate change, ``L·exp(−D_L·Σ Δy)``, and the non-tradable holdings
         compounded over the returns that select the holder, ``N·Π(1 + r_N)``. A holder shock
-        that selects nobody is a warning."""
+        that selects nobody is a warning. With ``multiple`` (each holder's own multiple ``m``
+        of the scenario, ``m > 0``) every shock is scaled by it (:meth:`HolderShock.scaled`)."""
         redemption, margin, credit, dy = pl.lit(0.0), pl.lit(1.0), pl.lit(1.0), pl.lit(0.0)
         grown = pl.lit(1.0)
         for i, shock in enumerate(self.holder_shocks):
             hit = shock.selected()
             if not holders.select(hit.any()).item():
                 warnings.add(Problem(label, "selects no holder", field=f"holder_shocks.{i}"))
-            if shock.redemption_rate is not None:
-                redemption = redemption + pl.when(hit).then(shock.redemption_rate).otherwise(0.0)
-            if shock.margin_multiplier is not None:
-                margin = margin * pl.when(hit).then(shock.margin_multiplier).otherwise(1.0)
-            if shock.credit_line_cut is not None:
-                credit = credit * pl.when(hit).then(1 - shock.credit_line_cut).otherwise(1.0)
-            if shock.liability_rate_change_bp is not None:
-                bp = shock.liability_rate_change_bp
+            v = shock.scaled_fields(multiple) if multiple is not None else dict(shock)
+            if v["redemption_rate"] is not None:
+                redemption = redemption + pl.when(hit).then(v["redemption_rate"]).otherwise(0.0)
+            if v["margin_multiplier"] is not None:
+                margin = margin * pl.when(hit).then(v["margin_multiplier"]).otherwise(1.0)
+            if v["credit_line_cut"] is not None:
+                credit = credit * pl.when(hit).then(1 - v["credit_line_cut"]).otherwise(1.0)
+            if v["liability_rate_change_bp"] is not None:
+                bp = v["liability_rate_change_bp"]
                 dy = dy + pl.when(hit).then(bp / 10_000).otherwise(0.0)
-            if shock.non_tradable_return is not None:
-                grown = grown * pl.when(hit).then(1 + shock.non_tradable_return).otherwise(1.0)
+            if v["non_tradable_return"] is not None:
+                grown = grown * pl.when(hit).then(1 + v["non_tradable_return"]).otherwise(1.0)
         return {
             Book.REDEMPTION_SHOCK: redemption,
             Book.MARGIN_MULTIPLIER: margin,

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from estimator import indices, rates, risk
+from estimator import indices, rates, risk, stack
 from estimator.bounds import MAX_PRICE, MAX_VOL
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.scenario import Scenario, Shock
@@ -44,11 +44,25 @@ def apply_scenario(
     label: str = "scenario",
     warnings: InputWarnings | None = None,
     index_weights: pl.DataFrame | None = None,
+    *,
+    multiple: str | None = None,
 ) -> pl.DataFrame:
     """Shocked assets with ``price_pre`` and ``vol_pre`` kept beside the new values, and the
-    member and weight-change columns of every index in ``index_weights``."""
+    member and weight-change columns of every index in ``index_weights``.
+
+    ``multiple`` names a column of ``assets`` that holds each row's own multiple ``m > 0`` of
+    the scenario (:meth:`Shock.scaled_fields`; events whole): the table is then a stack of
+    copies of one market (:mod:`estimator.stack`), whose index ids name their copy and whose
+    index columns are named by the index alone."""
     warnings = warnings if warnings is not None else InputWarnings()
-    shocked = _shock(assets, scenario, label, warnings)
+    if multiple is None:
+        shocked = _shock(assets, scenario, label, warnings)
+    else:  # a selector naming an asset selects each of its copies
+        shocked = stack.on_base_ids(
+            assets,
+            "asset_id",
+            lambda frame: _shock(frame, scenario, label, warnings, pl.col(multiple)),
+        )
     weights = index_weights if index_weights is not None else indices.EMPTY
     changes = scenario.changes_frame()
     later = (
@@ -70,11 +84,17 @@ def apply_scenario(
     state, more = indices.changed(indices.drifted(weights, shocked), changes, label)
     if problems or more:
         raise InputError(problems + more)
+    if multiple is not None:
+        state = state.with_columns(stack.base("index_id"))
     return indices.asset_columns(state, shocked)
 
 
 def _shock(
-    assets: pl.DataFrame, scenario: Scenario, label: str, warnings: InputWarnings
+    assets: pl.DataFrame,
+    scenario: Scenario,
+    label: str,
+    warnings: InputWarnings,
+    scale: pl.Expr | None = None,
 ) -> pl.DataFrame:
     y = rates.yields(assets)  # ("yield" is a Python keyword: the columns are named by alias)
     out = assets.with_columns(
@@ -102,9 +122,12 @@ def _shock(
                     )
                 )
                 continue
+        v = shock.scaled_fields(scale) if scale is not None else dict(shock)
         if shock.rate_bp:
-            out = rates.reprice(out, hit, shock.rate_bp / 10_000, label, where, warnings)
-        out = out.with_columns(_shocked(shock, hit))
+            dy = _or_zero(v["yield_change_bp"]) + _or_zero(v["spread_change_bp"])
+            step = (dy if isinstance(dy, pl.Expr) else pl.lit(dy)) / 10_000
+            out = rates.reprice(out, hit, step, label, where, warnings)
+        out = out.with_columns(_shocked(shock, v, hit))
         margin_moves = (
             shock.margin_rate_change is not None
             or shock.margin_rate_multiplier is not None
@@ -144,17 +167,20 @@ def _shock(
     return out.with_columns(scaled)
 
 
-def _shocked(shock: Shock, hit: pl.Expr) -> list[pl.Expr]:
+def _or_zero(x: float | pl.Expr | None) -> float | pl.Expr:
+    return 0.0 if x is None else x
+
+
+def _shocked(shock: Shock, v: dict, hit: pl.Expr) -> list[pl.Expr]:
+    """The shock's effects on the rows ``hit``; ``v`` its (scaled) numbers by field."""
     exprs = []
-    if shock.price_return is not None:  # (a rate shock has repriced the bonds: _reprice)
-        grown = pl.col("price") * (1 + shock.price_return)
+    if v["price_return"] is not None:  # (a rate shock has repriced the bonds: _reprice)
+        grown = pl.col("price") * (1 + v["price_return"])
         exprs.append(pl.when(hit).then(grown).otherwise(pl.col("price")).alias("price"))
     vol = pl.col("vol")
     if shock.moves_vol:
-        vol = (
-            pl.col("vol") * (shock.vol_multiplier if shock.vol_multiplier is not None else 1.0)
-            + (shock.vol_change or 0.0)
-        ).clip(lower_bound=0.0)
+        k = v["vol_multiplier"] if v["vol_multiplier"] is not None else 1.0
+        vol = (pl.col("vol") * k + _or_zero(v["vol_change"])).clip(lower_bound=0.0)
         exprs.append(pl.when(hit).then(vol).otherwise(pl.col("vol")).alias("vol"))
     margin_moves = (
         shock.margin_rate_multiplier is not None
@@ -162,11 +188,11 @@ def _shocked(shock: Shock, hit: pl.Expr) -> list[pl.Expr]:
         or shock.margin_vol_elasticity is not None
     )
     if margin_moves:
-        k = shock.margin_rate_multiplier if shock.margin_rate_multiplier is not None else 1.0
+        k = v["margin_rate_multiplier"] if v["margin_rate_multiplier"] is not None else 1.0
         if shock.margin_vol_elasticity is not None:  # procyclical: rates follow volatility
             ratio = pl.when(pl.col("vol") > 0).then(vol / pl.col("vol")).otherwise(1.0)
             k = k * ratio**shock.margin_vol_elasticity
-        rate = (pl.col("margin_rate") * k + (shock.margin_rate_change or 0.0)).clip(0.0, 1.0)
+        rate = (pl.col("margin_rate") * k + _or_zero(v["margin_rate_change"])).clip(0.0, 1.0)
         exprs.append(pl.when(hit).then(rate).otherwise(pl.col("margin_rate")).alias("margin_rate"))
     for column in AGENCY_COLUMNS:
         rating = pl.col(column)

@@ -27,6 +27,9 @@ some rule makes it trade (or it is insolvent) after every cure it may draw.
   holder's amount is searched at once, each on its own account.
 
 Whether a holder is forced does not depend on how it would trade, so the search runs pro-rata.
+Holders do not reach one another in such a round, so every evaluation puts many (holder,
+multiple, cash) points in one round (:mod:`estimator.stack`): the whole grid at once, every
+doubling at once, and three levels of every bracket's bisection tree at once.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from pathlib import Path
 import polars as pl
 
 from estimator import book as bk
+from estimator import stack
 from estimator.api import load_inputs, prepare
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.mandates import Execution
@@ -70,7 +74,8 @@ COLUMNS = [
 
 
 class _Probe:
-    """One-round evaluations of a market's holders along a scenario (pro-rata, no impact)."""
+    """One-round evaluations of a market's holders along a scenario (pro-rata, no impact),
+    many points to a round (:mod:`estimator.stack`)."""
 
     def __init__(
         self, spec: Scenario, market: Market, progress: Callable[[int], None] | None = None
@@ -80,57 +85,80 @@ class _Probe:
         if "lender" in holders.columns:
             holders = holders.with_columns(pl.lit(None, dtype=pl.String).alias("lender"))
         self.spec, self.market = spec, dataclasses.replace(market, holders=holders)
-        self.count = 0
+        self.count = 0  # one-round evaluations made
+        self.points = 0  # (holder, multiple, cash) points they evaluated
         self.progress = progress  # told the evaluations made so far
         self.searched_to = 0.0  # the largest multiple the grid reached
 
-    def shocked(self, m: float) -> pl.DataFrame:
-        """The asset table at multiple ``m`` (events included)."""
-        spec = self.spec.scaled(m)
-        return apply_scenario(
-            self.market.assets, spec, spec.name, InputWarnings(), self.market.index_weights
+    def shocked(self, multiples: pl.Series) -> pl.DataFrame:
+        """The asset table at each of ``multiples`` (events included): (multiple, asset_id,
+        price, …), all in one pass."""
+        market, spec = stack.stacked_assets(self.market, self.spec, stack.copies(multiples))
+        shocked = apply_scenario(
+            market.assets,
+            spec,
+            spec.name,
+            InputWarnings(),
+            market.index_weights,
+            multiple=stack.MULTIPLE,
         )
+        return shocked.with_columns(stack.base("asset_id"))
 
-    def statuses(
-        self,
-        m: float,
-        holder_ids: pl.Series,
-        extra_cash: pl.DataFrame | None = None,
-        *,
-        events: bool = True,
-    ) -> pl.DataFrame:
-        """(holder_id, forced, forced_by, status) of ``holder_ids`` at multiple ``m``
-        (:meth:`Scenario.scaled`), with ``extra_cash`` (holder_id, cash) added to their
-        accounts before the scenario."""
+    def reaches(self, m: float) -> bool:
+        """Whether the scenario at multiple ``m`` has prices (a rate shock that far may drive
+        a bond's price to zero)."""
+        spec = self.spec.scaled(m)
+        try:
+            apply_scenario(
+                self.market.assets, spec, spec.name, InputWarnings(), self.market.index_weights
+            )
+        except InputError:
+            return False
+        return True
+
+    def statuses(self, points: pl.DataFrame, *, events: bool = True) -> pl.DataFrame:
+        """``points`` (holder_id, multiple, cash: :data:`estimator.stack.POINT_SCHEMA`) with
+        forced, forced_by and status: each holder at its multiple of the scenario
+        (:meth:`Scenario.scaled`) with its cash added to its account before the scenario, in
+        one round. Without ``events`` the multiples are 0 and the market is as it is."""
         self.count += 1
+        self.points += points.height
         if self.progress is not None:
             self.progress(self.count)
-        wanted = pl.col("holder_id").is_in(holder_ids.implode())
-        holders = self.market.holders.filter(wanted)
-        if extra_cash is not None:
-            holders = (
-                holders.join(extra_cash.rename({"cash": "_add"}), on="holder_id", how="left")
-                .with_columns(pl.col("cash") + pl.col("_add").fill_null(0.0))
-                .drop("_add")
-            )
-        part = dataclasses.replace(
-            self.market, holders=holders, positions=self.market.positions.filter(wanted)
+        market, spec = stack.stacked(self.market, self.spec, points, events=events)
+        shocked, prepared = prepare(
+            spec, market, spec.name, InputWarnings(), multiple=stack.MULTIPLE
         )
-        spec = self.spec.scaled(m, events=events)
-        shocked, prepared = prepare(spec, part, spec.name, InputWarnings())
         result = evaluate_round(
-            shocked, prepared, part.positions, part.mandates, execution=Execution.PRO_RATA
+            shocked, prepared, market.positions, market.mandates, execution=Execution.PRO_RATA
         )
-        return result.holders.select(
-            "holder_id",
-            forced=~pl.col("status").is_in(NOT_FORCED),
-            forced_by=pl.when(pl.col("status") == "insolvent")
-            .then(pl.lit("insolvency"))
-            .when(pl.col("binding_rules") != "")
-            .then("binding_rules")
-            .otherwise("triggered_rules"),
-            status="status",
+        found = stack.points_of(
+            result.holders.select(
+                "holder_id",
+                forced=~pl.col("status").is_in(NOT_FORCED),
+                forced_by=pl.when(pl.col("status") == "insolvent")
+                .then(pl.lit("insolvency"))
+                .when(pl.col("binding_rules") != "")
+                .then("binding_rules")
+                .otherwise("triggered_rules"),
+                status="status",
+            )
         )
+        return (
+            points.with_row_index("point")
+            .join(found.drop("holder_id"), on="point")
+            .sort("point")
+            .drop("point")
+        )
+
+
+def _at(ids: pl.Series, multiple: float | pl.Expr, cash: float | pl.Expr = 0.0) -> pl.DataFrame:
+    """Points of holders ``ids`` at ``multiple`` with ``cash`` added."""
+    return ids.to_frame("holder_id").select(
+        "holder_id",
+        pl.lit(multiple, dtype=pl.Float64).alias(stack.MULTIPLE),
+        pl.lit(cash, dtype=pl.Float64).alias("cash"),
+    )
 
 
 def _narrow(brackets: pl.DataFrame, width: pl.Series) -> pl.Series:
@@ -140,14 +168,89 @@ def _narrow(brackets: pl.DataFrame, width: pl.Series) -> pl.Series:
     return (hi - lo <= width) | (mid <= lo) | (mid >= hi)
 
 
+#: Levels of the bisection tree evaluated in one round: ``2^L − 1`` points per bracket.
+TREE_LEVELS = 3
+
+
+def _bisect(
+    probe: _Probe,
+    brackets: pl.DataFrame,
+    width: pl.Expr,
+    at: Callable[[pl.Expr], tuple[pl.Expr, pl.Expr]],
+    *,
+    up_when_forced: bool,
+    each: bool = True,
+) -> pl.DataFrame:
+    """Brackets (holder_id, lo, hi, by) bisected until narrow (:func:`_narrow` at ``width``):
+    at the midpoint ``x``, the holder's point ``at(x)`` (multiple, cash); forced there, the
+    bracket keeps its upper half if ``up_when_forced`` (more cash needed), else its lower half
+    (and ``by`` the rules that force it). ``each``: a bracket stops once narrow; otherwise
+    every bracket is halved until all are narrow.
+
+    Each round evaluates the next :data:`TREE_LEVELS` levels of every bracket's bisection tree
+    at once — node ``i`` of interval ``(l, h)`` has midpoint ``(l + h)/2`` and children
+    ``2i`` (lower half) and ``2i + 1`` — then walks each bracket down the tree: the brackets
+    and the midpoints are those of one bisection step at a time, to the last bit."""
+    done: list[pl.DataFrame] = []
+
+    def settled(frame: pl.DataFrame) -> tuple[pl.DataFrame, bool]:
+        narrow = _narrow(frame, frame.select(width).to_series())
+        if not each:
+            return frame, bool(narrow.all())
+        done.append(frame.filter(narrow).select("holder_id", "lo", "hi", "by"))
+        rest = frame.filter(~narrow)
+        return rest, rest.is_empty()
+
+    mid = (pl.col("lo") + pl.col("hi")) / 2
+    while True:
+        brackets, stop = settled(brackets)
+        if stop:
+            break
+        level = brackets.select("holder_id", "lo", "hi", node=pl.lit(1, dtype=pl.Int64))
+        tree = [level]
+        for _ in range(TREE_LEVELS - 1):
+            level = pl.concat(
+                [
+                    level.with_columns(hi=mid, node=2 * pl.col("node")),
+                    level.with_columns(lo=mid, node=2 * pl.col("node") + 1),
+                ]
+            )
+            tree.append(level)
+        nodes = pl.concat(tree).select("holder_id", "node", x=mid)
+        multiple, cash = at(pl.col("x"))
+        now = probe.statuses(
+            nodes.select("holder_id", multiple.alias(stack.MULTIPLE), cash.alias("cash"))
+        )
+        seen = nodes.hstack(now.select("forced", "forced_by"))
+        lower = pl.col("forced") if not up_when_forced else ~pl.col("forced")
+        brackets = brackets.with_columns(node=pl.lit(1, dtype=pl.Int64))
+        for depth in range(TREE_LEVELS):
+            if depth:
+                brackets, stop = settled(brackets)
+                if stop:
+                    break
+            brackets = brackets.join(seen, on=["holder_id", "node"]).select(
+                "holder_id",
+                lo=pl.when(lower).then("lo").otherwise("x"),
+                hi=pl.when(lower).then("x").otherwise("hi"),
+                by=pl.when(lower & pl.col("forced")).then("forced_by").otherwise("by"),
+                node=2 * pl.col("node") + (~lower).cast(pl.Int64),
+            )
+        brackets = brackets.drop("node", strict=False)
+        if stop:
+            break
+    return pl.concat(done) if each else brackets
+
+
 def _first_forced(probe: _Probe, search: Search, ids: pl.Series) -> pl.DataFrame:
     """(holder_id, forced_multiple, forced_when, forced_by): before any shock, on the events
-    alone, then on a grid and by bisection per bracket."""
+    alone, then on the grid (every point in one round) and by bisection of every bracket at
+    once."""
     found, left = [], ids
     for when, events in (("already", False), ("events", True)):
         if left.is_empty():
             break
-        now = probe.statuses(0.0, left, events=events)
+        now = probe.statuses(_at(left, 0.0), events=events)
         found.append(
             now.filter("forced").select(
                 "holder_id",
@@ -159,79 +262,64 @@ def _first_forced(probe: _Probe, search: Search, ids: pl.Series) -> pl.DataFrame
         left = now.filter(~pl.col("forced"))["holder_id"]
     top = min(search.max_multiple, probe.spec.max_multiple * (1 - 1e-9))
     step = top / search.grid
-    brackets = []  # (holder_id, lo, hi, forced_by at hi)
-    for k in range(1, search.grid + 1):
-        if left.is_empty():
-            break
-        hi = k * step
-        try:
-            now = probe.statuses(hi, left)
-        except InputError:  # e.g. a rate shock that far drives a bond's price to zero
-            probe.searched_to = hi - step
-            break
-        probe.searched_to = hi
-        hit = now.filter("forced")
-        brackets.append(
-            hit.select("holder_id", lo=pl.lit(hi - step), hi=pl.lit(hi), by="forced_by")
-        )
-        left = now.filter(~pl.col("forced"))["holder_id"]
-    open_ = (
-        pl.concat(brackets)
-        if brackets
-        else pl.DataFrame(
-            schema={"holder_id": pl.String, "lo": pl.Float64, "hi": pl.Float64, "by": pl.String}
-        )
-    )
-    done = []
-    while not open_.is_empty():
-        narrow = _narrow(open_, search.tolerance * open_["hi"].clip(lower_bound=1))
-        done.append(open_.filter(narrow))
-        open_ = open_.filter(~narrow).with_columns(mid=(pl.col("lo") + pl.col("hi")) / 2)
-        parts = []
-        for (mid,), group in open_.group_by("mid"):
-            now = probe.statuses(mid, group["holder_id"])
-            parts.append(
-                group.join(now, on="holder_id").select(
-                    "holder_id",
-                    lo=pl.when("forced").then("lo").otherwise("mid"),
-                    hi=pl.when("forced").then("mid").otherwise("hi"),
-                    by=pl.when("forced").then("forced_by").otherwise("by"),
-                )
+    grid = [k * step for k in range(1, search.grid + 1)]
+    reached = len(grid)
+    if not probe.reaches(grid[-1]):  # prices fail from some multiple on: the grid stops there
+        reached = next(k for k, m in enumerate(grid) if not probe.reaches(m))
+    grid = grid[:reached]
+    probe.searched_to = grid[-1] if grid else 0.0
+    schema = {"holder_id": pl.String, "lo": pl.Float64, "hi": pl.Float64, "by": pl.String}
+    open_ = pl.DataFrame(schema=schema)
+    if grid and not left.is_empty():
+        points = left.to_frame("holder_id").join(pl.DataFrame({stack.MULTIPLE: grid}), how="cross")
+        now = probe.statuses(points.with_columns(cash=pl.lit(0.0)))
+        open_ = (  # the first grid point where each holder is forced
+            now.filter("forced")
+            .sort("holder_id", stack.MULTIPLE)
+            .group_by("holder_id", maintain_order=True)
+            .first()
+            .select(
+                "holder_id", lo=pl.col(stack.MULTIPLE) - step, hi=stack.MULTIPLE, by="forced_by"
             )
-        open_ = pl.concat(parts) if parts else open_.select("holder_id", "lo", "hi", "by")
-    refined = [
-        d.select("holder_id", forced_multiple="hi", forced_when=pl.lit("moves"), forced_by="by")
-        for d in done
-    ]
-    return pl.concat([*found, *refined])
+        )
+    width = search.tolerance * pl.col("hi").clip(lower_bound=1)
+    done = _bisect(probe, open_, width, lambda mid: (mid, pl.lit(0.0)), up_when_forced=False)
+    refined = done.select(
+        "holder_id", forced_multiple="hi", forced_when=pl.lit("moves"), forced_by="by"
+    )
+    return pl.concat([*found, refined])
 
 
 def _cure(probe: _Probe, search: Search, forced: pl.DataFrame) -> pl.DataFrame:
     """(holder_id, cure_cash) for holders forced at ``m = 1`` (``forced``: holder_id and
-    gross_assets): doubling from the gross assets, then bisection."""
+    gross_assets): doubling from the gross assets (every doubling in one round), then
+    bisection."""
     ids = forced["holder_id"]
     if ids.is_empty():
         return pl.DataFrame(schema={"holder_id": pl.String, "cure_cash": pl.Float64})
-    span = forced.select("holder_id", lo=pl.lit(0.0), hi=pl.col("gross_assets").clip(1.0))
-    cured = pl.DataFrame(schema={"holder_id": pl.String, "lo": pl.Float64, "hi": pl.Float64})
-    for _ in range(search.cure_doublings + 1):
-        now = probe.statuses(1.0, span["holder_id"], span.select("holder_id", cash="hi"))
-        span = span.join(now, on="holder_id")
-        cured = pl.concat([cured, span.filter(~pl.col("forced")).select("holder_id", "lo", "hi")])
-        span = span.filter("forced").select("holder_id", lo="hi", hi=pl.col("hi") * 2)
-        if span.is_empty():
-            break
-    while True:
-        narrow = _narrow(cured, search.tolerance * cured["hi"])
-        if narrow.all():
-            break
-        mid = cured.with_columns(cash=(pl.col("lo") + pl.col("hi")) / 2)
-        now = probe.statuses(1.0, mid["holder_id"], mid.select("holder_id", "cash"))
-        cured = mid.join(now, on="holder_id").select(
-            "holder_id",
-            lo=pl.when("forced").then("cash").otherwise("lo"),
-            hi=pl.when("forced").then("hi").otherwise("cash"),
-        )
+    doublings = pl.DataFrame({"doubling": range(search.cure_doublings + 1)})
+    points = forced.join(doublings, how="cross").select(
+        "holder_id",
+        pl.lit(1.0).alias(stack.MULTIPLE),
+        cash=pl.col("gross_assets").clip(1.0) * 2.0 ** pl.col("doubling").cast(pl.Float64),
+    )
+    now = probe.statuses(points).sort("holder_id", "cash")
+    cured = (  # the first doubling that leaves each holder unforced: (lo, hi) = (half or 0, it)
+        now.with_columns(lo=pl.col("cash").shift(1).over("holder_id").fill_null(0.0))
+        .filter(~pl.col("forced"))
+        .sort("holder_id", "cash")
+        .group_by("holder_id", maintain_order=True)
+        .first()
+        .select("holder_id", "lo", hi="cash")
+    )
+    cured = _bisect(
+        probe,
+        cured.with_columns(by=pl.lit(None, dtype=pl.String)),
+        search.tolerance * pl.col("hi"),
+        lambda mid: (pl.lit(1.0), mid),
+        up_when_forced=True,
+        each=False,
+    )
     return ids.to_frame().join(
         cured.select("holder_id", cure_cash="hi"), on="holder_id", how="left"
     )
@@ -247,17 +335,14 @@ def _levels(probe: _Probe, table: pl.DataFrame, before: pl.DataFrame) -> pl.Data
         .select("holder_id", level_asset="asset_id", level_price_before="price")
     )
     out = table.join(largest, on="holder_id", how="left")
-    prices = []
-    for (m,), group in out.filter(pl.col("forced_multiple").is_not_null()).group_by(
-        "forced_multiple"
-    ):
-        shocked = probe.shocked(float(m)).select(level_asset="asset_id", level_price="price")
-        prices.append(group.select("holder_id", "level_asset").join(shocked, on="level_asset"))
-    at = pl.concat(prices).drop("level_asset") if prices else None
-    if at is None:
+    multiples = out["forced_multiple"].drop_nulls()
+    if multiples.is_empty():
         out = out.with_columns(level_price=pl.lit(None, dtype=pl.Float64))
     else:
-        out = out.join(at, on="holder_id", how="left")
+        prices = probe.shocked(multiples).select(
+            forced_multiple=stack.MULTIPLE, level_asset="asset_id", level_price="price"
+        )
+        out = out.join(prices, on=["forced_multiple", "level_asset"], how="left")
     return out.with_columns(level_return=pl.col("level_price") / pl.col("level_price_before") - 1)
 
 
@@ -270,6 +355,7 @@ class SurvivalResult:
     market: str
     search: Search
     evaluations: int  # one-round evaluations the search made
+    points: int  # the (holder, multiple, cash) points they evaluated
     searched_to: float  # the largest multiple searched: M, or less where prices would not allow
 
     @property
@@ -279,6 +365,7 @@ class SurvivalResult:
             market=self.market,
             search=dataclasses.asdict(self.search),
             evaluations=self.evaluations,
+            points=self.points,
             searched_to=self.searched_to,
             holders=self.holders.height,
             forced_at_scenario=int((~self.holders["status_at_scenario"].is_in(NOT_FORCED)).sum()),
@@ -310,7 +397,7 @@ def survival(
             raise InputError([Problem("options", f"unknown holder {holder_id!r}", field="holder")])
     ids = holders["holder_id"]
     probe = _Probe(spec, market, progress)
-    whole = probe.statuses(1.0, ids)
+    whole = probe.statuses(_at(ids, 1.0))
     before = bk.position_frame(market.positions, market.assets)
     book = bk.holder_book(before, market.holders).select(
         "holder_id", "gross_assets", equity_pre="equity"
@@ -332,7 +419,9 @@ def survival(
         )
     )
     table = canonical(_levels(probe, table, before).select(COLUMNS).sort("holder_id"))
-    return SurvivalResult(table, spec, market.name, search, probe.count, probe.searched_to)
+    return SurvivalResult(
+        table, spec, market.name, search, probe.count, probe.points, probe.searched_to
+    )
 
 
 __all__ = ["COLUMNS", "Search", "SurvivalResult", "survival"]

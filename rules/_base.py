@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -148,6 +148,7 @@ class RuleBase(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     kind: str
+    _reads: frozenset[str] | None = PrivateAttr(None)
     #: Rule kinds whose forced trades include purchases (min-cost may then add to positions).
     buys: ClassVar[bool] = False
     #: Rule kinds whose convex form assumes no trade flips a position's sign.
@@ -274,15 +275,21 @@ class RuleBase(BaseModel):
         positions joined with their holder's book row (weights, not currency amounts)."""
         return {}
 
-    def reads(self) -> set[str]:
-        """The holder-level columns the rule's Polars expressions read."""
+    def reads(self) -> frozenset[str]:
+        """The holder-level columns the rule's Polars expressions read (found once per rule:
+        a rule is frozen)."""
+        if self._reads is None:
+            self._reads = self._columns_read()
+        return self._reads
+
+    def _columns_read(self) -> frozenset[str]:
         exprs = [self.lhs(), self.triggered(), self.triggered_up()]
         for level in Level:
             exprs += [self.bound(level), self.fraction(level), self.cure_need(level)]
             exprs += self.holder_inputs(level).values()
         flow = self.outflow()
         exprs += [*([flow] if flow is not None else []), *self.state_after().values()]
-        return {name for e in exprs for name in e.meta.root_names()}
+        return frozenset(name for e in exprs for name in e.meta.root_names())
 
     # --- cvxpy --------------------------------------------------------------------------------
     @property
