@@ -51,8 +51,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Every figure beside its baseline in the same run: bench/latest.json and the README's table.
 bench: $(STAMP)
-	$(BIN)/python -m estimator.bench
+	$(BIN)/python -m estimator.bench --readme
 
 # Every episode's estimates beside the published figures (reports/backtest/).
 backtest: $(STAMP)

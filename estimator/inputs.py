@@ -121,7 +121,7 @@ def prepare(
     ``equity_pre``); and the scenario's holder shocks. ``multiple``: the column of a stacked
     market's assets and holders with each row's multiple of the scenario
     (:mod:`estimator.stack`)."""
-    pre = bk.holder_book(bk.position_frame(market.positions, market.assets), market.holders)
+    pre = market.book
     shocked = apply_scenario(
         market.assets, spec, label, warnings, market.index_weights, multiple=multiple
     )

@@ -26,6 +26,7 @@ from typing import Self
 import polars as pl
 from pydantic import BaseModel, Field, model_validator
 
+from estimator import book as bk
 from estimator import contracts, indices, keys, risk
 from estimator.book import ACCOUNTS
 from estimator.bounds import MAX_AMOUNT, MODEL_CONFIG
@@ -97,6 +98,12 @@ class Market:
         every scenario run on this market — the frames are not to be changed afterwards."""
         codes = keys.Keys.of(self.holders, self.assets)
         return codes, keys.by_holder(codes.encode(self.positions))
+
+    @cached_property
+    def book(self) -> pl.DataFrame:
+        """Every holder's book at the market's own prices (:func:`estimator.book.holder_book`),
+        made on first use and shared by every scenario run on this market."""
+        return bk.holder_book(bk.position_frame(self.positions, self.assets), self.holders)
 
 
 def sha256(path: Path) -> str:

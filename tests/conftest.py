@@ -22,7 +22,8 @@ from estimator.paths import mandates_dir, markets_dir
 
 for _package in (estimator, rules):
     for _module in pkgutil.walk_packages(_package.__path__, f"{_package.__name__}."):
-        importlib.import_module(_module.name)
+        if not _module.name.endswith(".__main__"):  # a command, run when imported
+            importlib.import_module(_module.name)
 
 settings.register_profile(
     "ci",

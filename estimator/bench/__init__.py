@@ -1,0 +1,89 @@
+"""``make bench``: every figure beside a baseline measured in the same run.
+
+``python -m estimator.bench`` measures, each as a ratio of two times taken in turn
+(:mod:`estimator.bench.figures`):
+
+* start-up: ``forced-flow --help`` and ``import estimator`` against a bare ``python -c pass``;
+* min-cost solves, one compiled problem per shape re-solved, against a plain cvxpy problem
+  built for every holder, on the same holders, trades compared; in two worker processes
+  against one;
+* the minimal cone program for vol-target holders called in Clarabel directly (the solver's
+  floor, :mod:`estimator.bench.floor`) against the production solve, on the same holders;
+* a pro-rata round of vol-target, leverage and margin books against a closed form in numpy and
+  scipy.sparse (:mod:`estimator.bench.prorata`), trades compared first;
+* ``run`` end to end (scenario, coding, round, reports) against the round alone;
+* a cascade round (prices moved, trades booked, books marked, losses attributed) against one
+  evaluation of the same book;
+* the survival search on the census against one round of every holder;
+* one pro-rata round at 1k, 10k and 100k holders × 100 positions (rows per second, peak memory),
+  each in a fresh process (:mod:`estimator.bench.sizes`).
+
+The figures go to ``bench/latest.json`` and, with ``--readme``, into the README's table.
+``--quick`` runs every measurement at small sizes: each fast path is checked against its
+baseline before it is timed, so the test suite runs it to catch a fast path that breaks.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from estimator.bench import measure, sizes
+from estimator.bench.figures import Figure, printed, run_meta, update_readme, write_json
+from estimator.bench.sizes import prepared_inputs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _sections(quick: bool, workers: int) -> list[Callable[[], list[Figure] | Figure]]:
+    if quick:
+        return [
+            lambda: measure.startup(repeats=1),
+            lambda: measure.naive_solves(40, sample=6),
+            lambda: measure.floor_solves(60),
+            lambda: measure.prorata_round(200, repeats=1),
+            lambda: measure.round_throughput(200, repeats=1),
+            lambda: measure.cascade_round(200, max_rounds=3),
+            lambda: measure.survival_search("small_crash"),
+        ]
+    return [
+        measure.startup,
+        lambda: measure.naive_solves(2_000, sample=100),
+        lambda: measure.workers(2_000, workers),
+        lambda: measure.floor_solves(300),
+        lambda: measure.prorata_round(100_000, repeats=3),
+        lambda: measure.round_throughput(10_000, repeats=3),
+        lambda: sizes.fresh(measure.cascade_round, 100_000, 10),
+        lambda: measure.survival_search("march_2020"),
+    ]
+
+
+def main(argv: list[str] | None = None) -> list[Figure]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (the test suite's)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "latest.json")
+    parser.add_argument("--readme", action="store_true", help="write the README's table")
+    parser.add_argument("--no-sizes", action="store_true", help="skip the per-size table")
+    args = parser.parse_args(argv)
+
+    figures: list[Figure] = []
+    for section in _sections(args.quick, args.workers):
+        got = section()
+        for figure in got if isinstance(got, list) else [got]:
+            figures.append(figure)
+            print(printed([figure]).splitlines()[1], flush=True)
+    print()
+    print(printed(figures))
+    meta = run_meta()
+    write_json(figures, args.out, meta)
+    if args.readme:
+        update_readme(ROOT / "README.md", figures, meta)
+    if not (args.quick or args.no_sizes):
+        print()
+        sizes.table([1_000, 10_000, 100_000], repeats=3)
+    return figures
+
+
+__all__ = ["Figure", "main", "prepared_inputs"]
