@@ -43,15 +43,17 @@ def run(
     solver: str = DEFAULT_SOLVER,
     solver_options: dict | None = None,
     workers: int = 1,
+    scheduler: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> RunResult:
     """Apply ``scenario`` to ``market`` and estimate every holder's forced trades.
 
     ``scenario``: a shipped scenario's name, a TOML path, or a :class:`Scenario`.
     ``market``: a :class:`Market` (e.g. from :func:`build_market` on your own frames), a bundle
-    folder, or None for the scenario's own ``market``. ``workers``: processes for min-cost
-    solves (used for batches of a few hundred holders per process and more). ``progress``: called
-    after every round of a cascade with the rounds run so far and the day.
+    folder, or None for the scenario's own ``market``. ``workers``: worker processes of a local
+    Dask cluster for min-cost solves (started for batches of a few hundred holders per worker
+    and more); ``scheduler``: the address of an existing Dask cluster to solve on instead.
+    ``progress``: called after every round of a cascade with the rounds run so far and the day.
     """
     started = time.perf_counter()
     solver = check_options(participation, solver, workers)
@@ -81,6 +83,7 @@ def run(
         k=sum(c.startswith("risk_g") for c in shocked.columns),
         solver=solver,
         workers=workers,
+        scheduler=scheduler,
         **(solver_options or {}),
     ) as cache:
         fixed = None
@@ -135,13 +138,13 @@ def run(
                 field="solver",
             )
         )
-    if used < workers:
+    if used < workers and scheduler is None:
         warnings.add(
             Problem(
                 "options",
-                f"{workers} workers asked for, {used} used: min-cost solves go to worker "
-                f"processes only in batches of at least {PARALLEL_MIN_PER_WORKER} holders per "
-                "process",
+                f"{workers} workers asked for, {used} used: min-cost solves go to Dask "
+                f"workers only in batches of at least {PARALLEL_MIN_PER_WORKER} holders per "
+                "worker",
                 field="workers",
             )
         )

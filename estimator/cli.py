@@ -119,8 +119,16 @@ def run_command(
     top: TopOpt = 10,
     workers: Annotated[
         int,
-        typer.Option("--workers", "-w", min=1, metavar="N", help="Processes for min-cost solves."),
+        typer.Option(
+            "--workers", "-w", min=1, metavar="N", help="Local Dask workers for min-cost solves."
+        ),
     ] = 1,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDRESS", help="A Dask scheduler to solve on (e.g. tcp://host:8786)."
+        ),
+    ] = None,
     html: Annotated[
         bool, typer.Option("--html", help="Also write report.html (charts and tables).")
     ] = False,
@@ -140,6 +148,7 @@ def run_command(
             participation=participation,
             solver=solver,
             workers=workers,
+            scheduler=scheduler,
             progress=progress,
         )
         pages = _page(result, max(top, 15)) if html else None

@@ -37,20 +37,17 @@ at zero.
 Compile once, re-solve many: a shape is (rule structure, padded size n); all numbers enter as
 cvxpy Parameters (DPP). With Clarabel the compiled cone program is re-solved directly
 (:class:`~estimator.program.ClarabelProgram`: two sparse products and a data update per holder);
-other solvers go through ``Problem.solve``. Large batches are solved in worker processes, each
-with its own compiled problems (:class:`ProblemCache`).
+other solvers go through ``Problem.solve``. Large batches are solved on a Dask distributed
+cluster — a local one started on first need, or an existing one by its scheduler's address —
+each worker with its own compiled problems (:class:`ProblemCache`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
-import multiprocessing
-import os
-import time
 import warnings
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -61,6 +58,7 @@ from rules import ProblemSpace, RuleBase, Vec
 
 if TYPE_CHECKING:
     import cvxpy as cp
+    from distributed import Client, LocalCluster
 
     from estimator.program import ClarabelProgram
 
@@ -239,19 +237,25 @@ class Job:
     risk_rows: np.ndarray
 
 
-#: Below this many solves per worker process, solving in this process is faster than starting
-#: a pool (a worker imports cvxpy and compiles its own problems, about a second).
-PARALLEL_MIN_PER_WORKER = 50
+#: A batch of fewer solves than this per worker is solved in this process: a worker imports the
+#: solver stack and compiles its own problems on its first task (about a second), and a local
+#: cluster takes about half a second to start, so below it one process is faster.
+PARALLEL_MIN_PER_WORKER = 400
 
 
 class ProblemCache:
     """Compiled problems by (rule shapes, n, k), and the solves of many holders.
 
-    ``workers > 1`` solves large batches in that many processes (cvxpy is not thread-safe); each
-    compiles its own problems once. With Clarabel a compiled problem is re-solved directly
-    (``direct``); ``direct=False`` goes through cvxpy's ``Problem.solve`` every time.
-    ``reuse=False`` compiles a fresh problem for every holder and solves it through cvxpy: the
-    naive baseline of ``make bench``.
+    ``workers > 1`` solves large batches on a Dask distributed cluster of that many worker
+    processes with one thread each (cvxpy is not thread-safe), started on first need and
+    closed with the cache; ``scheduler`` (an address such as ``tcp://host:8786``) uses an
+    existing cluster instead, with as many workers as it has. Each worker compiles its own
+    problems once; a batch goes to the cluster from ``parallel_min`` solves per worker (default
+    :data:`PARALLEL_MIN_PER_WORKER`). With Clarabel a compiled problem is re-solved directly
+    (``direct``);
+    ``direct=False`` goes through cvxpy's ``Problem.solve`` every time. ``reuse=False``
+    compiles a fresh problem for every holder and solves it through cvxpy: the naive baseline of
+    ``make bench``.
     """
 
     def __init__(
@@ -260,20 +264,25 @@ class ProblemCache:
         solver: str = DEFAULT_SOLVER,
         *,
         workers: int = 1,
+        scheduler: str | None = None,
+        parallel_min: int | None = None,
         reuse: bool = True,
         direct: bool = True,
         **options: float,
     ) -> None:
         self.k = k
+        self.parallel_min = parallel_min
         self.solver = solver
         self.workers = max(1, workers)
+        self.scheduler = scheduler
         self.reuse = reuse
         self._direct = direct and reuse  # the naive baseline solves through cvxpy
         self.options = {**SOLVER_DEFAULTS.get(solver.upper(), {}), **options}
         self._problems: dict[tuple, CompiledProblem] = {}
         self._shapes: set[tuple] = set()
-        self._pool: ProcessPoolExecutor | None = None
-        self._started = False
+        self._client: Client | None = None
+        self._cluster: LocalCluster | None = None
+        self._used = 1
 
     @property
     def fallback(self) -> str | None:
@@ -311,9 +320,9 @@ class ProblemCache:
 
     @property
     def workers_used(self) -> int:
-        """Processes that solved: ``workers`` once a batch was large enough to start the pool
-        (:data:`PARALLEL_MIN_PER_WORKER` solves per process), else this one alone."""
-        return self.workers if self._started else 1
+        """Worker processes that solved: the cluster's once a batch was large enough to use it
+        (:data:`PARALLEL_MIN_PER_WORKER` solves per worker), else this process alone."""
+        return self._used
 
     @property
     def compiled(self) -> int:
@@ -321,46 +330,63 @@ class ProblemCache:
         (and once per holder with ``reuse=False``)."""
         return len(self._shapes)
 
+    @property
+    def _distributed(self) -> bool:
+        return self.workers > 1 or self.scheduler is not None
+
     def solve_many(self, rules: Sequence[RuleBase], jobs: Sequence[Job]) -> list[Outcome]:
-        """Outcomes of ``jobs`` in order; in worker processes when the batch is large."""
+        """Outcomes of ``jobs`` in order; on the cluster when the batch is large."""
         self._shapes.update(self._key(rules, len(j.vectors[Vec.X0])) for j in jobs)
-        if self.workers == 1 or len(jobs) < PARALLEL_MIN_PER_WORKER * self.workers:
+        least = PARALLEL_MIN_PER_WORKER if self.parallel_min is None else self.parallel_min
+        if not self._distributed or len(jobs) < least * self.workers:
             return [self.solve_holder(rules, j.scalars, j.vectors, j.risk_rows) for j in jobs]
-        pool = self.start()
-        size = math.ceil(len(jobs) / (4 * self.workers))
-        chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+        client = self.start()
+        size = math.ceil(len(jobs) / (4 * self._used))
         spec = (self.k, self.solver, self.options, self.reuse, self.direct)
+        chunks = [(spec, list(rules), jobs[i : i + size]) for i in range(0, len(jobs), size)]
         try:
-            parts = pool.map(_solve_chunk, [(spec, list(rules), c) for c in chunks])
-            return [outcome for part in parts for outcome in part]
-        except BrokenProcessPool as exc:
-            self.close(cancel=True)
-            raise RunError(f"a solver process died ({exc}); try fewer workers") from exc
-        except BaseException:
-            self.close(cancel=True)
-            raise
+            parts = client.gather(client.map(_solve_chunk, chunks, pure=False))
+        except Exception as exc:  # a worker lost, a cluster gone
+            self.close()
+            raise RunError(f"the solver cluster failed ({type(exc).__name__}: {exc})") from exc
+        return [outcome for part in parts for outcome in part]
 
-    def start(self) -> ProcessPoolExecutor:
-        """Start the worker processes now (each imports the solver stack, about a second) rather
-        than at the first large batch; a long-lived cache pays this once."""
-        if self._pool is None:
-            context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
-            self._started = True
-            list(self._pool.map(_ready, [0.1] * self.workers))  # one task each: all spawned
-        return self._pool
+    def start(self) -> Client:
+        """Start the local cluster (or connect to ``scheduler``) now rather than at the first
+        large batch; a long-lived cache pays this once."""
+        if self._client is None:
+            from distributed import Client, LocalCluster  # noqa: PLC0415 (a large import)
 
-    def close(self, *, cancel: bool = False) -> None:
-        """Stop the worker processes, if any were started (``cancel``: drop pending work)."""
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=cancel)
-            self._pool = None
+            if self.scheduler is not None:
+                self._client = Client(self.scheduler)
+                self._used = max(1, len(self._client.scheduler_info()["workers"]))
+            else:
+                self._cluster = LocalCluster(
+                    n_workers=self.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
+                self._client = Client(self._cluster)
+                self._client.wait_for_workers(self.workers)
+                self._used = self.workers
+        return self._client
+
+    def close(self) -> None:
+        """Close the client, and the local cluster if this cache started it."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
 
     def __enter__(self) -> ProblemCache:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close(cancel=exc[0] is not None)
+        self.close()
 
     def solve_holder(
         self,
@@ -406,16 +432,10 @@ class ProblemCache:
 _WORKER_CACHES: dict[tuple, ProblemCache] = {}
 
 
-def _ready(pause: float) -> int:
-    """A worker's first task: it has imported this module (and cvxpy) once it runs."""
-    time.sleep(pause)  # held long enough that the pool spawns a process per task
-    return os.getpid()
-
-
 def _solve_chunk(
     args: tuple[tuple[int, str, dict, bool, bool], list[RuleBase], Sequence[Job]],
 ) -> list[Outcome]:
-    """Worker process: solve a chunk with this process's own compiled problems."""
+    """On a worker: solve a chunk with the worker process's own compiled problems."""
     (k, solver, options, reuse, direct), rules, jobs = args
     key = (k, solver, tuple(sorted(options.items())), reuse, direct)
     if key not in _WORKER_CACHES:

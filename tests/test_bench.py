@@ -31,7 +31,7 @@ def test_the_readme_table_is_replaced_between_its_markers(tmp_path: Path) -> Non
     )
     text = readme.read_text()
     assert "old table" not in text and text.startswith("intro\n") and text.endswith("after\n")
-    assert "| round | 2 s | numpy: 1 s | 2.00× | ≤ 2× | yes |" in text
+    assert "| round | 2 s | numpy: 1 s | 2.00× | ≤ 2× | yes |  |" in text
     readme.write_text("no markers\n")
     with pytest.raises(ValueError, match="markers"):
         update_readme(readme, [], {"date": "", "machine": ""})

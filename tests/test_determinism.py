@@ -16,7 +16,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import estimator
-from estimator import synthetic
+from estimator import solve, synthetic
 
 #: Manifest entries that may differ between identical runs: how long they took.
 VOLATILE = ("timings_seconds",)
@@ -41,9 +41,12 @@ def test_two_runs_write_the_same_bytes(scenario: str, tmp_path: Path) -> None:
     assert _manifest(tmp_path / "a") == _manifest(tmp_path / "b")
 
 
-def test_one_or_two_solver_processes_write_the_same_bytes(tmp_path: Path) -> None:
-    """On a market large enough that two processes really solve (each gets over fifty
-    min-cost holders of a mandate), the reports are those of one process, byte for byte."""
+def test_one_or_two_solver_processes_write_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every batch sent to a local Dask cluster of two workers, the reports are those of
+    one process, byte for byte."""
+    monkeypatch.setattr(solve, "PARALLEL_MIN_PER_WORKER", 20)
     market = synthetic.market(1000, per_holder=8)
     spec = synthetic.scenario(market).scaled(2.0).model_copy(update={"name": "workers"})
     manifests = []
@@ -58,6 +61,27 @@ def test_one_or_two_solver_processes_write_the_same_bytes(tmp_path: Path) -> Non
         manifests.append(manifest)
     assert _files(tmp_path / "1") == _files(tmp_path / "2")
     assert manifests[0] == manifests[1]
+
+
+def test_an_existing_cluster_solves_as_one_process_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run given a Dask scheduler's address solves on that cluster (it is left running) and
+    writes the reports of one process."""
+    from distributed import Client, LocalCluster  # noqa: PLC0415
+
+    monkeypatch.setattr(solve, "PARALLEL_MIN_PER_WORKER", 1)
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        remote = estimator.run("small_crash", execution="min_cost", scheduler=address)
+        assert remote.manifest.dump()["parameters"]["workers_used"] == 1
+        with Client(address) as client:  # the cluster is still up, and its worker solved
+            caches = client.run(lambda: len(sys.modules["estimator.solve"]._WORKER_CACHES))
+        assert list(caches.values()) == [1]
+    local = estimator.run("small_crash", execution="min_cost")
+    remote.write(tmp_path / "remote")
+    local.write(tmp_path / "local")
+    assert _files(tmp_path / "remote") == _files(tmp_path / "local")
 
 
 def test_workers_that_cannot_be_used_are_told(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ def test_generated_market_is_deterministic() -> None:
 
 
 def test_parallel_solves_match_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(solve, "PARALLEL_MIN_PER_WORKER", 1)  # small book, real pool
+    monkeypatch.setattr(solve, "PARALLEL_MIN_PER_WORKER", 1)  # small book, a real cluster
     market = synthetic.market(40, per_holder=12, seed=3)
     scenario = synthetic.scenario(market)
     one = estimator.run(scenario, market, execution="min_cost")

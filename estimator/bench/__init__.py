@@ -30,7 +30,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from estimator.bench import measure, sizes
-from estimator.bench.figures import Figure, printed, run_meta, update_readme, write_json
+from estimator.bench.figures import (
+    Figure,
+    printed,
+    read_json,
+    run_meta,
+    update_readme,
+    write_json,
+)
 from estimator.bench.sizes import prepared_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,8 +58,8 @@ def _sections(quick: bool, workers: int) -> list[Callable[[], list[Figure] | Fig
         measure.startup,
         lambda: measure.naive_solves(2_000, sample=100),
         lambda: measure.workers(2_000, workers),
-        lambda: measure.floor_solves(300),
-        lambda: measure.prorata_round(100_000, repeats=3),
+        lambda: measure.floor_solves(2_700),
+        lambda: sizes.fresh(measure.prorata_round, 100_000, 3),
         lambda: measure.round_throughput(10_000, repeats=3),
         lambda: sizes.fresh(measure.cascade_round, 100_000, 10),
         lambda: measure.survival_search("march_2020"),
@@ -66,7 +73,16 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "latest.json")
     parser.add_argument("--readme", action="store_true", help="write the README's table")
     parser.add_argument("--no-sizes", action="store_true", help="skip the per-size table")
+    parser.add_argument(
+        "--readme-only",
+        action="store_true",
+        help="write the README's table from --out, run nothing",
+    )
     args = parser.parse_args(argv)
+    if args.readme_only:
+        figures, meta = read_json(args.out)
+        update_readme(ROOT / "README.md", figures, meta)
+        return figures
 
     figures: list[Figure] = []
     for section in _sections(args.quick, args.workers):

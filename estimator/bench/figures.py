@@ -75,7 +75,8 @@ def _number(x: float, unit: str) -> str:
 
 
 def table(figures: list[Figure]) -> list[tuple[str, ...]]:
-    """Rows of (figure, value, baseline, ratio, target, met) as printed and in the README."""
+    """Rows of (figure, value, baseline, ratio, target, met, note) as printed and in the
+    README."""
     rows = []
     for f in figures:
         met = {True: "yes", False: "no", None: ""}[f.met]
@@ -88,12 +89,13 @@ def table(figures: list[Figure]) -> list[tuple[str, ...]]:
                 ratio,
                 f.target,
                 met,
+                f.note,
             )
         )
     return rows
 
 
-HEADER = ("figure", "value", "baseline (same run)", "ratio", "target", "met")
+HEADER = ("figure", "value", "baseline (same run)", "ratio", "target", "met", "note")
 
 
 def printed(figures: list[Figure]) -> str:
@@ -107,7 +109,7 @@ def readme_table(figures: list[Figure], meta: dict[str, str]) -> str:
     """The figures as a Markdown table, with the run's date and machine beneath."""
     lines = [
         "| " + " | ".join(HEADER) + " |",
-        "| --- | ---: | --- | ---: | --- | --- |",
+        "| --- | ---: | --- | ---: | --- | --- | --- |",
         *("| " + " | ".join(r) + " |" for r in table(figures)),
         "",
         f"From `make bench` on {meta['date']} ({meta['machine']}); every ratio is of two "

@@ -287,14 +287,15 @@ def survival_search(scenario: str = "march_2020") -> Figure:
 
 
 def workers(n_holders: int, processes: int) -> Figure:
-    """The min-cost solves of a generated book's round in ``processes`` worker processes
-    (started before the clock) against one process, batch by batch, outcomes compared."""
+    """The min-cost solves of a generated book's round on a local Dask cluster of
+    ``processes`` workers (started before the clock, every batch sent to it) against one
+    process, batch by batch, outcomes compared."""
     k, batches = min_cost_batches(n_holders)
     one = ProblemCache(k)
     started = time.perf_counter()
     want = [o.u for rules, jobs in batches for o in one.solve_many(rules, jobs)]
     alone = time.perf_counter() - started
-    with ProblemCache(k, workers=processes) as many:
+    with ProblemCache(k, workers=processes, parallel_min=0) as many:
         many.start()
         started = time.perf_counter()
         got = [o.u for rules, jobs in batches for o in many.solve_many(rules, jobs)]
