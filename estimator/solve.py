@@ -336,20 +336,40 @@ class ProblemCache:
 
     def solve_many(self, rules: Sequence[RuleBase], jobs: Sequence[Job]) -> list[Outcome]:
         """Outcomes of ``jobs`` in order; on the cluster when the batch is large."""
-        self._shapes.update(self._key(rules, len(j.vectors[Vec.X0])) for j in jobs)
+        return self.solve_batches([(rules, jobs)])[0]
+
+    def solve_batches(
+        self, batches: Sequence[tuple[Sequence[RuleBase], Sequence[Job]]]
+    ) -> list[list[Outcome]]:
+        """Outcomes of every batch's jobs, batch by batch and in order: all of them on the
+        cluster when there are :data:`PARALLEL_MIN_PER_WORKER` solves per worker or more, each
+        in this process otherwise."""
+        for rules, jobs in batches:
+            self._shapes.update(self._key(rules, len(j.vectors[Vec.X0])) for j in jobs)
+        total = sum(len(jobs) for _, jobs in batches)
         least = PARALLEL_MIN_PER_WORKER if self.parallel_min is None else self.parallel_min
-        if not self._distributed or len(jobs) < least * self.workers:
-            return [self.solve_holder(rules, j.scalars, j.vectors, j.risk_rows) for j in jobs]
+        if not self._distributed or total < least * self.workers:
+            return [
+                [self.solve_holder(rules, j.scalars, j.vectors, j.risk_rows) for j in jobs]
+                for rules, jobs in batches
+            ]
         client = self.start()
-        size = math.ceil(len(jobs) / (4 * self._used))
+        size = math.ceil(total / (4 * self._used))
         spec = (self.k, self.solver, self.options, self.reuse, self.direct)
-        chunks = [(spec, list(rules), jobs[i : i + size]) for i in range(0, len(jobs), size)]
+        chunks, owners = [], []
+        for b, (rules, jobs) in enumerate(batches):
+            for i in range(0, len(jobs), size):
+                chunks.append((spec, list(rules), jobs[i : i + size]))
+                owners.append(b)
         try:
             parts = client.gather(client.map(_solve_chunk, chunks, pure=False))
         except Exception as exc:  # a worker lost, a cluster gone
             self.close()
             raise RunError(f"the solver cluster failed ({type(exc).__name__}: {exc})") from exc
-        return [outcome for part in parts for outcome in part]
+        out: list[list[Outcome]] = [[] for _ in batches]
+        for b, part in zip(owners, parts, strict=True):
+            out[b].extend(part)
+        return out
 
     def start(self) -> Client:
         """Start the local cluster (or connect to ``scheduler``) now rather than at the first
@@ -365,7 +385,7 @@ class ProblemCache:
                     n_workers=self.workers,
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=None,
+                    dashboard_address=":0",  # any free port: runs side by side never clash
                     silence_logs=logging.ERROR,
                 )
                 self._client = Client(self._cluster)

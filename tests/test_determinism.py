@@ -71,7 +71,7 @@ def test_an_existing_cluster_solves_as_one_process_does(
     from distributed import Client, LocalCluster  # noqa: PLC0415
 
     monkeypatch.setattr(solve, "PARALLEL_MIN_PER_WORKER", 1)
-    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
         address = cluster.scheduler_address
         remote = estimator.run("small_crash", execution="min_cost", scheduler=address)
         assert remote.manifest.dump()["parameters"]["workers_used"] == 1

@@ -14,6 +14,8 @@
 * ``run`` end to end (scenario, coding, round, reports) against the round alone;
 * a cascade round (prices moved, trades booked, books marked, losses attributed) against one
   evaluation of the same book;
+* a 10k-holder round and cascade that honour every mandate's execution style (min-cost solves
+  on ``--workers`` Dask workers) against the same all pro-rata, the 100k figures extrapolated;
 * the survival search on the census against one round of every holder;
 * one pro-rata round at 1k, 10k and 100k holders × 100 positions (rows per second, peak memory),
   each in a fresh process (:mod:`estimator.bench.sizes`).
@@ -52,6 +54,8 @@ def _sections(quick: bool, workers: int) -> list[Callable[[], list[Figure] | Fig
             lambda: measure.prorata_round(200, repeats=1),
             lambda: measure.round_throughput(200, repeats=1),
             lambda: measure.cascade_round(200, max_rounds=3),
+            lambda: measure.min_cost_round(100, workers=1),
+            lambda: measure.min_cost_cascade(100, workers=1, max_rounds=2),
             lambda: measure.survival_search("small_crash"),
         ]
     return [
@@ -62,6 +66,8 @@ def _sections(quick: bool, workers: int) -> list[Callable[[], list[Figure] | Fig
         lambda: sizes.fresh(measure.prorata_round, 100_000, 3),
         lambda: measure.round_throughput(10_000, repeats=3),
         lambda: sizes.fresh(measure.cascade_round, 100_000, 10),
+        lambda: measure.min_cost_round(10_000, workers),
+        lambda: measure.min_cost_cascade(10_000, workers, 10),
         lambda: measure.survival_search("march_2020"),
     ]
 

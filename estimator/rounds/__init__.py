@@ -28,10 +28,11 @@ import polars as pl
 from estimator import keys, risk
 from estimator.errors import InputError, Problem
 from estimator.mandates import Execution, Mandate
+from estimator.rounds import min_cost
 from estimator.rounds.contract import COMMITTED, OUTCOME_SCHEMA, ROW, RoundResult, dust
 from estimator.rounds.decide import pay_outflows
 from estimator.rounds.frames import annotate, by_mandate, open_round, position_rules, rule_frames
-from estimator.rounds.min_cost import CostModel, min_cost
+from estimator.rounds.min_cost import CostModel
 from estimator.rounds.positions import pro_rata
 from estimator.rounds.settle import check_compliance, fill_trades, settle
 from estimator.solve import ProblemCache
@@ -79,7 +80,7 @@ def evaluate_round(
     frames = open_round(assets, holders, positions, mandates)
     pos = frames.pos
     book, holders = pay_outflows(frames.book, frames.holders, mandates)
-    rounds = {}
+    rounds, parts, plans = {}, {}, {}
     trade_value = np.zeros(pos.height)  # u, by row number
     position_value = np.zeros(pos.height)  # the position rules' part of u
     for name, (pos_part, book_part) in by_mandate(pos, book, set(mandates)).items():
@@ -91,14 +92,22 @@ def evaluate_round(
         )
         book_m = annotate(book_m, mandate)
         holders_m = holders.join(book_m.select("holder_id"), on="holder_id", how="semi")
-        result = pro_rata(pos_m, book_m, holders_m, mandate, assets)
+        rounds[name] = pro_rata(pos_m, book_m, holders_m, mandate, assets)
+        parts[name] = pos_part
         if mandate.execution is Execution.MIN_COST:
             rows = pos_m if pos_m is not None else pos_part
-            result = min_cost(rows, book_m, mandate, cache, result, assets, cost)
-        rounds[name] = result
-        fill_trades(trade_value, position_value, pos_part, result)
-    parts = [r.decisions for r in rounds.values()]
-    decisions = pl.concat(parts, how="diagonal_relaxed").sort("holder_id")
+            work = min_cost.plan(rows, book_m, mandate, rounds[name], assets, cost)
+            if work is not None:
+                plans[name] = work
+    # every min-cost holder of the round in one batch, across mandates
+    solved = min_cost.solve_plans(list(plans.values()), cache)
+    for (name, work), results in zip(plans.items(), solved, strict=True):
+        rounds[name] = min_cost.finish(work, results)
+    for name, result in rounds.items():
+        fill_trades(trade_value, position_value, parts[name], result)
+    decisions = pl.concat([r.decisions for r in rounds.values()], how="diagonal_relaxed").sort(
+        "holder_id"
+    )
     for col, dtype in OUTCOME_SCHEMA.items():
         if col not in decisions.columns:
             decisions = decisions.with_columns(pl.lit(None, dtype=dtype).alias(col))

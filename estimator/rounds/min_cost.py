@@ -1,8 +1,10 @@
 """Min-cost: the least-cost trades that bring a forced holder back within its rules.
 
 The problem and its compiled form are :mod:`estimator.solve`'s; this stage gathers each chosen
-holder's inputs (its rules' levels, its positions' costs by the :class:`CostModel`), solves
-them in one batch, and merges the solved trades with the pro-rata result of everyone else.
+holder's inputs (its rules' levels, its positions' costs by the :class:`CostModel`)
+(:func:`plan`); a round solves every mandate's plans in one batch (:func:`solve_plans`, on a
+Dask cluster when it is large) and merges each mandate's solved trades with the pro-rata result
+of everyone else (:func:`finish`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from estimator.mandates import Mandate
 from estimator.rounds.contract import EMPTY_TRADES, OUTCOME_SCHEMA, ROW, MandateRound
 from estimator.rounds.decide import decide
 from estimator.rounds.frames import asset_reads, position_rules, with_asset_columns
-from estimator.solve import Job, ProblemCache
+from estimator.solve import Job, Outcome, ProblemCache
 from rules import HALF_SPREAD_BPS, Book, Level, RuleColumns, Vec
 
 #: Trading days a year: ``σ_d = σ / √252``.
@@ -52,20 +54,28 @@ class CostModel:
         }
 
 
-def solve_mandate(
+@dataclass(frozen=True)
+class Batch:
+    """One mandate's min-cost solves: each chosen holder's job, and where its rows are."""
+
+    order: np.ndarray  # holder ids, in job order
+    ids: np.ndarray  # holder id of each position row
+    assets: np.ndarray  # asset id of each position row
+    starts: np.ndarray  # each job's first row
+    ends: np.ndarray  # one past its last row
+    jobs: list[Job]
+
+
+def batch(
     chosen: pl.DataFrame,
     pos_m: pl.DataFrame,
     mandate: Mandate,
-    cache: ProblemCache,
     assets: pl.DataFrame,
     cost: CostModel,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Trades (holder_id, asset_id, trade_value) and outcomes for ``chosen`` holders, by cvxpy.
-
-    ``chosen`` are decision rows (book at the start of the round, cures applied), ``pos_m`` their
-    position rows; every rule
-    enters at its level (restore where it acted, trigger otherwise).
-    """
+) -> Batch:
+    """The solves of ``chosen`` holders: ``chosen`` are decision rows (book at the start of
+    the round, cures applied), ``pos_m`` their position rows; every rule enters at its level
+    (restore where it acted, trigger otherwise)."""
     gcols = risk.factor_columns(assets)
     pos_m = with_asset_columns(
         pos_m, assets, ["adv", "vol", "half_spread_bps", risk.SPECIFIC, *gcols]
@@ -120,8 +130,13 @@ def solve_mandate(
             hrows.drop("holder_id").iter_rows(), starts, ends, strict=True
         )
     ]
+    return Batch(order, ids, assets, starts, ends, jobs)
+
+
+def solved(part: Batch, results: list[Outcome]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Trades (holder_id, asset_id, trade_value) and outcomes of a batch's solves."""
+    order, ids, assets, starts, ends = part.order, part.ids, part.assets, part.starts, part.ends
     trade_frames, outcomes = [], []
-    results = cache.solve_many(mandate.rules, jobs)
     for hid, res, a, b in zip(order, results, starts, ends, strict=True):
         kinds = sorted({name.split(".", 1)[0] for name in res.binding})
         outcomes.append((hid, res.ok, res.status, ";".join(kinds), ";".join(res.binding)))
@@ -134,20 +149,30 @@ def solve_mandate(
     return trades, result
 
 
-def min_cost(
+@dataclass(frozen=True)
+class Plan:
+    """A min-cost mandate's round before its solves: the pro-rata result it falls back to,
+    its decisions, the chosen holders' position rows and their :class:`Batch`."""
+
+    fallback: MandateRound
+    decisions: pl.DataFrame
+    rows: pl.DataFrame
+    batch: Batch
+    rules: list
+
+
+def plan(
     rows: pl.DataFrame,
     book_m: pl.DataFrame,
     mandate: Mandate,
-    cache: ProblemCache,
     fallback: MandateRound,
     assets: pl.DataFrame,
     cost: CostModel,
-) -> MandateRound:
-    """cvxpy trades for holders a rule forces to sell; the pro-rata result for everyone else,
-    for holders whose prescribed rule acted (:attr:`rules.RuleBase.prescribed`) or whose acting
-    rules all leave no choice (:attr:`rules.RuleBase.leaves_no_choice`), and for any holder whose
-    solve fails (status ``solver_failed``). ``rows``: position rows that include the mandate's
-    holders."""
+) -> Plan | None:
+    """The solves a min-cost mandate needs: holders a rule forces to sell, but not those whose
+    prescribed rule acted (:attr:`rules.RuleBase.prescribed`) or whose acting rules all leave
+    no choice (:attr:`rules.RuleBase.leaves_no_choice`); None when there are none (the
+    pro-rata result stands). ``rows``: position rows that include the mandate's holders."""
     decisions = decide(book_m, mandate)
     prescribed = [pl.col(r.col.down) for r in mandate.rules if r.prescribed]
     choice = [pl.col(r.col.down) for r in mandate.rules if not r.leaves_no_choice]
@@ -160,15 +185,28 @@ def min_cost(
         & pl.any_horizontal([pl.lit(False), *choice])
     )
     if chosen.is_empty():
-        return fallback
+        return None
     pos_c = keys.by_holder(rows.filter(pl.col("holder_id").is_in(chosen["holder_id"].implode())))
     pos_c = with_asset_columns(pos_c, assets, asset_reads(mandate, assets))
-    trades, outcomes = solve_mandate(chosen, pos_c, mandate, cache, assets, cost)
-    solved = outcomes.filter(pl.col("solved")).select("holder_id")
+    work = batch(chosen, pos_c, mandate, assets, cost)
+    return Plan(fallback, decisions, pos_c, work, list(mandate.rules))
+
+
+def solve_plans(plans: list[Plan], cache: ProblemCache) -> list[list[Outcome]]:
+    """Every plan's solves in one batch (on the cache's cluster when it is large)."""
+    return cache.solve_batches([(p.rules, p.batch.jobs) for p in plans])
+
+
+def finish(work: Plan, results: list[Outcome]) -> MandateRound:
+    """The mandate's round: solved holders' trades; the pro-rata result for everyone else, and
+    for any holder whose solve fails (status ``solver_failed``)."""
+    fallback, pos_c = work.fallback, work.rows
+    trades, outcomes = solved(work.batch, results)
+    solved_ids = outcomes.filter(pl.col("solved")).select("holder_id")
     merged = pl.concat(
         [
-            decisions.join(solved, on="holder_id", how="semi"),
-            fallback.decisions.join(solved, on="holder_id", how="anti"),
+            work.decisions.join(solved_ids, on="holder_id", how="semi"),
+            fallback.decisions.join(solved_ids, on="holder_id", how="anti"),
         ],
         how="diagonal_relaxed",
     ).join(outcomes, on="holder_id", how="left")
@@ -179,14 +217,14 @@ def min_cost(
         position_rules=pl.when(pl.col("solved")).then(pl.lit("")).otherwise("position_rules"),
     )
     solved_rows = (
-        pos_c.join(solved, on="holder_id", how="semi")
+        pos_c.join(solved_ids, on="holder_id", how="semi")
         .join(trades, on=["holder_id", "asset_id"], how="left")
         .select("holder_id", ROW, pl.col("trade_value").fill_null(0.0), position_value=pl.lit(0.0))
     )
     if fallback.traded is not None:
-        kept = fallback.traded.join(solved, on="holder_id", how="anti")
+        kept = fallback.traded.join(solved_ids, on="holder_id", how="anti")
         solved_rows = pl.concat([kept, solved_rows])
     sums = fallback.sums_after
     if sums is not None:
-        sums = sums.join(solved, on="holder_id", how="anti")
+        sums = sums.join(solved_ids, on="holder_id", how="anti")
     return MandateRound(merged, solved_rows, sums)
