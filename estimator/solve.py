@@ -362,7 +362,8 @@ class ProblemCache:
                 chunks.append((spec, list(rules), jobs[i : i + size]))
                 owners.append(b)
         try:
-            parts = client.gather(client.map(_solve_chunk, chunks, pure=False))
+            # the jobs go to the workers as data, not inside the task graph
+            parts = client.gather(client.map(_solve_chunk, client.scatter(chunks), pure=False))
         except Exception as exc:  # a worker lost, a cluster gone
             self.close()
             raise RunError(f"the solver cluster failed ({type(exc).__name__}: {exc})") from exc
