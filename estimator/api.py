@@ -86,6 +86,8 @@ def run(
         scheduler=scheduler,
         **(solver_options or {}),
     ) as cache:
+        if scheduler is not None:  # an address that cannot be reached fails here, not later
+            cache.start()
         fixed = None
         if spec.cascades and spec.impact.method == "equilibrium":
             fixed = _equilibrium(spec, shocked, holders, market, exec_style, cache, warnings)

@@ -241,6 +241,8 @@ class Job:
 #: solver stack and compiles its own problems on its first task (about a second), and a local
 #: cluster takes about half a second to start, so below it one process is faster.
 PARALLEL_MIN_PER_WORKER = 400
+#: Seconds to wait for a cluster's scheduler or workers before giving up.
+START_TIMEOUT = 20
 
 
 class ProblemCache:
@@ -249,11 +251,11 @@ class ProblemCache:
     ``workers > 1`` solves large batches on a Dask distributed cluster of that many worker
     processes with one thread each (cvxpy is not thread-safe), started on first need and
     closed with the cache; ``scheduler`` (an address such as ``tcp://host:8786``) uses an
-    existing cluster instead, with as many workers as it has. Each worker compiles its own
-    problems once; a batch goes to the cluster from ``parallel_min`` solves per worker (default
-    :data:`PARALLEL_MIN_PER_WORKER`). With Clarabel a compiled problem is re-solved directly
-    (``direct``);
-    ``direct=False`` goes through cvxpy's ``Problem.solve`` every time. ``reuse=False``
+    existing cluster instead, with as many workers as it has, for every batch. Each worker
+    compiles its own problems once; a batch goes to a local cluster from ``parallel_min``
+    solves per worker (default :data:`PARALLEL_MIN_PER_WORKER`). With Clarabel a compiled
+    problem is re-solved directly (``direct``); ``direct=False`` goes through cvxpy's
+    ``Problem.solve`` every time. ``reuse=False``
     compiles a fresh problem for every holder and solves it through cvxpy: the naive baseline of
     ``make bench``.
     """
@@ -271,7 +273,8 @@ class ProblemCache:
         **options: float,
     ) -> None:
         self.k = k
-        self.parallel_min = parallel_min
+        # a cluster of one's own is there to be used: every batch goes to it
+        self.parallel_min = 0 if scheduler is not None and parallel_min is None else parallel_min
         self.solver = solver
         self.workers = max(1, workers)
         self.scheduler = scheduler
@@ -361,10 +364,12 @@ class ProblemCache:
             for i in range(0, len(jobs), size):
                 chunks.append((spec, list(rules), jobs[i : i + size]))
                 owners.append(b)
+        from distributed import KilledWorker  # noqa: PLC0415 (imported with the cluster)
+
         try:
             # the jobs go to the workers as data, not inside the task graph
             parts = client.gather(client.map(_solve_chunk, client.scatter(chunks), pure=False))
-        except Exception as exc:  # a worker lost, a cluster gone
+        except (KilledWorker, OSError, TimeoutError) as exc:  # a worker lost, a cluster gone
             self.close()
             raise RunError(f"the solver cluster failed ({type(exc).__name__}: {exc})") from exc
         out: list[list[Outcome]] = [[] for _ in batches]
@@ -378,30 +383,39 @@ class ProblemCache:
         if self._client is None:
             from distributed import Client, LocalCluster  # noqa: PLC0415 (a large import)
 
-            if self.scheduler is not None:
-                self._client = Client(self.scheduler)
-                self._used = max(1, len(self._client.scheduler_info()["workers"]))
-            else:
-                self._cluster = LocalCluster(
-                    n_workers=self.workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=":0",  # any free port: runs side by side never clash
-                    silence_logs=logging.ERROR,
-                )
-                self._client = Client(self._cluster)
-                self._client.wait_for_workers(self.workers)
-                self._used = self.workers
+            try:
+                if self.scheduler is not None:
+                    self._client = Client(
+                        self.scheduler, timeout=START_TIMEOUT, set_as_default=False
+                    )
+                    self._used = max(1, len(self._client.scheduler_info()["workers"]))
+                else:
+                    self._cluster = LocalCluster(
+                        n_workers=self.workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=":0",  # any free port: runs side by side never clash
+                        silence_logs=logging.ERROR,
+                    )
+                    self._client = Client(self._cluster, set_as_default=False)
+                    self._client.wait_for_workers(self.workers, timeout=START_TIMEOUT)
+                    self._used = self.workers
+            except (OSError, TimeoutError) as exc:
+                self.close()
+                where = self.scheduler or f"a local cluster of {self.workers} workers"
+                raise RunError(f"could not start solving on {where} ({exc})") from exc
         return self._client
 
     def close(self) -> None:
         """Close the client, and the local cluster if this cache started it."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-        if self._cluster is not None:
-            self._cluster.close()
-            self._cluster = None
+        client, cluster = self._client, self._cluster
+        self._client = self._cluster = None
+        try:
+            if client is not None:
+                client.close()
+        finally:
+            if cluster is not None:
+                cluster.close()
 
     def __enter__(self) -> ProblemCache:
         return self

@@ -126,7 +126,10 @@ def stacked_assets(
         )
         every = named.join(table.select(COPY), how="cross").select(COPY, "asset_id")
         wanted = pl.concat([held.select(COPY, "asset_id"), every])
-        assets = assets.join(wanted.unique(), on=[COPY, "asset_id"], how="semi")
+        kept = assets.join(wanted.unique(), on=[COPY, "asset_id"], how="semi")
+        # no point holds anything and no index names an asset: keep every copy whole, so that
+        # the round still has an asset table to read
+        assets = kept if not kept.is_empty() else assets
     assets = assets.with_columns(_tagged("asset_id", COPY))
     weights = market.index_weights.join(table.select(COPY), how="cross").with_columns(
         _tagged("asset_id", COPY), _tagged("index_id", COPY)
@@ -161,6 +164,7 @@ def points_of(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 __all__ = [
+    "COPY",
     "MULTIPLE",
     "POINT_SCHEMA",
     "SEP",

@@ -43,7 +43,7 @@ import polars as pl
 from estimator import book as bk
 from estimator import stack
 from estimator.api import load_inputs, prepare
-from estimator.errors import InputError, InputWarnings, Problem
+from estimator.errors import InputError, InputWarnings, Problem, RunError
 from estimator.mandates import Execution
 from estimator.manifest import SurvivalManifest
 from estimator.market import Market
@@ -90,10 +90,12 @@ class _Probe:
         self.progress = progress  # told the evaluations made so far
         self.searched_to = 0.0  # the largest multiple the grid reached
 
-    def shocked(self, multiples: pl.Series) -> pl.DataFrame:
-        """The asset table at each of ``multiples`` (events included): (multiple, asset_id,
-        price, …), all in one pass."""
-        market, spec = stack.stacked_assets(self.market, self.spec, stack.copies(multiples))
+    def shocked(self, wanted: pl.DataFrame) -> pl.DataFrame:
+        """The assets ``wanted`` (multiple, asset_id) at their multiples (events included):
+        (multiple, asset_id, price, …), all in one pass."""
+        table = stack.copies(wanted[stack.MULTIPLE])
+        held = wanted.join(table, on=stack.MULTIPLE).select(stack.COPY, "asset_id")
+        market, spec = stack.stacked_assets(self.market, self.spec, table, held)
         shocked = apply_scenario(
             market.assets,
             spec,
@@ -144,12 +146,15 @@ class _Probe:
                 status="status",
             )
         )
-        return (
+        out = (
             points.with_row_index("point")
-            .join(found.drop("holder_id"), on="point")
+            .join(found.drop("holder_id"), on="point", how="left")
             .sort("point")
             .drop("point")
         )
+        if out["forced"].null_count():  # every point is a holder of the market
+            raise RunError("a survival point was left out of its round")
+        return out
 
 
 def _at(ids: pl.Series, multiple: float | pl.Expr, cash: float | pl.Expr = 0.0) -> pl.DataFrame:
@@ -263,9 +268,9 @@ def _first_forced(probe: _Probe, search: Search, ids: pl.Series) -> pl.DataFrame
     top = min(search.max_multiple, probe.spec.max_multiple * (1 - 1e-9))
     step = top / search.grid
     grid = [k * step for k in range(1, search.grid + 1)]
-    reached = len(grid)
-    if not probe.reaches(grid[-1]):  # prices fail from some multiple on: the grid stops there
-        reached = next(k for k, m in enumerate(grid) if not probe.reaches(m))
+    # the grid stops at the first multiple without prices (a rate shock that far may drive a
+    # bond's price to zero)
+    reached = next((k for k, m in enumerate(grid) if not probe.reaches(m)), len(grid))
     grid = grid[:reached]
     probe.searched_to = grid[-1] if grid else 0.0
     schema = {"holder_id": pl.String, "lo": pl.Float64, "hi": pl.Float64, "by": pl.String}
@@ -335,11 +340,16 @@ def _levels(probe: _Probe, table: pl.DataFrame, before: pl.DataFrame) -> pl.Data
         .select("holder_id", level_asset="asset_id", level_price_before="price")
     )
     out = table.join(largest, on="holder_id", how="left")
-    multiples = out["forced_multiple"].drop_nulls()
-    if multiples.is_empty():
+    wanted = out.filter(
+        pl.col("forced_multiple").is_not_null() & pl.col("level_asset").is_not_null()
+    )
+    if wanted.is_empty():
         out = out.with_columns(level_price=pl.lit(None, dtype=pl.Float64))
     else:
-        prices = probe.shocked(multiples).select(
+        wanted = wanted.select(
+            pl.col("forced_multiple").alias(stack.MULTIPLE), asset_id="level_asset"
+        )
+        prices = probe.shocked(wanted.unique()).select(
             forced_multiple=stack.MULTIPLE, level_asset="asset_id", level_price="price"
         )
         out = out.join(prices, on=["forced_multiple", "level_asset"], how="left")

@@ -244,6 +244,26 @@ def test_holders_with_a_lender_are_searched_alone() -> None:
     assert math.isclose(_row(result.holders, "h")["forced_multiple"], 0.4, rel_tol=2 * TOL)
 
 
+def test_a_holder_of_cash_alone_is_never_forced() -> None:
+    # "pb" holds no position: searched alone, its points' round has no asset it holds; it is
+    # not forced anywhere (no level asset, no cure needed), and "h" is searched as ever
+    market = _market(
+        [
+            {"holder_id": "h", "cash": -3000.0, "mandate": "margin"},
+            {"holder_id": "pb", "cash": 1e6, "mandate": "margin"},
+        ],
+        [("h", "a", 100.0)],
+        {"margin": [{"kind": "margin", "maintenance_rate": 0.25}]},
+    )
+    alone = _row(survival(FALL, market, search=PRECISE, holder_id="pb").holders, "pb")
+    assert alone["status_at_scenario"] == "ok"
+    assert alone["forced_multiple"] is None and alone["level_asset"] is None
+    assert alone["cure_cash"] == 0.0
+    both = survival(FALL, market, search=PRECISE).holders
+    assert _row(both, "pb")["forced_multiple"] is None
+    assert math.isclose(_row(both, "h")["forced_multiple"], 0.4, rel_tol=2 * TOL)
+
+
 def test_a_rate_shock_that_would_drive_a_yield_below_minus_f_ends_the_search_early() -> None:
     # a bond (duration 0.1, yield 4% by default, f = 2) and −5,000bp: the yield 0.04 − 0.5·m
     # reaches −f = −2 at m = 4.08; the grid over (0, 6] stops at its last point below, 4.0

@@ -218,7 +218,9 @@ def prepared(market: Market, scenario: Scenario | None = None) -> Baseline:
     assets = assets.sort("asset_id").with_row_index("_a")
     pos = (
         market.positions.sort("holder_id", "asset_id")
-        .join(holders.select("holder_id").with_row_index("_h"), on="holder_id")
+        .join(
+            holders.select("holder_id").with_row_index("_h"), on="holder_id", maintain_order="left"
+        )
         .join(assets.select("asset_id", "_a"), on="asset_id", maintain_order="left")
     )
     n_h = holders.height
