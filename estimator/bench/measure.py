@@ -68,10 +68,6 @@ def _pro_rata(market: Market) -> Market:
     return dataclasses.replace(market, mandates=mandates)
 
 
-def _inputs(market: Market) -> tuple[pl.DataFrame, pl.DataFrame]:
-    return prepare(synthetic.scenario(market), market, "synthetic", InputWarnings())
-
-
 def startup(repeats: int = 7) -> list[Figure]:
     """``forced-flow --help`` and ``import estimator`` against a bare ``python -c pass``, run
     in turn ``repeats`` times each (medians)."""
@@ -113,7 +109,7 @@ def round_throughput(n_holders: int, repeats: int) -> Figure:
 
     market = _pro_rata(synthetic.market(n_holders, per_holder=POSITIONS))
     spec = synthetic.scenario(market)
-    shocked, holders = _inputs(market)
+    shocked, holders = sizes.prepared_inputs(market)
     codes, positions = market.coded
     assets, holders = codes.encode(shocked), codes.encode(holders)
 
@@ -147,7 +143,7 @@ def cascade_round(n_holders: int, max_rounds: int) -> Figure:
     from estimator.cascade import cascade  # noqa: PLC0415
 
     market = _pro_rata(synthetic.market(n_holders, per_holder=POSITIONS))
-    shocked, holders = _inputs(market)
+    shocked, holders = sizes.prepared_inputs(market)
     codes, positions = market.coded
     encoded_assets, encoded_holders = codes.encode(shocked), codes.encode(holders)
 
@@ -196,7 +192,7 @@ def min_cost_batches(
     """(k, every batch of (rules, jobs) a min-cost round of a generated book solves), 50
     positions per holder, as the round makes them; with ``mandate``, its holders only."""
     market = synthetic.market(n_holders, per_holder=SOLVE_POSITIONS, seed=seed)
-    shocked, holders = _inputs(market)
+    shocked, holders = sizes.prepared_inputs(market)
     positions = market.positions
     if mandate is not None:
         holders = holders.filter(pl.col("mandate") == mandate)
@@ -357,7 +353,7 @@ def prorata_round(n_holders: int, repeats: int) -> Figure:
 
     market = prorata.bench_market(n_holders, per_holder=POSITIONS)
     baseline = prorata.prepared(market)
-    shocked, holders = _inputs(market)
+    shocked, holders = sizes.prepared_inputs(market)
     codes, positions = market.coded
     assets, coded_holders = codes.encode(shocked), codes.encode(holders)
 
@@ -402,7 +398,7 @@ def _own_styles(n_holders: int) -> tuple[Market, Any, pl.DataFrame, pl.DataFrame
     """A generated book under its mandates' own execution styles (min-cost included): the
     market, its codes, and the coded shocked assets, holders and positions."""
     market = synthetic.market(n_holders, per_holder=POSITIONS)
-    shocked, holders = _inputs(market)
+    shocked, holders = sizes.prepared_inputs(market)
     codes, positions = market.coded
     return market, codes, codes.encode(shocked), codes.encode(holders), positions
 
@@ -428,10 +424,11 @@ def min_cost_round(n_holders: int, workers: int) -> Figure:
             assets, holders, positions, market.mandates, cache=cache, coded=True
         )
         seconds = time.perf_counter() - started
+        used = cache.workers_used
     solved = int(result.holders["solved"].fill_null(False).sum())
     scale = 100_000 / n_holders
     return Figure(
-        f"round honouring min-cost, {n_holders:,} × {POSITIONS}, {workers} worker(s)",
+        f"round honouring min-cost, {n_holders:,} × {POSITIONS}, {used} worker(s)",
         seconds,
         "the same round pro-rata",
         base,
@@ -446,7 +443,7 @@ def min_cost_cascade(n_holders: int, workers: int, max_rounds: int) -> Figure:
     from estimator.cascade import cascade  # noqa: PLC0415
 
     market = synthetic.market(n_holders, per_holder=POSITIONS)
-    shocked, holders = _inputs(market)
+    shocked, holders = sizes.prepared_inputs(market)
     codes, positions = market.coded
     k = sum(c.startswith("risk_g") for c in shocked.columns)
     impact = Impact(models=[{"model": "sqrt", "kappa": KAPPA}], max_rounds=max_rounds)
@@ -467,9 +464,10 @@ def min_cost_cascade(n_holders: int, workers: int, max_rounds: int) -> Figure:
                 codes=codes,
             )
             times[style], rounds[style] = time.perf_counter() - started, result.rounds_traded
+            used = cache.workers_used
     seconds = times[None]
     return Figure(
-        f"cascade honouring min-cost, {n_holders:,} × {POSITIONS}, {workers} worker(s)",
+        f"cascade honouring min-cost, {n_holders:,} × {POSITIONS}, {used} worker(s)",
         seconds,
         "the same cascade pro-rata",
         times[Execution.PRO_RATA],
