@@ -56,7 +56,7 @@ def run(
     ``progress``: called after every round of a cascade with the rounds run so far and the day.
     """
     started = time.perf_counter()
-    solver = check_options(participation, solver, workers)
+    solver = check_options(participation, solver, workers, scheduler)
     spec, spec_path, market = load_inputs(scenario, market)
     exec_style = Execution(execution) if execution is not None else None
     timings: dict[str, float] = {"load": time.perf_counter() - started}

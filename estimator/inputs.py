@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,10 +80,24 @@ def usable_solvers() -> list[str]:
     ]
 
 
-def check_options(participation: float, solver: str, workers: int) -> str:
+#: A Dask scheduler's address: a protocol and a host with its port, e.g. ``tcp://host:8786``.
+SCHEDULER_ADDRESS = re.compile(r"^(tcp|tls|ws|wss|ucx|inproc)://[^\s/]+$")
+
+
+def check_options(
+    participation: float, solver: str, workers: int, scheduler: str | None = None
+) -> str:
     """The run options, or an input error naming the option; returns the solver's name as
     cvxpy spells it (``clarabel`` → ``CLARABEL``)."""
     problems = []
+    if scheduler is not None and not SCHEDULER_ADDRESS.match(scheduler):
+        problems.append(
+            Problem(
+                "options",
+                f"expected a Dask scheduler's address such as tcp://host:8786, got {scheduler!r}",
+                field="--scheduler",
+            )
+        )
     why = finite_problem(participation, 0.0, 1.0, open_low=True)
     if why is not None:
         problems.append(Problem("options", f"{why} (0 < ρ ≤ 1)", field="--participation"))

@@ -51,6 +51,7 @@ def test_a_solver_that_cannot_solve_lists_those_that_can(solver: str, tmp_path: 
     [
         (["run", "small_crash", "--top", "-1"], "--top"),
         (["run", "small_crash", "--workers", "0"], "--workers"),
+        (["run", "small_crash", "--scheduler", "host:8786"], "--scheduler"),
         (["run", "small_crash", "--participation", "nan"], "'--participation': not finite"),
         (["run", "small_crash", "--participation", "inf"], "'--participation': not finite"),
         (["run", "small_crash", "--participation", "2"], "'--participation': too large"),
