@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -68,6 +68,24 @@ def _pro_rata(market: Market) -> Market:
     return dataclasses.replace(market, mandates=mandates)
 
 
+class _Coded(NamedTuple):
+    """A market's shocked assets and holders after the synthetic crash, as ids and coded (as
+    a run keeps them), its codes and its coded positions."""
+
+    shocked: pl.DataFrame
+    holders: pl.DataFrame
+    codes: Any
+    assets: pl.DataFrame  # coded
+    coded_holders: pl.DataFrame
+    positions: pl.DataFrame  # coded, in (holder, asset) order
+
+
+def _coded(market: Market) -> _Coded:
+    shocked, holders = sizes.prepared_inputs(market)
+    codes, positions = market.coded
+    return _Coded(shocked, holders, codes, codes.encode(shocked), codes.encode(holders), positions)
+
+
 def startup(repeats: int = 7) -> list[Figure]:
     """``forced-flow --help`` and ``import estimator`` against a bare ``python -c pass``, run
     in turn ``repeats`` times each (medians)."""
@@ -109,9 +127,7 @@ def round_throughput(n_holders: int, repeats: int) -> Figure:
 
     market = _pro_rata(synthetic.market(n_holders, per_holder=POSITIONS))
     spec = synthetic.scenario(market)
-    shocked, holders = sizes.prepared_inputs(market)
-    codes, positions = market.coded
-    assets, holders = codes.encode(shocked), codes.encode(holders)
+    _, _, _, assets, holders, positions = _coded(market)
 
     def one() -> None:
         evaluate_round(
@@ -143,9 +159,7 @@ def cascade_round(n_holders: int, max_rounds: int) -> Figure:
     from estimator.cascade import cascade  # noqa: PLC0415
 
     market = _pro_rata(synthetic.market(n_holders, per_holder=POSITIONS))
-    shocked, holders = sizes.prepared_inputs(market)
-    codes, positions = market.coded
-    encoded_assets, encoded_holders = codes.encode(shocked), codes.encode(holders)
+    shocked, holders, codes, encoded_assets, encoded_holders, positions = _coded(market)
 
     def one() -> None:
         evaluate_round(
@@ -353,9 +367,7 @@ def prorata_round(n_holders: int, repeats: int) -> Figure:
 
     market = prorata.bench_market(n_holders, per_holder=POSITIONS)
     baseline = prorata.prepared(market)
-    shocked, holders = sizes.prepared_inputs(market)
-    codes, positions = market.coded
-    assets, coded_holders = codes.encode(shocked), codes.encode(holders)
+    _, _, codes, assets, coded_holders, positions = _coded(market)
 
     def one() -> Any:
         return evaluate_round(
@@ -394,20 +406,12 @@ def prorata_round(n_holders: int, repeats: int) -> Figure:
     )
 
 
-def _own_styles(n_holders: int) -> tuple[Market, Any, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """A generated book under its mandates' own execution styles (min-cost included): the
-    market, its codes, and the coded shocked assets, holders and positions."""
-    market = synthetic.market(n_holders, per_holder=POSITIONS)
-    shocked, holders = sizes.prepared_inputs(market)
-    codes, positions = market.coded
-    return market, codes, codes.encode(shocked), codes.encode(holders), positions
-
-
 def min_cost_round(n_holders: int, workers: int) -> Figure:
     """One round that honours every mandate's execution style — min-cost holders solved, on
     ``workers`` Dask workers started before the clock — against the same round all pro-rata;
     the 100k-holder figure extrapolated in proportion."""
-    market, _, assets, holders, positions = _own_styles(n_holders)
+    market = synthetic.market(n_holders, per_holder=POSITIONS)
+    _, _, _, assets, holders, positions = _coded(market)
     k = sum(c.startswith("risk_g") for c in assets.columns)
 
     def pro_rata() -> Any:
@@ -443,8 +447,7 @@ def min_cost_cascade(n_holders: int, workers: int, max_rounds: int) -> Figure:
     from estimator.cascade import cascade  # noqa: PLC0415
 
     market = synthetic.market(n_holders, per_holder=POSITIONS)
-    shocked, holders = sizes.prepared_inputs(market)
-    codes, positions = market.coded
+    shocked, holders, codes, _, _, positions = _coded(market)
     k = sum(c.startswith("risk_g") for c in shocked.columns)
     impact = Impact(models=[{"model": "sqrt", "kappa": KAPPA}], max_rounds=max_rounds)
     times, rounds = {}, {}
