@@ -255,7 +255,9 @@ class ProblemCache:
     compiles its own problems once; a batch goes to a local cluster from ``parallel_min``
     solves per worker (default :data:`PARALLEL_MIN_PER_WORKER`). With Clarabel a compiled
     problem is re-solved directly (``direct``); ``direct=False`` goes through cvxpy's
-    ``Problem.solve`` every time. ``reuse=False``
+    ``Problem.solve`` every time. Holders whose rules are all linear limits are solved in
+    closed form (:mod:`estimator.closed_form`; ``closed_form=False`` sends them to the conic
+    solver too). ``reuse=False``
     compiles a fresh problem for every holder and solves it through cvxpy: the naive baseline of
     ``make bench``.
     """
@@ -270,6 +272,7 @@ class ProblemCache:
         parallel_min: int | None = None,
         reuse: bool = True,
         direct: bool = True,
+        closed_form: bool = True,
         **options: float,
     ) -> None:
         self.k = k
@@ -279,6 +282,8 @@ class ProblemCache:
         self.workers = max(1, workers)
         self.scheduler = scheduler
         self.reuse = reuse
+        self.closed_form = closed_form and reuse  # the naive baseline solves every holder
+        self.closed_form_solves = 0
         self._direct = direct and reuse  # the naive baseline solves through cvxpy
         self.options = {**SOLVER_DEFAULTS.get(solver.upper(), {}), **options}
         self._problems: dict[tuple, CompiledProblem] = {}
@@ -344,12 +349,36 @@ class ProblemCache:
     def solve_batches(
         self, batches: Sequence[tuple[Sequence[RuleBase], Sequence[Job]]]
     ) -> list[list[Outcome]]:
-        """Outcomes of every batch's jobs, batch by batch and in order: all of them on the
-        cluster when there are :data:`PARALLEL_MIN_PER_WORKER` solves per worker or more, each
-        in this process otherwise."""
+        """Outcomes of every batch's jobs, batch by batch and in order. Holders whose rules are
+        all linear limits are solved in closed form (:mod:`estimator.closed_form`, unless
+        ``closed_form=False``); the rest by the conic solver: all of them on the cluster when
+        there are :data:`PARALLEL_MIN_PER_WORKER` solves per worker or more, each in this
+        process otherwise."""
+        if not self.closed_form:
+            return self._conic(batches)
+        from estimator import closed_form  # noqa: PLC0415
+
+        done = [closed_form.solve(rules, jobs) for rules, jobs in batches]
+        rest = [
+            (rules, [j for j, out in zip(jobs, outs, strict=True) if out is None])
+            for (rules, jobs), outs in zip(batches, done, strict=True)
+        ]
+        self.closed_form_solves += sum(o is not None for outs in done for o in outs)
+        solved = iter(self._conic(rest))
+        merged = []
+        for outs in done:
+            conic = iter(next(solved))
+            merged.append([out if out is not None else next(conic) for out in outs])
+        return merged
+
+    def _conic(
+        self, batches: Sequence[tuple[Sequence[RuleBase], Sequence[Job]]]
+    ) -> list[list[Outcome]]:
         for rules, jobs in batches:
             self._shapes.update(self._key(rules, len(j.vectors[Vec.X0])) for j in jobs)
         total = sum(len(jobs) for _, jobs in batches)
+        if total == 0:
+            return [[] for _ in batches]
         least = PARALLEL_MIN_PER_WORKER if self.parallel_min is None else self.parallel_min
         if not self._distributed or total < least * self.workers:
             return [

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     import cvxpy as cp
 
-    from rules._space import ProblemSpace
+    from rules._space import LinearLimit, ProblemSpace
 
 
 class Level(StrEnum):
@@ -302,9 +302,19 @@ class RuleBase(BaseModel):
 
         Scalar parameters are named after holder-level columns (e.g. ``"vol_target.bound"``)
         and vector parameters after :class:`Vec` or :meth:`position_inputs`; the estimator binds
-        them by name, all currency amounts divided by one per-holder scale.
+        them by name, all currency amounts divided by one per-holder scale. By default, the
+        rule's :meth:`linear_limits`.
         """
-        raise NotImplementedError
+        limits = self.linear_limits()
+        if limits is None:
+            raise NotImplementedError(f"{self.kind} declares neither constraints nor limits")
+        return {limit.name: limit.constraint(p) for limit in limits}
+
+    def linear_limits(self) -> tuple[LinearLimit, ...] | None:
+        """The rule's constraints when every one is linear in the trades (:class:`LinearLimit`),
+        else None: a min-cost holder whose rules are all linear limits is solved in closed form
+        (:mod:`estimator.closed_form`)."""
+        return None
 
     @property
     def bound_name(self) -> str:

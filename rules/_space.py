@@ -6,10 +6,14 @@ when a space is made, that is when a problem is built.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     import cvxpy as cp
+
+#: The coefficient vector of ones: ``Σ|x⁺|`` is :data:`ONES` on ``abs_x_plus``.
+ONES: Final = "1"
 
 
 class Vec:
@@ -75,3 +79,41 @@ class ProblemSpace:
     def vec(self, name: str, *, nonneg: bool = False) -> cp.Parameter:
         """A per-position parameter of length n."""
         return self.param(name, (self.n,), nonneg=nonneg)
+
+
+@dataclass(frozen=True)
+class LinearLimit:
+    """A limit linear in the trades, by the names of its parameters:
+    ``Σ_i g_i·x⁺_i + c_i·u_i + w_i·|x⁺_i| ≤ B``.
+
+    ``x_plus``, ``u`` and ``abs_x_plus`` name the vectors ``g``, ``c`` and ``w`` (None for a
+    term the limit lacks; :data:`ONES` for a vector of ones, ``w = 1`` in ``Σ|x⁺| ≤ B``), those
+    in ``nonneg`` are declared non-negative; ``bound`` names the scalar ``B``. The same
+    declaration writes the cvxpy constraint (:meth:`constraint`) and the closed-form solve
+    (:mod:`estimator.closed_form`), which reads the vectors and the bound from a holder's inputs.
+    """
+
+    name: str
+    bound: str
+    x_plus: str | None = None
+    u: str | None = None
+    abs_x_plus: str | None = None
+    nonneg: frozenset[str] = frozenset()
+
+    def constraint(self, p: ProblemSpace) -> cp.Constraint:
+        """The limit on ``p``'s variables."""
+        import cvxpy as cp  # noqa: PLC0415
+
+        terms = []
+        for name, var in ((self.x_plus, p.x_plus), (self.u, p.u)):
+            if name is not None:
+                terms.append(p.vec(name, nonneg=name in self.nonneg) @ var)
+        if self.abs_x_plus == ONES:
+            terms.append(cp.sum(p.abs_x_plus))
+        elif self.abs_x_plus is not None:
+            vec = p.vec(self.abs_x_plus, nonneg=self.abs_x_plus in self.nonneg)
+            terms.append(vec @ p.abs_x_plus)
+        lhs = terms[0]
+        for term in terms[1:]:
+            lhs = lhs + term
+        return lhs <= p.param(self.bound)

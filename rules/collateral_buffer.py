@@ -33,17 +33,14 @@ funds withstand a 250bp rise in gilt yields.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import polars as pl
 from pydantic import Field, model_validator
 
 from rules._base import Book, Level, RuleBase
 from rules._exprs import E
-from rules._space import ProblemSpace
-
-if TYPE_CHECKING:
-    import cvxpy as cp
+from rules._space import LinearLimit
 
 _DD = pl.col(Book.DURATION_EXPOSURE)
 BP = 1e-4  # one basis point
@@ -107,8 +104,8 @@ class CollateralBuffer(RuleBase):
         return {self.column("duration"): pl.col("duration").fill_null(0.0)}
 
     # --- cvxpy --------------------------------------------------------------------------------
-    def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
-        duration = p.vec(self.column("duration"), nonneg=True)
-        return {
-            self.constraint_name("duration<=bound"): duration @ p.x_plus <= p.param(self.bound_name)
-        }
+    def linear_limits(self) -> tuple[LinearLimit, ...]:
+        """``Σ D_i·x⁺_i ≤ bound``."""
+        duration = self.column("duration")
+        name = self.constraint_name("duration<=bound")
+        return (LinearLimit(name, self.bound_name, x_plus=duration, nonneg=frozenset({duration})),)

@@ -45,8 +45,8 @@ import polars as pl
 from pydantic import Field, PositiveFloat, model_validator
 
 from rules._base import Book, Level, RuleBase, exceeds
-from rules._exprs import C, E, G, N, V, gross
-from rules._space import ProblemSpace, Vec
+from rules._exprs import C, E, G, N, V
+from rules._space import ONES, LinearLimit, ProblemSpace, Vec
 
 if TYPE_CHECKING:
     import cvxpy as cp
@@ -175,13 +175,22 @@ class Leverage(RuleBase):
         bound = {self.bound_name: self.bound(level) - N}
         return bound if self.measure == "exposure" else bound | {Vec.CASH0: C}
 
+    def linear_limits(self) -> tuple[LinearLimit, ...] | None:
+        """By exposure, ``Σ|x⁺_i| ≤ L·E − N``; on the balance sheet the limit is not linear
+        (long cash holdings and positive cash only)."""
+        if self.measure != "exposure":
+            return None
+        name = self.constraint_name("assets<=bound")
+        return (LinearLimit(name, self.bound_name, abs_x_plus=ONES),)
+
     def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
+        """The exposure measure's :meth:`linear_limits`; on the balance sheet
+        ``Σ c_i·(x⁺_i)⁺ + (C − Σ c_i·u_i)⁺ ≤ L·E − N`` (``c`` 1 for cash instruments)."""
         import cvxpy as cp  # noqa: PLC0415 (imported when a problem is built)
 
         if self.measure == "exposure":
-            assets = gross(p)
-        else:
-            c = p.vec(Vec.IS_CASH, nonneg=True)
-            cash_after = p.param(Vec.CASH0) - c @ p.u
-            assets = c @ cp.pos(p.x_plus) + cp.pos(cash_after)
+            return super().constraints(p)
+        c = p.vec(Vec.IS_CASH, nonneg=True)
+        cash_after = p.param(Vec.CASH0) - c @ p.u
+        assets = c @ cp.pos(p.x_plus) + cp.pos(cash_after)
         return {self.constraint_name("assets<=bound"): assets <= p.param(self.bound_name)}

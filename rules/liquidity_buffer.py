@@ -46,17 +46,14 @@ Selling a liquid holding leaves the left side unchanged, so the solve sells only
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import polars as pl
 from pydantic import Field, model_validator
 
 from rules._base import Level, PositionRule, exceeds
 from rules._exprs import A, C, G, N, X
-from rules._space import ProblemSpace
-
-if TYPE_CHECKING:
-    import cvxpy as cp
+from rules._space import LinearLimit
 
 
 class LiquidityBuffer(PositionRule):
@@ -197,8 +194,8 @@ class LiquidityBuffer(PositionRule):
         }
 
     # --- cvxpy --------------------------------------------------------------------------------
-    def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
-        w = p.vec(self.column("weights"))
-        cw = p.vec(self.column("cash_weights"), nonneg=True)
-        lhs = w @ p.x_plus + cw @ p.u
-        return {self.constraint_name("liquid>=share"): lhs <= p.param(self.bound_name)}
+    def linear_limits(self) -> tuple[LinearLimit, ...]:
+        """``Σ w_i·x⁺_i + cw_i·u_i ≤ bound``."""
+        w, cw = self.column("weights"), self.column("cash_weights")
+        name = self.constraint_name("liquid>=share")
+        return (LinearLimit(name, self.bound_name, x_plus=w, u=cw, nonneg=frozenset({cw})),)

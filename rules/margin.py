@@ -28,16 +28,13 @@ Textbook check: a long bought with 50% initial margin
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import polars as pl
 from pydantic import Field
 
 from rules._base import Book, Level, RuleBase, _positive_part
-from rules._space import ProblemSpace
-
-if TYPE_CHECKING:
-    import cvxpy as cp
+from rules._space import LinearLimit
 
 _AE = pl.col(Book.ACCOUNT_EQUITY)
 
@@ -151,11 +148,17 @@ class Margin(RuleBase):
             out[self.initial_rate_name] = k * iota
         return out
 
-    def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
-        bound = p.param(self.bound_name)
-        m = p.vec(self.rate_name, nonneg=True)
-        out = {self.constraint_name("requirement<=bound"): m @ p.abs_x_plus <= bound}
+    def linear_limits(self) -> tuple[LinearLimit, ...]:
+        """``Σ k_h·m_i·|x⁺_i| ≤ AE``, and ``Σ k_h·ι_i·|x⁺_i| ≤ AE`` restoring to initial."""
+        rates = [("requirement<=bound", self.rate_name)]
         if self.restore == "initial":
-            iota = p.vec(self.initial_rate_name, nonneg=True)
-            out[self.constraint_name("initial<=bound")] = iota @ p.abs_x_plus <= bound
-        return out
+            rates.append(("initial<=bound", self.initial_rate_name))
+        return tuple(
+            LinearLimit(
+                self.constraint_name(label),
+                self.bound_name,
+                abs_x_plus=rate,
+                nonneg=frozenset({rate}),
+            )
+            for label, rate in rates
+        )

@@ -36,18 +36,15 @@ conservative — the solve may sell slightly more than the least sale).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
 from rules._base import Level, PositionRule
 from rules._exprs import A, C, G, N, X
-from rules._space import ProblemSpace
+from rules._space import LinearLimit
 from rules.ratings import AGENCY_COLUMNS, Composite, composite_expr, notch
-
-if TYPE_CHECKING:
-    import cvxpy as cp
 
 
 class RatingFloor(PositionRule):
@@ -171,8 +168,8 @@ class RatingFloor(PositionRule):
         }
 
     # --- cvxpy --------------------------------------------------------------------------------
-    def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
-        w = p.vec(self.column("weights"))
-        cw = p.vec(self.column("cash_weights"), nonneg=True)
-        lhs = w @ p.x_plus + cw @ p.u
-        return {self.constraint_name("below_floor<=share"): lhs <= p.param(self.bound_name)}
+    def linear_limits(self) -> tuple[LinearLimit, ...]:
+        """``Σ w_i·x⁺_i + cw_i·u_i ≤ bound``."""
+        w, cw = self.column("weights"), self.column("cash_weights")
+        name = self.constraint_name("below_floor<=share")
+        return (LinearLimit(name, self.bound_name, x_plus=w, u=cw, nonneg=frozenset({cw})),)

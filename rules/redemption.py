@@ -65,17 +65,14 @@ floor (``c_r·(G + N + C) − C > X``), the fund sells all of ``X`` and is repor
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import polars as pl
 from pydantic import Field, model_validator
 
 from rules._base import HALF_SPREAD_BPS, HOLDER, Book, Level, PositionRule, exceeds
 from rules._exprs import A, C, E, G, N, V, X
-from rules._space import ProblemSpace
-
-if TYPE_CHECKING:
-    import cvxpy as cp
+from rules._space import LinearLimit
 
 _E0 = pl.col(Book.EQUITY_PRE)
 _RESERVE = pl.col("cash_reserve")
@@ -203,11 +200,11 @@ class Redemption(PositionRule):
             self.column("cash_weights"): (1 - c) * pl.col("is_cash").cast(pl.Float64),
         }
 
-    def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
-        c = p.vec(self.column("floor"), nonneg=True)
-        w = p.vec(self.column("cash_weights"), nonneg=True)
-        lhs = c @ p.abs_x_plus + w @ p.u
-        return {self.constraint_name("cash>=floor"): lhs <= p.param(self.bound_name)}
+    def linear_limits(self) -> tuple[LinearLimit, ...]:
+        """``Σ c·|x⁺_i| + w_i·u_i ≤ bound``."""
+        c, w = self.column("floor"), self.column("cash_weights")
+        name = self.constraint_name("cash>=floor")
+        return (LinearLimit(name, self.bound_name, u=w, abs_x_plus=c, nonneg=frozenset({c, w})),)
 
     # --- the waterfall ------------------------------------------------------------------------
     def asset_columns(self) -> dict[str, pl.Expr]:

@@ -24,6 +24,9 @@ from estimator.paths import shipped_scenarios
 
 #: Execution styles each scenario runs under: its mandates' own, then each style for all.
 STYLES = (None, "pro_rata", "min_cost")
+#: What a trade is matched by between two runs' reports (those of its columns a report has; a
+#: report by day sums each day's rounds).
+KEYS = ("round", "day", "holder_id", "asset_id")
 #: Manifest entries that vary between identical runs.
 VOLATILE = ("timings_seconds", "lock", "versions")
 
@@ -65,11 +68,40 @@ def main() -> int:
     kept = json.loads(golden.read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory() as tmp:
         now = reports(Path(tmp) / "reports")
-    changed = sorted(k for k in kept.keys() | now.keys() if kept.get(k) != now.get(k))
-    for path in changed:
-        print(f"differs: {path}")
+        changed = sorted(k for k in kept.keys() | now.keys() if kept.get(k) != now.get(k))
+        for path in changed:
+            print(f"differs: {path}")
+        moved = {str(Path(p).parent) for p in changed if Path(p).name == "trades.csv"}
+        for folder in sorted(moved):
+            worst = trade_change(args.folder / "reports" / folder, Path(tmp) / "reports" / folder)
+            print(f"{folder}: trades moved by up to {worst:.2e} of their holder's gross assets")
     print(f"{len(kept) - len(changed)} of {len(kept)} reports the same")
     return 1 if changed else 0
+
+
+def trade_change(before: Path, after: Path) -> float:
+    """The largest change of a trade between two runs' reports, as a share of its holder's gross
+    assets before the scenario (trades matched by :data:`KEYS`; a missing one is 0)."""
+    import polars as pl  # noqa: PLC0415
+
+    def trades(folder: Path) -> pl.DataFrame:
+        frame = pl.read_csv(folder / "trades.csv", infer_schema_length=None)
+        keys = [k for k in KEYS if k in frame.columns]
+        if "day" in keys:  # a day's rounds are its cascade's steps: compared as the day's trades
+            keys.remove("round")
+        return frame.group_by(keys).agg(pl.col("trade_value").sum())
+
+    gross = pl.read_csv(before / "holders.csv", infer_schema_length=None).select(
+        "holder_id", "gross_assets_before"
+    )
+    old, new = trades(before), trades(after)
+    keys = [k for k in KEYS if k in old.columns and k in new.columns]
+    both = old.join(new, on=keys, how="full", coalesce=True, suffix="_after")
+    moved = both.fill_null(0.0).join(gross, on="holder_id", how="left")
+    share = (pl.col("trade_value_after") - pl.col("trade_value")).abs() / pl.col(
+        "gross_assets_before"
+    )
+    return float(moved.select(share.max()).item() or 0.0)
 
 
 if __name__ == "__main__":

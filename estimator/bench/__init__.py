@@ -9,6 +9,8 @@
   against one;
 * the minimal cone program for vol-target holders called in Clarabel directly (the solver's
   floor, :mod:`estimator.bench.floor`) against the production solve, on the same holders;
+* holders whose rules are linear limits solved in closed form, all at once
+  (:mod:`estimator.closed_form`), against the conic solver, trades compared;
 * a pro-rata round of vol-target, leverage and margin books against a closed form in numpy and
   scipy.sparse (:mod:`estimator.bench.prorata`), trades compared first;
 * ``run`` end to end (scenario, coding, round, reports) against the round alone;
@@ -51,6 +53,7 @@ def _sections(quick: bool, workers: int) -> list[Callable[[], list[Figure] | Fig
             lambda: measure.startup(repeats=1),
             lambda: measure.naive_solves(40, sample=6),
             lambda: measure.floor_solves(60),
+            lambda: measure.closed_form_solves(100),
             lambda: measure.prorata_round(200, repeats=1),
             lambda: measure.round_throughput(200, repeats=1),
             lambda: measure.cascade_round(200, max_rounds=3),
@@ -63,6 +66,7 @@ def _sections(quick: bool, workers: int) -> list[Callable[[], list[Figure] | Fig
         lambda: measure.naive_solves(2_000, sample=100),
         lambda: measure.workers(2_000, workers),
         lambda: measure.floor_solves(2_700),
+        lambda: measure.closed_form_solves(10_000),
         lambda: sizes.fresh(measure.prorata_round, 100_000, 3),
         lambda: measure.round_throughput(10_000, repeats=3),
         lambda: sizes.fresh(measure.cascade_round, 100_000, 10),

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import polars as pl
 
-from estimator import synthetic
+from estimator import closed_form, synthetic
 from estimator.bench import sizes
 from estimator.bench.figures import Figure
 from estimator.errors import InputWarnings
@@ -319,11 +319,11 @@ def workers(n_holders: int, processes: int) -> Figure:
     ``processes`` workers (started before the clock; the round's batches sent to it at once, as
     a round sends them) against one process, outcomes compared."""
     k, batches = min_cost_batches(n_holders)
-    one = ProblemCache(k)
+    one = ProblemCache(k, closed_form=False)  # the conic solves are what the workers share
     started = time.perf_counter()
     want = [o.u for part in one.solve_batches(batches) for o in part]
     alone = time.perf_counter() - started
-    with ProblemCache(k, workers=processes, parallel_min=0) as many:
+    with ProblemCache(k, workers=processes, parallel_min=0, closed_form=False) as many:
         many.start()
         started = time.perf_counter()
         got = [o.u for part in many.solve_batches(batches) for o in part]
@@ -340,6 +340,25 @@ def workers(n_holders: int, processes: int) -> Figure:
         max_ratio=1.0,
         note=f"{len(flat)} holders in {len(batches)} batches",
     )
+
+
+def closed_form_solves(n_holders: int) -> Figure:
+    """Min-cost solves of holders whose rules are linear limits (a leverage limit by exposure
+    beside a margin requirement) in closed form, all at once (:mod:`estimator.closed_form`),
+    against the conic solver on the same holders, trades compared."""
+    k, batches = min_cost_batches(n_holders, mandate="hf")
+    conic = ProblemCache(k, closed_form=False)
+    base, want = _best(lambda: conic.solve_batches(batches), 1)
+    closed = ProblemCache(k)
+    fast, got = _best(lambda: closed.solve_batches(batches), 3)
+    pairs = [(rules, job) for rules, jobs in batches for job in jobs]
+    closed_count = sum(o.status == closed_form.STATUS for part in got for o in part)
+    if closed_count != len(pairs):  # then the figure would time the conic solver
+        raise MismatchError(f"closed form: {closed_count} of {len(pairs)} holders solved")
+    flat = [[o.u for part in outs for o in part] for outs in (got, want)]
+    worst = _agree("closed form vs conic", *flat, pairs, SOLVER_AGREEMENT)
+    name = f"min-cost solve, leverage + margin, {SOLVE_POSITIONS} positions, closed form"
+    return _per_holder(name, fast, "the conic solver", base, pairs, worst)
 
 
 def floor_solves(n_holders: int) -> Figure:
