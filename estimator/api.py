@@ -17,7 +17,7 @@ from estimator.inputs import (
     check_books,
     check_options,
     load_inputs,
-    prepare,
+    prepare_run,
     scenario_label,
     warn_breaches,
 )
@@ -64,7 +64,8 @@ def run(
     t = time.perf_counter()
     warnings = InputWarnings(list(market.warnings.items))
     label = scenario_label(spec, spec_path)
-    shocked, holders = prepare(spec, market, label, warnings)
+    ready = prepare_run(spec, spec_path, market, label, warnings)
+    shocked, holders, dated = ready.shocked, ready.holders, ready.schedule
     check_books(shocked, holders, market, label)
     warn_breaches(market, "holders", warnings)
     first_order = (
@@ -114,6 +115,8 @@ def run(
                 index_days=spec.index_days,
                 codes=codes,
                 progress=progress,
+                moves=ready.moves,
+                last_path_day=len(dated.days) - 1 if dated else 0,
             )
             result = _cascade_round(chain, cache.compiled, days=spec.days is not None)
         else:
@@ -161,7 +164,8 @@ def run(
     computed = Computed(
         spec, spec_path, market, shocked, result, parameters, warnings, timings, started
     )
-    return assemble(replace(computed, chain=chain, fixed=fixed, first_order=first_order))
+    found = {"chain": chain, "fixed": fixed, "first_order": first_order, "schedule": dated}
+    return assemble(replace(computed, **found))
 
 
 def _equilibrium(

@@ -20,7 +20,9 @@ Per round ``r`` and holder (amounts in the base currency; :ref:`the README's acc
 
 On rounds without a day clock ``equity_end`` of round ``r`` is ``equity + outflow`` of round
 ``r + 1``: redemptions are paid from cash at a round's start and move equity without a loss.
-On a day clock the overnight decay of temporary impact is booked in the day's last round.
+On a day clock the overnight decay of temporary impact is booked in the day's last round, and
+so is, on a dated path, the next open's move (``loss_path``, a column of path scenarios only:
+``−Σ q·m·ΔP`` of the path's own price moves, taken from ``equity_end``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from rules.redemption import PAID
 
 ROUND, DAY = "round", "day"
 LOSSES = ("loss_impact", "loss_execution", "loss_lending")
+#: A dated path's moves on the holdings (:mod:`estimator.path`).
+PATH = "loss_path"
 #: The balance-sheet report's columns, in order.
 COLUMNS = [
     ROUND,
@@ -63,11 +67,12 @@ def round_losses(frames: list[pl.DataFrame]) -> pl.DataFrame:
     frames (each with ``holder_id``, ``round`` and some of the loss columns)."""
     empty = pl.DataFrame(schema={"holder_id": CODE, ROUND: pl.Int32} | dict.fromkeys(LOSSES))
     empty = empty.cast(dict.fromkeys(LOSSES, pl.Float64))
+    booked = [*LOSSES, *([PATH] if any(PATH in f.columns for f in frames) else [])]
     return (
         pl.concat([empty, *frames], how="diagonal_relaxed")
-        .select("holder_id", ROUND, *LOSSES)
+        .select("holder_id", ROUND, *booked)
         .group_by("holder_id", ROUND)
-        .agg(pl.col(LOSSES).fill_null(0.0).sum())
+        .agg(pl.col(booked).fill_null(0.0).sum())
     )
 
 
@@ -142,5 +147,16 @@ def balance_sheets(
             - pl.col("loss_execution")
             - pl.col("loss_lending")
         )
-        .select(COLUMNS)
+        .pipe(_with_path)
     )
+
+
+def _with_path(table: pl.DataFrame) -> pl.DataFrame:
+    """The report's columns; on a dated path also ``loss_path``, the next open's move on the
+    holdings (booked in the day's last round), taken from ``equity_end``."""
+    if PATH not in table.columns:
+        return table.select(COLUMNS)
+    at = COLUMNS.index("loss_lending") + 1
+    return table.with_columns(
+        pl.col(PATH).fill_null(0.0), equity_end=pl.col("equity_end") - pl.col(PATH).fill_null(0.0)
+    ).select(*COLUMNS[:at], PATH, *COLUMNS[at:])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -21,9 +21,10 @@ from estimator.bounds import finite_problem
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.finite import non_finite
 from estimator.market import Market, load_market
+from estimator.path import Schedule, schedule
 from estimator.paths import DEFAULT_MARKET, resolve_market, resolve_scenario, scenarios_dir
 from estimator.scenario import Scenario, load_scenario
-from estimator.shocks import apply_scenario
+from estimator.shocks import apply_scenario, day_moves
 from estimator.solve import DEFAULT_SOLVER
 from rules import Book
 from rules.leverage import PRE as LEVERAGE_PRE
@@ -202,6 +203,31 @@ def check_books(shocked: pl.DataFrame, holders: pl.DataFrame, market: Market, la
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """A scenario applied to its market: the shocked assets and the holders
+    (:func:`prepare`), and for a dated path its schedule and the moves of its later days
+    (:func:`estimator.shocks.day_moves`)."""
+
+    shocked: pl.DataFrame
+    holders: pl.DataFrame
+    schedule: Schedule | None = None
+    moves: dict[int, pl.DataFrame] = field(default_factory=dict)
+
+
+def prepare_run(
+    spec: Scenario, spec_path: Path | None, market: Market, label: str, warnings: InputWarnings
+) -> Prepared:
+    """:func:`prepare`, with a dated path's day-0 moves among the shocks and its later days'
+    moves worked out (its table read relative to the scenario file)."""
+    if spec.path is None:
+        return Prepared(*prepare(spec, market, label, warnings))
+    dated = schedule(spec.path, spec_path.parent if spec_path is not None else None)
+    opening = [*spec.shocks, *dated.shocks.get(0, [])]  # day 0's moves join the shocks
+    shocked, holders = prepare(spec.model_copy(update={"shocks": opening}), market, label, warnings)
+    return Prepared(shocked, holders, dated, day_moves(shocked, dated, label, warnings))
+
+
+@dataclass(frozen=True)
 class Checked:
     """What :func:`check` loaded: the market, the scenario's label (None without one) and
     every warning."""
@@ -230,7 +256,7 @@ def check(
     spec, path, loaded = load_inputs(scenario, market)
     label = scenario_label(spec, path)
     warnings = InputWarnings(list(loaded.warnings.items))
-    shocked, holders = prepare(spec, loaded, label, warnings)
-    check_books(shocked, holders, loaded, label)
+    ready = prepare_run(spec, path, loaded, label, warnings)
+    check_books(ready.shocked, ready.holders, loaded, label)
     warn_breaches(loaded, "holders", warnings)
     return Checked(loaded, label, warnings)

@@ -10,9 +10,12 @@ non-finite numbers by :func:`estimator.finite.check_manifest`).
 from __future__ import annotations
 
 from importlib import metadata
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from estimator.path import Schedule
 
 
 def package_version(package: str = "forced-flow") -> str | None:
@@ -107,6 +110,27 @@ class DaySummary(_Model):
     per_day: list[dict[str, Any]]  # estimator.cascade.CascadeResult.day_summary's rows
 
 
+class PathSummary(_Model):
+    """A dated path: its calendar, first and last dates, and the days its moves fall on."""
+
+    calendar: str
+    start: str
+    end: str
+    trading_days: int
+    moves_on: list[str]
+
+    @classmethod
+    def of(cls, schedule: Schedule) -> PathSummary:
+        days = schedule.days
+        return cls(
+            calendar=schedule.calendar,
+            start=days[0].isoformat(),
+            end=days[-1].isoformat(),
+            trading_days=len(days),
+            moves_on=[days[d].isoformat() for d in sorted(schedule.shocks)],
+        )
+
+
 class GltSummary(_Model):
     aggregate_vulnerability: float
 
@@ -121,7 +145,7 @@ class EquilibriumSummary(_Model):
 class RunManifest(Manifest):
     """A run: its inputs by hash, its options and versions, and its headline results."""
 
-    omitted_if_none: ClassVar[tuple[str, ...]] = ("published",)
+    omitted_if_none: ClassVar[tuple[str, ...]] = ("published", "path")
 
     version: str | None = Field(default_factory=package_version)
     scenario: ScenarioRef
@@ -143,6 +167,7 @@ class RunManifest(Manifest):
     warnings: list[str]
     timings_seconds: dict[str, float]
     published: dict[str, int] | None = None  # verdict → figures, for an episode
+    path: PathSummary | None = None  # a dated path's dates
 
 
 # --- the other reports -------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from estimator.finite import check_manifest, check_tables
 from estimator.inputs import scenario_label
 from estimator.lock import lock_state
 from estimator.market import Market, sha256
+from estimator.path import Schedule, day_dates, with_dates
 from estimator.report import Format, canonical, write_reports
 from estimator.rounds import RoundResult
 from estimator.scenario import Scenario
@@ -156,6 +157,7 @@ class Computed:
     chain: CascadeResult | None = None
     fixed: Equilibrium | None = None
     first_order: glt.Measures | None = None
+    schedule: Schedule | None = None  # a dated path's days and moves
 
 
 def _holder_table(result: RoundResult, market: Market) -> pl.DataFrame:
@@ -271,6 +273,18 @@ def assemble(c: Computed) -> RunResult:
     rounds, edges, sheets = (
         (chain.rounds, chain.chain, chain.balance_sheets) if chain is not None else (None,) * 3
     )
+    if c.schedule is not None:
+        start = c.schedule.days[0]
+        update: dict[str, object] = {"path": mf.PathSummary.of(c.schedule)}
+        if manifest.days is not None:  # each day's totals with its date
+            on = day_dates(c.schedule.calendar, start, max(r[DAY] for r in manifest.days.per_day))
+            per_day = [{**r, "date": on[r[DAY]].isoformat()} for r in manifest.days.per_day]
+            update["days"] = manifest.days.model_copy(update={"per_day": per_day})
+        manifest = manifest.model_copy(update=update)
+        trades, rounds, sheets, timeline = (
+            None if f is None else with_dates(f, c.schedule.calendar, start)
+            for f in (trades, rounds, sheets, timeline)
+        )
 
     def typed(frame: pl.DataFrame | None) -> pl.DataFrame | None:
         return None if frame is None else canonical(frame)

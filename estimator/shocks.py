@@ -29,11 +29,14 @@ The scenario's index changes are applied after the shocks (:mod:`estimator.indic
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
 from estimator import indices, rates, risk, stack
 from estimator.bounds import MAX_PRICE, MAX_VOL
 from estimator.errors import InputError, InputWarnings, Problem
+from estimator.path import Schedule
 from estimator.scenario import Scenario, Shock
 from rules.ratings import AGENCY_COLUMNS, shift_expr
 
@@ -56,12 +59,12 @@ def apply_scenario(
     index columns are named by the index alone."""
     warnings = warnings if warnings is not None else InputWarnings()
     if multiple is None:
-        shocked = _shock(assets, scenario, label, warnings)
+        shocked = _shock(assets, scenario.shocks, label, warnings)
     else:  # a selector naming an asset selects each of its copies
         shocked = stack.on_base_ids(
             assets,
             "asset_id",
-            lambda frame: _shock(frame, scenario, label, warnings, pl.col(multiple)),
+            lambda frame: _shock(frame, scenario.shocks, label, warnings, pl.col(multiple)),
         )
     weights = index_weights if index_weights is not None else indices.EMPTY
     changes = scenario.changes_frame()
@@ -89,9 +92,32 @@ def apply_scenario(
     return indices.asset_columns(state, shocked)
 
 
+#: Asset columns a path's day moves besides the price (with the risk model's rows).
+MOVED = ("vol", "margin_rate", "yield", *AGENCY_COLUMNS)
+
+
+def day_moves(
+    shocked: pl.DataFrame, schedule: Schedule, label: str, warnings: InputWarnings
+) -> dict[int, pl.DataFrame]:
+    """Per later day ``d ≥ 1`` of a path with moves: ``asset_id``, ``price_factor``
+    ``P_d / P_{d−1}`` of the path alone and the asset columns of :data:`MOVED` and the risk
+    model after the day's shocks — which apply to the assets after the days before them,
+    starting from ``shocked`` (the scenario's shocks and day 0's moves)."""
+    out: dict[int, pl.DataFrame] = {}
+    state = shocked
+    for day in sorted(d for d in schedule.shocks if d > 0):
+        where = f"{label}, path {schedule.days[day]}"
+        state = _shock(state, schedule.shocks[day], where, warnings)
+        columns = [*MOVED, *risk.factor_columns(state), risk.SPECIFIC]
+        kept = [c for c in columns if c in state.columns]
+        factor = (pl.col("price") / pl.col("price_pre")).alias("price_factor")
+        out[day] = state.select("asset_id", factor, *kept)
+    return out
+
+
 def _shock(
     assets: pl.DataFrame,
-    scenario: Scenario,
+    shocks: Sequence[Shock],
     label: str,
     warnings: InputWarnings,
     scale: pl.Expr | None = None,
@@ -101,7 +127,7 @@ def _shock(
         price_pre=pl.col("price"), vol_pre=pl.col("vol"), yield_pre=y, **{"yield": y}
     )
     problems: list[Problem] = []
-    for i, shock in enumerate(scenario.shocks):
+    for i, shock in enumerate(shocks):
         where = f"shocks.{i}"
         hit = shock.select.expr()
         n_hit = out.select(hit.sum()).item()

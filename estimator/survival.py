@@ -4,7 +4,9 @@ before a rule forces it to trade, and the cash that would keep it off the chain.
 Along a scenario's own direction the market at multiple ``m`` is :meth:`Scenario.scaled`:
 returns, rate changes and holder shocks' rates times ``m``, vol, margin and holder margin
 multipliers ``k → 1 + m(k − 1)``; rating actions and index changes are events, whole for any
-``m > 0``. A holder is *forced* at ``m``
+``m > 0``. A dated path (:mod:`estimator.path`) is searched as its one-shot version, every
+day's moves compounded into the shocks (:meth:`Scenario.compounded`). A holder is *forced* at
+``m``
 when, in one round at those prices (no price impact), its status is neither ``ok`` nor ``cured``:
 some rule makes it trade (or it is insolvent) after every cure it may draw.
 
@@ -41,9 +43,9 @@ from pathlib import Path
 import polars as pl
 
 from estimator import book as bk
-from estimator import stack
-from estimator.api import load_inputs, prepare
+from estimator import path, stack
 from estimator.errors import InputError, InputWarnings, Problem, RunError
+from estimator.inputs import load_inputs, prepare
 from estimator.mandates import Execution
 from estimator.manifest import SurvivalManifest
 from estimator.market import Market
@@ -399,7 +401,10 @@ def survival(
     and its cure cash — see the module docstring for the definitions. ``progress``, if given,
     is called before every one-round evaluation with the number made so far."""
     search = search or Search()
-    spec, _, market = load_inputs(scenario, market)
+    spec, spec_path, market = load_inputs(scenario, market)
+    if spec.path is not None:  # a dated path is searched as its one-shot version
+        folder = spec_path.parent if spec_path is not None else None
+        spec = spec.compounded(path.schedule(spec.path, folder))
     holders = market.holders
     if holder_id is not None:
         holders = holders.filter(pl.col("holder_id") == holder_id)

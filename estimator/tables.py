@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+from collections.abc import Sequence
 from pathlib import Path
 
 import dataframely as dy
@@ -210,6 +211,25 @@ def load_table(
         raise InputError(sorted(problems, key=lambda p: (p.row or 0, p.field or ""))[:MAX_PROBLEMS])
     defaults = DEFAULTS.get(schema, {})
     return good.with_columns(pl.col(c).fill_null(v) for c, v in defaults.items())
+
+
+def read_rows(source: TableSource, names: Sequence[str], label: str) -> pl.DataFrame:
+    """A table's rows as text (``line`` first: its line in the file), with exactly the columns
+    ``names``, or an input error naming each column missing or unknown."""
+    frame = _scan(source, label)
+    present = [c for c in frame.columns if c != LINE]
+    missing = [n for n in names if n not in present]
+    problems = [Problem(label, "required column is missing", field=n) for n in missing]
+    problems += [
+        Problem(label, f"unknown column: expected {', '.join(names)}", field=c)
+        for c in present
+        if c not in names
+    ]
+    if problems:
+        raise InputError(problems)
+    if frame.height == 0:
+        raise InputError([Problem(label, "no data rows: expected at least one")])
+    return frame.select(pl.col(LINE).alias("line"), *(pl.col(n).cast(pl.String) for n in names))
 
 
 def load_covariance(

@@ -137,9 +137,10 @@ def run_summary(result: RunResult, top: int) -> list[RenderableType]:
     cascade, days = result.manifest.cascade, result.manifest.days
     if days is not None and cascade is not None:  # a day clock runs a cascade
         state = "converged" if cascade.converged else "stopped at max_days"
+        on = {r["day"]: f" ({r['date']})" for r in days.per_day if "date" in r}
         title = (
-            f"Selling by day ({state}): peak day {days.peak_day}, "
-            f"capitulation {days.capitulation_day}"
+            f"Selling by day ({state}): peak day {days.peak_day}{on.get(days.peak_day, '')}, "
+            f"capitulation {days.capitulation_day}{on.get(days.capitulation_day, '')}"
         )
         parts.append(_periods(title, "day", days.per_day, "holders_trading"))
     elif cascade is not None:
@@ -165,12 +166,13 @@ def run_summary(result: RunResult, top: int) -> list[RenderableType]:
 
 
 def _periods(title: str, period: str, rows: list[dict], holders: str) -> Table:
+    dated = any("date" in r for r in rows)  # a dated path's days
     return table(
         title,
-        (period, "sold", "bought", "holders", "newly forced"),
+        (f"{period}, date" if dated else period, "sold", "bought", "holders", "newly forced"),
         (
             (
-                str(r[period]),
+                f"{r[period]}  {r['date']}" if dated else str(r[period]),
                 money(r["sell_value"]),
                 money(r["buy_value"]),
                 str(r[holders]),

@@ -18,12 +18,12 @@ from typer.testing import CliRunner
 
 import estimator
 from estimator import Mandate, Scenario, attribution, console, keys, rounds
-from estimator.api import prepare
 from estimator.cascade import CascadeResult, cascade
 from estimator.cli import app
 from estimator.errors import InputError, InputWarnings
 from estimator.explain import explain
 from estimator.impact import Impact
+from estimator.inputs import prepare
 from estimator.market import Market, load_market
 from estimator.paths import resolve_market
 from estimator.rounds import evaluate_round

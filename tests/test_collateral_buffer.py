@@ -18,8 +18,9 @@ from oracle_kit import asset_frame, holder, holder_frame
 
 import estimator
 from estimator import Mandate, Scenario
-from estimator.api import RunResult, prepare
+from estimator.api import RunResult
 from estimator.errors import InputWarnings
+from estimator.inputs import prepare
 from estimator.market import Market
 from estimator.rounds import evaluate_round
 

@@ -34,6 +34,7 @@ from estimator.cli import app
 from estimator.days import Days, Pace
 from estimator.impact import Exponential, Impact, Linear, SquareRoot
 from estimator.mandates import CapitalCall, Mandate
+from estimator.path import Move
 from estimator.paths import scenarios_dir
 from estimator.published import Published
 from estimator.scenario import HolderShock, IndexChange, Scenario, Shock
@@ -77,6 +78,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "days": Days,
     "days.pace": Pace,
     "published": Published,
+    "path.moves": Move,
 }
 
 #: A published figure for the corpus to spoil one number of.
@@ -196,7 +198,7 @@ def _put(table: dict, field: str, value: float) -> None:
 def _scenario(section: str, field: str, value: float) -> dict:
     base = (
         "small_crash"
-        if section in ("shocks", "holder_shocks", "index_changes", "published")
+        if section in ("shocks", "holder_shocks", "index_changes", "published", "path.moves")
         else ("small_cascade")
     )
     data = tomllib.loads((scenarios_dir() / f"{base}.toml").read_text())
@@ -206,6 +208,11 @@ def _scenario(section: str, field: str, value: float) -> dict:
         # else the first, which moves volatility too
         shock = next((x for x in data["shocks"] if field in x), data["shocks"][0])
         _put(shock, field, value)
+    elif section == "path.moves":  # the small_crash shock with the field, two days on
+        shock = next((x for x in data["shocks"] if field in x), data["shocks"][0])
+        move = {**json.loads(json.dumps(shock)), "date": "2020-03-04"}
+        _put(move, field, value)
+        data["path"] = {"start": "2020-03-02", "moves": [move]}
     elif section == "holder_shocks":
         _put(data["holder_shocks"][0], field, value)
     elif section == "index_changes":

@@ -13,9 +13,9 @@ from oracle_kit import asset_frame, holder_frame
 
 import estimator
 from estimator import Mandate, Scenario
-from estimator.api import prepare
 from estimator.equilibrium import conditions, equilibrium
 from estimator.errors import EquilibriumError, InputWarnings
+from estimator.inputs import prepare
 from estimator.market import Market
 
 #: Hand-worked books of a few hundred currency units (conftest.hand_sized).

@@ -73,9 +73,15 @@ def main() -> int:
             print(f"differs: {path}")
         moved = {str(Path(p).parent) for p in changed if Path(p).name == "trades.csv"}
         for folder in sorted(moved):
-            worst = trade_change(args.folder / "reports" / folder, Path(tmp) / "reports" / folder)
+            before = args.folder / "reports" / folder
+            if not (before / "trades.csv").exists():
+                print(f"{folder}: new, not recorded")
+                continue
+            worst = trade_change(before, Path(tmp) / "reports" / folder)
             print(f"{folder}: trades moved by up to {worst:.2e} of their holder's gross assets")
-    print(f"{len(kept) - len(changed)} of {len(kept)} reports the same")
+    same = sum(now.get(k) == v for k, v in kept.items())
+    new = len(now.keys() - kept.keys())
+    print(f"{same} of {len(kept)} recorded reports the same" + (f"; {new} new" if new else ""))
     return 1 if changed else 0
 
 

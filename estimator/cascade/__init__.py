@@ -65,6 +65,8 @@ def cascade(
     index_days: dict[str, int] | None = None,
     codes: keys.Keys | None = None,
     progress: Callable[[int, int], None] | None = None,
+    moves: dict[int, pl.DataFrame] | None = None,
+    last_path_day: int = 0,
 ) -> CascadeResult:
     """Run rounds until no holder is forced (see the module docstring). ``assets`` are the
     shocked assets (their ``price`` is ``P₀``), ``holders`` and ``positions`` the books as
@@ -76,7 +78,9 @@ def cascade(
 
     ``codes``: the keys ``positions`` are already coded with (:attr:`Market.coded`); by
     default the positions carry ids and are coded here. ``progress``, if given, is called
-    after every round with the rounds run so far and the day."""
+    after every round with the rounds run so far and the day. ``moves``: a dated path's moves
+    by day (:func:`estimator.shocks.day_moves`), applied at each day's open; the episode runs
+    through ``last_path_day`` at least."""
     if codes is None:  # the rounds work on integer keys throughout
         codes = keys.Keys.of(holders, assets)
         positions = codes.encode(positions)
@@ -95,9 +99,14 @@ def cascade(
         pace=pace,
         index_moves=indices.weight_changes(assets.columns),
     )
+    setting = replace(
+        setting,
+        moves={d: codes.encode(m) for d, m in (moves or {}).items()},
+        last_path_day=last_path_day,
+    )
     state = ep.start(market, holders, positions, setting)
     max_rounds = max_rounds or impact.max_rounds
-    for day in range(days.max_days if days else 1):
+    for day in range(max(days.max_days, last_path_day + 1) if days else 1):
         state = ep.dawn(state, setting, day)
         for _ in range(max_rounds):
             result = evaluate_round(

@@ -59,6 +59,10 @@ class Setting:
     direct: pl.DataFrame
     #: Per holder, redemptions paid before the episode (if any rule pays them).
     paid_before: pl.DataFrame | None
+    #: A dated path's moves by day (:func:`estimator.shocks.day_moves`, coded), and its last
+    #: day: the episode runs at least that far.
+    moves: dict[int, pl.DataFrame] = field(default_factory=dict)
+    last_path_day: int = 0
 
     @property
     def index_moves(self) -> list[str]:
@@ -150,13 +154,43 @@ def books(state: State, setting: Setting) -> pl.DataFrame:
 
 
 def dawn(state: State, setting: Setting, day: int) -> State:
-    """Start ``day``: index changes effective today are traded today."""
+    """Start ``day``: the path's moves of the day, if any, at the open; index changes effective
+    today are traded today."""
+    if day in setting.moves:
+        state = _open(state, setting.moves[day])
     market = state.market.with_columns(
         pl.col(f"{c}@").alias(c) if setting.index_days[c] == day else pl.lit(0.0).alias(c)
         for c in setting.index_moves
     )
     pacing = replace(state.pacing, done_today=EMPTY_DONE)
     return replace(state, market=market, pacing=pacing).tick(day=day, day_first=0.0)
+
+
+def _open(state: State, move: pl.DataFrame) -> State:
+    """The market at the open after a path's day move (asset_id, ``price_factor`` and the
+    columns it sets; :func:`estimator.shocks.day_moves`): every price and its impact model's
+    ``P₀`` times the factor, the other columns replaced; the books marked — futures' variation
+    margin to cash, the move's loss ``−Σ q·m·ΔP`` on the holdings booked as ``loss_path`` in
+    the round before. What pushed holders now is the market, not a traded flow."""
+    columns = [c for c in move.columns if c != "asset_id" and c in state.market.columns]
+    market = state.market.join(
+        move.select("asset_id", "price_factor", *columns), on="asset_id", how="left", suffix="@path"
+    ).with_columns(pl.col("price_factor").fill_null(1.0))
+    moved = market.select(
+        "asset_id", "multiplier", "instrument", dp=pl.col("price") * (pl.col("price_factor") - 1)
+    )
+    held = state.positions.select("holder_id", "asset_id", "quantity").join(moved, on="asset_id")
+    loss = held.group_by("holder_id").agg(
+        loss_path=(-pl.col("quantity") * pl.col("multiplier") * pl.col("dp")).sum()
+    )
+    futures = moved.filter(pl.col("instrument") == "future")
+    holders = bk.credit_variation_margin(state.holders, state.positions, futures)
+    market = market.with_columns(
+        pl.col("price", "price_0") * pl.col("price_factor"),
+        *(pl.coalesce(f"{c}@path", c).alias(c) for c in columns),
+    ).drop("price_factor", *(f"{c}@path" for c in columns))
+    state = replace(state, market=market, holders=holders, previous=None)
+    return state.book_loss(loss)
 
 
 def step(state: State, setting: Setting, result: RoundResult) -> tuple[State, Step]:
@@ -217,7 +251,9 @@ def _record(state: State, result: RoundResult) -> State:
 
 
 def _index_pending(state: State, setting: Setting) -> bool:
-    return max(setting.index_days.values(), default=0) > state.clock.day
+    """Whether an index change or a path's day is still to come: the episode goes on."""
+    last = max(setting.last_path_day, *setting.index_days.values(), 0)
+    return last > state.clock.day
 
 
 def _drop_quiet_round(state: State, result: RoundResult) -> State:

@@ -8,6 +8,7 @@ import math
 import polars as pl
 
 from estimator import attribution, keys
+from estimator.balance import PATH
 from rules import Book
 
 
@@ -87,8 +88,9 @@ def direct_losses(
 
 
 def total_loss(direct: pl.DataFrame, frames: list[pl.DataFrame]) -> float:
-    """Direct losses plus the impact, execution and lending losses in ``frames``."""
-    booked = ("loss_impact", "loss_execution", "loss_lending")
+    """Direct losses plus the impact, execution and lending losses in ``frames`` (a dated
+    path's later moves are left out: they are the market's, not the cascade's)."""
+    booked = ("loss_impact", "loss_execution", "loss_lending")  # a path's moves: exogenous
     parts = [direct["loss_direct"], *(f[c] for f in frames for c in booked if c in f.columns)]
     return math.fsum(v for part in parts for v in part.drop_nulls())  # in any row order
 
@@ -100,10 +102,12 @@ def ratio(final: float, first: float) -> float:
 def loss_table(
     direct: pl.DataFrame, losses: list[pl.DataFrame], first: pl.DataFrame
 ) -> pl.DataFrame:
-    """Per holder: the losses of :mod:`estimator.attribution` over all rounds, the direct loss,
-    systemicness and indirect vulnerability (``E_h``: equity at the start, before cures)."""
+    """Per holder: the losses of :mod:`estimator.attribution` over all rounds, the direct loss
+    (the shocks', and a dated path's later moves), systemicness and indirect vulnerability
+    (``E_h``: equity at the start, before cures)."""
     start = first.select("holder_id", equity_start=pl.col("equity_before"))
-    columns = [*attribution.LOSS_COLUMNS, "loss_execution", "loss_lending"]
+    path = [PATH] if any(PATH in f.columns for f in losses) else []  # a dated path's moves
+    columns = [*attribution.LOSS_COLUMNS, "loss_execution", "loss_lending", *path]
     empty = pl.DataFrame(schema={"holder_id": keys.CODE} | dict.fromkeys(columns, pl.Float64))
     summed = (
         pl.concat([empty, *losses], how="diagonal_relaxed")
@@ -115,6 +119,8 @@ def loss_table(
         start.join(direct, on="holder_id", how="left")
         .join(summed, on="holder_id", how="left")
         .with_columns(pl.col("loss_direct", *columns).fill_null(0.0))
+        .with_columns((pl.col("loss_direct") + pl.col(PATH)).alias("loss_direct") if path else [])
+        .drop(path)
         .with_columns(
             loss_others_impact=pl.col("loss_impact") - pl.col("loss_own_impact"),
             loss_total=pl.col("loss_direct")

@@ -1,0 +1,198 @@
+"""A scenario as a dated path: the market's moves day by day over an episode.
+
+``[path]`` in a scenario gives day 0's date (``start``, a trading day), the exchange calendar
+the days follow (:mod:`estimator.dates`), and moves on dates: inline (``[[path.moves]]``, a
+shock with a ``date``) and/or from a long table (``file``, CSV or Parquet, relative to the
+scenario file) with one row per ``date, target, field, value`` — ``target`` an asset id or a
+name from ``[path.targets]`` (a selector), ``field`` a shock's numeric field (``price_return``,
+``yield_change_bp``, ``spread_change_bp``, ``vol_multiplier``, ``vol_change``,
+``margin_rate_multiplier``, ``margin_rate_change``, ``margin_vol_elasticity``,
+``downgrade_notches``). A date's moves on one target are one shock; moves of one date apply in
+file order, inline moves before the table's.
+
+Day 0's moves join the scenario's own shocks (applied before anything trades). The moves of a
+later day ``d`` apply at its open (:func:`day_moves`): every price ``P`` moves to ``P·(1 + r)``
+on top of the impact standing (``P₀`` of the impact model moves with it), bonds reprice at
+their new yields, volatilities, risk-model rows, margin rates and ratings take their new
+values, and the books are marked: holdings lose ``−Σ q·m·ΔP`` (booked as the path's loss,
+``loss_path``), futures settle the move to cash as variation margin. The episode runs through
+its last date (``end``, by default the last move's) even on days no one is forced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import polars as pl
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from estimator import dates
+from estimator.bounds import MODEL_CONFIG
+from estimator.errors import InputError, Problem
+from estimator.moves import Shock
+from estimator.selectors import Selector
+from estimator.tables import read_rows
+from estimator.toml_files import validation_problems
+
+#: The numeric fields of a shock a path table may move.
+FIELDS = (
+    "price_return",
+    "yield_change_bp",
+    "spread_change_bp",
+    "vol_multiplier",
+    "vol_change",
+    "margin_rate_multiplier",
+    "margin_rate_change",
+    "margin_vol_elasticity",
+    "downgrade_notches",
+)
+#: The columns of a path table.
+COLUMNS = ("date", "target", "field", "value")
+
+
+class Move(Shock):
+    """A shock on a date of the path."""
+
+    not_effects: ClassVar[frozenset[str]] = frozenset({"select", "date"})
+
+    date: dt.date
+
+
+class MarketPath(BaseModel):
+    """``[path]``: the dates of an episode and the market's moves on them."""
+
+    model_config = MODEL_CONFIG
+
+    start: dt.date = Field(description="day 0's date: a trading day")
+    calendar: dates.Calendar = Field("XNYS", description="the exchange calendar days follow")
+    end: dt.date | None = Field(None, description="the last date (default: the last move's)")
+    file: str | None = Field(
+        None, description="a long table of moves (date, target, field, value), CSV or Parquet"
+    )
+    targets: dict[str, Selector] = Field(
+        default_factory=dict, description="named selectors the table's target column may use"
+    )
+    moves: list[Move] = Field(default_factory=list, description="moves on dates, inline")
+
+    @model_validator(mode="after")
+    def _on_trading_days(self) -> Self:
+        named = [("start", self.start)] + ([("end", self.end)] if self.end else [])
+        named += [(f"moves.{i}.date", m.date) for i, m in enumerate(self.moves)]
+        for where, day in named:
+            try:
+                open_ = dates.is_trading_day(self.calendar, day)
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from exc
+            if not open_:
+                raise ValueError(f"{where}: {day} is not a trading day on {self.calendar}")
+            if day < self.start:
+                raise ValueError(f"{where}: {day} is before the start, {self.start}")
+        return self
+
+
+class Schedule(BaseModel):
+    """A path resolved: its trading days in order (day ``d`` is ``days[d]``) and the shocks
+    of each day that has any."""
+
+    model_config = MODEL_CONFIG
+
+    calendar: dates.Calendar
+    days: list[dt.date]
+    shocks: dict[int, list[Shock]]
+
+
+def schedule(path: MarketPath, folder: Path | None) -> Schedule:
+    """The path's days and each day's shocks, its table read from ``folder`` (the scenario
+    file's; the working directory for a scenario given as an object)."""
+    moves = list(path.moves)
+    if path.file is not None:
+        moves += read_moves(Path(folder or ".") / path.file, path)
+    last = max([m.date for m in moves] + [path.end or path.start])
+    days = dates.trading_days(path.calendar, path.start, last)
+    index = {day: d for d, day in enumerate(days)}
+    shocks: dict[int, list[Shock]] = defaultdict(list)
+    for move in moves:
+        shocks[index[move.date]].append(Shock(**move.model_dump(exclude={"date"})))
+    return Schedule(calendar=path.calendar, days=days, shocks=dict(shocks))
+
+
+def read_moves(source: Path, path: MarketPath) -> list[Move]:
+    """The moves of a path table, in its order (a date's moves on one target are one
+    :class:`Move`); every problem names the file, its row and field."""
+    label = str(source)
+    rows = read_rows(source, COLUMNS, label)
+    parsed = rows.with_columns(
+        day=pl.col("date").str.strip_chars().str.to_date("%Y-%m-%d", strict=False),
+        number=pl.col("value").str.strip_chars().cast(pl.Float64, strict=False),
+        field=pl.col("field").str.strip_chars(),
+        target=pl.col("target").str.strip_chars(),
+    )
+    dated = parsed["day"].drop_nulls()
+    last = max(dated.max() or path.start, path.start)
+    try:
+        open_ = pl.Series(dates.trading_days(path.calendar, path.start, last), dtype=pl.Date)
+    except ValueError as exc:  # a date outside the calendars' years
+        raise InputError([Problem(label, str(exc), field="date")]) from exc
+    checks = [
+        (pl.col("day").is_null(), "date", "expected a date as YYYY-MM-DD"),
+        (
+            pl.col("day").is_not_null() & ~pl.col("day").is_in(open_.implode()),
+            "date",
+            f"not a trading day on {path.calendar} from the start, {path.start}",
+        ),
+        (pl.col("target").fill_null("") == "", "target", "a target is required"),
+        (
+            ~pl.col("field").is_in(FIELDS).fill_null(False),
+            "field",
+            f"expected one of {', '.join(FIELDS)}",
+        ),
+        (~pl.col("number").is_finite().fill_null(False), "value", "expected a finite number"),
+        (
+            pl.struct("day", "target", "field").is_duplicated() & pl.col("day").is_not_null(),
+            "field",
+            "given twice for this date and target",
+        ),
+    ]
+    problems = [
+        Problem(label, message, line, field)
+        for bad, field, message in checks
+        for (line,) in parsed.filter(bad).select("line").iter_rows()
+    ]
+    if problems:
+        raise InputError(sorted(problems, key=lambda p: (p.row or 0, p.field or "")))
+    moves = []
+    groups = parsed.group_by("day", "target", maintain_order=True).agg("field", "number", "line")
+    for day, target, fields, numbers, lines in groups.iter_rows():
+        select = path.targets.get(target) or Selector(asset_ids=[target])
+        values: dict[str, Any] = dict(zip(fields, numbers, strict=True))
+        try:
+            moves.append(Move(date=day, select=select, **values))
+        except ValidationError as exc:
+            at = dict(zip(fields, lines, strict=True))
+            for p in validation_problems(exc, label):
+                field = (p.field or "").split(".")[0]
+                problems.append(Problem(label, p.message, at.get(field, lines[0]), field))
+    if problems:
+        raise InputError(problems)
+    return moves
+
+
+def with_dates(frame: pl.DataFrame, calendar: dates.Calendar, start: dt.date) -> pl.DataFrame:
+    """``frame`` with ``date`` after its ``day`` column: day ``d`` is the ``d``-th trading day
+    after ``start`` (days past a path's last date included)."""
+    if "day" not in frame.columns:
+        return frame
+    days = day_dates(calendar, start, int(frame["day"].max() or 0))
+    schema = {"day": frame.schema["day"], "date": pl.Date}
+    table = pl.DataFrame({"day": range(len(days)), "date": days}, schema=schema)
+    at = frame.columns.index("day") + 1
+    out = frame.join(table, on="day", how="left", maintain_order="left")
+    return out.select(*frame.columns[:at], "date", *frame.columns[at:])
+
+
+def day_dates(calendar: dates.Calendar, start: dt.date, last: int) -> list[dt.date]:
+    """The dates of days ``0 … last`` of an episode that starts on ``start``."""
+    return dates.trading_days(calendar, start, dates.nth_trading_day(calendar, start, last))
