@@ -117,6 +117,8 @@ def run(
                 progress=progress,
                 moves=ready.moves,
                 last_path_day=len(dated.days) - 1 if dated else 0,
+                estimators=ready.estimators,
+                estimates=ready.estimates,
             )
             result = _cascade_round(chain, cache.compiled, days=spec.days is not None)
         else:

@@ -21,6 +21,7 @@ from scipy import sparse
 from estimator import keys, risk
 from estimator.errors import RunError
 from rules import STATE_COLUMNS, Book
+from rules.estimators import scale_column
 
 _X = pl.col("exposure")
 _PRICING = ["price", "multiplier"]
@@ -34,7 +35,23 @@ def model_columns(assets: pl.DataFrame) -> list[str]:
         "duration",
         risk.SPECIFIC,
         *risk.factor_columns(assets),
+        *(scale_column(k) for k in estimate_keys(assets)),
     ]
+
+
+def estimate_keys(frame: pl.DataFrame) -> list[str]:
+    """The volatility estimates whose per-asset scales ``σ̂_i/σ_i`` ``frame`` carries
+    (``vol_scale@{key}``, :mod:`estimator.realised`): each gets its ``risk@{key}`` column."""
+    return [c.split("@", 1)[1] for c in frame.columns if c.startswith("vol_scale@")]
+
+
+def risk_column_of(key: str) -> str:
+    """The book column of the portfolio volatility under the estimate ``key``."""
+    return f"{Book.RISK}@{key}"
+
+
+def _estimate_names(gcols: list[str], keys_: list[str]) -> list[str]:
+    return [f"_fe_{g}@{k}" for k in keys_ for g in gcols] + [f"_specific_var@{k}" for k in keys_]
 
 
 def position_frame(
@@ -116,6 +133,17 @@ def _rows_sums(pos: pl.DataFrame, gcols: list[str]) -> pl.DataFrame:
         _X.abs().filter(free & ~rated).sum().alias(Book.INITIAL_FREE_UNRATED),
         ((pl.col(risk.SPECIFIC) * _X) ** 2).sum().alias("_specific_var"),
         *[(_X * pl.col(g)).sum().alias(f"_fe_{g}") for g in gcols],
+        *[
+            (_X * pl.col(g) * pl.col(scale_column(k))).sum().alias(f"_fe_{g}@{k}")
+            for k in estimate_keys(pos)
+            for g in gcols
+        ],
+        *[
+            ((pl.col(risk.SPECIFIC) * _X * pl.col(scale_column(k))) ** 2)
+            .sum()
+            .alias(f"_specific_var@{k}")
+            for k in estimate_keys(pos)
+        ],
     )
     position_value = pl.col(Book.CASH_EXPOSURE).alias("position_value")  # Σ x·c, the same sum
     return sums.select("holder_id", position_value, pl.exclude("holder_id"))
@@ -207,6 +235,12 @@ def _sparse_sums(
         "s2": pl.col(risk.SPECIFIC) ** 2,
         "one": pl.lit(1.0),
     }
+    estimates = estimate_keys(assets)  # the factor rows rescaled to each estimate's vols
+    for k in estimates:
+        scale = pl.col(scale_column(k))
+        vectors |= {f"{g}@{k}": pl.col(g) * scale for g in gcols}
+        vectors[f"s2@{k}"] = (pl.col(risk.SPECIFIC) * scale) ** 2
+    scaled = [f"{g}@{k}" for k in estimates for g in gcols]
     at = per_asset(assets, **vectors)  # row i: the asset with code i
     col = {name: at[:, j] for j, name in enumerate(vectors)}
     pattern = pattern or Pattern(pos)
@@ -216,10 +250,10 @@ def _sparse_sums(
     def product(data: str, names: list[str]) -> np.ndarray:
         return pattern.times(rows[data], np.column_stack([col[n] for n in names]))
 
-    with_sign = product("x", ["c", "dur", *gcols])  # X c, X D, X G
+    with_sign = product("x", ["c", "dur", *gcols, *scaled])  # X c, X D, X G, X (S G)
     # |X| 1, |X| m̃, |X| ν, and the same for initial rates: |X| ι̃, |X| φ, |X| (m̃∘φ), |X| (ν∘φ)
     gross = product("abs", ["one", "m", "nu", "iota", "free", "m_free", "nu_free"])
-    specific = product("sq", ["s2"])  # (X∘X) s²
+    specific = product("sq", ["s2", *(f"s2@{k}" for k in estimates)])  # (X∘X) s², (X∘X) (S s)²
     long_cash = product("long", ["c"])  # max(X, 0) c
     return pl.DataFrame(
         {
@@ -237,6 +271,8 @@ def _sparse_sums(
             Book.INITIAL_FREE_UNRATED: gross[:, 6],
             "_specific_var": specific[:, 0],
             **{f"_fe_{g}": with_sign[:, 2 + j] for j, g in enumerate(gcols)},
+            **{f"_fe_{name}": with_sign[:, 2 + len(gcols) + j] for j, name in enumerate(scaled)},
+            **{f"_specific_var@{k}": specific[:, 1 + j] for j, k in enumerate(estimates)},
         }
     )
 
@@ -296,11 +332,20 @@ def holder_book(
         "_specific_var",
         *[f"_fe_{g}" for g in gcols],
     ]
+    estimates = estimate_keys(pos if assets is None else assets)
+    extra = _estimate_names(gcols, estimates)
+
+    def estimated(k: str) -> pl.Expr:
+        """``σ̂(x)`` under the estimate ``k``: the factor rows rescaled (:mod:`rules.estimators`)."""
+        factors = pl.sum_horizontal([pl.col(f"_fe_{g}@{k}") ** 2 for g in gcols]) if gcols else 0.0
+        return (factors + pl.col(f"_specific_var@{k}")).sqrt().alias(risk_column_of(k))
+
     book = (
         with_defaults(holders)
         .join(sums, on="holder_id", how="left")
-        .with_columns(pl.col(filled).fill_null(0.0))
-        .with_columns(**{Book.RISK: (factor_var + pl.col("_specific_var")).sqrt()})
-        .drop("_specific_var", *[f"_fe_{g}" for g in gcols])
+        .with_columns(pl.col([*filled, *extra]).fill_null(0.0))
+        .with_columns((factor_var + pl.col("_specific_var")).sqrt().alias(Book.RISK))
+        .with_columns(estimated(k) for k in estimates)
+        .drop("_specific_var", *[f"_fe_{g}" for g in gcols], *extra)
     )
     return restate(book).sort("holder_id")

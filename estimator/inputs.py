@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from estimator import book as bk
-from estimator import precheck, stack
+from estimator import precheck, realised, stack
 from estimator.bounds import finite_problem
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.finite import non_finite
@@ -212,19 +212,33 @@ class Prepared:
     holders: pl.DataFrame
     schedule: Schedule | None = None
     moves: dict[int, pl.DataFrame] = field(default_factory=dict)
+    #: The volatility estimators the rules read, by key, and their state per asset after day
+    #: 0's return (:mod:`estimator.realised`; ``shocked`` carries their scales).
+    estimators: dict[str, realised.Estimate] = field(default_factory=dict)
+    estimates: pl.DataFrame | None = None
 
 
 def prepare_run(
     spec: Scenario, spec_path: Path | None, market: Market, label: str, warnings: InputWarnings
 ) -> Prepared:
     """:func:`prepare`, with a dated path's day-0 moves among the shocks and its later days'
-    moves worked out (its table read relative to the scenario file)."""
-    if spec.path is None:
-        return Prepared(*prepare(spec, market, label, warnings))
-    dated = schedule(spec.path, spec_path.parent if spec_path is not None else None)
-    opening = [*spec.shocks, *dated.shocks.get(0, [])]  # day 0's moves join the shocks
-    shocked, holders = prepare(spec.model_copy(update={"shocks": opening}), market, label, warnings)
-    return Prepared(shocked, holders, dated, day_moves(shocked, dated, label, warnings))
+    moves worked out (its table read relative to the scenario file), and the volatility
+    estimates the rules read after day 0's return."""
+    dated, opening = None, spec
+    if spec.path is not None:
+        dated = schedule(spec.path, spec_path.parent if spec_path is not None else None)
+        moved = [*spec.shocks, *dated.shocks.get(0, [])]  # day 0's moves join the shocks
+        opening = spec.model_copy(update={"shocks": moved})
+    shocked, holders = prepare(opening, market, label, warnings)
+    moves = day_moves(shocked, dated, label, warnings) if dated is not None else {}
+    wanted = realised.estimators(r for m in market.mandates.values() for r in m.rules)
+    if not wanted:
+        return Prepared(shocked, holders, dated, moves)
+    state = realised.update(realised.start(shocked, wanted), wanted)
+    kept = realised.state_columns(state)
+    return Prepared(
+        state.drop(kept), holders, dated, moves, wanted, state.select("asset_id", *kept)
+    )
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,12 @@ class Mandate(BaseModel):
         dupes = repeated(r.kind for r in self.rules)
         if dupes:
             raise ValueError(f"at most one rule of each kind per mandate; repeated: {dupes}")
+        risk_keys = {r.risk_key for r in self.rules if r.kind in ("vol_target", "var_limit")}
+        if len(risk_keys) > 1:  # one solve reads one risk model
+            raise ValueError(
+                "vol_target and var_limit in one mandate estimate volatility the same way: "
+                f"give them the same estimator (got {sorted(map(str, risk_keys))})"
+            )
         if Cure.CAPITAL_CALL in self.cure and self.capital_call is None:
             raise ValueError("`cure` lists capital_call: add a [capital_call] table (limit, …)")
         if self.capital_call is not None and Cure.CAPITAL_CALL not in self.cure:

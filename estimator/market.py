@@ -34,6 +34,7 @@ from estimator.errors import InputError, InputWarnings, Problem
 from estimator.mandates import Mandate, load_mandates
 from estimator.tables import TableSource, load_covariance, load_table
 from estimator.toml_files import load_toml
+from rules.estimators import scale_column
 
 
 class RiskModelFiles(BaseModel):
@@ -248,6 +249,10 @@ def build_market(
                 field="vol",
             )
         )
+    # a rule that estimates volatility reads its own risk column: before any return the
+    # estimate is the model's (scale 1; estimator.realised updates it)
+    estimates = sorted({r.risk_key for m in mandates.values() for r in m.rules if r.risk_key})
+    assets = assets.with_columns(pl.lit(1.0).alias(scale_column(k)) for k in estimates)
     return Market(
         assets=assets.drop(contracts.LINE).sort("asset_id"),
         holders=holders.drop(contracts.LINE).sort("holder_id"),

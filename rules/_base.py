@@ -297,6 +297,12 @@ class RuleBase(BaseModel):
         """Rules with the same key compile to the same constraint structure."""
         return self.kind
 
+    @property
+    def risk_key(self) -> str | None:
+        """The volatility estimate the rule's risk reads (:mod:`rules.estimators`), or None:
+        the risk model as it stands."""
+        return None
+
     def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
         """The rule as named cvxpy constraints on ``p.x_plus``/``p.u``, parameters from ``p``.
 

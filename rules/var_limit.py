@@ -27,8 +27,9 @@ import polars as pl
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from rules._base import Level, RuleBase
-from rules._exprs import RISK, E, ratio_or_inf, risk_norm
+from rules._exprs import E, ratio_or_inf, risk_norm
 from rules._space import ProblemSpace
+from rules.estimators import Estimator, risk_column
 
 if TYPE_CHECKING:
     import cvxpy as cp
@@ -43,6 +44,21 @@ class VarLimit(RuleBase):
     )
 
     kind: Literal["var_limit"] = "var_limit"
+    estimator: Estimator | None = Field(
+        None,
+        description="how volatility is estimated: the risk model as it stands (default), or "
+        "realised over a lookback, an EWMA or the max of two windows (rules/estimators.py)",
+    )
+
+    @property
+    def risk_key(self) -> str | None:
+        return None if self.estimator is None else self.estimator.key
+
+    @property
+    def _risk(self) -> pl.Expr:
+        """``σ(x)``: the risk model's, or the estimator's (``risk@{key}``)."""
+        return pl.col(risk_column(self.estimator))
+
     limit: PositiveFloat = Field(le=10, description="λ: VaR limit as a share of equity, e.g. 0.02")
     confidence: float = Field(0.99, gt=0.5, lt=1, description="α: one-sided confidence level")
     horizon_days: PositiveInt = Field(1, le=1_000, description="h: holding period in trading days")
@@ -74,18 +90,18 @@ class VarLimit(RuleBase):
         return self.restore if self.restore is not None else self.limit
 
     def lhs(self) -> pl.Expr:
-        return RISK
+        return self._risk
 
     def bound(self, level: Level) -> pl.Expr:
         """The bound on σ in currency: ``λ·E / k``."""
         return self._share(level) * E / self.var_per_vol
 
     def fraction(self, level: Level) -> pl.Expr:
-        return ratio_or_inf(self.bound(level), RISK)
+        return ratio_or_inf(self.bound(level), self._risk)
 
     def metric(self) -> pl.Expr:
         """VaR as a share of equity ``VaR(x) / E``; null when ``E ≤ 0``."""
-        return pl.when(E > 0).then(self.var_per_vol * RISK / E)
+        return pl.when(E > 0).then(self.var_per_vol * self._risk / E)
 
     def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
         bound = p.param(self.bound_name, nonneg=True)

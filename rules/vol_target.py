@@ -20,8 +20,9 @@ import polars as pl
 from pydantic import Field, PositiveFloat
 
 from rules._base import Level, RuleBase, exceeds
-from rules._exprs import RISK, E, G, gross, ratio_or_inf, risk_norm
+from rules._exprs import E, G, gross, ratio_or_inf, risk_norm
 from rules._space import ProblemSpace
+from rules.estimators import Estimator, risk_column
 
 if TYPE_CHECKING:
     import cvxpy as cp
@@ -39,6 +40,21 @@ class VolTarget(RuleBase):
     flow = "systematic"
 
     kind: Literal["vol_target"] = "vol_target"
+    estimator: Estimator | None = Field(
+        None,
+        description="how volatility is estimated: the risk model as it stands (default), or "
+        "realised over a lookback, an EWMA or the max of two windows (rules/estimators.py)",
+    )
+
+    @property
+    def risk_key(self) -> str | None:
+        return None if self.estimator is None else self.estimator.key
+
+    @property
+    def _risk(self) -> pl.Expr:
+        """``σ(x)``: the risk model's, or the estimator's (``risk@{key}``)."""
+        return pl.col(risk_column(self.estimator))
+
     target: PositiveFloat = Field(
         le=10, description="τ: target annualised volatility of equity, e.g. 0.10"
     )
@@ -62,7 +78,7 @@ class VolTarget(RuleBase):
         return self.target * (1 + self.tolerance) if level is Level.TRIGGER else self.target
 
     def lhs(self) -> pl.Expr:
-        return RISK
+        return self._risk
 
     def bound(self, level: Level) -> pl.Expr:
         return self._level_target(level) * E
@@ -71,21 +87,21 @@ class VolTarget(RuleBase):
         return self.gross_cap * E if self.gross_cap is not None else pl.lit(float("inf"))
 
     def breach(self, level: Level) -> pl.Expr:
-        return pl.max_horizontal(RISK - self.bound(level), G - self._gross_bound(), 0.0)
+        return pl.max_horizontal(self._risk - self.bound(level), G - self._gross_bound(), 0.0)
 
     def fraction(self, level: Level) -> pl.Expr:
         return pl.min_horizontal(
-            ratio_or_inf(self.bound(level), RISK), ratio_or_inf(self._gross_bound(), G)
+            ratio_or_inf(self.bound(level), self._risk), ratio_or_inf(self._gross_bound(), G)
         )
 
     def triggered_up(self) -> pl.Expr:
         if not self.relever:
             return pl.lit(False)
-        return (RISK > 0) & exceeds(self.target * (1 - self.tolerance) * E - RISK)
+        return (self._risk > 0) & exceeds(self.target * (1 - self.tolerance) * E - self._risk)
 
     def metric(self) -> pl.Expr:
         """Volatility of equity ``σ(x) / E``; null when ``E ≤ 0``."""
-        return pl.when(E > 0).then(RISK / E)
+        return pl.when(E > 0).then(self._risk / E)
 
     def holder_inputs(self, level: Level) -> dict[str, pl.Expr]:
         inputs = {self.bound_name: self.bound(level)}

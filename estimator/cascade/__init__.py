@@ -38,7 +38,7 @@ from dataclasses import replace
 
 import polars as pl
 
-from estimator import indices, keys
+from estimator import indices, keys, realised
 from estimator.cascade import episode as ep
 from estimator.cascade.result import DAY, ROUND, CascadeResult, decoded
 from estimator.days import Days
@@ -67,6 +67,8 @@ def cascade(
     progress: Callable[[int, int], None] | None = None,
     moves: dict[int, pl.DataFrame] | None = None,
     last_path_day: int = 0,
+    estimators: dict[str, realised.Estimate] | None = None,
+    estimates: pl.DataFrame | None = None,
 ) -> CascadeResult:
     """Run rounds until no holder is forced (see the module docstring). ``assets`` are the
     shocked assets (their ``price`` is ``P₀``), ``holders`` and ``positions`` the books as
@@ -80,7 +82,9 @@ def cascade(
     default the positions carry ids and are coded here. ``progress``, if given, is called
     after every round with the rounds run so far and the day. ``moves``: a dated path's moves
     by day (:func:`estimator.shocks.day_moves`), applied at each day's open; the episode runs
-    through ``last_path_day`` at least."""
+    through ``last_path_day`` at least. ``estimators`` and ``estimates``: the volatility
+    estimators the rules read and their state after day 0 (:mod:`estimator.realised`), updated
+    at each later day's open."""
     if codes is None:  # the rounds work on integer keys throughout
         codes = keys.Keys.of(holders, assets)
         positions = codes.encode(positions)
@@ -88,6 +92,8 @@ def cascade(
     params = codes.encode(impact.parameters(assets))  # selectors read ids
     assets, holders = (codes.encode(f) for f in (assets, holders))
     market = assets.join(params, on="asset_id")
+    if estimates is not None:
+        market = market.join(codes.encode(estimates), on="asset_id", how="left")
     setting = ep.setting(
         market,
         holders,
@@ -103,6 +109,7 @@ def cascade(
         setting,
         moves={d: codes.encode(m) for d, m in (moves or {}).items()},
         last_path_day=last_path_day,
+        estimators=estimators or {},
     )
     state = ep.start(market, holders, positions, setting)
     max_rounds = max_rounds or impact.max_rounds

@@ -12,7 +12,7 @@ from enum import Enum
 
 import polars as pl
 
-from estimator import attribution, balance, keys
+from estimator import attribution, balance, keys, realised
 from estimator import book as bk
 from estimator.cascade import losses as ls
 from estimator.cascade import prices
@@ -63,6 +63,8 @@ class Setting:
     #: day: the episode runs at least that far.
     moves: dict[int, pl.DataFrame] = field(default_factory=dict)
     last_path_day: int = 0
+    #: The volatility estimators the rules read, by key (:mod:`estimator.realised`).
+    estimators: dict[str, realised.Estimate] = field(default_factory=dict)
 
     @property
     def index_moves(self) -> list[str]:
@@ -145,19 +147,22 @@ def start(
 
 def books(state: State, setting: Setting) -> pl.DataFrame:
     """The holders as the next round sees them: on a day clock, those part-way through a
-    forced sale are committed to finish it (to the restore level, even back inside the
-    trigger)."""
+    forced sale — up to its deadline — are committed to finish it (to the restore level, even
+    back inside the trigger); after it a holder is held to its trigger again."""
     if setting.days is None:
         return state.holders
-    started = state.pacing.schedule["holder_id"].implode()
+    under_way = state.pacing.schedule.filter(pl.col("deadline") >= state.clock.day)
+    started = under_way["holder_id"].implode()
     return state.holders.with_columns(pl.col("holder_id").is_in(started).alias(COMMITTED))
 
 
 def dawn(state: State, setting: Setting, day: int) -> State:
-    """Start ``day``: the path's moves of the day, if any, at the open; index changes effective
-    today are traded today."""
+    """Start ``day``: the path's moves of the day, if any, at the open; the volatility
+    estimates take the day's return; index changes effective today are traded today."""
     if day in setting.moves:
         state = _open(state, setting.moves[day])
+    if day > 0 and setting.estimators:  # the day's return enters the estimates
+        state = replace(state, market=realised.update(state.market, setting.estimators))
     market = state.market.with_columns(
         pl.col(f"{c}@").alias(c) if setting.index_days[c] == day else pl.lit(0.0).alias(c)
         for c in setting.index_moves

@@ -23,6 +23,7 @@ from estimator.rounds.decide import decide
 from estimator.rounds.frames import asset_reads, position_rules, with_asset_columns
 from estimator.solve import Job, Outcome, ProblemCache
 from rules import HALF_SPREAD_BPS, Book, Level, RuleColumns, Vec
+from rules.estimators import scale_column
 
 #: Trading days a year: ``σ_d = σ / √252``.
 TRADING_DAYS = 252
@@ -77,9 +78,13 @@ def batch(
     the round, cures applied), ``pos_m`` their position rows; every rule enters at its level
     (restore where it acted, trigger otherwise)."""
     gcols = risk.factor_columns(assets)
+    key = next((r.risk_key for r in mandate.rules if r.risk_key is not None), None)
+    scales = [] if key is None else [scale_column(key)]  # the rows of a volatility estimate
     pos_m = with_asset_columns(
-        pos_m, assets, ["adv", "vol", "half_spread_bps", risk.SPECIFIC, *gcols]
+        pos_m, assets, ["adv", "vol", "half_spread_bps", risk.SPECIFIC, *gcols, *scales]
     )
+    if key is not None:
+        pos_m = pos_m.with_columns(pl.col(risk.SPECIFIC, *gcols) * pl.col(scale_column(key)))
     scalar_names = sorted({n for r in mandate.rules for n in r.holder_inputs(Level.RESTORE)})
     levels = {}
     for r in mandate.rules:

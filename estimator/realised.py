@@ -1,0 +1,116 @@
+"""Realised volatility over an episode, as the funds' own estimators see it
+(:mod:`rules.estimators` has the definitions and conventions).
+
+Per asset the market carries each estimator's state: for each lookback window ``N`` the last
+``N`` squared daily returns (``r2@{N}``, a list), for each EWMA its variance (``var@{key}``),
+and for a lagged estimate the last ``L + 1`` estimates (``hist@{key}``). The state starts at
+the asset's volatility before the scenario ``σ₀`` (every squared return ``σ₀²/252``: a calm
+window at the model's level — an assumption where no series of the days before is shipped) and
+takes one return a day: day 0's is the scenario's own move (``P/P_pre − 1``, the shocks and
+day 0's path moves), a later day's the move from the price at the last update to the price at
+the day's open (the day before's trading and its overnight decay, and the day's path move).
+After each update every estimate ``σ̂_i`` gives the asset's scale ``σ̂_i/σ_i``
+(``vol_scale@{key}``; 0 where the model's ``σ_i`` is 0), from which the book sums each
+estimate's portfolio volatility (:func:`estimator.book.holder_book`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import polars as pl
+
+from rules import RuleBase
+from rules.estimators import Ewma, Lookback, MaxOfWindows, scale_column
+
+Estimate = Lookback | Ewma | MaxOfWindows
+#: Trading days a year: daily variance × 252 is annual.
+YEAR = 252
+#: The price each update measures the next return from.
+REFERENCE = "price_estimated"
+
+
+def estimators(rules: Iterable[RuleBase]) -> dict[str, Estimate]:
+    """The distinct estimators ``rules`` read, by key."""
+    out: dict[str, Estimate] = {}
+    for rule in rules:
+        found = getattr(rule, "estimator", None)
+        if found is not None:
+            out[found.key] = found
+    return dict(sorted(out.items()))
+
+
+def start(assets: pl.DataFrame, wanted: Mapping[str, Estimate]) -> pl.DataFrame:
+    """``assets`` (with ``vol_pre`` and ``price_pre``: before the scenario) with every
+    estimator's state at ``σ₀ = vol_pre``, before day 0's return."""
+    daily = pl.col("vol_pre") ** 2 / YEAR
+    windows = sorted({n for e in wanted.values() for n in e.windows})
+    ewmas = [e for e in wanted.values() if isinstance(e, Ewma)]
+    lagged = [e for e in wanted.values() if e.lag_days]
+    return assets.with_columns(
+        *(pl.concat_list([daily] * n).alias(f"r2@{n}") for n in windows),
+        *(daily.alias(f"var@{e.key}") for e in ewmas),
+        *(
+            pl.concat_list([pl.col("vol_pre")] * (e.lag_days + 1)).alias(f"hist@{e.key}")
+            for e in lagged
+        ),
+        pl.col("price_pre").alias(REFERENCE),
+    )
+
+
+def update(market: pl.DataFrame, wanted: Mapping[str, Estimate]) -> pl.DataFrame:
+    """The state after one day's return ``r = P/P_ref − 1`` (``P_ref`` the price at the last
+    update), and every estimate's scale column."""
+    r2 = (pl.col("price") / pl.col(REFERENCE) - 1) ** 2
+    windows = sorted({n for e in wanted.values() for n in e.windows})
+    ewmas = [e for e in wanted.values() if isinstance(e, Ewma)]
+    market = market.with_columns(
+        *(
+            pl.concat_list([pl.col(f"r2@{n}").list.slice(1, n - 1), r2]).alias(f"r2@{n}")
+            for n in windows
+        ),
+        *(
+            (e.decay * pl.col(f"var@{e.key}") + (1 - e.decay) * r2).alias(f"var@{e.key}")
+            for e in ewmas
+        ),
+        pl.col("price").alias(REFERENCE),
+    )
+    estimates = {k: _estimate(e) for k, e in wanted.items()}
+    lagged = [(k, e) for k, e in wanted.items() if e.lag_days]
+    market = market.with_columns(
+        pl.concat_list([pl.col(f"hist@{k}").list.slice(1, e.lag_days), estimates[k]]).alias(
+            f"hist@{k}"
+        )
+        for k, e in lagged
+    )
+    read = {
+        k: pl.col(f"hist@{k}").list.first() if e.lag_days else estimates[k]
+        for k, e in wanted.items()
+    }
+    model = pl.col("vol")
+    return market.with_columns(
+        pl.when(model > 0).then(sigma / model).otherwise(0.0).alias(scale_column(k))
+        for k, sigma in read.items()
+    )
+
+
+def _estimate(e: Estimate) -> pl.Expr:
+    """``σ̂`` of one asset under ``e`` from the state (:mod:`rules.estimators`)."""
+
+    def lookback(n: int) -> pl.Expr:
+        return (pl.col(f"r2@{n}").list.sum() * (YEAR / n)).sqrt()
+
+    if isinstance(e, Lookback):
+        return lookback(e.days)
+    if isinstance(e, MaxOfWindows):
+        return pl.max_horizontal(lookback(e.short), lookback(e.long))
+    return (pl.col(f"var@{e.key}") * YEAR).sqrt()
+
+
+def state_columns(frame: pl.DataFrame) -> list[str]:
+    """The columns of ``frame`` that hold estimators' state (not read by the rules)."""
+    prefixes = ("r2@", "var@", "hist@")
+    return [c for c in frame.columns if c.startswith(prefixes) or c == REFERENCE]
+
+
+__all__ = ["YEAR", "estimators", "start", "state_columns", "update"]
