@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -25,6 +26,7 @@ from estimator.mandates import Execution
 from estimator.manifest import Parameters, package_version
 from estimator.market import Market
 from estimator.outcome import HOLDER_COLUMNS, Computed, RunResult, assemble
+from estimator.path import Schedule, day_dates
 from estimator.rounds import RoundResult, evaluate_round
 from estimator.scenario import Scenario
 from estimator.solve import DEFAULT_SOLVER, PARALLEL_MIN_PER_WORKER, ProblemCache
@@ -112,13 +114,14 @@ def run(
                 cache=cache,
                 lender_losses=spec.lender_losses,
                 days=spec.days,
-                index_days=spec.index_days,
+                index_days=ready.index_days,
                 codes=codes,
                 progress=progress,
                 moves=ready.moves,
                 last_path_day=len(dated.days) - 1 if dated else 0,
                 estimators=ready.estimators,
                 estimates=ready.estimates,
+                day_dates=_day_dates(dated, spec),
             )
             result = _cascade_round(chain, cache.compiled, days=spec.days is not None)
         else:
@@ -168,6 +171,14 @@ def run(
     )
     found = {"chain": chain, "fixed": fixed, "first_order": first_order, "schedule": dated}
     return assemble(replace(computed, **found))
+
+
+def _day_dates(dated: Schedule | None, spec: Scenario) -> list[dt.date] | None:
+    """The dates of every day a dated episode may reach, and the next."""
+    if dated is None or spec.days is None:
+        return None
+    last = max(spec.days.max_days, len(dated.days))
+    return day_dates(dated.calendar, dated.days[0], last)
 
 
 def _equilibrium(

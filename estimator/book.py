@@ -282,12 +282,15 @@ def _sparse_sums(
 ACCOUNTS = "accounts"
 
 #: Holder columns with their value when a holder lacks them: every rule's state before a
-#: scenario (:data:`rules.STATE_COLUMNS`), one account and no holder shock.
+#: scenario (:data:`rules.STATE_COLUMNS`), one account, no holder shock, and a rebalancing day
+#: of every calendar (a dated path sets the day's own).
 HOLDER_DEFAULTS: dict[str, float] = STATE_COLUMNS | {
     ACCOUNTS: 1.0,
     Book.REDEMPTION_SHOCK: 0.0,
     Book.MARGIN_MULTIPLIER: 1.0,
     Book.CAPITAL_CALLED: 0.0,
+    Book.MONTH_END: 1.0,  # a day without a date is a rebalancing day
+    Book.QUARTER_END: 1.0,
 }
 
 

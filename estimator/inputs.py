@@ -216,6 +216,8 @@ class Prepared:
     #: 0's return (:mod:`estimator.realised`; ``shocked`` carries their scales).
     estimators: dict[str, realised.Estimate] = field(default_factory=dict)
     estimates: pl.DataFrame | None = None
+    #: The day each index's changes trade (:attr:`Scenario.index_days`, dated ones resolved).
+    index_days: dict[str, int] = field(default_factory=dict)
 
 
 def prepare_run(
@@ -228,17 +230,18 @@ def prepare_run(
     if spec.path is not None:
         dated = schedule(spec.path, spec_path.parent if spec_path is not None else None)
         moved = [*spec.shocks, *dated.shocks.get(0, [])]  # day 0's moves join the shocks
-        opening = spec.model_copy(update={"shocks": moved})
+        changes = spec.dated_changes()  # dated index changes on their trading day
+        opening = spec.model_copy(update={"shocks": moved, "index_changes": changes})
     shocked, holders = prepare(opening, market, label, warnings)
     moves = day_moves(shocked, dated, label, warnings) if dated is not None else {}
+    days = opening.index_days
     wanted = realised.estimators(r for m in market.mandates.values() for r in m.rules)
     if not wanted:
-        return Prepared(shocked, holders, dated, moves)
+        return Prepared(shocked, holders, dated, moves, index_days=days)
     state = realised.update(realised.start(shocked, wanted), wanted)
     kept = realised.state_columns(state)
-    return Prepared(
-        state.drop(kept), holders, dated, moves, wanted, state.select("asset_id", *kept)
-    )
+    estimates = state.select("asset_id", *kept)
+    return Prepared(state.drop(kept), holders, dated, moves, wanted, estimates, days)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from estimator.market import Market, sha256
 from estimator.path import Schedule, day_dates, with_dates
 from estimator.report import Format, canonical, write_reports
 from estimator.rounds import RoundResult
-from estimator.scenario import Scenario
+from estimator.scenario import IndexChange, Scenario
 from rules import Book, RuleColumns
 
 HOLDER_COLUMNS = [
@@ -244,7 +244,7 @@ def assemble(c: Computed) -> RunResult:
             trades=result.trades.height,
             compiled_problems=result.compiled_problems,
         ),
-        index_changes=[i.model_dump() for i in spec.index_changes],
+        index_changes=[_change(i) for i in spec.index_changes],
         statuses=dict(sorted(holders.group_by("status").len().iter_rows())),
         cures=mf.Cures(**cure_totals(holder_rounds, cures)),
         totals=mf.Totals(
@@ -353,6 +353,14 @@ def _timeline(chain: CascadeResult, assets: pl.DataFrame) -> pl.DataFrame:
         .drop("adv")
         .sort(DAY, "asset_id")
     )
+
+
+def _change(change: IndexChange) -> dict[str, object]:
+    """An index change as the manifest lists it (its date only where it has one)."""
+    out = change.model_dump(mode="json")
+    if change.effective_date is None:
+        del out["effective_date"]
+    return out
 
 
 def _day_stats(chain: CascadeResult) -> mf.DaySummary:

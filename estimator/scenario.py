@@ -15,6 +15,7 @@ member of one of the market's indices, effective on a day of the scenario
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -26,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from estimator import dates
 from estimator.bounds import (
     MAX_DAYS,
     MAX_RATE_CHANGE_BP,
@@ -59,6 +61,17 @@ class IndexChange(BaseModel):
     effective_day: int = Field(
         0, ge=0, le=MAX_DAYS, description="trading day the change takes effect"
     )
+    effective_date: dt.date | None = Field(
+        None,
+        description="on a dated path: the date the change takes effect; the index's funds trade "
+        "at the close of the trading day before it",
+    )
+
+    @model_validator(mode="after")
+    def _one_day(self) -> Self:
+        if self.effective_date is not None and self.effective_day:
+            raise ValueError("give effective_day or effective_date, not both")
+        return self
 
     @model_validator(mode="after")
     def _weight_given(self) -> Self:
@@ -302,6 +315,40 @@ class Scenario(BaseModel):
                 "days.permanent_share < 1 (temporary impact) needs impact.mode = 'cumulative'"
             )
         return self
+
+    @model_validator(mode="after")
+    def _dates_need_a_path(self) -> Self:
+        dated = [i for i, c in enumerate(self.index_changes) if c.effective_date is not None]
+        if dated and self.path is None:
+            raise ValueError(
+                f"index_changes.{dated[0]}.effective_date needs a dated path ([path] start = …)"
+            )
+        if self.path is not None:
+            for i in dated:
+                day = self.index_changes[i].effective_date
+                assert day is not None
+                if day <= self.path.start:
+                    raise ValueError(
+                        f"index_changes.{i}.effective_date {day} must be after the path's start, "
+                        f"{self.path.start}: its funds trade the trading day before"
+                    )
+        return self
+
+    def dated_changes(self) -> list[IndexChange]:
+        """The index changes with a date as the day they trade: the trading day before their
+        ``effective_date``, counted in trading days from the path's start."""
+        if self.path is None:
+            return list(self.index_changes)
+        out = []
+        for change in self.index_changes:
+            if change.effective_date is None:
+                out.append(change)
+                continue
+            before = change.effective_date - dt.timedelta(days=1)
+            days = dates.trading_days(self.path.calendar, self.path.start, before)
+            update = {"effective_day": len(days) - 1, "effective_date": None}
+            out.append(change.model_copy(update=update))
+        return out
 
     @model_validator(mode="after")
     def _published_ids_unique(self) -> Self:

@@ -66,6 +66,8 @@ class Book:
     MARGIN_MULTIPLIER = "margin_multiplier"  # the scenario's multiplier of margin (1: none)
     LIABILITIES = "liabilities"  # present value of the holder's liabilities (pensions)
     CAPITAL_CALLED = "capital_called"  # capital investors put in so far in the scenario
+    MONTH_END = "month_end"  # 1 on a month's last trading day (and on an undated day), else 0
+    QUARTER_END = "quarter_end"  # 1 on a quarter's last trading day (and on an undated day)
     #: Columns of the book before the scenario, added to the holders when a run prepares them.
     PRE = (
         LEVERAGE_PRE,

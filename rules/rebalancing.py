@@ -10,7 +10,10 @@ policy class c with target weight ``t_c`` and band ``b_c``::
 
     X_c = Σ_{i ∈ c} x_i,      deviation  δ_c = X_c − t_c·V
 
-* trigger: some class outside its band, ``|δ_c| > b_c·V``;
+* trigger: some class outside its band, ``|δ_c| > b_c·V`` — on any day (``calendar =
+  "breach"``), or only on the last trading day of a month or quarter (``"month_end"``,
+  ``"quarter_end"``: pensions and balanced funds rebalancing on their calendar; on a dated
+  path, :mod:`estimator.path`; a day without a date counts as a rebalancing day);
 * restore: every class inside its band. Classes outside it move to ``R_c = t_c·V`` (``restore =
   "target"``) or to the nearer band edge, ``R_c = clip(X_c, (t_c − b_c)V, (t_c + b_c)V)``
   (``"edge"``): class trade ``D_c = R_c − X_c``. Classes inside their band do not move, except
@@ -92,6 +95,11 @@ class RebalancingBand(PositionRule):
     restore: Literal["target", "edge"] = Field(
         "target", description="classes outside their band return to target or to the band edge"
     )
+    calendar: Literal["breach", "month_end", "quarter_end"] = Field(
+        "breach",
+        description="when a class out of band is rebalanced: on the day (breach), or on the "
+        "last trading day of the month or quarter (on a dated path; an undated day counts as one)",
+    )
 
     buys = True
     convex_levels = (Level.TRIGGER,)
@@ -170,7 +178,12 @@ class RebalancingBand(PositionRule):
         return pl.max_horizontal([*[self._excess(c) for c in self.classes], pl.lit(0.0)])
 
     def triggered(self) -> pl.Expr:
-        return pl.any_horizontal([self._out(c) for c in self.classes])
+        """Some class out of its band, on a rebalancing day of the rule's ``calendar``."""
+        out = pl.any_horizontal([self._out(c) for c in self.classes])
+        if self.calendar == "breach":
+            return out
+        day = Book.MONTH_END if self.calendar == "month_end" else Book.QUARTER_END
+        return out & (pl.col(day) > 0)
 
     def metric(self) -> pl.Expr:
         """Largest drift from policy, ``max_c |X_c/V − t_c|``."""

@@ -33,6 +33,8 @@ The package: :mod:`~estimator.cascade.episode` (the state and its steps), :mod:`
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -46,6 +48,7 @@ from estimator.impact import Impact
 from estimator.mandates import Execution, Mandate
 from estimator.rounds import evaluate_round
 from estimator.solve import ProblemCache
+from rules import Book
 
 __all__ = ["DAY", "ROUND", "CascadeResult", "cascade"]
 
@@ -69,6 +72,7 @@ def cascade(
     last_path_day: int = 0,
     estimators: dict[str, realised.Estimate] | None = None,
     estimates: pl.DataFrame | None = None,
+    day_dates: list[dt.date] | None = None,
 ) -> CascadeResult:
     """Run rounds until no holder is forced (see the module docstring). ``assets`` are the
     shocked assets (their ``price`` is ``P₀``), ``holders`` and ``positions`` the books as
@@ -84,7 +88,9 @@ def cascade(
     by day (:func:`estimator.shocks.day_moves`), applied at each day's open; the episode runs
     through ``last_path_day`` at least. ``estimators`` and ``estimates``: the volatility
     estimators the rules read and their state after day 0 (:mod:`estimator.realised`), updated
-    at each later day's open."""
+    at each later day's open. ``day_dates``: on a dated path, the date of every day the
+    episode may reach and the next, from which each day's calendar flags are set (a month's
+    or a quarter's last trading day: :func:`calendar_flags`)."""
     if codes is None:  # the rounds work on integer keys throughout
         codes = keys.Keys.of(holders, assets)
         positions = codes.encode(positions)
@@ -110,6 +116,7 @@ def cascade(
         moves={d: codes.encode(m) for d, m in (moves or {}).items()},
         last_path_day=last_path_day,
         estimators=estimators or {},
+        calendar=calendar_flags(day_dates) if day_dates else {},
     )
     state = ep.start(market, holders, positions, setting)
     max_rounds = max_rounds or impact.max_rounds
@@ -145,3 +152,16 @@ def cascade(
     while coded:  # a round's rows share its round and day: sorted by holder, asset
         trades.append(codes.decode(coded.pop(0), [keys.HOLDER, keys.ASSET]))
     return decoded(ep.report(state, setting, trades), codes, done={"trades"})
+
+
+def calendar_flags(days: list[dt.date]) -> dict[int, dict[str, float]]:
+    """Per day ``d`` (all but the last of ``days``, consecutive trading days): 1.0 where it is
+    the last trading day of its month (the next is in another month), and of its quarter."""
+    flags = {}
+    for d, (today, following) in enumerate(itertools.pairwise(days)):
+        month_end = following.month != today.month
+        flags[d] = {
+            Book.MONTH_END: float(month_end),
+            Book.QUARTER_END: float(month_end and today.month % 3 == 0),
+        }
+    return flags

@@ -65,6 +65,8 @@ class Setting:
     last_path_day: int = 0
     #: The volatility estimators the rules read, by key (:mod:`estimator.realised`).
     estimators: dict[str, realised.Estimate] = field(default_factory=dict)
+    #: On a dated path, each day's calendar flags (:data:`rules.Book.MONTH_END`, …) by day.
+    calendar: dict[int, dict[str, float]] = field(default_factory=dict)
 
     @property
     def index_moves(self) -> list[str]:
@@ -163,6 +165,10 @@ def dawn(state: State, setting: Setting, day: int) -> State:
         state = _open(state, setting.moves[day])
     if day > 0 and setting.estimators:  # the day's return enters the estimates
         state = replace(state, market=realised.update(state.market, setting.estimators))
+    if day in setting.calendar:  # a dated day: is it a month's or a quarter's last?
+        flags = setting.calendar[day]
+        holders = state.holders.with_columns(pl.lit(v).alias(k) for k, v in flags.items())
+        state = replace(state, holders=holders)
     market = state.market.with_columns(
         pl.col(f"{c}@").alias(c) if setting.index_days[c] == day else pl.lit(0.0).alias(c)
         for c in setting.index_moves

@@ -1,0 +1,128 @@
+"""Trading on a calendar over a dated path: rebalancing at month or quarter end, index changes
+at the close of the trading day before their effective date. Oracles: the exchange's calendar
+counted by hand, and a 60/40 rebalance worked out by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+from oracle_kit import asset_frame, holder_frame
+from pydantic import ValidationError
+
+import estimator
+from estimator.cascade import calendar_flags
+from estimator.mandates import Mandate
+from estimator.scenario import Scenario
+
+D = dt.date
+
+
+def test_month_and_quarter_ends_by_hand() -> None:
+    days = [
+        D(2020, 3, 30),
+        D(2020, 3, 31),
+        D(2020, 4, 1),
+        D(2020, 4, 29),
+        D(2020, 4, 30),
+        D(2020, 5, 1),
+    ]
+    flags = calendar_flags(days)
+    assert [f["month_end"] for f in flags.values()] == [0.0, 1.0, 0.0, 0.0, 1.0]
+    assert [f["quarter_end"] for f in flags.values()] == [0.0, 1.0, 0.0, 0.0, 0.0]
+
+
+def pension(calendar: str) -> estimator.Market:
+    """A 60/40 pension: 60 of equity, 40 of a government bond, bands ±5%."""
+    rule = {
+        "kind": "rebalancing_band",
+        "weights": {"equity": 0.6, "govt_bond": 0.4},
+        "calendar": calendar,
+    }
+    assets = asset_frame(
+        [
+            {"asset_id": "e", "price": 1.0},
+            {"asset_id": "g", "price": 1.0, "asset_class": "govt_bond", "duration": 7.0},
+        ]
+    )
+    pos = pl.DataFrame({"holder_id": ["p", "p"], "asset_id": ["e", "g"], "quantity": [60.0, 40.0]})
+    return estimator.build_market(
+        assets, holder_frame([{"holder_id": "p"}]), pos, {"m": Mandate(name="m", rules=[rule])}
+    )
+
+
+def crash(end: str = "2020-04-30") -> Scenario:
+    """Equities −20% on Monday 2 March 2020."""
+    return Scenario(
+        name="p",
+        path={
+            "start": "2020-03-02",
+            "end": end,
+            "moves": [{"date": "2020-03-02", "select": {"asset_ids": ["e"]}, "price_return": -0.2}],
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("calendar", "day"),
+    [("breach", D(2020, 3, 2)), ("month_end", D(2020, 3, 31)), ("quarter_end", D(2020, 3, 31))],
+)
+def test_a_pension_rebalances_on_its_calendar(calendar: str, day: dt.date) -> None:
+    """Equities 60 → 48, V = 88, weight 54.5% < 55%: out of band. Back to 60/40 it buys
+    0.6·88 − 48 = 4.8 of equity and sells 4.8 of the bond — on the day (breach) or on the last
+    trading day of March, 31 March 2020, month or quarter end alike."""
+    result = estimator.run(crash(), pension(calendar))
+    trades = dict(zip(result.trades["asset_id"], result.trades["trade_value"], strict=True))
+    assert trades == pytest.approx({"e": 4.8, "g": -4.8}, rel=1e-12)
+    assert set(result.trades["date"]) == {day}
+
+
+def test_an_undated_day_is_a_rebalancing_day() -> None:
+    """Without a path a calendar rebalancer acts at once, as a breach one does."""
+    shot = Scenario(name="s", shocks=[{"select": {"asset_ids": ["e"]}, "price_return": -0.2}])
+    one = estimator.run(shot, pension("quarter_end")).trades
+    other = estimator.run(shot, pension("breach")).trades
+    assert one.equals(other) and one.height == 2
+
+
+def index_fund() -> estimator.Market:
+    """An index fund holding a and b of index X (weights ½, ½), 50 each."""
+    weights = pl.DataFrame({"index_id": "X", "asset_id": ["a", "b"], "weight": [0.5, 0.5]})
+    pos = pl.DataFrame({"holder_id": "h", "asset_id": ["a", "b"], "quantity": [50.0, 50.0]})
+    return estimator.build_market(
+        asset_frame([{"asset_id": "a", "price": 1.0}, {"asset_id": "b", "price": 1.0}]),
+        holder_frame([{"holder_id": "h"}]),
+        pos,
+        {"m": Mandate(name="m", rules=[{"kind": "index_tracking", "index": "X"}])},
+        index_weights=weights,
+    )
+
+
+def test_an_index_change_trades_the_close_before_its_date() -> None:
+    """b deleted effective Monday 9 March 2020: the fund sells its 50 of b (and buys 50 of a)
+    at the close of Friday 6 March, day 4 of a path from Monday 2 March."""
+    scenario = Scenario(
+        name="i",
+        path={"start": "2020-03-02", "end": "2020-03-10"},
+        index_changes=[
+            {"index_id": "X", "asset_id": "b", "action": "delete", "effective_date": "2020-03-09"}
+        ],
+    )
+    result = estimator.run(scenario, index_fund())
+    trades = dict(zip(result.trades["asset_id"], result.trades["trade_value"], strict=True))
+    assert trades == pytest.approx({"a": 50.0, "b": -50.0}, rel=1e-12)
+    assert set(result.trades["date"]) == {D(2020, 3, 6)}
+    assert set(result.trades["day"]) == {4}
+
+
+def test_a_dated_change_needs_a_path_and_a_later_date() -> None:
+    change = {"index_id": "X", "asset_id": "b", "action": "delete", "effective_date": "2020-03-09"}
+    with pytest.raises(ValidationError, match="needs a dated path"):
+        Scenario(name="i", index_changes=[change])
+    with pytest.raises(ValidationError, match="after the path's start"):
+        Scenario(name="i", path={"start": "2020-03-09"}, index_changes=[change])
+    with pytest.raises(ValidationError, match="not both"):
+        Scenario(
+            name="i", path={"start": "2020-03-02"}, index_changes=[{**change, "effective_day": 2}]
+        )
