@@ -277,7 +277,8 @@ def assemble(c: Computed) -> RunResult:
         start = c.schedule.days[0]
         update: dict[str, object] = {"path": mf.PathSummary.of(c.schedule)}
         if manifest.days is not None:  # each day's totals with its date
-            on = day_dates(c.schedule.calendar, start, max(r[DAY] for r in manifest.days.per_day))
+            last = max((r[DAY] for r in manifest.days.per_day), default=0)
+            on = day_dates(c.schedule.calendar, start, last)
             per_day = [{**r, "date": on[r[DAY]].isoformat()} for r in manifest.days.per_day]
             update["days"] = manifest.days.model_copy(update={"per_day": per_day})
         manifest = manifest.model_copy(update=update)

@@ -234,3 +234,11 @@ def test_the_shipped_week_runs_by_date() -> None:
     dates_by_day = dict(zip(result.days["day"], result.days["date"], strict=True))
     assert dates_by_day[5] == dt.date(2020, 3, 9)  # the weekend skipped
     assert result.balance_sheets["loss_path"].sum() > 0  # the later falls cost the holders
+
+
+def test_a_path_on_which_no_one_is_forced() -> None:
+    """Small moves that force nobody: a report without trades, dated all the same."""
+    result = estimator.run(dated(("2020-03-02", -0.01), ("2020-03-03", 0.01)), margin_market())
+    assert result.trades.is_empty()
+    assert result.manifest.path is not None and result.manifest.path.trading_days == 2
+    assert result.manifest.days is not None and result.manifest.days.per_day == []

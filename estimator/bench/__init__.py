@@ -19,6 +19,7 @@
 * a 10k-holder round and cascade that honour every mandate's execution style (min-cost solves
   on ``--workers`` Dask workers) against the same all pro-rata, the 100k figures extrapolated;
 * the survival search on the census against one round of every holder;
+* a 30-day dated path on the census market against 30 one-day runs (:mod:`estimator.bench.paths`);
 * one pro-rata round at 1k, 10k and 100k holders × 100 positions (rows per second, peak memory),
   each in a fresh process (:mod:`estimator.bench.sizes`).
 
@@ -33,7 +34,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from estimator.bench import measure, sizes
+from estimator.bench import measure, paths, sizes
 from estimator.bench.figures import (
     Figure,
     printed,
@@ -60,6 +61,7 @@ def _sections(quick: bool, workers: int) -> list[Callable[[], list[Figure] | Fig
             lambda: measure.min_cost_round(100, workers=1),
             lambda: measure.min_cost_cascade(100, workers=1, max_rounds=2),
             lambda: measure.survival_search("small_crash"),
+            lambda: paths.path_days(3, "small_crash", drift=-0.08),
         ]
     return [
         measure.startup,
@@ -73,6 +75,7 @@ def _sections(quick: bool, workers: int) -> list[Callable[[], list[Figure] | Fig
         lambda: measure.min_cost_round(10_000, workers),
         lambda: measure.min_cost_cascade(10_000, workers, 10),
         lambda: measure.survival_search("march_2020"),
+        lambda: paths.path_days(30, "march_2020"),
     ]
 
 
