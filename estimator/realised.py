@@ -21,9 +21,9 @@ from collections.abc import Iterable, Mapping
 import polars as pl
 
 from rules import RuleBase
-from rules.estimators import Ewma, Lookback, MaxOfWindows, scale_column
+from rules.estimators import Ewma, Lookback, MaxOf, scale_column
 
-Estimate = Lookback | Ewma | MaxOfWindows
+Estimate = Lookback | Ewma | MaxOf
 #: Trading days a year: daily variance × 252 is annual.
 YEAR = 252
 #: The price each update measures the next return from.
@@ -45,7 +45,7 @@ def start(assets: pl.DataFrame, wanted: Mapping[str, Estimate]) -> pl.DataFrame:
     estimator's state at ``σ₀ = vol_pre``, before day 0's return."""
     daily = pl.col("vol_pre") ** 2 / YEAR
     windows = sorted({n for e in wanted.values() for n in e.windows})
-    ewmas = [e for e in wanted.values() if isinstance(e, Ewma)]
+    ewmas = _ewmas(wanted)
     lagged = [e for e in wanted.values() if e.lag_days]
     return assets.with_columns(
         *(pl.concat_list([daily] * n).alias(f"r2@{n}") for n in windows),
@@ -63,7 +63,7 @@ def update(market: pl.DataFrame, wanted: Mapping[str, Estimate]) -> pl.DataFrame
     update), and every estimate's scale column."""
     r2 = (pl.col("price") / pl.col(REFERENCE) - 1) ** 2
     windows = sorted({n for e in wanted.values() for n in e.windows})
-    ewmas = [e for e in wanted.values() if isinstance(e, Ewma)]
+    ewmas = _ewmas(wanted)
     market = market.with_columns(
         *(
             pl.concat_list([pl.col(f"r2@{n}").list.slice(1, n - 1), r2]).alias(f"r2@{n}")
@@ -94,16 +94,22 @@ def update(market: pl.DataFrame, wanted: Mapping[str, Estimate]) -> pl.DataFrame
     )
 
 
+def _ewmas(wanted: Mapping[str, Estimate]) -> list[Ewma]:
+    """Every EWMA the estimates need, those inside a max included, once each."""
+    found = {}
+    for e in wanted.values():
+        for part in e.of if isinstance(e, MaxOf) else [e]:
+            if isinstance(part, Ewma):
+                found[part.key] = part
+    return list(found.values())
+
+
 def _estimate(e: Estimate) -> pl.Expr:
     """``σ̂`` of one asset under ``e`` from the state (:mod:`rules.estimators`)."""
-
-    def lookback(n: int) -> pl.Expr:
-        return (pl.col(f"r2@{n}").list.sum() * (YEAR / n)).sqrt()
-
     if isinstance(e, Lookback):
-        return lookback(e.days)
-    if isinstance(e, MaxOfWindows):
-        return pl.max_horizontal(lookback(e.short), lookback(e.long))
+        return (pl.col(f"r2@{e.days}").list.sum() * (YEAR / e.days)).sqrt()
+    if isinstance(e, MaxOf):
+        return pl.max_horizontal([_estimate(part) for part in e.of])
     return (pl.col(f"var@{e.key}") * YEAR).sqrt()
 
 

@@ -9,8 +9,9 @@ estimate's starting level: a window of returns of that size, ``r² = σ₀²/252
 
 * ``lookback`` of ``N`` days: ``σ̂² = (252/N)·Σ_{k<N} r²_{t−k}``;
 * ``ewma`` with decay ``λ``: ``σ̂²_t = λ·σ̂²_{t−1} + (1 − λ)·252·r²_t`` (RiskMetrics: λ = 0.94);
-* ``max`` of a ``short`` and a ``long`` lookback: ``σ̂ = max(σ̂_short, σ̂_long)`` — up with the
-  faster window, down with the slower.
+* ``max`` of several of these (``of``): ``σ̂ = max_k σ̂_k`` — up with the faster estimate, down
+  with the slower (a short and a long window; S&P's risk-control indices take the larger of a
+  short- and a long-term EWMA).
 
 The portfolio's estimate is the risk model's with each asset's rows rescaled to its estimate,
 ``σ̂(x) = √(xᵀ S Σ S x)`` with ``S = diag(σ̂_i/σ_i)``: realised volatilities, the model's
@@ -75,32 +76,34 @@ class Ewma(_Estimator):
         return self._lagged(f"ewma{self.decay:g}")
 
 
-class MaxOfWindows(_Estimator):
-    """The larger of a short and a long lookback's estimates."""
+class MaxOf(_Estimator):
+    """The largest of several estimates (lookbacks or EWMAs), e.g. a short and a long window,
+    or S&P's risk-control indices' short- and long-term EWMAs."""
 
     kind: Literal["max"] = "max"
-    short: PositiveInt = Field(le=MAX_WINDOW, description="the short window, trading days")
-    long: PositiveInt = Field(le=MAX_WINDOW, description="the long window, trading days")
+    of: list[Lookback | Ewma] = Field(
+        min_length=2, max_length=4, description="the estimates, each a lookback or an EWMA"
+    )
 
     @model_validator(mode="after")
-    def _short_below_long(self) -> Self:
-        if self.short >= self.long:
-            raise ValueError(f"short ({self.short}) must be below long ({self.long})")
+    def _no_lag_inside(self) -> Self:
+        if any(e.lag_days for e in self.of):
+            raise ValueError("give lag_days on the max, not on the estimates inside it")
         return self
 
     @property
     def key(self) -> str:
-        return self._lagged(f"max{self.short}x{self.long}")
+        return self._lagged("max(" + ",".join(e.key for e in self.of) + ")")
 
     @property
     def windows(self) -> tuple[int, ...]:
-        return (self.short, self.long)
+        return tuple(n for e in self.of for n in e.windows)
 
 
-Estimator = Annotated[Lookback | Ewma | MaxOfWindows, Field(discriminator="kind")]
+Estimator = Annotated[Lookback | Ewma | MaxOf, Field(discriminator="kind")]
 
 
-def risk_column(estimator: Lookback | Ewma | MaxOfWindows | None) -> str:
+def risk_column(estimator: Lookback | Ewma | MaxOf | None) -> str:
     """The book column a rule reads its volatility from: the risk model's, or the estimate's."""
     return "risk" if estimator is None else f"risk@{estimator.key}"
 

@@ -20,13 +20,13 @@ from estimator import dates, realised
 from estimator.mandates import Mandate
 from estimator.scenario import Scenario
 from rules import VolTarget
-from rules.estimators import Ewma, Lookback, MaxOfWindows, scale_column
+from rules.estimators import Ewma, Lookback, MaxOf, scale_column
 
 S0 = 0.16  # σ₀: the asset's volatility before the scenario
 START = dt.date(2020, 3, 2)
 
 
-def one_asset(returns: list[float], estimator_: Lookback | Ewma | MaxOfWindows) -> list[float]:
+def one_asset(returns: list[float], estimator_: Lookback | Ewma | MaxOf) -> list[float]:
     """The estimate after each day's return, for one asset whose model vol stays σ₀."""
     wanted = {estimator_.key: estimator_}
     frame = pl.DataFrame({"asset_id": ["a"], "price_pre": [1.0], "vol_pre": [S0], "vol": [S0]})
@@ -62,7 +62,7 @@ def test_the_max_of_two_windows_goes_up_fast_and_down_slowly() -> None:
     """5 and 20 days, one −10% then quiet: up with the 5-day window (σ̂₅² = 0.8·0.0256 + 0.504,
     σ̂ = 0.72394), and once the return has left it, down only as far as the 20-day one
     (day 5: ((19 − 5)/20)·0.0256 + 0.126, σ̂ = 0.37937)."""
-    got = one_asset([-0.10] + [0.0] * 5, MaxOfWindows(short=5, long=20))
+    got = one_asset([-0.10] + [0.0] * 5, MaxOf(of=[Lookback(days=5), Lookback(days=20)]))
     assert got[0] == pytest.approx(math.sqrt(0.8 * 0.0256 + 0.504), rel=1e-12)
     assert got[5] == pytest.approx(math.sqrt(14 / 20 * 0.0256 + 0.126), rel=1e-12)
 
@@ -74,8 +74,10 @@ def test_a_lag_reads_the_estimate_of_days_before() -> None:
 
 
 def test_estimators_are_checked() -> None:
-    with pytest.raises(ValidationError, match="below long"):
-        MaxOfWindows(short=20, long=5)
+    with pytest.raises(ValidationError, match="on the max"):
+        MaxOf(of=[Lookback(days=5, lag_days=1), Lookback(days=20)])
+    with pytest.raises(ValidationError):
+        MaxOf(of=[Lookback(days=5)])
     with pytest.raises(ValidationError):
         Ewma(decay=1.0)
     with pytest.raises(ValidationError, match="same estimator"):
@@ -216,3 +218,12 @@ def test_min_cost_reads_the_estimate_too() -> None:
     assert by_style["min_cost"]["trade_value"].item() == pytest.approx(
         by_style["pro_rata"]["trade_value"].item(), rel=1e-6
     )
+
+
+def test_the_max_of_two_ewmas() -> None:
+    """S&P's risk-control form: the larger of EWMAs with λ = 0.94 and 0.97. After −4% the
+    faster one is the larger: v = 0.94·v₀ + 0.06·0.0016 against 0.97·v₀ + 0.03·0.0016."""
+    got = one_asset([-0.04], MaxOf(of=[Ewma(decay=0.94), Ewma(decay=0.97)]))
+    v0 = S0**2 / 252
+    fast, slow = 0.94 * v0 + 0.06 * 0.0016, 0.97 * v0 + 0.03 * 0.0016
+    assert got[0] == pytest.approx(math.sqrt(252 * max(fast, slow)), rel=1e-12)
