@@ -3,7 +3,8 @@
 ``[path]`` in a scenario gives day 0's date (``start``, a trading day), the exchange calendar
 the days follow (:mod:`estimator.dates`), and moves on dates: inline (``[[path.moves]]``, a
 shock with a ``date``) and/or from a long table (``file``, CSV or Parquet, relative to the
-scenario file) with one row per ``date, target, field, value`` — ``target`` an asset id or a
+scenario file) with one row per ``date, target, field, value`` (and optionally ``source``,
+where the number comes from, not read) — ``target`` an asset id or a
 name from ``[path.targets]`` (a selector), ``field`` a shock's numeric field (``price_return``,
 ``yield_change_bp``, ``spread_change_bp``, ``vol_multiplier``, ``vol_change``,
 ``margin_rate_multiplier``, ``margin_rate_change``, ``margin_vol_elasticity``,
@@ -49,8 +50,9 @@ FIELDS = (
     "margin_vol_elasticity",
     "downgrade_notches",
 )
-#: The columns of a path table.
+#: The columns of a path table, and the one it may add: where each row's number comes from.
 COLUMNS = ("date", "target", "field", "value")
+OPTIONAL = ("source",)
 
 
 class Move(Shock):
@@ -123,7 +125,7 @@ def read_moves(source: Path, path: MarketPath) -> list[Move]:
     """The moves of a path table, in its order (a date's moves on one target are one
     :class:`Move`); every problem names the file, its row and field."""
     label = str(source)
-    rows = read_rows(source, COLUMNS, label)
+    rows = read_rows(source, COLUMNS, label, OPTIONAL)
     parsed = rows.with_columns(
         day=pl.col("date").str.strip_chars().str.to_date("%Y-%m-%d", strict=False),
         number=pl.col("value").str.strip_chars().cast(pl.Float64, strict=False),

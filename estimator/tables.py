@@ -213,17 +213,20 @@ def load_table(
     return good.with_columns(pl.col(c).fill_null(v) for c, v in defaults.items())
 
 
-def read_rows(source: TableSource, names: Sequence[str], label: str) -> pl.DataFrame:
-    """A table's rows as text (``line`` first: its line in the file), with exactly the columns
-    ``names``, or an input error naming each column missing or unknown."""
+def read_rows(
+    source: TableSource, names: Sequence[str], label: str, optional: Sequence[str] = ()
+) -> pl.DataFrame:
+    """A table's rows as text (``line`` first: its line in the file), with the columns
+    ``names`` (and those of ``optional`` it has, which are not read), or an input error naming
+    each column missing or unknown."""
     frame = _scan(source, label)
     present = [c for c in frame.columns if c != LINE]
     missing = [n for n in names if n not in present]
     problems = [Problem(label, "required column is missing", field=n) for n in missing]
     problems += [
-        Problem(label, f"unknown column: expected {', '.join(names)}", field=c)
+        Problem(label, f"unknown column: expected {', '.join([*names, *optional])}", field=c)
         for c in present
-        if c not in names
+        if c not in names and c not in optional
     ]
     if problems:
         raise InputError(problems)

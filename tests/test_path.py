@@ -16,10 +16,12 @@ from oracle_kit import asset_frame, holder_frame
 from typer.testing import CliRunner
 
 import estimator
+from estimator import dates
 from estimator.cli import app
 from estimator.errors import InputError
 from estimator.mandates import Mandate
 from estimator.path import MarketPath, read_moves, schedule
+from estimator.paths import scenarios_dir
 from estimator.scenario import Scenario
 
 MARGIN = [{"kind": "margin", "maintenance_rate": 0.25}]
@@ -242,3 +244,24 @@ def test_a_path_on_which_no_one_is_forced() -> None:
     assert result.trades.is_empty()
     assert result.manifest.path is not None and result.manifest.path.trading_days == 2
     assert result.manifest.days is not None and result.manifest.days.per_day == []
+
+
+def test_the_march_2020_equity_path_meets_its_sourced_closes() -> None:
+    """scenarios/paths/march_2020_sp500.csv (tools/path_from_series.py, S&P 500 daily closes)
+    compounds from the 19 February 2020 close to the 23 March close as the closes quoted in
+    march_2020.toml say: 2,237.40 / 3,386.15 − 1 = −33.92% (S&P Dow Jones Indices, via
+    CNBC) — an independent source for the same two days; every row is a trading day of XNYS
+    and carries its source."""
+    table = scenarios_dir() / "paths" / "march_2020_sp500.csv"
+    moves = read_moves(table, MarketPath(start="2020-02-19", targets={"equities": {"all": True}}))
+    assert [m.date for m in moves] == dates_between("2020-02-20", "2020-03-31")
+    to_23_march = [m.price_return for m in moves if m.date <= dt.date(2020, 3, 23)]
+    compound = 1.0
+    for r in to_23_march:
+        compound *= 1 + r
+    assert compound - 1 == pytest.approx(2237.40 / 3386.15 - 1, abs=1e-6)
+    assert pl.read_csv(table)["source"].str.contains("S&P 500").all()
+
+
+def dates_between(first: str, last: str) -> list[dt.date]:
+    return dates.trading_days("XNYS", dt.date.fromisoformat(first), dt.date.fromisoformat(last))
