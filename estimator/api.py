@@ -192,6 +192,8 @@ def _equilibrium(
 ) -> Equilibrium | None:
     """The equilibria, or None (with a warning saying why) when the run falls back to rounds."""
     reasons = conditions(holders, market.mandates, spec.impact, spec.lender_losses)
+    if spec.path is not None:  # its later days, calendars and estimates run day by day
+        reasons.append("a dated path runs in rounds, day by day")
     if not reasons:
         try:
             return equilibrium(

@@ -234,14 +234,9 @@ def prepare_run(
         opening = spec.model_copy(update={"shocks": moved, "index_changes": changes})
     shocked, holders = prepare(opening, market, label, warnings)
     moves = day_moves(shocked, dated, label, warnings) if dated is not None else {}
-    days = opening.index_days
     wanted = realised.estimators(r for m in market.mandates.values() for r in m.rules)
-    if not wanted:
-        return Prepared(shocked, holders, dated, moves, index_days=days)
-    state = realised.update(realised.start(shocked, wanted), wanted)
-    kept = realised.state_columns(state)
-    estimates = state.select("asset_id", *kept)
-    return Prepared(state.drop(kept), holders, dated, moves, wanted, estimates, days)
+    shocked, estimates = realised.opening(shocked, wanted)
+    return Prepared(shocked, holders, dated, moves, wanted, estimates, opening.index_days)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,18 @@ def start(assets: pl.DataFrame, wanted: Mapping[str, Estimate]) -> pl.DataFrame:
     )
 
 
+def opening(
+    shocked: pl.DataFrame, wanted: Mapping[str, Estimate]
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """The shocked assets with each estimate's scale after day 0's return, and the
+    estimators' state per asset (None without estimators)."""
+    if not wanted:
+        return shocked, None
+    state = update(start(shocked, wanted), wanted)
+    kept = state_columns(state)
+    return state.drop(kept), state.select("asset_id", *kept)
+
+
 def update(market: pl.DataFrame, wanted: Mapping[str, Estimate]) -> pl.DataFrame:
     """The state after one day's return ``r = P/P_ref − 1`` (``P_ref`` the price at the last
     update), and every estimate's scale column."""
@@ -119,4 +131,4 @@ def state_columns(frame: pl.DataFrame) -> list[str]:
     return [c for c in frame.columns if c.startswith(prefixes) or c == REFERENCE]
 
 
-__all__ = ["YEAR", "estimators", "start", "state_columns", "update"]
+__all__ = ["YEAR", "estimators", "opening", "start", "state_columns", "update"]

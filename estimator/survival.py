@@ -43,7 +43,7 @@ from pathlib import Path
 import polars as pl
 
 from estimator import book as bk
-from estimator import path, stack
+from estimator import path, realised, stack
 from estimator.errors import InputError, InputWarnings, Problem, RunError
 from estimator.inputs import load_inputs, prepare
 from estimator.mandates import Execution
@@ -133,6 +133,9 @@ class _Probe:
         shocked, prepared = prepare(
             spec, market, spec.name, InputWarnings(), multiple=stack.MULTIPLE
         )
+        # funds that estimate volatility read it after the scenario's own move, as in a run
+        rules = (r for m in market.mandates.values() for r in m.rules)
+        shocked, _ = realised.opening(shocked, realised.estimators(rules))
         result = evaluate_round(
             shocked, prepared, market.positions, market.mandates, execution=Execution.PRO_RATA
         )

@@ -182,8 +182,12 @@ class RebalancingBand(PositionRule):
         out = pl.any_horizontal([self._out(c) for c in self.classes])
         if self.calendar == "breach":
             return out
-        day = Book.MONTH_END if self.calendar == "month_end" else Book.QUARTER_END
-        return out & (pl.col(day) > 0)
+        return out & (pl.col(self._day) > 0)
+
+    @property
+    def _day(self) -> str:
+        """The holder column that flags the rule's rebalancing days."""
+        return Book.MONTH_END if self.calendar == "month_end" else Book.QUARTER_END
 
     def metric(self) -> pl.Expr:
         """Largest drift from policy, ``max_c |X_c/V − t_c|``."""
@@ -262,6 +266,12 @@ class RebalancingBand(PositionRule):
                 r = 0.0 if self.restore == "target" else b
                 lo = pl.when(acted).then((t - r) * V).otherwise(lo)
                 hi = pl.when(acted).then((t + r) * V).otherwise(hi)
+            if level is Level.TRIGGER and self.calendar != "breach":  # between its dates a
+                # calendar rebalancer holds no class to its band: Σ x⁺ ≥ −G always holds, and
+                # no other rule buys
+                idle = ~(pl.col(self._day) > 0)
+                lo = pl.when(idle).then(-pl.col(Book.GROSS_EXPOSURE)).otherwise(lo)
+                hi = pl.when(idle).then(pl.max_horizontal(hi, self._x(c))).otherwise(hi)
             empty = self._x(c) == 0  # nothing held: Σ x⁺ stays 0, leave the class alone
             inputs[self.column(f"lo.{c}")] = pl.when(empty).then(0.0).otherwise(lo)
             inputs[self.column(f"hi.{c}")] = pl.when(empty).then(0.0).otherwise(hi)

@@ -126,3 +126,40 @@ def test_a_dated_change_needs_a_path_and_a_later_date() -> None:
         Scenario(
             name="i", path={"start": "2020-03-02"}, index_changes=[{**change, "effective_day": 2}]
         )
+
+
+def test_between_its_dates_a_calendar_band_binds_no_solve() -> None:
+    """A 60/40 fund that must also keep 10% in cash (exposure leverage ≤ 0.9) and whose
+    equities fall 30% mid-month: min-cost sells what leverage asks (370 of 4,200 + 4,000 +
+    500 of cash, 0.9·8,700 = 7,830 kept, 8,200 held) without buying equities back into band —
+    its band waits for the month's end; every solve ends optimal."""
+    rules = [
+        {
+            "kind": "rebalancing_band",
+            "weights": {"equity": 0.6, "govt_bond": 0.4},
+            "calendar": "month_end",
+        },
+        {"kind": "leverage", "measure": "exposure", "max": 0.9},
+    ]
+    assets = asset_frame(
+        [
+            {"asset_id": "e", "price": 100.0},
+            {"asset_id": "g", "price": 100.0, "asset_class": "govt_bond"},
+        ]
+    )
+    pos = pl.DataFrame({"holder_id": ["h", "h"], "asset_id": ["e", "g"], "quantity": [60.0, 40.0]})
+    market = estimator.build_market(
+        assets,
+        holder_frame([{"holder_id": "h", "cash": 500.0}]),
+        pos,
+        {"m": Mandate(name="m", execution="min_cost", rules=rules)},
+    )
+    path = {
+        "start": "2020-03-10",
+        "end": "2020-03-11",
+        "moves": [{"date": "2020-03-10", "select": {"asset_ids": ["e"]}, "price_return": -0.3}],
+    }
+    result = estimator.run(Scenario(name="p", path=path), market)
+    assert (result.trades["trade_value"] < 0).all()  # sales only
+    assert -result.trades["trade_value"].sum() == pytest.approx(8_200 - 0.9 * 8_700, rel=1e-6)
+    assert result.holders["solver_status"].str.starts_with("optimal").all()

@@ -265,3 +265,15 @@ def test_the_march_2020_equity_path_meets_its_sourced_closes() -> None:
 
 def dates_between(first: str, last: str) -> list[dt.date]:
     return dates.trading_days("XNYS", dt.date.fromisoformat(first), dt.date.fromisoformat(last))
+
+
+def test_equilibrium_mode_on_a_path_runs_rounds_and_says_so() -> None:
+    linear = {"model": "linear", "coefficient": 0.01, "select": {"all": True}}
+    scenario = Scenario(
+        name="p",
+        impact={"method": "equilibrium", "models": [linear]},
+        path=dated(("2020-03-02", -0.10), ("2020-03-04", -0.20)).path,
+    )
+    result = estimator.run(scenario, margin_market())
+    assert result.trades["date"].to_list() == [dt.date(2020, 3, 4)]  # the later day still comes
+    assert any("dated path runs in rounds" in w for w in result.manifest.warnings)

@@ -227,3 +227,12 @@ def test_the_max_of_two_ewmas() -> None:
     v0 = S0**2 / 252
     fast, slow = 0.94 * v0 + 0.06 * 0.0016, 0.97 * v0 + 0.03 * 0.0016
     assert got[0] == pytest.approx(math.sqrt(252 * max(fast, slow)), rel=1e-12)
+
+
+def test_survival_reads_the_estimate_as_a_run_does() -> None:
+    """The EWMA fund after one −4% day: the run finds it inside its band (21.97% < 22%), and so
+    does the survival search at the whole scenario."""
+    market = fund_market({"kind": "ewma", "decay": 0.94})
+    scenario = on_days([-0.04])
+    assert estimator.run(scenario, market).trades.is_empty()
+    assert estimator.survival(scenario, market).holders["status_at_scenario"].item() == "ok"
