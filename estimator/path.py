@@ -92,6 +92,8 @@ class MarketPath(BaseModel):
                 raise ValueError(f"{where}: {day} is not a trading day on {self.calendar}")
             if day < self.start:
                 raise ValueError(f"{where}: {day} is before the start, {self.start}")
+            if self.end is not None and day > self.end:
+                raise ValueError(f"{where}: {day} is after the end, {self.end}")
         return self
 
 
@@ -126,8 +128,8 @@ def read_moves(source: Path, path: MarketPath) -> list[Move]:
     :class:`Move`); every problem names the file, its row and field."""
     label = str(source)
     rows = read_rows(source, COLUMNS, label, OPTIONAL)
-    parsed = rows.with_columns(
-        day=pl.col("date").str.strip_chars().str.to_date("%Y-%m-%d", strict=False),
+    parsed = rows.with_columns(  # (a Parquet datetime reads as "YYYY-MM-DD hh:mm:ss")
+        day=pl.col("date").str.strip_chars().str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False),
         number=pl.col("value").str.strip_chars().cast(pl.Float64, strict=False),
         field=pl.col("field").str.strip_chars(),
         target=pl.col("target").str.strip_chars(),
@@ -144,6 +146,11 @@ def read_moves(source: Path, path: MarketPath) -> list[Move]:
             pl.col("day").is_not_null() & ~pl.col("day").is_in(open_.implode()),
             "date",
             f"not a trading day on {path.calendar} from the start, {path.start}",
+        ),
+        (
+            pl.col("day") > pl.lit(path.end or dt.date.max),
+            "date",
+            f"after the path's end, {path.end}",
         ),
         (pl.col("target").fill_null("") == "", "target", "a target is required"),
         (

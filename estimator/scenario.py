@@ -332,6 +332,10 @@ class Scenario(BaseModel):
                         f"index_changes.{i}.effective_date {day} must be after the path's start, "
                         f"{self.path.start}: its funds trade the trading day before"
                     )
+                try:
+                    dates.is_trading_day(self.path.calendar, day)
+                except ValueError as exc:
+                    raise ValueError(f"index_changes.{i}.effective_date: {exc}") from exc
         return self
 
     def dated_changes(self) -> list[IndexChange]:

@@ -277,3 +277,33 @@ def test_equilibrium_mode_on_a_path_runs_rounds_and_says_so() -> None:
     result = estimator.run(scenario, margin_market())
     assert result.trades["date"].to_list() == [dt.date(2020, 3, 4)]  # the later day still comes
     assert any("dated path runs in rounds" in w for w in result.manifest.warnings)
+
+
+def test_moves_after_the_end_and_dates_beyond_the_calendars_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="after the end"):
+        MarketPath(
+            start="2020-03-02",
+            end="2020-03-03",
+            moves=[{"date": "2020-03-04", "select": {"all": True}, "price_return": -0.1}],
+        )
+    source = write(tmp_path, "date,target,field,value\n2020-03-04,a,price_return,-0.1\n")
+    with pytest.raises(InputError) as caught:
+        read_moves(source, MarketPath(start="2020-03-02", end="2020-03-03"))
+    assert (caught.value.problems[0].row, caught.value.problems[0].field) == (2, "date")
+    change = {"index_id": "X", "asset_id": "b", "action": "delete", "effective_date": "2040-01-03"}
+    with pytest.raises(ValueError, match="outside the calendars"):
+        Scenario(name="i", path={"start": "2020-03-02"}, index_changes=[change])
+
+
+def test_a_parquet_table_with_datetimes(tmp_path: Path) -> None:
+    frame = pl.DataFrame(
+        {
+            "date": [dt.datetime(2020, 3, 4)],
+            "target": ["a"],
+            "field": ["price_return"],
+            "value": [-0.1],
+        }
+    )
+    frame.write_parquet(tmp_path / "m.parquet")
+    (move,) = read_moves(tmp_path / "m.parquet", MarketPath(start="2020-03-02"))
+    assert move.date == dt.date(2020, 3, 4)
