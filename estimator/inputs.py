@@ -228,7 +228,8 @@ def prepare_run(
     estimates the rules read after day 0's return."""
     dated, opening = None, spec
     if spec.path is not None:
-        dated = schedule(spec.path, spec_path.parent if spec_path is not None else None)
+        folder = spec_path.parent if spec_path is not None else None
+        dated = schedule(spec.path, folder, market.assets["asset_id"].to_list())
         moved = [*spec.shocks, *dated.shocks.get(0, [])]  # day 0's moves join the shocks
         changes = spec.dated_changes()  # dated index changes on their trading day
         opening = spec.model_copy(update={"shocks": moved, "index_changes": changes})

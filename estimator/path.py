@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -108,12 +109,15 @@ class Schedule(BaseModel):
     shocks: dict[int, list[Shock]]
 
 
-def schedule(path: MarketPath, folder: Path | None) -> Schedule:
+def schedule(
+    path: MarketPath, folder: Path | None, assets: Collection[str] | None = None
+) -> Schedule:
     """The path's days and each day's shocks, its table read from ``folder`` (the scenario
-    file's; the working directory for a scenario given as an object)."""
+    file's; the working directory for a scenario given as an object), its targets checked
+    against ``assets`` (the market's asset ids) where given."""
     moves = list(path.moves)
     if path.file is not None:
-        moves += read_moves(Path(folder or ".") / path.file, path)
+        moves += read_moves(Path(folder or ".") / path.file, path, assets)
     last = max([m.date for m in moves] + [path.end or path.start])
     days = dates.trading_days(path.calendar, path.start, last)
     index = {day: d for d, day in enumerate(days)}
@@ -123,9 +127,10 @@ def schedule(path: MarketPath, folder: Path | None) -> Schedule:
     return Schedule(calendar=path.calendar, days=days, shocks=dict(shocks))
 
 
-def read_moves(source: Path, path: MarketPath) -> list[Move]:
+def read_moves(source: Path, path: MarketPath, assets: Collection[str] | None = None) -> list[Move]:
     """The moves of a path table, in its order (a date's moves on one target are one
-    :class:`Move`); every problem names the file, its row and field."""
+    :class:`Move`); every problem names the file, its row and field. With ``assets``, a
+    target that is neither a name of ``[path.targets]`` nor one of them is a problem too."""
     label = str(source)
     rows = read_rows(source, COLUMNS, label, OPTIONAL)
     parsed = rows.with_columns(  # (a Parquet datetime reads as "YYYY-MM-DD hh:mm:ss")
@@ -153,6 +158,13 @@ def read_moves(source: Path, path: MarketPath) -> list[Move]:
             f"after the path's end, {path.end}",
         ),
         (pl.col("target").fill_null("") == "", "target", "a target is required"),
+        (
+            pl.lit(assets is not None)
+            & (pl.col("target").fill_null("") != "")
+            & ~pl.col("target").is_in([*path.targets, *(assets or ())]),
+            "target",
+            "unknown target: neither an asset id of the market nor a name of [path.targets]",
+        ),
         (
             ~pl.col("field").is_in(FIELDS).fill_null(False),
             "field",

@@ -307,3 +307,17 @@ def test_a_parquet_table_with_datetimes(tmp_path: Path) -> None:
     frame.write_parquet(tmp_path / "m.parquet")
     (move,) = read_moves(tmp_path / "m.parquet", MarketPath(start="2020-03-02"))
     assert move.date == dt.date(2020, 3, 4)
+
+
+def test_a_target_the_market_does_not_have_is_an_error(tmp_path: Path) -> None:
+    """A typo in a table's target would leave its moves undone: against the market's asset ids
+    it is an error naming the row; a name of [path.targets] is fine."""
+    source = write(
+        tmp_path,
+        "date,target,field,value\n2020-03-04,eq,price_return,-0.1\n2020-03-04,EQ_MEGA9,price_return,-0.1\n",
+    )
+    path = MarketPath(start="2020-03-02", targets={"eq": {"all": True}})
+    with pytest.raises(InputError) as caught:
+        read_moves(source, path, ["EQ_MEGA1"])
+    assert [(p.row, p.field) for p in caught.value.problems] == [(3, "target")]
+    assert len(read_moves(source, path)) == 2  # without the market's ids, not checked
