@@ -18,8 +18,10 @@ import polars as pl
 
 Calendar = Literal["XNYS", "XLON"]
 CALENDARS: tuple[Calendar, ...] = ("XNYS", "XLON")
-#: Years the calendars are built for: every episode and path the tool can date.
+#: Years a path's dates may fall in; the calendars run two years further, for the days an
+#: episode goes on after its last date (paced sales, the next day's calendar flags).
 FIRST_YEAR, LAST_YEAR = 1990, 2035
+BEYOND = 2
 
 
 @functools.cache
@@ -27,15 +29,15 @@ def _closed(calendar: Calendar) -> frozenset[dt.date]:
     """The exchange's weekday closures over :data:`FIRST_YEAR` … :data:`LAST_YEAR`."""
     import holidays  # noqa: PLC0415 (a run without dates does not need it)
 
-    years = range(FIRST_YEAR, LAST_YEAR + 1)
+    years = range(FIRST_YEAR, LAST_YEAR + BEYOND + 1)
     return frozenset(holidays.financial_holidays(calendar, years=years))
 
 
-def _check(calendar: Calendar, *dates: dt.date) -> None:
+def _check(calendar: Calendar, *dates: dt.date, beyond: int = 0) -> None:
     if calendar not in CALENDARS:
         raise ValueError(f"unknown calendar {calendar!r}: expected one of {', '.join(CALENDARS)}")
     for d in dates:
-        if not FIRST_YEAR <= d.year <= LAST_YEAR:
+        if not FIRST_YEAR <= d.year <= LAST_YEAR + beyond:
             raise ValueError(f"{d} is outside the calendars' years {FIRST_YEAR}–{LAST_YEAR}")
 
 
@@ -46,8 +48,10 @@ def is_trading_day(calendar: Calendar, day: dt.date) -> bool:
 
 
 def trading_days(calendar: Calendar, start: dt.date, end: dt.date) -> list[dt.date]:
-    """The trading days from ``start`` to ``end``, both included, in order."""
-    _check(calendar, start, end)
+    """The trading days from ``start`` to ``end``, both included, in order (``end`` may run
+    :data:`BEYOND` years past :data:`LAST_YEAR`)."""
+    _check(calendar, start)
+    _check(calendar, end, beyond=BEYOND)
     days = pl.date_range(start, end, "1d", eager=True)
     closed = pl.Series(sorted(_closed(calendar)), dtype=pl.Date)
     return days.filter((days.dt.weekday() <= 5) & ~days.is_in(closed.implode())).to_list()

@@ -14,6 +14,7 @@ from estimator.errors import InputError, Problem
 from estimator.execution import Execution
 from estimator.toml_files import load_toml
 from rules import Book, Rule, placed
+from rules.estimators import EstimatedRisk
 
 
 class Cure(StrEnum):
@@ -81,7 +82,7 @@ class Mandate(BaseModel):
         dupes = repeated(r.kind for r in self.rules)
         if dupes:
             raise ValueError(f"at most one rule of each kind per mandate; repeated: {dupes}")
-        risk_keys = {r.risk_key for r in self.rules if r.kind in ("vol_target", "var_limit")}
+        risk_keys = {r.risk_key for r in self.rules if isinstance(r, EstimatedRisk)}
         if len(risk_keys) > 1:  # one solve reads one risk model
             raise ValueError(
                 "vol_target and var_limit in one mandate estimate volatility the same way: "

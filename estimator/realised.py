@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 import polars as pl
 
 from rules import RuleBase
-from rules.estimators import Ewma, Lookback, MaxOf, scale_column
+from rules.estimators import EstimatedRisk, Ewma, Lookback, MaxOf, scale_column
 
 Estimate = Lookback | Ewma | MaxOf
 #: Trading days a year: daily variance × 252 is annual.
@@ -34,9 +34,8 @@ def estimators(rules: Iterable[RuleBase]) -> dict[str, Estimate]:
     """The distinct estimators ``rules`` read, by key."""
     out: dict[str, Estimate] = {}
     for rule in rules:
-        found = getattr(rule, "estimator", None)
-        if found is not None:
-            out[found.key] = found
+        if isinstance(rule, EstimatedRisk) and rule.estimator is not None:
+            out[rule.estimator.key] = rule.estimator
     return dict(sorted(out.items()))
 
 

@@ -22,7 +22,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
+import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+from rules._base import RuleBase
 
 _CONFIG = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 #: Longest lookback, in trading days (ten years).
@@ -111,3 +114,22 @@ def risk_column(estimator: Lookback | Ewma | MaxOf | None) -> str:
 def scale_column(key: str) -> str:
     """The asset column of ``σ̂_i/σ_i`` under the estimate ``key``."""
     return f"vol_scale@{key}"
+
+
+class EstimatedRisk(RuleBase):
+    """A rule that reads the portfolio's volatility: the risk model's, or its ``estimator``'s."""
+
+    estimator: Estimator | None = Field(
+        None,
+        description="how volatility is estimated: the risk model as it stands (default), or "
+        "realised over a lookback, an EWMA or the max of several (rules/estimators.py)",
+    )
+
+    @property
+    def risk_key(self) -> str | None:
+        return None if self.estimator is None else self.estimator.key
+
+    @property
+    def _risk(self) -> pl.Expr:
+        """``σ(x)``: the risk model's, or the estimator's (``risk@{key}``)."""
+        return pl.col(risk_column(self.estimator))

@@ -26,16 +26,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 import polars as pl
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
-from rules._base import Level, RuleBase
+from rules._base import Level
 from rules._exprs import E, ratio_or_inf, risk_norm
 from rules._space import ProblemSpace
-from rules.estimators import Estimator, risk_column
+from rules.estimators import EstimatedRisk
 
 if TYPE_CHECKING:
     import cvxpy as cp
 
 
-class VarLimit(RuleBase):
+class VarLimit(EstimatedRisk):
     """Keep parametric value at risk at or below a share of equity."""
 
     examples: ClassVar[tuple[dict[str, Any], ...]] = (
@@ -44,21 +44,6 @@ class VarLimit(RuleBase):
     )
 
     kind: Literal["var_limit"] = "var_limit"
-    estimator: Estimator | None = Field(
-        None,
-        description="how volatility is estimated: the risk model as it stands (default), or "
-        "realised over a lookback, an EWMA or the max of two windows (rules/estimators.py)",
-    )
-
-    @property
-    def risk_key(self) -> str | None:
-        return None if self.estimator is None else self.estimator.key
-
-    @property
-    def _risk(self) -> pl.Expr:
-        """``σ(x)``: the risk model's, or the estimator's (``risk@{key}``)."""
-        return pl.col(risk_column(self.estimator))
-
     limit: PositiveFloat = Field(le=10, description="λ: VaR limit as a share of equity, e.g. 0.02")
     confidence: float = Field(0.99, gt=0.5, lt=1, description="α: one-sided confidence level")
     horizon_days: PositiveInt = Field(1, le=1_000, description="h: holding period in trading days")

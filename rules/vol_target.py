@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import polars as pl
 from pydantic import Field, PositiveFloat
 
-from rules._base import Level, RuleBase, exceeds
+from rules._base import Level, exceeds
 from rules._exprs import E, G, gross, ratio_or_inf, risk_norm
 from rules._space import ProblemSpace
-from rules.estimators import Estimator, risk_column
+from rules.estimators import EstimatedRisk
 
 if TYPE_CHECKING:
     import cvxpy as cp
 
 
-class VolTarget(RuleBase):
+class VolTarget(EstimatedRisk):
     """Keep ex-ante volatility at or below a target share of equity."""
 
     examples: ClassVar[tuple[dict[str, Any], ...]] = (
@@ -40,21 +40,6 @@ class VolTarget(RuleBase):
     flow = "systematic"
 
     kind: Literal["vol_target"] = "vol_target"
-    estimator: Estimator | None = Field(
-        None,
-        description="how volatility is estimated: the risk model as it stands (default), or "
-        "realised over a lookback, an EWMA or the max of two windows (rules/estimators.py)",
-    )
-
-    @property
-    def risk_key(self) -> str | None:
-        return None if self.estimator is None else self.estimator.key
-
-    @property
-    def _risk(self) -> pl.Expr:
-        """``σ(x)``: the risk model's, or the estimator's (``risk@{key}``)."""
-        return pl.col(risk_column(self.estimator))
-
     target: PositiveFloat = Field(
         le=10, description="τ: target annualised volatility of equity, e.g. 0.10"
     )

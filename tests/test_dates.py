@@ -54,3 +54,8 @@ def test_out_of_range_and_unknown_calendars_are_errors() -> None:
         dates.is_trading_day("XPAR", D(2020, 1, 3))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not a trading day"):
         dates.nth_trading_day("XNYS", D(2020, 4, 10), 1)
+
+
+def test_an_episode_may_run_past_the_last_year_of_dates() -> None:
+    """A path may start on the last year's last days: the days after it are still counted."""
+    assert dates.nth_trading_day("XNYS", D(2035, 12, 20), 60).year == 2036
