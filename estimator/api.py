@@ -118,6 +118,7 @@ def run(
                 codes=codes,
                 progress=progress,
                 moves=ready.moves,
+                holder_moves=ready.holder_moves,
                 last_path_day=len(dated.days) - 1 if dated else 0,
                 estimators=ready.estimators,
                 estimates=ready.estimates,

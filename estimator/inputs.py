@@ -21,10 +21,11 @@ from estimator.bounds import finite_problem
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.finite import non_finite
 from estimator.market import Market, load_market
+from estimator.moves import hit
 from estimator.path import Schedule, schedule
 from estimator.paths import DEFAULT_MARKET, resolve_market, resolve_scenario, scenarios_dir
 from estimator.scenario import Scenario, load_scenario
-from estimator.shocks import apply_scenario, day_moves
+from estimator.shocks import apply_scenario, day_holder_moves, day_moves
 from estimator.solve import DEFAULT_SOLVER
 from rules import Book
 from rules.leverage import PRE as LEVERAGE_PRE
@@ -212,6 +213,8 @@ class Prepared:
     holders: pl.DataFrame
     schedule: Schedule | None = None
     moves: dict[int, pl.DataFrame] = field(default_factory=dict)
+    #: The path's holder shocks of its later days (:func:`estimator.shocks.day_holder_moves`).
+    holder_moves: dict[int, pl.DataFrame] = field(default_factory=dict)
     #: The volatility estimators the rules read, by key, and their state per asset after day
     #: 0's return (:mod:`estimator.realised`; ``shocked`` carries their scales).
     estimators: dict[str, realised.Estimate] = field(default_factory=dict)
@@ -234,10 +237,18 @@ def prepare_run(
         changes = spec.dated_changes()  # dated index changes on their trading day
         opening = spec.model_copy(update={"shocks": moved, "index_changes": changes})
     shocked, holders = prepare(opening, market, label, warnings)
-    moves = day_moves(shocked, dated, label, warnings) if dated is not None else {}
+    moves, holder_moves = {}, {}
+    if dated is not None:
+        assert spec.path is not None
+        moves = day_moves(shocked, dated, label, warnings)
+        holder_moves = day_holder_moves(market.holders, spec.path, dated, label, warnings)
+        if 0 in holder_moves:  # day 0's join the scenario's holder shocks
+            holders = hit(holders, holder_moves.pop(0))
     wanted = realised.estimators(r for m in market.mandates.values() for r in m.rules)
     shocked, estimates = realised.opening(shocked, wanted)
-    return Prepared(shocked, holders, dated, moves, wanted, estimates, opening.index_days)
+    return Prepared(
+        shocked, holders, dated, moves, holder_moves, wanted, estimates, opening.index_days
+    )
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Market shocks: what one shock does to the assets it selects (applied by
-:mod:`estimator.shocks`), and the arithmetic of a shock taken ``m`` times as far."""
+:mod:`estimator.shocks`), what a holder shock does to the holders it selects
+(:func:`holder_columns`), and the arithmetic of a shock taken ``m`` times as far."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from estimator.bounds import (
     MAX_VOL,
     MODEL_CONFIG,
 )
+from estimator.errors import InputWarnings, Problem
 from estimator.selectors import Selector
+from rules import Book
 from rules.ratings import SP_FITCH, accepted
 
 #: Largest rating move of one shock, notches either way (the whole scale).
@@ -116,6 +119,9 @@ class Shock(BaseModel):
         return self.model_copy(update=self.scaled_fields(m))
 
 
+#: The holders' column of their liabilities' duration ``D_L``.
+DURATION = "liability_duration"
+
 #: A multiple of a scenario: one number, or an expression giving each row's own.
 Scale = float | pl.Expr
 
@@ -136,3 +142,167 @@ def clipped(x: float | pl.Expr, lower: float | None = None, upper: float | None 
 def multiplier(m: Scale, k: float | None) -> float | pl.Expr | None:
     """``k → max(1 + m(k − 1), 0)``: the multiplier at ``m``, 1 at ``m = 0``."""
     return None if k is None else clipped(1 + m * (k - 1), lower=0.0)
+
+
+class HolderShock(BaseModel):
+    """Shocks to some holders rather than to prices: investors' redemptions, prime brokers'
+    and clearing houses' margin calls by counterparty, lenders' credit-line cuts, a change in
+    the discount rate of liabilities, and losses on holdings that do not trade (a bank's loan
+    book, illiquid securities)."""
+
+    #: The fields that select or date the shock rather than act.
+    not_effects: ClassVar[frozenset[str]] = frozenset({"holder_types", "holder_ids"})
+
+    model_config = MODEL_CONFIG
+
+    holder_types: list[str] | None = Field(None, description="holder types it hits")
+    holder_ids: list[str] | None = Field(None, description="holders it hits")
+    redemption_rate: float | None = Field(
+        None, gt=0, le=1, description="share of units redeemed, added to a redemption rule's"
+    )
+    margin_multiplier: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_SHOCK_MULTIPLIER,
+        description="k: the holders' margin requirements × k (a broker's haircuts)",
+    )
+    credit_line_cut: float | None = Field(
+        None, ge=0, le=1, description="share of the holders' undrawn credit lines withdrawn"
+    )
+    liability_rate_change_bp: float | None = Field(
+        None,
+        ge=-MAX_RATE_CHANGE_BP,
+        le=MAX_RATE_CHANGE_BP,
+        description="Δy, bp: change in the discount rate of the holders' liabilities",
+    )
+    non_tradable_return: float | None = Field(
+        None,
+        ge=-1,
+        le=MAX_RETURN,
+        description="r_N: the holders' non-tradable holdings N ← N·(1 + r_N)",
+    )
+
+    @model_validator(mode="after")
+    def _selects_and_acts(self) -> Self:
+        if not self.holder_types and not self.holder_ids:
+            raise ValueError("a holder shock needs holder_types or holder_ids")
+        if self.model_dump(exclude=set(self.not_effects), exclude_none=True) == {}:
+            raise ValueError(
+                "a holder shock needs an effect (redemption_rate, margin_multiplier, "
+                "credit_line_cut, liability_rate_change_bp, non_tradable_return)"
+            )
+        return self
+
+    def selected(self) -> pl.Expr:
+        hit = pl.lit(False)
+        if self.holder_types:
+            hit = hit | pl.col("holder_type").is_in(self.holder_types)
+        if self.holder_ids:
+            hit = hit | pl.col("holder_id").is_in(self.holder_ids)
+        return hit
+
+    def scaled_fields(self, m: Scale) -> dict[str, float | pl.Expr | None]:
+        """The effects ``m`` times as large: rates and cuts times ``m`` (at most 1),
+        ``k → 1 + m(k − 1)``, the liabilities' rate change and the non-tradables' return times
+        ``m``, at least −1 (all of them lost, no further). ``m`` is a number or an expression
+        (each holder's own multiple)."""
+        r_n = times(m, self.non_tradable_return)
+        return {
+            "redemption_rate": None
+            if self.redemption_rate is None
+            else clipped(m * self.redemption_rate, upper=1.0),
+            "margin_multiplier": multiplier(m, self.margin_multiplier),
+            "credit_line_cut": None
+            if self.credit_line_cut is None
+            else clipped(m * self.credit_line_cut, upper=1.0),
+            "liability_rate_change_bp": times(m, self.liability_rate_change_bp),
+            "non_tradable_return": None if r_n is None else clipped(r_n, lower=-1.0),
+        }
+
+    def scaled(self, m: float) -> HolderShock:
+        """``m`` times as large (:meth:`scaled_fields`)."""
+        return self.model_copy(update=self.scaled_fields(m))
+
+
+def holder_effects(
+    shocks: list[HolderShock],
+    holders: pl.DataFrame,
+    warnings: InputWarnings,
+    label: str,
+    fields: list[str],
+    multiple: pl.Expr | None = None,
+) -> dict[str, pl.Expr]:
+    """What ``shocks`` do together to each holder, as expressions on the holder table: the
+    extra redemption rate (``redemption``, Σ rates), the margin multiplier (``margin``, Π k),
+    the share of the credit line left (``credit``, Π(1 − cut)), the liabilities' rate change
+    (``dy``, Σ Δy in decimal) and the non-tradables' growth (``grown``, Π(1 + r_N)); identity
+    values for a holder no shock selects. A shock that selects nobody is a warning naming its
+    field (``fields``, one per shock). With ``multiple`` (each holder's own multiple
+    ``m > 0``) every shock is scaled by it (:meth:`HolderShock.scaled`)."""
+    redemption, margin, credit, dy = pl.lit(0.0), pl.lit(1.0), pl.lit(1.0), pl.lit(0.0)
+    grown = pl.lit(1.0)
+    for i, shock in enumerate(shocks):
+        hit = shock.selected()
+        if not holders.select(hit.any()).item():
+            warnings.add(Problem(label, "selects no holder", field=fields[i]))
+        v = shock.scaled_fields(multiple) if multiple is not None else dict(shock)
+        if v["redemption_rate"] is not None:
+            redemption = redemption + pl.when(hit).then(v["redemption_rate"]).otherwise(0.0)
+        if v["margin_multiplier"] is not None:
+            margin = margin * pl.when(hit).then(v["margin_multiplier"]).otherwise(1.0)
+        if v["credit_line_cut"] is not None:
+            credit = credit * pl.when(hit).then(1 - v["credit_line_cut"]).otherwise(1.0)
+        if v["liability_rate_change_bp"] is not None:
+            bp = v["liability_rate_change_bp"]
+            dy = dy + pl.when(hit).then(bp / 10_000).otherwise(0.0)
+        if v["non_tradable_return"] is not None:
+            grown = grown * pl.when(hit).then(1 + v["non_tradable_return"]).otherwise(1.0)
+    return {"redemption": redemption, "margin": margin, "credit": credit, "dy": dy, "grown": grown}
+
+
+def holder_columns(
+    shocks: list[HolderShock],
+    holders: pl.DataFrame,
+    warnings: InputWarnings,
+    label: str,
+    where: str = "holder_shocks",
+    multiple: pl.Expr | None = None,
+) -> dict[str, pl.Expr]:
+    """The holder shocks as holder columns (:func:`holder_effects`): the redemption shock (the
+    sum of the rates that select a holder, 0 for none), the margin multiplier (the product, 1
+    for none), the credit line left (× Π(1 − cut)), the liabilities repriced by their duration
+    ``D_L`` at the summed rate change, ``L·exp(−D_L·Σ Δy)``, and the non-tradable holdings
+    compounded over the returns that select the holder, ``N·Π(1 + r_N)``."""
+    fields = [f"{where}.{i}" for i in range(len(shocks))]
+    e = holder_effects(shocks, holders, warnings, label, fields, multiple)
+    return {
+        Book.REDEMPTION_SHOCK: e["redemption"],
+        Book.MARGIN_MULTIPLIER: e["margin"],
+        "credit_line": pl.col("credit_line") * e["credit"],
+        Book.LIABILITIES: pl.col(Book.LIABILITIES)
+        * (-pl.col("liability_duration") * e["dy"]).exp(),
+        Book.NON_TRADABLE: pl.col(Book.NON_TRADABLE) * e["grown"],
+    }
+
+
+#: What holder shocks do to a holder that none selects (:func:`holder_effects`).
+NO_EFFECT = {"redemption": 0.0, "margin": 1.0, "credit": 1.0, "dy": 0.0, "grown": 1.0}
+
+
+def hit(holders: pl.DataFrame, effects: pl.DataFrame) -> pl.DataFrame:
+    """``holders`` after the effects of holder shocks (``effects``: ``holder_id`` and the
+    columns of :func:`holder_effects` for the holders hit): the redemption shock
+    ``+ redemption``, the margin multiplier ``× margin``, the credit line ``× credit``, the
+    liabilities ``× exp(−D_L·dy)`` and the non-tradable holdings ``× grown``."""
+    return (
+        holders.join(effects, on="holder_id", how="left")
+        .with_columns(pl.col(c).fill_null(v) for c, v in NO_EFFECT.items())
+        .with_columns(
+            pl.col(Book.REDEMPTION_SHOCK) + pl.col("redemption"),
+            pl.col(Book.MARGIN_MULTIPLIER) * pl.col("margin"),
+            pl.col("credit_line") * pl.col("credit"),
+            pl.col(Book.LIABILITIES) * (-pl.col(DURATION) * pl.col("dy")).exp(),
+            pl.col(Book.NON_TRADABLE) * pl.col("grown"),
+        )
+        .drop(*NO_EFFECT)
+    )

@@ -9,14 +9,19 @@ name from ``[path.targets]`` (a selector), ``field`` a shock's numeric field (``
 ``yield_change_bp``, ``spread_change_bp``, ``vol_multiplier``, ``vol_change``,
 ``margin_rate_multiplier``, ``margin_rate_change``, ``margin_vol_elasticity``,
 ``downgrade_notches``). A date's moves on one target are one shock; moves of one date apply in
-file order, inline moves before the table's.
+file order, inline moves before the table's. Holder shocks may be dated too
+(``[[path.holder_shocks]]``, a holder shock with a ``date``): a redemption wave, a broker's
+margin call.
 
 Day 0's moves join the scenario's own shocks (applied before anything trades). The moves of a
 later day ``d`` apply at its open (:func:`day_moves`): every price ``P`` moves to ``P·(1 + r)``
 on top of the impact standing (``P₀`` of the impact model moves with it), bonds reprice at
 their new yields, volatilities, risk-model rows, margin rates and ratings take their new
 values, and the books are marked: holdings lose ``−Σ q·m·ΔP`` (booked as the path's loss,
-``loss_path``), futures settle the move to cash as variation margin. The episode runs through
+``loss_path``), futures settle the move to cash as variation margin. A later day's holder
+shocks apply at its open too: redemption rates add to the holders' (their funds pay the rise
+in the next round), margin multipliers and credit-line cuts compound, liabilities reprice,
+non-tradable holdings move (their loss booked as ``loss_path``). The episode runs through
 its last date (``end``, by default the last move's) even on days no one is forced.
 """
 
@@ -34,7 +39,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from estimator import dates
 from estimator.bounds import MODEL_CONFIG
 from estimator.errors import InputError, Problem
-from estimator.moves import Shock
+from estimator.moves import HolderShock, Shock
 from estimator.selectors import Selector
 from estimator.tables import read_rows
 from estimator.toml_files import validation_problems
@@ -64,6 +69,15 @@ class Move(Shock):
     date: dt.date
 
 
+class HolderMove(HolderShock):
+    """A holder shock on a date of the path: a redemption wave, a broker's margin call, a
+    lender's cut."""
+
+    not_effects: ClassVar[frozenset[str]] = frozenset({"holder_types", "holder_ids", "date"})
+
+    date: dt.date
+
+
 class MarketPath(BaseModel):
     """``[path]``: the dates of an episode and the market's moves on them."""
 
@@ -79,11 +93,16 @@ class MarketPath(BaseModel):
         default_factory=dict, description="named selectors the table's target column may use"
     )
     moves: list[Move] = Field(default_factory=list, description="moves on dates, inline")
+    holder_shocks: list[HolderMove] = Field(
+        default_factory=list,
+        description="holder shocks on dates: redemption waves, margin calls, credit-line cuts",
+    )
 
     @model_validator(mode="after")
     def _on_trading_days(self) -> Self:
         named = [("start", self.start)] + ([("end", self.end)] if self.end else [])
         named += [(f"moves.{i}.date", m.date) for i, m in enumerate(self.moves)]
+        named += [(f"holder_shocks.{i}.date", h.date) for i, h in enumerate(self.holder_shocks)]
         for where, day in named:
             try:
                 open_ = dates.is_trading_day(self.calendar, day)
@@ -99,14 +118,15 @@ class MarketPath(BaseModel):
 
 
 class Schedule(BaseModel):
-    """A path resolved: its trading days in order (day ``d`` is ``days[d]``) and the shocks
-    of each day that has any."""
+    """A path resolved: its trading days in order (day ``d`` is ``days[d]``), the shocks of
+    each day that has any, and its holder shocks by day."""
 
     model_config = MODEL_CONFIG
 
     calendar: dates.Calendar
     days: list[dt.date]
     shocks: dict[int, list[Shock]]
+    holder_shocks: dict[int, list[HolderShock]] = Field(default_factory=dict)
 
 
 def schedule(
@@ -118,13 +138,21 @@ def schedule(
     moves = list(path.moves)
     if path.file is not None:
         moves += read_moves(Path(folder or ".") / path.file, path, assets)
-    last = max([m.date for m in moves] + [path.end or path.start])
-    days = dates.trading_days(path.calendar, path.start, last)
+    dated = [m.date for m in moves] + [h.date for h in path.holder_shocks]
+    days = dates.trading_days(path.calendar, path.start, max([*dated, path.end or path.start]))
     index = {day: d for d, day in enumerate(days)}
     shocks: dict[int, list[Shock]] = defaultdict(list)
     for move in moves:
         shocks[index[move.date]].append(Shock(**move.model_dump(exclude={"date"})))
-    return Schedule(calendar=path.calendar, days=days, shocks=dict(shocks))
+    holder_shocks: dict[int, list[HolderShock]] = defaultdict(list)
+    for h in path.holder_shocks:
+        holder_shocks[index[h.date]].append(HolderShock(**h.model_dump(exclude={"date"})))
+    return Schedule(
+        calendar=path.calendar,
+        days=days,
+        shocks=dict(shocks),
+        holder_shocks=dict(holder_shocks),
+    )
 
 
 def read_moves(source: Path, path: MarketPath, assets: Collection[str] | None = None) -> list[Move]:

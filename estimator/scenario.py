@@ -30,21 +30,18 @@ from pydantic import (
 from estimator import dates
 from estimator.bounds import (
     MAX_DAYS,
-    MAX_RATE_CHANGE_BP,
-    MAX_RETURN,
-    MAX_SHOCK_MULTIPLIER,
     MODEL_CONFIG,
     repeated,
 )
 from estimator.days import Days
-from estimator.errors import InputWarnings, Problem
+from estimator.errors import InputWarnings
 from estimator.impact import Impact
-from estimator.moves import Scale, Shock, clipped, multiplier, times
+from estimator.moves import HolderShock, Shock, holder_columns
 from estimator.path import MarketPath, Schedule
 from estimator.paths import DEFAULT_MARKET
 from estimator.published import Published
 from estimator.toml_files import load_toml
-from rules import Book, index_column
+from rules import index_column
 
 
 class IndexChange(BaseModel):
@@ -80,83 +77,6 @@ class IndexChange(BaseModel):
         if self.action != "delete" and self.weight is None:
             raise ValueError(f"{self.action} needs the new weight")
         return self
-
-
-class HolderShock(BaseModel):
-    """Shocks to some holders rather than to prices: investors' redemptions, prime brokers'
-    and clearing houses' margin calls by counterparty, lenders' credit-line cuts, a change in
-    the discount rate of liabilities, and losses on holdings that do not trade (a bank's loan
-    book, illiquid securities)."""
-
-    model_config = MODEL_CONFIG
-
-    holder_types: list[str] | None = Field(None, description="holder types it hits")
-    holder_ids: list[str] | None = Field(None, description="holders it hits")
-    redemption_rate: float | None = Field(
-        None, gt=0, le=1, description="share of units redeemed, added to a redemption rule's"
-    )
-    margin_multiplier: float | None = Field(
-        None,
-        gt=0,
-        le=MAX_SHOCK_MULTIPLIER,
-        description="k: the holders' margin requirements × k (a broker's haircuts)",
-    )
-    credit_line_cut: float | None = Field(
-        None, ge=0, le=1, description="share of the holders' undrawn credit lines withdrawn"
-    )
-    liability_rate_change_bp: float | None = Field(
-        None,
-        ge=-MAX_RATE_CHANGE_BP,
-        le=MAX_RATE_CHANGE_BP,
-        description="Δy, bp: change in the discount rate of the holders' liabilities",
-    )
-    non_tradable_return: float | None = Field(
-        None,
-        ge=-1,
-        le=MAX_RETURN,
-        description="r_N: the holders' non-tradable holdings N ← N·(1 + r_N)",
-    )
-
-    @model_validator(mode="after")
-    def _selects_and_acts(self) -> Self:
-        if not self.holder_types and not self.holder_ids:
-            raise ValueError("a holder shock needs holder_types or holder_ids")
-        if self.model_dump(exclude={"holder_types", "holder_ids"}, exclude_none=True) == {}:
-            raise ValueError(
-                "a holder shock needs an effect (redemption_rate, margin_multiplier, "
-                "credit_line_cut, liability_rate_change_bp, non_tradable_return)"
-            )
-        return self
-
-    def selected(self) -> pl.Expr:
-        hit = pl.lit(False)
-        if self.holder_types:
-            hit = hit | pl.col("holder_type").is_in(self.holder_types)
-        if self.holder_ids:
-            hit = hit | pl.col("holder_id").is_in(self.holder_ids)
-        return hit
-
-    def scaled_fields(self, m: Scale) -> dict[str, float | pl.Expr | None]:
-        """The effects ``m`` times as large: rates and cuts times ``m`` (at most 1),
-        ``k → 1 + m(k − 1)``, the liabilities' rate change and the non-tradables' return times
-        ``m``, at least −1 (all of them lost, no further). ``m`` is a number or an expression
-        (each holder's own multiple)."""
-        r_n = times(m, self.non_tradable_return)
-        return {
-            "redemption_rate": None
-            if self.redemption_rate is None
-            else clipped(m * self.redemption_rate, upper=1.0),
-            "margin_multiplier": multiplier(m, self.margin_multiplier),
-            "credit_line_cut": None
-            if self.credit_line_cut is None
-            else clipped(m * self.credit_line_cut, upper=1.0),
-            "liability_rate_change_bp": times(m, self.liability_rate_change_bp),
-            "non_tradable_return": None if r_n is None else clipped(r_n, lower=-1.0),
-        }
-
-    def scaled(self, m: float) -> HolderShock:
-        """``m`` times as large (:meth:`scaled_fields`)."""
-        return self.model_copy(update=self.scaled_fields(m))
 
 
 class Scenario(BaseModel):
@@ -237,9 +157,16 @@ class Scenario(BaseModel):
 
     def compounded(self, schedule: Schedule) -> Scenario:
         """The one-shot version of a dated path: every day's moves, in date order, after the
-        scenario's own shocks, compounding as shocks do; no path."""
+        scenario's own shocks, compounding as shocks do, and every day's holder shocks after
+        the scenario's; no path."""
         moves = [shock for day in sorted(schedule.shocks) for shock in schedule.shocks[day]]
-        return self.model_copy(update={"shocks": [*self.shocks, *moves], "path": None})
+        hits = [h for day in sorted(schedule.holder_shocks) for h in schedule.holder_shocks[day]]
+        update = {
+            "shocks": [*self.shocks, *moves],
+            "holder_shocks": [*self.holder_shocks, *hits],
+            "path": None,
+        }
+        return self.model_copy(update=update)
 
     def one_round(self) -> Scenario:
         """The same shocks in one round: no price impact, lender losses, day clock or path."""
@@ -253,38 +180,10 @@ class Scenario(BaseModel):
         label: str,
         multiple: pl.Expr | None = None,
     ) -> dict[str, pl.Expr]:
-        """The holder shocks as holder columns: the redemption shock (the sum of the rates that
-        select a holder, 0 for none), the margin multiplier (the product, 1 for none), the
-        credit line left (× Π(1 − cut)), the liabilities repriced by their duration ``D_L``
-        at the summed rate change, ``L·exp(−D_L·Σ Δy)``, and the non-tradable holdings
-        compounded over the returns that select the holder, ``N·Π(1 + r_N)``. A holder shock
-        that selects nobody is a warning. With ``multiple`` (each holder's own multiple ``m``
-        of the scenario, ``m > 0``) every shock is scaled by it (:meth:`HolderShock.scaled`)."""
-        redemption, margin, credit, dy = pl.lit(0.0), pl.lit(1.0), pl.lit(1.0), pl.lit(0.0)
-        grown = pl.lit(1.0)
-        for i, shock in enumerate(self.holder_shocks):
-            hit = shock.selected()
-            if not holders.select(hit.any()).item():
-                warnings.add(Problem(label, "selects no holder", field=f"holder_shocks.{i}"))
-            v = shock.scaled_fields(multiple) if multiple is not None else dict(shock)
-            if v["redemption_rate"] is not None:
-                redemption = redemption + pl.when(hit).then(v["redemption_rate"]).otherwise(0.0)
-            if v["margin_multiplier"] is not None:
-                margin = margin * pl.when(hit).then(v["margin_multiplier"]).otherwise(1.0)
-            if v["credit_line_cut"] is not None:
-                credit = credit * pl.when(hit).then(1 - v["credit_line_cut"]).otherwise(1.0)
-            if v["liability_rate_change_bp"] is not None:
-                bp = v["liability_rate_change_bp"]
-                dy = dy + pl.when(hit).then(bp / 10_000).otherwise(0.0)
-            if v["non_tradable_return"] is not None:
-                grown = grown * pl.when(hit).then(1 + v["non_tradable_return"]).otherwise(1.0)
-        return {
-            Book.REDEMPTION_SHOCK: redemption,
-            Book.MARGIN_MULTIPLIER: margin,
-            "credit_line": pl.col("credit_line") * credit,
-            Book.LIABILITIES: pl.col(Book.LIABILITIES) * (-pl.col("liability_duration") * dy).exp(),
-            "non_tradable": pl.col("non_tradable") * grown,
-        }
+        """The scenario's holder shocks as holder columns (:func:`moves.holder_columns`)."""
+        return holder_columns(
+            self.holder_shocks, holders, warnings, label, "holder_shocks", multiple
+        )
 
     @property
     def max_multiple(self) -> float:

@@ -36,7 +36,8 @@ import polars as pl
 from estimator import indices, rates, risk, stack
 from estimator.bounds import MAX_PRICE, MAX_VOL
 from estimator.errors import InputError, InputWarnings, Problem
-from estimator.path import Schedule
+from estimator.moves import NO_EFFECT, HolderShock, holder_effects
+from estimator.path import MarketPath, Schedule
 from estimator.scenario import Scenario, Shock
 from rules.ratings import AGENCY_COLUMNS, shift_expr
 
@@ -112,6 +113,34 @@ def day_moves(
         kept = [c for c in columns if c in state.columns]
         factor = (pl.col("price") / pl.col("price_pre")).alias("price_factor")
         out[day] = state.select("asset_id", factor, *kept)
+    return out
+
+
+def day_holder_moves(
+    holders: pl.DataFrame,
+    path: MarketPath,
+    schedule: Schedule,
+    label: str,
+    warnings: InputWarnings,
+) -> dict[int, pl.DataFrame]:
+    """Per day ``d`` of a path with holder shocks (``[[path.holder_shocks]]``): the holders
+    they hit (``holder_id``) and what the day's shocks do to them
+    (:func:`estimator.moves.holder_effects`: ``redemption`` added to the redemption shock,
+    ``margin`` and ``credit`` multiplying the margin multiplier and the credit line, ``dy``
+    the liabilities' rate change and ``grown`` the non-tradables' growth). A shock that
+    selects no holder is a warning naming it (``path.holder_shocks.N``)."""
+    index = {day: d for d, day in enumerate(schedule.days)}
+    by_day: dict[int, list[int]] = {}
+    for i, h in enumerate(path.holder_shocks):
+        by_day.setdefault(index[h.date], []).append(i)
+    out: dict[int, pl.DataFrame] = {}
+    for day, numbers in sorted(by_day.items()):
+        shocks: list[HolderShock] = [path.holder_shocks[i] for i in numbers]
+        fields = [f"path.holder_shocks.{i}" for i in numbers]
+        where = f"{label}, path {schedule.days[day]}"
+        effects = holder_effects(shocks, holders, warnings, where, fields)
+        frame = holders.select("holder_id", **effects)
+        out[day] = frame.filter(pl.any_horizontal(pl.col(c) != v for c, v in NO_EFFECT.items()))
     return out
 
 

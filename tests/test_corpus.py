@@ -34,7 +34,7 @@ from estimator.cli import app
 from estimator.days import Days, Pace
 from estimator.impact import Exponential, Impact, Linear, SquareRoot
 from estimator.mandates import CapitalCall, Mandate
-from estimator.path import Move
+from estimator.path import HolderMove, Move
 from estimator.paths import scenarios_dir
 from estimator.published import Published
 from estimator.scenario import HolderShock, IndexChange, Scenario, Shock
@@ -79,6 +79,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "days.pace": Pace,
     "published": Published,
     "path.moves": Move,
+    "path.holder_shocks": HolderMove,
 }
 
 #: A published figure for the corpus to spoil one number of.
@@ -198,7 +199,15 @@ def _put(table: dict, field: str, value: float) -> None:
 def _scenario(section: str, field: str, value: float) -> dict:
     base = (
         "small_crash"
-        if section in ("shocks", "holder_shocks", "index_changes", "published", "path.moves")
+        if section
+        in (
+            "shocks",
+            "holder_shocks",
+            "index_changes",
+            "published",
+            "path.moves",
+            "path.holder_shocks",
+        )
         else ("small_cascade")
     )
     data = tomllib.loads((scenarios_dir() / f"{base}.toml").read_text())
@@ -213,6 +222,10 @@ def _scenario(section: str, field: str, value: float) -> dict:
         move = {**json.loads(json.dumps(shock)), "date": "2020-03-04"}
         _put(move, field, value)
         data["path"] = {"start": "2020-03-02", "moves": [move]}
+    elif section == "path.holder_shocks":  # the small_crash holder shock, two days on
+        hit = {**json.loads(json.dumps(data["holder_shocks"][0])), "date": "2020-03-04"}
+        _put(hit, field, value)
+        data["path"] = {"start": "2020-03-02", "holder_shocks": [hit]}
     elif section == "holder_shocks":
         _put(data["holder_shocks"][0], field, value)
     elif section == "index_changes":

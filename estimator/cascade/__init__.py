@@ -69,6 +69,7 @@ def cascade(
     codes: keys.Keys | None = None,
     progress: Callable[[int, int], None] | None = None,
     moves: dict[int, pl.DataFrame] | None = None,
+    holder_moves: dict[int, pl.DataFrame] | None = None,
     last_path_day: int = 0,
     estimators: dict[str, realised.Estimate] | None = None,
     estimates: pl.DataFrame | None = None,
@@ -85,7 +86,8 @@ def cascade(
     ``codes``: the keys ``positions`` are already coded with (:attr:`Market.coded`); by
     default the positions carry ids and are coded here. ``progress``, if given, is called
     after every round with the rounds run so far and the day. ``moves``: a dated path's moves
-    by day (:func:`estimator.shocks.day_moves`), applied at each day's open; the episode runs
+    by day (:func:`estimator.shocks.day_moves`) and ``holder_moves`` its holder shocks
+    (:func:`estimator.shocks.day_holder_moves`), applied at each day's open; the episode runs
     through ``last_path_day`` at least. ``estimators`` and ``estimates``: the volatility
     estimators the rules read and their state after day 0 (:mod:`estimator.realised`), updated
     at each later day's open. ``day_dates``: on a dated path, the date of every day the
@@ -114,6 +116,7 @@ def cascade(
     setting = replace(
         setting,
         moves={d: codes.encode(m) for d, m in (moves or {}).items()},
+        holder_moves={d: codes.encode(h) for d, h in (holder_moves or {}).items()},
         last_path_day=last_path_day,
         estimators=estimators or {},
         calendar=calendar_flags(day_dates) if day_dates else {},

@@ -27,6 +27,7 @@ from estimator.cascade.result import (
 )
 from estimator.days import Days
 from estimator.impact import Impact
+from estimator.moves import hit
 from estimator.rounds import COMMITTED, RoundResult
 from estimator.status import Status
 from rules import STATE_COLUMNS, Book, RuleColumns
@@ -62,6 +63,8 @@ class Setting:
     #: A dated path's moves by day (:func:`estimator.shocks.day_moves`, coded), and its last
     #: day: the episode runs at least that far.
     moves: dict[int, pl.DataFrame] = field(default_factory=dict)
+    #: … its holder shocks by day (:func:`estimator.shocks.day_holder_moves`, coded).
+    holder_moves: dict[int, pl.DataFrame] = field(default_factory=dict)
     last_path_day: int = 0
     #: The volatility estimators the rules read, by key (:mod:`estimator.realised`).
     estimators: dict[str, realised.Estimate] = field(default_factory=dict)
@@ -163,6 +166,8 @@ def dawn(state: State, setting: Setting, day: int) -> State:
     estimates take the day's return; index changes effective today are traded today."""
     if day in setting.moves:
         state = _open(state, setting.moves[day])
+    if day in setting.holder_moves:
+        state = _hit(state, setting.holder_moves[day])
     if day > 0 and setting.estimators:  # the day's return enters the estimates
         state = replace(state, market=realised.update(state.market, setting.estimators))
     if day in setting.calendar:  # a dated day: is it a month's or a quarter's last?
@@ -202,6 +207,16 @@ def _open(state: State, move: pl.DataFrame) -> State:
     ).drop("price_factor", *(f"{c}@path" for c in columns))
     state = replace(state, market=market, holders=holders, previous=None)
     return state.book_loss(loss)
+
+
+def _hit(state: State, effects: pl.DataFrame) -> State:
+    """The holders at the open after a path's holder shocks of the day
+    (:func:`estimator.moves.hit`); the change in the non-tradable holdings of those hit,
+    ``−N·(grown − 1)``, is booked as ``loss_path``."""
+    loss = state.holders.join(effects, on="holder_id").select(
+        "holder_id", loss_path=-pl.col(Book.NON_TRADABLE) * (pl.col("grown") - 1)
+    )
+    return replace(state, holders=hit(state.holders, effects)).book_loss(loss)
 
 
 def step(state: State, setting: Setting, result: RoundResult) -> tuple[State, Step]:
