@@ -28,9 +28,10 @@ upgrade: $(STAMP)
 	$(UV_COMPILE) --upgrade
 	$(MAKE) test
 
-# March 2020 on the census of December 2019: the reports and report.html in reports/demo.
+# March 2020 day by day on the census of December 2019 (20 February – 31 March, every daily
+# move sourced): the reports, the daily profile and report.html in reports/demo.
 demo: $(STAMP)
-	$(BIN)/forced-flow run march_2020 --out reports/demo --html
+	$(BIN)/forced-flow run march_2020_path --out reports/demo --html
 
 # Tests run in parallel processes (pytest-xdist), one per core up to four.
 PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses=4

@@ -20,7 +20,7 @@ from scipy import sparse
 
 from estimator import keys, risk
 from estimator.errors import RunError
-from rules import STATE_COLUMNS, Book
+from rules import RULE_KINDS, STATE_COLUMNS, Book
 from rules.estimators import scale_column
 
 _X = pl.col("exposure")
@@ -284,14 +284,18 @@ ACCOUNTS = "accounts"
 #: Holder columns with their value when a holder lacks them: every rule's state before a
 #: scenario (:data:`rules.STATE_COLUMNS`), one account, no holder shock, and a rebalancing day
 #: of every calendar (a dated path sets the day's own).
-HOLDER_DEFAULTS: dict[str, float] = STATE_COLUMNS | {
-    ACCOUNTS: 1.0,
-    Book.REDEMPTION_SHOCK: 0.0,
-    Book.MARGIN_MULTIPLIER: 1.0,
-    Book.CAPITAL_CALLED: 0.0,
-    Book.MONTH_END: 1.0,  # a day without a date is a rebalancing day
-    Book.QUARTER_END: 1.0,
-}
+HOLDER_DEFAULTS: dict[str, float] = (
+    STATE_COLUMNS
+    | {
+        ACCOUNTS: 1.0,
+        Book.REDEMPTION_SHOCK: 0.0,
+        Book.MARGIN_MULTIPLIER: 1.0,
+        Book.CAPITAL_CALLED: 0.0,
+        Book.MONTH_END: 1.0,  # a day without a date is a rebalancing day
+        Book.QUARTER_END: 1.0,
+    }
+    | {Book.committed_by(k): 0.0 for k in RULE_KINDS}
+)  # no paced trade under way
 
 
 def with_defaults(holders: pl.DataFrame) -> pl.DataFrame:

@@ -89,10 +89,11 @@ def classify(
     ).drop("position_share")
 
 
-def parts(trades: pl.DataFrame) -> pl.DataFrame:
-    """The classified ``trades`` as their nonzero parts: (``holder_id``, ``asset_id``,
-    ``flow_kind``, ``trade_value``) with the position rules' part and the rest as two rows."""
-    keys = ["holder_id", "asset_id"]
+def parts(trades: pl.DataFrame, by: tuple[str, ...] = ()) -> pl.DataFrame:
+    """The classified ``trades`` as their nonzero parts: (``holder_id``, ``asset_id``, the
+    columns ``by``, ``flow_kind``, ``trade_value``) with the position rules' part and the rest
+    as two rows."""
+    keys = ["holder_id", "asset_id", *by]
     placed = trades.select(*keys, flow_kind="position_kind", trade_value="position_value")
     rest = trades.select(
         *keys, flow_kind="book_kind", trade_value=pl.col("trade_value") - pl.col("position_value")
@@ -116,6 +117,41 @@ def by_kind(trades: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFrame:
         .with_columns(net_value=pl.col("buy_value") - pl.col("sell_value"))
         .sort(order, "asset_class")
         .select(COLUMNS)
+    )
+
+
+#: The columns of :func:`daily` (``date`` after ``day`` on a dated path).
+DAILY_COLUMNS = [
+    "day",
+    "holder_type",
+    "asset_class",
+    "flow_kind",
+    "sell_value",
+    "buy_value",
+    "net_value",
+]
+
+
+def daily(trades: pl.DataFrame, holders: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFrame:
+    """Per day, holder type, asset class and flow kind (every combination that traded):
+    ``S``, ``B`` and ``N`` as :func:`by_kind` has them, over the :func:`parts` of the
+    classified ``trades`` of a day clock's run (with ``day``), holders and assets joined by id;
+    sorted by day, type, class and kind. Summed over days it is :func:`by_kind`'s table per
+    holder type."""
+    u = pl.col("trade_value")
+    order = pl.col("flow_kind").replace_strict(
+        {k: i for i, k in enumerate(KINDS)}, return_dtype=pl.Int64
+    )
+    keys = ["day", "holder_type", "asset_class", "flow_kind"]
+    return (
+        parts(trades, by=("day",))
+        .join(holders.select("holder_id", "holder_type"), on="holder_id", how="left")
+        .join(assets.select("asset_id", "asset_class"), on="asset_id", how="left")
+        .group_by(keys)
+        .agg(sell_value=(-u).clip(lower_bound=0).sum(), buy_value=u.clip(lower_bound=0).sum())
+        .with_columns(net_value=pl.col("buy_value") - pl.col("sell_value"))
+        .sort("day", "holder_type", "asset_class", order)
+        .select(DAILY_COLUMNS)
     )
 
 

@@ -228,7 +228,8 @@ def prepare_run(
 ) -> Prepared:
     """:func:`prepare`, with a dated path's day-0 moves among the shocks and its later days'
     moves worked out (its table read relative to the scenario file), and the volatility
-    estimates the rules read after day 0's return."""
+    estimates the rules read after day 0's return — on a dated path only: a one-shot
+    scenario's rules read the risk model as its shocks leave it (``vol_multiplier``)."""
     dated, opening = None, spec
     if spec.path is not None:
         folder = spec_path.parent if spec_path is not None else None
@@ -244,7 +245,9 @@ def prepare_run(
         holder_moves = day_holder_moves(market.holders, spec.path, dated, label, warnings)
         if 0 in holder_moves:  # day 0's join the scenario's holder shocks
             holders = hit(holders, holder_moves.pop(0))
-    wanted = realised.estimators(r for m in market.mandates.values() for r in m.rules)
+    wanted = {}  # an estimate needs days: on a one-shot scenario rules read the risk model
+    if dated is not None:
+        wanted = realised.estimators(r for m in market.mandates.values() for r in m.rules)
     shocked, estimates = realised.opening(shocked, wanted)
     return Prepared(
         shocked, holders, dated, moves, holder_moves, wanted, estimates, opening.index_days

@@ -102,6 +102,7 @@ class RunResult:
     cures: pl.DataFrame | None = None  # per holder, round and rule that fired: cash vs trades
     balance_sheets: pl.DataFrame | None = None  # per round × holder, in a cascade (balance.py)
     flows: pl.DataFrame | None = None  # per flow kind × asset class: sold, bought, net (flows.py)
+    daily: pl.DataFrame | None = None  # … per day × holder type too, on a day clock (flows.py)
     published: pl.DataFrame | None = None  # the scenario's published figures beside the run's
 
     def tables(self) -> dict[str, pl.DataFrame]:
@@ -123,6 +124,7 @@ class RunResult:
             "chain": self.chain,
             "equilibrium": self.equilibrium,
             "days": self.days,
+            "daily": self.daily,
         }
         return tables | {k: v for k, v in cascade.items() if v is not None}
 
@@ -186,6 +188,7 @@ def assemble(c: Computed) -> RunResult:
     chain, fixed, first_order = c.chain, c.fixed, c.first_order
     trades = flows.classify(result.trades, market.holders, market.mandates)
     kinds = flows.by_kind(trades, shocked)
+    by_day = flows.daily(trades, market.holders, shocked) if spec.days is not None else None
     assets = aggregate.asset_flows(result.trades, shocked, c.parameters.participation)
     end = chain.prices if chain is not None else fixed.least.prices if fixed is not None else None
     if end is not None:  # the price each asset ends at after the rounds / at the equilibrium
@@ -282,9 +285,9 @@ def assemble(c: Computed) -> RunResult:
             per_day = [{**r, "date": on[r[DAY]].isoformat()} for r in manifest.days.per_day]
             update["days"] = manifest.days.model_copy(update={"per_day": per_day})
         manifest = manifest.model_copy(update=update)
-        trades, rounds, sheets, timeline = (
+        trades, rounds, sheets, timeline, by_day = (
             None if f is None else with_dates(f, c.schedule.calendar, start)
-            for f in (trades, rounds, sheets, timeline)
+            for f in (trades, rounds, sheets, timeline, by_day)
         )
 
     def typed(frame: pl.DataFrame | None) -> pl.DataFrame | None:
@@ -305,6 +308,7 @@ def assemble(c: Computed) -> RunResult:
         cures=typed(cures),
         balance_sheets=typed(sheets),
         flows=typed(kinds),
+        daily=typed(by_day),
     )
     if spec.published:  # the scenario's published figures beside the run's estimates
         out.published = canonical(published.compare(spec.published, out, market))

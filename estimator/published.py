@@ -6,7 +6,9 @@ a share of the holders' assets), the published value or range — the spread acr
 estimates where there are several, never widened — and its source, date, address and a short
 quote. :func:`estimate` measures the same quantity on a run, with ``u`` the values of the
 selected holders' trades in the selected asset classes, taken by part in the selected flow
-kinds (:func:`estimator.flows.parts`):
+kinds (:func:`estimator.flows.parts`) — on a dated path, only the trades dated within the
+figure's ``start`` and ``end`` where it gives them (a week's estimate is set beside that
+week's trades; a run without dates counts all of its trades):
 
 * ``sales`` ``S = Σ max(−u, 0)``; ``purchases`` ``B = Σ max(u, 0)``; ``net_sales`` ``S − B``;
 * ``lender_losses`` ``Σ max(loss_lending, 0)`` over the selected holders;
@@ -22,6 +24,7 @@ downgraded, a position that could be sold) is ``in`` for any ``m ≤ hi``.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import math
 from typing import TYPE_CHECKING, Literal, Protocol, Self
@@ -100,6 +103,12 @@ class Published(BaseModel):
     fx: float = Field(1.0, ge=1e-6, le=1e6, description="US dollars per unit of `currency`")
     fx_source: str = ""
     period: str = Field(min_length=1)
+    start: dt.date | None = Field(
+        None, description="on a dated path: count only trades on or after this date"
+    )
+    end: dt.date | None = Field(
+        None, description="on a dated path: count only trades on or before this date"
+    )
     source: str = Field(min_length=1)
     published: str = Field(min_length=1, description="publication date as given")
     url: str = Field(min_length=1)
@@ -114,6 +123,8 @@ class Published(BaseModel):
     def _a_range(self) -> Self:
         if self.high < self.low:
             raise ValueError(f"high ({self.high:g}) is below low ({self.low:g})")
+        if self.start is not None and self.end is not None and self.end < self.start:
+            raise ValueError(f"end ({self.end}) is before start ({self.start})")
         if self.currency != "USD" and self.flow != "sales_share" and not self.fx_source:
             raise ValueError(f"a figure in {self.currency} needs fx and its fx_source")
         return self
@@ -141,9 +152,15 @@ def estimate(figure: Published, result: Tables, market: Market) -> float:
         return math.fsum(losses["loss_lending"].clip(lower_bound=0.0))
     classes = _select(result.assets.select("asset_id", "asset_class"), "asset_class",
                       figure.asset_classes)  # fmt: skip
+    dated = "date" in result.trades.columns
+    within = pl.lit(True)
+    if dated and figure.start is not None:
+        within = within & (pl.col("date") >= figure.start)
+    if dated and figure.end is not None:
+        within = within & (pl.col("date") <= figure.end)
     u = (
-        parts(result.trades)
-        .filter(pl.col("flow_kind").is_in(figure.flow_kinds))
+        parts(result.trades, by=("date",) if dated else ())
+        .filter(pl.col("flow_kind").is_in(figure.flow_kinds) & within)
         .join(holders.select("holder_id"), on="holder_id", how="semi")
         .join(classes.select("asset_id"), on="asset_id", how="semi")["trade_value"]
     )

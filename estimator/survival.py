@@ -5,8 +5,9 @@ Along a scenario's own direction the market at multiple ``m`` is :meth:`Scenario
 returns, rate changes and holder shocks' rates times ``m``, vol, margin and holder margin
 multipliers ``k → 1 + m(k − 1)``; rating actions and index changes are events, whole for any
 ``m > 0``. A dated path (:mod:`estimator.path`) is searched as its one-shot version, every
-day's moves compounded into the shocks (:meth:`Scenario.compounded`). A holder is *forced* at
-``m``
+day's moves compounded into the shocks (:meth:`Scenario.compounded`): one-shot, so a fund
+that estimates volatility from realised returns reads the risk model as the shocks leave it, as
+on any one-shot scenario. A holder is *forced* at ``m``
 when, in one round at those prices (no price impact), its status is neither ``ok`` nor ``cured``:
 some rule makes it trade (or it is insolvent) after every cure it may draw.
 
@@ -43,7 +44,7 @@ from pathlib import Path
 import polars as pl
 
 from estimator import book as bk
-from estimator import path, realised, stack
+from estimator import path, stack
 from estimator.errors import InputError, InputWarnings, Problem, RunError
 from estimator.inputs import load_inputs, prepare
 from estimator.mandates import Execution
@@ -133,9 +134,6 @@ class _Probe:
         shocked, prepared = prepare(
             spec, market, spec.name, InputWarnings(), multiple=stack.MULTIPLE
         )
-        # funds that estimate volatility read it after the scenario's own move, as in a run
-        rules = (r for m in market.mandates.values() for r in m.rules)
-        shocked, _ = realised.opening(shocked, realised.estimators(rules))
         result = evaluate_round(
             shocked, prepared, market.positions, market.mandates, execution=Execution.PRO_RATA
         )

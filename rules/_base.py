@@ -68,6 +68,14 @@ class Book:
     CAPITAL_CALLED = "capital_called"  # capital investors put in so far in the scenario
     MONTH_END = "month_end"  # 1 on a month's last trading day (and on an undated day), else 0
     QUARTER_END = "quarter_end"  # 1 on a quarter's last trading day (and on an undated day)
+    COMMITTED = "committed"  # on a day clock: part-way through a paced trade (True)
+
+    @staticmethod
+    def committed_by(kind: str) -> str:
+        """The holder column that is 1 while a paced trade a ``kind`` rule started is under
+        way (on a day clock), else 0."""
+        return f"committed.{kind}"
+
     #: Columns of the book before the scenario, added to the holders when a run prepares them.
     PRE = (
         LEVERAGE_PRE,

@@ -136,8 +136,21 @@ class RebalancingBand(PositionRule):
         """``|δ_c| − b_c·V``: how far class c is outside its band (negative inside)."""
         return self._dev(c).abs() - self._band(c) * TOTAL_ASSETS
 
-    def _out(self, c: str) -> pl.Expr:
+    def _beyond_band(self, c: str) -> pl.Expr:
         return self._excess(c) > NOISE * book_scale()
+
+    def _latched(self, c: str) -> pl.Expr:
+        """On a day clock, a holder part-way through a paced rebalance this rule started goes
+        on to target with every class not yet there (``restore = "target"``; at the band edge
+        a class back inside its band is done)."""
+        if self.restore != "target":
+            return pl.lit(False)
+        going = pl.col(Book.committed_by(self.kind)) > 0
+        return going & (self._dev(c).abs() > NOISE * book_scale())
+
+    def _out(self, c: str) -> pl.Expr:
+        """Class ``c`` moves: outside its band, or on its way to target."""
+        return self._beyond_band(c) | self._latched(c)
 
     def _in_class(self, c: str) -> pl.Expr:
         """Whether a position's asset is of class ``c`` (by its class number, see
@@ -179,10 +192,11 @@ class RebalancingBand(PositionRule):
 
     def triggered(self) -> pl.Expr:
         """Some class out of its band, on a rebalancing day of the rule's ``calendar``."""
-        out = pl.any_horizontal([self._out(c) for c in self.classes])
+        out = pl.any_horizontal([self._beyond_band(c) for c in self.classes])
+        going = pl.any_horizontal([self._latched(c) for c in self.classes])
         if self.calendar == "breach":
-            return out
-        return out & (pl.col(self._day) > 0)
+            return out | going
+        return (out & (pl.col(self._day) > 0)) | going
 
     @property
     def _day(self) -> str:

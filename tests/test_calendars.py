@@ -163,3 +163,26 @@ def test_between_its_dates_a_calendar_band_binds_no_solve() -> None:
     assert (result.trades["trade_value"] < 0).all()  # sales only
     assert -result.trades["trade_value"].sum() == pytest.approx(8_200 - 0.9 * 8_700, rel=1e-6)
     assert result.holders["solver_status"].str.starts_with("optimal").all()
+
+
+def test_a_paced_rebalance_goes_on_to_target_after_its_date() -> None:
+    """A pension fund's typical horizon is 20 trading days. The quarter-end rebalance of
+    ``test_a_pension_rebalances_on_its_calendar`` (4.8 of every 88, here ×10⁶) starts on 31
+    March 2020 and is done in 20 equal installments of 4.8·10⁶/20 = 240,000 — prices do not
+    move, so each day's share (u + e)/L − e is the same — ending on 28 April, the 20th trading
+    day (Good Friday, 10 April, is closed). On the days after the 31st its equities sit back
+    inside their ±5% band after the first installment, yet it goes on to target."""
+    market = pension("quarter_end")
+    scaled = market.positions.with_columns(pl.col("quantity") * 1e6)
+    held = estimator.build_market(
+        market.assets,
+        market.holders.with_columns(holder_type=pl.lit("pension_fund")),
+        scaled,
+        market.mandates,
+    )
+    result = estimator.run(crash("2020-05-29"), held)
+    bought = result.trades.filter(pl.col("asset_id") == "e")
+    assert bought["trade_value"].to_list() == pytest.approx([240_000.0] * 20, rel=1e-9)
+    assert (bought["date"].min(), bought["date"].max()) == (D(2020, 3, 31), D(2020, 4, 28))
+    assert D(2020, 4, 10) not in bought["date"].to_list()
+    assert result.holders.row(0, named=True)["pending"] == pytest.approx(0.0, abs=1e-6)

@@ -45,14 +45,18 @@ def test_no_page_shows_a_non_finite_number(scenario: str) -> None:
 
 def test_every_chart_of_a_cascade_on_a_day_clock(days_run: estimator.RunResult) -> None:
     page = render(days_run)
-    # by asset class, by holder type, crowded assets, rounds, days, chain of coercion
-    assert page.count("<svg") == 6
-    for title in ("The cascade", "Day by day", "The chain of coercion"):
+    # by asset class, by holder type, crowded assets, rounds, days by holder type, prices by
+    # day, chain of coercion
+    assert page.count("<svg") == 7
+    for title in ("The cascade", "Day by day", "Prices by day", "The chain of coercion"):
         assert f"<h2>{title}</h2>" in page
     day = days_run.manifest.dump()["days"]["capitulation_day"]
     assert f"capitulation: day {day}" in page
     for holder in set(days_run.chain["target_id"]) | set(days_run.chain["source_id"]):
         assert holder in page
+    assert days_run.daily is not None
+    for holder_type in set(days_run.daily["holder_type"]):  # the stacked day chart's legend
+        assert holder_type in page
 
 
 def test_the_headline_uses_the_runs_numbers() -> None:

@@ -229,10 +229,14 @@ def test_the_max_of_two_ewmas() -> None:
     assert got[0] == pytest.approx(math.sqrt(252 * max(fast, slow)), rel=1e-12)
 
 
-def test_survival_reads_the_estimate_as_a_run_does() -> None:
-    """The EWMA fund after one −4% day: the run finds it inside its band (21.97% < 22%), and so
-    does the survival search at the whole scenario."""
-    market = fund_market({"kind": "ewma", "decay": 0.94})
-    scenario = on_days([-0.04])
-    assert estimator.run(scenario, market).trades.is_empty()
+def test_an_estimate_needs_a_path() -> None:
+    """An estimate needs days: on a one-shot scenario, and in the survival search (which takes
+    a path as its one-shot version), the 20-day fund reads the risk model as the shocks leave
+    it — a −10% fall without a vol multiplier keeps it at 16%, inside its band, where on a
+    path the same fall puts its estimate at 38.8% and it sells."""
+    market = fund_market({"kind": "lookback", "days": 20})
+    scenario = on_days([-0.10])
+    assert not estimator.run(scenario, market).trades.is_empty()
     assert estimator.survival(scenario, market).holders["status_at_scenario"].item() == "ok"
+    shot = Scenario(name="s", shocks=[{"select": {"all": True}, "price_return": -0.10}])
+    assert estimator.run(shot, market).trades.is_empty()

@@ -30,7 +30,7 @@ from estimator.impact import Impact
 from estimator.moves import hit
 from estimator.rounds import COMMITTED, RoundResult
 from estimator.status import Status
-from rules import STATE_COLUMNS, Book, RuleColumns
+from rules import RULE_TYPES, STATE_COLUMNS, Book, PositionRule, RuleColumns
 from rules.redemption import PAID
 
 #: Rule columns of a round's holder table that the reports read (besides rules' state).
@@ -150,6 +150,11 @@ def start(
     )
 
 
+#: The rule kinds that hold a holder to their own restore level while a paced trade they started
+#: is under way: the position rules (whole-book rules read ``committed``, :mod:`estimator.rounds`).
+LATCHING = tuple(t.model_fields["kind"].default for t in RULE_TYPES if issubclass(t, PositionRule))
+
+
 def books(state: State, setting: Setting) -> pl.DataFrame:
     """The holders as the next round sees them: on a day clock, those part-way through a
     forced sale — up to its deadline — are committed to finish it (to the restore level, even
@@ -158,7 +163,19 @@ def books(state: State, setting: Setting) -> pl.DataFrame:
         return state.holders
     under_way = state.pacing.schedule.filter(pl.col("deadline") >= state.clock.day)
     started = under_way["holder_id"].implode()
-    return state.holders.with_columns(pl.col("holder_id").is_in(started).alias(COMMITTED))
+    by_rule = {  # … and each rule that started it (rules.Book.committed_by)
+        Book.committed_by(kind): pl.col("holder_id")
+        .is_in(
+            under_way.filter(pl.col("rules").str.contains(kind, literal=True))[
+                "holder_id"
+            ].implode()
+        )
+        .cast(pl.Float64)
+        for kind in LATCHING
+    }
+    return state.holders.with_columns(
+        pl.col("holder_id").is_in(started).alias(COMMITTED), **by_rule
+    )
 
 
 def dawn(state: State, setting: Setting, day: int) -> State:

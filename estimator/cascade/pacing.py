@@ -30,16 +30,17 @@ EMPTY_DONE = pl.DataFrame(
     }
 )
 EMPTY_SCHEDULE = pl.DataFrame(
-    schema={"holder_id": keys.CODE, "start": pl.Int64, "deadline": pl.Int64}
+    schema={"holder_id": keys.CODE, "start": pl.Int64, "deadline": pl.Int64, "rules": pl.String}
 )
 _PAIR = ["holder_id", "asset_id"]
 
 
 @dataclass(frozen=True)
 class Pacing:
-    """The day clock's state: ``schedule`` (holder_id, start, deadline) of the holders part-way
-    through a forced sale, and ``done_today`` (holder_id, asset_id, done, done_value), what
-    they have traded so far today."""
+    """The day clock's state: ``schedule`` (holder_id, start, deadline, and the rules that
+    started it, ``;``-separated) of the holders part-way through a forced sale, and
+    ``done_today`` (holder_id, asset_id, done, done_value), what they have traded so far
+    today."""
 
     schedule: pl.DataFrame = field(default_factory=EMPTY_SCHEDULE.clear)
     done_today: pl.DataFrame = field(default_factory=EMPTY_DONE.clear)
@@ -63,13 +64,19 @@ def pace(
     forced = required.select("holder_id").unique()
     known = pacing.schedule.join(forced, on="holder_id")  # those no longer forced start over
     new = forced.join(known, on="holder_id", how="anti").join(holder_pace, on="holder_id")
+    started_by = (
+        result.trades.join(new.select("holder_id"), on="holder_id", how="semi")
+        .group_by("holder_id")
+        .agg(rules=pl.col("rules").cast(pl.String).unique().sort().str.join(";"))
+    )
     schedule = pl.concat(
         [
             known,
-            new.select(
+            new.join(started_by, on="holder_id", how="left").select(
                 "holder_id",
                 start=day + pl.col("pace_delay"),
                 deadline=day + pl.col("pace_delay") + pl.col("pace_horizon") - 1,
+                rules=pl.col("rules").fill_null(""),
             ),
         ]
     )

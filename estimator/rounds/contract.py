@@ -16,7 +16,7 @@ from estimator import keys
 from rules import Book
 
 #: Holder column (optional): True for a holder that has started a forced sale it must finish.
-COMMITTED = "committed"
+COMMITTED = Book.COMMITTED
 #: Index of a position row in the round's frame.
 ROW = "row"
 #: Relative: breaches smaller than this × scale count as compliant.

@@ -22,6 +22,7 @@ from rules import (
     RuleBase,
     RuleColumns,
     book_scale,
+    exceeds,
     placed,
     with_position_columns,
 )
@@ -139,14 +140,21 @@ def rule_frames(
 
 def annotate(book_m: pl.DataFrame, mandate: Mandate) -> pl.DataFrame:
     """Columns fixed at the start of the round: the balance sheet and every rule's metric before
-    (``*_before``), the scale of tolerances, and the position rules' trigger flags."""
+    (``*_before``), the scale of tolerances, and the position rules' trigger flags — on a day
+    clock, a position rule whose paced trade is under way (:meth:`rules.Book.committed_by`)
+    goes on to its restore level."""
     solvent = pl.col(Book.EQUITY) > 0
     return book_m.with_columns(
         *[pl.col(c).alias(f"{c}_before") for c in BEFORE],
         **{SCALE_BEFORE: pl.max_horizontal(book_scale(), 1e-9)},
         **{r.col.metric_before: r.metric() for r in mandate.rules},
-        **{r.col.down: r.triggered() & solvent for r in position_rules(mandate)},
+        **{r.col.down: _down(r) & solvent for r in position_rules(mandate)},
     )
+
+
+def _down(rule: PositionRule) -> pl.Expr:
+    going = pl.col(Book.committed_by(rule.kind)) > 0
+    return rule.triggered() | (going & exceeds(rule.breach(Level.RESTORE)))
 
 
 def fixed_columns(annotated: pl.DataFrame) -> list[str]:

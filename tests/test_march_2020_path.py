@@ -1,0 +1,157 @@
+"""March 2020 as a dated path (``scenarios/march_2020_path.toml``): its table against the
+sourced closes it was written from, the tool that writes such tables, the daily flow report
+and published figures counted over their own dates.
+
+Oracles: the closes of named days as their sources give them (the 10-year yield 1.56% on 19
+February and 0.70% on 31 March; the spreads and the VIX likewise), moves worked out by hand
+from three closes, and a margin account's one sale on its date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import polars as pl
+import pytest
+from test_path import dated, margin_market
+
+import estimator
+from estimator.path import read_moves
+from estimator.paths import scenarios_dir
+from estimator.published import Published, estimate
+from estimator.scenario import load_scenario
+
+PATHS = scenarios_dir() / "paths"
+
+
+def _tool() -> ModuleType:  # tools/ is not a package: the script loaded by its path
+    path = Path(__file__).resolve().parents[1] / "tools" / "path_from_closes.py"
+    spec = importlib.util.spec_from_file_location("path_from_closes", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _table() -> pl.DataFrame:
+    return pl.read_csv(PATHS / "march_2020.csv", schema_overrides={"value": pl.Float64})
+
+
+def _field(table: pl.DataFrame, target: str, field: str) -> pl.Series:
+    return table.filter((pl.col("target") == target) & (pl.col("field") == field))["value"]
+
+
+def test_the_table_meets_the_sourced_closes() -> None:
+    """Summed or compounded from 19 February, each series' moves give its close of the last
+    day: the 10-year yield 1.56% → 0.70% (−86bp), the IG spread 1.02% → 3.05% (+203bp), the
+    HY spread 3.57% → 8.77% (+520bp), the VIX 14.38 → 53.54; equities −33.92% to 23 March."""
+    table = _table()
+    assert math.fsum(_field(table, "treasuries", "yield_change_bp")) == pytest.approx(-86, abs=1e-6)
+    ig = _field(table, "investment_grade", "spread_change_bp")
+    assert math.fsum(ig) == pytest.approx(203, abs=1e-6)
+    assert math.fsum(_field(table, "high_yield", "spread_change_bp")) == pytest.approx(
+        520, abs=1e-6
+    )
+    vix = math.prod(_field(table, "equities", "vol_multiplier"))
+    assert vix == pytest.approx(53.54 / 14.38, rel=1e-12)
+    to_23 = table.filter((pl.col("field") == "price_return") & (pl.col("date") <= "2020-03-23"))[
+        "value"
+    ]
+    assert math.prod(1 + r for r in to_23) - 1 == pytest.approx(2237.40 / 3386.15 - 1, abs=5e-5)
+    assert table["source"].str.len_chars().min() > 20  # every row names its source
+    assert table.height == 29 * 5  # 29 trading days, five series
+
+
+def test_the_path_reads_and_its_dates_are_trading_days() -> None:
+    spec = load_scenario(scenarios_dir() / "march_2020_path.toml")
+    assert spec.path is not None
+    moves = read_moves(PATHS / "march_2020.csv", spec.path)
+    assert min(m.date for m in moves) == dt.date(2020, 2, 20)
+    assert max(m.date for m in moves) == dt.date(2020, 3, 31)
+    windows = {f.id: (f.start, f.end) for f in spec.published}
+    assert windows["vol_targeting"] == (dt.date(2020, 2, 24), dt.date(2020, 2, 28))
+
+
+def test_moves_from_closes_by_hand() -> None:
+    """Closes 2.0, 2.5, 2.0 on Thursday 27, Friday 28 February and Monday 2 March 2020: as a
+    difference ×100, +50 and −50; as a ratio 1.25 and 0.8; as a return +25% and −20%."""
+    tool = _tool()
+    closes = pl.DataFrame(
+        {
+            "date": ["2020-02-27", "2020-02-28", "2020-03-02"],
+            "series": "S",
+            "level": [2.0, 2.5, 2.0],
+            "source": "a source",
+        }
+    )
+    for how, unit, expected in [
+        ("diff", 100.0, [50.0, -50.0]),
+        ("ratio", 1.0, [1.25, 0.8]),
+        ("return", 1.0, [0.25, -0.2]),
+    ]:
+        series = tool.Series("S", "t", "yield_change_bp", how, unit)
+        rows = tool.moves(closes, [series], "XNYS")
+        assert rows["date"].to_list() == ["2020-02-28", "2020-03-02"]
+        assert rows["value"].to_list() == pytest.approx(expected, rel=1e-12)
+        assert rows["source"][1] == f"a source; {how} of the closes of 2020-02-28 and 2020-03-02"
+    gap = closes.filter(pl.col("date") != "2020-02-28")
+    with pytest.raises(ValueError, match=r"missing trading days \[datetime.date\(2020, 2, 28\)\]"):
+        tool.moves(gap, [tool.Series("S", "t", "yield_change_bp", "diff")], "XNYS")
+    with pytest.raises(ValueError, match="SERIES:TARGET:FIELD:HOW"):
+        tool.Series.parse("S:t:not_a_field:diff")
+
+
+def test_the_daily_report_and_a_figure_over_its_own_dates() -> None:
+    """The margin account of ``test_path`` sells 1,200 on Wednesday 4 March 2020 alone: the
+    daily report has that one row, and a figure of its sales counts 1,200 over 4 March and
+    nothing over 2–3 March."""
+    market = margin_market()
+    result = estimator.run(dated(("2020-03-02", -0.10), ("2020-03-04", -0.20)), market)
+    daily = result.daily
+    assert daily is not None and daily.height == 1
+    row = daily.row(0, named=True)
+    assert (row["day"], row["date"], row["flow_kind"]) == (2, dt.date(2020, 3, 4), "forced")
+    assert (row["sell_value"], row["buy_value"]) == pytest.approx((1200.0, 0.0), rel=1e-12)
+
+    def sales(start: str, end: str) -> float:
+        figure = Published(
+            id="f", what="sales", flow="sales", low=1.0, high=1.0, period="p", start=start,
+            end=end, source="s", published="p", url="u", quote="q", kind="estimate",
+        )  # fmt: skip
+        return estimate(figure, result, market)
+
+    assert sales("2020-03-04", "2020-03-04") == pytest.approx(1200.0, rel=1e-12)
+    assert sales("2020-03-02", "2020-03-03") == 0.0
+    with pytest.raises(ValueError, match="before start"):
+        sales("2020-03-04", "2020-03-03")
+
+
+@pytest.mark.slow
+def test_march_2020_on_its_path() -> None:
+    """The whole episode: dated reports from 20 February; the week of 24–28 February's
+    vol-control sales counted in that week; the pensions' quarter-end purchases start on 31
+    March; the daily report adds up to the flows by kind."""
+    result = estimator.run("march_2020_path")
+    daily = result.daily
+    assert daily is not None and result.flows is not None
+    assert daily["date"].min() == dt.date(2020, 2, 20)
+    by_kind = daily.group_by("flow_kind", "asset_class").agg(pl.col("sell_value").sum())
+    expected = result.flows.select("flow_kind", "asset_class", "sell_value")
+    joined = by_kind.join(expected, on=["flow_kind", "asset_class"], suffix="_flows")
+    assert joined.height == expected.height
+    assert joined["sell_value"].to_list() == pytest.approx(
+        joined["sell_value_flows"].to_list(), rel=1e-9
+    )
+    assert result.published is not None
+    figures = {r["figure"]: r for r in result.published.iter_rows(named=True)}
+    assert figures["vol_targeting"]["estimate"] > 0
+    pensions = daily.filter(
+        (pl.col("holder_type") == "pension_fund") & (pl.col("date") >= dt.date(2020, 3, 31))
+    )
+    assert pensions["buy_value"].sum() == pytest.approx(figures["pension_rebalancing"]["estimate"])

@@ -1,0 +1,117 @@
+"""Write a dated path table (estimator/path.py) from a table of sourced daily closes: one row per
+trading day and series with the day's move, computed from that day's close and the one before.
+
+The closes table has the columns ``date, series, level, source`` (one row per series and
+trading day, every trading day of the calendar between a series' first and last date: a
+missing day is an error, never filled). Each ``--series`` says what a series moves:
+
+    SERIES:TARGET:FIELD:HOW[:UNIT]
+
+with HOW one of ``diff`` (``(L_d − L_{d−1})·UNIT``: a yield or a spread in % to bp with UNIT
+100), ``ratio`` (``L_d / L_{d−1}``: a volatility index as a ``vol_multiplier``) or ``return``
+(``L_d / L_{d−1} − 1``: an index level as a ``price_return``). ``--with`` copies the rows of
+path tables written before (e.g. by tools/path_from_series.py) ahead of the new ones.
+
+    python tools/path_from_closes.py scenarios/paths/march_2020_closes.csv \\
+        --series DGS10:treasuries:yield_change_bp:diff:100 \\
+        --series VIX:equities:vol_multiplier:ratio \\
+        --with scenarios/paths/march_2020_sp500.csv --out scenarios/paths/march_2020.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from estimator import dates
+from estimator.path import FIELDS
+
+HOWS = ("diff", "ratio", "return")
+
+
+@dataclass(frozen=True)
+class Series:
+    """What one series of closes moves: ``target``'s ``field``, by ``how`` times ``unit``."""
+
+    name: str
+    target: str
+    field: str
+    how: str
+    unit: float = 1.0
+
+    @classmethod
+    def parse(cls, text: str) -> Series:
+        parts = text.split(":")
+        if len(parts) not in (4, 5) or parts[2] not in FIELDS or parts[3] not in HOWS:
+            raise ValueError(
+                f"expected SERIES:TARGET:FIELD:HOW[:UNIT] with FIELD in {FIELDS} and HOW in "
+                f"{HOWS}, got {text!r}"
+            )
+        unit = float(parts[4]) if len(parts) == 5 else 1.0
+        return cls(parts[0], parts[1], parts[2], parts[3], unit)
+
+
+def moves(closes: pl.DataFrame, series: list[Series], calendar: dates.Calendar) -> pl.DataFrame:
+    """The path table's rows (date, target, field, value, source) of every series, in date
+    order: the move of each trading day after a series' first close."""
+    out = []
+    for s in series:
+        levels = closes.filter(pl.col("series") == s.name).sort("date")
+        if levels.is_empty():
+            raise ValueError(f"no closes of {s.name}")
+        days = levels["date"].str.to_date("%Y-%m-%d").to_list()
+        expected = dates.trading_days(calendar, days[0], days[-1])
+        if days != expected:
+            missing = sorted(set(expected) - set(days))
+            extra = sorted(set(days) - set(expected))
+            raise ValueError(f"{s.name}: missing trading days {missing}, not trading days {extra}")
+        level, before = pl.col("level"), pl.col("level").shift(1)
+        value = {
+            "diff": ((level - before) * s.unit).round(10),
+            "ratio": level / before,
+            "return": level / before - 1,
+        }[s.how]
+        note = pl.format(
+            "{}; " + s.how + " of the closes of {} and {}",
+            "source",
+            pl.col("date").shift(1),
+            "date",
+        )
+        out.append(
+            levels.select(
+                "date",
+                target=pl.lit(s.target),
+                field=pl.lit(s.field),
+                value=value,
+                source=note,
+            ).slice(1)
+        )
+    return pl.concat(out).sort("date", maintain_order=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("closes", type=Path, help="date, series, level, source")
+    parser.add_argument("--series", action="append", required=True, type=Series.parse)
+    parser.add_argument("--with", dest="before", action="append", type=Path, default=[])
+    parser.add_argument("--calendar", choices=dates.CALENDARS, default="XNYS")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    closes = pl.read_csv(args.closes, schema_overrides={"date": pl.String, "level": pl.Float64})
+    table = moves(closes, args.series, args.calendar)
+    kept = [pl.read_csv(p, infer_schema=False) for p in args.before]
+    table = pl.concat([*kept, table.cast({"value": pl.String})], how="diagonal_relaxed")
+    if args.out.exists():
+        print(f"{args.out} exists: not overwritten", file=sys.stderr)
+        return 1
+    table.write_csv(args.out)
+    print(f"wrote {table.height} rows to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
