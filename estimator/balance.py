@@ -22,7 +22,8 @@ On rounds without a day clock ``equity_end`` of round ``r`` is ``equity + outflo
 ``r + 1``: redemptions are paid from cash at a round's start and move equity without a loss.
 On a day clock the overnight decay of temporary impact is booked in the day's last round, and
 so is, on a dated path, the next open's move (``loss_path``, a column of path scenarios only:
-``−Σ q·m·ΔP`` of the path's own price moves, taken from ``equity_end``).
+``−Σ q·m·ΔP`` of the path's own price moves, and ``−N·(g − 1)`` of its holder shocks on
+non-tradable holdings N growing by g, taken from ``equity_end``).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from scipy import sparse
 
 from estimator import keys, risk
 from estimator.errors import RunError
-from rules import RULE_KINDS, STATE_COLUMNS, Book
+from rules import LATCHING_KINDS, STATE_COLUMNS, Book
 from rules.estimators import scale_column
 
 _X = pl.col("exposure")
@@ -294,7 +294,7 @@ HOLDER_DEFAULTS: dict[str, float] = (
         Book.MONTH_END: 1.0,  # a day without a date is a rebalancing day
         Book.QUARTER_END: 1.0,
     }
-    | {Book.committed_by(k): 0.0 for k in RULE_KINDS}
+    | {Book.committed_by(k): 0.0 for k in LATCHING_KINDS}
 )  # no paced trade under way
 
 

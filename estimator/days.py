@@ -99,8 +99,9 @@ IMMEDIATE = {"pace_horizon": 1, "pace_delay": 0, "pace_participation": None}
 #: assumptions of a realistic order, not calibrations: brokers sell out a margin account the
 #: day a call is not met; leveraged ETFs rebalance at the close; index funds trade on the
 #: effective date; vol-control funds smooth their exposure changes over about a week and
-#: risk-parity funds over a couple of weeks; hedge funds deleverage over days; bond funds and
-#: pensions rebalance over weeks.
+#: risk-parity funds over a couple of weeks; hedge funds (multi-strategy ones too) deleverage
+#: over days, and LDI funds meet collateral calls within days; bond funds and pensions
+#: (fixed-weight and defined-benefit) rebalance over weeks.
 TYPICAL_HORIZONS = {
     "margin_account": 1,
     "leveraged_etf": 1,
@@ -108,9 +109,13 @@ TYPICAL_HORIZONS = {
     "vol_control_fund": 5,
     "risk_parity_fund": 10,
     "hedge_fund": 3,
+    "multi_strategy_fund": 3,
+    "ldi_fund": 3,
     "mutual_fund": 10,
+    "open_end_bond_fund": 10,
     "ig_bond_fund": 10,
     "pension_fund": 20,
+    "db_pension": 20,
 }
 
 

@@ -136,8 +136,8 @@ def daily(trades: pl.DataFrame, holders: pl.DataFrame, assets: pl.DataFrame) -> 
     """Per day, holder type, asset class and flow kind (every combination that traded):
     ``S``, ``B`` and ``N`` as :func:`by_kind` has them, over the :func:`parts` of the
     classified ``trades`` of a day clock's run (with ``day``), holders and assets joined by id;
-    sorted by day, type, class and kind. Summed over days it is :func:`by_kind`'s table per
-    holder type."""
+    sorted by day, type, class and kind. Summed over days and holder types it is
+    :func:`by_kind`'s table."""
     u = pl.col("trade_value")
     order = pl.col("flow_kind").replace_strict(
         {k: i for i, k in enumerate(KINDS)}, return_dtype=pl.Int64

@@ -156,7 +156,8 @@ PRICE_LINES = 4
 
 
 def _prices(days: pl.DataFrame, capitulation: int | None) -> alt.Chart:
-    """The closing price of the most sold assets by day, as a share of their first close."""
+    """The closing price of the most sold assets on the days they traded (``days.csv`` has a
+    row for an asset on a day it traded), as a share of its first such close."""
     days = _dated_text(days)
     top = (
         days.group_by("asset_id")
@@ -171,7 +172,10 @@ def _prices(days: pl.DataFrame, capitulation: int | None) -> alt.Chart:
     )
     x, title = _when(days)
     lines = (
-        alt.Chart(rows, title=f"Closing prices of the {top.len()} most sold assets (first = 1)")
+        alt.Chart(
+            rows,
+            title=f"Closes of the {top.len()} most sold assets on days they traded (first = 1)",
+        )
         .mark_line(point=True)
         .encode(
             x=alt.X(x, title=title, axis=alt.Axis(labelAngle=-45)),

@@ -228,8 +228,9 @@ def prepare_run(
 ) -> Prepared:
     """:func:`prepare`, with a dated path's day-0 moves among the shocks and its later days'
     moves worked out (its table read relative to the scenario file), and the volatility
-    estimates the rules read after day 0's return — on a dated path only: a one-shot
-    scenario's rules read the risk model as its shocks leave it (``vol_multiplier``)."""
+    estimates the rules read after day 0's return — on a dated path only: without one (a
+    one-shot scenario, or a ``[days]`` clock alone) rules read the risk model as the shocks
+    leave it (``vol_multiplier``)."""
     dated, opening = None, spec
     if spec.path is not None:
         folder = spec_path.parent if spec_path is not None else None

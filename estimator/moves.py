@@ -122,6 +122,18 @@ class Shock(BaseModel):
 #: The holders' column of their liabilities' duration ``D_L``.
 DURATION = "liability_duration"
 
+#: The columns of what holder shocks do to a holder (:func:`holder_effects`): the extra
+#: redemption rate, the margin multiplier, the share of the credit line left, the liabilities'
+#: rate change and the non-tradables' growth — each with its value for a holder none selects.
+REDEMPTION, MARGIN, CREDIT, DY, GROWN = (
+    "hs.redemption",
+    "hs.margin",
+    "hs.credit",
+    "hs.dy",
+    "hs.grown",
+)
+NO_EFFECT = {REDEMPTION: 0.0, MARGIN: 1.0, CREDIT: 1.0, DY: 0.0, GROWN: 1.0}
+
 #: A multiple of a scenario: one number, or an expression giving each row's own.
 Scale = float | pl.Expr
 
@@ -232,10 +244,10 @@ def holder_effects(
     fields: list[str],
     multiple: pl.Expr | None = None,
 ) -> dict[str, pl.Expr]:
-    """What ``shocks`` do together to each holder, as expressions on the holder table: the
-    extra redemption rate (``redemption``, Σ rates), the margin multiplier (``margin``, Π k),
-    the share of the credit line left (``credit``, Π(1 − cut)), the liabilities' rate change
-    (``dy``, Σ Δy in decimal) and the non-tradables' growth (``grown``, Π(1 + r_N)); identity
+    """What ``shocks`` do together to each holder, as expressions on the holder table keyed by
+    :data:`NO_EFFECT`'s columns: the extra redemption rate (Σ rates), the margin multiplier
+    (Π k), the share of the credit line left (Π(1 − cut)), the liabilities' rate change (Σ Δy
+    in decimal) and the non-tradables' growth (Π(1 + r_N)); identity
     values for a holder no shock selects. A shock that selects nobody is a warning naming its
     field (``fields``, one per shock). With ``multiple`` (each holder's own multiple
     ``m > 0``) every shock is scaled by it (:meth:`HolderShock.scaled`)."""
@@ -257,7 +269,7 @@ def holder_effects(
             dy = dy + pl.when(hit).then(bp / 10_000).otherwise(0.0)
         if v["non_tradable_return"] is not None:
             grown = grown * pl.when(hit).then(1 + v["non_tradable_return"]).otherwise(1.0)
-    return {"redemption": redemption, "margin": margin, "credit": credit, "dy": dy, "grown": grown}
+    return dict(zip(NO_EFFECT, (redemption, margin, credit, dy, grown), strict=True))
 
 
 def holder_columns(
@@ -276,17 +288,12 @@ def holder_columns(
     fields = [f"{where}.{i}" for i in range(len(shocks))]
     e = holder_effects(shocks, holders, warnings, label, fields, multiple)
     return {
-        Book.REDEMPTION_SHOCK: e["redemption"],
-        Book.MARGIN_MULTIPLIER: e["margin"],
-        "credit_line": pl.col("credit_line") * e["credit"],
-        Book.LIABILITIES: pl.col(Book.LIABILITIES)
-        * (-pl.col("liability_duration") * e["dy"]).exp(),
-        Book.NON_TRADABLE: pl.col(Book.NON_TRADABLE) * e["grown"],
+        Book.REDEMPTION_SHOCK: e[REDEMPTION],
+        Book.MARGIN_MULTIPLIER: e[MARGIN],
+        "credit_line": pl.col("credit_line") * e[CREDIT],
+        Book.LIABILITIES: pl.col(Book.LIABILITIES) * (-pl.col(DURATION) * e[DY]).exp(),
+        Book.NON_TRADABLE: pl.col(Book.NON_TRADABLE) * e[GROWN],
     }
-
-
-#: What holder shocks do to a holder that none selects (:func:`holder_effects`).
-NO_EFFECT = {"redemption": 0.0, "margin": 1.0, "credit": 1.0, "dy": 0.0, "grown": 1.0}
 
 
 def hit(holders: pl.DataFrame, effects: pl.DataFrame) -> pl.DataFrame:
@@ -298,11 +305,11 @@ def hit(holders: pl.DataFrame, effects: pl.DataFrame) -> pl.DataFrame:
         holders.join(effects, on="holder_id", how="left")
         .with_columns(pl.col(c).fill_null(v) for c, v in NO_EFFECT.items())
         .with_columns(
-            pl.col(Book.REDEMPTION_SHOCK) + pl.col("redemption"),
-            pl.col(Book.MARGIN_MULTIPLIER) * pl.col("margin"),
-            pl.col("credit_line") * pl.col("credit"),
-            pl.col(Book.LIABILITIES) * (-pl.col(DURATION) * pl.col("dy")).exp(),
-            pl.col(Book.NON_TRADABLE) * pl.col("grown"),
+            pl.col(Book.REDEMPTION_SHOCK) + pl.col(REDEMPTION),
+            pl.col(Book.MARGIN_MULTIPLIER) * pl.col(MARGIN),
+            pl.col("credit_line") * pl.col(CREDIT),
+            pl.col(Book.LIABILITIES) * (-pl.col(DURATION) * pl.col(DY)).exp(),
+            pl.col(Book.NON_TRADABLE) * pl.col(GROWN),
         )
         .drop(*NO_EFFECT)
     )

@@ -58,11 +58,19 @@ RULE_TYPES: tuple[type[RuleBase], ...] = get_args(get_args(Rule)[0])
 #: Every rule kind name.
 RULE_KINDS: tuple[str, ...] = tuple(t.model_fields["kind"].default for t in RULE_TYPES)
 
+#: The rule kinds that hold a holder to their own restore level while a paced trade they
+#: started is under way (:meth:`Book.committed_by`): the position rules (whole-book rules are
+#: held by the holder's ``committed`` flag, :mod:`estimator.rounds.decide`).
+LATCHING_KINDS: tuple[str, ...] = tuple(
+    t.model_fields["kind"].default for t in RULE_TYPES if issubclass(t, PositionRule)
+)
+
 #: Every rule's holder state columns with their values before a scenario.
 STATE_COLUMNS: dict[str, float] = {k: v for t in RULE_TYPES for k, v in t.state_columns.items()}
 
 __all__ = [
     "HALF_SPREAD_BPS",
+    "LATCHING_KINDS",
     "NOISE",
     "RULE_KINDS",
     "RULE_TYPES",

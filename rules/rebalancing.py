@@ -17,7 +17,11 @@ policy class c with target weight ``t_c`` and band ``b_c``::
 * restore: every class inside its band. Classes outside it move to ``R_c = t_c·V`` (``restore =
   "target"``) or to the nearer band edge, ``R_c = clip(X_c, (t_c − b_c)V, (t_c + b_c)V)``
   (``"edge"``): class trade ``D_c = R_c − X_c``. Classes inside their band do not move, except
-  to fund purchases.
+  to fund purchases;
+* on a day clock, while a paced rebalance the rule started is under way (the holder column
+  ``committed.rebalancing_band`` is 1: :meth:`rules.Book.committed_by`), every class with
+  ``|δ_c| > ε`` moves to ``t_c·V`` whatever its band and the calendar (``restore =
+  "target"``): a rebalance decided is finished over the holder's horizon.
 
 Funding: a class trade moves cash by ``κ_c·T_c``, with ``κ_c = X_c^sec / X_c`` the share of the
 class held in securities (futures settle no purchase price). Net purchases ``Σ κ_c·D_c`` are paid
@@ -137,6 +141,7 @@ class RebalancingBand(PositionRule):
         return self._dev(c).abs() - self._band(c) * TOTAL_ASSETS
 
     def _beyond_band(self, c: str) -> pl.Expr:
+        """``|δ_c| − b_c·V > ε``: class ``c`` is outside its band."""
         return self._excess(c) > NOISE * book_scale()
 
     def _latched(self, c: str) -> pl.Expr:

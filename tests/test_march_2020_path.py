@@ -103,6 +103,12 @@ def test_moves_from_closes_by_hand() -> None:
     gap = closes.filter(pl.col("date") != "2020-02-28")
     with pytest.raises(ValueError, match=r"missing trading days \[datetime.date\(2020, 2, 28\)\]"):
         tool.moves(gap, [tool.Series("S", "t", "yield_change_bp", "diff")], "XNYS")
+    with pytest.raises(ValueError, match="more than one close"):
+        tool.moves(
+            pl.concat([closes, closes.head(1)]),
+            [tool.Series("S", "t", "yield_change_bp", "diff")],
+            "XNYS",
+        )
     with pytest.raises(ValueError, match="SERIES:TARGET:FIELD:HOW"):
         tool.Series.parse("S:t:not_a_field:diff")
 
@@ -132,26 +138,16 @@ def test_the_daily_report_and_a_figure_over_its_own_dates() -> None:
         sales("2020-03-04", "2020-03-03")
 
 
-@pytest.mark.slow
-def test_march_2020_on_its_path() -> None:
-    """The whole episode: dated reports from 20 February; the week of 24–28 February's
-    vol-control sales counted in that week; the pensions' quarter-end purchases start on 31
-    March; the daily report adds up to the flows by kind."""
-    result = estimator.run("march_2020_path")
-    daily = result.daily
-    assert daily is not None and result.flows is not None
-    assert daily["date"].min() == dt.date(2020, 2, 20)
-    by_kind = daily.group_by("flow_kind", "asset_class").agg(pl.col("sell_value").sum())
-    expected = result.flows.select("flow_kind", "asset_class", "sell_value")
-    joined = by_kind.join(expected, on=["flow_kind", "asset_class"], suffix="_flows")
-    assert joined.height == expected.height
-    assert joined["sell_value"].to_list() == pytest.approx(
-        joined["sell_value_flows"].to_list(), rel=1e-9
+def test_the_daily_report_adds_up_to_the_flows() -> None:
+    """Summed over days and holder types, daily.csv's sales and purchases are flows.csv's, kind
+    by kind and class by class (the fire sale over days)."""
+    result = estimator.run("fire_sale_days")
+    assert result.daily is not None and result.flows is not None
+    summed = result.daily.group_by("flow_kind", "asset_class").agg(
+        pl.col("sell_value", "buy_value").sum()
     )
-    assert result.published is not None
-    figures = {r["figure"]: r for r in result.published.iter_rows(named=True)}
-    assert figures["vol_targeting"]["estimate"] > 0
-    pensions = daily.filter(
-        (pl.col("holder_type") == "pension_fund") & (pl.col("date") >= dt.date(2020, 3, 31))
-    )
-    assert pensions["buy_value"].sum() == pytest.approx(figures["pension_rebalancing"]["estimate"])
+    flows = result.flows.select("flow_kind", "asset_class", "sell_value", "buy_value")
+    joined = flows.join(summed, on=["flow_kind", "asset_class"], suffix="_daily", how="full")
+    assert joined.height == flows.height and result.daily["day"].n_unique() > 1
+    for side in ("sell_value", "buy_value"):
+        assert joined[side].to_list() == pytest.approx(joined[f"{side}_daily"].to_list(), rel=1e-12)

@@ -115,3 +115,23 @@ def test_a_bad_dated_holder_shock_is_an_input_error() -> None:
     hit = {"date": "2020-03-04", "holder_types": ["fund"]}
     with pytest.raises((InputError, ValueError), match="needs an effect"):
         Scenario(name="p", path={"start": "2020-03-02", "holder_shocks": [hit]})
+
+
+def test_a_paced_buffer_rebuild_goes_on_to_its_restore_level() -> None:
+    """An open-ended fund (typical horizon 10 trading days) with 20m of cash and 80m of
+    equities keeps 30% liquid and rebuilds to 40%: L = 20 < 0.3·100, and back to 0.4·A it sells
+    d = 40 − 20 = 20m, 2m a day over the ten days from Monday 2 March 2020 — prices do not
+    move, so the day's share (u + e)/L − e is (20 − 2d)/(10 − d) = 2 on day d. After the fifth
+    day L = 30 is no longer below its trigger, yet the fund goes on to its restore level."""
+    rule = {"kind": "liquidity_buffer", "share": 0.3, "restore_share": 0.4}
+    pos = pl.DataFrame({"holder_id": ["h"], "asset_id": ["a"], "quantity": [80e6]})
+    held = estimator.build_market(
+        asset_frame([{"asset_id": "a", "price": 1.0}]),
+        holder_frame([{"holder_id": "h", "cash": 20e6, "holder_type": "open_end_bond_fund"}]),
+        pos,
+        {"m": Mandate(name="m", rules=[rule])},
+    )
+    spec = Scenario(name="p", path={"start": "2020-03-02", "end": "2020-03-31"})
+    sold = estimator.run(spec, held).trades
+    assert sold["trade_value"].to_list() == pytest.approx([-2e6] * 10, rel=1e-9)
+    assert (sold["date"].min(), sold["date"].max()) == (dt.date(2020, 3, 2), dt.date(2020, 3, 13))

@@ -64,6 +64,9 @@ def moves(closes: pl.DataFrame, series: list[Series], calendar: dates.Calendar) 
         if levels.is_empty():
             raise ValueError(f"no closes of {s.name}")
         days = levels["date"].str.to_date("%Y-%m-%d").to_list()
+        twice = sorted({d for d in days if days.count(d) > 1})
+        if twice:
+            raise ValueError(f"{s.name}: more than one close on {twice}")
         expected = dates.trading_days(calendar, days[0], days[-1])
         if days != expected:
             missing = sorted(set(expected) - set(days))

@@ -41,6 +41,7 @@ from dataclasses import replace
 import polars as pl
 
 from estimator import indices, keys, realised
+from estimator.cascade import day as day_start
 from estimator.cascade import episode as ep
 from estimator.cascade.result import DAY, ROUND, CascadeResult, decoded
 from estimator.days import Days
@@ -124,11 +125,11 @@ def cascade(
     state = ep.start(market, holders, positions, setting)
     max_rounds = max_rounds or impact.max_rounds
     for day in range(max(days.max_days, last_path_day + 1) if days else 1):
-        state = ep.dawn(state, setting, day)
+        state = day_start.dawn(state, setting, day)
         for _ in range(max_rounds):
             result = evaluate_round(
                 state.market.select(assets.columns),
-                ep.books(state, setting),
+                day_start.books(state, setting),
                 state.positions,
                 mandates,
                 execution=execution,

@@ -50,9 +50,7 @@ def decide(book: pl.DataFrame, mandate: Mandate, *, cure_positions: bool = True)
     placed = position_rules(mandate)
     E = pl.col(Book.EQUITY)
     # a holder part-way through a paced sale (the day clock) goes on to its restore level
-    committed = (
-        pl.col(COMMITTED).cast(pl.Float64) > 0 if COMMITTED in book.columns else pl.lit(False)
-    )
+    committed = pl.col(COMMITTED) if COMMITTED in book.columns else pl.lit(False)
     out = book.with_columns(
         insolvent=E <= 0,
         **{

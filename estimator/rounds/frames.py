@@ -153,6 +153,9 @@ def annotate(book_m: pl.DataFrame, mandate: Mandate) -> pl.DataFrame:
 
 
 def _down(rule: PositionRule) -> pl.Expr:
+    """``down = triggered ∨ (committed_r ∧ breach_r(restore) > ε)``: the rule acts when it is
+    triggered, or while a paced trade it started is under way and its restore level is not
+    met (a rebalancing band also latches its classes to target itself, ``_latched``)."""
     going = pl.col(Book.committed_by(rule.kind)) > 0
     return rule.triggered() | (going & exceeds(rule.breach(Level.RESTORE)))
 
