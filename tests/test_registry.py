@@ -67,7 +67,7 @@ def test_every_shape_compiles_as_dpp() -> None:
 #: Episodes that run for weeks of trading days on the census (about a minute each; every holder
 #: solved at minimum cost every round of 33 days would take many): their own slow tests run
 #: them (tests/test_march_2020_path.py).
-LONG = {"march_2020_path"}
+LONG = {"march_2020_path", "volmageddon_2018_path"}
 
 
 def _cases() -> list:

@@ -1,6 +1,7 @@
-"""March 2020 as a dated path (``scenarios/march_2020_path.toml``): its table against the
-sourced closes it was written from, the tool that writes such tables, the daily flow report
-and published figures counted over their own dates.
+"""The episodes as dated paths (``scenarios/march_2020_path.toml``,
+``scenarios/volmageddon_2018_path.toml``): their tables against the sourced closes they were
+written from, the tool that writes such tables, the daily flow report and published figures
+counted over their own dates.
 
 Oracles: the closes of named days as their sources give them (the 10-year yield 1.56% on 19
 February and 0.70% on 31 March; the spreads and the VIX likewise), moves worked out by hand
@@ -66,6 +67,21 @@ def test_the_table_meets_the_sourced_closes() -> None:
     assert math.prod(1 + r for r in to_23) - 1 == pytest.approx(2237.40 / 3386.15 - 1, abs=5e-5)
     assert table["source"].str.len_chars().min() > 20  # every row names its source
     assert table.height == 29 * 5  # 29 trading days, five series
+
+
+def test_volmageddon_meets_its_sourced_closes() -> None:
+    """5 February 2018: the S&P 500 from 2,762.13 to 2,648.94 (−4.10%) and the VIX from 17.31
+    to 37.32 (+115.6%); over the path the VIX goes from 11.08 (26 January) to 19.46."""
+    table = pl.read_csv(
+        PATHS / "volmageddon_2018.csv", schema_overrides={"value": pl.Float64}
+    ).filter(pl.col("target") == "equities")
+    day = table.filter(pl.col("date") == "2018-02-05")
+    moves = dict(zip(day["field"], day["value"], strict=True))
+    assert moves["price_return"] == pytest.approx(2648.94 / 2762.13 - 1, abs=5e-5)
+    assert moves["vol_multiplier"] == pytest.approx(37.32 / 17.31, rel=1e-12)
+    vix = math.prod(table.filter(pl.col("field") == "vol_multiplier")["value"])
+    assert vix == pytest.approx(19.46 / 11.08, rel=1e-12)
+    assert table.height == 15 * 2  # 15 trading days, two fields
 
 
 def test_the_path_reads_and_its_dates_are_trading_days() -> None:
