@@ -4,8 +4,18 @@ Per asset (trade values ``u_h`` at the post-shock price, summed over holders h):
 
 * ``sell_value = Σ_h max(−u_h, 0)``, ``buy_value = Σ_h max(u_h, 0)``, ``net_value = Σ_h u_h``;
 * ``pct_adv = 100·|net_value| / ADV``;
-* ``days_to_absorb = |net_value| / (ρ·ADV)`` with ρ the participation rate (share of ADV the
-  market absorbs per day, e.g. 0.2).
+* ``days_to_absorb = |net_value − auction_value| / (ρ·ADV)`` with ρ the participation rate
+  (share of ADV the market absorbs per day, e.g. 0.2): the flow continuous trading absorbs.
+
+Index events trade in the closing auction, not over days. Where an asset has a closing auction
+(``auction_share`` a, a typical auction's share of ADV), the index trackers' part of its flow,
+``auction_value = Σ_h p_h`` over trades whose position rules include ``index_tracking`` (``p_h``
+their position part), is read through the auction lens:
+
+* ``auction_multiple = |auction_value| / (a·ADV)``, the event's demand as a multiple of a typical
+  closing auction (the event day's auction grows to absorb it; it is not spread over days);
+* ``lens``: ``days`` (no auction demand), ``auction`` (all of the net flow is auction demand) or
+  ``auction+days`` (both). An asset without a closing auction keeps index flow in days.
 """
 
 from __future__ import annotations
@@ -29,17 +39,66 @@ def asset_flows(trades: pl.DataFrame, assets: pl.DataFrame, participation: float
         pl.col("trade_quantity").sum().alias("net_quantity"),
         pl.col("holder_id").n_unique().alias("holders_trading"),
     )
+    share = pl.col(AUCTION_SHARE)
+    auction = pl.when(share.is_not_null()).then(pl.col("auction_value")).otherwise(0.0)
+    continuous = pl.col("net_value") - pl.col("auction_value")
     return (
-        assets.select("asset_id", "asset_class", "price", "adv")
+        _with_auction_share(assets)
+        .select("asset_id", "asset_class", "price", "adv", AUCTION_SHARE)
         .join(flows, on="asset_id", how="left")
-        .with_columns(pl.col("sell_value", "buy_value", "net_value", "net_quantity").fill_null(0.0))
-        .with_columns(pl.col("holders_trading").fill_null(0).cast(pl.Int64))
+        .join(_auction_demand(trades), on="asset_id", how="left")
+        .with_columns(
+            pl.col(
+                "sell_value", "buy_value", "net_value", "net_quantity", "auction_value"
+            ).fill_null(0.0),
+            pl.col("holders_trading").fill_null(0).cast(pl.Int64),
+        )
+        .with_columns(auction_value=auction)
         .with_columns(
             pct_adv=100 * pl.col("net_value").abs() / pl.col("adv"),
-            days_to_absorb=pl.col("net_value").abs() / (participation * pl.col("adv")),
+            days_to_absorb=continuous.abs() / (participation * pl.col("adv")),
+            auction_multiple=(pl.col("auction_value").abs() / (share * pl.col("adv"))).fill_null(
+                0.0
+            ),
+            lens=pl.when(pl.col("auction_value") == 0)
+            .then(pl.lit("days"))
+            .when(continuous.abs() <= _SAME * pl.col("auction_value").abs())
+            .then(pl.lit("auction"))
+            .otherwise(pl.lit("auction+days")),
         )
+        .drop(AUCTION_SHARE)
         .sort("asset_id")
     )
+
+
+#: The asset column of a typical closing auction's share of ADV.
+AUCTION_SHARE = "auction_share"
+#: Continuous flow this small beside the auction's (relative) is rounding: the lens is the auction.
+_SAME = 1e-9
+
+
+def _with_auction_share(assets: pl.DataFrame) -> pl.DataFrame:
+    """``assets`` with an ``auction_share`` column (null where the market gives none)."""
+    if AUCTION_SHARE in assets.columns:
+        return assets
+    return assets.with_columns(pl.lit(None, dtype=pl.Float64).alias(AUCTION_SHARE))
+
+
+def _auction_demand(trades: pl.DataFrame) -> pl.DataFrame:
+    """``asset_id`` × ``auction_value``: the net part of trades made by index tracking — the
+    position part of a trade whose position rules include it, a whole solved trade (no position
+    part) that names it."""
+    if "position_rules" not in trades.columns:
+        return pl.DataFrame(schema={"asset_id": pl.String, "auction_value": pl.Float64})
+    placed = pl.col("position_rules").cast(pl.String).fill_null("")
+    part = (
+        pl.when(_names(placed))
+        .then(pl.col("position_value"))
+        .when((placed == "") & _names(pl.col("rules").cast(pl.String).fill_null("")))
+        .then(pl.col("trade_value"))
+        .otherwise(0.0)
+    )
+    return trades.group_by("asset_id").agg(auction_value=part.sum())
 
 
 def by_type_and_class(
@@ -54,3 +113,8 @@ def by_type_and_class(
         .agg(*_SUMS, pl.col("holder_id").n_unique().alias("holders_trading"))
         .sort("holder_type", "asset_class")
     )
+
+
+def _names(rules: pl.Expr, kind: str = "index_tracking") -> pl.Expr:
+    """Whether ``;``-separated rule kinds ``rules`` name ``kind``."""
+    return rules.str.split(";").list.contains(kind)

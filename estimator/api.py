@@ -68,8 +68,9 @@ def run(
     label = scenario_label(spec, spec_path)
     ready = prepare_run(spec, spec_path, market, label, warnings)
     shocked, holders, dated = ready.shocked, ready.holders, ready.schedule
-    check_books(shocked, holders, market, label)
-    warn_breaches(market, "holders", warnings)
+    check_books(shocked, holders, ready.market, label)
+    warn_breaches(market, "holders", warnings)  # the market as given
+    market = ready.market  # a path's history sizes the estimating funds (estimator.warmup)
     first_order = (
         glt.of_scenario(spec.impact, market, shocked, holders, label)
         if spec.attribution == "glt"

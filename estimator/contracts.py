@@ -118,6 +118,13 @@ class Assets(_Sourced):
         max=MAX_SPREAD_BPS,
         description="half bid-ask spread in basis points (default 5)",
     )
+    auction_share = dy.Float64(
+        nullable=True,
+        min_exclusive=0,
+        max=1,
+        description="a typical closing auction's share of ADV (index events trade in it; "
+        "empty: no closing auction)",
+    )
 
 
 class Holders(_Sourced):

@@ -18,7 +18,7 @@ import polars as pl
 import vl_convert
 
 from estimator.published import html_table
-from estimator.report import money
+from estimator.report import absorbed, money
 from estimator.status import NOT_FORCED, Status
 
 if TYPE_CHECKING:
@@ -341,7 +341,10 @@ def render(result: RunResult, *, top: int = 15) -> str:
     tables = (
         beside
         + kinds
-        + "<h2>Assets</h2>"
+        + "<h2>Assets</h2><p class='lede'>Absorbed in: days of continuous trading at the "
+        "participation rate, or, for index events in an asset with a closing auction, the "
+        "demand as a multiple of a typical closing auction (the event day's auction grows to "
+        "take it).</p>"
         + _table(
             top_assets.select(
                 "asset_id",
@@ -350,7 +353,7 @@ def render(result: RunResult, *, top: int = 15) -> str:
                 "buy_value",
                 "net_value",
                 "pct_adv",
-                "days_to_absorb",
+                pl.Series("absorbed_in", [absorbed(r) for r in top_assets.iter_rows(named=True)]),
             ),
             ("sell_value", "buy_value", "net_value"),
         )

@@ -22,11 +22,12 @@ from estimator.errors import InputError, InputWarnings, Problem
 from estimator.finite import non_finite
 from estimator.market import Market, load_market
 from estimator.moves import hit
-from estimator.path import Schedule, schedule
+from estimator.path import Schedule, history_returns, schedule
 from estimator.paths import DEFAULT_MARKET, resolve_market, resolve_scenario, scenarios_dir
 from estimator.scenario import Scenario, load_scenario
 from estimator.shocks import apply_scenario, day_holder_moves, day_moves
 from estimator.solve import DEFAULT_SOLVER
+from estimator.warmup import sized_to_estimates
 from rules import Book
 from rules.leverage import PRE as LEVERAGE_PRE
 from rules.leverage import measured_leverage
@@ -211,6 +212,9 @@ class Prepared:
 
     shocked: pl.DataFrame
     holders: pl.DataFrame
+    #: The market the run starts from: the one given, with a path's history the estimating
+    #: vol-target funds sized to their estimates (:mod:`estimator.warmup`).
+    market: Market
     schedule: Schedule | None = None
     moves: dict[int, pl.DataFrame] = field(default_factory=dict)
     #: The path's holder shocks of its later days (:func:`estimator.shocks.day_holder_moves`).
@@ -238,6 +242,11 @@ def prepare_run(
         moved = [*spec.shocks, *dated.shocks.get(0, [])]  # day 0's moves join the shocks
         changes = spec.dated_changes()  # dated index changes on their trading day
         opening = spec.model_copy(update={"shocks": moved, "index_changes": changes})
+    wanted, history = {}, None  # an estimate needs days: one-shot, rules read the risk model
+    if dated is not None:
+        wanted = realised.estimators(r for m in market.mandates.values() for r in m.rules)
+        history = history_returns(market.assets, dated.history)
+        market = sized_to_estimates(market, wanted, history)
     shocked, holders = prepare(opening, market, label, warnings)
     moves, holder_moves = {}, {}
     if dated is not None:
@@ -246,12 +255,17 @@ def prepare_run(
         holder_moves = day_holder_moves(market.holders, spec.path, dated, label, warnings)
         if 0 in holder_moves:  # day 0's join the scenario's holder shocks
             holders = hit(holders, holder_moves.pop(0))
-    wanted = {}  # an estimate needs days: on a one-shot scenario rules read the risk model
-    if dated is not None:
-        wanted = realised.estimators(r for m in market.mandates.values() for r in m.rules)
-    shocked, estimates = realised.opening(shocked, wanted)
+    shocked, estimates = realised.opening(shocked, wanted, history)
     return Prepared(
-        shocked, holders, dated, moves, holder_moves, wanted, estimates, opening.index_days
+        shocked,
+        holders,
+        market,
+        dated,
+        moves,
+        holder_moves,
+        wanted,
+        estimates,
+        opening.index_days,
     )
 
 
@@ -285,6 +299,6 @@ def check(
     label = scenario_label(spec, path)
     warnings = InputWarnings(list(loaded.warnings.items))
     ready = prepare_run(spec, path, loaded, label, warnings)
-    check_books(ready.shocked, ready.holders, loaded, label)
+    check_books(ready.shocked, ready.holders, ready.market, label)
     warn_breaches(loaded, "holders", warnings)
     return Checked(loaded, label, warnings)

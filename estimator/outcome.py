@@ -189,7 +189,7 @@ def assemble(c: Computed) -> RunResult:
     trades = flows.classify(result.trades, market.holders, market.mandates)
     kinds = flows.by_kind(trades, shocked)
     by_day = flows.daily(trades, market.holders, shocked) if spec.days is not None else None
-    assets = aggregate.asset_flows(result.trades, shocked, c.parameters.participation)
+    assets = aggregate.asset_flows(trades, shocked, c.parameters.participation)
     end = chain.prices if chain is not None else fixed.least.prices if fixed is not None else None
     if end is not None:  # the price each asset ends at after the rounds / at the equilibrium
         assets = assets.join(

@@ -9,7 +9,10 @@ name from ``[path.targets]`` (a selector), ``field`` a shock's numeric field (``
 ``yield_change_bp``, ``spread_change_bp``, ``vol_multiplier``, ``vol_change``,
 ``margin_rate_multiplier``, ``margin_rate_change``, ``margin_vol_elasticity``,
 ``downgrade_notches``). A date's moves on one target are one shock; moves of one date apply in
-file order, inline moves before the table's. Holder shocks may be dated too
+file order, inline moves before the table's. A ``history`` table (the same columns,
+``price_return`` only, every trading day from a target's first date to the day before the
+start) moves no price: it starts the funds' volatility estimators (:mod:`estimator.realised`)
+and sizes the funds that target them (:mod:`estimator.warmup`). Holder shocks may be dated too
 (``[[path.holder_shocks]]``, a holder shock with a ``date``): a redemption wave, a broker's
 margin call.
 
@@ -40,6 +43,7 @@ from estimator import dates
 from estimator.bounds import MODEL_CONFIG
 from estimator.errors import InputError, Problem
 from estimator.moves import HolderShock, Shock
+from estimator.realised import RETURNS
 from estimator.selectors import Selector
 from estimator.tables import read_rows
 from estimator.toml_files import validation_problems
@@ -92,6 +96,11 @@ class MarketPath(BaseModel):
     targets: dict[str, Selector] = Field(
         default_factory=dict, description="named selectors the table's target column may use"
     )
+    history: str | None = Field(
+        None,
+        description="a long table of daily price returns before the start (same columns, field "
+        "price_return): the funds' estimators start from them; no price moves",
+    )
     moves: list[Move] = Field(default_factory=list, description="moves on dates, inline")
     holder_shocks: list[HolderMove] = Field(
         default_factory=list,
@@ -127,6 +136,7 @@ class Schedule(BaseModel):
     days: list[dt.date]
     shocks: dict[int, list[Shock]]
     holder_shocks: dict[int, list[HolderShock]] = Field(default_factory=dict)
+    history: list[Move] = Field(default_factory=list, description="price returns before day 0")
 
 
 def schedule(
@@ -147,18 +157,55 @@ def schedule(
     holder_shocks: dict[int, list[HolderShock]] = defaultdict(list)
     for h in path.holder_shocks:
         holder_shocks[index[h.date]].append(HolderShock(**h.model_dump(exclude={"date"})))
+    history = []
+    if path.history is not None:
+        history = read_moves(Path(folder or ".") / path.history, path, assets, history=True)
     return Schedule(
         calendar=path.calendar,
         days=days,
         shocks=dict(shocks),
         holder_shocks=dict(holder_shocks),
+        history=history,
     )
 
 
-def read_moves(source: Path, path: MarketPath, assets: Collection[str] | None = None) -> list[Move]:
+def history_returns(assets: pl.DataFrame, history: list[Move]) -> pl.DataFrame:
+    """``asset_id`` × :data:`estimator.realised.RETURNS`: each asset's daily returns over the
+    history's trading days, oldest first (two targets on one asset and day compound,
+    ``(1 + r₁)(1 + r₂) − 1``; null on a day no target gives it), for the assets it covers."""
+    schema = {"asset_id": pl.String, RETURNS: pl.List(pl.Float64)}
+    days = sorted({m.date for m in history})
+    if not days:
+        return pl.DataFrame(schema=schema)
+    index = {day: k for k, day in enumerate(days)}
+    parts = [
+        assets.filter(m.select.expr()).select(
+            "asset_id", k=pl.lit(index[m.date]), growth=pl.lit(1 + (m.price_return or 0.0))
+        )
+        for m in history
+    ]
+    moved = pl.concat(parts).group_by("asset_id", "k").agg(pl.col("growth").product())
+    grid = (
+        moved.select("asset_id")
+        .unique()
+        .join(pl.DataFrame({"k": range(len(days))}, schema={"k": pl.Int32}), how="cross")
+    )
+    return (
+        grid.join(moved.with_columns(pl.col("k").cast(pl.Int32)), on=["asset_id", "k"], how="left")
+        .sort("asset_id", "k")
+        .group_by("asset_id", maintain_order=True)
+        .agg((pl.col("growth") - 1).alias(RETURNS))
+    )
+
+
+def read_moves(
+    source: Path, path: MarketPath, assets: Collection[str] | None = None, *, history: bool = False
+) -> list[Move]:
     """The moves of a path table, in its order (a date's moves on one target are one
     :class:`Move`); every problem names the file, its row and field. With ``assets``, a
-    target that is neither a name of ``[path.targets]`` nor one of them is a problem too."""
+    target that is neither a name of ``[path.targets]`` nor one of them is a problem too.
+    A ``history`` table holds price returns of trading days before the start, every one from
+    a target's first date to the day before the start."""
     label = str(source)
     rows = read_rows(source, COLUMNS, label, OPTIONAL)
     parsed = rows.with_columns(  # (a Parquet datetime reads as "YYYY-MM-DD hh:mm:ss")
@@ -168,18 +215,26 @@ def read_moves(source: Path, path: MarketPath, assets: Collection[str] | None = 
         target=pl.col("target").str.strip_chars(),
     )
     dated = parsed["day"].drop_nulls()
-    last = max(dated.max() or path.start, path.start)
+    first, last = path.start, max(dated.max() or path.start, path.start)
+    if history:
+        first, last = min(dated.min() or path.start, path.start), path.start
     try:
-        open_ = pl.Series(dates.trading_days(path.calendar, path.start, last), dtype=pl.Date)
+        open_ = dates.trading_days(path.calendar, first, last)
     except ValueError as exc:  # a date outside the calendars' years
         raise InputError([Problem(label, str(exc), field="date")]) from exc
+    if history:
+        open_ = [d for d in open_ if d < path.start]
+    where = "before" if history else "from"
+    fields = ("price_return",) if history else FIELDS
     checks = [
         (pl.col("day").is_null(), "date", "expected a date as YYYY-MM-DD"),
         (
-            pl.col("day").is_not_null() & ~pl.col("day").is_in(open_.implode()),
+            pl.col("day").is_not_null()
+            & ~pl.col("day").is_in(pl.Series(open_, dtype=pl.Date).implode()),
             "date",
-            f"not a trading day on {path.calendar} from the start, {path.start}",
+            f"not a trading day on {path.calendar} {where} the start, {path.start}",
         ),
+        *_gaps(path.start, open_, history),
         (
             pl.col("day") > pl.lit(path.end or dt.date.max),
             "date",
@@ -194,9 +249,9 @@ def read_moves(source: Path, path: MarketPath, assets: Collection[str] | None = 
             "unknown target: neither an asset id of the market nor a name of [path.targets]",
         ),
         (
-            ~pl.col("field").is_in(FIELDS).fill_null(False),
+            ~pl.col("field").is_in(fields).fill_null(False),
             "field",
-            f"expected one of {', '.join(FIELDS)}",
+            f"expected one of {', '.join(fields)}",
         ),
         (~pl.col("number").is_finite().fill_null(False), "value", "expected a finite number"),
         (
@@ -227,6 +282,27 @@ def read_moves(source: Path, path: MarketPath, assets: Collection[str] | None = 
     if problems:
         raise InputError(problems)
     return moves
+
+
+def _gaps(start: dt.date, open_: list[dt.date], history: bool) -> list[tuple[pl.Expr, str, str]]:
+    """A history's check that each target gives every trading day from its first date to the
+    day before ``start`` (``open_``, the trading days before it): a missing day is a gap."""
+    if not history:
+        return []
+    index = (
+        pl.col("day")
+        .cast(pl.Int64)
+        .replace_strict({d.toordinal() - 719163: i for i, d in enumerate(open_)}, default=None)
+    )  # (days since 1970 → position among the trading days)
+    days = pl.col("day").n_unique().over("target")
+    return [
+        (
+            (index.min().over("target") + days != len(open_)) & pl.col("day").is_not_null(),
+            "date",
+            f"a gap: a target's history gives every trading day from its first date to the "
+            f"day before the start, {start}",
+        )
+    ]
 
 
 def with_dates(frame: pl.DataFrame, calendar: dates.Calendar, start: dt.date) -> pl.DataFrame:

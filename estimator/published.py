@@ -67,6 +67,8 @@ CHANNELS = {
     "basis_trade": "relative-value funds' Treasury cash-futures basis trade",
     "money_market_funds": "money-market funds' liquidity rules and runs",
     "insurers": "insurers' capital charges by rating",
+    "broker_forbearance": "prime brokers' discretion: margin calls waived or delayed before a "
+    "client is wound down",
 }
 Channel = Literal[
     "dated_path",
@@ -78,6 +80,7 @@ Channel = Literal[
     "basis_trade",
     "money_market_funds",
     "insurers",
+    "broker_forbearance",
 ]
 
 

@@ -5,10 +5,13 @@ Per asset the market carries each estimator's state: for each lookback window ``
 ``N`` squared daily returns (``r2@{N}``, a list), for each EWMA its variance (``var@{key}``),
 and for a lagged estimate the last ``L + 1`` estimates (``hist@{key}``). The state starts at
 the asset's volatility before the scenario ``σ₀`` (every squared return ``σ₀²/252``: a calm
-window at the model's level — an assumption where no series of the days before is shipped) and
-takes one return a day: day 0's is the scenario's own move (``P/P_pre − 1``, the shocks and
-day 0's path moves), a later day's the move from the price at the last update to the price at
-the day's open (the day before's trading and its overnight decay, and the day's path move).
+window at the model's level — an assumption where no series of the days before is given). A
+path's ``history`` (daily returns of the days before its start) then runs through the same
+recursions, day by day, for the assets it covers (:func:`warm`): the funds start the episode
+with the estimates those days gave them. The state then takes one return a day: day 0's is
+the scenario's own move (``P/P_pre − 1``, the shocks and day 0's path moves), a later day's the
+move from the price at the last update to the price at the day's open (the day before's trading
+and its overnight decay, and the day's path move).
 After each update every estimate ``σ̂_i`` gives the asset's scale ``σ̂_i/σ_i``
 (``vol_scale@{key}``; 0 where the model's ``σ_i`` is 0), from which the book sums each
 estimate's portfolio volatility (:func:`estimator.book.holder_book`).
@@ -57,22 +60,53 @@ def start(assets: pl.DataFrame, wanted: Mapping[str, Estimate]) -> pl.DataFrame:
     )
 
 
+#: The column of :func:`warm`'s history: an asset's daily returns before the start, oldest first.
+RETURNS = "history_returns"
+
+
+def warm(
+    state: pl.DataFrame, wanted: Mapping[str, Estimate], history: pl.DataFrame
+) -> pl.DataFrame:
+    """``state`` after the returns of ``history`` (``asset_id``, :data:`RETURNS`: a list of K
+    daily returns, oldest first, null on a day the history does not give), each day
+    ``r² = r_k²`` through :func:`update`'s recursions (a missing day: ``σ₀²/252``, the calm
+    day the state started from). Assets the history does not cover keep their start."""
+    if history.is_empty():
+        return state
+    covered = state.join(history, on="asset_id", how="inner")
+    calm = pl.col("vol_pre") ** 2 / YEAR
+    days = int(covered[RETURNS].list.len().max() or 0)
+    for k in range(days):
+        r = pl.col(RETURNS).list.get(k, null_on_oob=True)
+        covered = update(covered, wanted, (r**2).fill_null(calm))
+    rest = state.join(history, on="asset_id", how="anti")
+    warmed = covered.drop(RETURNS).with_columns(pl.col("price_pre").alias(REFERENCE))
+    return pl.concat([rest, warmed.select(rest.columns)]).sort("asset_id")
+
+
 def opening(
-    shocked: pl.DataFrame, wanted: Mapping[str, Estimate]
+    shocked: pl.DataFrame, wanted: Mapping[str, Estimate], history: pl.DataFrame | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
-    """The shocked assets with each estimate's scale after day 0's return, and the
-    estimators' state per asset (None without estimators)."""
+    """The shocked assets with each estimate's scale after day 0's return (the estimators
+    warmed by ``history`` first, where given), and the estimators' state per asset (None
+    without estimators)."""
     if not wanted:
         return shocked, None
-    state = update(start(shocked, wanted), wanted)
+    begun = start(shocked, wanted)
+    if history is not None:
+        begun = warm(begun, wanted, history)
+    state = update(begun, wanted)
     kept = state_columns(state)
     return state.drop(kept), state.select("asset_id", *kept)
 
 
-def update(market: pl.DataFrame, wanted: Mapping[str, Estimate]) -> pl.DataFrame:
+def update(
+    market: pl.DataFrame, wanted: Mapping[str, Estimate], r2: pl.Expr | None = None
+) -> pl.DataFrame:
     """The state after one day's return ``r = P/P_ref − 1`` (``P_ref`` the price at the last
-    update), and every estimate's scale column."""
-    r2 = (pl.col("price") / pl.col(REFERENCE) - 1) ** 2
+    update; or the squared return ``r2`` given), and every estimate's scale column."""
+    if r2 is None:
+        r2 = (pl.col("price") / pl.col(REFERENCE) - 1) ** 2
     windows = sorted({n for e in wanted.values() for n in e.windows})
     ewmas = _ewmas(wanted)
     market = market.with_columns(
@@ -94,8 +128,14 @@ def update(market: pl.DataFrame, wanted: Mapping[str, Estimate]) -> pl.DataFrame
         )
         for k, e in lagged
     )
+    return with_scales(market, wanted)
+
+
+def with_scales(market: pl.DataFrame, wanted: Mapping[str, Estimate]) -> pl.DataFrame:
+    """``market`` with each estimate's scale ``σ̂/σ`` as its state gives it: the estimate, or
+    for a lagged one the oldest of its last ``L + 1`` (0 where the model's ``σ`` is 0)."""
     read = {
-        k: pl.col(f"hist@{k}").list.first() if e.lag_days else estimates[k]
+        k: pl.col(f"hist@{k}").list.first() if e.lag_days else _estimate(e)
         for k, e in wanted.items()
     }
     model = pl.col("vol")
@@ -130,4 +170,14 @@ def state_columns(frame: pl.DataFrame) -> list[str]:
     return [c for c in frame.columns if c.startswith(prefixes) or c == REFERENCE]
 
 
-__all__ = ["YEAR", "estimators", "opening", "start", "state_columns", "update"]
+__all__ = [
+    "RETURNS",
+    "YEAR",
+    "estimators",
+    "opening",
+    "start",
+    "state_columns",
+    "update",
+    "warm",
+    "with_scales",
+]

@@ -73,6 +73,13 @@ def money(value: float) -> str:
     return f"{value:,.0f}"
 
 
+def absorbed(row: dict) -> str:
+    """How an asset's net flow is absorbed, in its lens (:mod:`estimator.aggregate`): days of
+    continuous trading, ``×k`` a typical closing auction, or both."""
+    days, multiple = f"{row['days_to_absorb']:.2f} days", f"{row['auction_multiple']:.1f}× auction"
+    return {"days": days, "auction": multiple}.get(row["lens"], f"{multiple} + {days}")
+
+
 def _refuse(out_dir: Path, why: str) -> InputError:
     return InputError([Problem(str(out_dir), f"cannot write the reports here: {why}", field="out")])
 

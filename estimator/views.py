@@ -20,7 +20,7 @@ from estimator.census import Census
 from estimator.manifest import EquilibriumSummary
 from estimator.outcome import RunResult
 from estimator.published import CHANNELS, amount, misses, range_text
-from estimator.report import money
+from estimator.report import absorbed, money
 from estimator.status import NOT_FORCED, Status
 from estimator.survival import SurvivalResult
 
@@ -94,14 +94,14 @@ def run_summary(result: RunResult, top: int) -> list[RenderableType]:
     parts.append(
         table(
             f"Top {top} assets by forced flow as % of ADV",
-            ("asset", "class", "net flow", "% ADV", "days"),
+            ("asset", "class", "net flow", "% ADV", "absorbed in"),
             (
                 (
                     r["asset_id"],
                     r["asset_class"],
                     money(r["net_value"]),
                     f"{r['pct_adv']:.1f}",
-                    f"{r['days_to_absorb']:.2f}",
+                    absorbed(r),
                 )
                 for r in ranked.head(top).iter_rows(named=True)
             ),

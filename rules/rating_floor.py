@@ -8,7 +8,11 @@ cash instruments count: a short or a derivative is not a holding of the issuer. 
 
     B ≤ s·A          (s: tolerated share; 0 = nothing below the floor)
 
-* trigger: ``B > s·A``; restore: ``B⁺ ≤ s_r·A⁺`` with ``s_r ≤ s`` (default ``s_r = s``).
+* trigger: ``B > s·A``; restore: ``B⁺ ≤ s_r·A⁺`` with ``s_r ≤ s`` (default ``s_r = s``);
+* ``calendar``: ``breach`` sells on the day a holding falls below the floor; ``month_end`` on
+  the month's last trading day, when bond indices drop their fallen angels and funds that
+  follow them sell (on a dated path; an undated day counts as one). Between month ends the
+  limit binds no min-cost solve (its weights and bound are 0 at the trigger level).
 
 Selling ``d`` of the below-floor holdings lowers ``Σ|x|`` by ``d`` and raises cash by ``d``, so
 with ``A = Σ|x| + N + max(C, 0)``::
@@ -41,7 +45,7 @@ from typing import Any, ClassVar, Literal, Self
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from rules._base import Level, PositionRule
+from rules._base import Book, Level, PositionRule
 from rules._exprs import A, C, G, N, X
 from rules._space import LinearLimit
 from rules.ratings import AGENCY_COLUMNS, Composite, composite_expr, notch
@@ -55,6 +59,7 @@ class RatingFloor(PositionRule):
         {"floor": "Baa3", "share": 0.1, "composite": "middle"},
         {"floor": "A-", "share": 0.3, "restore_share": 0.2},
         {"floor": "BBB", "share": 0.05, "unrated": "breach"},
+        {"share": 0.02, "calendar": "month_end"},
     )
 
     kind: Literal["rating_floor"] = "rating_floor"
@@ -77,6 +82,11 @@ class RatingFloor(PositionRule):
     )
     unrated: Literal["exempt", "breach"] = Field(
         "exempt", description="unrated holdings (empty, NR, WR): allowed, or below the floor"
+    )
+    calendar: Literal["breach", "month_end"] = Field(
+        "breach",
+        description="when holdings below the floor are sold: on the day (breach), or on the "
+        "month's last trading day, as bond indices drop fallen angels (on a dated path)",
     )
 
     fixed_signs = True
@@ -155,16 +165,28 @@ class RatingFloor(PositionRule):
         """Share of total assets below the floor, ``B / A``."""
         return pl.when(A > 0).then(pl.col(self.below) / A)
 
+    def triggered(self) -> pl.Expr:
+        """Below the floor beyond the tolerated share, on a selling day of the ``calendar``."""
+        breached = super().triggered()
+        return breached if self.calendar == "breach" else breached & (pl.col(Book.MONTH_END) > 0)
+
+    def _on(self, level: Level) -> pl.Expr:
+        """1 where the limit binds a solve at ``level``; 0 at the trigger level between a
+        month-end rule's dates (every weight and the bound 0: ``0 ≤ 0`` always holds)."""
+        if level is Level.TRIGGER and self.calendar == "month_end":
+            return (pl.col(Book.MONTH_END) > 0).cast(pl.Float64)
+        return pl.lit(1.0)
+
     def holder_inputs(self, level: Level) -> dict[str, pl.Expr]:
         kappa = (C >= 0).cast(pl.Float64)
-        return {self.bound_name: self._share(level) * (N + kappa * C)}
+        return {self.bound_name: self._on(level) * self._share(level) * (N + kappa * C)}
 
     def position_inputs(self, level: Level) -> Mapping[str, pl.Expr]:
-        s = self._share(level)
+        s, on = self._share(level), self._on(level)
         kappa = (C >= 0).cast(pl.Float64)
         return {
-            self.column("weights"): pl.col(self.selected).cast(pl.Float64) - s * X.sign(),
-            self.column("cash_weights"): s * kappa * pl.col("is_cash").cast(pl.Float64),
+            self.column("weights"): on * (pl.col(self.selected).cast(pl.Float64) - s * X.sign()),
+            self.column("cash_weights"): on * s * kappa * pl.col("is_cash").cast(pl.Float64),
         }
 
     # --- cvxpy --------------------------------------------------------------------------------

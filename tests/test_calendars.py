@@ -186,3 +186,48 @@ def test_a_paced_rebalance_goes_on_to_target_after_its_date() -> None:
     assert (bought["date"].min(), bought["date"].max()) == (D(2020, 3, 31), D(2020, 4, 28))
     assert D(2020, 4, 10) not in bought["date"].to_list()
     assert result.holders.row(0, named=True)["pending"] == pytest.approx(0.0, abs=1e-6)
+
+
+def ig_fund(calendar: str, execution: str) -> estimator.Market:
+    """An investment-grade fund: 70 of a BBB- bond ``f``, 30 of an A bond ``a`` at 1, no cash;
+    nothing below BBB- may be held."""
+    rule = {"kind": "rating_floor", "floor": "BBB-", "calendar": calendar}
+    assets = asset_frame(
+        [
+            {"asset_id": a, "price": 1.0, "asset_class": "corp_bond", "duration": 5.0,
+             "rating_sp": rating, "rating_moodys": moodys}
+            for a, rating, moodys in (("f", "BBB-", "Baa3"), ("a", "A", "A2"))
+        ]
+    )  # fmt: skip
+    pos = pl.DataFrame({"holder_id": ["i", "i"], "asset_id": ["f", "a"], "quantity": [70.0, 30.0]})
+    mandate = Mandate(name="m", execution=execution, rules=[rule])
+    return estimator.build_market(assets, holder_frame([{"holder_id": "i"}]), pos, {"m": mandate})
+
+
+def fallen_angel(end: str = "2020-04-03") -> Scenario:
+    """``f`` is cut one notch, to BB+, on Wednesday 25 March 2020 (Ford's date)."""
+    cut = {"date": "2020-03-25", "select": {"asset_ids": ["f"]}, "downgrade_notches": 1}
+    return Scenario(name="f", path={"start": "2020-03-23", "end": end, "moves": [cut]})
+
+
+@pytest.mark.parametrize("execution", ["pro_rata", "min_cost"])
+@pytest.mark.parametrize(
+    ("calendar", "day"), [("breach", D(2020, 3, 25)), ("month_end", D(2020, 3, 31))]
+)
+def test_a_fallen_angel_is_sold_on_the_funds_calendar(
+    calendar: str, day: dt.date, execution: str
+) -> None:
+    """Below the floor with nothing tolerated, the whole 70 of ``f`` goes: on the day of the
+    cut (breach), or at the month's end, Tuesday 31 March 2020, when indices drop it."""
+    result = estimator.run(fallen_angel(), ig_fund(calendar, execution))
+    sold = result.trades.filter(pl.col("trade_value") != 0)
+    assert dict(zip(sold["asset_id"], sold["trade_value"], strict=True)) == pytest.approx(
+        {"f": -70.0}, rel=1e-6
+    )
+    assert set(sold["date"]) == {day}
+
+
+def test_between_month_ends_a_fallen_angel_is_held() -> None:
+    """A path that ends on 30 March, before the month's end: the month-end fund still holds it."""
+    result = estimator.run(fallen_angel(end="2020-03-30"), ig_fund("month_end", "pro_rata"))
+    assert result.trades.filter(pl.col("trade_value") != 0).is_empty()

@@ -167,3 +167,78 @@ def test_the_daily_report_adds_up_to_the_flows() -> None:
     assert joined.height == flows.height and result.daily["day"].n_unique() > 1
     for side in ("sell_value", "buy_value"):
         assert joined[side].to_list() == pytest.approx(joined[f"{side}_daily"].to_list(), rel=1e-12)
+
+
+def test_tesla_and_archegos_meet_their_sourced_closes() -> None:
+    """The S&P 500 from 16 November to 18 December 2020, 3,626.91 → 3,709.41, and to 21
+    December, 3,694.92; the VIX 22.45 → 25.16 (S&P Dow Jones Indices' and Cboe's closes). From
+    19 March to 6 April 2021 ViacomCBS 97.35 → 44.35 (48.23 on 26 March) and Discovery 77.27 →
+    43.38 (Yahoo Finance's closes)."""
+    tesla = pl.read_csv(PATHS / "tesla_2020.csv", schema_overrides={"value": pl.Float64})
+    returns = tesla.filter(pl.col("field") == "price_return")
+    to_18 = returns.filter(pl.col("date") <= "2020-12-18")["value"]
+    assert math.prod(1 + r for r in to_18) == pytest.approx(3709.41 / 3626.91, rel=1e-6)
+    assert math.prod(1 + r for r in returns["value"]) == pytest.approx(3694.92 / 3626.91, rel=1e-6)
+    vix = math.prod(_field(tesla, "equities", "vol_multiplier"))
+    assert vix == pytest.approx(25.16 / 22.45, rel=1e-12)
+    assert tesla.height == 24 * 2  # 24 trading days (Thanksgiving closed), two series
+    archegos = pl.read_csv(PATHS / "archegos_2021.csv", schema_overrides={"value": pl.Float64})
+    viacom = _field(archegos.filter(pl.col("date") <= "2021-03-26"), "viacom", "price_return")
+    assert math.prod(1 + r for r in viacom) == pytest.approx(48.23 / 97.35, rel=1e-12)
+    for target, ratio in (("viacom", 44.35 / 97.35), ("discovery", 43.38 / 77.27)):
+        got = math.prod(1 + r for r in _field(archegos, target, "price_return"))
+        assert got == pytest.approx(ratio, rel=1e-12)
+    assert archegos.height == 11 * 2  # 11 trading days (Good Friday closed), two series
+
+
+@pytest.mark.slow
+def test_tesla_is_bought_at_the_close_before_its_effective_date() -> None:
+    """Effective 21 December, the addition trades at the close of Friday 18 December, and only
+    then; the funds' indexed assets have grown with the index since 16 November, so they buy
+    the one-shot run's amount times 3,709.41/3,626.91 (every stock moves with the index). The
+    demand is read in the closing auction, |D|/(a·ADV); the defined-benefit pensions' small
+    trades in the stock over the weeks stay in days."""
+    path, once = estimator.run("tesla_2020_path"), estimator.run("tesla_2020")
+    assert path.daily is not None
+    funds = path.daily.filter(pl.col("holder_type") == "index_fund")
+    assert set(funds.filter(pl.col("buy_value") > 0)["date"].cast(pl.String)) == {"2020-12-18"}
+
+    def bought(run: estimator.RunResult) -> float:
+        return run.assets.filter(pl.col("asset_id") == "EQ101")["auction_value"].item()
+
+    assert bought(path) == pytest.approx(bought(once) * 3709.41 / 3626.91, rel=1e-6)
+    row = path.assets.filter(pl.col("asset_id") == "EQ101").row(0, named=True)
+    share = path_market_share("EQ101")
+    trades = path.trades.filter(pl.col("asset_id") == "EQ101")
+    funds = trades.filter(pl.col("holder_id").str.starts_with("IF"))["trade_value"].sum()
+    others = trades.filter(~pl.col("holder_id").str.starts_with("IF"))["trade_value"].sum()
+    assert row["auction_value"] == pytest.approx(funds, rel=1e-12) and others != 0
+    assert row["lens"] == "auction+days"
+    assert row["auction_multiple"] == pytest.approx(funds / (share * row["adv"]), rel=1e-12)
+    assert row["days_to_absorb"] == pytest.approx(abs(others) / (0.2 * row["adv"]), rel=1e-9)
+
+
+def path_market_share(asset_id: str) -> float:
+    """The census's closing-auction share of ``asset_id``'s ADV (September 2020)."""
+    assets = pl.read_csv(scenarios_dir() / "markets" / "census" / "2020-09" / "assets.csv")
+    return assets.filter(pl.col("asset_id") == asset_id)["auction_share"].item()
+
+
+@pytest.mark.slow
+def test_fallen_angels_leave_index_funds_at_the_month_end() -> None:
+    """Cut on 25 March 2020, the two issues are sold by the funds held to an index from its
+    month-end exit, 31 March, and not before; by the end those funds hold none of them (their
+    sales equal, unit for unit, what the census's positions give them)."""
+    result = estimator.run("fallen_angels_2020_path")
+    census = scenarios_dir() / "markets" / "census" / "2019-12"
+    indexed = pl.read_csv(census / "holders.csv").filter(pl.col("mandate") == "census_ig_only")
+    angels = ["CB076", "CB088"]
+    held = pl.read_csv(census / "positions.csv").filter(
+        pl.col("holder_id").is_in(indexed["holder_id"].implode()) & pl.col("asset_id").is_in(angels)
+    )
+    sold = result.trades.filter(
+        pl.col("holder_id").is_in(indexed["holder_id"].implode()) & pl.col("asset_id").is_in(angels)
+    )
+    assert held["quantity"].sum() > 0
+    assert -sold["trade_quantity"].sum() == pytest.approx(held["quantity"].sum(), rel=1e-9)
+    assert sold["date"].min() == dt.date(2020, 3, 31)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -240,3 +241,136 @@ def test_an_estimate_needs_a_path() -> None:
     assert estimator.survival(scenario, market).holders["status_at_scenario"].item() == "ok"
     shot = Scenario(name="s", shocks=[{"select": {"all": True}, "price_return": -0.10}])
     assert estimator.run(shot, market).trades.is_empty()
+
+
+def with_history(rows: list[tuple[str, float]], tmp: Path, returns: list[float]) -> Scenario:
+    """``on_days(returns)`` with a history table of ``rows`` (date, the asset's return)."""
+    table = tmp / "history.csv"
+    lines = ["date,target,field,value"] + [f"{d},a,price_return,{r}" for d, r in rows]
+    table.write_text("\n".join(lines) + "\n")
+    path = on_days(returns).path
+    assert path is not None
+    return Scenario(name="p", path=path.model_copy(update={"history": str(table)}))
+
+
+def relever(sigma_history: float, sigma_day0: float) -> float:
+    """The 20%-target fund of :func:`fund_market` by hand after a history: sized to its
+    estimate at the start, x₀ = 10000·f with f = min(0.16/σ̂_h, 1) (gross cap 1; the census
+    held 16% on the model, 80% of its target); on day 0 (no move) its volatility σ̂₀·x₀ is
+    below 18% of its equity, so it buys back up to min(0.2·10000/σ̂₀, 10000)."""
+    x0 = 10_000 * min(S0 / sigma_history, 1.0)
+    assert sigma_day0 * x0 < 0.18 * 10_000
+    return min(0.2 * 10_000 / sigma_day0, 10_000) - x0
+
+
+def test_a_history_starts_the_estimate_from_the_days_before(tmp_path: Path) -> None:
+    """Three days before Monday 2 March 2020 — +1% on 26 February, −2% on the 27th, +3% on the
+    28th: a 3-day window gives σ̂ = √(84·0.0014) = 34.29%, and the fund starts at 16/34.29 of
+    its book. Day 0 is quiet: the window holds 0.0004, 0.0009 and 0, σ̂ = √(84·0.0013) =
+    33.05%, and the fund buys back to its target. Without the history (σ₀ = 16% in a calm
+    window) it holds."""
+    rows = [("2020-02-26", 0.01), ("2020-02-27", -0.02), ("2020-02-28", 0.03)]
+    market = fund_market({"kind": "lookback", "days": 3})
+    result = estimator.run(with_history(rows, tmp_path, [0.0, 0.0]), market)
+    want = relever(math.sqrt(84 * 0.0014), math.sqrt(84 * 0.0013))
+    assert result.trades.filter(pl.col("day") == 0)["trade_value"].item() == pytest.approx(
+        want, rel=1e-12
+    )
+    assert estimator.run(on_days([0.0, 0.0]), market).trades.is_empty()
+
+
+def test_an_ewma_warms_on_its_history(tmp_path: Path) -> None:
+    """λ = 0.94 over two days before the start, −5% then −5%: the daily variance
+    v_h = 0.94·(0.94·v₀ + 0.06·0.0025) + 0.06·0.0025 (v₀ = 0.0256/252), the same recursion as
+    if those days were the path's (checked against one_asset); day 0's quiet return leaves
+    0.94·v_h."""
+    v0 = S0**2 / 252
+    v = 0.94 * (0.94 * v0 + 0.06 * 0.0025) + 0.06 * 0.0025
+    assert one_asset([-0.05, -0.05, 0.0], Ewma(decay=0.94))[-1] == pytest.approx(
+        math.sqrt(252 * 0.94 * v), rel=1e-12
+    )
+    rows = [("2020-02-27", -0.05), ("2020-02-28", -0.05)]
+    market = fund_market({"kind": "ewma", "decay": 0.94})
+    result = estimator.run(with_history(rows, tmp_path, [0.0]), market)
+    want = relever(math.sqrt(252 * v), math.sqrt(252 * 0.94 * v))
+    assert result.trades["trade_value"].item() == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([("2020-02-26", 0.01), ("2020-02-28", 0.01)], "a gap"),  # the 27th is missing
+        ([("2020-03-02", 0.01)], "before the start"),
+        ([("2020-02-29", 0.01)], "not a trading day"),
+    ],
+)
+def test_a_bad_history_names_its_row(
+    rows: list[tuple[str, float]], message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(estimator.InputError, match=message) as caught:
+        estimator.run(
+            with_history(rows, tmp_path, [0.0]), fund_market({"kind": "ewma", "decay": 0.94})
+        )
+    assert "history.csv" in str(caught.value)
+
+
+def levered_fund(cap: float | None) -> estimator.Market:
+    """100 units at 100 (σ = 16%), no cash: on the model σ_p = 1600, 80% of a 20% target of
+    E = 10000; a 3-day lookback, no re-levering."""
+    rule = {"kind": "vol_target", "target": 0.2, "tolerance": 0.1, "gross_cap": cap}
+    rule["estimator"] = {"kind": "lookback", "days": 3}
+    pos = pl.DataFrame({"holder_id": ["v"], "asset_id": ["a"], "quantity": [100.0]})
+    return estimator.build_market(
+        asset_frame([{"asset_id": "a", "price": 100.0, "vol": S0}]),
+        holder_frame([{"holder_id": "v"}]),
+        pos,
+        {"m": Mandate(name="m", rules=[rule])},
+    )
+
+
+CALM = [("2020-02-26", 0.005), ("2020-02-27", -0.005), ("2020-02-28", 0.005)]
+#: The history's estimate: √(84·3·0.000025) = 7.9373%.
+CALM_SIGMA = math.sqrt(84 * 3 * 0.000025)
+
+
+@pytest.mark.parametrize(("cap", "f"), [(None, S0 / CALM_SIGMA), (1.5, 1.5)])
+def test_a_fund_starts_sized_to_its_estimate(cap: float | None, f: float) -> None:
+    """Three calm days (σ̂ = 7.94% against the model's 16%): the fund held 80% of its target
+    on its own estimate, so its book is f = 0.16/0.079373 = 2.0158 times the census's, cash
+    paying 100·(f − 1)·100 — or, capped at 1.5 times equity, f = 1.5."""
+    from estimator.path import Move, history_returns  # noqa: PLC0415
+    from estimator.selectors import Selector  # noqa: PLC0415
+    from estimator.warmup import sized_to_estimates  # noqa: PLC0415
+
+    market = levered_fund(cap)
+    moves = [
+        Move(date=dt.date.fromisoformat(d), select=Selector(asset_ids=["a"]), price_return=r)
+        for d, r in CALM
+    ]
+    wanted = realised.estimators(market.mandates["m"].rules)
+    sized = sized_to_estimates(market, wanted, history_returns(market.assets, moves))
+    assert sized.positions["quantity"].item() == pytest.approx(100 * f, rel=1e-12)
+    assert sized.holders["cash"].item() == pytest.approx(-100 * (f - 1) * 100, rel=1e-12)
+
+
+def test_the_sized_fund_sells_what_its_book_asks(tmp_path: Path) -> None:
+    """After the calm history a quiet day 0 and −5% on day 1: the window holds 0.000025,
+    0 and 0.0025, σ̂ = √(84·0.002525) = 46.05%. The fund holds q = 100·f units (f = 2.0158),
+    cash −100·(f − 1)·100; at 95 its equity is 10000 − 5·q and it sells to 20% of it:
+    0.2·E/σ̂ − 95·q — about three times what the census's own book would sell."""
+    market = levered_fund(None)
+    table = tmp_path / "history.csv"
+    table.write_text(
+        "date,target,field,value\n" + "".join(f"{d},a,price_return,{r}\n" for d, r in CALM)
+    )
+    path = on_days([0.0, -0.05]).path
+    assert path is not None
+    scenario = Scenario(name="p", path=path.model_copy(update={"history": str(table)}))
+    result = estimator.run(scenario, market)
+    q = 100 * S0 / CALM_SIGMA
+    equity, sigma = 10_000 - 5 * q, math.sqrt(84 * 0.002525)
+    want = 0.2 * equity / sigma - 95 * q
+    got = result.trades.filter(pl.col("day") == 1)["trade_value"].item()
+    assert got == pytest.approx(want, rel=1e-9)
+    unsized = 0.2 * 9500 / sigma - 9500
+    assert got < 2.5 * unsized < 0

@@ -66,8 +66,15 @@ def test_every_shape_compiles_as_dpp() -> None:
 
 #: Episodes that run for weeks of trading days on the census (about a minute each; every holder
 #: solved at minimum cost every round of 33 days would take many): their own slow tests run
-#: them (tests/test_march_2020_path.py).
-LONG = {"march_2020_path", "volmageddon_2018_path"}
+#: them (tests/test_episode_paths.py, tests/test_backtest.py).
+LONG = {
+    "march_2020_path",
+    "volmageddon_2018_path",
+    "tesla_2020_path",
+    "fallen_angels_2020_path",
+    "archegos_2021_path",
+    "aug_2024_path",
+}
 
 
 def _cases() -> list:

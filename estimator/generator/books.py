@@ -11,7 +11,8 @@ Books, by the recipe named in each holder type (x: exposure, E: equity, A: total
   rest borrowed);
 * ``futures`` — futures at fixed shares of gross notional G, sized so that the ex-ante
   volatility is the vol target × utilisation: G = u·τ·E / σ₁ with σ₁ the volatility of one unit
-  of gross; E is cash;
+  of gross, at most the rule's gross cap c·E (a fund at its cap holds less than its target);
+  E is cash;
 * ``balanced`` — equities over the whole universe by market cap and US Treasuries by amount
   outstanding, at the equity share (a pension already below its funding-ratio trigger holds
   its de-risked share); defined-benefit pensions add liabilities E / FR with a duration;
@@ -222,8 +223,9 @@ def _book(
         w = np.array([t["weights"][a] for a in ids])
         equity = size
         unit = books.sigma(ids, w)
-        target = rules["vol_target"]["target"]
-        return ids, w * (u * target * equity / unit), equity
+        target, cap = rules["vol_target"]["target"], rules["vol_target"].get("gross_cap")
+        gross = u * target * equity / unit
+        return ids, w * (gross if cap is None else min(gross, cap * equity)), equity
     if recipe == "balanced":
         ids_eq, caps = equities
         share = t["equity_share"]

@@ -156,7 +156,12 @@ def assets(p: dict[str, Any], rng: np.random.Generator) -> tuple[pl.DataFrame, n
             loads.append([1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
         else:
             loads.append([0.0, 0.0, 0.0, 0.0, -f["duration"], 0.0])
-    return pl.DataFrame(rows, infer_schema_length=None), np.array(loads)
+    share = p["equities"].get("auction_share")  # a typical closing auction's share of ADV
+    auction = pl.lit(share["value"] if share else None, dtype=pl.Float64)
+    frame = pl.DataFrame(rows, infer_schema_length=None).with_columns(
+        auction_share=pl.when(pl.col("asset_class") == "equity").then(auction)
+    )
+    return frame, np.array(loads)
 
 
 def covariance(p: dict[str, Any]) -> np.ndarray:
