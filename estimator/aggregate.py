@@ -10,10 +10,12 @@ Per asset (trade values ``u_h`` at the post-shock price, summed over holders h):
 Index events trade in the closing auction, not over days. Where an asset has a closing auction
 (``auction_share`` a, a typical auction's share of ADV), the index trackers' part of its flow,
 ``auction_value = Σ_h p_h`` over trades whose position rules include ``index_tracking`` (``p_h``
-their position part), is read through the auction lens:
+their position part; a solved trade, which has none, counts whole when it names
+``index_tracking``), is read through the auction lens:
 
-* ``auction_multiple = |auction_value| / (a·ADV)``, the event's demand as a multiple of a typical
-  closing auction (the event day's auction grows to absorb it; it is not spread over days);
+* ``auction_multiple = max_d |D_d| / (a·ADV)``, the largest day's demand (``D_d`` the trackers'
+  net demand on day ``d``; a run without days is one day) as a multiple of a typical closing
+  auction (the event day's auction grows to absorb it; it is not spread over days);
 * ``lens``: ``days`` (no auction demand), ``auction`` (all of the net flow is auction demand) or
   ``auction+days`` (both). An asset without a closing auction keeps index flow in days.
 """
@@ -40,7 +42,7 @@ def asset_flows(trades: pl.DataFrame, assets: pl.DataFrame, participation: float
         pl.col("holder_id").n_unique().alias("holders_trading"),
     )
     share = pl.col(AUCTION_SHARE)
-    auction = pl.when(share.is_not_null()).then(pl.col("auction_value")).otherwise(0.0)
+    auctioned = share.is_not_null()  # an asset without a closing auction keeps it in days
     continuous = pl.col("net_value") - pl.col("auction_value")
     return (
         _with_auction_share(assets)
@@ -48,25 +50,21 @@ def asset_flows(trades: pl.DataFrame, assets: pl.DataFrame, participation: float
         .join(flows, on="asset_id", how="left")
         .join(_auction_demand(trades), on="asset_id", how="left")
         .with_columns(
-            pl.col(
-                "sell_value", "buy_value", "net_value", "net_quantity", "auction_value"
-            ).fill_null(0.0),
+            pl.col("sell_value", "buy_value", "net_value", "net_quantity").fill_null(0.0),
             pl.col("holders_trading").fill_null(0).cast(pl.Int64),
+            pl.when(auctioned).then(pl.col("auction_value", "auction_peak")).fill_null(0.0),
         )
-        .with_columns(auction_value=auction)
         .with_columns(
             pct_adv=100 * pl.col("net_value").abs() / pl.col("adv"),
             days_to_absorb=continuous.abs() / (participation * pl.col("adv")),
-            auction_multiple=(pl.col("auction_value").abs() / (share * pl.col("adv"))).fill_null(
-                0.0
-            ),
-            lens=pl.when(pl.col("auction_value") == 0)
+            auction_multiple=(pl.col("auction_peak") / (share * pl.col("adv"))).fill_null(0.0),
+            lens=pl.when(pl.col("auction_peak") == 0)
             .then(pl.lit("days"))
-            .when(continuous.abs() <= _SAME * pl.col("auction_value").abs())
+            .when(continuous.abs() <= _SAME * pl.col("auction_peak"))
             .then(pl.lit("auction"))
             .otherwise(pl.lit("auction+days")),
         )
-        .drop(AUCTION_SHARE)
+        .drop(AUCTION_SHARE, "auction_peak")
         .sort("asset_id")
     )
 
@@ -85,11 +83,12 @@ def _with_auction_share(assets: pl.DataFrame) -> pl.DataFrame:
 
 
 def _auction_demand(trades: pl.DataFrame) -> pl.DataFrame:
-    """``asset_id`` × ``auction_value``: the net part of trades made by index tracking — the
-    position part of a trade whose position rules include it, a whole solved trade (no position
-    part) that names it."""
-    if "position_rules" not in trades.columns:
-        return pl.DataFrame(schema={"asset_id": pl.String, "auction_value": pl.Float64})
+    """``asset_id`` × ``auction_value`` and ``auction_peak``: the net part of trades made by
+    index tracking — the position part of a trade whose position rules include it, a whole
+    solved trade (no position part) that names it — over the run, and the largest day's |net|."""
+    if not {"position_rules", "position_value"} <= set(trades.columns):
+        schema = {"asset_id": pl.String, "auction_value": pl.Float64, "auction_peak": pl.Float64}
+        return pl.DataFrame(schema=schema)
     placed = pl.col("position_rules").cast(pl.String).fill_null("")
     part = (
         pl.when(_names(placed))
@@ -98,7 +97,11 @@ def _auction_demand(trades: pl.DataFrame) -> pl.DataFrame:
         .then(pl.col("trade_value"))
         .otherwise(0.0)
     )
-    return trades.group_by("asset_id").agg(auction_value=part.sum())
+    by_day = ["asset_id", *(["day"] if "day" in trades.columns else [])]
+    daily = trades.group_by(by_day).agg(demand=part.sum())
+    return daily.group_by("asset_id").agg(
+        auction_value=pl.col("demand").sum(), auction_peak=pl.col("demand").abs().max()
+    )
 
 
 def by_type_and_class(

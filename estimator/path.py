@@ -294,7 +294,7 @@ def _gaps(start: dt.date, open_: list[dt.date], history: bool) -> list[tuple[pl.
         .cast(pl.Int64)
         .replace_strict({d.toordinal() - 719163: i for i, d in enumerate(open_)}, default=None)
     )  # (days since 1970 → position among the trading days)
-    days = pl.col("day").n_unique().over("target")
+    days = pl.col("day").filter(index.is_not_null()).n_unique().over("target")
     return [
         (
             (index.min().over("target") + days != len(open_)) & pl.col("day").is_not_null(),

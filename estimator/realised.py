@@ -81,7 +81,8 @@ def warm(
         covered = update(covered, wanted, (r**2).fill_null(calm))
     rest = state.join(history, on="asset_id", how="anti")
     warmed = covered.drop(RETURNS).with_columns(pl.col("price_pre").alias(REFERENCE))
-    return pl.concat([rest, warmed.select(rest.columns)]).sort("asset_id")
+    both = pl.concat([rest, warmed.select(rest.columns)])
+    return state.select("asset_id").join(both, on="asset_id", maintain_order="left")
 
 
 def opening(

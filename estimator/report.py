@@ -76,7 +76,9 @@ def money(value: float) -> str:
 def absorbed(row: dict) -> str:
     """How an asset's net flow is absorbed, in its lens (:mod:`estimator.aggregate`): days of
     continuous trading, ``×k`` a typical closing auction, or both."""
-    days, multiple = f"{row['days_to_absorb']:.2f} days", f"{row['auction_multiple']:.1f}× auction"
+    k = row["auction_multiple"]
+    multiple = f"{k:.1f}× auction" if k >= 0.1 else f"{k:.2g}× auction"
+    days = f"{row['days_to_absorb']:.2f} days"
     return {"days": days, "auction": multiple}.get(row["lens"], f"{multiple} + {days}")
 
 

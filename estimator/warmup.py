@@ -54,8 +54,12 @@ def sized_to_estimates(
     factors = (
         book.join(sizing, on="mandate")
         .with_columns(ratio=ratio.fill_nan(None))
-        .with_columns(
-            f=pl.when(pl.col("cap").is_not_null() & (pl.col(Book.GROSS_EXPOSURE) > 0))
+        .with_columns(  # (min_horizontal skips nulls: a holder without a ratio keeps its book)
+            f=pl.when(
+                pl.col("ratio").is_not_null()
+                & pl.col("cap").is_not_null()
+                & (pl.col(Book.GROSS_EXPOSURE) > 0)
+            )
             .then(pl.min_horizontal("ratio", cap))
             .otherwise(pl.col("ratio"))
         )
@@ -70,9 +74,9 @@ def sized_to_estimates(
         * pl.col("price")
         * (pl.col("instrument") == "cash").cast(pl.Float64)
     )
-    positions = market.positions.join(factors, on="holder_id", how="left").with_columns(
-        f=pl.col("f").fill_null(1.0)
-    )
+    positions = market.positions.join(
+        factors, on="holder_id", how="left", maintain_order="left"
+    ).with_columns(f=pl.col("f").fill_null(1.0))
     bought = (
         positions.join(market.assets.select("asset_id", "price", "multiplier", "instrument"),
                        on="asset_id")
@@ -80,7 +84,7 @@ def sized_to_estimates(
         .agg(paid=((pl.col("f") - 1) * cash_value).sum())
     )  # fmt: skip
     holders = (
-        market.holders.join(bought, on="holder_id", how="left")
+        market.holders.join(bought, on="holder_id", how="left", maintain_order="left")
         .with_columns(cash=pl.col("cash") - pl.col("paid").fill_null(0.0))
         .select(market.holders.columns)
     )

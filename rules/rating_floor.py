@@ -12,7 +12,8 @@ cash instruments count: a short or a derivative is not a holding of the issuer. 
 * ``calendar``: ``breach`` sells on the day a holding falls below the floor; ``month_end`` on
   the month's last trading day, when bond indices drop their fallen angels and funds that
   follow them sell (on a dated path; an undated day counts as one). Between month ends the
-  limit binds no min-cost solve (its weights and bound are 0 at the trigger level).
+  limit binds no min-cost solve (at the trigger level its weights are 0 and its bound
+  ``G + N + |C|``, always met with room).
 
 Selling ``d`` of the below-floor holdings lowers ``Σ|x|`` by ``d`` and raises cash by ``d``, so
 with ``A = Σ|x| + N + max(C, 0)``::
@@ -172,14 +173,17 @@ class RatingFloor(PositionRule):
 
     def _on(self, level: Level) -> pl.Expr:
         """1 where the limit binds a solve at ``level``; 0 at the trigger level between a
-        month-end rule's dates (every weight and the bound 0: ``0 ≤ 0`` always holds)."""
+        month-end rule's dates, where every weight is 0 and the bound ``G + N + |C|`` (``0 ≤``
+        a positive amount: always met, and never reported as binding)."""
         if level is Level.TRIGGER and self.calendar == "month_end":
             return (pl.col(Book.MONTH_END) > 0).cast(pl.Float64)
         return pl.lit(1.0)
 
     def holder_inputs(self, level: Level) -> dict[str, pl.Expr]:
         kappa = (C >= 0).cast(pl.Float64)
-        return {self.bound_name: self._on(level) * self._share(level) * (N + kappa * C)}
+        on = self._on(level)
+        slack = G + N + C.abs()
+        return {self.bound_name: on * self._share(level) * (N + kappa * C) + (1 - on) * slack}
 
     def position_inputs(self, level: Level) -> Mapping[str, pl.Expr]:
         s, on = self._share(level), self._on(level)

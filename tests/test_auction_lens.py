@@ -108,3 +108,22 @@ def test_a_run_reads_an_index_deletion_in_the_closing_auction() -> None:
     assert got["lens"].to_list() == ["auction"] * 3
     assert got["auction_multiple"].to_list() == pytest.approx([1.25, 0.75, 2.0], rel=1e-9)
     assert got["days_to_absorb"].to_list() == pytest.approx([0.0, 0.0, 0.0], abs=1e-12)
+
+
+def test_the_multiple_is_the_largest_days_demand() -> None:
+    """Two index events in ``c`` on two days, −30 then +10: 20 net over the run, but the day of
+    −30 is what an auction must take, 30/(0.2·50) = 3 auctions; no day's flow is left to days.
+    A tiny demand keeps two significant digits (0.5/(0.2·50) = 0.05)."""
+    two = pl.DataFrame(
+        [
+            _trade("h1", "c", -30.0, "index_tracking", "index_tracking", -30.0) | {"day": 0},
+            _trade("h1", "c", 10.0, "index_tracking", "index_tracking", 10.0) | {"day": 3},
+        ]
+    )
+    row = asset_flows(two, ASSETS, 0.2).filter(pl.col("asset_id") == "c").row(0, named=True)
+    assert (row["net_value"], row["auction_value"], row["lens"]) == (-20.0, -20.0, "auction")
+    assert row["auction_multiple"] == pytest.approx(3.0, rel=1e-12)
+    tiny = TRADES.filter(pl.col("asset_id") == "c").head(1).with_columns(position_value=-0.5)
+    tiny = tiny.with_columns(trade_value=-0.5)
+    row = asset_flows(tiny, ASSETS, 0.2).filter(pl.col("asset_id") == "c").row(0, named=True)
+    assert absorbed(row) == "0.05× auction"

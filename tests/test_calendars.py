@@ -231,3 +231,36 @@ def test_between_month_ends_a_fallen_angel_is_held() -> None:
     """A path that ends on 30 March, before the month's end: the month-end fund still holds it."""
     result = estimator.run(fallen_angel(end="2020-03-30"), ig_fund("month_end", "pro_rata"))
     assert result.trades.filter(pl.col("trade_value") != 0).is_empty()
+
+
+def test_between_month_ends_a_solve_leaves_the_fallen_angel_to_the_month_end() -> None:
+    """At minimum cost a fund that must also cut leverage (50 borrowed on 100 of bonds, at most
+    2× equity) when ``a`` falls 20% on Thursday 26 March solves for its leverage alone: the
+    month-end rating floor binds no solve before 31 March, so no trade before then names it,
+    and on 31 March what is left of the fallen angel goes."""
+    rules = [
+        {"kind": "rating_floor", "floor": "BBB-", "calendar": "month_end"},
+        {"kind": "leverage", "max": 2.0},
+    ]
+    market = ig_fund("month_end", "min_cost")
+    market = estimator.build_market(
+        market.assets.drop([c for c in market.assets.columns if c.startswith("risk_g")]),
+        holder_frame([{"holder_id": "i", "cash": -50.0}]),
+        market.positions,
+        {"m": Mandate(name="m", execution="min_cost", rules=rules)},
+    )
+    cut = {"date": "2020-03-25", "select": {"asset_ids": ["f"]}, "downgrade_notches": 1}
+    fall = {"date": "2020-03-26", "select": {"asset_ids": ["a"]}, "price_return": -0.2}
+    path = {"start": "2020-03-23", "end": "2020-04-03", "moves": [cut, fall]}
+    result = estimator.run(Scenario(name="f", path=path), market)
+    early = result.trades.filter(pl.col("date") < D(2020, 3, 31))
+    assert not early.is_empty()  # the leverage sale
+    assert not early["rules"].str.contains("rating_floor").any()
+    left = (
+        70.0
+        + result.trades.filter((pl.col("asset_id") == "f") & (pl.col("date") < D(2020, 3, 31)))[
+            "trade_quantity"
+        ].sum()
+    )
+    on_31 = result.trades.filter((pl.col("asset_id") == "f") & (pl.col("date") == D(2020, 3, 31)))
+    assert left > 0 and on_31["trade_quantity"].sum() == pytest.approx(-left, rel=1e-6)

@@ -374,3 +374,51 @@ def test_the_sized_fund_sells_what_its_book_asks(tmp_path: Path) -> None:
     assert got == pytest.approx(want, rel=1e-9)
     unsized = 0.2 * 9500 / sigma - 9500
     assert got < 2.5 * unsized < 0
+
+
+def test_only_estimating_funds_are_sized() -> None:
+    """Beside the sized fund, a fund on the risk model's σ (no estimator) and a holder of a
+    futures book sized the same way keep or pay as the recipe says: the model fund's book and
+    cash are untouched, the futures fund's quantity doubles (f = 2.0158) and its cash does not
+    move (a future costs nothing to hold)."""
+    from estimator.path import Move, history_returns  # noqa: PLC0415
+    from estimator.selectors import Selector  # noqa: PLC0415
+    from estimator.warmup import sized_to_estimates  # noqa: PLC0415
+
+    estimating = {"kind": "vol_target", "target": 0.2, "estimator": {"kind": "lookback", "days": 3}}
+    model = {"kind": "vol_target", "target": 0.2}
+    assets = asset_frame(
+        [
+            {"asset_id": "a", "price": 100.0, "vol": S0},
+            {"asset_id": "fut", "price": 100.0, "vol": S0, "instrument": "future",
+             "multiplier": 1.0, "margin_rate": 0.1},
+        ]
+    )  # fmt: skip
+    holders = holder_frame(
+        [
+            {"holder_id": "m", "mandate": "model", "cash": 0.0},
+            {"holder_id": "v", "mandate": "est", "cash": 0.0},
+            {"holder_id": "x", "mandate": "est", "cash": 10_000.0},
+        ]
+    )
+    pos = pl.DataFrame(
+        {"holder_id": ["m", "v", "x"], "asset_id": ["a", "a", "fut"], "quantity": [100.0] * 3}
+    )
+    mandates = {
+        "model": Mandate(name="model", rules=[model]),
+        "est": Mandate(name="est", rules=[estimating]),
+    }
+    market = estimator.build_market(assets, holders, pos, mandates)
+    moves = [
+        Move(date=dt.date.fromisoformat(d), select=Selector(all=True), price_return=r)
+        for d, r in CALM
+    ]
+    wanted = realised.estimators(r for m in market.mandates.values() for r in m.rules)
+    sized = sized_to_estimates(market, wanted, history_returns(market.assets, moves))
+    f = S0 / CALM_SIGMA
+    q = dict(zip(sized.positions["holder_id"], sized.positions["quantity"], strict=True))
+    cash = dict(zip(sized.holders["holder_id"], sized.holders["cash"], strict=True))
+    assert q["m"] == 100.0 and cash["m"] == 0.0
+    assert q["v"] == pytest.approx(100 * f, rel=1e-12)
+    assert cash["v"] == pytest.approx(-100 * (f - 1) * 100, rel=1e-12)
+    assert q["x"] == pytest.approx(100 * f, rel=1e-12) and cash["x"] == 10_000.0
