@@ -111,23 +111,27 @@ class DaySummary(_Model):
 
 
 class PathSummary(_Model):
-    """A dated path: its calendar, first and last dates, and the days its moves fall on."""
+    """A dated path: its calendar, first and last dates, the days its moves fall on, and the
+    first and last dates of its history (the days before it that start the estimators)."""
 
     calendar: str
     start: str
     end: str
     trading_days: int
     moves_on: list[str]
+    history: list[str] | None = None  # [first, last] date of the history, if any
 
     @classmethod
     def of(cls, schedule: Schedule) -> PathSummary:
         days = schedule.days
+        before = sorted({m.date for m in schedule.history})
         return cls(
             calendar=schedule.calendar,
             start=days[0].isoformat(),
             end=days[-1].isoformat(),
             trading_days=len(days),
             moves_on=[days[d].isoformat() for d in sorted(schedule.shocks)],
+            history=[before[0].isoformat(), before[-1].isoformat()] if before else None,
         )
 
 

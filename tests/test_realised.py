@@ -276,6 +276,8 @@ def test_a_history_starts_the_estimate_from_the_days_before(tmp_path: Path) -> N
     assert result.trades.filter(pl.col("day") == 0)["trade_value"].item() == pytest.approx(
         want, rel=1e-12
     )
+    assert result.manifest.path is not None
+    assert result.manifest.path.history == ["2020-02-26", "2020-02-28"]
     assert estimator.run(on_days([0.0, 0.0]), market).trades.is_empty()
 
 
