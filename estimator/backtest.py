@@ -39,12 +39,16 @@ class Backtest:
 
     table: pl.DataFrame
     manifest: BacktestManifest
+    #: The dated episodes' figures by date (:func:`estimator.published.by_day`, with episode).
+    days: pl.DataFrame | None = None
 
     def write(self, out_dir: str | Path) -> list[Path]:
-        """``backtest.csv``, ``backtest.html`` and ``manifest.json`` into ``out_dir``."""
+        """``backtest.csv``, ``backtest_days.csv`` (dated episodes), ``backtest.html`` and
+        ``manifest.json`` into ``out_dir``."""
+        days = {"backtest_days": self.days} if self.days is not None else {}
         return write_reports(
             Path(out_dir),
-            {"backtest": self.table},
+            {"backtest": self.table} | days,
             self.manifest,
             texts={"backtest.html": page(self.table)},
         )
@@ -55,7 +59,7 @@ def backtest(
 ) -> Backtest:
     """Run ``names`` (default: every :func:`episodes`) and set each published figure beside
     the run's estimate of it. ``progress`` is told each episode's name as it starts."""
-    parts = []
+    parts, dated = [], []
     for name in names or episodes():
         if progress is not None:
             progress(name)
@@ -63,6 +67,8 @@ def backtest(
         result = run(path if path is not None else spec, market)
         if result.published is not None:
             parts.append(result.published.select(pl.lit(spec.name).alias("episode"), pl.all()))
+        if result.published_days is not None:
+            dated.append(result.published_days.select(pl.lit(spec.name).alias("episode"), pl.all()))
     schema = {"episode": pl.String} | published.SCHEMA
     table = canonical(pl.concat(parts) if parts else pl.DataFrame(schema=schema))
     counts = dict(sorted(table.group_by("verdict").len().iter_rows()))
@@ -78,7 +84,7 @@ def backtest(
             if not n
         ],
     )
-    return Backtest(table, manifest)
+    return Backtest(table, manifest, canonical(pl.concat(dated)) if dated else None)
 
 
 def explained_by(table: pl.DataFrame) -> dict[str, list[str]]:
@@ -129,12 +135,59 @@ def markdown(table: pl.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def with_table(readme: str, table: pl.DataFrame) -> str:
+#: … and its table of the dated episodes' figures by day.
+DAYS_START, DAYS_END = "<!-- backtest-days:start -->", "<!-- backtest-days:end -->"
+
+
+#: Relative difference under which two days' amounts count as equal (the last bits of a sum
+#: differ from one processor to another): the earliest of equal days is the peak.
+TIE = 1e-9
+
+
+def days_markdown(days: pl.DataFrame, table: pl.DataFrame) -> str:
+    """The dated episodes' figures by day as a Markdown table, a row per figure with a dated
+    flow: the days with a trade it counts, the first, the peak (the earliest day whose amount
+    is within :data:`TIE` of the largest; its amount and share of the total), the day by which
+    half of it had come (the cumulative estimate first at or past half the total, within
+    :data:`TIE`; none when the total is not positive), the last, and the total beside the
+    published range."""
+    lines = [
+        "| episode | figure | days | first | peak day (share) | half by | last | total "
+        "| published |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    ranges = {(r["episode"], r["figure"]): r for r in table.iter_rows(named=True)}
+    for (episode, figure), group in days.group_by("episode", "figure", maintain_order=True):
+        rows = group.sort("date")
+        total = rows["cumulative"][-1]
+        top = rows["estimate"].max()
+        peak = rows.filter(pl.col("estimate") >= top - TIE * abs(top)).row(0, named=True)
+        half_way = pl.col("cumulative") >= total / 2 * (1 - TIE)
+        half = rows.filter(half_way)["date"][0] if total > 0 else None
+        row = ranges[(episode, figure)]
+        flow = row["flow"]
+        share = f"{peak['estimate'] / total:.0%}" if total > 0 else "—"
+        lines.append(
+            f"| `{episode}` | {figure} | {rows.height} | {rows['date'][0]} | "
+            f"{peak['date']}: {amount(peak['estimate'], flow)} ({share}) | {half or '—'} | "
+            f"{rows['date'][-1]} | {amount(total, flow)} | "
+            f"{range_text(row['low'], row['high'], flow)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def with_table(readme: str, table: pl.DataFrame, days: pl.DataFrame | None = None) -> str:
     """``readme`` with the text between :data:`README_START` and :data:`README_END` replaced by
-    :func:`markdown` of ``table``."""
+    :func:`markdown` of ``table``, and between :data:`DAYS_START` and :data:`DAYS_END` by
+    :func:`days_markdown` of ``days`` where given."""
     head, rest = readme.split(README_START)
     _, tail = rest.split(README_END)
-    return f"{head}{README_START}\n{markdown(table)}{README_END}{tail}"
+    readme = f"{head}{README_START}\n{markdown(table)}{README_END}{tail}"
+    if days is None:
+        return readme
+    head, rest = readme.split(DAYS_START)
+    _, tail = rest.split(DAYS_END)
+    return f"{head}{DAYS_START}\n{days_markdown(days, table)}{DAYS_END}{tail}"
 
 
 def page(table: pl.DataFrame) -> str:
@@ -171,13 +224,16 @@ def _channels_html(table: pl.DataFrame) -> str:
 
 
 def main() -> None:
-    """Run the backtest, keep its table as ``backtest/latest.csv`` and write it into the
-    README (``make backtest-readme``)."""
+    """Run the backtest, keep its tables as ``backtest/latest.csv`` and
+    ``backtest/latest_days.csv`` and write them into the README (``make backtest-readme``)."""
     root = Path(__file__).resolve().parents[1]
-    table = backtest().table
-    table.write_csv(root / "backtest" / "latest.csv")
+    run = backtest()
+    run.table.write_csv(root / "backtest" / "latest.csv")
+    assert run.days is not None  # the shipped dated episodes
+    run.days.write_csv(root / "backtest" / "latest_days.csv")
     readme = root / "README.md"
-    readme.write_text(with_table(readme.read_text(encoding="utf-8"), table), encoding="utf-8")
+    text = with_table(readme.read_text(encoding="utf-8"), run.table, run.days)
+    readme.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

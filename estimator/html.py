@@ -4,7 +4,8 @@ The charts are Vega-Lite specifications (altair) rendered to static SVG by vl-co
 report is written, so the file has no script, fetches no font or library, and opens offline.
 Charts: forced flows by asset class and by holder type (selling and buying), the assets with
 the largest flow as a share of ADV, and — when the run has them — the cascade round by round,
-the flows day by day with the capitulation day, and the chain of coercion (who pushed whom,
+the day charts of :mod:`estimator.day_charts` (flows, closes and the funds' volatility
+estimates by day, with the capitulation day), and the chain of coercion (who pushed whom,
 round by round).
 """
 
@@ -17,6 +18,8 @@ import altair as alt
 import polars as pl
 import vl_convert
 
+from estimator import day_charts
+from estimator.day_charts import AMOUNT_AXIS as _SI
 from estimator.published import html_table
 from estimator.report import absorbed, money
 from estimator.status import NOT_FORCED, Status
@@ -25,7 +28,6 @@ if TYPE_CHECKING:
     from estimator.outcome import RunResult
 
 SELL, BUY = "#c0392b", "#2471a3"
-_SI = alt.Axis(format="~s")  # 500M, 1.2G: amounts in the base currency
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
        margin: 2rem auto; max-width: 1100px; color: #222; padding: 0 1rem; }
@@ -99,92 +101,6 @@ def _rounds(rounds: pl.DataFrame) -> alt.Chart:
         )
         .properties(width=700, height=260)
     )
-
-
-def _when(frame: pl.DataFrame) -> tuple[str, str]:
-    """The x field of a day chart: the date on a dated path (as text, so that the trading
-    days stand side by side), else the day number."""
-    return ("date:O", "date") if "date" in frame.columns else ("day:O", "day")
-
-
-def _dated_text(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` with its ``date`` as YYYY-MM-DD text, if it has one."""
-    if "date" not in frame.columns:
-        return frame
-    return frame.with_columns(pl.col("date").cast(pl.String))
-
-
-def _marked(chart: alt.Chart, frame: pl.DataFrame, capitulation: int | None) -> alt.Chart:
-    """``chart`` with the capitulation day (the last with forced selling) marked."""
-    if capitulation is None:
-        return chart
-    x, _ = _when(frame)
-    mark = frame.filter(pl.col("day") == capitulation).select(*x.split(":")[:1]).unique()
-    if mark.is_empty():
-        return chart
-    mark = mark.with_columns(label=pl.lit(f"capitulation: day {capitulation}"))
-    rule = alt.Chart(mark).mark_rule(strokeDash=[4, 3]).encode(x=x)
-    text = alt.Chart(mark).mark_text(align="right", dx=-4, dy=-100).encode(x=x, text="label")
-    return chart + rule + text  # type: ignore[return-value]
-
-
-def _daily(daily: pl.DataFrame, capitulation: int | None) -> alt.Chart:
-    """Sales (below zero) and purchases (above) by day, stacked by holder type."""
-    daily = _dated_text(daily)
-    keys = ["day", "date"] if "date" in daily.columns else ["day"]
-    per = daily.group_by(*keys, "holder_type").agg(
-        sold=-pl.col("sell_value").sum(), bought=pl.col("buy_value").sum()
-    )
-    long = per.unpivot(["sold", "bought"], index=[*keys, "holder_type"], variable_name="side")
-    x, title = _when(daily)
-    bars = (
-        alt.Chart(long.filter(pl.col("value") != 0), title="Sales and purchases by day, by holder")
-        .mark_bar()
-        .encode(
-            x=alt.X(x, title=title, axis=alt.Axis(labelAngle=-45)),
-            y=alt.Y("value:Q", title="sold (−) and bought (+)", axis=_SI, stack="zero"),
-            color=alt.Color("holder_type:N", title="holder type"),
-            detail="side:N",
-        )
-        .properties(width=700, height=260)
-    )
-    return _marked(bars, daily, capitulation)
-
-
-#: Assets whose closing prices the day chart draws: the most sold.
-PRICE_LINES = 4
-
-
-def _prices(days: pl.DataFrame, capitulation: int | None) -> alt.Chart:
-    """The closing price of the most sold assets on the days they traded (``days.csv`` has a
-    row for an asset on a day it traded), as a share of its first such close."""
-    days = _dated_text(days)
-    top = (
-        days.group_by("asset_id")
-        .agg(pl.col("sell_value").sum())
-        .sort("sell_value", "asset_id", descending=[True, False])
-        .head(PRICE_LINES)["asset_id"]
-    )
-    rows = (
-        days.filter(pl.col("asset_id").is_in(top.implode()))
-        .sort("asset_id", "day")
-        .with_columns(close=pl.col("price_close") / pl.col("price_close").first().over("asset_id"))
-    )
-    x, title = _when(days)
-    lines = (
-        alt.Chart(
-            rows,
-            title=f"Closes of the {top.len()} most sold assets on days they traded (first = 1)",
-        )
-        .mark_line(point=True)
-        .encode(
-            x=alt.X(x, title=title, axis=alt.Axis(labelAngle=-45)),
-            y=alt.Y("close:Q", title="close / first close", scale=alt.Scale(zero=False)),
-            color=alt.Color("asset_id:N", title="asset"),
-        )
-        .properties(width=700, height=220)
-    )
-    return _marked(lines, days, capitulation)
 
 
 #: Pushes drawn in the chain of coercion: the largest by the loss they caused.
@@ -307,9 +223,13 @@ def render(result: RunResult, *, top: int = 15) -> str:
         sections.append(("The cascade", _rounds(result.rounds)))
     day = m.days.capitulation_day if m.days is not None else None
     if result.daily is not None and not result.daily.is_empty():
-        sections.append(("Day by day", _daily(result.daily, day)))
+        sections.append(("Day by day", day_charts.daily(result.daily, day)))
     if result.days is not None and not result.days.is_empty():
-        sections.append(("Prices by day", _prices(result.days, day)))
+        sections.append(("Prices by day", day_charts.prices(result.days, day)))
+    if result.volatility is not None and not result.volatility.is_empty():
+        sections.append(
+            ("Volatility as the funds estimate it", day_charts.volatility(result.volatility, day))
+        )
     if result.chain is not None and not result.chain.is_empty():
         sections.append(("The chain of coercion", _chain(result.chain)))
     figures = "".join(

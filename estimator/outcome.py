@@ -103,7 +103,9 @@ class RunResult:
     balance_sheets: pl.DataFrame | None = None  # per round × holder, in a cascade (balance.py)
     flows: pl.DataFrame | None = None  # per flow kind × asset class: sold, bought, net (flows.py)
     daily: pl.DataFrame | None = None  # … per day × holder type too, on a day clock (flows.py)
+    volatility: pl.DataFrame | None = None  # per day × asset × estimate: σ̂ the funds read
     published: pl.DataFrame | None = None  # the scenario's published figures beside the run's
+    published_days: pl.DataFrame | None = None  # … their estimates by date, on a dated path
 
     def tables(self) -> dict[str, pl.DataFrame]:
         tables = {
@@ -116,6 +118,8 @@ class RunResult:
             tables["flows"] = self.flows
         if self.published is not None:
             tables["published"] = self.published
+        if self.published_days is not None:
+            tables["published_days"] = self.published_days
         if self.cures is not None:
             tables["cures"] = self.cures
         cascade = {
@@ -125,6 +129,7 @@ class RunResult:
             "equilibrium": self.equilibrium,
             "days": self.days,
             "daily": self.daily,
+            "volatility": self.volatility,
         }
         return tables | {k: v for k, v in cascade.items() if v is not None}
 
@@ -276,6 +281,9 @@ def assemble(c: Computed) -> RunResult:
     rounds, edges, sheets = (
         (chain.rounds, chain.chain, chain.balance_sheets) if chain is not None else (None,) * 3
     )
+    vols = None
+    if chain is not None and chain.volatility is not None:
+        vols = chain.volatility.sort(DAY, "asset_id", "estimator")
     if c.schedule is not None:
         start = c.schedule.days[0]
         update: dict[str, object] = {"path": mf.PathSummary.of(c.schedule)}
@@ -285,9 +293,9 @@ def assemble(c: Computed) -> RunResult:
             per_day = [{**r, "date": on[r[DAY]].isoformat()} for r in manifest.days.per_day]
             update["days"] = manifest.days.model_copy(update={"per_day": per_day})
         manifest = manifest.model_copy(update=update)
-        trades, rounds, sheets, timeline, by_day = (
+        trades, rounds, sheets, timeline, by_day, vols = (
             None if f is None else with_dates(f, c.schedule.calendar, start)
-            for f in (trades, rounds, sheets, timeline, by_day)
+            for f in (trades, rounds, sheets, timeline, by_day, vols)
         )
 
     def typed(frame: pl.DataFrame | None) -> pl.DataFrame | None:
@@ -309,9 +317,12 @@ def assemble(c: Computed) -> RunResult:
         balance_sheets=typed(sheets),
         flows=typed(kinds),
         daily=typed(by_day),
+        volatility=typed(vols),
     )
     if spec.published:  # the scenario's published figures beside the run's estimates
         out.published = canonical(published.compare(spec.published, out, market))
+        if c.schedule is not None:  # … and day by day
+            out.published_days = canonical(published.by_day(spec.published, out, market))
         verdicts = dict(sorted(out.published.group_by("verdict").len().iter_rows()))
         out.manifest = manifest.model_copy(update={"published": verdicts})
     check_tables(out.tables())

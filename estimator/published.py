@@ -146,41 +146,101 @@ def _select(frame: pl.DataFrame, column: str, values: list[str]) -> pl.DataFrame
 def estimate(figure: Published, result: Tables, market: Market) -> float:
     """The run's value of ``figure``'s quantity (module docstring), holders and assets joined
     by id."""
-    holders = _select(result.holders.select("holder_id", "holder_type"), "holder_type",
-                      figure.holder_types)  # fmt: skip
+    holders = _holders(figure, result)
     if figure.flow == "lender_losses":
-        losses = result.holders.join(holders.select("holder_id"), on="holder_id", how="semi")
+        losses = result.holders.join(holders, on="holder_id", how="semi")
         if "loss_lending" not in losses.columns:  # a run without lender losses
             return 0.0
         return math.fsum(losses["loss_lending"].clip(lower_bound=0.0))
-    classes = _select(result.assets.select("asset_id", "asset_class"), "asset_class",
-                      figure.asset_classes)  # fmt: skip
+    u = _counted(figure, result)["trade_value"]
+    sold, bought = math.fsum((-u).clip(lower_bound=0.0)), math.fsum(u.clip(lower_bound=0.0))
+    return _quantity(figure, sold, bought, _held(figure, result, market))
+
+
+def by_day(figures: list[Published], result: Tables, market: Market) -> pl.DataFrame:
+    """On a dated run, per figure (in file order; not ``lender_losses``, which has no date) and
+    trading date within its window on which a counted trade falls: ``estimate``, the figure's
+    quantity over that day's trades alone, and ``cumulative``, over its window up to that day.
+    Each of these quantities is a sum over trades (``sales_share`` with one denominator), so
+    the days add up to :func:`estimate` and the last ``cumulative`` is it. Empty on a run
+    without dates."""
+    schema = {"figure": pl.String, "date": pl.Date, "estimate": pl.Float64,
+              "cumulative": pl.Float64}  # fmt: skip
+    if "date" not in result.trades.columns:
+        return pl.DataFrame(schema=schema)
+    rows = []
+    for figure in figures:
+        if figure.flow == "lender_losses":
+            continue
+        total = _held(figure, result, market)
+        u = pl.col("trade_value")
+        days = (
+            _counted(figure, result)
+            .group_by("date")
+            .agg(sold=(-u).clip(lower_bound=0).sum(), bought=u.clip(lower_bound=0).sum())
+            .sort("date")
+        )
+        for date, sold, bought in days.iter_rows():
+            rows.append((figure.id, date, _quantity(figure, sold, bought, total)))
+    table = pl.DataFrame(rows, schema=list(schema)[:3], orient="row")
+    return table.with_columns(cumulative=pl.col("estimate").cum_sum().over("figure")).cast(
+        schema  # type: ignore[arg-type]
+    )
+
+
+def _holders(figure: Published, result: Tables) -> pl.DataFrame:
+    """``holder_id`` of the holders of the figure's types."""
+    chosen = _select(result.holders.select("holder_id", "holder_type"), "holder_type",
+                     figure.holder_types)  # fmt: skip
+    return chosen.select("holder_id")
+
+
+def _classes(figure: Published, result: Tables) -> pl.DataFrame:
+    """``asset_id`` of the assets of the figure's classes."""
+    chosen = _select(result.assets.select("asset_id", "asset_class"), "asset_class",
+                     figure.asset_classes)  # fmt: skip
+    return chosen.select("asset_id")
+
+
+def _counted(figure: Published, result: Tables) -> pl.DataFrame:
+    """The parts of the trades the figure counts (its holders, classes and flow kinds; on a
+    dated run within its dates, with ``date``): ``trade_value`` u."""
     dated = "date" in result.trades.columns
     within = pl.lit(True)
     if dated and figure.start is not None:
         within = within & (pl.col("date") >= figure.start)
     if dated and figure.end is not None:
         within = within & (pl.col("date") <= figure.end)
-    u = (
+    return (
         parts(result.trades, by=("date",) if dated else ())
         .filter(pl.col("flow_kind").is_in(figure.flow_kinds) & within)
-        .join(holders.select("holder_id"), on="holder_id", how="semi")
-        .join(classes.select("asset_id"), on="asset_id", how="semi")["trade_value"]
+        .join(_holders(figure, result), on="holder_id", how="semi")
+        .join(_classes(figure, result), on="asset_id", how="semi")
     )
-    sold, bought = math.fsum((-u).clip(lower_bound=0.0)), math.fsum(u.clip(lower_bound=0.0))
+
+
+def _held(figure: Published, result: Tables, market: Market) -> float:
+    """``X₀``: the figure's holders' holdings of its classes before the shocks (only
+    ``sales_share`` reads it; 0 for the others)."""
+    if figure.flow != "sales_share":
+        return 0.0
+    held = (
+        position_frame(market.positions, market.assets)
+        .join(_holders(figure, result), on="holder_id", how="semi")
+        .join(_classes(figure, result), on="asset_id", how="semi")["exposure"]
+    )
+    return math.fsum(held.abs())
+
+
+def _quantity(figure: Published, sold: float, bought: float, held: float) -> float:
+    """The figure's quantity from the counted sales S and purchases B (and ``X₀``)."""
     if figure.flow == "sales":
         return sold
     if figure.flow == "purchases":
         return bought
     if figure.flow == "net_sales":
         return sold - bought
-    held = (
-        position_frame(market.positions, market.assets)
-        .join(holders.select("holder_id"), on="holder_id", how="semi")
-        .join(classes.select("asset_id"), on="asset_id", how="semi")["exposure"]
-    )
-    total = math.fsum(held.abs())
-    return sold / total if total > 0 else 0.0
+    return sold / held if held > 0 else 0.0
 
 
 def verdict(value: float, low: float, high: float, bound: str = "range") -> tuple[str, float]:

@@ -23,10 +23,12 @@ from collections.abc import Iterable, Mapping
 
 import polars as pl
 
+from estimator.mandates import Mandate
 from rules import RuleBase
 from rules.estimators import EstimatedRisk, Ewma, Lookback, MaxOf, scale_column
 
 Estimate = Lookback | Ewma | MaxOf
+
 #: Trading days a year: daily variance × 252 is annual.
 YEAR = 252
 #: The price each update measures the next return from.
@@ -165,6 +167,40 @@ def _estimate(e: Estimate) -> pl.Expr:
     return (pl.col(f"var@{e.key}") * YEAR).sqrt()
 
 
+def watched(
+    holders: pl.DataFrame, positions: pl.DataFrame, mandates: Mapping[str, Mandate]
+) -> pl.Series:
+    """The assets (``asset_id``, unique, sorted) held by a holder whose mandate reads an
+    estimator: those whose estimates the funds trade on."""
+    reading = [name for name, m in mandates.items() if estimators(m.rules)]
+    funds = holders.filter(pl.col("mandate").is_in(reading))["holder_id"].implode()
+    held = positions.filter(pl.col("holder_id").is_in(funds) & (pl.col("quantity") != 0))
+    return held["asset_id"].unique().sort()
+
+
+#: Columns of :func:`readings`.
+READINGS = ("asset_id", "estimator", "vol_estimate", "vol_model")
+
+
+def readings(
+    market: pl.DataFrame, wanted: Mapping[str, Estimate], assets: pl.Series
+) -> pl.DataFrame:
+    """Per asset of ``assets`` and estimate: ``σ̂`` as the rules read it that day (for a lagged
+    estimate, the one of ``L`` days before), ``σ̂ = scale·σ`` with ``σ`` the model's
+    volatility (``vol_model``); long format, estimate by estimate (keys sorted), each in the
+    market's row order."""
+    rows = market.filter(pl.col("asset_id").is_in(assets.implode()))
+    return pl.concat(
+        rows.select(
+            "asset_id",
+            estimator=pl.lit(key),
+            vol_estimate=pl.col(scale_column(key)) * pl.col("vol"),
+            vol_model=pl.col("vol"),
+        )
+        for key in sorted(wanted)
+    ).select(READINGS)
+
+
 def state_columns(frame: pl.DataFrame) -> list[str]:
     """The columns of ``frame`` that hold estimators' state (not read by the rules)."""
     prefixes = ("r2@", "var@", "hist@")
@@ -172,13 +208,16 @@ def state_columns(frame: pl.DataFrame) -> list[str]:
 
 
 __all__ = [
+    "READINGS",
     "RETURNS",
     "YEAR",
     "estimators",
     "opening",
+    "readings",
     "start",
     "state_columns",
     "update",
     "warm",
+    "watched",
     "with_scales",
 ]

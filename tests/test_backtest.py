@@ -3,6 +3,7 @@ the verdicts and ratios, currencies, and the command on a shipped episode."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import get_args
@@ -113,24 +114,40 @@ ROOT = Path(__file__).parents[1]
 
 
 def test_the_readme_table_is_the_latest_backtest() -> None:
-    from estimator.backtest import README_END, README_START, markdown  # noqa: PLC0415
+    from estimator.backtest import (  # noqa: PLC0415
+        DAYS_END,
+        DAYS_START,
+        README_END,
+        README_START,
+        days_markdown,
+        markdown,
+    )
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     block = readme.split(README_START)[1].split(README_END)[0]
     latest = pl.read_csv(ROOT / "backtest" / "latest.csv")
     assert block == "\n" + markdown(latest)
     assert list(dict.fromkeys(latest["episode"])) == episodes()  # every episode, in order
+    block = readme.split(DAYS_START)[1].split(DAYS_END)[0]
+    days = pl.read_csv(ROOT / "backtest" / "latest_days.csv", try_parse_dates=True)
+    assert block == "\n" + days_markdown(days, latest)
+    dated = {e for e in episodes() if e.endswith("_path")}
+    assert set(days["episode"]) == dated  # every dated episode has its figures by day
+    last = days.group_by("episode", "figure").agg(pl.col("cumulative").last())
+    totals = last.join(latest, on=["episode", "figure"])  # the days add up to the total
+    assert totals["cumulative"].to_list() == pytest.approx(totals["estimate"].to_list(), rel=1e-9)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("episode", episodes())
 def test_the_latest_backtest_is_what_the_episodes_give_now(episode: str) -> None:
     """Every episode run again (one test each, so that the workers share them): the
-    estimates of backtest/latest.csv (``make backtest-readme`` rewrites it and the README's
-    table)."""
+    estimates of backtest/latest.csv and, for a dated episode, its figures by day in
+    backtest/latest_days.csv (``make backtest-readme`` rewrites both and the README's tables)."""
     from estimator.backtest import backtest  # noqa: PLC0415
 
-    now = backtest([episode]).table
+    run = backtest([episode])
+    now = run.table
     kept = pl.read_csv(ROOT / "backtest" / "latest.csv", schema=now.schema).filter(
         pl.col("episode") == episode
     )
@@ -138,6 +155,14 @@ def test_the_latest_backtest_is_what_the_episodes_give_now(episode: str) -> None
         kept.select("episode", "figure", "verdict")
     )
     assert now["estimate"].to_list() == pytest.approx(kept["estimate"].to_list(), rel=1e-9)
+    days = pl.read_csv(ROOT / "backtest" / "latest_days.csv", try_parse_dates=True)
+    days = days.filter(pl.col("episode") == episode)
+    if days.is_empty():  # a one-shot episode
+        assert run.days is None
+        return
+    assert run.days is not None
+    assert run.days.select("figure", "date").equals(days.select("figure", "date"))
+    assert run.days["estimate"].to_list() == pytest.approx(days["estimate"].to_list(), rel=1e-9)
 
 
 def test_a_run_of_an_episode_carries_its_comparison(tmp_path: Path) -> None:
@@ -231,3 +256,33 @@ def test_every_figure_moved_since_the_baseline_is_in_the_readme_changes_table() 
         rows = [line for line in changes.splitlines() if f"`{episode}` " in line and figure in line]
         assert rows, f"{episode}/{figure} moved but no change names it"
         assert f"→ {amount(value, flow)}" in rows[-1]  # the last change gives the latest value
+
+
+def test_a_figure_by_day_in_the_readme_by_hand() -> None:
+    """Sales of 10, 30, 30 (equal to the last bit) and 20 on four days: 90 in all; the peak is
+    the earlier of the two 30s (33% of 90), half (45) has come by the third day (10 + 30 + 30
+    = 70 ≥ 45; 40 after two). A total of zero has no half and no share."""
+    from estimator.backtest import days_markdown  # noqa: PLC0415
+
+    d = [dt.date(2020, 3, k) for k in (2, 3, 4, 5)]
+    days = pl.DataFrame(
+        {
+            "episode": "e",
+            "figure": ["f"] * 4 + ["z"],
+            "date": [*d, d[0]],
+            "estimate": [10.0, 30.0, 30.0 * (1 + 1e-15), 20.0, 0.0],
+            "cumulative": [10.0, 40.0, 70.0, 90.0, 0.0],
+        }
+    )
+    table = pl.DataFrame(
+        {"episode": "e", "figure": ["f", "z"], "flow": "sales", "low": 50.0, "high": 100.0}
+    )
+    lines = days_markdown(days, table).splitlines()
+    assert lines[2] == (
+        "| `e` | f | 4 | 2020-03-02 | 2020-03-03: 30 (33%) | 2020-03-04 | 2020-03-05 | 90 "
+        "| 50 – 100 |"
+    )
+    assert (
+        lines[3]
+        == "| `e` | z | 1 | 2020-03-02 | 2020-03-02: 0 (—) | — | 2020-03-02 | 0 | 50 – 100 |"
+    )

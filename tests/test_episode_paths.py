@@ -24,8 +24,8 @@ from test_path import dated, margin_market
 import estimator
 from estimator.path import read_moves
 from estimator.paths import scenarios_dir
-from estimator.published import Published, estimate
-from estimator.scenario import load_scenario
+from estimator.published import Published, by_day, estimate
+from estimator.scenario import Scenario, load_scenario
 
 PATHS = scenarios_dir() / "paths"
 
@@ -115,7 +115,8 @@ def test_moves_from_closes_by_hand() -> None:
         rows = tool.moves(closes, [series], "XNYS")
         assert rows["date"].to_list() == ["2020-02-28", "2020-03-02"]
         assert rows["value"].to_list() == pytest.approx(expected, rel=1e-12)
-        assert rows["source"][1] == f"a source; {how} of the closes of 2020-02-28 and 2020-03-02"
+        said = f"{how} × 100" if how == "diff" else how
+        assert rows["source"][1] == f"a source; {said} of the closes of 2020-02-28 and 2020-03-02"
     gap = closes.filter(pl.col("date") != "2020-02-28")
     with pytest.raises(ValueError, match=r"missing trading days \[datetime.date\(2020, 2, 28\)\]"):
         tool.moves(gap, [tool.Series("S", "t", "yield_change_bp", "diff")], "XNYS")
@@ -154,6 +155,36 @@ def test_the_daily_report_and_a_figure_over_its_own_dates() -> None:
         sales("2020-03-04", "2020-03-03")
 
 
+def test_a_figure_day_by_day() -> None:
+    """The margin account sells 1,200 on Wednesday 4 March (``test_path``); on Friday 6 March
+    another −10% takes the price to 32.4: its 66⅔ shares are worth 2,160 on −1,800 of cash,
+    AE = 360 < R = 540, and back to maintenance it keeps 360/0.25 = 1,440, selling 720. By
+    day: sales 1,200 then 720 (cumulative 1,920, the figure's total), sales as a share of the
+    5,000 held before the shocks 0.24 then 0.144; a figure over 2–4 March counts Wednesday
+    only. A run without dates has no days."""
+    market = margin_market()
+    scenario = dated(("2020-03-02", -0.10), ("2020-03-04", -0.20), ("2020-03-06", -0.10))
+    result = estimator.run(scenario, market)
+
+    def figure(id_: str, flow: str, end: str = "2020-03-06") -> Published:
+        return Published(
+            id=id_, what="sales", flow=flow, low=1.0, high=1.0, period="p", start="2020-03-02",
+            end=end, source="s", published="p", url="u", quote="q", kind="estimate",
+        )  # fmt: skip
+
+    figures = [figure("s", "sales"), figure("x", "sales_share"), figure("w", "sales", "2020-03-04")]
+    days = by_day(figures, result, market)
+    wed, fri = dt.date(2020, 3, 4), dt.date(2020, 3, 6)
+    assert days.select("figure", "date").rows() == [("s", wed), ("s", fri), ("x", wed), ("x", fri),
+                                                    ("w", wed)]  # fmt: skip
+    assert days["estimate"].to_list() == pytest.approx([1200, 720, 0.24, 0.144, 1200], rel=1e-12)
+    assert days["cumulative"].to_list() == pytest.approx([1200, 1920, 0.24, 0.384, 1200], rel=1e-12)
+    assert estimate(figures[0], result, market) == pytest.approx(1920, rel=1e-12)
+    shock = {"select": {"all": True}, "price_return": -0.3}
+    one_shot = estimator.run(Scenario(name="o", shocks=[shock]), market)
+    assert by_day(figures, one_shot, market).is_empty()
+
+
 def test_the_daily_report_adds_up_to_the_flows() -> None:
     """Summed over days and holder types, daily.csv's sales and purchases are flows.csv's, kind
     by kind and class by class (the fire sale over days)."""
@@ -189,6 +220,36 @@ def test_tesla_and_archegos_meet_their_sourced_closes() -> None:
         got = math.prod(1 + r for r in _field(archegos, target, "price_return"))
         assert got == pytest.approx(ratio, rel=1e-12)
     assert archegos.height == 11 * 2  # 11 trading days (Good Friday closed), two series
+
+
+def test_the_gilt_path_meets_its_sourced_closes() -> None:
+    """London trading days from 22 September to 14 October 2022 (17). The 10-year gilt's
+    close 3.313% on 21 September, 4.501% on 27 September, 4.008% on 28 September and 4.323% on
+    14 October: summed moves +118.8bp, then −49.3bp, +101.0bp in all. The 30-year's anchors
+    3.77% (22 September), 5.00%, 3.92%, 3.82%, 4.07%, 4.72%, 4.77%, 4.54% and 4.78% are met on
+    their days. The history's price returns are −0.11·Δy of the 10-year from 21 March (1.638%)
+    to 21 September (3.313%): −0.18425 summed, over 125 London trading days (Easter, the May
+    and June bank holidays, 29 August and 19 September closed)."""
+    table = pl.read_csv(PATHS / "gilt_2022.csv", schema_overrides={"value": pl.Float64})
+    ten = table.filter(pl.col("target") == "gilts_10y").sort("date")
+    assert ten.height == 17 and ten["date"][0] == "2022-09-22"
+    cum = dict(zip(ten["date"], ten["value"].cum_sum(), strict=True))
+    assert cum["2022-09-27"] == pytest.approx(118.8, abs=1e-6)
+    assert cum["2022-09-28"] == pytest.approx(118.8 - 49.3, abs=1e-6)
+    assert cum["2022-10-14"] == pytest.approx(101.0, abs=1e-6)
+    long = table.filter(pl.col("target") == "gilt_30y").sort("date")
+    level = dict(zip(long["date"], 3.77 + long["value"].cum_sum() / 100, strict=True))
+    anchors = {
+        "2022-09-27": 5.00, "2022-09-28": 3.92, "2022-09-30": 3.82, "2022-10-04": 4.07,
+        "2022-10-10": 4.72, "2022-10-11": 4.77, "2022-10-13": 4.54, "2022-10-14": 4.78,
+    }  # fmt: skip
+    for day, close in anchors.items():
+        assert level[day] == pytest.approx(close, abs=1e-9), day
+    assert long["date"][0] == "2022-09-23" and long.height == 16
+    history = pl.read_csv(PATHS / "gilt_2022_history.csv", schema_overrides={"value": pl.Float64})
+    assert history.height == 125 and set(history["target"]) == {"GILT_FUT"}
+    assert (history["date"].min(), history["date"].max()) == ("2022-03-22", "2022-09-21")
+    assert math.fsum(history["value"]) == pytest.approx(-0.11 * (3.313 - 1.638), abs=1e-9)
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 import estimator
 from estimator import dates, realised
+from estimator.html import render
 from estimator.mandates import Mandate
 from estimator.scenario import Scenario
 from rules import VolTarget
@@ -172,6 +173,38 @@ def test_a_vol_control_fund_cuts_on_the_day_and_relevers_at_the_cliff() -> None:
     assert result.trades["date"].to_list() == [START, dt.date(2020, 3, 30)]
     for day, value in want.items():
         assert got[day] == pytest.approx(value, rel=1e-9)
+    # volatility.csv: the estimate the fund read each day, by hand — k days after the −10%,
+    # (19 − k) calm days, the −10% and k days of +0.1% in the window; on day 20 only the +0.1%s
+    vols = result.volatility
+    assert vols is not None
+    assert vols["estimator"].unique().to_list() == ["lookback20"]
+    assert vols["day"].to_list() == list(range(22))
+    assert vols["date"][20] == dt.date(2020, 3, 30)
+    by_hand = [math.sqrt((19 - k) / 20 * 0.0256 + 0.126 + 12.6e-6 * k) for k in range(20)]
+    by_hand += [math.sqrt(252 * 20e-6 / 20), math.sqrt(252 * 20e-6 / 20)]
+    assert vols["vol_estimate"].to_list() == pytest.approx(by_hand, rel=1e-9)
+    assert set(vols["vol_model"]) == {S0}
+
+
+def test_the_volatility_report_follows_what_estimating_funds_hold() -> None:
+    """Two funds: ``v`` estimates (lookback) and holds ``a`` and ``c``, ``w`` reads the risk
+    model and holds ``b`` and ``c``; a zero position is not held. The assets followed are those
+    ``v`` holds: a and c."""
+    estimating = Mandate(
+        name="est",
+        rules=[{"kind": "vol_target", "target": 0.2, "estimator": {"kind": "lookback", "days": 5}}],
+    )
+    plain = Mandate(name="plain", rules=[{"kind": "vol_target", "target": 0.2}])
+    holders = pl.DataFrame({"holder_id": ["v", "w"], "mandate": ["est", "plain"]})
+    positions = pl.DataFrame(
+        {
+            "holder_id": ["w", "v", "v", "w", "v"],
+            "asset_id": ["b", "c", "a", "c", "d"],
+            "quantity": [1.0, 2.0, 3.0, 4.0, 0.0],
+        }
+    )
+    got = realised.watched(holders, positions, {"est": estimating, "plain": plain})
+    assert got.to_list() == ["a", "c"]
 
 
 def test_an_ewma_fund_sells_over_several_days() -> None:
@@ -424,3 +457,45 @@ def test_only_estimating_funds_are_sized() -> None:
     assert q["v"] == pytest.approx(100 * f, rel=1e-12)
     assert cash["v"] == pytest.approx(-100 * (f - 1) * 100, rel=1e-12)
     assert q["x"] == pytest.approx(100 * f, rel=1e-12) and cash["x"] == 10_000.0
+
+
+def test_the_report_draws_the_estimates_by_day() -> None:
+    """The HTML report has the volatility chart (its estimate in the legend) beside the day
+    charts, and a run without estimators has neither chart nor table."""
+    returns = [-0.10] + [0.001] * 3
+    result = estimator.run(on_days(returns), fund_market({"kind": "lookback", "days": 20}))
+    page = render(result)
+    assert "<h2>Volatility as the funds estimate it</h2>" in page
+    assert "lookback20" in page
+    plain = estimator.run("fire_sale_days")
+    assert plain.volatility is None and "volatility" not in plain.tables()
+    assert "Volatility as the funds" not in render(plain)
+
+
+def test_a_lagged_estimate_is_logged_as_the_fund_reads_it() -> None:
+    """With a one-day lag the fund reads yesterday's estimate: volatility.csv's σ̂ of day d is
+    the unlagged σ̂ of day d − 1 (day 0: σ₀, the calm window's)."""
+    returns = [-0.10] + [0.001] * 3
+    fresh = estimator.run(on_days(returns), fund_market({"kind": "lookback", "days": 20}))
+    late = estimator.run(
+        on_days(returns), fund_market({"kind": "lookback", "days": 20, "lag_days": 1})
+    )
+    assert fresh.volatility is not None and late.volatility is not None
+    assert late.volatility["estimator"].unique().to_list() == ["lookback20-lag1"]
+    want = [S0, *fresh.volatility["vol_estimate"].to_list()[:-1]]
+    assert late.volatility["vol_estimate"].to_list() == pytest.approx(want, rel=1e-12)
+
+
+def test_no_estimates_are_logged_without_a_path(tmp_path: Path) -> None:
+    """The same estimating fund on a one-shot scenario and on a day clock without dates reads
+    the risk model: neither run has a volatility or by-day figures table, nor writes one."""
+    market = fund_market({"kind": "lookback", "days": 20})
+    shock = {"select": {"all": True}, "price_return": -0.10, "vol_multiplier": 3.0}
+    shot = Scenario(name="s", shocks=[shock])
+    clock = Scenario(name="d", shocks=[shock], days={"max_days": 3})
+    for scenario in (shot, clock):
+        result = estimator.run(scenario, market)
+        assert result.volatility is None and result.published_days is None
+        written = {p.name for p in result.write(tmp_path / scenario.name)}
+        assert "volatility.csv" not in written and "published_days.csv" not in written
+        assert not result.trades.is_empty()  # the fund did trade, on the model's σ

@@ -74,6 +74,7 @@ LONG = {
     "fallen_angels_2020_path",
     "archegos_2021_path",
     "aug_2024_path",
+    "gilt_2022_path",
 }
 
 

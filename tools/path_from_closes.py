@@ -8,7 +8,8 @@ missing day is an error, never filled). Each ``--series`` says what a series mov
     SERIES:TARGET:FIELD:HOW[:UNIT]
 
 with HOW one of ``diff`` (``(L_d − L_{d−1})·UNIT``: a yield or a spread in % to bp with UNIT
-100), ``ratio`` (``L_d / L_{d−1}``: a volatility index as a ``vol_multiplier``) or ``return``
+100, or a yield in % to a bond's first-order price return ``−D·Δy`` with UNIT ``−D/100``),
+``ratio`` (``L_d / L_{d−1}``: a volatility index as a ``vol_multiplier``) or ``return``
 (``L_d / L_{d−1} − 1``: an index level as a ``price_return``). ``--with`` copies the rows of
 path tables written before (e.g. by tools/path_from_series.py) ahead of the new ones.
 
@@ -78,8 +79,9 @@ def moves(closes: pl.DataFrame, series: list[Series], calendar: dates.Calendar) 
             "ratio": level / before,
             "return": level / before - 1,
         }[s.how]
+        how = s.how if s.unit == 1 else f"{s.how} × {s.unit:g}"
         note = pl.format(
-            "{}; " + s.how + " of the closes of {} and {}",
+            "{}; " + how + " of the closes of {} and {}",
             "source",
             pl.col("date").shift(1),
             "date",

@@ -121,6 +121,7 @@ def cascade(
         last_path_day=last_path_day,
         estimators=estimators or {},
         calendar=calendar_flags(day_dates) if day_dates else {},
+        watched=_watched(holders, positions, mandates) if estimators else None,
     )
     state = ep.start(market, holders, positions, setting)
     max_rounds = max_rounds or impact.max_rounds
@@ -156,6 +157,15 @@ def cascade(
     while coded:  # a round's rows share its round and day: sorted by holder, asset
         trades.append(codes.decode(coded.pop(0), [keys.HOLDER, keys.ASSET]))
     return decoded(ep.report(state, setting, trades), codes, done={"trades"})
+
+
+def _watched(
+    holders: pl.DataFrame, positions: pl.DataFrame, mandates: dict[str, Mandate]
+) -> pl.Series | None:
+    """The assets whose estimates are logged day by day (None when no estimating fund holds
+    any: no table)."""
+    held = realised.watched(holders, positions, mandates)
+    return held if held.len() else None
 
 
 def calendar_flags(days: list[dt.date]) -> dict[int, dict[str, float]]:

@@ -13,6 +13,7 @@ from estimator import book as bk
 from estimator import realised
 from estimator.cascade.episode import Setting, State
 from estimator.cascade.pacing import EMPTY_DONE
+from estimator.cascade.result import DAY
 from estimator.moves import GROWN, hit
 from estimator.rounds import COMMITTED
 from rules import LATCHING_KINDS, Book
@@ -40,7 +41,8 @@ def books(state: State, setting: Setting) -> pl.DataFrame:
 
 def dawn(state: State, setting: Setting, day: int) -> State:
     """Start ``day``: the path's moves of the day, if any, at the open; the volatility
-    estimates take the day's return; index changes effective today are traded today."""
+    estimates take the day's return (and the watched assets' are logged); index changes
+    effective today are traded today."""
     if day in setting.moves:
         state = _open(state, setting.moves[day])
     if day in setting.holder_moves:
@@ -56,7 +58,11 @@ def dawn(state: State, setting: Setting, day: int) -> State:
         for c in setting.index_moves
     )
     pacing = replace(state.pacing, done_today=EMPTY_DONE)
-    return replace(state, market=market, pacing=pacing).tick(day=day, day_first=0.0)
+    log = state.log
+    if setting.estimators and setting.watched is not None:  # the estimates the day trades on
+        seen = realised.readings(market, setting.estimators, setting.watched)
+        log = log.add(estimates=seen.select(pl.lit(day, pl.Int32).alias(DAY), pl.all()))
+    return replace(state, market=market, pacing=pacing, log=log).tick(day=day, day_first=0.0)
 
 
 def _open(state: State, move: pl.DataFrame) -> State:

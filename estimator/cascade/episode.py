@@ -68,6 +68,8 @@ class Setting:
     last_path_day: int = 0
     #: The volatility estimators the rules read, by key (:mod:`estimator.realised`).
     estimators: dict[str, realised.Estimate] = field(default_factory=dict)
+    #: The assets whose estimates the reports follow day by day (:func:`realised.watched`).
+    watched: pl.Series | None = None
     #: On a dated path, each day's calendar flags (:data:`rules.Book.MONTH_END`, …) by day.
     calendar: dict[int, dict[str, float]] = field(default_factory=dict)
 
@@ -98,6 +100,7 @@ class Log:
     tables: tuple[pl.DataFrame, ...] = ()
     losses: tuple[pl.DataFrame, ...] = ()
     edges: tuple[pl.DataFrame, ...] = ()
+    estimates: tuple[pl.DataFrame, ...] = ()  # per day: the watched assets' σ̂
     first_table: pl.DataFrame | None = None  # holders at the first evaluation
 
     def add(self, **frames: pl.DataFrame) -> Log:
@@ -368,6 +371,7 @@ def report(state: State, setting: Setting, trades: list[pl.DataFrame]) -> Cascad
         losses=table,
         chain=pl.concat(log.edges) if log.edges else EMPTY_CHAIN,
         aggregate_vulnerability=ls.aggregate_vulnerability(table),
+        volatility=pl.concat(log.estimates) if log.estimates else None,
     )
 
 

@@ -32,6 +32,8 @@ class CascadeResult:
     losses: pl.DataFrame  # per holder: losses by source, cascade systemicness and vulnerability
     chain: pl.DataFrame  # who pushed whom: see attribution.chain_edges; round = the target's
     aggregate_vulnerability: float
+    #: Per day, watched asset and estimate: σ̂ as the rules read it (realised.readings).
+    volatility: pl.DataFrame | None = None
 
     @property
     def round_summary(self) -> pl.DataFrame:
