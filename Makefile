@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow fuzz lint bench backtest backtest-readme golden-record golden-check report-png lock upgrade clean
+.PHONY: demo test test-slow test-slow-short fuzz lint bench backtest backtest-readme golden-record golden-check report-png lock upgrade clean
 
 # The environment is the lock's: every package at its pinned version, checked against its hashes
 # (pip resolves nothing), then this project on top without a build backend of its own.
@@ -40,9 +40,14 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(PYTEST)
 
-# The end-to-end cases too many for `make test` (the whole bad-input corpus); CI runs them too.
+# The end-to-end cases too many for `make test`: the whole bad-input corpus and the shipped
+# episodes run again against the backtest; `test-slow-short` leaves the episodes out. CI runs
+# as many of them as its time allows (.ci/run).
 test-slow: $(STAMP)
 	$(PYTEST) -m slow
+
+test-slow-short: $(STAMP)
+	$(PYTEST) -m "slow and not episode"
 
 # Property tests with fresh random examples (`make test` replays a fixed, derandomised set).
 fuzz: $(STAMP)

@@ -242,11 +242,14 @@ def prepare_run(
         moved = [*spec.shocks, *dated.shocks.get(0, [])]  # day 0's moves join the shocks
         changes = spec.dated_changes()  # dated index changes on their trading day
         opening = spec.model_copy(update={"shocks": moved, "index_changes": changes})
-    wanted, history = {}, None  # an estimate needs days: one-shot, rules read the risk model
+    wanted, before = {}, None  # an estimate needs days: one-shot, rules read the risk model
     if dated is not None:
         wanted = realised.estimators(r for m in market.mandates.values() for r in m.rules)
         history = history_returns(market.assets, dated.history)
-        market = sized_to_estimates(market, wanted, history)
+        if wanted:
+            before = realised.warmed(market.assets, wanted, history)
+            if not history.is_empty():  # funds start where their estimates put them
+                market = sized_to_estimates(market, wanted, before)
     shocked, holders = prepare(opening, market, label, warnings)
     moves, holder_moves = {}, {}
     if dated is not None:
@@ -255,7 +258,7 @@ def prepare_run(
         holder_moves = day_holder_moves(market.holders, spec.path, dated, label, warnings)
         if 0 in holder_moves:  # day 0's join the scenario's holder shocks
             holders = hit(holders, holder_moves.pop(0))
-    shocked, estimates = realised.opening(shocked, wanted, history)
+    shocked, estimates = realised.opening(shocked, wanted, before)
     return Prepared(
         shocked,
         holders,

@@ -87,17 +87,32 @@ def warm(
     return state.select("asset_id").join(both, on="asset_id", maintain_order="left")
 
 
-def opening(
-    shocked: pl.DataFrame, wanted: Mapping[str, Estimate], history: pl.DataFrame | None = None
-) -> tuple[pl.DataFrame, pl.DataFrame | None]:
-    """The shocked assets with each estimate's scale after day 0's return (the estimators
-    warmed by ``history`` first, where given), and the estimators' state per asset (None
-    without estimators)."""
-    if not wanted:
-        return shocked, None
-    begun = start(shocked, wanted)
+def warmed(
+    assets: pl.DataFrame, wanted: Mapping[str, Estimate], history: pl.DataFrame | None
+) -> pl.DataFrame:
+    """``asset_id`` and every estimator's state before the scenario: started at ``σ₀`` (the
+    assets' ``vol``, :func:`start`) and, where ``history`` is given, warmed by it
+    (:func:`warm`) — computed once per run, read by the sizing of the funds
+    (:mod:`estimator.warmup`) and by :func:`opening`."""
+    begun = start(assets.with_columns(vol_pre=pl.col("vol"), price_pre=pl.col("price")), wanted)
     if history is not None:
         begun = warm(begun, wanted, history)
+    return begun.select("asset_id", *(c for c in state_columns(begun) if c != REFERENCE))
+
+
+def opening(
+    shocked: pl.DataFrame, wanted: Mapping[str, Estimate], before: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """The shocked assets with each estimate's scale after day 0's return, from the state
+    ``before`` the scenario (:func:`warmed`; by default started at ``σ₀``), and the estimators'
+    state per asset (None without estimators)."""
+    if not wanted:
+        return shocked, None
+    if before is None:
+        begun = start(shocked, wanted)
+    else:
+        begun = shocked.join(before, on="asset_id", how="left", maintain_order="left")
+        begun = begun.with_columns(pl.col("price_pre").alias(REFERENCE))
     state = update(begun, wanted)
     kept = state_columns(state)
     return state.drop(kept), state.select("asset_id", *kept)
@@ -218,6 +233,7 @@ __all__ = [
     "state_columns",
     "update",
     "warm",
+    "warmed",
     "watched",
     "with_scales",
 ]

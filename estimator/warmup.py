@@ -30,15 +30,15 @@ from rules.estimators import risk_column
 
 
 def sized_to_estimates(
-    market: Market, wanted: Mapping[str, realised.Estimate], history: pl.DataFrame
+    market: Market, wanted: Mapping[str, realised.Estimate], before: pl.DataFrame
 ) -> Market:
     """``market`` with every estimating vol-target holder's book scaled by ``f`` (above),
-    its estimators warmed by ``history`` (:func:`estimator.realised.warm`)."""
+    its estimators' state ``before`` the scenario (:func:`estimator.realised.warmed`, on a
+    path's history)."""
     sizing = _sizing(market)
-    if sizing.is_empty() or history.is_empty():
+    if sizing.is_empty():
         return market
-    assets = market.assets.with_columns(vol_pre=pl.col("vol"), price_pre=pl.col("price"))
-    state = realised.warm(realised.start(assets, wanted), wanted, history)
+    state = market.assets.join(before, on="asset_id", how="left", maintain_order="left")
     state = realised.with_scales(state, wanted)
     book = bk.holder_book(bk.position_frame(market.positions, state), market.holders)
     estimated = pl.coalesce(

@@ -28,7 +28,7 @@ for _package in (estimator, rules):
 settings.register_profile(
     "ci",
     derandomize=True,
-    max_examples=60,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

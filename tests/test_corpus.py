@@ -222,12 +222,12 @@ def _scenario(section: str, field: str, value: float) -> dict:
         move = {**json.loads(json.dumps(shock)), "date": "2020-03-04"}
         _put(move, field, value)
         data["path"] = {"start": "2020-03-02", "moves": [move]}
-        data["days"] = {"max_days": 5}  # a week is enough to run every value through
+        data["days"] = {"max_days": 3}  # days 0-2: the move's day is the last one run
     elif section == "path.holder_shocks":  # the small_crash holder shock, two days on
         hit = {**json.loads(json.dumps(data["holder_shocks"][0])), "date": "2020-03-04"}
         _put(hit, field, value)
         data["path"] = {"start": "2020-03-02", "holder_shocks": [hit]}
-        data["days"] = {"max_days": 5}
+        data["days"] = {"max_days": 3}
     elif section == "holder_shocks":
         _put(data["holder_shocks"][0], field, value)
     elif section == "index_changes":

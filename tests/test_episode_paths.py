@@ -253,6 +253,7 @@ def test_the_gilt_path_meets_its_sourced_closes() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.episode
 def test_tesla_is_bought_at_the_close_before_its_effective_date() -> None:
     """Effective 21 December, the addition trades at the close of Friday 18 December, and only
     then; the funds' indexed assets have grown with the index since 16 November, so they buy
@@ -286,6 +287,7 @@ def path_market_share(asset_id: str) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.episode
 def test_fallen_angels_leave_index_funds_at_the_month_end() -> None:
     """Cut on 25 March 2020, the two issues are sold by the funds held to an index from its
     month-end exit, 31 March, and not before; by the end those funds hold none of them (their

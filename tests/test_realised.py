@@ -383,7 +383,8 @@ def test_a_fund_starts_sized_to_its_estimate(cap: float | None, f: float) -> Non
         for d, r in CALM
     ]
     wanted = realised.estimators(market.mandates["m"].rules)
-    sized = sized_to_estimates(market, wanted, history_returns(market.assets, moves))
+    before = realised.warmed(market.assets, wanted, history_returns(market.assets, moves))
+    sized = sized_to_estimates(market, wanted, before)
     assert sized.positions["quantity"].item() == pytest.approx(100 * f, rel=1e-12)
     assert sized.holders["cash"].item() == pytest.approx(-100 * (f - 1) * 100, rel=1e-12)
 
@@ -449,7 +450,8 @@ def test_only_estimating_funds_are_sized() -> None:
         for d, r in CALM
     ]
     wanted = realised.estimators(r for m in market.mandates.values() for r in m.rules)
-    sized = sized_to_estimates(market, wanted, history_returns(market.assets, moves))
+    before = realised.warmed(market.assets, wanted, history_returns(market.assets, moves))
+    sized = sized_to_estimates(market, wanted, before)
     f = S0 / CALM_SIGMA
     q = dict(zip(sized.positions["holder_id"], sized.positions["quantity"], strict=True))
     cash = dict(zip(sized.holders["holder_id"], sized.holders["cash"], strict=True))

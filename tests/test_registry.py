@@ -64,9 +64,9 @@ def test_every_shape_compiles_as_dpp() -> None:
         assert all(name.split(".")[0] in rules.RULE_KINDS for name in problem.constraints)
 
 
-#: Episodes that run for weeks of trading days on the census (about a minute each; every holder
+#: Episodes that run for weeks of trading days (on the census about a minute each; every holder
 #: solved at minimum cost every round of 33 days would take many): their own slow tests run
-#: them (tests/test_episode_paths.py, tests/test_backtest.py).
+#: them (tests/test_episode_paths.py, tests/test_backtest.py, tests/test_path.py).
 LONG = {
     "march_2020_path",
     "volmageddon_2018_path",
@@ -75,6 +75,7 @@ LONG = {
     "archegos_2021_path",
     "aug_2024_path",
     "gilt_2022_path",
+    "small_crash_week",
 }
 
 
