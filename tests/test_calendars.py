@@ -264,3 +264,48 @@ def test_between_month_ends_a_solve_leaves_the_fallen_angel_to_the_month_end() -
     )
     on_31 = result.trades.filter((pl.col("asset_id") == "f") & (pl.col("date") == D(2020, 3, 31)))
     assert left > 0 and on_31["trade_quantity"].sum() == pytest.approx(-left, rel=1e-6)
+
+
+def db_pension(calendar: str) -> estimator.Market:
+    """A defined-benefit pension, 60/40 of 100 against liabilities of 95 (duration 10), that
+    de-risks to 30/70 below a funding ratio of 0.9, on its ``calendar``."""
+    rule = {
+        "kind": "funding_ratio",
+        "weights": {"equity": 0.6, "govt_bond": 0.4},
+        "derisked_weights": {"equity": 0.3, "govt_bond": 0.7},
+        "trigger": 0.9,
+        "calendar": calendar,
+    }
+    assets = asset_frame(
+        [
+            {"asset_id": "e", "price": 1.0},
+            {"asset_id": "g", "price": 1.0, "asset_class": "govt_bond", "duration": 7.0},
+        ]
+    )
+    pos = pl.DataFrame({"holder_id": ["p", "p"], "asset_id": ["e", "g"], "quantity": [60.0, 40.0]})
+    holders = holder_frame([{"holder_id": "p", "liabilities": 95.0, "liability_duration": 10.0}])
+    return estimator.build_market(assets, holders, pos, {"m": Mandate(name="m", rules=[rule])})
+
+
+@pytest.mark.parametrize(
+    ("calendar", "day"), [("breach", D(2020, 3, 2)), ("quarter_end", D(2020, 3, 31))]
+)
+def test_a_db_pension_de_risks_on_its_calendar(calendar: str, day: dt.date) -> None:
+    """Equities −20% and discount rates −30bp on 2 March 2020: V = 88, L = 95·e^0.03 = 97.89,
+    FR = 0.899 < 0.9. To 30/70 of 88 it sells 48 − 26.4 = 21.6 of equity and buys 21.6 of the
+    bond — on the day (breach) or at the quarter's end, 31 March (the funding-ratio policy is a
+    rebalancing one, with its calendar)."""
+    hit = {
+        "date": "2020-03-02",
+        "holder_ids": ["p"],
+        "liability_rate_change_bp": -30,
+    }
+    path = crash().path
+    assert path is not None
+    scenario = Scenario(
+        name="p", path=path.model_dump(exclude_none=True) | {"holder_shocks": [hit]}
+    )
+    result = estimator.run(scenario, db_pension(calendar))
+    trades = dict(zip(result.trades["asset_id"], result.trades["trade_value"], strict=True))
+    assert trades == pytest.approx({"e": -21.6, "g": 21.6}, rel=1e-9)
+    assert set(result.trades["date"]) == {day}
