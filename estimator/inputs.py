@@ -22,7 +22,7 @@ from estimator.errors import InputError, InputWarnings, Problem
 from estimator.finite import non_finite
 from estimator.market import Market, load_market
 from estimator.moves import hit
-from estimator.path import Schedule, history_returns, schedule
+from estimator.path import Schedule, history_returns, schedule, starting_vols
 from estimator.paths import DEFAULT_MARKET, resolve_market, resolve_scenario, scenarios_dir
 from estimator.scenario import Scenario, load_scenario
 from estimator.shocks import apply_scenario, day_holder_moves, day_moves
@@ -247,9 +247,10 @@ def prepare_run(
         wanted = realised.estimators(r for m in market.mandates.values() for r in m.rules)
         history = history_returns(market.assets, dated.history)
         if wanted:
-            before = realised.warmed(market.assets, wanted, history)
-            if not history.is_empty():  # funds start where their estimates put them
-                market = sized_to_estimates(market, wanted, before)
+            levels = starting_vols(market.assets, dated.starting_vol)
+            before = realised.warmed(market.assets, wanted, history, levels)
+            if not (history.is_empty() and levels.is_empty()):  # the days before are known:
+                market = sized_to_estimates(market, wanted, before)  # funds start sized to them
     shocked, holders = prepare(opening, market, label, warnings)
     moves, holder_moves = {}, {}
     if dated is not None:

@@ -111,8 +111,9 @@ class DaySummary(_Model):
 
 
 class PathSummary(_Model):
-    """A dated path: its calendar, first and last dates, the days its moves fall on, and the
-    first and last dates of its history (the days before it that start the estimators)."""
+    """A dated path: its calendar, first and last dates, the days its moves fall on, the first
+    and last dates of its history (the days before it that start the estimators) and the
+    estimators' starting levels it gives."""
 
     calendar: str
     start: str
@@ -120,6 +121,8 @@ class PathSummary(_Model):
     trading_days: int
     moves_on: list[str]
     history: list[str] | None = None  # [first, last] date of the history, if any
+    #: The estimators' starting levels given by selector: select, vol, label, source.
+    starting_vol: list[dict[str, object]] | None = None
 
     @classmethod
     def of(cls, schedule: Schedule) -> PathSummary:
@@ -132,6 +135,11 @@ class PathSummary(_Model):
             trading_days=len(days),
             moves_on=[days[d].isoformat() for d in sorted(schedule.shocks)],
             history=[before[0].isoformat(), before[-1].isoformat()] if before else None,
+            starting_vol=[
+                v.model_dump(mode="json", exclude_defaults=True) | {"vol": v.vol}
+                for v in schedule.starting_vol
+            ]
+            or None,
         )
 
 

@@ -34,13 +34,13 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import polars as pl
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from estimator import dates
-from estimator.bounds import MODEL_CONFIG
+from estimator.bounds import MAX_VOL, MODEL_CONFIG
 from estimator.errors import InputError, Problem
 from estimator.moves import HolderShock, Shock
 from estimator.realised import RETURNS
@@ -82,6 +82,21 @@ class HolderMove(HolderShock):
     date: dt.date
 
 
+class StartingVol(BaseModel):
+    """``[[path.starting_vol]]``: where the days before an episode are not given, the level the
+    funds' volatility estimators start from for some assets — ``σ₀`` annualised, in place of
+    the risk model's — with its source and whether it is an estimate or an assumption."""
+
+    model_config = MODEL_CONFIG
+
+    select: Selector
+    vol: float = Field(
+        ge=1e-3, le=MAX_VOL, description="σ₀: the estimators' starting level (0.1% to 1000%)"
+    )
+    source: str = Field(min_length=1, description="where the level comes from")
+    label: Literal["estimate", "assumption"] = Field(description="estimate or assumption")
+
+
 class MarketPath(BaseModel):
     """``[path]``: the dates of an episode and the market's moves on them."""
 
@@ -100,6 +115,11 @@ class MarketPath(BaseModel):
         None,
         description="a long table of daily price returns before the start (same columns, field "
         "price_return): the funds' estimators start from them; no price moves",
+    )
+    starting_vol: list[StartingVol] = Field(
+        default_factory=list,
+        description="the estimators' starting levels σ₀ by selector (later entries win), "
+        "where the risk model's would otherwise be used",
     )
     moves: list[Move] = Field(default_factory=list, description="moves on dates, inline")
     holder_shocks: list[HolderMove] = Field(
@@ -137,6 +157,9 @@ class Schedule(BaseModel):
     shocks: dict[int, list[Shock]]
     holder_shocks: dict[int, list[HolderShock]] = Field(default_factory=dict)
     history: list[Move] = Field(default_factory=list, description="price returns before day 0")
+    starting_vol: list[StartingVol] = Field(
+        default_factory=list, description="the estimators' starting levels by selector"
+    )
 
 
 def schedule(
@@ -166,6 +189,27 @@ def schedule(
         shocks=dict(shocks),
         holder_shocks=dict(holder_shocks),
         history=history,
+        starting_vol=path.starting_vol,
+    )
+
+
+def starting_vols(assets: pl.DataFrame, levels: list[StartingVol]) -> pl.DataFrame:
+    """``asset_id`` and ``vol_start`` for the assets some entry of ``levels`` selects (the
+    last such entry's ``vol``)."""
+    schema = {"asset_id": pl.String, "vol_start": pl.Float64}
+    if not levels:
+        return pl.DataFrame(schema=schema)
+    parts = [
+        assets.filter(v.select.expr()).select("asset_id", order=pl.lit(k), vol_start=pl.lit(v.vol))
+        for k, v in enumerate(levels)
+    ]
+    return (
+        pl.concat(parts)
+        .sort("order")
+        .group_by("asset_id", maintain_order=True)
+        .agg(pl.col("vol_start").last())
+        .sort("asset_id")
+        .cast(schema)  # type: ignore[arg-type]
     )
 
 

@@ -88,13 +88,20 @@ def warm(
 
 
 def warmed(
-    assets: pl.DataFrame, wanted: Mapping[str, Estimate], history: pl.DataFrame | None
+    assets: pl.DataFrame,
+    wanted: Mapping[str, Estimate],
+    history: pl.DataFrame | None,
+    starting: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """``asset_id`` and every estimator's state before the scenario: started at ``σ₀`` (the
-    assets' ``vol``, :func:`start`) and, where ``history`` is given, warmed by it
-    (:func:`warm`) — computed once per run, read by the sizing of the funds
-    (:mod:`estimator.warmup`) and by :func:`opening`."""
-    begun = start(assets.with_columns(vol_pre=pl.col("vol"), price_pre=pl.col("price")), wanted)
+    assets' ``vol``, or ``starting``'s ``vol_start`` for the assets it gives, :func:`start`)
+    and, where ``history`` is given, warmed by it (:func:`warm`) — computed once per run, read
+    by the sizing of the funds (:mod:`estimator.warmup`) and by :func:`opening`."""
+    sigma = pl.col("vol")
+    if starting is not None and not starting.is_empty():
+        assets = assets.join(starting, on="asset_id", how="left", maintain_order="left")
+        sigma = pl.coalesce("vol_start", "vol")
+    begun = start(assets.with_columns(vol_pre=sigma, price_pre=pl.col("price")), wanted)
     if history is not None:
         begun = warm(begun, wanted, history)
     return begun.select("asset_id", *(c for c in state_columns(begun) if c != REFERENCE))

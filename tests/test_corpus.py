@@ -34,7 +34,7 @@ from estimator.cli import app
 from estimator.days import Days, Pace
 from estimator.impact import Exponential, Impact, Linear, SquareRoot
 from estimator.mandates import CapitalCall, Mandate
-from estimator.path import HolderMove, Move
+from estimator.path import HolderMove, Move, StartingVol
 from estimator.paths import scenarios_dir
 from estimator.published import Published
 from estimator.scenario import HolderShock, IndexChange, Scenario, Shock
@@ -80,6 +80,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "published": Published,
     "path.moves": Move,
     "path.holder_shocks": HolderMove,
+    "path.starting_vol": StartingVol,
 }
 
 #: A published figure for the corpus to spoil one number of.
@@ -207,6 +208,7 @@ def _scenario(section: str, field: str, value: float) -> dict:
             "published",
             "path.moves",
             "path.holder_shocks",
+            "path.starting_vol",
         )
         else ("small_cascade")
     )
@@ -228,6 +230,11 @@ def _scenario(section: str, field: str, value: float) -> dict:
         _put(hit, field, value)
         data["path"] = {"start": "2020-03-02", "holder_shocks": [hit]}
         data["days"] = {"max_days": 3}
+    elif section == "path.starting_vol":  # a starting level for every asset's estimates
+        level = {"select": {"all": True}, "vol": 0.1, "source": "s", "label": "assumption"}
+        _put(level, field, value)
+        data["path"] = {"start": "2020-03-02", "starting_vol": [level]}
+        data["days"] = {"max_days": 2}
     elif section == "holder_shocks":
         _put(data["holder_shocks"][0], field, value)
     elif section == "index_changes":

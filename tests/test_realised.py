@@ -501,3 +501,44 @@ def test_no_estimates_are_logged_without_a_path(tmp_path: Path) -> None:
         written = {p.name for p in result.write(tmp_path / scenario.name)}
         assert "volatility.csv" not in written and "published_days.csv" not in written
         assert not result.trades.is_empty()  # the fund did trade, on the model's σ
+
+
+def test_a_starting_level_stands_for_the_days_before() -> None:
+    """No history, but the path says realised volatility stood at 8% (the later of two entries
+    wins over 30% for every asset): the 20-day window starts with 19 days of 0.0064/252, so
+    after −10% on day 0 σ̂² = (19/20)·0.0064 + 12.6·0.01 = 0.13208 (σ̂ = 36.34%, where the
+    model's σ₀ = 16% gives 38.77%); the manifest lists both levels with their labels."""
+    scenario = on_days([-0.10, 0.0])
+    assert scenario.path is not None
+    levels = [
+        {"select": {"all": True}, "vol": 0.30, "source": "a range", "label": "assumption"},
+        {"select": {"asset_ids": ["a"]}, "vol": 0.08, "source": "a series", "label": "estimate"},
+    ]
+    path = scenario.path.model_dump(exclude_none=True) | {"starting_vol": levels}
+    result = estimator.run(
+        Scenario(name="p", path=path), fund_market({"kind": "lookback", "days": 20})
+    )
+    assert result.volatility is not None
+    assert result.volatility["vol_estimate"][0] == pytest.approx(math.sqrt(0.13208), rel=1e-12)
+    given = result.manifest.dump()["path"]["starting_vol"]
+    assert [(v["vol"], v["label"]) for v in given] == [(0.30, "assumption"), (0.08, "estimate")]
+    assert given[1]["select"] == {"asset_ids": ["a"]}
+    with pytest.raises(ValidationError, match="vol"):
+        Scenario(name="p", path=path | {"starting_vol": [levels[0] | {"vol": 0.0}]})
+    with pytest.raises(ValidationError, match="label"):
+        Scenario(name="p", path=path | {"starting_vol": [levels[0] | {"label": "guess"}]})
+
+
+def test_a_starting_level_sizes_the_fund_as_a_history_would() -> None:
+    """A starting level of 8% for the 3-day fund's asset, against the model's 16%: it held its
+    utilisation on its own estimate, so it starts with f = 0.16/0.08 = 2 times the census's
+    book, 200 units, on −10000 of cash; a quiet day 0 leaves σ̂ = √((2/3)·0.0064) = 6.53%,
+    inside its band (σ/E = 6.53%·20000/10000 = 13.1% < 18%, but the fund does not re-lever),
+    so it does not trade."""
+    levels = [{"select": {"all": True}, "vol": 0.08, "source": "s", "label": "assumption"}]
+    path = {"start": START.isoformat(), "end": START.isoformat(), "starting_vol": levels}
+    result = estimator.run(Scenario(name="p", path=path), levered_fund(None))
+    h = result.holders.row(0, named=True)
+    assert h["gross_assets_before"] == pytest.approx(20_000.0, rel=1e-12)
+    assert h["cash_before"] == pytest.approx(-10_000.0, rel=1e-12)
+    assert result.trades.is_empty()
