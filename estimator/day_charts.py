@@ -62,6 +62,18 @@ def daily(daily: pl.DataFrame, capitulation: int | None) -> alt.Chart:
     return _marked(bars, daily, capitulation)
 
 
+def _leading(frame: pl.DataFrame, score: pl.Expr, n: int) -> tuple[pl.Series, pl.DataFrame]:
+    """The ``n`` assets with the highest ``score`` (an aggregate over an asset's rows; ties by
+    id) and their rows, by asset and day."""
+    top = (
+        frame.group_by("asset_id")
+        .agg(score.alias("_score"))
+        .sort("_score", "asset_id", descending=[True, False])
+        .head(n)["asset_id"]
+    )
+    return top, frame.filter(pl.col("asset_id").is_in(top.implode())).sort("asset_id", "day")
+
+
 #: Assets whose closing prices the day chart draws: the most sold.
 PRICE_LINES = 4
 
@@ -70,16 +82,9 @@ def prices(days: pl.DataFrame, capitulation: int | None) -> alt.Chart:
     """The closing price of the most sold assets on the days they traded (``days.csv`` has a
     row for an asset on a day it traded), as a share of its first such close."""
     days = _dated_text(days)
-    top = (
-        days.group_by("asset_id")
-        .agg(pl.col("sell_value").sum())
-        .sort("sell_value", "asset_id", descending=[True, False])
-        .head(PRICE_LINES)["asset_id"]
-    )
-    rows = (
-        days.filter(pl.col("asset_id").is_in(top.implode()))
-        .sort("asset_id", "day")
-        .with_columns(close=pl.col("price_close") / pl.col("price_close").first().over("asset_id"))
+    top, rows = _leading(days, pl.col("sell_value").sum(), PRICE_LINES)
+    rows = rows.with_columns(
+        close=pl.col("price_close") / pl.col("price_close").first().over("asset_id")
     )
     x, title = _when(days)
     lines = (
@@ -107,13 +112,7 @@ def volatility(estimates: pl.DataFrame, capitulation: int | None) -> alt.Chart:
     fund that estimates, and estimate), for the assets with the highest peak estimate: one
     colour per asset, one dash per estimate."""
     estimates = _dated_text(estimates)
-    top = (
-        estimates.group_by("asset_id")
-        .agg(pl.col("vol_estimate").max())
-        .sort("vol_estimate", "asset_id", descending=[True, False])
-        .head(VOLATILITY_LINES)["asset_id"]
-    )
-    rows = estimates.filter(pl.col("asset_id").is_in(top.implode())).sort("asset_id", "day")
+    top, rows = _leading(estimates, pl.col("vol_estimate").max(), VOLATILITY_LINES)
     x, title = _when(estimates)
     lines = (
         alt.Chart(rows, title=f"Volatility estimates of the {top.len()} most volatile held assets")
