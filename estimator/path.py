@@ -31,6 +31,7 @@ its last date (``end``, by default the last move's) even on days no one is force
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections import defaultdict
 from collections.abc import Collection
 from pathlib import Path
@@ -365,3 +366,14 @@ def with_dates(frame: pl.DataFrame, calendar: dates.Calendar, start: dt.date) ->
 def day_dates(calendar: dates.Calendar, start: dt.date, last: int) -> list[dt.date]:
     """The dates of days ``0 … last`` of an episode that starts on ``start``."""
     return dates.trading_days(calendar, start, dates.nth_trading_day(calendar, start, last))
+
+
+def write_new(table: pl.DataFrame, out: Path) -> int:
+    """Write a path table a tool made (``tools/path_from_*.py``) to ``out`` — never over a file
+    that is there: the exit status, 0 written, 1 refused (said on stderr)."""
+    if out.exists():
+        print(f"{out} exists: not overwritten", file=sys.stderr)
+        return 1
+    table.write_csv(out)
+    print(f"wrote {table.height} rows to {out}")
+    return 0

@@ -22,7 +22,7 @@ import pytest
 from test_path import dated, margin_market
 
 import estimator
-from estimator.path import read_moves
+from estimator.path import read_moves, write_new
 from estimator.paths import scenarios_dir
 from estimator.published import Published, by_day, estimate
 from estimator.scenario import Scenario, load_scenario
@@ -128,6 +128,25 @@ def test_moves_from_closes_by_hand() -> None:
         )
     with pytest.raises(ValueError, match="SERIES:TARGET:FIELD:HOW"):
         tool.Series.parse("S:t:not_a_field:diff")
+    with pytest.raises(ValueError, match="'diff' does not give vol_multiplier"):
+        tool.Series.parse("VIX:t:vol_multiplier:diff")  # a VIX change is not a multiplier
+    with pytest.raises(ValueError, match="not a field of daily closes"):
+        tool.Series.parse("S:t:downgrade_notches:diff")
+    assert tool.Series.parse("DGS10:t:price_return:diff:-0.07").unit == -0.07
+
+
+def test_a_path_tool_never_writes_over_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = pl.DataFrame({"date": ["2020-03-02"], "target": ["t"], "field": ["price_return"]})
+    out = tmp_path / "moves.csv"
+    out.write_text("kept\n", encoding="utf-8")
+    assert write_new(table, out) == 1
+    assert out.read_text(encoding="utf-8") == "kept\n"
+    assert "exists: not overwritten" in capsys.readouterr().err
+    fresh = tmp_path / "new.csv"
+    assert write_new(table, fresh) == 0
+    assert pl.read_csv(fresh).equals(table)
 
 
 def test_the_daily_report_and_a_figure_over_its_own_dates() -> None:

@@ -26,7 +26,7 @@ import polars as pl
 
 from estimator import dates
 from estimator.bridge import bridge
-from estimator.path import FIELDS
+from estimator.path import FIELDS, write_new
 
 
 def rows(
@@ -86,12 +86,7 @@ def main() -> int:
         source=args.source,
         calendar=args.calendar,
     )
-    if args.out.exists():
-        print(f"{args.out} exists: not overwritten", file=sys.stderr)
-        return 1
-    table.write_csv(args.out)
-    print(f"wrote {table.height} rows to {args.out}")
-    return 0
+    return write_new(table, args.out)
 
 
 if __name__ == "__main__":

@@ -29,9 +29,20 @@ from pathlib import Path
 import polars as pl
 
 from estimator import dates
-from estimator.path import FIELDS
+from estimator.path import FIELDS, write_new
 
 HOWS = ("diff", "ratio", "return")
+#: The HOWs that give each field its kind of number: a change (``diff``), a factor (``ratio``)
+#: or a return (``return``, or ``diff`` of a yield times ``−D/100``).
+SUITED = {
+    "price_return": ("return", "diff"),
+    "yield_change_bp": ("diff",),
+    "spread_change_bp": ("diff",),
+    "vol_multiplier": ("ratio",),
+    "vol_change": ("diff",),
+    "margin_rate_multiplier": ("ratio",),
+    "margin_rate_change": ("diff",),
+}
 
 
 @dataclass(frozen=True)
@@ -52,8 +63,12 @@ class Series:
                 f"expected SERIES:TARGET:FIELD:HOW[:UNIT] with FIELD in {FIELDS} and HOW in "
                 f"{HOWS}, got {text!r}"
             )
+        field, how = parts[2], parts[3]
+        if how not in SUITED.get(field, ()):
+            fits = ", ".join(SUITED.get(field, ())) or "none: not a field of daily closes"
+            raise ValueError(f"{how!r} does not give {field} (it takes: {fits}), got {text!r}")
         unit = float(parts[4]) if len(parts) == 5 else 1.0
-        return cls(parts[0], parts[1], parts[2], parts[3], unit)
+        return cls(parts[0], parts[1], field, how, unit)
 
 
 def moves(closes: pl.DataFrame, series: list[Series], calendar: dates.Calendar) -> pl.DataFrame:
@@ -110,12 +125,7 @@ def main() -> int:
     table = moves(closes, args.series, args.calendar)
     kept = [pl.read_csv(p, infer_schema=False) for p in args.before]
     table = pl.concat([*kept, table.cast({"value": pl.String})], how="diagonal_relaxed")
-    if args.out.exists():
-        print(f"{args.out} exists: not overwritten", file=sys.stderr)
-        return 1
-    table.write_csv(args.out)
-    print(f"wrote {table.height} rows to {args.out}")
-    return 0
+    return write_new(table, args.out)
 
 
 if __name__ == "__main__":

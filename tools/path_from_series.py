@@ -29,6 +29,8 @@ from pathlib import Path
 
 import polars as pl
 
+from estimator.path import write_new
+
 
 @dataclass(frozen=True)
 class Series:
@@ -105,12 +107,7 @@ def main() -> int:
     args = parser.parse_args()
     series = SERIES[args.series]
     rows = path_rows(closes(series), args.start, args.end, args.target, series)
-    if args.out.exists():
-        print(f"{args.out} exists: not overwritten", file=sys.stderr)
-        return 1
-    rows.write_csv(args.out)
-    print(f"wrote {rows.height} rows to {args.out}")
-    return 0
+    return write_new(rows, args.out)
 
 
 if __name__ == "__main__":
