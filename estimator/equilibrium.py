@@ -87,9 +87,11 @@ def conditions(
         reasons.append("lender losses are booked round by round")
     used = set(holders["mandate"].drop_nulls())
     rules = [(n, r) for n, m in mandates.items() if n in used for r in m.rules]
-    stateful = sorted(f"{n}: {r.kind}" for n, r in rules if r.state_columns)
+    stateful = sorted(f"{n}: {r.kind}" for n, r in rules if r.state_columns or r.memory())
     loose = sorted(
-        f"{n}: {r.kind}" for n, r in rules if not r.restores_to_trigger and not r.state_columns
+        f"{n}: {r.kind}"
+        for n, r in rules
+        if not r.restores_to_trigger and not r.state_columns and not r.memory()
     )
     if stateful:
         reasons.append("rules that carry state from round to round (" + ", ".join(stateful) + ")")

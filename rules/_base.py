@@ -140,6 +140,8 @@ class RuleColumns:
     METRICS: ClassVar[tuple[str, str]] = (".metric_before", ".metric_after")
     #: Suffixes of the cure columns.
     CURES: ClassVar[tuple[str, str]] = (".cure_need", ".cured")
+    #: Suffix of a rule's memory columns (:meth:`RuleBase.memory`).
+    MEMO: ClassVar[str] = ".memo"
 
     @classmethod
     def of(cls, kind: str) -> RuleColumns:
@@ -231,6 +233,15 @@ class RuleBase(BaseModel):
         """The :attr:`state_columns` once the round's :meth:`outflow` is paid, on the book."""
         return {}
 
+    def memory(self) -> dict[str, pl.Expr]:
+        """Holder columns (names ending in :attr:`RuleColumns.MEMO`, null before any) the rule
+        remembers from round to round: each one's value for this round, an expression on the
+        book before the round's trades and on the column's value so far. The round sets them
+        before any rule reads the book (:func:`estimator.rounds.frames.annotate`); on a day
+        clock they are forgotten at the open of a day on which no paced trade the rule started
+        is under way (:mod:`estimator.cascade.day`)."""
+        return {}
+
     # --- Polars -------------------------------------------------------------------------------
     def lhs(self) -> pl.Expr:
         """The constrained quantity, in currency, on the book."""
@@ -299,6 +310,7 @@ class RuleBase(BaseModel):
             exprs += self.holder_inputs(level).values()
         flow = self.outflow()
         exprs += [*([flow] if flow is not None else []), *self.state_after().values()]
+        exprs += self.memory().values()
         return frozenset(name for e in exprs for name in e.meta.root_names())
 
     # --- cvxpy --------------------------------------------------------------------------------

@@ -23,6 +23,18 @@ policy class c with target weight ``t_c`` and band ``b_c``::
   ``|δ_c| > ε`` moves to ``t_c·V`` whatever its band and the calendar (``restore =
   "target"``): a rebalance decided is finished over the holder's horizon.
 
+Deferring share ``d`` (``defer``): on a rebalancing day a class outside its band moves only
+``(1 − d)`` of the way, to ``L_c = R_c + d·(X_c − R_c)``. The decision is remembered as the
+weight ``w_c = L_c/V`` (the holder column ``rebalancing_band.{c}.memo``,
+:meth:`RebalancingBand.memory`), and while it stands the class's band is widened to reach it,
+``[min((t_c − b_c)V, L_c), max((t_c + b_c)V, L_c)]``: the rounds after do not take a new share
+of the drift left (a class outside the widened band on a rebalancing day is decided again). A
+paced rebalance goes on to ``L_c`` (``"target"``) or to the widened band (``"edge"``); the
+decision is forgotten at the open of a day on which no paced trade of the rule is under way.
+``d = 0`` is the rule without any of this. Example: the 60/40 pension below with ``d = ½``
+moves equities to ``L = 51 + ½·(45 − 51) = 48`` and bonds to ``34 + ½·(40 − 34) = 37``: it
+buys 3 and sells 3, half the rebalance.
+
 Funding: a class trade moves cash by ``κ_c·T_c``, with ``κ_c = X_c^sec / X_c`` the share of the
 class held in securities (futures settle no purchase price). Net purchases ``Σ κ_c·D_c`` are paid
 from cash down to zero, then by selling in-band classes that sit above target — every
@@ -51,7 +63,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 import polars as pl
 from pydantic import Field, model_validator
 
-from rules._base import NOISE, Book, Level, PositionRule, book_scale
+from rules._base import NOISE, Book, Level, PositionRule, RuleColumns, book_scale
 from rules._exprs import C, X
 from rules._space import ProblemSpace, Vec
 
@@ -79,6 +91,7 @@ class RebalancingBand(PositionRule):
         {"weights": {"equity": 0.6, "equity_future": 0.3}},
         {"weights": {"equity": 0.5}, "band": 0.1, "restore": "edge"},
         {"weights": {"equity": 0.7, "equity_future": 0.2}, "bands": {"equity_future": 0.02}},
+        {"weights": {"equity": 0.6, "govt_bond": 0.4}, "defer": 0.5},
     )
 
     flow = "policy"
@@ -103,6 +116,13 @@ class RebalancingBand(PositionRule):
         "breach",
         description="when a class out of band is rebalanced: on the day (breach), or on the "
         "last trading day of the month or quarter (on a dated path; an undated day counts as one)",
+    )
+    defer: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="d: the share of a rebalance the holder decides to leave for later "
+        "(discretion): a class out of band moves (1 − d) of the way to its restore level",
     )
 
     buys = True
@@ -137,8 +157,50 @@ class RebalancingBand(PositionRule):
         return self._x(c) - self._target(c) * TOTAL_ASSETS
 
     def _excess(self, c: str) -> pl.Expr:
-        """``|δ_c| − b_c·V``: how far class c is outside its band (negative inside)."""
+        """``|δ_c| − b_c·V``: how far class c is outside its band (negative inside); with a
+        deferring share, outside the band a standing decision leaves, ``[lo_c, hi_c]``
+        (:meth:`_kept`)."""
+        if self.defer:
+            lo, hi = self._kept(c)
+            return pl.max_horizontal(lo - self._x(c), self._x(c) - hi)
         return self._dev(c).abs() - self._band(c) * TOTAL_ASSETS
+
+    # --- deferring share: the decision remembered (module docstring) ---------------------------
+    def _memo(self, c: str) -> str:
+        """The holder column of class c's standing decision, ``w_c`` (null: none)."""
+        return self.column(f"{c}{RuleColumns.MEMO}")
+
+    def _level(self, c: str) -> pl.Expr:
+        """``L_c = w_c·V``: the level a standing decision moves class c to."""
+        return pl.col(self._memo(c)) * TOTAL_ASSETS
+
+    def _kept(self, c: str) -> tuple[pl.Expr, pl.Expr]:
+        """The band widened to a standing decision's level, ``[min(lo, L_c), max(hi, L_c)]``
+        (the band itself without one)."""
+        V, t, b = TOTAL_ASSETS, self._target(c), self._band(c)
+        lo, hi = (t - b) * V, (t + b) * V
+        level = self._level(c)  # null without a decision: min/max_horizontal skip it
+        return pl.min_horizontal(lo, level), pl.max_horizontal(hi, level)
+
+    def _rebalancing_day(self) -> pl.Expr:
+        return pl.lit(True) if self.calendar == "breach" else pl.col(self._day) > 0
+
+    def memory(self) -> dict[str, pl.Expr]:
+        """With a deferring share d, each class's decision ``w_c`` (module docstring): taken
+        where the class is outside its kept band on a rebalancing day and no paced rebalance
+        of the rule holds it, ``w_c = (R_c + d·(X_c − R_c))/V``; kept otherwise."""
+        if not self.defer:
+            return {}
+        V = TOTAL_ASSETS
+        going = pl.col(Book.committed_by(self.kind)) > 0
+        out = {}
+        for c in self.classes:
+            x, held = self._x(c), going & pl.col(self._memo(c)).is_not_null()
+            fresh = ~held & self._beyond_band(c) & self._rebalancing_day() & (V > 0)
+            restore = self._band_restored(c)
+            decided = (restore + self.defer * (x - restore)) / V
+            out[self._memo(c)] = pl.when(fresh).then(decided).otherwise(pl.col(self._memo(c)))
+        return out
 
     def _beyond_band(self, c: str) -> pl.Expr:
         """``|δ_c| − b_c·V > ε``: class ``c`` is outside its band."""
@@ -154,8 +216,23 @@ class RebalancingBand(PositionRule):
         return going & (self._dev(c).abs() > NOISE * book_scale())
 
     def _out(self, c: str) -> pl.Expr:
-        """Class ``c`` moves: outside its band, or on its way to target."""
-        return self._beyond_band(c) | self._latched(c)
+        """Class ``c`` moves: outside its band, or on its way to target. With a deferring
+        share: outside its kept band on a rebalancing day (a decision taken this round is), or
+        off its decided level while a paced rebalance the rule started is under way; without a
+        decision (a book no round has annotated) as without deferral, on its calendar."""
+        if not self.defer:
+            return self._beyond_band(c) | self._latched(c)
+        going = pl.col(Book.committed_by(self.kind)) > 0
+        if self.restore == "target":
+            off = (self._x(c) - self._level(c)).abs() > NOISE * book_scale()
+        else:
+            off = self._beyond_band(c)
+        day = self._rebalancing_day()
+        return (
+            pl.when(pl.col(self._memo(c)).is_null())
+            .then(self._beyond_band(c) & day)
+            .otherwise((going & off) | (self._beyond_band(c) & day))
+        )
 
     def _in_class(self, c: str) -> pl.Expr:
         """Whether a position's asset is of class ``c`` (by its class number, see
@@ -197,6 +274,8 @@ class RebalancingBand(PositionRule):
 
     def triggered(self) -> pl.Expr:
         """Some class out of its band, on a rebalancing day of the rule's ``calendar``."""
+        if self.defer:
+            return pl.any_horizontal([self._out(c) for c in self.classes])
         out = pl.any_horizontal([self._beyond_band(c) for c in self.classes])
         going = pl.any_horizontal([self._latched(c) for c in self.classes])
         if self.calendar == "breach":
@@ -221,11 +300,22 @@ class RebalancingBand(PositionRule):
         stuck = [self._out(c) & (self._x(c) == 0) for c in self.classes]
         return ~pl.any_horizontal([pl.lit(False), *stuck])
 
-    def _restored(self, c: str) -> pl.Expr:
+    def _band_restored(self, c: str) -> pl.Expr:
+        """``R_c``: the target, or the nearer band edge (module docstring)."""
         V, t, b = TOTAL_ASSETS, self._target(c), self._band(c)
         if self.restore == "target":
             return t * V
         return self._x(c).clip((t - b) * V, (t + b) * V)
+
+    def _restored(self, c: str) -> pl.Expr:
+        """Where class c moves: ``R_c``; with a standing decision, its level ``L_c``
+        (``"target"``) or the nearer edge of its kept band (``"edge"``)."""
+        if not self.defer:
+            return self._band_restored(c)
+        lo, hi = self._kept(c)
+        decided = self._level(c) if self.restore == "target" else self._x(c).clip(lo, hi)
+        memo = pl.col(self._memo(c))
+        return pl.when(memo.is_null()).then(self._band_restored(c)).otherwise(decided)
 
     def _funding(self) -> tuple[dict[str, pl.Expr], pl.Expr, pl.Expr]:
         """Moves ``D_c``, the in-band overweights ``O_c`` and the share ``f`` of them sold."""
@@ -279,12 +369,15 @@ class RebalancingBand(PositionRule):
         inputs = {self.column("cash_room"): room}
         for c in self.classes:
             t, b = self._target(c), self._band(c)
-            lo, hi = (t - b) * V, (t + b) * V
+            lo, hi = self._kept(c) if self.defer else ((t - b) * V, (t + b) * V)
             if level is Level.RESTORE:
                 acted = self._out(c)
-                r = 0.0 if self.restore == "target" else b
-                lo = pl.when(acted).then((t - r) * V).otherwise(lo)
-                hi = pl.when(acted).then((t + r) * V).otherwise(hi)
+                if self.restore == "edge":
+                    rlo, rhi = lo, hi
+                else:  # a point: the target, or a standing decision's level
+                    rlo = rhi = self._restored(c)
+                lo = pl.when(acted).then(rlo).otherwise(lo)
+                hi = pl.when(acted).then(rhi).otherwise(hi)
             if level is Level.TRIGGER and self.calendar != "breach":  # between its dates a
                 # calendar rebalancer holds no class to its band: Σ x⁺ ≥ −G always holds, and
                 # no other rule buys

@@ -309,3 +309,59 @@ def test_a_db_pension_de_risks_on_its_calendar(calendar: str, day: dt.date) -> N
     trades = dict(zip(result.trades["asset_id"], result.trades["trade_value"], strict=True))
     assert trades == pytest.approx({"e": -21.6, "g": 21.6}, rel=1e-9)
     assert set(result.trades["date"]) == {day}
+
+
+def test_a_deferring_rebalancer_takes_its_share_of_the_drift_each_day() -> None:
+    """A 60/40 pension rebalancing on a breach that defers 80% of each rebalance: equities
+    60 → 30 on Monday 2 March 2020, V = 70, target 42. Each day it decides afresh and buys a
+    fifth of the drift left, 0.2·12·0.8ᵏ = 2.4, 1.92, 1.536, …, and holds that decision through
+    the day's later rounds; equities reach 42 − 12·0.8ᵏ⁺¹, back inside the 55% band (38.5) after
+    the sixth purchase (38.85), so it buys on 2, 3, 4, 5, 6 and 9 March and not on the 10th
+    (amounts ×10⁶: a trade under one unit of currency is dust)."""
+    rule = {
+        "kind": "rebalancing_band",
+        "weights": {"equity": 0.6, "govt_bond": 0.4},
+        "defer": 0.8,
+    }
+    market = pension("breach")
+    deferring = estimator.build_market(
+        market.assets,
+        market.holders,
+        market.positions.with_columns(pl.col("quantity") * 1e6),
+        {"m": Mandate(name="m", rules=[rule])},
+    )
+    path = {
+        "start": "2020-03-02",
+        "end": "2020-03-10",
+        "moves": [{"date": "2020-03-02", "select": {"asset_ids": ["e"]}, "price_return": -0.5}],
+    }
+    result = estimator.run(Scenario(name="p", path=path), deferring)
+    bought = result.trades.filter(pl.col("asset_id") == "e").sort("date")
+    assert bought["trade_value"].to_list() == pytest.approx(
+        [2.4e6 * 0.8**k for k in range(6)], rel=1e-9
+    )
+    assert bought["date"].to_list() == [D(2020, 3, d) for d in (2, 3, 4, 5, 6, 9)]
+
+
+def test_a_paced_deferring_rebalance_goes_on_to_its_decided_level() -> None:
+    """The quarter-end rebalance of ``test_a_paced_rebalance_goes_on_to_target_after_its_date``
+    with half of it deferred: the decided level is 48 + ½·4.8 (×10⁶), bought in 20 equal
+    installments of 2.4·10⁶/20 = 120,000 from 31 March to 28 April — its paced trade goes on
+    to the level it decided, not to target, and trades nothing more."""
+    rule = {
+        "kind": "rebalancing_band",
+        "weights": {"equity": 0.6, "govt_bond": 0.4},
+        "calendar": "quarter_end",
+        "defer": 0.5,
+    }
+    market = pension("quarter_end")
+    held = estimator.build_market(
+        market.assets,
+        market.holders.with_columns(holder_type=pl.lit("pension_fund")),
+        market.positions.with_columns(pl.col("quantity") * 1e6),
+        {"m": Mandate(name="m", rules=[rule])},
+    )
+    result = estimator.run(crash("2020-05-29"), held)
+    bought = result.trades.filter(pl.col("asset_id") == "e")
+    assert bought["trade_value"].to_list() == pytest.approx([120_000.0] * 20, rel=1e-9)
+    assert (bought["date"].min(), bought["date"].max()) == (D(2020, 3, 31), D(2020, 4, 28))

@@ -19,6 +19,7 @@ from estimator import Mandate, Scenario
 from estimator import book as bk
 from estimator.mandates import Execution
 from estimator.market import Market
+from estimator.rounds.frames import with_memory
 from rules import (
     RULE_KINDS,
     IndexTracking,
@@ -211,6 +212,8 @@ def test_every_holder_ends_compliant_liquidated_or_insolvent(
             sub = sub.join(sums, on="holder_id", how="left").with_columns(
                 pl.col(list(rule.holder_sums())).fill_null(0.0)
             )
+        if rule.memory():  # the decision the rule took on the shocked book, before trading
+            sub = sub.join(_decided(rule, mandates, market, shocked), on="holder_id", how="left")
         sub = sub.with_columns(
             breach_restore=rule.breach(Level.RESTORE), breach_trigger=rule.breach(Level.TRIGGER)
         )
@@ -315,6 +318,20 @@ def _out_of_reach(rule: Any, row: dict[str, Any]) -> bool:
     if isinstance(rule, Redemption) and rule.trades_positions:
         return row[rule.column("sellable")] <= 1e-9 * row["scale"]
     return False
+
+
+def _decided(
+    rule: PositionRule, mandates: dict[str, Mandate], market: Market, shocked: pl.DataFrame
+) -> pl.DataFrame:
+    """The rule's memory (:meth:`rules.RuleBase.memory`) as it is set on the shocked book."""
+    positions = bk.position_frame(market.positions, shocked)
+    sums = _flagged(rule, positions).group_by("holder_id").agg(**rule.holder_sums())
+    book = (
+        bk.holder_book(positions, market.holders)
+        .join(sums, on="holder_id", how="left")
+        .with_columns(pl.col(list(rule.holder_sums())).fill_null(0.0))
+    )
+    return with_memory(book, mandates).select("holder_id", **rule.memory())
 
 
 def _flagged(rule: PositionRule, positions: pl.DataFrame) -> pl.DataFrame:

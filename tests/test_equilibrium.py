@@ -103,6 +103,15 @@ def test_the_conditions_name_every_reason() -> None:
     assert conditions(_market().holders, _market().mandates, ok, lender_losses=False) == []
 
 
+def test_a_rebalancer_that_remembers_its_decision_carries_state() -> None:
+    market = _market(
+        [{"kind": "rebalancing_band", "weights": {"equity": 0.6}, "restore": "edge", "defer": 0.5}]
+    )
+    ok = estimator.Scenario(name="s", impact=_impact(1e-4)).impact
+    (reason,) = conditions(market.holders, market.mandates, ok, lender_losses=False)
+    assert "carry state" in reason and "m: rebalancing_band" in reason
+
+
 def test_a_search_that_cannot_converge_says_so() -> None:
     spec = Scenario(name="s", impact=_impact(1.9e-4, max_iterations=3))
     market = _market()

@@ -29,7 +29,9 @@ RULE = {
 EQUITIES_DOWN_20 = [{"select": {"asset_ids": ["eq"]}, "price_return": -0.2}]
 
 
-def _pension(liability_bp: float | None, execution: str = "pro_rata") -> RunResult:
+def _pension(
+    liability_bp: float | None, execution: str = "pro_rata", rule: dict[str, Any] = RULE
+) -> RunResult:
     # 60 of equities, 40 of bonds, no cash: V = 100 against liabilities of 95 (duration 10).
     shocks = (
         [{"holder_types": ["pension"], "liability_rate_change_bp": liability_bp}]
@@ -47,7 +49,7 @@ def _pension(liability_bp: float | None, execution: str = "pro_rata") -> RunResu
             }
         ],
         [("h", "eq", 6.0), ("h", "bd", 4.0)],
-        [RULE],
+        [rule],
         EQUITIES_DOWN_20,
         execution,
         holder_shocks=shocks,
@@ -76,6 +78,15 @@ def test_below_the_trigger_it_sells_into_the_fall(execution: str) -> None:
     h = holder(result)
     assert math.isclose(h["funding_ratio.metric_before"], 88 / (95 * math.exp(0.03)), rel_tol=1e-12)
     assert h["compliant"]
+
+
+@pytest.mark.parametrize("execution", EXECUTIONS)
+def test_a_deferring_pension_de_risks_part_of_the_way(execution: str) -> None:
+    # As above, with 40% of the rebalance deferred: equities to 26.4 + 0.4·(48 − 26.4) = 35.04
+    # (sell 12.96), bonds to 61.6 − 0.4·21.6 = 52.96 (buy 12.96); compliant with the decision.
+    result = _pension(-30.0, execution, RULE | {"defer": 0.4})
+    assert _traded(result) == pytest.approx({"eq": -12.96, "bd": 12.96}, rel=1e-6)
+    assert holder(result)["compliant"]
 
 
 def test_rising_rates_lower_liabilities_and_keep_the_policy() -> None:

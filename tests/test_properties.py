@@ -21,6 +21,7 @@ from estimator import book as bk
 from estimator.api import RunResult
 from estimator.market import Market
 from estimator.rounds import contract
+from estimator.rounds.frames import with_memory
 from rules import ProblemSpace, RuleBase, Vec, index_column, placed, with_position_columns
 from rules.testing import INDEXES, examples
 
@@ -522,6 +523,8 @@ def test_polars_breach_equals_cvxpy_violation(
         pos = pos.with_columns(**rule.asset_columns()).pipe(with_position_columns, [rule])
         sums = pos.group_by("holder_id").agg(**rule.holder_sums())
         book_frame = book_frame.join(sums, on="holder_id", how="left").fill_null(0.0)
+    # the decisions a rule remembers, taken on this book as a round takes them
+    book_frame = with_memory(book_frame, {"m": mandate}).with_columns(**rule.memory())
     checked = 0
     for level in rule.convex_levels:
         rows = book_frame.select(

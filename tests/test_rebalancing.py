@@ -252,8 +252,60 @@ def test_min_cost_never_sells_a_long_through_zero() -> None:
         ({"weights": {"equity": 0.7, "govt_bond": 0.4}}, "more than 1"),
         ({"weights": {"equity": 1.2}}, "between 0 and 1"),
         ({"bands": {"cash": 0.02}}, "without a weight"),
+        ({"defer": 1.0}, "less than 1"),
+        ({"defer": -0.1}, "greater than or equal to 0"),
     ],
 )
 def test_bad_policy_is_rejected(spec: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         Mandate(name="m", rules=[SIXTY_FORTY | spec])
+
+
+@pytest.mark.parametrize("execution", EXECUTIONS)
+@pytest.mark.parametrize(
+    ("restore", "moved"),
+    [
+        # Equities 600 → 450, V = 850. Target: R = 0.6·850 = 510; half deferred, the decided
+        # level is L = R + ½(X − R) = 510 − 30 = 480 (buy 30); bonds 340 + ½·60 = 370 (sell 30).
+        ("target", 30.0),
+        # To the band edge, R = 0.55·850 = 467.5, L = 467.5 − ½·17.5 = 458.75 (buy 8.75); bonds
+        # 382.5 + 8.75 = 391.25 (sell 8.75).
+        ("edge", 8.75),
+    ],
+)
+def test_a_deferring_share_leaves_part_of_the_rebalance(
+    execution: str, restore: str, moved: float
+) -> None:
+    result = run_case(
+        [_asset("eq", "equity"), _asset("ust", "govt_bond")],
+        [{"holder_id": "h"}],
+        [("h", "eq", 6.0), ("h", "ust", 4.0)],
+        [SIXTY_FORTY | {"restore": restore, "defer": 0.5}],
+        _equity_falls(-0.25),
+        execution,
+    )
+    assert _traded(result) == pytest.approx({"eq": moved, "ust": -moved}, rel=1e-6)
+    h = holder(result)
+    assert h["status"] == "forced" and h["compliant"]
+
+
+@pytest.mark.parametrize("execution", EXECUTIONS)
+def test_a_decision_that_stays_outside_the_band_holds_across_rounds(execution: str) -> None:
+    # Equities 600 → 300, V = 700, R = 420; 80% deferred: L = 420 − 0.8·120 = 324, below the
+    # band's 0.55·700 = 385 — buy 24, bonds 280 + 96 = 376 (sell 24). The holder's own trades
+    # move prices (impact), so later rounds see it still outside its band: the decision holds
+    # (the kept band reaches L), so it does not go on rebalancing round after round, and it
+    # is compliant with what it decided.
+    result = run_case(
+        [_asset("eq", "equity") | {"adv": 100.0}, _asset("ust", "govt_bond") | {"adv": 100.0}],
+        [{"holder_id": "h"}],
+        [("h", "eq", 6.0), ("h", "ust", 4.0)],
+        [SIXTY_FORTY | {"defer": 0.8}],
+        _equity_falls(-0.5),
+        execution,
+        impact={"models": [{"model": "linear", "coefficient": 1e-3, "per": "value"}]},
+    )
+    t = result.trades
+    assert t.height == 2  # one decision, one round of trades
+    assert t["trade_value"].abs().to_list() == pytest.approx([24.0, 24.0], rel=1e-6)
+    assert holder(result)["compliant"]

@@ -16,7 +16,7 @@ from estimator.cascade.pacing import EMPTY_DONE
 from estimator.cascade.result import DAY
 from estimator.moves import GROWN, hit
 from estimator.rounds import COMMITTED
-from rules import LATCHING_KINDS, Book
+from rules import LATCHING_KINDS, Book, RuleColumns
 
 
 def books(state: State, setting: Setting) -> pl.DataFrame:
@@ -41,7 +41,8 @@ def books(state: State, setting: Setting) -> pl.DataFrame:
 
 def dawn(state: State, setting: Setting, day: int) -> State:
     """Start ``day``: the path's moves of the day, if any, at the open; the volatility
-    estimates take the day's return (and the watched assets' are logged); index changes
+    estimates take the day's return (and the watched assets' are logged); the rules' memory
+    is kept only where a paced trade they started goes on (:func:`_forget`); index changes
     effective today are traded today."""
     if day in setting.moves:
         state = _open(state, setting.moves[day])
@@ -57,12 +58,32 @@ def dawn(state: State, setting: Setting, day: int) -> State:
         pl.col(f"{c}@").alias(c) if setting.index_days[c] == day else pl.lit(0.0).alias(c)
         for c in setting.index_moves
     )
+    if day > 0:
+        state = _forget(state, day)
     pacing = replace(state.pacing, done_today=EMPTY_DONE)
     log = state.log
     if setting.estimators and setting.watched is not None:  # the estimates the day trades on
         seen = realised.readings(market, setting.estimators, setting.watched)
         log = log.add(estimates=seen.select(pl.lit(day, pl.Int32).alias(DAY), pl.all()))
     return replace(state, market=market, pacing=pacing, log=log).tick(day=day, day_first=0.0)
+
+
+def _forget(state: State, day: int) -> State:
+    """The rules' memory (:meth:`rules.RuleBase.memory`) at the open of ``day``: kept for the
+    holders on whom a paced trade the rule started is still under way, forgotten (null) for
+    the others."""
+    memo = [c for c in state.holders.columns if c.endswith(RuleColumns.MEMO)]
+    if not memo:
+        return state
+    under_way = state.pacing.schedule.filter(pl.col("deadline") >= day)
+    kinds = under_way.select("holder_id", kind=pl.col("rules").str.split(";")).explode("kind")
+    forgotten = []
+    for column in memo:
+        kind = column.split(".", 1)[0]
+        going = kinds.filter(pl.col("kind") == kind)["holder_id"].implode()
+        kept = pl.col("holder_id").is_in(going)
+        forgotten.append(pl.when(kept).then(pl.col(column)).otherwise(None).alias(column))
+    return replace(state, holders=state.holders.with_columns(forgotten))
 
 
 def _open(state: State, move: pl.DataFrame) -> State:

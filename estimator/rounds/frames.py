@@ -55,8 +55,16 @@ def open_round(
     )
     pos = pos.with_row_index(ROW)
     pattern = bk.Pattern(pos)  # the same rows before and after the trades
-    holders = bk.with_defaults(holders)
+    holders = with_memory(bk.with_defaults(holders), mandates)
     return Opened(pos, pattern, bk.holder_book(pos, holders, assets, pattern), holders)
+
+
+def with_memory(holders: pl.DataFrame, mandates: dict[str, Mandate]) -> pl.DataFrame:
+    """``holders`` with every rule's memory column (:meth:`rules.RuleBase.memory`), null
+    where none is remembered yet."""
+    names = sorted({k for m in mandates.values() for r in m.rules for k in r.memory()})
+    missing = [k for k in names if k not in holders.columns]
+    return holders.with_columns(pl.lit(None, pl.Float64).alias(k) for k in missing)
 
 
 def position_rules(mandate: Mandate) -> list[PositionRule]:
@@ -140,10 +148,14 @@ def rule_frames(
 
 def annotate(book_m: pl.DataFrame, mandate: Mandate) -> pl.DataFrame:
     """Columns fixed at the start of the round: the balance sheet and every rule's metric before
-    (``*_before``), the scale of tolerances, and the position rules' trigger flags — on a day
+    (``*_before``), the scale of tolerances, and the position rules' trigger flags, after the
+    rules' memory is set for the round (:meth:`rules.RuleBase.memory`) — on a day
     clock, a position rule whose paced trade is under way (:meth:`rules.Book.committed_by`)
     goes on to its restore level."""
     solvent = pl.col(Book.EQUITY) > 0
+    memory = {k: v for r in mandate.rules for k, v in r.memory().items()}
+    if memory:  # the decisions the rules read this round
+        book_m = book_m.with_columns(**memory)
     return book_m.with_columns(
         *[pl.col(c).alias(f"{c}_before") for c in BEFORE],
         **{SCALE_BEFORE: pl.max_horizontal(book_scale(), 1e-9)},
@@ -167,7 +179,7 @@ def fixed_columns(annotated: pl.DataFrame) -> list[str]:
     return [
         c
         for c in annotated.columns
-        if c.endswith(("_before", RuleColumns.FLAGS[0], *RuleColumns.CURES))
+        if c.endswith(("_before", RuleColumns.FLAGS[0], *RuleColumns.CURES, RuleColumns.MEMO))
         or c == SCALE_BEFORE
         or c in cures
     ]

@@ -11,7 +11,7 @@ from estimator.mandates import Mandate
 from estimator.rounds.contract import ROW, MandateRound
 from estimator.rounds.decide import cure_positions, decide
 from estimator.rounds.frames import fixed_columns, position_rules, rule_frames
-from rules import Book, Level
+from rules import Book, Level, RuleColumns
 
 
 def pro_rata(
@@ -90,7 +90,9 @@ def allocate(
             .drop("_out")
         )
         pos_m = pos_m.drop("_trade")
-        book_m = _remark(pos_m, holders_m, mandate, assets).join(fixed, on="holder_id")
+        remarked = _remark(pos_m, holders_m, mandate, assets)
+        memo = [c for c in remarked.columns if c.endswith(RuleColumns.MEMO)]  # the round's own
+        book_m = remarked.drop(memo).join(fixed, on="holder_id")
     cash = (
         moved[0] if len(moved) == 1 else pl.concat(moved).group_by("holder_id").agg(pl.sum("_out"))
     )

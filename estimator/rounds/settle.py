@@ -105,10 +105,13 @@ def settle(
             "bought": pattern.sums(flows["bought"]),
         }
     )
+    memo = [c for c in holders.columns if c.endswith(RuleColumns.MEMO)]  # as the round set it
     holders_after = (  # cures drawn are used up: a later round cannot draw them again
-        holders.drop(Book.CASH, Book.OTHER_DEBT)
+        holders.drop(Book.CASH, Book.OTHER_DEBT, *memo)
         .join(
-            decisions.select("holder_id", Book.CASH, Book.OTHER_DEBT, *CURE_COLUMNS.values()),
+            decisions.select(
+                "holder_id", Book.CASH, Book.OTHER_DEBT, *CURE_COLUMNS.values(), *memo
+            ),
             on="holder_id",
         )
         .join(moved.select("holder_id", "cash_out"), on="holder_id", how="left")
