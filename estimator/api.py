@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from estimator import glt
+from estimator import glt, risk
 from estimator.cascade import DAY, ROUND, CascadeResult, cascade
 from estimator.equilibrium import Equilibrium, conditions, equilibrium
 from estimator.errors import EquilibriumError, InputWarnings, Problem
@@ -84,7 +84,7 @@ def run(
 
     t = time.perf_counter()
     with ProblemCache(
-        k=sum(c.startswith("risk_g") for c in shocked.columns),
+        k=len(risk.factor_columns(shocked)),
         solver=solver,
         workers=workers,
         scheduler=scheduler,
@@ -123,6 +123,8 @@ def run(
                 last_path_day=len(dated.days) - 1 if dated else 0,
                 estimators=ready.estimators,
                 estimates=ready.estimates,
+                factors=market.factors,
+                factor_estimates=ready.factor_estimates,
                 day_dates=_day_dates(dated, spec),
             )
             result = _cascade_round(chain, cache.compiled, days=spec.days is not None)

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 from scipy import sparse
 
-from estimator import keys, risk
+from estimator import factor_vol, keys, risk
 from estimator.errors import RunError
 from rules import LATCHING_KINDS, STATE_COLUMNS, Book
 from rules.estimators import scale_column
@@ -36,7 +36,32 @@ def model_columns(assets: pl.DataFrame) -> list[str]:
         risk.SPECIFIC,
         *risk.factor_columns(assets),
         *(scale_column(k) for k in estimate_keys(assets)),
+        *(
+            f"{c}@{k}"
+            for k in factor_vol.estimate_keys(assets)
+            for c in [*risk.factor_columns(assets), risk.SPECIFIC]
+        ),
     ]
+
+
+def estimated_row(frame: pl.DataFrame, column: str, key: str) -> pl.Expr:
+    """An asset's risk-model row ``column`` (a factor row or ``specific_vol``) under the
+    estimate ``key``: the model's times the asset's scale ``σ̂_i/σ_i``, or for a factor-level
+    estimate its own rows (:func:`estimator.factor_vol.rows`)."""
+    own = f"{column}@{key}"
+    if own in frame.columns:
+        return pl.col(own)
+    return pl.col(column) * pl.col(scale_column(key))
+
+
+def _scaled(pos: pl.DataFrame, column: str, key: str) -> pl.Expr:
+    """``x·row`` of a position under the estimate ``key`` (:func:`estimated_row`), in the
+    order the asset scales have always been applied: ``(x·row)·scale``."""
+    if f"{column}@{key}" in pos.columns:
+        return _X * pl.col(f"{column}@{key}")
+    if column == risk.SPECIFIC:
+        return pl.col(column) * _X * pl.col(scale_column(key))
+    return _X * pl.col(column) * pl.col(scale_column(key))
 
 
 def estimate_keys(frame: pl.DataFrame) -> list[str]:
@@ -134,14 +159,12 @@ def _rows_sums(pos: pl.DataFrame, gcols: list[str]) -> pl.DataFrame:
         ((pl.col(risk.SPECIFIC) * _X) ** 2).sum().alias("_specific_var"),
         *[(_X * pl.col(g)).sum().alias(f"_fe_{g}") for g in gcols],
         *[
-            (_X * pl.col(g) * pl.col(scale_column(k))).sum().alias(f"_fe_{g}@{k}")
+            _scaled(pos, g, k).sum().alias(f"_fe_{g}@{k}")
             for k in estimate_keys(pos)
             for g in gcols
         ],
         *[
-            ((pl.col(risk.SPECIFIC) * _X * pl.col(scale_column(k))) ** 2)
-            .sum()
-            .alias(f"_specific_var@{k}")
+            (_scaled(pos, risk.SPECIFIC, k) ** 2).sum().alias(f"_specific_var@{k}")
             for k in estimate_keys(pos)
         ],
     )
@@ -237,9 +260,8 @@ def _sparse_sums(
     }
     estimates = estimate_keys(assets)  # the factor rows rescaled to each estimate's vols
     for k in estimates:
-        scale = pl.col(scale_column(k))
-        vectors |= {f"{g}@{k}": pl.col(g) * scale for g in gcols}
-        vectors[f"s2@{k}"] = (pl.col(risk.SPECIFIC) * scale) ** 2
+        vectors |= {f"{g}@{k}": estimated_row(assets, g, k) for g in gcols}
+        vectors[f"s2@{k}"] = estimated_row(assets, risk.SPECIFIC, k) ** 2
     scaled = [f"{g}@{k}" for k in estimates for g in gcols]
     at = per_asset(assets, **vectors)  # row i: the asset with code i
     col = {name: at[:, j] for j, name in enumerate(vectors)}

@@ -223,6 +223,8 @@ class Prepared:
     #: 0's return (:mod:`estimator.realised`; ``shocked`` carries their scales).
     estimators: dict[str, realised.Estimate] = field(default_factory=dict)
     estimates: pl.DataFrame | None = None
+    #: The factor-level estimators' state per factor after day 0 (None without them).
+    factor_estimates: pl.DataFrame | None = None
     #: The day each index's changes trade (:attr:`Scenario.index_days`, dated ones resolved).
     index_days: dict[str, int] = field(default_factory=dict)
 
@@ -242,15 +244,17 @@ def prepare_run(
         moved = [*spec.shocks, *dated.shocks.get(0, [])]  # day 0's moves join the shocks
         changes = spec.dated_changes()  # dated index changes on their trading day
         opening = spec.model_copy(update={"shocks": moved, "index_changes": changes})
-    wanted, before = {}, None  # an estimate needs days: one-shot, rules read the risk model
+    wanted, before, factors = {}, None, None  # estimates need days: one-shot, the risk model
     if dated is not None:
         wanted = realised.estimators(r for m in market.mandates.values() for r in m.rules)
         history = history_returns(market.assets, dated.history)
         if wanted:
             levels = starting_vols(market.assets, dated.starting_vol)
             before = realised.warmed(market.assets, wanted, history, levels)
+            factors = realised.warmed_factors(market.assets, wanted, market.factors, history)
             if not (history.is_empty() and levels.is_empty()):  # the days before are known:
-                market = sized_to_estimates(market, wanted, before)  # funds start sized to them
+                # funds start sized to them
+                market = sized_to_estimates(market, wanted, before, factors)
     shocked, holders = prepare(opening, market, label, warnings)
     moves, holder_moves = {}, {}
     if dated is not None:
@@ -259,7 +263,7 @@ def prepare_run(
         holder_moves = day_holder_moves(market.holders, spec.path, dated, label, warnings)
         if 0 in holder_moves:  # day 0's join the scenario's holder shocks
             holders = hit(holders, holder_moves.pop(0))
-    shocked, estimates = realised.opening(shocked, wanted, before)
+    shocked, estimates, factors = realised.opening(shocked, wanted, before, market.factors, factors)
     return Prepared(
         shocked,
         holders,
@@ -269,6 +273,7 @@ def prepare_run(
         holder_moves,
         wanted,
         estimates,
+        factors,
         opening.index_days,
     )
 

@@ -91,6 +91,9 @@ class Market:
     as_of: str | None = None  # the month its holdings describe (a census vintage)
     sources: dict[str, str] = field(default_factory=dict)  # label → sha256
     warnings: InputWarnings = field(default_factory=InputWarnings)
+    #: The risk model's factors, where it is a factor model: what estimates of realised factor
+    #: volatility rescale (:mod:`estimator.factor_vol`).
+    factors: risk.FactorModel | None = None
 
     @cached_property
     def coded(self) -> tuple[keys.Keys, pl.DataFrame]:
@@ -113,13 +116,13 @@ def sha256(path: Path) -> str:
 
 def _risk_rows(
     files: RiskModelFiles | None, root: Path, warnings: InputWarnings
-) -> tuple[pl.DataFrame | None, dict[str, Path]]:
+) -> tuple[pl.DataFrame | None, risk.FactorModel | None, dict[str, Path]]:
     if files is None:  # build_market treats the assets as uncorrelated, and says so
-        return None, {}
+        return None, None, {}
     if files.covariance is not None:
         path = root / files.covariance
         cov = load_covariance(path, str(path), warnings)
-        return risk.from_covariance(cov, str(path)), {"covariance": path}
+        return risk.from_covariance(cov, str(path)), None, {"covariance": path}
     assert files.factor_loadings and files.factor_covariance and files.specific_risk
     paths = {
         "factor_loadings": root / files.factor_loadings,
@@ -134,7 +137,8 @@ def _risk_rows(
         str(paths["factor_covariance"]),
         str(paths["specific_risk"]),
     )
-    return risk.from_factor_model(loadings, fcov, spec, labels), paths
+    model = risk.factor_model(loadings, fcov, spec, labels)
+    return risk.model_rows(model), model, paths
 
 
 def load_market(path: str | Path) -> Market:
@@ -164,7 +168,7 @@ def load_market(path: str | Path) -> Market:
             problems.extend(exc.problems)
     if problems:
         raise InputError(problems)
-    risk_rows, risk_paths = _risk_rows(spec.risk_model, root, warnings)
+    risk_rows, factors, risk_paths = _risk_rows(spec.risk_model, root, warnings)
     mandates = load_mandates((root / spec.mandates).resolve())
     market = build_market(
         frames["assets"],
@@ -176,6 +180,7 @@ def load_market(path: str | Path) -> Market:
         labels={k: str(v) for k, v in files.items()},
         warnings=warnings,
     )
+    market.factors = factors
     market.name = spec.name
     market.base_currency = spec.base_currency
     market.as_of = spec.as_of
@@ -191,12 +196,17 @@ def build_market(
     mandates: dict[str, Mandate],
     *,
     risk_rows: pl.DataFrame | None = None,
+    factors: risk.FactorModel | None = None,
     index_weights: TableSource | None = None,
     labels: dict[str, str] | None = None,
     warnings: InputWarnings | None = None,
 ) -> Market:
     """Check tables against each other (ids, mandates, indices, risk model) and join the risk
-    rows. ``index_weights``: index_id, asset_id, weight (see :mod:`estimator.indices`)."""
+    rows — ``risk_rows``, or those of a factor model given in parts (``factors``:
+    :func:`estimator.risk.factor_model`). ``index_weights``: index_id, asset_id, weight (see
+    :mod:`estimator.indices`)."""
+    if factors is not None and risk_rows is None:
+        risk_rows = risk.model_rows(factors)
     labels = {
         "assets": "assets",
         "holders": "holders",
@@ -260,6 +270,7 @@ def build_market(
         mandates=mandates,
         index_weights=weights.drop(contracts.LINE).sort("index_id", "asset_id"),
         warnings=warnings,
+        factors=factors,
     )
 
 

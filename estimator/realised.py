@@ -14,16 +14,24 @@ move from the price at the last update to the price at the day's open (the day b
 and its overnight decay, and the day's path move).
 After each update every estimate ``σ̂_i`` gives the asset's scale ``σ̂_i/σ_i``
 (``vol_scale@{key}``; 0 where the model's ``σ_i`` is 0), from which the book sums each
-estimate's portfolio volatility (:func:`estimator.book.holder_book`).
+estimate's portfolio volatility (:func:`estimator.book.holder_book`). A factor-level estimate
+(``level = "factor"``) runs the same recursions on one row per factor of the market's factor
+model, on the factor returns fitted to the assets' each day, and gives each asset its own
+rescaled risk rows instead of a scale (:mod:`estimator.factor_vol`; :func:`warmed_factors`,
+:func:`advance`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import numpy as np
 import polars as pl
 
+from estimator import factor_vol
+from estimator.errors import InputError, Problem
 from estimator.mandates import Mandate
+from estimator.risk import FactorModel
 from rules import RuleBase
 from rules.estimators import EstimatedRisk, Ewma, Lookback, MaxOf, scale_column
 
@@ -42,6 +50,12 @@ def estimators(rules: Iterable[RuleBase]) -> dict[str, Estimate]:
         if isinstance(rule, EstimatedRisk) and rule.estimator is not None:
             out[rule.estimator.key] = rule.estimator
     return dict(sorted(out.items()))
+
+
+def split(wanted: Mapping[str, Estimate]) -> tuple[dict[str, Estimate], dict[str, Estimate]]:
+    """The estimates of assets' volatilities and those of factors' (``level``)."""
+    assets = {k: e for k, e in wanted.items() if e.level == "asset"}
+    return assets, {k: e for k, e in wanted.items() if e.level == "factor"}
 
 
 def start(assets: pl.DataFrame, wanted: Mapping[str, Estimate]) -> pl.DataFrame:
@@ -97,6 +111,7 @@ def warmed(
     assets' ``vol``, or ``starting``'s ``vol_start`` for the assets it gives, :func:`start`)
     and, where ``history`` is given, warmed by it (:func:`warm`) — computed once per run, read
     by the sizing of the funds (:mod:`estimator.warmup`) and by :func:`opening`."""
+    wanted = split(wanted)[0]
     sigma = pl.col("vol")
     if starting is not None and not starting.is_empty():
         assets = assets.join(starting, on="asset_id", how="left", maintain_order="left")
@@ -107,22 +122,91 @@ def warmed(
     return begun.select("asset_id", *(c for c in state_columns(begun) if c != REFERENCE))
 
 
-def opening(
-    shocked: pl.DataFrame, wanted: Mapping[str, Estimate], before: pl.DataFrame | None = None
-) -> tuple[pl.DataFrame, pl.DataFrame | None]:
-    """The shocked assets with each estimate's scale after day 0's return, from the state
-    ``before`` the scenario (:func:`warmed`; by default started at ``σ₀``), and the estimators'
-    state per asset (None without estimators)."""
+def warmed_factors(
+    assets: pl.DataFrame,
+    wanted: Mapping[str, Estimate],
+    model: FactorModel | None,
+    history: pl.DataFrame | None,
+) -> pl.DataFrame | None:
+    """The factors' state before the scenario (one row per factor, :func:`factor_vol.frame`):
+    started at each factor's ``σ_k`` and, where ``history`` is given, warmed by the factor
+    returns fitted day by day to the returns of the assets it covers (None without
+    factor-level estimates)."""
+    wanted = split(wanted)[1]
     if not wanted:
-        return shocked, None
+        return None
+    if model is None:
+        why = "a volatility estimator at level 'factor' needs a market with a factor model"
+        raise InputError([Problem("mandates", why, field="estimator")])
+    state = start(factor_vol.frame(model), wanted)
+    if history is None or history.is_empty():
+        return state
+    covered = assets.select("asset_id").join(history, on="asset_id", how="inner")
+    for k in range(int(covered[RETURNS].list.len().max() or 0)):
+        f, known = factor_vol.returns(covered, model, pl.col(RETURNS).list.get(k, null_on_oob=True))
+        state = update(state, wanted, factor_vol.squared(model, f, known))
+    return state
+
+
+def opening(
+    shocked: pl.DataFrame,
+    wanted: Mapping[str, Estimate],
+    before: pl.DataFrame | None = None,
+    model: FactorModel | None = None,
+    factors_before: pl.DataFrame | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame | None, pl.DataFrame | None]:
+    """The shocked assets with each estimate's scale (and a factor estimate's risk rows)
+    after day 0's return, from the state ``before`` the scenario (:func:`warmed`, and the
+    factors' :func:`warmed_factors`; by default started at ``σ₀``), the estimators' state per
+    asset and per factor (None without estimators)."""
+    if not wanted:
+        return shocked, None, None
+    mine, theirs = split(wanted)
     if before is None:
-        begun = start(shocked, wanted)
+        begun = start(shocked, mine)
     else:
         begun = shocked.join(before, on="asset_id", how="left", maintain_order="left")
         begun = begun.with_columns(pl.col("price_pre").alias(REFERENCE))
-    state = update(begun, wanted)
+    if theirs:
+        if factors_before is None:
+            factors_before = warmed_factors(shocked, theirs, model, None)
+        assert model is not None and factors_before is not None
+        begun, factors = _factor_day(begun, theirs, model, factors_before)
+    else:
+        factors = None
+    state = update(begun, mine)
     kept = state_columns(state)
-    return state.drop(kept), state.select("asset_id", *kept)
+    return state.drop(kept), state.select("asset_id", *kept), factors
+
+
+def advance(
+    market: pl.DataFrame,
+    wanted: Mapping[str, Estimate],
+    model: FactorModel | None,
+    factors: pl.DataFrame | None,
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """The market and the factors' state after a later day's return (the assets' through
+    :func:`update`, the factors' through the day's fitted factor returns)."""
+    mine, theirs = split(wanted)
+    if theirs:
+        assert model is not None and factors is not None
+        market, factors = _factor_day(market, theirs, model, factors)
+    return update(market, mine), factors
+
+
+def _factor_day(
+    market: pl.DataFrame, wanted: Mapping[str, Estimate], model: FactorModel, state: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The factors' state after the day's return ``P/P_ref − 1`` of the assets of
+    ``market``, and ``market`` with the estimates' risk rows (:func:`factor_vol.rows`)."""
+    f, known = factor_vol.returns(market, model, pl.col("price") / pl.col(REFERENCE) - 1)
+    state = update(state, wanted, factor_vol.squared(model, f, known))
+    return factor_vol.rows(market, model, factor_scales(state, wanted)), state
+
+
+def factor_scales(state: pl.DataFrame, wanted: Mapping[str, Estimate]) -> dict[str, np.ndarray]:
+    """Per factor estimate, ``d_k = σ̂_k/σ_k`` in the factors' order."""
+    return {k: state[scale_column(k)].to_numpy() for k in wanted}
 
 
 def update(
@@ -233,14 +317,18 @@ __all__ = [
     "READINGS",
     "RETURNS",
     "YEAR",
+    "advance",
     "estimators",
+    "factor_scales",
     "opening",
     "readings",
+    "split",
     "start",
     "state_columns",
     "update",
     "warm",
     "warmed",
+    "warmed_factors",
     "watched",
     "with_scales",
 ]

@@ -8,6 +8,8 @@ ex-ante volatility is then ``σ(x) = √(‖Gᵀx‖² + ‖s∘x‖²)`` — no
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import polars as pl
 
@@ -58,13 +60,40 @@ def _square(frame: pl.DataFrame, row: str, col: str, names: list[str], label: st
     return mat
 
 
-def from_factor_model(
+@dataclass(frozen=True)
+class FactorModel:
+    """A factor model ``Σ = B Ω Bᵀ + diag(s²)`` in parts, as the realised-volatility estimates
+    rescale it (:mod:`estimator.factor_vol`): ``names`` the factors (sorted), ``loadings``
+    (``asset_id`` and one column B_·k per factor, in ``names`` order, 0 where not loaded),
+    ``root`` L with ``L Lᵀ = Ω`` (rows in ``names`` order), ``specific`` (``asset_id``,
+    ``specific_vol``). The model's rows are ``G = B L`` (:func:`from_factor_model`)."""
+
+    names: tuple[str, ...]
+    loadings: pl.DataFrame
+    root: np.ndarray
+    specific: pl.DataFrame
+
+    @property
+    def vol(self) -> np.ndarray:
+        """σ_k = √Ω_kk, each factor's volatility."""
+        return np.sqrt(np.einsum("kj,kj->k", self.root, self.root))
+
+    def loading_columns(self) -> list[str]:
+        return [loading_column(k) for k in range(len(self.names))]
+
+
+def loading_column(k: int) -> str:
+    return f"risk_b{k}"
+
+
+def factor_model(
     loadings: pl.DataFrame,
     factor_cov: pl.DataFrame,
     specific: pl.DataFrame,
     labels: tuple[str, str, str] = ("factor_loadings", "factor_covariance", "specific_risk"),
-) -> pl.DataFrame:
-    """Per-asset rows ``asset_id, risk_g0…, specific_vol`` of a factor model."""
+) -> FactorModel:
+    """The :class:`FactorModel` of long tables (asset_id, factor, loading), (factor_i,
+    factor_j, covariance) and (asset_id, specific_vol)."""
     factors = sorted(set(factor_cov["factor_i"]) | set(factor_cov["factor_j"]))
     unknown = sorted(set(loadings["factor"]) - set(factors))
     if unknown:
@@ -78,14 +107,36 @@ def from_factor_model(
         .sort("asset_id")
     )
     B = wide.select(
-        [pl.col(f).fill_null(0.0) if f in wide.columns else pl.lit(0.0).alias(f) for f in factors]
+        "asset_id",
+        *(
+            (pl.col(f).fill_null(0.0) if f in wide.columns else pl.lit(0.0)).alias(
+                loading_column(k)
+            )
+            for k, f in enumerate(factors)
+        ),
     )
-    G = B.to_numpy() @ root
+    spec = wide.select("asset_id").join(
+        specific.select("asset_id", SPECIFIC), on="asset_id", how="left"
+    )
+    return FactorModel(tuple(factors), B, root, spec.with_columns(pl.col(SPECIFIC).fill_null(0.0)))
+
+
+def from_factor_model(
+    loadings: pl.DataFrame,
+    factor_cov: pl.DataFrame,
+    specific: pl.DataFrame,
+    labels: tuple[str, str, str] = ("factor_loadings", "factor_covariance", "specific_risk"),
+) -> pl.DataFrame:
+    """Per-asset rows ``asset_id, risk_g0…, specific_vol`` of a factor model."""
+    return model_rows(factor_model(loadings, factor_cov, specific, labels))
+
+
+def model_rows(model: FactorModel) -> pl.DataFrame:
+    """Per-asset rows ``asset_id, risk_g0…, specific_vol``: ``G = B L``."""
+    G = model.loadings.select(model.loading_columns()).to_numpy() @ model.root
     rows = pl.DataFrame({factor_column(j): G[:, j] for j in range(G.shape[1])})
-    out = pl.concat([wide.select("asset_id"), rows], how="horizontal")
-    return out.join(specific.select("asset_id", SPECIFIC), on="asset_id", how="left").with_columns(
-        pl.col(SPECIFIC).fill_null(0.0)
-    )
+    out = pl.concat([model.loadings.select("asset_id"), rows], how="horizontal")
+    return out.join(model.specific, on="asset_id", how="left")
 
 
 def from_covariance(cov: pl.DataFrame, label: str = "covariance") -> pl.DataFrame:
@@ -106,7 +157,8 @@ def diagonal(assets: pl.DataFrame) -> pl.DataFrame:
 
 
 def factor_columns(frame: pl.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c.startswith("risk_g")]
+    """The model's risk rows ``risk_g{j}`` (not an estimate's own, ``risk_g{j}@{key}``)."""
+    return [c for c in frame.columns if c.startswith("risk_g") and "@" not in c]
 
 
 def model_vol(frame: pl.DataFrame) -> pl.Expr:

@@ -23,23 +23,32 @@ from collections.abc import Mapping
 import polars as pl
 
 from estimator import book as bk
-from estimator import realised
+from estimator import factor_vol, realised
 from estimator.market import Market
 from rules import Book, VolTarget
 from rules.estimators import risk_column
 
 
 def sized_to_estimates(
-    market: Market, wanted: Mapping[str, realised.Estimate], before: pl.DataFrame
+    market: Market,
+    wanted: Mapping[str, realised.Estimate],
+    before: pl.DataFrame,
+    factors: pl.DataFrame | None = None,
 ) -> Market:
     """``market`` with every estimating vol-target holder's book scaled by ``f`` (above),
     its estimators' state ``before`` the scenario (:func:`estimator.realised.warmed`, on a
-    path's history)."""
+    path's history; ``factors``: the factor-level estimators',
+    :func:`estimator.realised.warmed_factors`)."""
     sizing = _sizing(market)
     if sizing.is_empty():
         return market
     state = market.assets.join(before, on="asset_id", how="left", maintain_order="left")
-    state = realised.with_scales(state, wanted)
+    mine, theirs = realised.split(wanted)
+    state = realised.with_scales(state, mine)
+    if theirs:
+        assert market.factors is not None and factors is not None
+        scales = realised.factor_scales(factors, theirs)
+        state = factor_vol.rows(state, market.factors, scales)
     book = bk.holder_book(bk.position_frame(market.positions, state), market.holders)
     estimated = pl.coalesce(
         *(

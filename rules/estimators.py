@@ -15,7 +15,9 @@ estimate's starting level: a window of returns of that size, ``r² = σ₀²/252
 
 The portfolio's estimate is the risk model's with each asset's rows rescaled to its estimate,
 ``σ̂(x) = √(xᵀ S Σ S x)`` with ``S = diag(σ̂_i/σ_i)``: realised volatilities, the model's
-correlations.
+correlations. At ``level = "factor"`` the estimates are of a factor model's factors, from
+their fitted daily returns, and the model is rescaled factor by factor,
+``Σ̂ = B D Ω D Bᵀ + diag(s²)`` with ``D = diag(σ̂_k/σ_k)`` (:mod:`estimator.factor_vol`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ class _Estimator(BaseModel):
     lag_days: int = Field(
         0, ge=0, le=60, description="L: the rule reads the estimate of L trading days before"
     )
+    level: Literal["asset", "factor"] = Field(
+        "asset",
+        description="what is estimated: each asset's volatility, or each factor's of the "
+        "market's factor model (estimator/factor_vol.py)",
+    )
 
     @property
     def key(self) -> str:
@@ -45,7 +52,8 @@ class _Estimator(BaseModel):
         raise NotImplementedError
 
     def _lagged(self, key: str) -> str:
-        return f"{key}-lag{self.lag_days}" if self.lag_days else key
+        key = f"{key}-lag{self.lag_days}" if self.lag_days else key
+        return f"factor:{key}" if self.level == "factor" else key
 
     @property
     def windows(self) -> tuple[int, ...]:
@@ -92,6 +100,8 @@ class MaxOf(_Estimator):
     def _no_lag_inside(self) -> Self:
         if any(e.lag_days for e in self.of):
             raise ValueError("give lag_days on the max, not on the estimates inside it")
+        if any(e.level != "asset" for e in self.of):
+            raise ValueError("give level on the max, not on the estimates inside it")
         return self
 
     @property

@@ -47,6 +47,7 @@ from estimator.cascade.result import DAY, ROUND, CascadeResult, decoded
 from estimator.days import Days
 from estimator.impact import Impact
 from estimator.mandates import Execution, Mandate
+from estimator.risk import FactorModel
 from estimator.rounds import evaluate_round
 from estimator.solve import ProblemCache
 from rules import Book
@@ -74,6 +75,8 @@ def cascade(
     last_path_day: int = 0,
     estimators: dict[str, realised.Estimate] | None = None,
     estimates: pl.DataFrame | None = None,
+    factors: FactorModel | None = None,
+    factor_estimates: pl.DataFrame | None = None,
     day_dates: list[dt.date] | None = None,
 ) -> CascadeResult:
     """Run rounds until no holder is forced (see the module docstring). ``assets`` are the
@@ -91,9 +94,11 @@ def cascade(
     (:func:`estimator.shocks.day_holder_moves`), applied at each day's open; the episode runs
     through ``last_path_day`` at least. ``estimators`` and ``estimates``: the volatility
     estimators the rules read and their state after day 0 (:mod:`estimator.realised`), updated
-    at each later day's open. ``day_dates``: on a dated path, the date of every day the
-    episode may reach and the next, from which each day's calendar flags are set (a month's
-    or a quarter's last trading day: :func:`calendar_flags`)."""
+    at each later day's open; ``factors`` and ``factor_estimates``: the market's factor model
+    and the factor-level estimators' state after day 0 (:mod:`estimator.factor_vol`).
+    ``day_dates``: on a dated path, the date of every day the episode may reach and the next,
+    from which each day's calendar flags are set (a month's or a quarter's last trading day:
+    :func:`calendar_flags`)."""
     if codes is None:  # the rounds work on integer keys throughout
         codes = keys.Keys.of(holders, assets)
         positions = codes.encode(positions)
@@ -120,10 +125,13 @@ def cascade(
         holder_moves={d: codes.encode(h) for d, h in (holder_moves or {}).items()},
         last_path_day=last_path_day,
         estimators=estimators or {},
+        factors=None if factors is None else _coded(factors, codes),
         calendar=calendar_flags(day_dates) if day_dates else {},
         watched=_watched(holders, positions, mandates) if estimators else None,
     )
-    state = ep.start(market, holders, positions, setting)
+    state = replace(
+        ep.start(market, holders, positions, setting), factor_estimates=factor_estimates
+    )
     max_rounds = max_rounds or impact.max_rounds
     for day in range(max(days.max_days, last_path_day + 1) if days else 1):
         state = day_start.dawn(state, setting, day)
@@ -157,6 +165,16 @@ def cascade(
     while coded:  # a round's rows share its round and day: sorted by holder, asset
         trades.append(codes.decode(coded.pop(0), [keys.HOLDER, keys.ASSET]))
     return decoded(ep.report(state, setting, trades), codes, done={"trades"})
+
+
+def _coded(factors: FactorModel, codes: keys.Keys) -> FactorModel:
+    """The factor model on the market's asset codes (assets the market lacks left out)."""
+    mine = pl.col("asset_id").is_in(codes.assets.implode())
+    return replace(
+        factors,
+        loadings=codes.encode(factors.loadings.filter(mine)),
+        specific=codes.encode(factors.specific.filter(mine)),
+    )
 
 
 def _watched(

@@ -49,7 +49,10 @@ def dawn(state: State, setting: Setting, day: int) -> State:
     if day in setting.holder_moves:
         state = _hit(state, setting.holder_moves[day])
     if day > 0 and setting.estimators:  # the day's return enters the estimates
-        state = replace(state, market=realised.update(state.market, setting.estimators))
+        market, factors = realised.advance(
+            state.market, setting.estimators, setting.factors, state.factor_estimates
+        )
+        state = replace(state, market=market, factor_estimates=factors)
     if day in setting.calendar:  # a dated day: is it a month's or a quarter's last?
         flags = setting.calendar[day]
         holders = state.holders.with_columns(pl.lit(v).alias(k) for k, v in flags.items())

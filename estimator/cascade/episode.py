@@ -28,6 +28,7 @@ from estimator.cascade.result import (
 )
 from estimator.days import Days
 from estimator.impact import Impact
+from estimator.risk import FactorModel
 from estimator.rounds import RoundResult
 from estimator.status import Status
 from rules import STATE_COLUMNS, Book, RuleColumns
@@ -66,8 +67,10 @@ class Setting:
     #: … its holder shocks by day (:func:`estimator.shocks.day_holder_moves`, coded).
     holder_moves: dict[int, pl.DataFrame] = field(default_factory=dict)
     last_path_day: int = 0
-    #: The volatility estimators the rules read, by key (:mod:`estimator.realised`).
+    #: The volatility estimators the rules read, by key (:mod:`estimator.realised`), and the
+    #: market's factor model, which factor-level ones rescale (:mod:`estimator.factor_vol`).
     estimators: dict[str, realised.Estimate] = field(default_factory=dict)
+    factors: FactorModel | None = None
     #: The assets whose estimates the reports follow day by day (:func:`realised.watched`).
     watched: pl.Series | None = None
     #: On a dated path, each day's calendar flags (:data:`rules.Book.MONTH_END`, …) by day.
@@ -122,6 +125,8 @@ class State:
     #: (holder_id, asset_id, episode_q[, round_q]): each holder's flow so far, in quantity.
     cumulative: pl.DataFrame
     pacing: Pacing = field(default_factory=Pacing)
+    #: The factor-level volatility estimators' state, one row per factor (None without them).
+    factor_estimates: pl.DataFrame | None = None
     previous: Push | None = None
     forced_before: pl.Series = field(
         default_factory=lambda: pl.Series("holder_id", [], dtype=keys.CODE)
