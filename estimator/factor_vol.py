@@ -16,9 +16,10 @@ their loadings, weighted by their specific variances (the model's own error vari
     f̂ = argmin_f Σ_i (r_i − B_i f)²/s̃_i²,   s̃_i = max(s_i, 10⁻⁴),
 
 over the assets the model loads (:func:`returns`). Where the returns are those of a factor
-model (``r = B f``) it is exact, whatever the weights. A factor no asset of the day loads
-(a history that covers only equities leaves rates and credit out) is not identified: its
-squared return that day is the calm ``σ_k²/252``. The estimators' recursions are the assets'
+model (``r = B f``) it is exact, whatever the weights. A factor the day's loadings do not pin
+down — loaded by no asset with a return (a history of equities only leaves rates and credit
+out), or only together with another — is not identified: its squared return that day is the
+calm ``σ_k²/252``. The estimators' recursions are the assets'
 (:mod:`estimator.realised`), run on one row per factor (:func:`frame`).
 """
 
@@ -62,15 +63,22 @@ def returns(market: pl.DataFrame, model: FactorModel, r: pl.Expr) -> tuple[np.nd
         .filter(pl.col("r").is_not_null() & pl.any_horizontal(pl.col(cols) != 0))
         .sort("asset_id")  # the fit's rows in one order, whatever the market's
     )
-    B = rows.select(cols).to_numpy()
-    identified = (np.abs(B) > 0).any(axis=0)
     if not rows.height:
-        return np.zeros(len(cols)), identified
+        return np.zeros(len(cols)), np.zeros(len(cols), dtype=bool)
     w = 1.0 / np.maximum(rows[SPECIFIC].fill_null(0.0).to_numpy(), MIN_SPECIFIC)
-    f = np.zeros(len(cols))
-    fit = np.linalg.lstsq(B[:, identified] * w[:, None], rows["r"].to_numpy() * w, rcond=None)
-    f[identified] = fit[0]
-    return f, identified
+    Bw = rows.select(cols).to_numpy() * w[:, None]
+    f = np.linalg.lstsq(Bw, rows["r"].to_numpy() * w, rcond=None)[0]
+    return f, _identified(Bw)
+
+
+def _identified(Bw: np.ndarray) -> np.ndarray:
+    """Whether each factor's return is pinned down by the day's (weighted) loadings: its unit
+    vector lies in their row space, so every least-squares fit gives it the same value (the
+    minimum-norm fit's is then exact). Two factors loaded only together are not."""
+    _, s, vt = np.linalg.svd(Bw, full_matrices=False)
+    rank = int((s > s.max(initial=0.0) * max(Bw.shape) * np.finfo(float).eps).sum())
+    basis = vt[:rank]
+    return np.abs(1.0 - (basis**2).sum(axis=0)) <= 1e-9
 
 
 def squared(model: FactorModel, f: np.ndarray, identified: np.ndarray) -> pl.Expr:

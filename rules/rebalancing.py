@@ -185,10 +185,16 @@ class RebalancingBand(PositionRule):
     def _rebalancing_day(self) -> pl.Expr:
         return pl.lit(True) if self.calendar == "breach" else pl.col(self._day) > 0
 
+    def _acting(self) -> pl.Expr:
+        """A rebalancing day, or a paced rebalance of the rule under way (a class that leaves
+        its band meanwhile is taken in, as without deferral)."""
+        return self._rebalancing_day() | (pl.col(Book.committed_by(self.kind)) > 0)
+
     def memory(self) -> dict[str, pl.Expr]:
         """With a deferring share d, each class's decision ``w_c`` (module docstring): taken
-        where the class is outside its kept band on a rebalancing day and no paced rebalance
-        of the rule holds it, ``w_c = (R_c + d·(X_c − R_c))/V``; kept otherwise."""
+        where the class is outside its kept band on a rebalancing day (or while a paced
+        rebalance goes on) and no paced rebalance holds a decision of its own,
+        ``w_c = (R_c + d·(X_c − R_c))/V``; kept otherwise."""
         if not self.defer:
             return {}
         V = TOTAL_ASSETS
@@ -196,7 +202,7 @@ class RebalancingBand(PositionRule):
         out = {}
         for c in self.classes:
             x, held = self._x(c), going & pl.col(self._memo(c)).is_not_null()
-            fresh = ~held & self._beyond_band(c) & self._rebalancing_day() & (V > 0)
+            fresh = ~held & self._beyond_band(c) & self._acting() & (V > 0)
             restore = self._band_restored(c)
             decided = (restore + self.defer * (x - restore)) / V
             out[self._memo(c)] = pl.when(fresh).then(decided).otherwise(pl.col(self._memo(c)))
@@ -219,7 +225,7 @@ class RebalancingBand(PositionRule):
         """Class ``c`` moves: outside its band, or on its way to target. With a deferring
         share: outside its kept band on a rebalancing day (a decision taken this round is), or
         off its decided level while a paced rebalance the rule started is under way; without a
-        decision (a book no round has annotated) as without deferral, on its calendar."""
+        decision (a book no round has annotated) outside its band while the rule acts."""
         if not self.defer:
             return self._beyond_band(c) | self._latched(c)
         going = pl.col(Book.committed_by(self.kind)) > 0
@@ -227,11 +233,10 @@ class RebalancingBand(PositionRule):
             off = (self._x(c) - self._level(c)).abs() > NOISE * book_scale()
         else:
             off = self._beyond_band(c)
-        day = self._rebalancing_day()
         return (
             pl.when(pl.col(self._memo(c)).is_null())
-            .then(self._beyond_band(c) & day)
-            .otherwise((going & off) | (self._beyond_band(c) & day))
+            .then(self._beyond_band(c) & self._acting())
+            .otherwise((going & off) | (self._beyond_band(c) & self._rebalancing_day()))
         )
 
     def _in_class(self, c: str) -> pl.Expr:

@@ -365,3 +365,45 @@ def test_a_paced_deferring_rebalance_goes_on_to_its_decided_level() -> None:
     bought = result.trades.filter(pl.col("asset_id") == "e")
     assert bought["trade_value"].to_list() == pytest.approx([120_000.0] * 20, rel=1e-9)
     assert (bought["date"].min(), bought["date"].max()) == (D(2020, 3, 31), D(2020, 4, 28))
+
+
+def test_a_class_that_leaves_its_band_during_a_paced_deferring_rebalance_is_taken_in() -> None:
+    """50/30/20 equities, government and corporate bonds (±5%) and 10 of cash, half of each
+    rebalance deferred, on a pension's 20-day pace. Equities −20% on Tuesday 31 March 2020,
+    the quarter's end: V = 100, equities 40% — out, the bonds at target; the purchase is paid
+    from cash. On Wednesday 1 April, no rebalancing day, corporate bonds halve while the
+    rebalance is under way: V = 90, 10 of corporates against 18 at target, outside their
+    4.5-wide band. The class is decided there and then, to 18 − ½·8 = 14: 4 of corporates
+    bought (×10⁶) from 1 April, and the holder ends compliant."""
+    rule = {
+        "kind": "rebalancing_band",
+        "weights": {"equity": 0.5, "govt_bond": 0.3, "corp_bond": 0.2},
+        "calendar": "quarter_end",
+        "defer": 0.5,
+    }
+    assets = asset_frame(
+        [
+            {"asset_id": "e", "price": 1.0},
+            {"asset_id": "g", "price": 1.0, "asset_class": "govt_bond", "duration": 7.0},
+            {"asset_id": "c", "price": 1.0, "asset_class": "corp_bond", "duration": 5.0},
+        ]
+    )
+    pos = pl.DataFrame(
+        {"holder_id": "p", "asset_id": ["e", "g", "c"], "quantity": [50e6, 30e6, 20e6]}
+    )
+    market = estimator.build_market(
+        assets,
+        holder_frame([{"holder_id": "p", "holder_type": "pension_fund", "cash": 10e6}]),
+        pos,
+        {"m": Mandate(name="m", rules=[rule])},
+    )
+    moves = [
+        {"date": "2020-03-31", "select": {"asset_ids": ["e"]}, "price_return": -0.2},
+        {"date": "2020-04-01", "select": {"asset_ids": ["c"]}, "price_return": -0.5},
+    ]
+    path = {"start": "2020-03-31", "end": "2020-05-29", "moves": moves}
+    result = estimator.run(Scenario(name="p", path=path), market)
+    corporates = result.trades.filter(pl.col("asset_id") == "c")
+    assert corporates["date"].min() == D(2020, 4, 1)
+    assert corporates["trade_value"].sum() == pytest.approx(4e6, rel=1e-9)
+    assert result.holders.row(0, named=True)["compliant"]

@@ -135,6 +135,18 @@ def test_moves_from_closes_by_hand() -> None:
     assert tool.Series.parse("DGS10:t:price_return:diff:-0.07").unit == -0.07
 
 
+def test_the_tool_tells_a_user_why_a_series_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    tool = _tool()
+    args = ["path_from_closes.py", "closes.csv", "--series", "VIX:t:vol_multiplier:diff"]
+    monkeypatch.setattr(sys, "argv", [*args, "--out", str(tmp_path / "out.csv")])
+    with pytest.raises(SystemExit) as stopped:
+        tool.main()
+    assert stopped.value.code == 2
+    assert "'diff' does not give vol_multiplier (it takes: ratio)" in capsys.readouterr().err
+
+
 def test_a_path_tool_never_writes_over_a_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

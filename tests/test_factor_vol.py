@@ -53,6 +53,9 @@ def test_the_fit_gives_back_the_factor_returns_and_leaves_unloaded_factors_calm(
     assert known.tolist() == [True, False]
     squared = pl.select(factor_vol.squared(MODEL, f, known)).to_series().to_list()
     assert squared == pytest.approx([0.01, 0.01 / 252], rel=1e-12)
+    # x3 alone loads a and b together: neither is pinned down, both calm
+    x3 = market.with_columns(r=pl.when(pl.col("asset_id") == "x3").then(pl.col("r")))
+    assert factor_vol.returns(x3, MODEL, pl.col("r"))[1].tolist() == [False, False]
 
 
 @given(
@@ -125,10 +128,14 @@ def fund(level: str, execution: str = "pro_rata") -> estimator.Market:
 
 
 def day_zero() -> Scenario:
-    """x1 −10%, x2 +2%, x3 −8% on Monday 2 March 2020: f = (−0.10, 0.02)."""
+    """x1 −10%, x2 +2%, x3 −8% on Monday 2 March 2020: f = (−0.10, 0.02); on Tuesday x2
+    −5% and x3 −5% (a flat, b −5%)."""
     moves = [
         {"date": "2020-03-02", "select": {"asset_ids": [a]}, "price_return": r}
         for a, r in (("x1", -0.10), ("x2", 0.02), ("x3", -0.08))
+    ] + [
+        {"date": "2020-03-03", "select": {"asset_ids": [a]}, "price_return": -0.05}
+        for a in ("x2", "x3")
     ]
     return Scenario(name="p", path={"start": "2020-03-02", "end": "2020-03-03", "moves": moves})
 
@@ -154,6 +161,11 @@ def test_a_fund_reads_the_factors_estimates(level: str, variance: float, executi
     assert vols is not None
     first = vols.filter((pl.col("day") == 0) & (pl.col("asset_id") == "x3"))
     assert first["vol_estimate"].item() == pytest.approx(math.sqrt(variance), rel=1e-12)
+    if level == "factor":  # Tuesday: a's variance decays, b's takes its −5%
+        a = 0.94 * 0.1888
+        b = 0.94 * 0.015448 + 0.06 * 252 * 0.0025
+        second = vols.filter((pl.col("day") == 1) & (pl.col("asset_id") == "x3"))
+        assert second["vol_estimate"].item() == pytest.approx(math.sqrt(a + b), rel=1e-9)
 
 
 def test_a_factor_estimate_needs_a_factor_model() -> None:

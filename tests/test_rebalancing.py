@@ -309,3 +309,20 @@ def test_a_decision_that_stays_outside_the_band_holds_across_rounds(execution: s
     assert t.height == 2  # one decision, one round of trades
     assert t["trade_value"].abs().to_list() == pytest.approx([24.0, 24.0], rel=1e-6)
     assert holder(result)["compliant"]
+
+
+def test_no_deferring_share_is_the_rule_without_one() -> None:
+    """``defer = 0`` takes none of the deferral's paths: the same trades and holder table,
+    to the last bit, as a rule without the field (the 60/40 of the first test)."""
+    runs = [
+        run_case(
+            [_asset("eq", "equity"), _asset("ust", "govt_bond")],
+            [{"holder_id": "h"}],
+            [("h", "eq", 6.0), ("h", "ust", 4.0)],
+            [SIXTY_FORTY | extra],
+            _equity_falls(-0.25),
+        )
+        for extra in ({}, {"defer": 0.0})
+    ]
+    assert runs[0].trades.equals(runs[1].trades)
+    assert runs[0].holders.equals(runs[1].holders)

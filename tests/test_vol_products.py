@@ -45,6 +45,7 @@ def product(
         (2.0, 0.96),  # a 2× long product (UVXY, TVIX) buys as much as an inverse one
         (2.0, -0.20),
         (-0.5, 0.30),  # SVXY after February 2018: −½×
+        (-0.5, -0.15),
     ],
 )
 def test_a_product_trades_l_squared_minus_l_times_r_times_nav(leverage: float, r: float) -> None:

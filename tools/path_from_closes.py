@@ -45,6 +45,10 @@ SUITED = {
 }
 
 
+class SeriesError(argparse.ArgumentTypeError, ValueError):
+    """A ``--series`` that cannot be read: argparse shows its message as it is."""
+
+
 @dataclass(frozen=True)
 class Series:
     """What one series of closes moves: ``target``'s ``field``, by ``how`` times ``unit``."""
@@ -59,14 +63,14 @@ class Series:
     def parse(cls, text: str) -> Series:
         parts = text.split(":")
         if len(parts) not in (4, 5) or parts[2] not in FIELDS or parts[3] not in HOWS:
-            raise ValueError(
+            raise SeriesError(
                 f"expected SERIES:TARGET:FIELD:HOW[:UNIT] with FIELD in {FIELDS} and HOW in "
                 f"{HOWS}, got {text!r}"
             )
         field, how = parts[2], parts[3]
         if how not in SUITED.get(field, ()):
             fits = ", ".join(SUITED.get(field, ())) or "none: not a field of daily closes"
-            raise ValueError(f"{how!r} does not give {field} (it takes: {fits}), got {text!r}")
+            raise SeriesError(f"{how!r} does not give {field} (it takes: {fits}), got {text!r}")
         unit = float(parts[4]) if len(parts) == 5 else 1.0
         return cls(parts[0], parts[1], field, how, unit)
 

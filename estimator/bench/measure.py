@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import polars as pl
 
-from estimator import closed_form, synthetic
+from estimator import closed_form, risk, synthetic
 from estimator.bench import sizes
 from estimator.bench.figures import Figure
 from estimator.errors import InputWarnings
@@ -211,7 +211,7 @@ def min_cost_batches(
     if mandate is not None:
         holders = holders.filter(pl.col("mandate") == mandate)
         positions = positions.join(holders.select("holder_id"), on="holder_id", how="semi")
-    k = sum(c.startswith("risk_g") for c in shocked.columns)
+    k = len(risk.factor_columns(shocked))
     recorder = _Recorder(k)
     evaluate_round(
         shocked, holders, positions, market.mandates, execution=Execution.MIN_COST, cache=recorder
@@ -431,7 +431,7 @@ def min_cost_round(n_holders: int, workers: int) -> Figure:
     the 100k-holder figure extrapolated in proportion."""
     market = synthetic.market(n_holders, per_holder=POSITIONS)
     _, _, _, assets, holders, positions = _coded(market)
-    k = sum(c.startswith("risk_g") for c in assets.columns)
+    k = len(risk.factor_columns(assets))
 
     def pro_rata() -> Any:
         return evaluate_round(
@@ -467,7 +467,7 @@ def min_cost_cascade(n_holders: int, workers: int, max_rounds: int) -> Figure:
 
     market = synthetic.market(n_holders, per_holder=POSITIONS)
     shocked, holders, codes, _, _, positions = _coded(market)
-    k = sum(c.startswith("risk_g") for c in shocked.columns)
+    k = len(risk.factor_columns(shocked))
     impact = Impact(models=[{"model": "sqrt", "kappa": KAPPA}], max_rounds=max_rounds)
     times, rounds = {}, {}
     for style in (Execution.PRO_RATA, None):

@@ -56,7 +56,7 @@ import numpy as np
 import polars as pl
 from scipy import sparse
 
-from estimator import inputs, synthetic
+from estimator import inputs, risk, synthetic
 from estimator.errors import InputWarnings
 from estimator.mandates import Execution, Mandate
 from estimator.market import Market
@@ -235,7 +235,7 @@ def prepared(market: Market, scenario: Scenario | None = None) -> Baseline:
     def asset(expr: pl.Expr) -> np.ndarray:
         return assets.select(expr.cast(pl.Float64)).to_series().to_numpy()
 
-    factors = sorted(c for c in assets.columns if c.startswith("risk_g"))
+    factors = sorted(risk.factor_columns(assets))
     c = asset(pl.col("instrument") == "cash")
     m, mr = asset(pl.col("margin_rate").fill_null(0.0)), asset(pl.col("margin_rate").is_null())
     io = asset(pl.col("initial_margin_rate").fill_null(0.0))

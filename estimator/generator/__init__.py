@@ -25,7 +25,7 @@ from estimator.generator.vintages import Figure, latest_at, resolve
 from estimator.mandates import Mandate
 from estimator.market import Market, build_market
 from estimator.paths import markets_dir
-from estimator.risk import from_factor_model
+from estimator.risk import factor_model
 
 __all__ = [
     "Figure",
@@ -97,7 +97,7 @@ class Generated:
         mandates = {
             n: Mandate.model_validate(bundle.mandate_table(n, s)) for n, s in self.mandates.items()
         }
-        rows = from_factor_model(
+        factors = factor_model(
             self.factor_loadings, self.factor_covariance, self.specific_risk, ("", "", "")
         )
         market = build_market(
@@ -105,7 +105,7 @@ class Generated:
             self.holders,
             self.positions,
             mandates,
-            risk_rows=rows,
+            factors=factors,
             index_weights=self.index_weights,
         )
         market.name, market.as_of = self.name, self.vintage
