@@ -97,14 +97,16 @@ IMMEDIATE = {"pace_horizon": 1, "pace_delay": 0, "pace_participation": None}
 
 #: Liquidation horizons by holder type, in trading days, after a scenario's own entries —
 #: assumptions of a realistic order, not calibrations: brokers sell out a margin account the
-#: day a call is not met; leveraged ETFs rebalance at the close; index funds trade on the
-#: effective date; vol-control funds smooth their exposure changes over about a week and
+#: day a call is not met; leveraged ETFs and volatility products rebalance at the close; index
+#: funds trade on the effective date; vol-control funds smooth their exposure changes over
+#: about a week and
 #: risk-parity funds over a couple of weeks; hedge funds (multi-strategy ones too) deleverage
 #: over days, and LDI funds meet collateral calls within days; bond funds and pensions
 #: (fixed-weight and defined-benefit) rebalance over weeks.
 TYPICAL_HORIZONS = {
     "margin_account": 1,
     "leveraged_etf": 1,
+    "inverse_vol_etp": 1,
     "index_fund": 1,
     "vol_control_fund": 5,
     "risk_parity_fund": 10,

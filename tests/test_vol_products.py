@@ -13,8 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import polars as pl
 import pytest
 from oracle_kit import future, holder, run_case, trade_quantities
+
+import estimator
+from estimator.market import load_market
+from estimator.paths import resolve_market, resolve_scenario
+from estimator.scenario import load_scenario
 
 #: A VIX future at 14 index points, $1,000 a point.
 VX = future("vx", 14.0, 1_000.0) | {"asset_class": "vix_future", "vol": 0.8}
@@ -63,3 +69,24 @@ def test_an_inverse_product_past_its_termination_clause_closes_out() -> None:
     stop = [{"kind": "stop_loss", "threshold": 0.8, "cut": 1.0}]
     assert product(contracts, 0.96, stop)["vx"] == pytest.approx(-contracts, rel=1e-12)
     assert product(contracts, 0.5, stop)["vx"] * 21_000.0 == pytest.approx(NAV, rel=1e-9)
+
+
+def test_the_census_inverse_products_on_5_february_2018() -> None:
+    """The 2017-12 census's inverse VIX products hold −1× their NAV in VIX futures at 15
+    points ($3.1bn together, FT Lex). On 5 February the futures rise 96.1%: the product with
+    XIV's clause loses 96% and buys back its whole short, 1.961·NAV at the day's price; the
+    other rebalances to −1×, (L² − L)·r·NAV = 2·0.961·NAV — by hand from each holder's
+    NAV, against the run."""
+    scenario = load_scenario(resolve_scenario("volmageddon_2018"))
+    market = load_market(resolve_market("census/2017-12"))
+    products = market.holders.filter(pl.col("holder_type") == "inverse_vol_etp")
+    assert products["cash"].sum() == pytest.approx(3.1e9, rel=1e-9)
+    r = 29.8125 / 15.2025 - 1
+    nav = dict(zip(products["mandate"], products["cash"], strict=True))
+    expected = (1 + r) * nav["census_inverse_vix_terminable"] + 2 * r * nav["census_inverse_vix"]
+    result = estimator.run(scenario, market)
+    bought = result.trades.join(products.select("holder_id"), on="holder_id", how="semi")
+    assert set(bought["asset_id"]) == {"VX_FUT"}
+    assert bought["trade_value"].sum() == pytest.approx(expected, rel=1e-9)
+    later = load_market(resolve_market("census/2019-12")).holders
+    assert "inverse_vol_etp" not in set(later["holder_type"])

@@ -13,6 +13,8 @@ Books, by the recipe named in each holder type (x: exposure, E: equity, A: total
   volatility is the vol target × utilisation: G = u·τ·E / σ₁ with σ₁ the volatility of one unit
   of gross, at most the rule's gross cap c·E (a fund at its cap holds less than its target);
   E is cash;
+* ``leveraged_futures`` — one future at ``leverage`` times E (−1 for an inverse product,
+  short), E in cash: a daily-rebalancing product (``leverage`` targeting);
 * ``balanced`` — equities over the whole universe by market cap and US Treasuries by amount
   outstanding, at the equity share (a pension already below its funding-ratio trigger holds
   its de-risked share); defined-benefit pensions add liabilities E / FR with a duration;
@@ -41,7 +43,7 @@ import polars as pl
 
 #: Recipes whose size is the holder's equity (futures funds' capital, hedge funds' capital);
 #: the others are sized by total assets. A holder type says which with ``measure``.
-SIZED_BY_EQUITY = {"futures", "long_short"}
+SIZED_BY_EQUITY = {"futures", "long_short", "leveraged_futures"}
 Z99_DAILY = 2.3263478740408408 / math.sqrt(252)  # 99% one-day VaR per unit of annual σ
 
 
@@ -226,6 +228,8 @@ def _book(
         target, cap = rules["vol_target"]["target"], rules["vol_target"].get("gross_cap")
         gross = u * target * equity / unit
         return ids, w * (gross if cap is None else min(gross, cap * equity)), equity
+    if recipe == "leveraged_futures":
+        return [t["future"]], np.array([t["leverage"] * size]), size
     if recipe == "balanced":
         ids_eq, caps = equities
         share = t["equity_share"]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-FACTORS = ["equity", "cyclical", "defensive", "growth", "rates", "credit"]
+FACTORS = ["equity", "cyclical", "defensive", "growth", "rates", "credit", "vix"]
 GROUPS = {  # sector → the style factor it loads on
     "technology": "growth",
     "communication": "growth",
@@ -34,7 +34,8 @@ def assets(p: dict[str, Any], rng: np.random.Generator) -> tuple[pl.DataFrame, n
     file lists them, converted at its FX rates. Corporate bonds: ratings drawn at the file's
     shares, amounts lognormal scaled to the market's total, durations and prices uniform by
     grade. Futures as listed. Loadings: an equity's beta on the market factor and its style on
-    its sector's factor; a bond's −duration on rates (and on credit for corporates)."""
+    its sector's factor; a bond's −duration on rates (and on credit for corporates); a VIX
+    future 1 on the volatility factor."""
     rows: list[dict[str, Any]] = []
     loads: list[list[float]] = []
     eq = p["equities"]
@@ -70,7 +71,7 @@ def assets(p: dict[str, Any], rng: np.random.Generator) -> tuple[pl.DataFrame, n
                 "size": float(caps[i]),
             }
         )
-        row = [float(betas[i]), 0.0, 0.0, 0.0, 0.0, 0.0]
+        row = [float(betas[i]), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
         row[FACTORS.index(GROUPS.get(sectors[i], "cyclical"))] = float(style[i])
         loads.append(row)
     fx = {k: v["value"] for k, v in p["fx"].items()} | {"USD": 1.0}
@@ -96,7 +97,7 @@ def assets(p: dict[str, Any], rng: np.random.Generator) -> tuple[pl.DataFrame, n
                 "size": b["outstanding"] * rate,
             }
         )
-        loads.append([0.0, 0.0, 0.0, 0.0, -b["duration"], 0.0])
+        loads.append([0.0, 0.0, 0.0, 0.0, -b["duration"], 0.0, 0.0])
     cb = p["corporate_bonds"]
     m = cb["count"]
     grades = list(cb["ratings"])
@@ -130,7 +131,7 @@ def assets(p: dict[str, Any], rng: np.random.Generator) -> tuple[pl.DataFrame, n
                 "size": float(sizes[i]),
             }
         )
-        loads.append([0.0, 0.0, 0.0, 0.0, -duration, -duration])
+        loads.append([0.0, 0.0, 0.0, 0.0, -duration, -duration, 0.0])
     for f in p["futures"]:
         rows.append(
             {
@@ -153,9 +154,11 @@ def assets(p: dict[str, Any], rng: np.random.Generator) -> tuple[pl.DataFrame, n
             }
         )
         if f["tracks"] == "equity":
-            loads.append([1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+            loads.append([1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+        elif f["tracks"] == "vix":  # a VIX future: the volatility factor alone
+            loads.append([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
         else:
-            loads.append([0.0, 0.0, 0.0, 0.0, -f["duration"], 0.0])
+            loads.append([0.0, 0.0, 0.0, 0.0, -f["duration"], 0.0, 0.0])
     share = p["equities"].get("auction_share")  # a typical closing auction's share of ADV
     auction = pl.lit(share["value"] if share else None, dtype=pl.Float64)
     frame = pl.DataFrame(rows, infer_schema_length=None).with_columns(
@@ -166,11 +169,13 @@ def assets(p: dict[str, Any], rng: np.random.Generator) -> tuple[pl.DataFrame, n
 
 def covariance(p: dict[str, Any]) -> np.ndarray:
     """Factor covariance ``Σ_f = diag(v)·C·diag(v)``: the file's factor vols ``v`` and a
-    correlation ``C`` that is the identity except equity–credit and equity–rates."""
+    correlation ``C`` that is the identity except equity–credit, equity–rates and equity–VIX."""
     r = p["risk_model"]
     vols = np.array([r["vols"][f] for f in FACTORS])
     corr = np.eye(len(FACTORS))
     i, j, k = FACTORS.index("equity"), FACTORS.index("credit"), FACTORS.index("rates")
     corr[i, j] = corr[j, i] = r["equity_credit_correlation"]
     corr[i, k] = corr[k, i] = r["equity_rates_correlation"]
+    v = FACTORS.index("vix")
+    corr[i, v] = corr[v, i] = r["equity_vix_correlation"]
     return np.outer(vols, vols) * corr
