@@ -1,8 +1,9 @@
 """VIX futures and the short-term futures index that volatility products track.
 
 A VIX future (Cboe Futures Exchange, $1,000 an index point) of month ``M`` settles on the
-Wednesday thirty days before the third Friday of month ``M + 1`` — on the business day before
-where that Wednesday is not one (:func:`settlement_date`).
+Wednesday thirty days before the third Friday of month ``M + 1`` — thirty days before the
+business day preceding that Friday where it is a holiday, and on the business day before where
+the settlement day itself is one (:func:`settlement_date`).
 
 The S&P 500 VIX Short-Term Futures Index holds the first- and second-month contracts and rolls
 from the first into the second a little every business day, keeping a weighted month to
@@ -38,13 +39,20 @@ def _third_friday(year: int, month: int) -> dt.date:
     return first + dt.timedelta(days=(4 - first.weekday()) % 7 + 14)
 
 
-def settlement_date(year: int, month: int) -> dt.date:
-    """The settlement date of the VIX future of ``month`` (module docstring)."""
-    following = (year + month // 12, month % 12 + 1)
-    day = _third_friday(*following) - dt.timedelta(days=30)
+def _business_day_on_or_before(day: dt.date) -> dt.date:
     while not dates.is_trading_day("XNYS", day):
         day -= dt.timedelta(days=1)
     return day
+
+
+def settlement_date(year: int, month: int) -> dt.date:
+    """The settlement date of the VIX future of ``month`` (module docstring): thirty days
+    before the third Friday of the next month — before the business day preceding it where
+    that Friday is closed (Good Friday: Tuesday 15 March 2022) — on the business day before
+    where that day is closed."""
+    following = (year + month // 12, month % 12 + 1)
+    friday = _business_day_on_or_before(_third_friday(*following))
+    return _business_day_on_or_before(friday - dt.timedelta(days=30))
 
 
 def _month(year: int, month: int, offset: int) -> tuple[int, int]:
@@ -54,7 +62,7 @@ def _month(year: int, month: int, offset: int) -> tuple[int, int]:
 
 def roll_period(day: dt.date) -> tuple[dt.date, dt.date]:
     """The settlement dates around ``day``: the last on or before it, the next after it."""
-    for offset in (-2, -1, 0, 1):  # a month's contract settles in that month
+    for offset in (-1, 0):  # a month's contract settles in that month
         start = settlement_date(*_month(day.year, day.month, offset))
         end = settlement_date(*_month(day.year, day.month, offset + 1))
         if start <= day < end:
@@ -63,7 +71,11 @@ def roll_period(day: dt.date) -> tuple[dt.date, dt.date]:
 
 
 def first_month_weight(day: dt.date) -> float:
-    """``w₁ = dr/dt`` on ``day`` (a business day): the first month's share of the index."""
+    """``w₁ = dr/dt`` on ``day`` (a business day): the first month's share of the index.
+    Business days are the exchange calendar's as it stands (an unscheduled closure, which
+    the index's methodology leaves out of its counts, is counted here as a closed day)."""
+    if not dates.is_trading_day("XNYS", day):
+        raise ValueError(f"{day} is not a business day of the VIX futures")
     start, end = roll_period(day)
     total = len(dates.trading_days("XNYS", start, end - dt.timedelta(days=1)))
     left = len(dates.trading_days("XNYS", day + dt.timedelta(days=1), end - dt.timedelta(days=1)))

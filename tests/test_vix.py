@@ -12,6 +12,8 @@ import datetime as dt
 import pytest
 
 from estimator import vix
+from estimator.paths import resolve_scenario
+from estimator.scenario import load_scenario
 
 D = dt.date
 
@@ -29,6 +31,8 @@ D = dt.date
         ((2019, 12), D(2019, 12, 18)),
         # 19 June 2024 is Juneteenth, the exchange closed: the business day before
         ((2024, 6), D(2024, 6, 18)),
+        # the third Friday of April 2022 is Good Friday: thirty days before Thursday 14 April
+        ((2022, 3), D(2022, 3, 15)),
     ],
 )
 def test_settlement_dates(contract: tuple[int, int], settles: dt.date) -> None:
@@ -52,4 +56,21 @@ def test_the_index_rose_96_percent_on_5_february_2018() -> None:
     (0.35·33.225 + 0.65·27.975)/(0.35·15.625 + 0.65·14.975) − 1 = 29.8125/15.2025 − 1."""
     r = vix.index_return(D(2018, 2, 2), (15.625, 33.225), (14.975, 27.975))
     assert r == pytest.approx(29.8125 / 15.2025 - 1, rel=1e-12)
-    assert round(100 * r, 1) == 96.1
+    assert 0.9605 <= r < 0.9615  # the published 96.1%
+
+
+def test_the_volmageddon_scenarios_move_the_future_by_that_return() -> None:
+    r = vix.index_return(D(2018, 2, 2), (15.625, 33.225), (14.975, 27.975))
+    one_shot = load_scenario(resolve_scenario("volmageddon_2018"))
+    path = load_scenario(resolve_scenario("volmageddon_2018_path"))
+    assert path.path is not None
+    moves = [
+        *(s.price_return for s in one_shot.shocks if s.select.asset_classes == ["vix_future"]),
+        *(m.price_return for m in path.path.moves if m.select.asset_classes == ["vix_future"]),
+    ]
+    assert moves == [r, r]
+
+
+def test_a_closed_day_has_no_weight() -> None:
+    with pytest.raises(ValueError, match="not a business day"):
+        vix.first_month_weight(D(2018, 2, 3))  # a Saturday

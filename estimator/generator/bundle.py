@@ -57,7 +57,7 @@ indices = "index_weights.csv"   # LARGE_CAP: the largest equities, cap-weighted
 mandates = "mandates"           # generated: one per holder type and parameter bucket
 
 [risk_model]
-factor_loadings = "factor_loadings.csv"      # equity, cyclical, defensive, growth, rates, credit
+factor_loadings = "factor_loadings.csv"  # equity, cyclical, defensive, growth, rates, credit, vix
 factor_covariance = "factor_covariance.csv"
 specific_risk = "specific_risk.csv"
 """
