@@ -188,7 +188,11 @@ class RebalancingBand(PositionRule):
     def _acting(self) -> pl.Expr:
         """A rebalancing day, or a paced rebalance of the rule under way (a class that leaves
         its band meanwhile is taken in, as without deferral)."""
-        return self._rebalancing_day() | (pl.col(Book.committed_by(self.kind)) > 0)
+        return self._rebalancing_day() | self._going()
+
+    def _going(self) -> pl.Expr:
+        """A paced rebalance this rule started is under way (:meth:`rules.Book.committed_by`)."""
+        return pl.col(Book.committed_by(self.kind)) > 0
 
     def memory(self) -> dict[str, pl.Expr]:
         """With a deferring share d, each class's decision ``w_c`` (module docstring): taken
@@ -198,7 +202,7 @@ class RebalancingBand(PositionRule):
         if not self.defer:
             return {}
         V = TOTAL_ASSETS
-        going = pl.col(Book.committed_by(self.kind)) > 0
+        going = self._going()
         out = {}
         for c in self.classes:
             x, held = self._x(c), going & pl.col(self._memo(c)).is_not_null()
@@ -218,7 +222,7 @@ class RebalancingBand(PositionRule):
         a class back inside its band is done)."""
         if self.restore != "target":
             return pl.lit(False)
-        going = pl.col(Book.committed_by(self.kind)) > 0
+        going = self._going()
         return going & (self._dev(c).abs() > NOISE * book_scale())
 
     def _out(self, c: str) -> pl.Expr:
@@ -228,7 +232,7 @@ class RebalancingBand(PositionRule):
         decision (a book no round has annotated) outside its band while the rule acts."""
         if not self.defer:
             return self._beyond_band(c) | self._latched(c)
-        going = pl.col(Book.committed_by(self.kind)) > 0
+        going = self._going()
         if self.restore == "target":
             off = (self._x(c) - self._level(c)).abs() > NOISE * book_scale()
         else:

@@ -25,18 +25,24 @@ def books(state: State, setting: Setting) -> pl.DataFrame:
     back inside the trigger); after it a holder is held to its trigger again."""
     if setting.days is None:
         return state.holders
-    under_way = state.pacing.schedule.filter(pl.col("deadline") >= state.clock.day)
-    started = under_way["holder_id"].implode()
+    started, by_rule = _under_way(state.pacing.schedule, state.clock.day)
+    return state.holders.with_columns(
+        pl.col("holder_id").is_in(started).alias(COMMITTED), **by_rule
+    )
+
+
+def _under_way(schedule: pl.DataFrame, day: int) -> tuple[pl.Series, dict[str, pl.Expr]]:
+    """The holders part-way through a paced trade on ``day`` (its deadline not passed), and
+    per latching rule kind the flag of those it started (:meth:`rules.Book.committed_by`)."""
+    under_way = schedule.filter(pl.col("deadline") >= day)
     named = under_way.select("holder_id", kinds=pl.col("rules").str.split(";"))
-    by_rule = {  # … and each rule that started it (rules.Book.committed_by)
+    by_rule = {
         Book.committed_by(kind): pl.col("holder_id")
         .is_in(named.filter(pl.col("kinds").list.contains(kind))["holder_id"].implode())
         .cast(pl.Float64)
         for kind in LATCHING_KINDS
     }
-    return state.holders.with_columns(
-        pl.col("holder_id").is_in(started).alias(COMMITTED), **by_rule
-    )
+    return under_way["holder_id"].implode(), by_rule
 
 
 def dawn(state: State, setting: Setting, day: int) -> State:
@@ -78,14 +84,11 @@ def _forget(state: State, day: int) -> State:
     memo = [c for c in state.holders.columns if c.endswith(RuleColumns.MEMO)]
     if not memo:
         return state
-    under_way = state.pacing.schedule.filter(pl.col("deadline") >= day)
-    kinds = under_way.select("holder_id", kind=pl.col("rules").str.split(";")).explode("kind")
-    forgotten = []
-    for column in memo:
-        kind = column.split(".", 1)[0]
-        going = kinds.filter(pl.col("kind") == kind)["holder_id"].implode()
-        kept = pl.col("holder_id").is_in(going)
-        forgotten.append(pl.when(kept).then(pl.col(column)).otherwise(None).alias(column))
+    by_rule = _under_way(state.pacing.schedule, day)[1]
+    forgotten = [  # a memory column is its rule kind's: ``{kind}.{…}.memo``
+        pl.when(by_rule[Book.committed_by(c.split(".", 1)[0])] > 0).then(c).otherwise(None).alias(c)
+        for c in memo
+    ]
     return replace(state, holders=state.holders.with_columns(forgotten))
 
 

@@ -80,15 +80,15 @@ def batch(
     gcols = risk.factor_columns(assets)
     key = next((r.risk_key for r in mandate.rules if r.risk_key is not None), None)
     rows = [risk.SPECIFIC, *gcols]
-    own = [] if key is None else [f"{c}@{key}" for c in rows if f"{c}@{key}" in assets.columns]
-    scales = [] if key is None or own else [scale_column(key)]  # a volatility estimate's rows
-    pos_m = with_asset_columns(
-        pos_m, assets, ["adv", "vol", "half_spread_bps", *rows, *scales, *own]
-    )
-    if own:  # a factor-level estimate's own rows (estimator.factor_vol)
-        pos_m = pos_m.with_columns(pl.col(f"{c}@{key}").alias(c) for c in rows).drop(own)
-    elif key is not None:
-        pos_m = pos_m.with_columns(pl.col(risk.SPECIFIC, *gcols) * pl.col(scale_column(key)))
+    estimate = []  # a volatility estimate's rows: its scale, or a factor-level one's own rows
+    if key is not None:
+        named = [scale_column(key), *(f"{c}@{key}" for c in rows)]
+        estimate = [c for c in named if c in assets.columns]
+    pos_m = with_asset_columns(pos_m, assets, ["adv", "vol", "half_spread_bps", *rows, *estimate])
+    if key is not None:
+        pos_m = pos_m.with_columns(bk.estimated_row(pos_m, c, key).alias(c) for c in rows).drop(
+            estimate
+        )
     scalar_names = sorted({n for r in mandate.rules for n in r.holder_inputs(Level.RESTORE)})
     levels = {}
     for r in mandate.rules:
