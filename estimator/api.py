@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from estimator import glt, risk
+from estimator import gamma, glt, risk
 from estimator.cascade import DAY, ROUND, CascadeResult, cascade
 from estimator.equilibrium import Equilibrium, conditions, equilibrium
 from estimator.errors import EquilibriumError, InputWarnings, Problem
@@ -70,6 +70,7 @@ def run(
     shocked, holders, dated = ready.shocked, ready.holders, ready.schedule
     check_books(shocked, holders, ready.market, label)
     warn_breaches(market, "holders", warnings)  # the market as given
+    gamma.warn_unhedged(shocked, holders, market.mandates, warnings, label)
     market = ready.market  # a path's history sizes the estimating funds (estimator.warmup)
     first_order = (
         glt.of_scenario(spec.impact, market, shocked, holders, label)

@@ -301,7 +301,7 @@ def _sparse_sums(
 
 #: The holders column of the identical accounts a holder row stands for (its amounts are
 #: theirs together, :func:`estimator.market.build_market`).
-ACCOUNTS = "accounts"
+ACCOUNTS = Book.ACCOUNTS
 
 #: Holder columns with their value when a holder lacks them: every rule's state before a
 #: scenario (:data:`rules.STATE_COLUMNS`), one account, no holder shock, and a rebalancing day

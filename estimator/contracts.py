@@ -204,6 +204,22 @@ class IndexWeights(_Sourced):
     weight = dy.Float64(min=0, max=1, description="weight in the index (per index, sums to 1)")
 
 
+class DealerGamma(_Sourced):
+    asset_id = dy.String(primary_key=True, description="the underlying (see assets)")
+    level = dy.Float64(
+        primary_key=True,
+        min_exclusive=-1,
+        max=10,
+        description="spot level relative to the price before the scenario: S/S₀ − 1",
+    )
+    gamma = dy.Float64(
+        min=-MAX_AMOUNT,
+        max=MAX_AMOUNT,
+        description="the dealers' net dollar gamma per 1% move at that level, base currency "
+        "(positive: long gamma)",
+    )
+
+
 class FactorLoadings(_Sourced):
     asset_id = dy.String(primary_key=True, description="asset")
     factor = dy.String(primary_key=True, description="factor name")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from estimator import contracts, keys
+from estimator import contracts, gamma, keys
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.mandates import Mandate
 from rules import index_column
@@ -216,10 +216,11 @@ def pad_positions(
 ) -> pl.DataFrame:
     """Zero-quantity rows for the index members a tracker does not hold yet and must buy (an
     addition, or a reweight up, needs a row to be bought into): those with ``Δw > 0``. A member
-    not held whose weight does not rise has target ``max(Δw, 0) = 0`` and never trades.
-    Frames are coded (:mod:`estimator.keys`); the result is in (holder, asset) order. In a
-    stacked market (:mod:`estimator.stack`) holders and assets carry their :data:`COPY`, and a
-    tracker's members are those of its copy."""
+    not held whose weight does not rise has target ``max(Δw, 0) = 0`` and never trades. So do
+    a dealers' hedger's underlyings (:func:`estimator.gamma.wanted_rows`). Frames are coded
+    (:mod:`estimator.keys`); the result is in (holder, asset) order. In a stacked market
+    (:mod:`estimator.stack`) holders and assets carry their :data:`COPY`, and a tracker's
+    members are those of its copy."""
     rows = []
     for name, mandate in sorted(mandates.items()):
         for rule in mandate.rules:
@@ -249,10 +250,12 @@ def pad_positions(
                 continue
             members = assets.filter(bought).select("asset_id")
             rows.append(trackers.join(members, how="cross"))
+    rows += gamma.wanted_rows(holders, mandates, assets, COPY)
     positions = keys.by_holder(positions)
     if not rows:
         return positions
-    wanted = keys.by_holder(pl.concat(rows))  # one index per mandate, one mandate per holder
+    # one index (or the underlyings) per mandate, one mandate per holder
+    wanted = keys.by_holder(pl.concat(rows))
     if wanted.is_empty():
         return positions
     # the trackers' rows: one slice of the book, as holders are coded mandate by mandate

@@ -8,6 +8,7 @@ On disk a bundle is a folder with a ``market.toml`` naming its files (paths rela
     positions = "positions.csv"
     mandates = "../../../mandates"
     indices = "index_weights.csv"  # optional: index_id, asset_id, weight
+    dealer_gamma = "dealer_gamma.csv"  # optional: asset_id, level, gamma (estimator/gamma.py)
     [risk_model]                  # either a factor model …
     factor_loadings = "factor_loadings.csv"
     factor_covariance = "factor_covariance.csv"
@@ -27,7 +28,7 @@ import polars as pl
 from pydantic import BaseModel, Field, model_validator
 
 from estimator import book as bk
-from estimator import contracts, indices, keys, risk
+from estimator import contracts, gamma, indices, keys, risk
 from estimator.book import ACCOUNTS
 from estimator.bounds import MAX_AMOUNT, MODEL_CONFIG
 from estimator.errors import InputError, InputWarnings, Problem
@@ -73,6 +74,7 @@ class MarketFile(BaseModel):
     positions: str
     mandates: str
     indices: str | None = None
+    dealer_gamma: str | None = None
     risk_model: RiskModelFiles | None = None
 
 
@@ -149,8 +151,9 @@ def load_market(path: str | Path) -> Market:
     root = toml_path.parent
     warnings = InputWarnings()
     files = {k: root / getattr(spec, k) for k in ("assets", "holders", "positions")}
-    if spec.indices is not None:
-        files["indices"] = root / spec.indices
+    for key in ("indices", "dealer_gamma"):
+        if getattr(spec, key) is not None:
+            files[key] = root / getattr(spec, key)
     problems: list[Problem] = []
     frames: dict[str, pl.DataFrame] = {}
     schemas = {
@@ -158,6 +161,7 @@ def load_market(path: str | Path) -> Market:
         "holders": contracts.Holders,
         "positions": contracts.Positions,
         "indices": contracts.IndexWeights,
+        "dealer_gamma": contracts.DealerGamma,
     }
     for key, schema in schemas.items():
         if key not in files:
@@ -177,6 +181,7 @@ def load_market(path: str | Path) -> Market:
         mandates,
         risk_rows=risk_rows,
         index_weights=frames.get("indices"),
+        dealer_gamma=frames.get("dealer_gamma"),
         labels={k: str(v) for k, v in files.items()},
         warnings=warnings,
     )
@@ -198,13 +203,15 @@ def build_market(
     risk_rows: pl.DataFrame | None = None,
     factors: risk.FactorModel | None = None,
     index_weights: TableSource | None = None,
+    dealer_gamma: TableSource | None = None,
     labels: dict[str, str] | None = None,
     warnings: InputWarnings | None = None,
 ) -> Market:
     """Check tables against each other (ids, mandates, indices, risk model) and join the risk
     rows — ``risk_rows``, or those of a factor model given in parts (``factors``:
     :func:`estimator.risk.factor_model`). ``index_weights``: index_id, asset_id, weight (see
-    :mod:`estimator.indices`)."""
+    :mod:`estimator.indices`); ``dealer_gamma``: asset_id, level, gamma (see
+    :mod:`estimator.gamma`)."""
     if factors is not None and risk_rows is None:
         risk_rows = risk.model_rows(factors)
     labels = {
@@ -212,6 +219,7 @@ def build_market(
         "holders": "holders",
         "positions": "positions",
         "indices": "index_weights",
+        "dealer_gamma": "dealer_gamma",
         **(labels or {}),
     }
     warnings = warnings if warnings is not None else InputWarnings()
@@ -229,6 +237,10 @@ def build_market(
             weights, assets, labels["indices"], warnings
         )
         problems += index_problems
+    profile = None
+    if dealer_gamma is not None:
+        profile = load_table(dealer_gamma, contracts.DealerGamma, labels["dealer_gamma"], warnings)
+        problems += gamma.check_profile(profile, assets, labels["dealer_gamma"])
     if not mandate_problems:
         problems += indices.tracked_index_problems(holders, mandates, weights, labels["holders"])
     if risk_rows is None:
@@ -249,6 +261,9 @@ def build_market(
         raise InputError(problems)
     holders, positions = _by_row(holders, positions)
     assets = assets.join(risk_rows, on="asset_id", how="left")
+    if profile is not None:
+        assets = assets.join(gamma.profile_columns(profile), on="asset_id", how="left")
+    assets = gamma.with_columns(assets, mandates)  # a scenario may give the profile
     off = assets.filter((risk.model_vol(assets) - pl.col("vol")).abs() > 0.1 * pl.col("vol") + 1e-4)
     assets = assets.with_columns(pl.col("vol").fill_null(risk.model_vol(assets)))  # the model's
     for asset_id in off["asset_id"].head(10):

@@ -35,6 +35,7 @@ from estimator.bounds import (
 )
 from estimator.days import Days
 from estimator.errors import InputWarnings
+from estimator.gamma import GammaProfile
 from estimator.impact import Impact
 from estimator.moves import HolderShock, Shock, holder_columns
 from estimator.path import MarketPath, Schedule
@@ -92,6 +93,11 @@ class Scenario(BaseModel):
     holder_shocks: list[HolderShock] = Field(
         default_factory=list,
         description="redemptions, margin multipliers and credit-line cuts by holder type or id",
+    )
+    dealer_gamma: list[GammaProfile] = Field(
+        default_factory=list,
+        description="the options dealers' gamma per underlying when the scenario starts "
+        "(estimator/gamma.py), in place of the market's",
     )
     impact: Impact = Field(default_factory=Impact, description="price impact of the flows")
     lender_losses: bool = Field(

@@ -31,6 +31,7 @@ from collections.abc import Callable
 
 import polars as pl
 
+from estimator import gamma
 from estimator.indices import COPY
 from estimator.market import Market
 from estimator.scenario import Scenario
@@ -114,14 +115,18 @@ def stacked_assets(
     """The market's asset table and index weights once per copy of ``table`` (:func:`copies`),
     its holders and positions left out, and the scenario in one round with its index changes
     once per copy. With ``held`` (copy, asset_id) a copy has only the assets its holders hold,
-    every index member and every asset an index change names: the rest no holder of the
-    copy reads."""
+    every index member, every asset an index change names and every underlying of the dealers'
+    gamma: the rest no holder of the copy reads."""
     assets = market.assets.join(table, how="cross")
     if held is not None:
+        hedged = [p.asset_id for p in scenario.dealer_gamma]
+        if gamma.HEDGED in market.assets.columns:
+            hedged += market.assets.filter(pl.col(gamma.HEDGED).is_not_null())["asset_id"].to_list()
         named = pl.concat(
             [
                 market.index_weights.select("asset_id"),
                 scenario.changes_frame().select("asset_id"),
+                pl.DataFrame({"asset_id": hedged}, schema={"asset_id": pl.String}),
             ]
         )
         every = named.join(table.select(COPY), how="cross").select(COPY, "asset_id")

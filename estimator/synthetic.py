@@ -25,6 +25,7 @@ pod       var_limit 5% + stop_loss 8% → cut ½     equities, 60% long and 40% 
 The matching :func:`scenario` is a crash that forces every kind: equities −20% with doubled
 volatility, government yields +50bp (and the discount rates of pension liabilities with them),
 spreads +150 bp, the BBB- bonds cut a notch, the index's smallest member replaced.
+The equity futures carry an illustrative dealers' gamma profile (:func:`_dealer_gamma`).
 All amounts are illustrative orders of magnitude, not a calibration.
 """
 
@@ -112,6 +113,11 @@ MANDATES: dict[str, Mandate] = {
     ]
 }
 
+#: Options dealers (``gamma_hedge``) hold no position before the scenario: one holder, added
+#: after the drawn ones, so that adding it moves none of the draws.
+DEALERS = Mandate(name="dealers", rules=[{"kind": "gamma_hedge"}])
+MANDATES[DEALERS.name] = DEALERS
+
 #: A mandate for each rule kind none of the above uses, with the kind's first example
 #: (:mod:`rules.testing`) on a book of any assets: a new kind is in the generated books, the
 #: benchmark and the tests over them at once (none today: the mandates above use every kind).
@@ -176,7 +182,8 @@ def _index(assets: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
 
 
 def market(n_holders: int, per_holder: int = 100, seed: int = 7) -> Market:
-    """``n_holders`` spread over the nine mandates, each with up to ``per_holder`` positions."""
+    """``n_holders`` spread over the nine mandates, each with up to ``per_holder`` positions,
+    and one options dealer."""
     rng = np.random.default_rng(seed)
     assets, risk = _assets(rng)
     weights = _index(assets, rng)
@@ -193,7 +200,7 @@ def market(n_holders: int, per_holder: int = 100, seed: int = 7) -> Market:
         "idx": np.flatnonzero(np.isin(ids, weights["asset_id"].to_numpy())),
         "combo": np.arange(len(ids)),
         "pod": np.flatnonzero(cls == "equity"),
-    } | {name: np.arange(len(ids)) for name in EXTRA}
+    } | {name: np.arange(len(ids)) for name in EXTRA}  # the dealers' rows are padded in
     names = np.array(sorted(universes))
     mandate = names[rng.integers(0, len(names), n_holders)]
     hid = np.array([f"H{i:07d}" for i in range(n_holders)])
@@ -241,19 +248,34 @@ def market(n_holders: int, per_holder: int = 100, seed: int = 7) -> Market:
                 }
             )
         )
+    dealer = f"H{n_holders:07d}"
     holders = pl.DataFrame(
         {
-            "holder_id": hid,
-            "holder_type": mandate,
-            "mandate": mandate,
-            "cash": cash,
-            "liabilities": liabilities,
-            "liability_duration": np.full(n_holders, 15.0),
+            "holder_id": [*hid, dealer],
+            "holder_type": [*mandate, DEALERS.name],
+            "mandate": [*mandate, DEALERS.name],
+            "cash": [*cash, 1e8],
+            "liabilities": [*liabilities, 0.0],
+            "liability_duration": np.full(n_holders + 1, 15.0),
         }
     )
     return build_market(
-        assets, holders, pl.concat(frames), MANDATES, risk_rows=risk, index_weights=weights
+        assets,
+        holders,
+        pl.concat(frames),
+        MANDATES,
+        risk_rows=risk,
+        index_weights=weights,
+        dealer_gamma=_dealer_gamma(assets),
     )
+
+
+def _dealer_gamma(assets: pl.DataFrame) -> pl.DataFrame:
+    """The dealers' gamma on every equity future: long 10m per 1% at the spot, flat at a 5%
+    fall, short 30m per 1% from a 20% fall (illustrative)."""
+    futures = assets.filter(pl.col("asset_class") == "equity_future").select("asset_id")
+    knots = pl.DataFrame({"level": [-0.2, -0.05, 0.0], "gamma": [-3e7, 0.0, 1e7]})
+    return futures.join(knots, how="cross")
 
 
 def scenario(market: Market) -> Scenario:

@@ -25,6 +25,7 @@ from rules._base import (
 from rules._space import ProblemSpace, Vec
 from rules.collateral_buffer import CollateralBuffer
 from rules.funding_ratio import FundingRatio
+from rules.gamma_hedge import GammaHedge
 from rules.index_tracking import IndexTracking, index_column
 from rules.leverage import Leverage
 from rules.liquidity_buffer import LiquidityBuffer
@@ -48,7 +49,8 @@ Rule = Annotated[
     | Redemption
     | LiquidityBuffer
     | CollateralBuffer
-    | FundingRatio,
+    | FundingRatio
+    | GammaHedge,
     Field(discriminator="kind"),
 ]
 
@@ -78,6 +80,7 @@ __all__ = [
     "Book",
     "CollateralBuffer",
     "FundingRatio",
+    "GammaHedge",
     "IndexTracking",
     "Level",
     "Leverage",

@@ -69,6 +69,7 @@ class Book:
     MONTH_END = "month_end"  # 1 on a month's last trading day (and on an undated day), else 0
     QUARTER_END = "quarter_end"  # 1 on a quarter's last trading day (and on an undated day)
     COMMITTED = "committed"  # on a day clock: part-way through a paced trade (True)
+    ACCOUNTS = "accounts"  # the identical accounts a holder row stands for (1: one)
 
     @staticmethod
     def committed_by(kind: str) -> str:

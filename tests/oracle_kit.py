@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 import estimator
@@ -81,3 +82,19 @@ def two_sellers() -> tuple[RunResult, estimator.Market]:
         name="s", shocks=[{"select": {"all": True}, "price_return": -0.1, "vol_multiplier": 2.0}]
     )
     return estimator.run(spec, market), market
+
+
+def dealer_hedge(levels: list[float], gammas: list[float], rho: float) -> float:
+    """The dealers' hedge ``x* = −100·ρ·∫₁^ρ g(u)/u² du`` by adaptive quadrature, ``g`` linear
+    between the knots ``(1 + ℓ, g)`` and flat beyond them (numpy's interpolation) — a method
+    independent of the rule's closed form."""
+    from scipy.integrate import quad  # noqa: PLC0415
+
+    knots = [1.0 + lv for lv in levels]
+
+    def integrand(u: float) -> float:
+        return float(np.interp(u, knots, gammas)) / u**2
+
+    inside = [k for k in knots if min(rho, 1.0) < k < max(rho, 1.0)]
+    value, _ = quad(integrand, 1.0, rho, points=inside or None, epsabs=0.0, epsrel=1e-12)
+    return -100.0 * rho * value

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from oracle_kit import dealer_hedge
 
 import estimator
 from estimator import Mandate, Scenario
@@ -22,6 +23,7 @@ from estimator.market import Market
 from estimator.rounds.frames import with_memory
 from rules import (
     RULE_KINDS,
+    GammaHedge,
     IndexTracking,
     Level,
     LiquidityBuffer,
@@ -45,6 +47,9 @@ INDEX_CHANGES = {
     "IDX": {"a0": 0.5 * 0.85 / 0.8 - 0.5, "a1": 0.3 * 0.85 / 0.8 - 0.3, "a2": -0.2, "a3": 0.15},
     "IDY": {"a0": -0.1, "a1": 0.1},
 }
+
+#: The dealers' gamma (level, dollar gamma per 1%): long at the spot, short below a flip.
+DEALER_GAMMA = {"a0": [(-0.25, -400.0), (-0.1, 0.0), (0.0, 300.0)], "a4": [(0.0, -500.0)]}
 
 SCENARIO = Scenario(
     name="stress",
@@ -116,8 +121,18 @@ def _market(rng: np.random.Generator, mandates: dict[str, Mandate], n_holders: i
         schema=["index_id", "asset_id", "weight"],
         orient="row",
     )
+    profile = pl.DataFrame(
+        [(a, lv, g) for a, knots in DEALER_GAMMA.items() for lv, g in knots],
+        schema=["asset_id", "level", "gamma"],
+        orient="row",
+    )
     return estimator.build_market(
-        assets, pl.DataFrame(holders), pl.DataFrame(positions), mandates, index_weights=weights
+        assets,
+        pl.DataFrame(holders),
+        pl.DataFrame(positions),
+        mandates,
+        index_weights=weights,
+        dealer_gamma=profile,
     )
 
 
@@ -247,6 +262,21 @@ def test_every_holder_ends_compliant_liquidated_or_insolvent(
                 for asset, value in expected.items():
                     assert math.isclose(got.get(asset, 0.0), value, rel_tol=1e-9, abs_tol=1e-9)
                 continue
+            if isinstance(rule, GammaHedge):  # the hedge by quadrature, at the shocked price
+                rho = shocked.select("asset_id", rho=pl.col("price") / pl.col("price_pre"))
+                rho_of = dict(rho.iter_rows())
+                x0 = dict(
+                    before.filter(pl.col("holder_id") == hid)
+                    .select("asset_id", "exposure")
+                    .iter_rows()
+                )
+                got = dict(zip(t["asset_id"], t["trade_value"], strict=True))
+                assert got.keys() <= DEALER_GAMMA.keys(), (hid, got)
+                for asset, knots in DEALER_GAMMA.items():
+                    levels, gammas = zip(*knots, strict=True)
+                    x = rule.share * dealer_hedge(list(levels), list(gammas), rho_of[asset])
+                    assert math.isclose(got.get(asset, 0.0), x - x0.get(asset, 0.0), rel_tol=1e-9)
+                continue
             if isinstance(rule, Redemption) and rule.sale == "waterfall":
                 _check_waterfall(rule, _flagged(rule, before.filter(pl.col("holder_id") == hid)), t)
                 continue
@@ -335,7 +365,9 @@ def _decided(
 
 
 def _flagged(rule: PositionRule, positions: pl.DataFrame) -> pl.DataFrame:
-    return positions.with_columns(**rule.asset_columns()).pipe(with_position_columns, [rule])
+    # one account per holder row (the flags may read the holder's accounts)
+    rows = positions.with_columns(**rule.asset_columns(), accounts=pl.lit(1.0))
+    return rows.pipe(with_position_columns, [rule])
 
 
 def test_min_cost_clarabel_and_scs_agree() -> None:

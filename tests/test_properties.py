@@ -185,6 +185,12 @@ def _market(
     risk_rows: pl.DataFrame | None = None,
 ) -> Market:
     ids = [a["asset_id"] for a in book["assets"]]
+    # every asset has dealers' gamma: long above a flip 5% down, short below it
+    profile = pl.DataFrame(
+        [(a, lv, g) for a in ids for lv, g in ((-0.05, 0.0), (-0.1, -50.0), (0.0, 30.0))],
+        schema=["asset_id", "level", "gamma"],
+        orient="row",
+    )
     return estimator.build_market(
         pl.DataFrame(book["assets"]),
         pl.DataFrame(book["holders"]),
@@ -198,6 +204,7 @@ def _market(
             schema=["index_id", "asset_id", "weight"],
             orient="row",
         ),
+        dealer_gamma=profile,
     )
 
 
@@ -513,6 +520,8 @@ def test_polars_breach_equals_cvxpy_violation(
         # the examples' indexes hold every asset; a weight moves by Δw = ±0.05 by turns
         pos = pos.with_columns(
             exposure_start=pl.col("exposure"),  # the round's positions keep it
+            price_pre=pl.col("price") * 1.04,  # 4% down since before the scenario
+            accounts=pl.lit(1.0),  # one account per holder row
             **{index_column(i, "member"): pl.lit(True) for i in INDEXES},
             **{
                 index_column(i, "dw"): pl.col("asset_id").str.slice(1).cast(pl.Int64).mod(2) * 0.1

@@ -360,7 +360,13 @@ HOLDERS = [
     ("BOND_FUND", "open_end_bond_fund", "open_end_bond_fund", 2.6e7, 0.0, 0.0, 0.0, 0.0),
     ("LDI_POOLED", "ldi_fund", "ldi_pooled", -1.1e9, 0.0, 0.0, 0.0, 0.0),
     ("PENSION_DB", "pension_fund", "pension_db", 0.0, 0.0, 0.0, 0.0, 0.0),
+    ("DEALERS", "options_dealer", "options_dealer", 5.0e9, 0.0, 0.0, 0.0, 0.0),
 ]
+
+# The options dealers' net dollar gamma per 1% move on the S&P future (level S/S₀ − 1, $):
+# long at the spot, flat 2% lower, short below — the shape of a book long the calls and short
+# the puts investors trade (an assumption of a realistic order).
+DEALER_GAMMA = [("ES_FUT", -0.2, -6.0e7), ("ES_FUT", -0.02, 0.0), ("ES_FUT", 0.0, 3.0e7)]
 
 # Liabilities of the holders that have them: present value ($) and modified duration (years).
 # The defined-benefit pension is 105% funded before the scenario (an assumption); 16 years is
@@ -529,6 +535,9 @@ def main() -> None:
         schema=["index_id", "asset_id", "weight"],
         orient="row",
     ).write_csv(OUT / "index_weights.csv")
+    pl.DataFrame(DEALER_GAMMA, schema=["asset_id", "level", "gamma"], orient="row").write_csv(
+        OUT / "dealer_gamma.csv"
+    )
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ Books, by the recipe named in each holder type (x: exposure, E: equity, A: total
   position leaves) or to VaR = limit × u;
 * ``basket`` — a fixed basket of equities on margin (a family office's swaps), leverage
   u / maintenance rate, each account borrowing from its prime broker (``lenders``);
+* ``cash`` — no position before the scenario, E in cash (options dealers, whose hedges the
+  scenario's dealer gamma sets);
 * ``concentrated`` — one to three equities (drawn by market cap among those worth at least 20
   times the account) on margin, leverage u / maintenance rate.
 """
@@ -43,7 +45,7 @@ import polars as pl
 
 #: Recipes whose size is the holder's equity (futures funds' capital, hedge funds' capital);
 #: the others are sized by total assets. A holder type says which with ``measure``.
-SIZED_BY_EQUITY = {"futures", "long_short", "leveraged_futures"}
+SIZED_BY_EQUITY = {"futures", "long_short", "leveraged_futures", "cash"}
 Z99_DAILY = 2.3263478740408408 / math.sqrt(252)  # 99% one-day VaR per unit of annual σ
 
 
@@ -230,6 +232,8 @@ def _book(
         return ids, w * (gross if cap is None else min(gross, cap * equity)), equity
     if recipe == "leveraged_futures":
         return [t["future"]], np.array([t["leverage"] * size]), size
+    if recipe == "cash":
+        return [], np.array([]), size
     if recipe == "balanced":
         ids_eq, caps = equities
         share = t["equity_share"]

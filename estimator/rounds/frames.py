@@ -130,6 +130,8 @@ def rule_frames(
     """The positions of one mandate's holders (``pos_m``, ``book_m``: see :func:`by_mandate`)
     with the asset columns and position rules' columns the mandate reads, and the book rows
     with the rules' per-holder sums (0 for holders without flagged positions)."""
+    if "price_pre" not in assets.columns:  # a book under no scenario: no price has moved
+        assets = assets.with_columns(price_pre=pl.col("price"))
     table = assets.with_columns(  # per-asset work is done once per asset, not per position
         **{k: v for r in position_rules(mandate) for k, v in r.asset_columns().items()}
     )
@@ -137,7 +139,10 @@ def rule_frames(
     rules = position_rules(mandate)
     if not rules:
         return pos_m, book_m
-    pos_m = with_position_columns(pos_m, rules)
+    # the holder columns the flags read (e.g. the accounts a row stands for)
+    reads = {n for r in rules for e in r.position_columns().values() for n in e.meta.root_names()}
+    held = [c for c in book_m.columns if c in reads and c not in pos_m.columns]
+    pos_m = with_position_columns(keys.broadcast(book_m, held, pos_m), rules)
     aggs = {k: v for r in rules for k, v in r.holder_sums().items()}
     sums = pos_m.group_by("holder_id").agg(**aggs)
     book_m = book_m.join(sums, on="holder_id", how="left").with_columns(

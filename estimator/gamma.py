@@ -1,0 +1,170 @@
+"""The options dealers' gamma: a profile per underlying, read by ``gamma_hedge``.
+
+A profile is the dealers' net dollar gamma per 1% move ``g`` of an underlying at spot levels
+``ℓ = S/S₀ − 1`` around its price before the scenario ``S₀`` (:mod:`rules.gamma_hedge` has the
+math). A market may carry one (a ``dealer_gamma`` table: asset_id, level, gamma), and a
+scenario may give its own for the day it starts (``[[dealer_gamma]]``, :class:`GammaProfile`):
+dealers' books turn over with every expiry, so the census leaves them to the episodes. Either
+is joined to the assets as one column per knot (:func:`rules.gamma_hedge.profile_column`), up
+to :data:`~rules.gamma_hedge.MAX_KNOTS` knots, a shorter profile padded with its last knot; a
+scenario's profile replaces the market's for its underlying.
+
+A holder under ``gamma_hedge`` holds a position in every underlying with a profile — none before
+the scenario: :func:`wanted_rows` names the rows a round pads in at zero.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+import polars as pl
+from pydantic import BaseModel, Field, model_validator
+
+from estimator import contracts
+from estimator.bounds import MAX_AMOUNT, MODEL_CONFIG
+from estimator.errors import InputError, InputWarnings, Problem
+from estimator.mandates import Mandate
+from rules.gamma_hedge import MAX_KNOTS, GammaHedge, profile_column
+
+#: The asset column that marks an underlying with a profile.
+HEDGED = profile_column("gamma", 0)
+#: Every profile column, in order.
+COLUMNS = [profile_column(w, k) for w in ("level", "gamma") for k in range(MAX_KNOTS)]
+
+
+class GammaProfile(BaseModel):
+    """The dealers' gamma on one underlying when a scenario starts, with its source."""
+
+    model_config = MODEL_CONFIG
+
+    asset_id: str = Field(min_length=1, description="the underlying")
+    levels: list[float] = Field(
+        min_length=1,
+        max_length=MAX_KNOTS,
+        description="spot levels relative to the price before the scenario, S/S₀ − 1",
+    )
+    gammas: list[float] = Field(
+        description="the dealers' net dollar gamma per 1% move at each level (positive: long)"
+    )
+    kind: Literal["estimate", "assumption"]
+    date: str = Field(min_length=1, description="the date the figures describe")
+    source: str = Field(min_length=1)
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _knots(self) -> Self:
+        if len(self.gammas) != len(self.levels):
+            raise ValueError("give one gamma per level")
+        if len(set(self.levels)) != len(self.levels):
+            raise ValueError("levels must differ")
+        if any(not -1 < lv <= 10 for lv in self.levels):
+            raise ValueError("levels must be above −1 and at most 10")
+        if any(abs(g) > MAX_AMOUNT for g in self.gammas):
+            raise ValueError(f"gammas must be within ±{MAX_AMOUNT:g}")
+        return self
+
+
+def with_profiles(assets: pl.DataFrame, profiles: list[GammaProfile], label: str) -> pl.DataFrame:
+    """``assets`` with the scenario's ``profiles`` in place of the market's for their
+    underlyings (the profile columns added, null elsewhere, where the market has none)."""
+    if not profiles:
+        return assets
+    unknown = {p.asset_id for p in profiles} - set(assets["asset_id"])
+    if unknown:
+        problems = [
+            Problem(label, f"unknown asset {p.asset_id!r}", field=f"dealer_gamma.{i}.asset_id")
+            for i, p in enumerate(profiles)
+            if p.asset_id in unknown
+        ]
+        raise InputError(problems)
+    rows = [(p.asset_id, lv, g) for p in profiles for lv, g in zip(p.levels, p.gammas, strict=True)]
+    table = pl.DataFrame(rows, schema=["asset_id", "level", "gamma"], orient="row")
+    if HEDGED not in assets.columns:
+        assets = assets.with_columns(pl.lit(None, pl.Float64).alias(c) for c in COLUMNS)
+    return assets.update(profile_columns(table), on="asset_id", how="left")
+
+
+def warn_unhedged(
+    assets: pl.DataFrame,
+    holders: pl.DataFrame,
+    mandates: dict[str, Mandate],
+    warnings: InputWarnings,
+    label: str,
+) -> None:
+    """A warning where holders hedge dealers' gamma but no underlying has a profile: they
+    hold nothing and do not trade."""
+    names = [n for n, m in mandates.items() if any(isinstance(r, GammaHedge) for r in m.rules)]
+    hedgers = holders.filter(pl.col("mandate").is_in(names)).height
+    if hedgers and (HEDGED not in assets.columns or assets[HEDGED].null_count() == assets.height):
+        warnings.add(
+            Problem(
+                label,
+                f"{hedgers} holder(s) hedge dealers' gamma, but neither the market nor the "
+                "scenario gives a dealer_gamma profile: they do not trade",
+            )
+        )
+
+
+def check_profile(table: pl.DataFrame, assets: pl.DataFrame, label: str) -> list[Problem]:
+    """Rows naming an unknown asset, and underlyings with more than ``MAX_KNOTS`` knots."""
+    problems = [
+        Problem(label, f"asset {a!r} is not in the asset table", line, "asset_id")
+        for line, a in table.join(assets, on="asset_id", how="anti")
+        .select(contracts.LINE, "asset_id")
+        .head(20)
+        .iter_rows()
+    ]
+    counts = table.group_by("asset_id").agg(n=pl.len(), line=pl.col(contracts.LINE).max())
+    for a, n, line in counts.filter(pl.col("n") > MAX_KNOTS).sort("asset_id").iter_rows():
+        problems.append(
+            Problem(label, f"asset {a!r} has {n} levels: at most {MAX_KNOTS}", line, "level")
+        )
+    return problems
+
+
+def profile_columns(table: pl.DataFrame) -> pl.DataFrame:
+    """One row per underlying: its knots in ascending level, ``MAX_KNOTS`` of them (the last
+    repeated), as the asset columns :mod:`rules.gamma_hedge` reads."""
+    knots = table.sort("asset_id", "level").with_columns(k=pl.int_range(pl.len()).over("asset_id"))
+    last = knots.group_by("asset_id").agg(pl.col("level", "gamma").last(), n=pl.len())
+    padding = last.with_columns(k=pl.int_ranges("n", MAX_KNOTS)).explode("k").drop("n")
+    full = pl.concat(
+        [knots.select("asset_id", "k", "level", "gamma"), padding.drop_nulls("k")],
+        how="diagonal_relaxed",
+    ).with_columns(pl.col("k").cast(pl.Int64))
+    wide = full.pivot(on="k", index="asset_id", values=["level", "gamma"], sort_columns=True)
+    return wide.rename(
+        {
+            f"{what}_{k}": profile_column(what, k)
+            for what in ("level", "gamma")
+            for k in range(MAX_KNOTS)
+        }
+    ).sort("asset_id")
+
+
+def with_columns(assets: pl.DataFrame, mandates: dict[str, Mandate]) -> pl.DataFrame:
+    """``assets`` with null profile columns where a mandate hedges dealers' gamma and the
+    market has no profile: a scenario may give one (:func:`with_profiles`)."""
+    hedges = any(isinstance(r, GammaHedge) for m in mandates.values() for r in m.rules)
+    if not hedges or HEDGED in assets.columns:
+        return assets
+    return assets.with_columns(pl.lit(None, pl.Float64).alias(c) for c in COLUMNS)
+
+
+def wanted_rows(
+    holders: pl.DataFrame, mandates: dict[str, Mandate], assets: pl.DataFrame, copy: str
+) -> list[pl.DataFrame]:
+    """(holder_id, asset_id) of every hedger × underlying (coded frames); in a stack of copies
+    (column ``copy``) each hedger's underlyings are its own copy's."""
+    names = [n for n, m in mandates.items() if any(isinstance(r, GammaHedge) for r in m.rules)]
+    if not names or HEDGED not in assets.columns:
+        return []
+    hedgers = holders.filter(pl.col("mandate").is_in(names))
+    underlyings = assets.filter(pl.col(HEDGED).is_not_null())
+    if copy in assets.columns:
+        return [
+            hedgers.select("holder_id", copy)
+            .join(underlyings.select("asset_id", copy), on=copy)
+            .drop(copy)
+        ]
+    return [hedgers.select("holder_id").join(underlyings.select("asset_id"), how="cross")]

@@ -1,0 +1,171 @@
+"""``gamma_hedge`` — options dealers delta-hedge their options book in the underlying.
+
+Math. A dealer's options on an underlying have a net delta ``D(S)`` (units of the underlying)
+that moves with its price ``S``: ``dD/dS = Γ(S)``, the dealers' net gamma. A dealer who keeps
+the book delta-neutral holds a hedge ``q(S)`` with ``q + D`` constant, so between the price
+``S₀`` at which the hedge was last set and ``S`` it trades
+
+    ``Δq = −∫_{S₀}^{S} Γ(s) ds``.
+
+The market's dealers' gamma is published as *dollar gamma per 1% move*, ``g(S) = Γ(S)·S²·m/100``
+(currency: the change in the dealers' dollar delta when the underlying moves 1%, ``m`` the
+multiplier), at several spot levels ``ℓ`` relative to ``S₀`` (a market's ``dealer_gamma``
+table, :mod:`estimator.gamma`). With ``ρ = S/S₀`` and ``u = s/S₀`` the hedge's value is
+
+    ``x*(ρ) = Δq·S·m = −100·ρ·∫_1^ρ g(u)/u² du``.
+
+For a flat profile ``g``, ``x* = −100·g·(ρ − 1)``: long gamma (``g > 0``) buys ``g`` on a 1%
+fall and sells it on a 1% rise; short gamma does the opposite and adds to the move. ``g`` is
+linear in ``u`` between the profile's knots ``(u_k, g_k)``, ``u_k = 1 + ℓ_k``, and flat beyond
+its ends; on a segment ``g = α + β·u`` the integral is exact,
+
+    ``∫_a^b (α + β·u)/u² du = α·(1/a − 1/b) + β·ln(b/a)``.
+
+``S₀`` is the underlying's price before the scenario (``price_pre``): dealers hold no hedge
+trades before the scenario, and the rule holds each hedged position at ``x = k·w·x*(ρ)`` at
+the round's price, ``w`` each dealer's ``share`` of the market's dealers and ``k`` the
+identical accounts (dealers) the holder row stands for.
+The trade, ``k·w·x*(ρ) − x``, is prescribed: it depends on the price alone, not on the path
+that led there (a round's own hedging moves the price, and the next round re-hedges).
+
+* trigger: ``Σ|k·w·x*_i − x_i| > 0`` (beyond rounding noise); restore: ``Σ|k·w·x*_i − x_i| ≤ 0``.
+
+The profile is a snapshot of the dealers' book at the scenario's start: it neither decays
+with time to expiry nor moves with implied volatility (no charm, no vanna).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import polars as pl
+from pydantic import Field
+
+from rules._base import Book, Level, PositionRule
+from rules._exprs import E, X
+from rules._space import ProblemSpace
+
+if TYPE_CHECKING:
+    import cvxpy as cp
+
+#: Knots per underlying in a market's profile; a market pads a shorter profile to this many by
+#: repeating its last knot (a segment of zero width adds nothing).
+MAX_KNOTS = 32
+
+
+def profile_column(what: Literal["level", "gamma"], k: int) -> str:
+    """Asset column of a profile's knot ``k``: its ``level`` ℓ_k or its ``gamma`` g_k."""
+    return f"dealer_gamma.{what}.{k}"
+
+
+def _u(k: int) -> pl.Expr:
+    return 1.0 + pl.col(profile_column("level", k))
+
+
+def _g(k: int) -> pl.Expr:
+    return pl.col(profile_column("gamma", k))
+
+
+def _flat(g: pl.Expr, lo: pl.Expr, hi: pl.Expr) -> pl.Expr:
+    """``∫_lo^hi g/u² du`` for a constant ``g``."""
+    return g * (1 / lo - 1 / hi)
+
+
+def hedge_value(rho: pl.Expr) -> pl.Expr:
+    """``x*(ρ) = −100·ρ·∫_1^ρ g(u)/u² du`` (module docstring), on an asset table with a
+    profile; null where the asset has none."""
+    a, b = pl.min_horizontal(rho, 1.0), pl.max_horizontal(rho, 1.0)
+    first, last = _u(0), _u(MAX_KNOTS - 1)
+    # the tails, flat at the end knots: (0, u_0] and [u_last, ∞)
+    total = _flat(_g(0), a.clip(upper_bound=first), b.clip(upper_bound=first))
+    total += _flat(_g(MAX_KNOTS - 1), a.clip(lower_bound=last), b.clip(lower_bound=last))
+    for k in range(MAX_KNOTS - 1):
+        u0, u1, g0, g1 = _u(k), _u(k + 1), _g(k), _g(k + 1)
+        lo = pl.min_horizontal(pl.max_horizontal(a, u0), u1)
+        hi = pl.min_horizontal(pl.max_horizontal(b, u0), u1)
+        beta = pl.when(u1 > u0).then((g1 - g0) / (u1 - u0)).otherwise(0.0)
+        total += _flat(g0 - beta * u0, lo, hi) + beta * (hi / lo).log()
+    signed = pl.when(rho >= 1.0).then(total).otherwise(-total)
+    return -100.0 * rho * signed
+
+
+class GammaHedge(PositionRule):
+    """Hold the hedge of the market's dealers' gamma, at the share ``share``."""
+
+    examples: ClassVar[tuple[dict[str, Any], ...]] = ({}, {"share": 0.4})
+
+    flow = "systematic"
+
+    kind: Literal["gamma_hedge"] = "gamma_hedge"
+    share: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="w: the holder's share of the market's dealers (dealer_gamma table)",
+    )
+
+    prescribed = True
+    buys = True
+    exclusive = True
+    convex_levels = (Level.TRIGGER,)
+
+    @property
+    def leaves_no_choice(self) -> bool:
+        return True
+
+    # --- Polars -------------------------------------------------------------------------------
+    def asset_columns(self) -> dict[str, pl.Expr]:
+        """The dealers' hedge ``x*`` of every asset with a profile, at its price now."""
+        rho = pl.col("price") / pl.col("price_pre")
+        return {self.column("hedge"): hedge_value(rho)}
+
+    @property
+    def _hedged(self) -> pl.Expr:
+        return pl.col(self.column("hedge")).is_not_null()
+
+    @property
+    def _target(self) -> pl.Expr:
+        return pl.col(Book.ACCOUNTS) * self.share * pl.col(self.column("hedge"))
+
+    def position_columns(self) -> dict[str, pl.Expr]:
+        gap = pl.when(self._hedged).then((self._target - X).abs()).otherwise(0.0)
+        return {self.column("gap_row"): gap}
+
+    def holder_sums(self) -> dict[str, pl.Expr]:
+        return {self.column("gap"): pl.col(self.column("gap_row")).sum()}
+
+    def lhs(self) -> pl.Expr:
+        return pl.col(self.column("gap"))
+
+    def bound(self, level: Level) -> pl.Expr:
+        return pl.lit(0.0)
+
+    def metric(self) -> pl.Expr:
+        """The hedge still to trade as a share of equity, ``Σ|k·w·x* − x| / E``."""
+        return pl.when(E > 0).then(self.lhs() / E)
+
+    def trade(self, level: Level) -> pl.Expr:
+        """``u_i = k·w·x*_i − x_i`` on hedged positions, at either level."""
+        return pl.when(self._hedged).then(self._target - X).otherwise(0.0)
+
+    def holder_inputs(self, level: Level) -> dict[str, pl.Expr]:
+        return {}
+
+    def position_inputs(self, level: Level) -> Mapping[str, pl.Expr]:
+        return {
+            self.column("member"): self._hedged.cast(pl.Float64),
+            self.column("target"): pl.when(self._hedged).then(self._target).otherwise(0.0),
+        }
+
+    # --- cvxpy --------------------------------------------------------------------------------
+    def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
+        import cvxpy as cp  # noqa: PLC0415 (imported when a problem is built)
+
+        member = p.vec(self.column("member"), nonneg=True)
+        target = p.vec(self.column("target"))
+        gap = cp.sum(cp.abs(cp.multiply(member, p.x_plus) - target))
+        return {self.constraint_name("gap<=0"): gap <= 0}
+
+
+__all__ = ["MAX_KNOTS", "GammaHedge", "hedge_value", "profile_column"]
