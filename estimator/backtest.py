@@ -4,6 +4,8 @@ For each scenario with ``[[published]]`` figures (:mod:`estimator.published`), t
 is run on its market as a user runs it, and each figure's quantity is measured on the run and
 set beside the published value or range: a row per figure, misses included, with the verdict
 (``in``, ``over``, ``under``) and the ratio of the estimate to the nearest end of the range.
+Beside them, each episode's whole flow by channel — holder type, asset class and flow kind
+(:func:`estimator.flows.by_channel`) — shows which holders the estimate comes from.
 """
 
 from __future__ import annotations
@@ -15,17 +17,19 @@ from pathlib import Path
 
 import polars as pl
 
-from estimator import published
+from estimator import flows, published
 from estimator.api import run
 from estimator.inputs import load_inputs
 from estimator.manifest import BacktestManifest
 from estimator.paths import shipped_scenarios
 from estimator.published import amount, range_text
-from estimator.report import canonical, write_reports
+from estimator.report import canonical, money, write_reports
 from estimator.scenario import load_scenario
 
 #: The backtest table's columns, in order: the episode, then :data:`published.COLUMNS`.
 COLUMNS = ["episode", *published.COLUMNS]
+#: The flow by channel's columns: the episode, then :data:`estimator.flows.CHANNEL_COLUMNS`.
+CHANNEL_COLUMNS = ["episode", *flows.CHANNEL_COLUMNS]
 
 
 def episodes() -> list[str]:
@@ -41,16 +45,19 @@ class Backtest:
     manifest: BacktestManifest
     #: The dated episodes' figures by date (:func:`estimator.published.by_day`, with episode).
     days: pl.DataFrame | None = None
+    #: Each episode's flow by channel (:data:`CHANNEL_COLUMNS`).
+    channels: pl.DataFrame | None = None
 
     def write(self, out_dir: str | Path) -> list[Path]:
-        """``backtest.csv``, ``backtest_days.csv`` (dated episodes), ``backtest.html`` and
-        ``manifest.json`` into ``out_dir``."""
+        """``backtest.csv``, ``backtest_days.csv`` (dated episodes), ``backtest_channels.csv``,
+        ``backtest.html`` and ``manifest.json`` into ``out_dir``."""
         days = {"backtest_days": self.days} if self.days is not None else {}
+        channels = {"backtest_channels": self.channels} if self.channels is not None else {}
         return write_reports(
             Path(out_dir),
-            {"backtest": self.table} | days,
+            {"backtest": self.table} | days | channels,
             self.manifest,
-            texts={"backtest.html": page(self.table)},
+            texts={"backtest.html": page(self.table, self.channels)},
         )
 
 
@@ -59,12 +66,14 @@ def backtest(
 ) -> Backtest:
     """Run ``names`` (default: every :func:`episodes`) and set each published figure beside
     the run's estimate of it. ``progress`` is told each episode's name as it starts."""
-    parts, dated = [], []
+    parts, dated, channels = [], [], []
     for name in names or episodes():
         if progress is not None:
             progress(name)
         spec, path, market = load_inputs(name, None)
         result = run(path if path is not None else spec, market)
+        by_channel = flows.by_channel(result.trades, result.holders, market.assets)
+        channels.append(by_channel.select(pl.lit(spec.name).alias("episode"), pl.all()))
         if result.published is not None:
             parts.append(result.published.select(pl.lit(spec.name).alias("episode"), pl.all()))
         if result.published_days is not None:
@@ -84,7 +93,12 @@ def backtest(
             if not n
         ],
     )
-    return Backtest(table, manifest, canonical(pl.concat(dated)) if dated else None)
+    return Backtest(
+        table,
+        manifest,
+        canonical(pl.concat(dated)) if dated else None,
+        canonical(pl.concat(channels)) if channels else None,
+    )
 
 
 def explained_by(table: pl.DataFrame) -> dict[str, list[str]]:
@@ -190,8 +204,9 @@ def with_table(readme: str, table: pl.DataFrame, days: pl.DataFrame | None = Non
     return f"{head}{DAYS_START}\n{days_markdown(days, table)}{DAYS_END}{tail}"
 
 
-def page(table: pl.DataFrame) -> str:
-    """The backtest as one self-contained HTML page (:func:`published.html_table`)."""
+def page(table: pl.DataFrame, channels: pl.DataFrame | None = None) -> str:
+    """The backtest as one self-contained HTML page (:func:`published.html_table`), with each
+    episode's flow by channel where given."""
     style = (
         "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
@@ -203,7 +218,27 @@ def page(table: pl.DataFrame) -> str:
         f"<style>{style}</style></head><body><h1>Estimates beside what happened</h1>"
         "<p>Each episode run on the census market; each published figure beside the estimate "
         "of the same quantity. Ratio: estimate over the nearest end of the published range.</p>"
-        f"{published.html_table(table)}{_channels_html(table)}</body></html>"
+        f"{published.html_table(table)}{_channels_html(table)}"
+        f"{_flow_by_channel_html(channels)}</body></html>"
+    )
+
+
+def _flow_by_channel_html(channels: pl.DataFrame | None) -> str:
+    """Each episode's flow by holder type, asset class and flow kind: sold, bought, net."""
+    if channels is None or channels.is_empty():
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(r['episode'])}</td><td>{html.escape(r['holder_type'])}</td>"
+        f"<td>{html.escape(r['asset_class'])}</td><td>{html.escape(r['flow_kind'])}</td>"
+        f"<td>{money(r['sell_value'])}</td><td>{money(r['buy_value'])}</td>"
+        f"<td>{money(r['net_value'])}</td></tr>"
+        for r in channels.iter_rows(named=True)
+    )
+    return (
+        "<h2>Each episode's flow by channel</h2><p>The whole estimate of each episode by holder "
+        "type, asset class and flow kind: which holders it comes from.</p><table><tr>"
+        "<th>episode</th><th>holder type</th><th>asset class</th><th>flow kind</th>"
+        f"<th>sold</th><th>bought</th><th>net</th></tr>{rows}</table>"
     )
 
 
@@ -224,13 +259,15 @@ def _channels_html(table: pl.DataFrame) -> str:
 
 
 def main() -> None:
-    """Run the backtest, keep its tables as ``backtest/latest.csv`` and
-    ``backtest/latest_days.csv`` and write them into the README (``make backtest-readme``)."""
+    """Run the backtest, keep its tables as ``backtest/latest.csv``,
+    ``backtest/latest_days.csv`` and ``backtest/latest_channels.csv`` and write the first two
+    into the README (``make backtest-readme``)."""
     root = Path(__file__).resolve().parents[1]
     run = backtest()
     run.table.write_csv(root / "backtest" / "latest.csv")
-    assert run.days is not None  # the shipped dated episodes
+    assert run.days is not None and run.channels is not None  # the shipped episodes
     run.days.write_csv(root / "backtest" / "latest_days.csv")
+    run.channels.write_csv(root / "backtest" / "latest_channels.csv")
     readme = root / "README.md"
     text = with_table(readme.read_text(encoding="utf-8"), run.table, run.days)
     readme.write_text(text, encoding="utf-8")

@@ -6,8 +6,9 @@ Each rule kind says why its trades happen (:attr:`rules.RuleBase.flow_kind`):
   ``redemption`` (outflows and the cash floor), ``rating_floor``, ``liquidity_buffer``,
   ``collateral_buffer``, ``stop_loss``, ``var_limit``; and the liquidation of an insolvent
   holder (a trade that names no rule);
-* **systematic** — a strategy that trades on volatility or leverage by design: ``vol_target``,
-  ``leverage`` (targeting);
+* **systematic** — a strategy that trades on volatility, leverage or price by design:
+  ``vol_target``, ``leverage`` (targeting), ``gamma_hedge`` (options dealers' hedges, which buy
+  a fall where dealers are long gamma: in the headline they offset other holders' sales);
 * **policy** — an allocation kept to its weights: ``rebalancing_band``, ``funding_ratio``,
   ``index_tracking``.
 
@@ -138,20 +139,36 @@ def daily(trades: pl.DataFrame, holders: pl.DataFrame, assets: pl.DataFrame) -> 
     classified ``trades`` of a day clock's run (with ``day``), holders and assets joined by id;
     sorted by day, type, class and kind. Summed over days and holder types it is
     :func:`by_kind`'s table."""
+    return _by_type(trades, holders, assets, ("day",)).select(DAILY_COLUMNS)
+
+
+#: The columns of :func:`by_channel`.
+CHANNEL_COLUMNS = [c for c in DAILY_COLUMNS if c != "day"]
+
+
+def by_channel(trades: pl.DataFrame, holders: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFrame:
+    """Per holder type, asset class and flow kind — the channels a run's flow came through —
+    ``S``, ``B`` and ``N`` over the whole run, as :func:`daily` has them by day; summed over
+    holder types it is :func:`by_kind`'s table."""
+    return _by_type(trades, holders, assets, ()).select(CHANNEL_COLUMNS)
+
+
+def _by_type(
+    trades: pl.DataFrame, holders: pl.DataFrame, assets: pl.DataFrame, by: tuple[str, ...]
+) -> pl.DataFrame:
     u = pl.col("trade_value")
     order = pl.col("flow_kind").replace_strict(
         {k: i for i, k in enumerate(KINDS)}, return_dtype=pl.Int64
     )
-    keys = ["day", "holder_type", "asset_class", "flow_kind"]
+    keys = [*by, "holder_type", "asset_class", "flow_kind"]
     return (
-        parts(trades, by=("day",))
+        parts(trades, by=by)
         .join(holders.select("holder_id", "holder_type"), on="holder_id", how="left")
         .join(assets.select("asset_id", "asset_class"), on="asset_id", how="left")
         .group_by(keys)
         .agg(sell_value=(-u).clip(lower_bound=0).sum(), buy_value=u.clip(lower_bound=0).sum())
         .with_columns(net_value=pl.col("buy_value") - pl.col("sell_value"))
-        .sort("day", "holder_type", "asset_class", order)
-        .select(DAILY_COLUMNS)
+        .sort(*by, "holder_type", "asset_class", order)
     )
 
 

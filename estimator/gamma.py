@@ -4,7 +4,8 @@ A profile is the dealers' net dollar gamma per 1% move ``g`` of an underlying at
 ``ℓ = S/S₀ − 1`` around its price before the scenario ``S₀`` (:mod:`rules.gamma_hedge` has the
 math). A market may carry one (a ``dealer_gamma`` table: asset_id, level, gamma), and a
 scenario may give its own for the day it starts (``[[dealer_gamma]]``, :class:`GammaProfile`):
-dealers' books turn over with every expiry, so the census leaves them to the episodes. Either
+dealers' books turn over with every expiry, so the census leaves them to the episodes (one
+profile per underlying). Either
 is joined to the assets as one column per knot (:func:`rules.gamma_hedge.profile_column`), up
 to :data:`~rules.gamma_hedge.MAX_KNOTS` knots, a shorter profile padded with its last knot; a
 scenario's profile replaces the market's for its underlying.
@@ -142,13 +143,48 @@ def profile_columns(table: pl.DataFrame) -> pl.DataFrame:
     ).sort("asset_id")
 
 
-def with_columns(assets: pl.DataFrame, mandates: dict[str, Mandate]) -> pl.DataFrame:
+def with_null_profiles(assets: pl.DataFrame, mandates: dict[str, Mandate]) -> pl.DataFrame:
     """``assets`` with null profile columns where a mandate hedges dealers' gamma and the
     market has no profile: a scenario may give one (:func:`with_profiles`)."""
     hedges = any(isinstance(r, GammaHedge) for m in mandates.values() for r in m.rules)
     if not hedges or HEDGED in assets.columns:
         return assets
     return assets.with_columns(pl.lit(None, pl.Float64).alias(c) for c in COLUMNS)
+
+
+def check_hedgers(
+    assets: pl.DataFrame,
+    holders: pl.DataFrame,
+    positions: pl.DataFrame,
+    mandates: dict[str, Mandate],
+    label: str,
+) -> None:
+    """An input error where a holder that hedges dealers' gamma holds an underlying with a
+    profile before the scenario: its position there is its hedge, ``x = k·w·x*(ρ)``, which
+    is none before the scenario (a holding would be sold as if it were a hedge)."""
+    names = [n for n, m in mandates.items() if any(isinstance(r, GammaHedge) for r in m.rules)]
+    if not names or HEDGED not in assets.columns:
+        return
+    underlyings = assets.filter(pl.col(HEDGED).is_not_null()).select("asset_id")
+    held = (
+        positions.filter(pl.col("quantity") != 0)
+        .join(holders.filter(pl.col("mandate").is_in(names)).select("holder_id"), on="holder_id")
+        .join(underlyings, on="asset_id")
+        .sort("holder_id", "asset_id")
+    )
+    if held.is_empty():
+        return
+    raise InputError(
+        [
+            Problem(
+                label,
+                f"holder {h!r} hedges dealers' gamma and holds {a!r}, an underlying of the "
+                "dealers' gamma: its position there is its hedge, none before the scenario",
+                field="dealer_gamma",
+            )
+            for h, a in held.select("holder_id", "asset_id").head(20).iter_rows()
+        ]
+    )
 
 
 def wanted_rows(

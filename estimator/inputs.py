@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from estimator import book as bk
-from estimator import precheck, realised, stack
+from estimator import gamma, precheck, realised, stack
 from estimator.bounds import finite_problem
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.finite import non_finite
@@ -143,6 +143,7 @@ def prepare(
     shocked = apply_scenario(
         market.assets, spec, label, warnings, market.index_weights, multiple=multiple
     )
+    gamma.check_hedgers(shocked, market.holders, market.positions, market.mandates, label)
     futures = shocked.filter(pl.col("instrument") != "cash").select(
         "asset_id", "multiplier", dp=pl.col("price") - pl.col("price_pre")
     )

@@ -263,7 +263,7 @@ def build_market(
     assets = assets.join(risk_rows, on="asset_id", how="left")
     if profile is not None:
         assets = assets.join(gamma.profile_columns(profile), on="asset_id", how="left")
-    assets = gamma.with_columns(assets, mandates)  # a scenario may give the profile
+    assets = gamma.with_null_profiles(assets, mandates)  # a scenario may give the profile
     off = assets.filter((risk.model_vol(assets) - pl.col("vol")).abs() > 0.1 * pl.col("vol") + 1e-4)
     assets = assets.with_columns(pl.col("vol").fill_null(risk.model_vol(assets)))  # the model's
     for asset_id in off["asset_id"].head(10):

@@ -267,6 +267,13 @@ class Scenario(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _one_profile_per_underlying(self) -> Self:
+        twice = repeated(p.asset_id for p in self.dealer_gamma)
+        if twice:
+            raise ValueError(f"one dealer_gamma profile per underlying; repeated: {twice}")
+        return self
+
+    @model_validator(mode="after")
     def _one_change_per_member(self) -> Self:
         twice = repeated((c.index_id, c.asset_id) for c in self.index_changes)
         if twice:

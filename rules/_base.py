@@ -203,8 +203,9 @@ class RuleBase(BaseModel):
     )
     #: Why the rule's trades happen (:attr:`flow_kind`): ``forced`` — a limit the holder must not
     #: breach (margin, leverage limits, redemptions, rating floors, liquidity and collateral
-    #: buffers, stop-losses, VaR limits); ``systematic`` — a strategy that trades on volatility
-    #: or leverage by design (vol targets, constant leverage); ``policy`` — an allocation kept
+    #: buffers, stop-losses, VaR limits); ``systematic`` — a strategy that trades on volatility,
+    #: leverage or price by design (vol targets, constant leverage, dealers' gamma hedges);
+    #: ``policy`` — an allocation kept
     #: to its weights (rebalancing bands, funding-ratio glide paths, index tracking).
     flow: ClassVar[str] = "forced"
 

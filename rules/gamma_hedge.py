@@ -19,7 +19,10 @@ fall and sells it on a 1% rise; short gamma does the opposite and adds to the mo
 linear in ``u`` between the profile's knots ``(u_k, g_k)``, ``u_k = 1 + ℓ_k``, and flat beyond
 its ends; on a segment ``g = α + β·u`` the integral is exact,
 
-    ``∫_a^b (α + β·u)/u² du = α·(1/a − 1/b) + β·ln(b/a)``.
+    ``∫_a^b (α + β·u)/u² du = α·(1/a − 1/b) + β·ln(b/a)
+                           = g(a)·(1/a − 1/b) + β·(ln(1 + t) − t/(1 + t))``,  ``t = (b − a)/a``,
+
+the second form computed (it does not lose digits where two knots lie close together).
 
 ``S₀`` is the underlying's price before the scenario (``price_pre``): dealers hold no hedge
 trades before the scenario, and the rule holds each hedged position at ``x = k·w·x*(ρ)`` at
@@ -85,7 +88,10 @@ def hedge_value(rho: pl.Expr) -> pl.Expr:
         lo = pl.min_horizontal(pl.max_horizontal(a, u0), u1)
         hi = pl.min_horizontal(pl.max_horizontal(b, u0), u1)
         beta = pl.when(u1 > u0).then((g1 - g0) / (u1 - u0)).otherwise(0.0)
-        total += _flat(g0 - beta * u0, lo, hi) + beta * (hi / lo).log()
+        # from g(lo): g(lo)·(1/lo − 1/hi) + β·(ln(1 + t) − t/(1 + t)), t = (hi − lo)/lo — the
+        # same integral without α's and β·ln's cancellation where knots lie close together
+        t = (hi - lo) / lo
+        total += _flat(g0 + beta * (lo - u0), lo, hi) + beta * (t.log1p() - t / (1 + t))
     signed = pl.when(rho >= 1.0).then(total).otherwise(-total)
     return -100.0 * rho * signed
 
@@ -112,6 +118,11 @@ class GammaHedge(PositionRule):
 
     @property
     def leaves_no_choice(self) -> bool:
+        return True
+
+    @property
+    def restores_to_trigger(self) -> bool:
+        """The hedge depends on the price alone, not on the path that led there."""
         return True
 
     # --- Polars -------------------------------------------------------------------------------

@@ -92,7 +92,12 @@ def test_the_command_on_one_episode(tmp_path: Path) -> None:
     index = run.trades.join(run.holders.select("holder_id", "holder_type"), on="holder_id")
     bought = index.filter(pl.col("holder_type") == "index_fund")["trade_value"].clip(0).sum()
     assert table["estimate"][0] == pytest.approx(bought, rel=1e-12)
-    assert (tmp_path / "b" / "backtest.html").read_text().count("<tr>") == 3
+    figures, channels = (tmp_path / "b" / "backtest.html").read_text().split("flow by channel")
+    assert figures.count("<tr>") == 3  # a header and the two figures
+    # the channels' table: a header and a row per channel of the file
+    assert (
+        channels.count("<tr>") == 1 + pl.read_csv(tmp_path / "b" / "backtest_channels.csv").height
+    )
     assert "Estimates beside published figures" in ran.output
 
 
@@ -289,3 +294,23 @@ def test_a_figure_by_day_in_the_readme_by_hand() -> None:
         lines[3]
         == "| `e` | z | 1 | 2020-03-02 | 2020-03-02: 0 (—) | — | 2020-03-02 | 0 | 50 – 100 |"
     )
+
+
+def test_each_episode_s_flow_by_channel(tmp_path: Path) -> None:
+    # Volmageddon's one day: the dealers' purchase of futures is their trade's value, and the
+    # channels' net flows add up to every trade's
+    from estimator.backtest import backtest  # noqa: PLC0415
+
+    ran = backtest(["volmageddon_2018"])
+    assert ran.channels is not None
+    ran.write(tmp_path)
+    channels = pl.read_csv(tmp_path / "backtest_channels.csv")
+    run = estimator.run("volmageddon_2018")
+    dealer = run.trades.filter(pl.col("holder_id") == "OD001")
+    assert dealer["asset_id"].to_list() == ["ES_FUT"] and dealer["trade_value"][0] > 0
+    row = channels.filter(pl.col("holder_type") == "options_dealer").row(0, named=True)
+    assert (row["asset_class"], row["flow_kind"]) == ("equity_future", "systematic")
+    assert row["buy_value"] == pytest.approx(dealer["trade_value"][0], rel=1e-12)
+    assert row["sell_value"] == 0
+    assert channels["net_value"].sum() == pytest.approx(run.trades["trade_value"].sum(), rel=1e-9)
+    assert "flow by channel" in (tmp_path / "backtest.html").read_text()

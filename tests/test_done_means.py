@@ -121,6 +121,13 @@ def _market(rng: np.random.Generator, mandates: dict[str, Mandate], n_holders: i
         schema=["index_id", "asset_id", "weight"],
         orient="row",
     )
+    # a dealer's position in an underlying is its hedge: none before the scenario
+    hedgers = {
+        h["holder_id"] for h in holders if isinstance(mandates[h["mandate"]].rules[0], GammaHedge)
+    }
+    positions = [
+        p for p in positions if not (p["holder_id"] in hedgers and p["asset_id"] in DEALER_GAMMA)
+    ]
     profile = pl.DataFrame(
         [(a, lv, g) for a, knots in DEALER_GAMMA.items() for lv, g in knots],
         schema=["asset_id", "level", "gamma"],

@@ -124,7 +124,7 @@ def test_closed_form_equals_quadrature(
     assert got == pytest.approx(want, abs=1e-9 * scale + 1e-6)
 
 
-def test_no_move_no_trade_and_min_cost_trades_the_same() -> None:
+def test_no_move_no_trade_and_min_cost_trades_the_prescribed_hedge() -> None:
     market = _market([(-0.1, -2e9), (0.0, 1e9)])
     assert estimator.run(_fall(0.0), market).trades.filter(pl.col("holder_id") == "D").is_empty()
     pro = _dealer_trade(estimator.run(_fall(-0.05), market))
@@ -208,6 +208,8 @@ def test_a_scenario_gives_the_profile_on_a_market_without_one() -> None:
         estimator.run(unknown, market)
     with pytest.raises(ValueError, match="one gamma per level"):
         GammaProfile(**(profile | {"levels": [0.0, -0.1]}))
+    with pytest.raises(ValueError, match=r"one dealer_gamma profile per underlying.*'X'"):
+        Scenario.model_validate({"name": "s", "dealer_gamma": [profile, profile]})
 
 
 @pytest.mark.parametrize(
@@ -231,3 +233,14 @@ def test_the_episodes_profiles_are_the_published_readings(
     want = sorted((c / s0 - 1, g) for c, g in rows.select("spx_close", "gex").iter_rows())
     assert profile.asset_id == "ES_FUT"
     assert list(zip(profile.levels, profile.gammas, strict=True)) == want
+
+
+def test_a_hedger_holding_an_underlying_before_the_scenario_is_an_input_error() -> None:
+    # its position there is its hedge: a holding would be sold as if it were one
+    market = _market([(0.0, 1e9)])
+    held = pl.concat(
+        [market.positions, pl.DataFrame({"holder_id": ["D"], "asset_id": ["X"], "quantity": [5.0]})]
+    )
+    market = dataclasses.replace(market, positions=held)
+    with pytest.raises(InputError, match=r"holder 'D' hedges dealers' gamma and holds 'X'"):
+        estimator.run(_fall(-0.02), market)
