@@ -70,7 +70,9 @@ def run(
     shocked, holders, dated = ready.shocked, ready.holders, ready.schedule
     check_books(shocked, holders, ready.market, label)
     warn_breaches(market, "holders", warnings)  # the market as given
-    gamma.warn_unhedged(shocked, holders, market.mandates, warnings, label)
+    gamma.warn_unhedged(
+        shocked, holders, market.mandates, warnings, label, given=len(spec.dealer_gamma)
+    )
     market = ready.market  # a path's history sizes the estimating funds (estimator.warmup)
     first_order = (
         glt.of_scenario(spec.impact, market, shocked, holders, label)

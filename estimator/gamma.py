@@ -91,9 +91,12 @@ def warn_unhedged(
     mandates: dict[str, Mandate],
     warnings: InputWarnings,
     label: str,
+    *,
+    given: int = 0,
 ) -> None:
-    """A warning where holders hedge dealers' gamma but no underlying has a profile: they
-    hold nothing and do not trade."""
+    """A warning where holders hedge dealers' gamma but no underlying has a profile (they
+    hold nothing and do not trade), or where the scenario gives ``given`` profiles but no
+    holder hedges them."""
     names = [n for n, m in mandates.items() if any(isinstance(r, GammaHedge) for r in m.rules)]
     hedgers = holders.filter(pl.col("mandate").is_in(names)).height
     if hedgers and (HEDGED not in assets.columns or assets[HEDGED].null_count() == assets.height):
@@ -102,6 +105,15 @@ def warn_unhedged(
                 label,
                 f"{hedgers} holder(s) hedge dealers' gamma, but neither the market nor the "
                 "scenario gives a dealer_gamma profile: they do not trade",
+            )
+        )
+    if given and not hedgers:
+        warnings.add(
+            Problem(
+                label,
+                f"the scenario gives {given} dealer_gamma profile(s), but no holder of the "
+                "market hedges dealers' gamma (a gamma_hedge mandate): nobody trades on them",
+                field="dealer_gamma",
             )
         )
 
@@ -189,18 +201,19 @@ def check_hedgers(
 
 def wanted_rows(
     holders: pl.DataFrame, mandates: dict[str, Mandate], assets: pl.DataFrame, copy: str
-) -> list[pl.DataFrame]:
-    """(holder_id, asset_id) of every hedger × underlying (coded frames); in a stack of copies
-    (column ``copy``) each hedger's underlyings are its own copy's."""
+) -> pl.DataFrame | None:
+    """(holder_id, asset_id) of every hedger × underlying (coded frames; None without
+    either); in a stack of copies (column ``copy``) each hedger's underlyings are its own
+    copy's."""
     names = [n for n, m in mandates.items() if any(isinstance(r, GammaHedge) for r in m.rules)]
     if not names or HEDGED not in assets.columns:
-        return []
+        return None
     hedgers = holders.filter(pl.col("mandate").is_in(names))
     underlyings = assets.filter(pl.col(HEDGED).is_not_null())
     if copy in assets.columns:
-        return [
+        return (
             hedgers.select("holder_id", copy)
             .join(underlyings.select("asset_id", copy), on=copy)
             .drop(copy)
-        ]
-    return [hedgers.select("holder_id").join(underlyings.select("asset_id"), how="cross")]
+        )
+    return hedgers.select("holder_id").join(underlyings.select("asset_id"), how="cross")

@@ -216,8 +216,9 @@ def pad_positions(
 ) -> pl.DataFrame:
     """Zero-quantity rows for the index members a tracker does not hold yet and must buy (an
     addition, or a reweight up, needs a row to be bought into): those with ``Δw > 0``. A member
-    not held whose weight does not rise has target ``max(Δw, 0) = 0`` and never trades. So do
-    a dealers' hedger's underlyings (:func:`estimator.gamma.wanted_rows`). Frames are coded
+    not held whose weight does not rise has target ``max(Δw, 0) = 0`` and never trades. A
+    holder that hedges dealers' gamma gets a row for every underlying with a profile
+    (:func:`estimator.gamma.wanted_rows`). Frames are coded
     (:mod:`estimator.keys`); the result is in (holder, asset) order. In a stacked market
     (:mod:`estimator.stack`) holders and assets carry their :data:`COPY`, and a tracker's
     members are those of its copy."""
@@ -250,7 +251,9 @@ def pad_positions(
                 continue
             members = assets.filter(bought).select("asset_id")
             rows.append(trackers.join(members, how="cross"))
-    rows += gamma.wanted_rows(holders, mandates, assets, COPY)
+    hedges = gamma.wanted_rows(holders, mandates, assets, COPY)
+    if hedges is not None:
+        rows.append(hedges)
     positions = keys.by_holder(positions)
     if not rows:
         return positions

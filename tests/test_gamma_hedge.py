@@ -244,3 +244,20 @@ def test_a_hedger_holding_an_underlying_before_the_scenario_is_an_input_error() 
     market = dataclasses.replace(market, positions=held)
     with pytest.raises(InputError, match=r"holder 'D' hedges dealers' gamma and holds 'X'"):
         estimator.run(_fall(-0.02), market)
+
+
+def test_a_profile_nobody_hedges_is_a_warning() -> None:
+    market = estimator.build_market(
+        asset_frame([{"asset_id": "X", "price": 100.0}]),
+        holder_frame([{"holder_id": "A", "cash": -600.0, "mandate": "m"}]),
+        pl.DataFrame({"holder_id": ["A"], "asset_id": ["X"], "quantity": [10.0]}),
+        {"m": LEVERED},
+    )
+    profile = GammaProfile(
+        asset_id="X", levels=[0.0], gammas=[1e9], kind="assumption", date="d", source="a test"
+    )
+    ran = estimator.run(_fall(-0.02).model_copy(update={"dealer_gamma": [profile]}), market)
+    assert any("nobody trades on them" in w.message for w in ran.warnings.items)
+    assert not any(
+        "nobody" in w.message for w in estimator.run(_fall(-0.02), market).warnings.items
+    )
