@@ -11,12 +11,12 @@ to :data:`~rules.gamma_hedge.MAX_KNOTS` knots, a shorter profile padded with its
 scenario's profile replaces the market's for its underlying.
 
 A holder under ``gamma_hedge`` holds a position in every underlying with a profile — none before
-the scenario: :func:`wanted_rows` names the rows a round pads in at zero.
+the scenario: a round pads its rows in at zero (:meth:`rules.gamma_hedge.GammaHedge.pads`).
 """
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 import polars as pl
 from pydantic import BaseModel, Field, model_validator
@@ -39,12 +39,12 @@ class GammaProfile(BaseModel):
     model_config = MODEL_CONFIG
 
     asset_id: str = Field(min_length=1, description="the underlying")
-    levels: list[float] = Field(
+    levels: list[Annotated[float, Field(gt=-1, le=10)]] = Field(
         min_length=1,
         max_length=MAX_KNOTS,
         description="spot levels relative to the price before the scenario, S/S₀ − 1",
     )
-    gammas: list[float] = Field(
+    gammas: list[Annotated[float, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]] = Field(
         description="the dealers' net dollar gamma per 1% move at each level (positive: long)"
     )
     kind: Literal["estimate", "assumption"]
@@ -58,10 +58,6 @@ class GammaProfile(BaseModel):
             raise ValueError("give one gamma per level")
         if len(set(self.levels)) != len(self.levels):
             raise ValueError("levels must differ")
-        if any(not -1 < lv <= 10 for lv in self.levels):
-            raise ValueError("levels must be above −1 and at most 10")
-        if any(abs(g) > MAX_AMOUNT for g in self.gammas):
-            raise ValueError(f"gammas must be within ±{MAX_AMOUNT:g}")
         return self
 
 
@@ -197,23 +193,3 @@ def check_hedgers(
             for h, a in held.select("holder_id", "asset_id").head(20).iter_rows()
         ]
     )
-
-
-def wanted_rows(
-    holders: pl.DataFrame, mandates: dict[str, Mandate], assets: pl.DataFrame, copy: str
-) -> pl.DataFrame | None:
-    """(holder_id, asset_id) of every hedger × underlying (coded frames; None without
-    either); in a stack of copies (column ``copy``) each hedger's underlyings are its own
-    copy's."""
-    names = [n for n, m in mandates.items() if any(isinstance(r, GammaHedge) for r in m.rules)]
-    if not names or HEDGED not in assets.columns:
-        return None
-    hedgers = holders.filter(pl.col("mandate").is_in(names))
-    underlyings = assets.filter(pl.col(HEDGED).is_not_null())
-    if copy in assets.columns:
-        return (
-            hedgers.select("holder_id", copy)
-            .join(underlyings.select("asset_id", copy), on=copy)
-            .drop(copy)
-        )
-    return hedgers.select("holder_id").join(underlyings.select("asset_id"), how="cross")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from estimator import contracts, gamma, keys
+from estimator import contracts, keys
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.mandates import Mandate
 from rules import index_column
@@ -216,9 +216,9 @@ def pad_positions(
 ) -> pl.DataFrame:
     """Zero-quantity rows for the index members a tracker does not hold yet and must buy (an
     addition, or a reweight up, needs a row to be bought into): those with ``Δw > 0``. A member
-    not held whose weight does not rise has target ``max(Δw, 0) = 0`` and never trades. A
-    holder that hedges dealers' gamma gets a row for every underlying with a profile
-    (:func:`estimator.gamma.wanted_rows`). Frames are coded
+    not held whose weight does not rise has target ``max(Δw, 0) = 0`` and never trades. So
+    do the assets a rule pads (:meth:`rules.RuleBase.pads`: a dealer's hedged underlyings, a
+    trend follower's instruments). Frames are coded
     (:mod:`estimator.keys`); the result is in (holder, asset) order. In a stacked market
     (:mod:`estimator.stack`) holders and assets carry their :data:`COPY`, and a tracker's
     members are those of its copy."""
@@ -251,9 +251,7 @@ def pad_positions(
                 continue
             members = assets.filter(bought).select("asset_id")
             rows.append(trackers.join(members, how="cross"))
-    hedges = gamma.wanted_rows(holders, mandates, assets, COPY)
-    if hedges is not None:
-        rows.append(hedges)
+    rows += _padded(holders, mandates, assets)
     positions = keys.by_holder(positions)
     if not rows:
         return positions
@@ -276,3 +274,28 @@ def pad_positions(
     )
     parts = [positions.slice(0, start), merged, positions.slice(stop)]
     return pl.concat(parts, rechunk=False).with_columns(pl.col(keys.HOLDER).set_sorted())
+
+
+def _padded(
+    holders: pl.DataFrame, mandates: dict[str, Mandate], assets: pl.DataFrame
+) -> list[pl.DataFrame]:
+    """(holder_id, asset_id) of every holder × asset its mandate's rules pad
+    (:meth:`rules.RuleBase.pads`); in a stack of copies each holder's are its own copy's."""
+    rows = []
+    for name, mandate in sorted(mandates.items()):
+        pads = [p for r in mandate.rules if (p := r.pads()) is not None]
+        if not pads:
+            continue
+        mine = holders.filter(pl.col("mandate") == name)
+        padded = assets.filter(pl.any_horizontal(pads))
+        if mine.is_empty() or padded.is_empty():
+            continue
+        if COPY in assets.columns:
+            rows.append(
+                mine.select("holder_id", COPY)
+                .join(padded.select("asset_id", COPY), on=COPY)
+                .drop(COPY)
+            )
+        else:
+            rows.append(mine.select("holder_id").join(padded.select("asset_id"), how="cross"))
+    return rows

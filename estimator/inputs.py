@@ -10,13 +10,13 @@ from __future__ import annotations
 import functools
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
 
 from estimator import book as bk
-from estimator import gamma, precheck, realised, stack
+from estimator import gamma, precheck, realised, stack, trend
 from estimator.bounds import finite_problem
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.finite import non_finite
@@ -249,6 +249,7 @@ def prepare_run(
     if dated is not None:
         wanted = realised.estimators(r for m in market.mandates.values() for r in m.rules)
         history = history_returns(market.assets, dated.history)
+        market = replace(market, assets=trend.warm(market.assets, history, realised.RETURNS))
         if wanted:
             levels = starting_vols(market.assets, dated.starting_vol)
             before = realised.warmed(market.assets, wanted, history, levels)

@@ -28,7 +28,7 @@ import polars as pl
 from pydantic import BaseModel, Field, model_validator
 
 from estimator import book as bk
-from estimator import contracts, gamma, indices, keys, risk
+from estimator import contracts, gamma, indices, keys, risk, trend
 from estimator.book import ACCOUNTS
 from estimator.bounds import MAX_AMOUNT, MODEL_CONFIG
 from estimator.errors import InputError, InputWarnings, Problem
@@ -264,6 +264,7 @@ def build_market(
     if profile is not None:
         assets = assets.join(gamma.profile_columns(profile), on="asset_id", how="left")
     assets = gamma.with_null_profiles(assets, mandates)  # a scenario may give the profile
+    assets = trend.with_windows(assets, mandates)  # no trend before what is known of it
     off = assets.filter((risk.model_vol(assets) - pl.col("vol")).abs() > 0.1 * pl.col("vol") + 1e-4)
     assets = assets.with_columns(pl.col("vol").fill_null(risk.model_vol(assets)))  # the model's
     for asset_id in off["asset_id"].head(10):

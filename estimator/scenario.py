@@ -42,6 +42,7 @@ from estimator.path import MarketPath, Schedule
 from estimator.paths import DEFAULT_MARKET
 from estimator.published import Published
 from estimator.toml_files import load_toml
+from estimator.trend import TrendStart
 from rules import index_column
 
 
@@ -98,6 +99,11 @@ class Scenario(BaseModel):
         default_factory=list,
         description="the options dealers' gamma per underlying when the scenario starts "
         "(estimator/gamma.py), in place of the market's",
+    )
+    trend_start: list[TrendStart] = Field(
+        default_factory=list,
+        description="trailing returns of the selected assets when the scenario starts, for "
+        "trend followers (estimator/trend.py)",
     )
     impact: Impact = Field(default_factory=Impact, description="price impact of the flows")
     lender_losses: bool = Field(

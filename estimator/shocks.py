@@ -33,7 +33,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from estimator import gamma, indices, rates, risk, stack
+from estimator import gamma, indices, rates, risk, stack, trend
 from estimator.bounds import MAX_PRICE, MAX_VOL
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.moves import NO_EFFECT, HolderShock, holder_effects
@@ -59,19 +59,16 @@ def apply_scenario(
     copies of one market (:mod:`estimator.stack`), whose index ids name their copy and whose
     index columns are named by the index alone."""
     warnings = warnings if warnings is not None else InputWarnings()
-    profiles = scenario.dealer_gamma
+
+    def opened(frame: pl.DataFrame, scale: pl.Expr | None = None) -> pl.DataFrame:
+        shocked = _shock(frame, scenario.shocks, label, warnings, scale)
+        shocked = gamma.with_profiles(shocked, scenario.dealer_gamma, label)
+        return trend.opening(shocked, scenario.trend_start, label, warnings)
+
     if multiple is None:
-        shocked = gamma.with_profiles(
-            _shock(assets, scenario.shocks, label, warnings), profiles, label
-        )
+        shocked = opened(assets)
     else:  # a selector naming an asset selects each of its copies
-        shocked = stack.on_base_ids(
-            assets,
-            "asset_id",
-            lambda frame: gamma.with_profiles(
-                _shock(frame, scenario.shocks, label, warnings, pl.col(multiple)), profiles, label
-            ),
-        )
+        shocked = stack.on_base_ids(assets, "asset_id", lambda f: opened(f, pl.col(multiple)))
     weights = index_weights if index_weights is not None else indices.EMPTY
     changes = scenario.changes_frame()
     later = (

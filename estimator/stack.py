@@ -31,7 +31,6 @@ from collections.abc import Callable
 
 import polars as pl
 
-from estimator import gamma
 from estimator.indices import COPY
 from estimator.market import Market
 from estimator.scenario import Scenario
@@ -119,9 +118,10 @@ def stacked_assets(
     gamma: the rest no holder of the copy reads."""
     assets = market.assets.join(table, how="cross")
     if held is not None:
-        hedged = [p.asset_id for p in scenario.dealer_gamma]
-        if gamma.HEDGED in market.assets.columns:
-            hedged += market.assets.filter(pl.col(gamma.HEDGED).is_not_null())["asset_id"].to_list()
+        hedged = [p.asset_id for p in scenario.dealer_gamma]  # and what rules pad
+        pads = [p for m in market.mandates.values() for r in m.rules if (p := r.pads()) is not None]
+        if pads and all(c in market.assets.columns for p in pads for c in p.meta.root_names()):
+            hedged += market.assets.filter(pl.any_horizontal(pads))["asset_id"].to_list()
         named = pl.concat(
             [
                 market.index_weights.select("asset_id"),

@@ -34,6 +34,7 @@ from rules.rating_floor import RatingFloor
 from rules.rebalancing import RebalancingBand
 from rules.redemption import Redemption
 from rules.stop_loss import StopLoss
+from rules.trend_following import TrendFollowing
 from rules.var_limit import VarLimit
 from rules.vol_target import VolTarget
 
@@ -50,7 +51,8 @@ Rule = Annotated[
     | LiquidityBuffer
     | CollateralBuffer
     | FundingRatio
-    | GammaHedge,
+    | GammaHedge
+    | TrendFollowing,
     Field(discriminator="kind"),
 ]
 
@@ -95,6 +97,7 @@ __all__ = [
     "RuleBase",
     "RuleColumns",
     "StopLoss",
+    "TrendFollowing",
     "VarLimit",
     "Vec",
     "VolTarget",

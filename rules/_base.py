@@ -188,6 +188,12 @@ class RuleBase(BaseModel):
         the holder positions to buy into where a weight rises); None for most rules."""
         return None
 
+    def pads(self) -> pl.Expr | None:
+        """A condition on the asset table: the assets every holder under the rule has a row
+        for, at zero where it holds none (a rule that may buy what the holder does not hold
+        yet); None for most rules."""
+        return None
+
     @property
     def leaves_no_choice(self) -> bool:
         """Where this rule acts, its restore level admits one set of trades, the pro-rata one

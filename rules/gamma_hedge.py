@@ -120,6 +120,10 @@ class GammaHedge(PositionRule):
     def leaves_no_choice(self) -> bool:
         return True
 
+    def pads(self) -> pl.Expr:
+        """Every underlying with a profile: the hedge starts from no position."""
+        return pl.col(profile_column("gamma", 0)).is_not_null()
+
     @property
     def restores_to_trigger(self) -> bool:
         """The hedge depends on the price alone, not on the path that led there."""

@@ -91,7 +91,7 @@ def _check(ks: list[int], execution: str | None, rel: float) -> None:
     _same_flows(*runs, rel=rel)
 
 
-KS = [2, 3, 1, 2, 4, 2, 3, 1, 2, 4, 2, 3, 2, 2, 3, 2, 4, 3]
+KS = [2, 3, 1, 2, 4, 2, 3, 1, 2, 4, 2, 3, 2, 2, 3, 2, 4, 3, 2]
 
 
 def test_rows_of_accounts_trade_as_identical_rows_pro_rata() -> None:

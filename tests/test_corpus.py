@@ -32,12 +32,14 @@ from typer.testing import CliRunner
 from estimator import contracts
 from estimator.cli import app
 from estimator.days import Days, Pace
+from estimator.gamma import GammaProfile
 from estimator.impact import Exponential, Impact, Linear, SquareRoot
 from estimator.mandates import CapitalCall, Mandate
 from estimator.path import HolderMove, Move, StartingVol
 from estimator.paths import scenarios_dir
 from estimator.published import Published
 from estimator.scenario import HolderShock, IndexChange, Scenario, Shock
+from estimator.trend import TrendStart
 from rules import RULE_TYPES
 
 runner = CliRunner()
@@ -61,6 +63,7 @@ TABLES = {
     "factor_loadings.csv": contracts.FactorLoadings,
     "factor_covariance.csv": contracts.FactorCovariance,
     "specific_risk.csv": contracts.SpecificRisk,
+    "dealer_gamma.csv": contracts.DealerGamma,
 }
 
 CASCADE_DAYS = {"max_days": 5, "pace": [{"select": {"all": True}, "horizon_days": 2}]}
@@ -81,6 +84,8 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "path.moves": Move,
     "path.holder_shocks": HolderMove,
     "path.starting_vol": StartingVol,
+    "dealer_gamma": GammaProfile,
+    "trend_start": TrendStart,
 }
 
 #: A published figure for the corpus to spoil one number of.
@@ -125,6 +130,8 @@ def _numeric(annotation: object) -> bool:
     args = typing.get_args(annotation)
     if origin is dict:
         return _numeric(args[1])
+    if origin is list:
+        return _numeric(args[0])
     if origin in (typing.Union, types.UnionType, typing.Annotated):
         return any(_numeric(a) for a in args)
     return False
@@ -191,6 +198,8 @@ def _put(table: dict, field: str, value: float) -> None:
     current = table.get(field)
     if isinstance(current, dict):
         current[next(iter(current))] = value
+    elif isinstance(current, list) and current and not isinstance(current[0], dict):
+        current[0] = value
     elif field == "bands":
         table[field] = {next(iter(table["weights"])): value}
     else:
@@ -209,6 +218,8 @@ def _scenario(section: str, field: str, value: float) -> dict:
             "path.moves",
             "path.holder_shocks",
             "path.starting_vol",
+            "dealer_gamma",
+            "trend_start",
         )
         else ("small_cascade")
     )
@@ -235,6 +246,16 @@ def _scenario(section: str, field: str, value: float) -> dict:
         _put(level, field, value)
         data["path"] = {"start": "2020-03-02", "starting_vol": [level]}
         data["days"] = {"max_days": 2}
+    elif (
+        section == "dealer_gamma"
+    ):  # the dealers' gamma on the S&P future, in place of the market's
+        profile = {"asset_id": "ES_FUT", "levels": [-0.1, 0.0], "gammas": [-1e8, 1e8]}
+        data["dealer_gamma"] = [{**profile, "kind": "assumption", "date": "d", "source": "s"}]
+        _put(data["dealer_gamma"][0], field, value)
+    elif section == "trend_start":  # a trailing month for every future
+        start = {"select": {"instruments": ["future"]}, "returns": {"21": 0.05, "63": 0.1}}
+        data["trend_start"] = [{**start, "kind": "assumption", "date": "d", "source": "s"}]
+        _put(data["trend_start"][0], field, value)
     elif section == "holder_shocks":
         _put(data["holder_shocks"][0], field, value)
     elif section == "index_changes":

@@ -30,6 +30,7 @@ from rules import (
     PositionRule,
     RebalancingBand,
     Redemption,
+    TrendFollowing,
     placed,
     with_position_columns,
 )
@@ -229,7 +230,7 @@ def test_every_holder_ends_compliant_liquidated_or_insolvent(
         mine = h.filter(pl.col("mandate") == name).select("holder_id", "status", "triggered_rules")
         sub = after.join(mine, on="holder_id")
         if placed(rule):  # the rule's own sums over the post-trade positions
-            flagged = _flagged(rule, positions_after_frame)
+            flagged = _flagged(rule, positions_after_frame, after)
             sums = flagged.group_by("holder_id").agg(**rule.holder_sums())
             sub = sub.join(sums, on="holder_id", how="left").with_columns(
                 pl.col(list(rule.holder_sums())).fill_null(0.0)
@@ -283,6 +284,9 @@ def test_every_holder_ends_compliant_liquidated_or_insolvent(
                     levels, gammas = zip(*knots, strict=True)
                     x = rule.share * dealer_hedge(list(levels), list(gammas), rho_of[asset])
                     assert math.isclose(got.get(asset, 0.0), x - x0.get(asset, 0.0), rel_tol=1e-9)
+                continue
+            if isinstance(rule, TrendFollowing):  # E·b·s/σ on every future, by numpy
+                _check_trend(rule, shocked, before, after, hid, t)
                 continue
             if isinstance(rule, Redemption) and rule.sale == "waterfall":
                 _check_waterfall(rule, _flagged(rule, before.filter(pl.col("holder_id") == hid)), t)
@@ -371,9 +375,37 @@ def _decided(
     return with_memory(book, mandates).select("holder_id", **rule.memory())
 
 
-def _flagged(rule: PositionRule, positions: pl.DataFrame) -> pl.DataFrame:
-    # one account per holder row (the flags may read the holder's accounts)
+def _check_trend(
+    rule: TrendFollowing,
+    shocked: pl.DataFrame,
+    before: pl.DataFrame,
+    after: pl.DataFrame,
+    hid: str,
+    trades: pl.DataFrame,
+) -> None:
+    """Trades of a trend follower: ``E·b·s/σ − x`` on the instruments of its classes, ``s``
+    the mean sign of the shocked trailing returns (the scenario's move: the windows start
+    empty), ``E`` its equity (trades at market leave it)."""
+    equity = after.filter(pl.col("holder_id") == hid)["equity"][0]
+    x0 = dict(before.filter(pl.col("holder_id") == hid).select("asset_id", "exposure").iter_rows())
+    got = dict(zip(trades["asset_id"], trades["trade_value"], strict=True))
+    traded = shocked.filter(pl.col("asset_class").is_in(rule.asset_classes))
+    for row in traded.iter_rows(named=True):
+        signal = np.sign(row["price"] / row["price_pre"] - 1)  # every trend is the move
+        target = equity * rule.position_vol * signal / row["vol"] if row["vol"] > 0 else 0.0
+        want = target - x0.get(row["asset_id"], 0.0)
+        assert math.isclose(got.get(row["asset_id"], 0.0), want, rel_tol=1e-9, abs_tol=1e-6), row
+    assert set(got) <= set(traded["asset_id"]), got
+
+
+def _flagged(
+    rule: PositionRule, positions: pl.DataFrame, book: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """The rule's flags on ``positions``: one account per holder row, the equity of ``book``
+    (the flags may read the holder's accounts and equity)."""
     rows = positions.with_columns(**rule.asset_columns(), accounts=pl.lit(1.0))
+    if book is not None:
+        rows = rows.join(book.select("holder_id", "equity"), on="holder_id", how="left")
     return rows.pipe(with_position_columns, [rule])
 
 

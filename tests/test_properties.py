@@ -24,6 +24,7 @@ from estimator.rounds import contract
 from estimator.rounds.frames import with_memory
 from rules import ProblemSpace, RuleBase, Vec, index_column, placed, with_position_columns
 from rules.testing import INDEXES, examples
+from rules.trend_following import trend_column
 
 EXECUTIONS = ["pro_rata", "min_cost"]
 
@@ -528,7 +529,13 @@ def test_polars_breach_equals_cvxpy_violation(
                 - 0.05
                 for i in INDEXES
             },
-        )
+            # trends up and down by turns, the longest one up
+            **{
+                trend_column(k): pl.col("asset_id").str.slice(1).cast(pl.Int64).mod(2) * 0.1
+                - 0.05 * (k < 252)
+                for k in (21, 63, 252)
+            },
+        ).join(book_frame.select("holder_id", "equity"), on="holder_id", how="left")
         pos = pos.with_columns(**rule.asset_columns()).pipe(with_position_columns, [rule])
         sums = pos.group_by("holder_id").agg(**rule.holder_sums())
         book_frame = book_frame.join(sums, on="holder_id", how="left").fill_null(0.0)

@@ -361,6 +361,7 @@ HOLDERS = [
     ("LDI_POOLED", "ldi_fund", "ldi_pooled", -1.1e9, 0.0, 0.0, 0.0, 0.0),
     ("PENSION_DB", "pension_fund", "pension_db", 0.0, 0.0, 0.0, 0.0, 0.0),
     ("DEALERS", "options_dealer", "options_dealer", 5.0e9, 0.0, 0.0, 0.0, 0.0),
+    ("CTA", "trend_follower", "trend_follower", 1.0e9, 0.0, 0.0, 0.0, 0.0),
 ]
 
 # The options dealers' net dollar gamma per 1% move on the S&P future (level S/S₀ − 1, $):

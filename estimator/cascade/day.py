@@ -10,7 +10,7 @@ from dataclasses import replace
 import polars as pl
 
 from estimator import book as bk
-from estimator import realised
+from estimator import realised, trend
 from estimator.cascade.episode import Setting, State
 from estimator.cascade.pacing import EMPTY_DONE
 from estimator.cascade.result import DAY
@@ -47,7 +47,8 @@ def _under_way(schedule: pl.DataFrame, day: int) -> tuple[pl.Series, dict[str, p
 
 def dawn(state: State, setting: Setting, day: int) -> State:
     """Start ``day``: the path's moves of the day, if any, at the open; the volatility
-    estimates take the day's return (and the watched assets' are logged); the rules' memory
+    estimates and the trailing returns take the day's return (and the watched assets'
+    estimates are logged); the rules' memory
     is kept only where a paced trade they started goes on (:func:`_forget`); index changes
     effective today are traded today."""
     if day in setting.moves:
@@ -59,6 +60,8 @@ def dawn(state: State, setting: Setting, day: int) -> State:
             state.market, setting.estimators, setting.factors, state.factor_estimates
         )
         state = replace(state, market=market, factor_estimates=factors)
+    if day > 0:  # … and the trend followers' trailing returns
+        state = replace(state, market=trend.advance(state.market))
     if day in setting.calendar:  # a dated day: is it a month's or a quarter's last?
         flags = setting.calendar[day]
         holders = state.holders.with_columns(pl.lit(v).alias(k) for k, v in flags.items())
