@@ -69,7 +69,7 @@ def run(
     ready = prepare_run(spec, spec_path, market, label, warnings)
     shocked, holders, dated = ready.shocked, ready.holders, ready.schedule
     check_books(shocked, holders, ready.market, label)
-    warn_breaches(market, "holders", warnings)  # the market as given
+    warn_breaches(market, "holders", warnings, spec)  # the market as given
     gamma.warn_unhedged(
         shocked, holders, market.mandates, warnings, label, given=len(spec.dealer_gamma)
     )

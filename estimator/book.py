@@ -84,10 +84,14 @@ def position_frame(
 ) -> pl.DataFrame:
     """Positions joined to assets by ``asset_id`` with ``exposure`` and ``is_cash``.
 
-    ``columns``: the asset columns to carry besides ``price`` and ``multiplier`` (all by
-    default); a narrow frame keeps large books fast and small.
+    ``columns``: the asset columns to carry besides ``price`` and ``multiplier`` (by default
+    all but those holding lists); a narrow frame keeps large books fast and small.
     """
-    keep = assets.columns if columns is None else [*_PRICING, *columns]
+    # by default every asset column but the state kept as lists (e.g. trailing returns' windows)
+    listed = {c for c, t in assets.schema.items() if isinstance(t, pl.List)}
+    keep = (
+        [c for c in assets.columns if c not in listed] if columns is None else [*_PRICING, *columns]
+    )
     table = assets.select(
         "asset_id",
         *dict.fromkeys(c for c in keep if c != "asset_id"),

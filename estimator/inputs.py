@@ -177,10 +177,12 @@ def prepare(
     )
 
 
-def warn_breaches(market: Market, label: str, warnings: InputWarnings) -> None:
+def warn_breaches(
+    market: Market, label: str, warnings: InputWarnings, spec: Scenario | None = None
+) -> None:
     """Warn of every holder that breaks its rules on the market as given, before any shock
-    (:mod:`estimator.precheck`)."""
-    calm = Scenario(name="calm")
+    (:mod:`estimator.precheck`), with the trends ``spec`` says stood when it starts."""
+    calm = Scenario(name="calm", trend_start=spec.trend_start if spec is not None else [])
     assets, holders = prepare(calm, market, label, InputWarnings())
     found = precheck.breaches(assets, holders, market.positions, market.mandates)
     precheck.warn(found, label, warnings)

@@ -13,7 +13,10 @@ market's build). Then, in order:
   stood when the scenario starts, spread evenly over the window (``ln(1 + R)/k`` a day: its
   oldest days leave the window first, as an even trend's would);
 * the scenario's own move is day 0's return, ``ln(P/P_pre)`` (:func:`opening`), and each later
-  day of a path the move from the last update to the day's open (:func:`advance`).
+  day of a day clock the move from the last update to the day's open (:func:`advance`).
+
+With empty windows the first move alone sets every trend's sign, however small it is: a
+follower that knows no trend follows the first one it sees.
 
 Trend followers trade at the day's open on these; a day's rounds do not move them.
 """
@@ -87,8 +90,10 @@ def _pushed(assets: pl.DataFrame, days: list[int], lr: pl.Expr) -> pl.DataFrame:
         pl.concat_list([pl.col(window_column(k)).list.slice(1, k - 1), lr]).alias(window_column(k))
         for k in days
     )
+    # (a sum past e^700 would overflow: the trend's sign is the sum's, its size immaterial)
     return moved.with_columns(
-        (pl.col(window_column(k)).list.sum().exp() - 1).alias(trend_column(k)) for k in days
+        (pl.col(window_column(k)).list.sum().clip(-700.0, 700.0).exp() - 1).alias(trend_column(k))
+        for k in days
     )
 
 
@@ -99,8 +104,10 @@ def warm(assets: pl.DataFrame, history: pl.DataFrame, returns: str) -> pl.DataFr
     days = _days(assets)
     if not days or history.is_empty():
         return assets
-    state = assets.join(history.select("asset_id", returns), on="asset_id", how="left")
-    for d in range(int(history[returns].list.len().max() or 0)):
+    # only the last max(k) days can stay in a window
+    recent = history.select("asset_id", pl.col(returns).list.tail(max(days)))
+    state = assets.join(recent, on="asset_id", how="left")
+    for d in range(int(recent[returns].list.len().max() or 0)):
         r = pl.col(returns).list.get(d, null_on_oob=True).fill_null(0.0)
         state = _pushed(state, days, (1 + r).log())
     return state.drop(returns)
@@ -125,6 +132,8 @@ def opening(
         return shocked
     for i, start in enumerate(starts):
         hit = start.select.expr()
+        if not shocked.select(hit.any()).item():
+            warnings.add(Problem(label, "selects no asset", field=f"trend_start.{i}.select"))
         unread = sorted(set(start.returns) - set(days))
         if unread:
             warnings.add(

@@ -11,7 +11,7 @@ and each position is sized to a volatility of ``b·E`` (Moskowitz, Ooi and Peder
 Series Momentum", JFE 2012: every position scaled to a constant ex-ante volatility) with the
 instrument's annualised volatility ``σ_i`` as the market has it (moved by the scenario)::
 
-    x*_i = E·s_i·min(b/σ_i, c)          (0 where σ_i = 0)
+    x*_i = max(E, 0)·s_i·min(b/σ_i, c)          (0 where σ_i = 0)
 
 with ``c`` a cap on any position as a multiple of equity (a volatility near 0 would ask for an
 unbounded one).
@@ -106,8 +106,9 @@ class TrendFollowing(PositionRule):
 
     @property
     def restores_to_trigger(self) -> bool:
-        """The targets depend on the prices and the trends at the open, not on the path."""
-        return True
+        """Without a band the targets depend on the prices and the trends at the open, not on
+        the path that led there."""
+        return self.tolerance == 0
 
     def pads(self) -> pl.Expr:
         """Every instrument of the rule's classes: a turning trend buys or sells it."""
@@ -128,8 +129,13 @@ class TrendFollowing(PositionRule):
     def _traded(self) -> pl.Expr:
         return pl.col(self.column("per_equity")).is_not_null()
 
+    @property
+    def _target(self) -> pl.Expr:
+        """``x* = max(E, 0)·s·min(b/σ, c)``: an insolvent holder targets nothing."""
+        return E.clip(lower_bound=0.0) * pl.col(self.column("per_equity"))
+
     def position_columns(self) -> dict[str, pl.Expr]:
-        target = E * pl.col(self.column("per_equity"))
+        target = self._target
         return {
             self.column("gap_row"): pl.when(self._traded).then((target - X).abs()).otherwise(0.0)
         }
@@ -151,11 +157,11 @@ class TrendFollowing(PositionRule):
 
     def trade(self, level: Level) -> pl.Expr:
         """``u_i = x*_i − x_i`` on the instruments of the classes, at either level."""
-        target = E * pl.col(self.column("per_equity"))
+        target = self._target
         return pl.when(self._traded).then(target - X).otherwise(0.0)
 
     def position_inputs(self, level: Level) -> Mapping[str, pl.Expr]:
-        target = E * pl.col(self.column("per_equity"))
+        target = self._target
         return {
             self.column("member"): self._traded.cast(pl.Float64),
             self.column("target"): pl.when(self._traded).then(target).otherwise(0.0),

@@ -392,7 +392,8 @@ def _check_trend(
     traded = shocked.filter(pl.col("asset_class").is_in(rule.asset_classes))
     for row in traded.iter_rows(named=True):
         signal = np.sign(row["price"] / row["price_pre"] - 1)  # every trend is the move
-        target = equity * rule.position_vol * signal / row["vol"] if row["vol"] > 0 else 0.0
+        size = min(rule.position_vol / row["vol"], rule.cap) if row["vol"] > 0 else 0.0
+        target = max(equity, 0.0) * signal * size
         want = target - x0.get(row["asset_id"], 0.0)
         assert math.isclose(got.get(row["asset_id"], 0.0), want, rel_tol=1e-9, abs_tol=1e-6), row
     assert set(got) <= set(traded["asset_id"]), got

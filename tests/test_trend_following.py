@@ -76,7 +76,7 @@ def test_volatility_doubled_halves_the_book() -> None:
     assert calm.trades.filter(pl.col("asset_id") == "ES").is_empty()
 
 
-def test_no_known_trend_holds_nothing() -> None:
+def test_with_no_known_trend_the_fall_sets_a_short() -> None:
     # without a trailing return the windows are empty: after a 5% fall every trend is down,
     # s = −1: short E·b/σ = 1005·0.1/0.2 = 502.5 of ES, −0.529 contracts at 95 × 10
     spec = _scenario([{"select": {"asset_ids": ["ES"]}, "price_return": -0.05}], [])
@@ -129,3 +129,48 @@ def test_a_dated_path_reads_each_day_s_trend(tmp_path) -> None:
     e1 = e0 + q0 * 10 * (110 * 0.98 - 98)  # the day-1 move's variation margin
     after = e1 * 0.1 / 0.2 / (98 * 1.1 * 10)  # the trailing return 0.98·1.1 − 1 > 0: s = 1
     assert by_day[dt.date(2026, 1, 6)] == pytest.approx(after - q0, rel=1e-9)
+
+
+def test_each_day_moves_the_windows_once(tmp_path) -> None:
+    # a month's trend of +5% at the start, no move on day 0, −3% on day 1: pushed once, the
+    # trend is exp((19/21)·ln 1.05 + ln 0.97) − 1 = +1.4%; pushed twice, exp((18/21)·ln 1.05 +
+    # 2·ln 0.97) − 1 = −1.9%: the follower stays long, sized to the day's equity, only if
+    # each day moves the window once
+    moves = tmp_path / "moves.csv"
+    moves.write_text(
+        "date,target,field,value,source\n"
+        "2026-01-05,es,price_return,0.0,a test\n"
+        "2026-01-06,es,price_return,-0.03,a test\n"
+    )
+    spec = Scenario.model_validate(
+        {
+            "name": "s",
+            "path": {
+                "start": "2026-01-05",
+                "file": str(moves),
+                "targets": {"es": {"asset_ids": ["ES"]}},
+            },
+            "trend_start": [_start("ES", d21=0.05)],
+        }
+    )
+    market = _market({"lookbacks": [21]}, held=0.5)  # 0.5·100·10 = 500 = 1030·0.1/0.2 − 15
+    result = estimator.run(spec, market)
+    by_day = dict(result.trades.group_by("date").agg(pl.col("trade_quantity").sum()).iter_rows())
+    e0 = 1030.0  # day 0: no move, no variation margin
+    q0 = e0 * 0.1 / 0.2 / 1000  # day 0's target: long, 0.515 contracts
+    assert by_day[dt.date(2026, 1, 5)] == pytest.approx(q0 - 0.5, rel=1e-9)
+    e1 = e0 + q0 * 10 * (97 - 100)
+    assert by_day[dt.date(2026, 1, 6)] == pytest.approx(e1 * 0.1 / 0.2 / 970 - q0, rel=1e-9)
+
+
+def test_the_check_before_the_scenario_reads_its_trends() -> None:
+    # 0.515 ES is the target of an up-trend (1030·0.1/0.2 = 515); with no trend it is a breach
+    market = _market({"lookbacks": [21]}, held=0.515)
+    up = _scenario([], [_start("ES", d21=0.05)])
+    flat = _scenario([], [])
+
+    def warned(spec: Scenario) -> bool:
+        items = estimator.run(spec, market).warnings.items
+        return any("breaks its rules" in w.message for w in items)
+
+    assert not warned(up) and warned(flat)

@@ -48,9 +48,8 @@ def _under_way(schedule: pl.DataFrame, day: int) -> tuple[pl.Series, dict[str, p
 def dawn(state: State, setting: Setting, day: int) -> State:
     """Start ``day``: the path's moves of the day, if any, at the open; the volatility
     estimates and the trailing returns take the day's return (and the watched assets'
-    estimates are logged); the rules' memory
-    is kept only where a paced trade they started goes on (:func:`_forget`); index changes
-    effective today are traded today."""
+    estimates are logged); the rules' memory is kept only where a paced trade they started
+    goes on (:func:`_forget`); index changes effective today are traded today."""
     if day in setting.moves:
         state = _open(state, setting.moves[day])
     if day in setting.holder_moves:
