@@ -39,18 +39,13 @@ with time to expiry nor moves with implied volatility (no charm, no vanna).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import polars as pl
 from pydantic import Field
 
-from rules._base import Book, Level, PositionRule
-from rules._exprs import E, X
-from rules._space import ProblemSpace
-
-if TYPE_CHECKING:
-    import cvxpy as cp
+from rules._base import Book
+from rules._targets import TargetRule
 
 #: Knots per underlying in a market's profile; a market pads a shorter profile to this many by
 #: repeating its last knot (a segment of zero width adds nothing).
@@ -96,7 +91,7 @@ def hedge_value(rho: pl.Expr) -> pl.Expr:
     return -100.0 * rho * signed
 
 
-class GammaHedge(PositionRule):
+class GammaHedge(TargetRule):
     """Hold the hedge of the market's dealers' gamma, at the share ``share``."""
 
     examples: ClassVar[tuple[dict[str, Any], ...]] = ({}, {"share": 0.4})
@@ -110,15 +105,6 @@ class GammaHedge(PositionRule):
         le=1,
         description="w: the holder's share of the market's dealers (dealer_gamma table)",
     )
-
-    prescribed = True
-    buys = True
-    exclusive = True
-    convex_levels = (Level.TRIGGER,)
-
-    @property
-    def leaves_no_choice(self) -> bool:
-        return True
 
     def pads(self) -> pl.Expr:
         """Every underlying with a profile: the hedge starts from no position."""
@@ -136,51 +122,13 @@ class GammaHedge(PositionRule):
         return {self.column("hedge"): hedge_value(rho)}
 
     @property
-    def _hedged(self) -> pl.Expr:
+    def _held(self) -> pl.Expr:
         return pl.col(self.column("hedge")).is_not_null()
 
     @property
     def _target(self) -> pl.Expr:
+        """``k·w·x*``: each of the row's k accounts holds its share w of the hedge."""
         return pl.col(Book.ACCOUNTS) * self.share * pl.col(self.column("hedge"))
-
-    def position_columns(self) -> dict[str, pl.Expr]:
-        gap = pl.when(self._hedged).then((self._target - X).abs()).otherwise(0.0)
-        return {self.column("gap_row"): gap}
-
-    def holder_sums(self) -> dict[str, pl.Expr]:
-        return {self.column("gap"): pl.col(self.column("gap_row")).sum()}
-
-    def lhs(self) -> pl.Expr:
-        return pl.col(self.column("gap"))
-
-    def bound(self, level: Level) -> pl.Expr:
-        return pl.lit(0.0)
-
-    def metric(self) -> pl.Expr:
-        """The hedge still to trade as a share of equity, ``Σ|k·w·x* − x| / E``."""
-        return pl.when(E > 0).then(self.lhs() / E)
-
-    def trade(self, level: Level) -> pl.Expr:
-        """``u_i = k·w·x*_i − x_i`` on hedged positions, at either level."""
-        return pl.when(self._hedged).then(self._target - X).otherwise(0.0)
-
-    def holder_inputs(self, level: Level) -> dict[str, pl.Expr]:
-        return {}
-
-    def position_inputs(self, level: Level) -> Mapping[str, pl.Expr]:
-        return {
-            self.column("member"): self._hedged.cast(pl.Float64),
-            self.column("target"): pl.when(self._hedged).then(self._target).otherwise(0.0),
-        }
-
-    # --- cvxpy --------------------------------------------------------------------------------
-    def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
-        import cvxpy as cp  # noqa: PLC0415 (imported when a problem is built)
-
-        member = p.vec(self.column("member"), nonneg=True)
-        target = p.vec(self.column("target"))
-        gap = cp.sum(cp.abs(cp.multiply(member, p.x_plus) - target))
-        return {self.constraint_name("gap<=0"): gap <= 0}
 
 
 __all__ = ["MAX_KNOTS", "GammaHedge", "hedge_value", "profile_column"]

@@ -31,19 +31,14 @@ before the scenario where it holds none), so a trend that turns buys or sells it
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import polars as pl
 from pydantic import Field, model_validator
 
-from rules._base import Level, PositionRule
-from rules._exprs import E, X
-
-if TYPE_CHECKING:
-    import cvxpy as cp
-
-    from rules._space import ProblemSpace
+from rules._base import Level
+from rules._exprs import E
+from rules._targets import TargetRule
 
 #: The longest lookback, in trading days (ten years).
 MAX_LOOKBACK = 2_520
@@ -54,8 +49,9 @@ def trend_column(days: int) -> str:
     return f"trend@{days}"
 
 
-class TrendFollowing(PositionRule):
-    """Hold each instrument at ``E·b·s/σ``: the signs of its trends, sized to a volatility."""
+class TrendFollowing(TargetRule):
+    """Hold each instrument at ``E·s·min(b/σ, c)``: the signs of its trends, sized to a
+    volatility."""
 
     examples: ClassVar[tuple[dict[str, Any], ...]] = (
         {"asset_classes": ["equity_future"], "position_vol": 0.05},
@@ -87,11 +83,6 @@ class TrendFollowing(PositionRule):
         10.0, gt=0, le=1_000, description="c: the largest position, a multiple of equity"
     )
 
-    prescribed = True
-    buys = True
-    exclusive = True
-    convex_levels = (Level.TRIGGER,)
-
     @model_validator(mode="after")
     def _lookbacks(self) -> Self:
         if len(set(self.lookbacks)) != len(self.lookbacks):
@@ -99,10 +90,6 @@ class TrendFollowing(PositionRule):
         if any(not 1 <= k <= MAX_LOOKBACK for k in self.lookbacks):
             raise ValueError(f"lookbacks must be 1 to {MAX_LOOKBACK} trading days")
         return self
-
-    @property
-    def leaves_no_choice(self) -> bool:
-        return True
 
     @property
     def restores_to_trigger(self) -> bool:
@@ -126,7 +113,7 @@ class TrendFollowing(PositionRule):
         return {self.column("per_equity"): pl.when(self.pads()).then(per_equity)}
 
     @property
-    def _traded(self) -> pl.Expr:
+    def _held(self) -> pl.Expr:
         return pl.col(self.column("per_equity")).is_not_null()
 
     @property
@@ -134,49 +121,7 @@ class TrendFollowing(PositionRule):
         """``x* = max(E, 0)·s·min(b/σ, c)``: an insolvent holder targets nothing."""
         return E.clip(lower_bound=0.0) * pl.col(self.column("per_equity"))
 
-    def position_columns(self) -> dict[str, pl.Expr]:
-        target = self._target
-        return {
-            self.column("gap_row"): pl.when(self._traded).then((target - X).abs()).otherwise(0.0)
-        }
-
-    def holder_sums(self) -> dict[str, pl.Expr]:
-        return {self.column("gap"): pl.col(self.column("gap_row")).sum()}
-
-    def lhs(self) -> pl.Expr:
-        return pl.col(self.column("gap"))
-
     def bound(self, level: Level) -> pl.Expr:
         if level is Level.RESTORE:
             return pl.lit(0.0)
         return self.tolerance * E.clip(lower_bound=0.0)
-
-    def metric(self) -> pl.Expr:
-        """The trades still to make as a share of equity, ``Σ|x* − x| / E``."""
-        return pl.when(E > 0).then(self.lhs() / E)
-
-    def trade(self, level: Level) -> pl.Expr:
-        """``u_i = x*_i − x_i`` on the instruments of the classes, at either level."""
-        target = self._target
-        return pl.when(self._traded).then(target - X).otherwise(0.0)
-
-    def position_inputs(self, level: Level) -> Mapping[str, pl.Expr]:
-        target = self._target
-        return {
-            self.column("member"): self._traded.cast(pl.Float64),
-            self.column("target"): pl.when(self._traded).then(target).otherwise(0.0),
-        }
-
-    # --- cvxpy --------------------------------------------------------------------------------
-    @property
-    def shape_key(self) -> str:
-        return f"{self.kind}:{self.tolerance!r}"
-
-    def constraints(self, p: ProblemSpace) -> dict[str, cp.Constraint]:
-        import cvxpy as cp  # noqa: PLC0415 (imported when a problem is built)
-
-        member = p.vec(self.column("member"), nonneg=True)
-        target = p.vec(self.column("target"))
-        gap = cp.sum(cp.abs(cp.multiply(member, p.x_plus) - target))
-        bound = p.param(self.bound_name, nonneg=True)
-        return {self.constraint_name("gap<=tolerance"): gap <= bound}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -46,6 +47,19 @@ def _start(asset: str, **returns: float) -> dict:
 
 def _scenario(shocks: list[dict], starts: list[dict]) -> Scenario:
     return Scenario.model_validate({"name": "s", "shocks": shocks, "trend_start": starts})
+
+
+def _path(folder: Path, returns: list[float], starts: list[dict] | None = None) -> Scenario:
+    """A dated path from 5 January 2026: ES moves by ``returns``, one a day."""
+    moves = folder / "moves.csv"
+    rows = [f"2026-01-{5 + d:02d},es,price_return,{r},a test" for d, r in enumerate(returns)]
+    moves.write_text("date,target,field,value,source\n" + "\n".join(rows) + "\n")
+    path = {"start": "2026-01-05", "file": str(moves), "targets": {"es": {"asset_ids": ["ES"]}}}
+    return Scenario.model_validate({"name": "s", "path": path, "trend_start": starts or []})
+
+
+def _by_day(result: estimator.RunResult) -> dict[dt.date, float]:
+    return dict(result.trades.group_by("date").agg(pl.col("trade_quantity").sum()).iter_rows())
 
 
 def _trades(result: estimator.RunResult) -> dict[str, float]:
@@ -101,28 +115,12 @@ def test_windows_by_hand() -> None:
     assert warmed[trend_column(4)][0] == pytest.approx(0.98 * 1.03 * 1.05 - 1, rel=1e-12)
 
 
-def test_a_dated_path_reads_each_day_s_trend(tmp_path) -> None:
+def test_a_dated_path_reads_each_day_s_trend(tmp_path: Path) -> None:
     # two days: ES +10% on day 1 turns both trends of an empty window up, s = 1
     # (x* = E₁·0.1/0.2 at 107.8 × 10), having sold on day 0 (−2%: s = −1, x* = −1030·0.1/0.2
     # at 98 × 10); E₁ is E₀ = 1030 (cash and bonds) with the short's variation margin
-    moves = tmp_path / "moves.csv"
-    moves.write_text(
-        "date,target,field,value,source\n"
-        "2026-01-05,es,price_return,-0.02,a test\n"
-        "2026-01-06,es,price_return,0.1,a test\n"
-    )
-    spec = Scenario.model_validate(
-        {
-            "name": "s",
-            "path": {
-                "start": "2026-01-05",
-                "file": str(moves),
-                "targets": {"es": {"asset_ids": ["ES"]}},
-            },
-        }
-    )
-    result = estimator.run(spec, _market(held=0.0))
-    by_day = dict(result.trades.group_by("date").agg(pl.col("trade_quantity").sum()).iter_rows())
+    result = estimator.run(_path(tmp_path, [-0.02, 0.1]), _market(held=0.0))
+    by_day = _by_day(result)
     e0 = 1030.0  # nothing held before day 0: no variation margin
     assert by_day[dt.date(2026, 1, 5)] == pytest.approx(-e0 * 0.1 / 0.2 / 980, rel=1e-9)
     q0 = -e0 * 0.1 / 0.2 / 980
@@ -131,31 +129,14 @@ def test_a_dated_path_reads_each_day_s_trend(tmp_path) -> None:
     assert by_day[dt.date(2026, 1, 6)] == pytest.approx(after - q0, rel=1e-9)
 
 
-def test_each_day_moves_the_windows_once(tmp_path) -> None:
+def test_each_day_moves_the_windows_once(tmp_path: Path) -> None:
     # a month's trend of +5% at the start, no move on day 0, −3% on day 1: pushed once, the
     # trend is exp((19/21)·ln 1.05 + ln 0.97) − 1 = +1.4%; pushed twice, exp((18/21)·ln 1.05 +
     # 2·ln 0.97) − 1 = −1.9%: the follower stays long, sized to the day's equity, only if
     # each day moves the window once
-    moves = tmp_path / "moves.csv"
-    moves.write_text(
-        "date,target,field,value,source\n"
-        "2026-01-05,es,price_return,0.0,a test\n"
-        "2026-01-06,es,price_return,-0.03,a test\n"
-    )
-    spec = Scenario.model_validate(
-        {
-            "name": "s",
-            "path": {
-                "start": "2026-01-05",
-                "file": str(moves),
-                "targets": {"es": {"asset_ids": ["ES"]}},
-            },
-            "trend_start": [_start("ES", d21=0.05)],
-        }
-    )
+    spec = _path(tmp_path, [0.0, -0.03], [_start("ES", d21=0.05)])
     market = _market({"lookbacks": [21]}, held=0.5)  # 0.5·100·10 = 500 = 1030·0.1/0.2 − 15
-    result = estimator.run(spec, market)
-    by_day = dict(result.trades.group_by("date").agg(pl.col("trade_quantity").sum()).iter_rows())
+    by_day = _by_day(estimator.run(spec, market))
     e0 = 1030.0  # day 0: no move, no variation margin
     q0 = e0 * 0.1 / 0.2 / 1000  # day 0's target: long, 0.515 contracts
     assert by_day[dt.date(2026, 1, 5)] == pytest.approx(q0 - 0.5, rel=1e-9)
