@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import polars as pl
 from pydantic import Field
 
@@ -57,38 +58,53 @@ def profile_column(what: Literal["level", "gamma"], k: int) -> str:
     return f"dealer_gamma.{what}.{k}"
 
 
-def _u(k: int) -> pl.Expr:
-    return 1.0 + pl.col(profile_column("level", k))
+def _integral(rho: np.ndarray, u: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``∫_1^ρ g(v)/v² dv`` per row, ``g`` linear between the knots ``(u_k, g_k)`` of the row
+    (ascending, ``u`` and ``g`` of shape (n, K)) and flat beyond them (module docstring)."""
+    a, b = np.minimum(rho, 1.0), np.maximum(rho, 1.0)
+    first, last = u[:, 0], u[:, -1]
+
+    def flat(gk: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        return gk * (1 / lo - 1 / hi)
+
+    # the tails, flat at the end knots: (0, u_0] and [u_last, ∞)
+    total = flat(g[:, 0], np.minimum(a, first), np.minimum(b, first))
+    total += flat(g[:, -1], np.maximum(a, last), np.maximum(b, last))
+    u0, u1, g0, g1 = u[:, :-1], u[:, 1:], g[:, :-1], g[:, 1:]
+    lo = np.clip(a[:, None], u0, u1)
+    hi = np.clip(b[:, None], u0, u1)
+    du = u1 - u0
+    beta = np.divide(g1 - g0, du, out=np.zeros_like(du), where=du > 0)
+    # from g(lo): g(lo)·(1/lo − 1/hi) + β·(ln(1 + t) − t/(1 + t)), t = (hi − lo)/lo — the same
+    # integral without α's and β·ln's cancellation where knots lie close together
+    t = (hi - lo) / lo
+    total += (flat(g0 + beta * (lo - u0), lo, hi) + beta * (np.log1p(t) - t / (1 + t))).sum(1)
+    return np.where(rho >= 1.0, total, -total)
 
 
-def _g(k: int) -> pl.Expr:
-    return pl.col(profile_column("gamma", k))
-
-
-def _flat(g: pl.Expr, lo: pl.Expr, hi: pl.Expr) -> pl.Expr:
-    """``∫_lo^hi g/u² du`` for a constant ``g``."""
-    return g * (1 / lo - 1 / hi)
+def _hedges(columns: pl.Series) -> pl.Series:
+    """:func:`hedge_value` on a struct of ``ρ`` and the profile's columns, null where the row
+    has no profile."""
+    frame = columns.struct.unnest()
+    rho = frame["rho"].to_numpy().astype(float)
+    levels = frame.select(profile_column("level", k) for k in range(MAX_KNOTS))
+    gammas = frame.select(profile_column("gamma", k) for k in range(MAX_KNOTS))
+    known = gammas[:, 0].is_not_null().to_numpy()
+    u = 1.0 + levels.fill_null(0.0).to_numpy()
+    g = gammas.fill_null(0.0).to_numpy()
+    out = np.full(rho.shape, np.nan)
+    if known.any():
+        r = rho[known]
+        out[known] = -100.0 * r * _integral(r, u[known], g[known])
+    return pl.Series(out, nan_to_null=True)
 
 
 def hedge_value(rho: pl.Expr) -> pl.Expr:
     """``x*(ρ) = −100·ρ·∫_1^ρ g(u)/u² du`` (module docstring), on an asset table with a
-    profile; null where the asset has none."""
-    a, b = pl.min_horizontal(rho, 1.0), pl.max_horizontal(rho, 1.0)
-    first, last = _u(0), _u(MAX_KNOTS - 1)
-    # the tails, flat at the end knots: (0, u_0] and [u_last, ∞)
-    total = _flat(_g(0), a.clip(upper_bound=first), b.clip(upper_bound=first))
-    total += _flat(_g(MAX_KNOTS - 1), a.clip(lower_bound=last), b.clip(lower_bound=last))
-    for k in range(MAX_KNOTS - 1):
-        u0, u1, g0, g1 = _u(k), _u(k + 1), _g(k), _g(k + 1)
-        lo = pl.min_horizontal(pl.max_horizontal(a, u0), u1)
-        hi = pl.min_horizontal(pl.max_horizontal(b, u0), u1)
-        beta = pl.when(u1 > u0).then((g1 - g0) / (u1 - u0)).otherwise(0.0)
-        # from g(lo): g(lo)·(1/lo − 1/hi) + β·(ln(1 + t) − t/(1 + t)), t = (hi − lo)/lo — the
-        # same integral without α's and β·ln's cancellation where knots lie close together
-        t = (hi - lo) / lo
-        total += _flat(g0 + beta * (lo - u0), lo, hi) + beta * (t.log1p() - t / (1 + t))
-    signed = pl.when(rho >= 1.0).then(total).otherwise(-total)
-    return -100.0 * rho * signed
+    profile; null where the asset has none. Computed with numpy over the table's rows
+    (:func:`_integral`): one vectorised pass, however many knots."""
+    columns = [profile_column(w, k) for w in ("level", "gamma") for k in range(MAX_KNOTS)]
+    return pl.struct(rho.alias("rho"), *columns).map_batches(_hedges, return_dtype=pl.Float64)
 
 
 class GammaHedge(TargetRule):
