@@ -25,12 +25,12 @@ from estimator import contracts
 from estimator.bounds import MAX_AMOUNT, MODEL_CONFIG
 from estimator.errors import InputError, InputWarnings, Problem
 from estimator.mandates import Mandate
-from rules.gamma_hedge import MAX_KNOTS, GammaHedge, profile_column
+from rules.gamma_hedge import MAX_KNOTS, PROFILE_COLUMNS, GammaHedge, profile_column
 
 #: The asset column that marks an underlying with a profile.
 HEDGED = profile_column("gamma", 0)
 #: Every profile column, in order.
-COLUMNS = [profile_column(w, k) for w in ("level", "gamma") for k in range(MAX_KNOTS)]
+COLUMNS = PROFILE_COLUMNS
 
 
 class GammaProfile(BaseModel):
@@ -185,10 +185,11 @@ def check_hedgers(
     raise InputError(
         [
             Problem(
-                label,
+                "positions",
                 f"holder {h!r} hedges dealers' gamma and holds {a!r}, an underlying of the "
-                "dealers' gamma: its position there is its hedge, none before the scenario",
-                field="dealer_gamma",
+                f"dealers' gamma in {label}: its position there is its hedge, none before the "
+                "scenario",
+                field="asset_id",
             )
             for h, a in held.select("holder_id", "asset_id").head(20).iter_rows()
         ]

@@ -58,6 +58,10 @@ def profile_column(what: Literal["level", "gamma"], k: int) -> str:
     return f"dealer_gamma.{what}.{k}"
 
 
+#: Every profile column: the levels, then the gammas, knot by knot.
+PROFILE_COLUMNS = [profile_column(w, k) for w in ("level", "gamma") for k in range(MAX_KNOTS)]
+
+
 def _integral(rho: np.ndarray, u: np.ndarray, g: np.ndarray) -> np.ndarray:
     """``∫_1^ρ g(v)/v² dv`` per row, ``g`` linear between the knots ``(u_k, g_k)`` of the row
     (ascending, ``u`` and ``g`` of shape (n, K)) and flat beyond them (module docstring)."""
@@ -103,8 +107,9 @@ def hedge_value(rho: pl.Expr) -> pl.Expr:
     """``x*(ρ) = −100·ρ·∫_1^ρ g(u)/u² du`` (module docstring), on an asset table with a
     profile; null where the asset has none. Computed with numpy over the table's rows
     (:func:`_integral`): one vectorised pass, however many knots."""
-    columns = [profile_column(w, k) for w in ("level", "gamma") for k in range(MAX_KNOTS)]
-    return pl.struct(rho.alias("rho"), *columns).map_batches(_hedges, return_dtype=pl.Float64)
+    return pl.struct(rho.alias("rho"), *PROFILE_COLUMNS).map_batches(
+        _hedges, return_dtype=pl.Float64
+    )
 
 
 class GammaHedge(TargetRule):
@@ -147,4 +152,4 @@ class GammaHedge(TargetRule):
         return pl.col(Book.ACCOUNTS) * self.share * pl.col(self.column("hedge"))
 
 
-__all__ = ["MAX_KNOTS", "GammaHedge", "hedge_value", "profile_column"]
+__all__ = ["MAX_KNOTS", "PROFILE_COLUMNS", "GammaHedge", "hedge_value", "profile_column"]
